@@ -1,0 +1,129 @@
+/**
+ * The `Engine` port: everything the gpu-node needs from an inference engine, in our own types.
+ * The scheduler and intake talk to this interface only; llama.cpp lives behind it
+ * (`llama-engine.ts`), and scheduler tests can use a fake.
+ */
+
+/** One slot = one sequence of the engine's single context. Opaque outside the engine. */
+export interface Slot {
+  /** 0-based slot index, stable for the engine's lifetime. */
+  readonly index: number;
+}
+
+/** Where the engine runs its layers. `auto` picks CUDA when usable, else CPU. */
+export type EngineDevice = 'auto' | 'cpu' | 'cuda';
+
+export interface EngineOptions {
+  /** Path of a GGUF model file. */
+  modelPath: string;
+  /** Default `auto`. */
+  device?: EngineDevice;
+  /** Number of slots (sequences in the one context). Part of the fingerprint. Default 4. */
+  slots?: number;
+  /** Tokens per slot. Default: the model's training context, at most 4096. */
+  contextSize?: number;
+  /** Fixed, never `auto`, so the state layout (and fingerprint) is known. Default false. */
+  flashAttention?: boolean;
+  /** CPU threads for decoding. Default: all cores but one (spinning threads fight the event loop). */
+  threads?: number;
+}
+
+/** What a loaded engine is. */
+export interface EngineInfo {
+  /** `general.name` of the model, or its file name. */
+  modelName: string;
+  /** Model fingerprint (hex sha-256): a snapshot restores only into an equal fingerprint. */
+  fingerprint: string;
+  /** The device actually used. */
+  device: 'cpu' | 'cuda';
+  slots: number;
+  /** Tokens one slot holds. */
+  contextSize: number;
+  /** The model's training context length. */
+  trainContextSize: number;
+  vocabSize: number;
+  /** e.g. `node-llama-cpp@3.21.1/llama.cpp@v0.4.0`. */
+  engineVersion: string;
+}
+
+/** A chat message as the chat template sees it (already validated). */
+export interface ChatTemplateMessage {
+  role: 'system' | 'user' | 'assistant' | 'tool' | (string & {});
+  content: string;
+}
+
+/** Sampling and stopping, every default resolved. */
+export interface GenerationParams {
+  /** Upper bound on generated tokens; further capped by the slot's free context. */
+  maxTokens: number;
+  /** 0 = greedy. */
+  temperature: number;
+  /** 1 = off. */
+  topP: number;
+  /** 0 = off. */
+  topK: number;
+  /** Sampling seed; only matters when temperature > 0. */
+  seed: number;
+  /** Generation ends before the first occurrence of any of these (not included in the text). */
+  stop: readonly string[];
+}
+
+export const GREEDY: Omit<GenerationParams, 'maxTokens'> = { temperature: 0, topP: 1, topK: 0, seed: 0, stop: [] };
+
+/** One generated token. */
+export interface GeneratedToken {
+  token: number;
+  /** Text released with this token; may be '' while a stop string or a UTF-8 sequence is pending. */
+  text: string;
+  /** Probability the model gave this token after sampling settings. */
+  probability: number;
+}
+
+export type FinishReason = 'stop' | 'length' | 'cancelled';
+
+export interface GenerationSummary {
+  finishReason: FinishReason;
+  /** Tokens evaluated for the prompt in this call. */
+  promptTokens: number;
+  completionTokens: number;
+  /** From call to first generated token (prompt evaluation + one decode). */
+  timeToFirstTokenMs: number;
+  totalMs: number;
+}
+
+/** A running generation: iterate for tokens; `summary` settles when iteration ends. */
+export interface GenerationStream extends AsyncIterable<GeneratedToken> {
+  readonly summary: Promise<GenerationSummary>;
+}
+
+export interface Engine {
+  readonly info: EngineInfo;
+  /** A free slot, emptied; `null` when all are taken (capacity is not an error). */
+  acquireSlot(): Slot | null;
+  /** Clears the slot's tokens and returns it to the pool. */
+  releaseSlot(slot: Slot): Promise<void>;
+  /** Slots not currently acquired. */
+  freeSlotCount(): number;
+  /** Tokens currently held in the slot's state. */
+  slotTokens(slot: Slot): readonly number[];
+  tokenize(text: string, options?: { special?: boolean }): number[];
+  detokenize(tokens: readonly number[]): string;
+  /** Render messages with the model's chat template and tokenize (role markers as special tokens). */
+  tokenizeChat(messages: readonly ChatTemplateMessage[], options?: { addGenerationPrompt?: boolean }): number[];
+  /** Append tokens to the slot's state without generating. */
+  evaluate(slot: Slot, tokens: readonly number[]): Promise<void>;
+  /**
+   * Append `promptTokens` to the slot, then generate. Generated tokens are fed back into the
+   * slot as generation goes on (all but the last one, which was sampled but not yet evaluated).
+   * Aborting `signal` ends generation within one decode step, with finish reason `cancelled`.
+   */
+  generate(slot: Slot, promptTokens: readonly number[], params: GenerationParams, signal?: AbortSignal): GenerationStream;
+  /** The slot's state as a snapshot (our header + the engine's bytes). */
+  exportState(slot: Slot): Promise<Buffer>;
+  /**
+   * Replace the slot's state with a snapshot. Throws `SnapshotRejectedError` for a snapshot
+   * from another fingerprint, corrupt or truncated bytes; the slot is then empty and usable.
+   */
+  importState(slot: Slot, snapshot: Uint8Array): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,254 @@
+/**
+ * The llama.cpp engine on the tiny model: slots, batching, sampling limits, cancellation and
+ * snapshot export/import within one process (tests/engine-state.test.ts covers a fresh process).
+ */
+import { resolve } from 'node:path';
+import { SnapshotRejectedError, type SnapshotRejection } from '@bamba/shared';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureCachedModel } from '../model-gen/generate-model.js';
+import { GREEDY, type Engine, type GenerationParams, type Slot } from './engine.js';
+import { createLlamaEngine } from './llama-engine.js';
+
+const CACHE_DIR = resolve('.cache');
+const SLOTS = 4;
+let engine: Engine;
+
+beforeAll(async () => {
+  engine = await createLlamaEngine({ modelPath: ensureCachedModel(CACHE_DIR, 'tiny', 42), device: 'cpu', slots: SLOTS, contextSize: 1024, threads: 1 });
+});
+afterAll(async () => engine?.close());
+
+async function run(target: Engine, slot: Slot, prompt: readonly number[], params: Partial<GenerationParams> & { maxTokens: number }, signal?: AbortSignal) {
+  const stream = target.generate(slot, prompt, { ...GREEDY, ...params }, signal);
+  const tokens: number[] = [];
+  const probabilities: number[] = [];
+  let text = '';
+  for await (const generated of stream) {
+    tokens.push(generated.token);
+    probabilities.push(generated.probability);
+    text += generated.text;
+  }
+  return { tokens, probabilities, text, summary: await stream.summary };
+}
+
+/** Generate on a fresh slot and give the slot back. */
+async function reference(prompt: readonly number[], params: Partial<GenerationParams> & { maxTokens: number }) {
+  const slot = engine.acquireSlot()!;
+  try {
+    return await run(engine, slot, prompt, params);
+  } finally {
+    await engine.releaseSlot(slot);
+  }
+}
+
+const chat = (content: string) => engine.tokenizeChat([{ role: 'user', content }]);
+
+async function expectRejected(promise: Promise<unknown>, code: SnapshotRejection): Promise<void> {
+  const error = await promise.then(() => null, (caught: unknown) => caught);
+  expect(error).toBeInstanceOf(SnapshotRejectedError);
+  expect((error as SnapshotRejectedError).code).toBe(code);
+}
+
+describe('LlamaEngine', () => {
+  it('hands out at most the configured number of slots', async () => {
+    const slots = Array.from({ length: SLOTS }, () => engine.acquireSlot());
+    expect(slots.every((slot) => slot !== null)).toBe(true);
+    expect(engine.acquireSlot()).toBeNull();
+    expect(engine.freeSlotCount()).toBe(0);
+    for (const slot of slots) await engine.releaseSlot(slot!);
+    expect(engine.freeSlotCount()).toBe(SLOTS);
+  });
+
+  it('renders the chat template with role markers as single control tokens', () => {
+    const tokens = chat('hi');
+    const startOfRole = engine.tokenize('<|start_of_role|>', { special: true });
+    expect(startOfRole).toHaveLength(1);
+    expect(tokens[0]).toBe(startOfRole[0]);
+    expect(tokens.filter((token) => token === startOfRole[0])).toHaveLength(2); // user turn + assistant prompt
+  });
+
+  it('gives 4 concurrent generations the same tokens as the same 4 run one at a time', async () => {
+    const prompts = ['The quick brown fox', 'Hello there!', 'state space models', '1 + 1 = '].map(chat);
+    const sequential = [];
+    for (const prompt of prompts) sequential.push((await reference(prompt, { maxTokens: 48 })).tokens);
+    const slots = prompts.map(() => engine.acquireSlot()!);
+    const concurrent = await Promise.all(prompts.map((prompt, index) => run(engine, slots[index]!, prompt, { maxTokens: 48 })));
+    for (const slot of slots) await engine.releaseSlot(slot);
+    expect(concurrent.map((result) => result.tokens)).toEqual(sequential);
+    // Non-trivial runs: each generates text (a run may end early on end-of-text).
+    expect(sequential.every((tokens) => tokens.length >= 8)).toBe(true);
+  });
+
+  it('restores a snapshot from slot 0 into slot 2 without disturbing other live sequences', async () => {
+    const promptA = chat('snapshot me');
+    const promptB = chat('leave me alone');
+    const referenceA = await reference(promptA, { maxTokens: 36 });
+    const referenceB = await reference(promptB, { maxTokens: 26 });
+    const [slot0, slot1, slot2] = [engine.acquireSlot()!, engine.acquireSlot()!, engine.acquireSlot()!];
+    try {
+      const first = await run(engine, slot0, promptA, { maxTokens: 20 });
+      const other = await run(engine, slot1, promptB, { maxTokens: 10 });
+      expect(first.tokens).toEqual(referenceA.tokens.slice(0, 20));
+      const snapshot = await engine.exportState(slot0);
+      await engine.importState(slot2, snapshot);
+      expect(engine.slotTokens(slot2)).toEqual(engine.slotTokens(slot0));
+      // Continue from the restored slot, the original slot and the bystander, all at once.
+      const [restored, original, bystander] = await Promise.all([
+        run(engine, slot2, [first.tokens.at(-1)!], { maxTokens: 16 }),
+        run(engine, slot0, [first.tokens.at(-1)!], { maxTokens: 16 }),
+        run(engine, slot1, [other.tokens.at(-1)!], { maxTokens: 16 }),
+      ]);
+      expect(restored.tokens).toEqual(referenceA.tokens.slice(20, 36));
+      expect(original.tokens).toEqual(referenceA.tokens.slice(20, 36));
+      expect(bystander.tokens).toEqual(referenceB.tokens.slice(10, 26));
+    } finally {
+      for (const slot of [slot0, slot1, slot2]) await engine.releaseSlot(slot);
+    }
+  });
+
+  describe('refused snapshots leave the slot usable', () => {
+    let snapshot: Buffer;
+    let expected: number[];
+    const prompt = () => chat('corrupt me');
+
+    beforeAll(async () => {
+      const slot = engine.acquireSlot()!;
+      await run(engine, slot, prompt(), { maxTokens: 12 });
+      snapshot = await engine.exportState(slot);
+      await engine.releaseSlot(slot);
+      expected = (await reference(prompt(), { maxTokens: 16 })).tokens;
+    });
+
+    async function expectSlotStillWorks(slot: Slot): Promise<void> {
+      expect(engine.slotTokens(slot)).toEqual([]);
+      expect((await run(engine, slot, prompt(), { maxTokens: 16 })).tokens).toEqual(expected);
+    }
+
+    const cases: Array<[string, () => Uint8Array, SnapshotRejection]> = [
+      ['a flipped payload byte', () => { const bytes = Buffer.from(snapshot); bytes[bytes.length - 100]! ^= 0x40; return bytes; }, 'snapshot_checksum_mismatch'],
+      ['a truncated buffer', () => snapshot.subarray(0, snapshot.length - 1000), 'snapshot_truncated'],
+      ['random bytes', () => Uint8Array.from({ length: 4096 }, (_, index) => (index * 7919 + 13) & 0xff), 'snapshot_garbage'],
+      ['an empty buffer', () => new Uint8Array(0), 'snapshot_garbage'],
+    ];
+    for (const [name, make, code] of cases) {
+      it(`rejects ${name} as ${code}`, async () => {
+        const slot = engine.acquireSlot()!;
+        try {
+          await run(engine, slot, chat('something already here'), { maxTokens: 4 }); // a slot with state in it
+          await expectRejected(engine.importState(slot, make()), code);
+          await engine.releaseSlot(slot);
+          const fresh = engine.acquireSlot()!;
+          expect(fresh).toBe(slot);
+          await expectSlotStillWorks(fresh);
+        } finally {
+          await engine.releaseSlot(slot);
+        }
+      });
+    }
+
+    it('rejects a snapshot from a model generated with another seed (fingerprint mismatch)', async () => {
+      const otherModel = await createLlamaEngine({ modelPath: ensureCachedModel(CACHE_DIR, 'tiny', 43), device: 'cpu', slots: SLOTS, contextSize: 1024, threads: 1 });
+      try {
+        expect(otherModel.info.fingerprint).not.toBe(engine.info.fingerprint);
+        const otherSlot = otherModel.acquireSlot()!;
+        await run(otherModel, otherSlot, chat('from elsewhere'), { maxTokens: 8 });
+        const foreign = await otherModel.exportState(otherSlot);
+        const slot = engine.acquireSlot()!;
+        try {
+          await expectRejected(engine.importState(slot, foreign), 'snapshot_fingerprint_mismatch');
+          await expectSlotStillWorks(slot);
+        } finally {
+          await engine.releaseSlot(slot);
+        }
+      } finally {
+        await otherModel.close();
+      }
+    });
+
+    it('rejects a snapshot from the same model with another slot count (state layout differs)', async () => {
+      const twoSlots = await createLlamaEngine({ modelPath: ensureCachedModel(CACHE_DIR, 'tiny', 42), device: 'cpu', slots: 2, contextSize: 1024, threads: 1 });
+      try {
+        expect(twoSlots.info.fingerprint).not.toBe(engine.info.fingerprint);
+        const slot = engine.acquireSlot()!;
+        try {
+          const fromTwo = twoSlots.acquireSlot()!;
+          await run(twoSlots, fromTwo, chat('layout'), { maxTokens: 4 });
+          await expectRejected(engine.importState(slot, await twoSlots.exportState(fromTwo)), 'snapshot_fingerprint_mismatch');
+        } finally {
+          await engine.releaseSlot(slot);
+        }
+      } finally {
+        await twoSlots.close();
+      }
+    });
+  });
+
+  it('re-tokenizes every generated answer to the same tokens', async () => {
+    for (const [index, content] of ['alpha', 'beta gamma', 'x', 'A longer question, with punctuation?'].entries()) {
+      const answer = await reference(chat(content), { maxTokens: 64, temperature: 1.2, seed: index + 1, topK: 0, topP: 1 });
+      expect(answer.tokens.length).toBeGreaterThan(0);
+      expect(engine.detokenize(answer.tokens)).toBe(answer.text);
+      expect(engine.tokenize(answer.text)).toEqual(answer.tokens);
+      // Re-sent as history, the answer is the same token run inside the rendered template.
+      const history = engine.tokenizeChat([{ role: 'user', content }, { role: 'assistant', content: answer.text }], { addGenerationPrompt: false });
+      const prompt = chat(content);
+      expect(history.slice(prompt.length, prompt.length + answer.tokens.length)).toEqual(answer.tokens);
+    }
+  });
+
+  it('samples reproducibly with a seed and differently with another', async () => {
+    const params = { maxTokens: 32, temperature: 1, topK: 0, topP: 1 };
+    const first = await reference(chat('dice'), { ...params, seed: 5 });
+    const again = await reference(chat('dice'), { ...params, seed: 5 });
+    const other = await reference(chat('dice'), { ...params, seed: 6 });
+    expect(again.tokens).toEqual(first.tokens);
+    expect(other.tokens).not.toEqual(first.tokens);
+  });
+
+  it('stops before a stop string and leaves it out of the text', async () => {
+    const full = await reference(chat('stop here'), { maxTokens: 40 });
+    const stop = full.text.slice(10, 13);
+    const cut = await reference(chat('stop here'), { maxTokens: 40, stop: [stop] });
+    expect(cut.summary.finishReason).toBe('stop');
+    expect(cut.text).toBe(full.text.slice(0, full.text.indexOf(stop)));
+  });
+
+  it('stops within one decode step of an abort and frees the slot on release', async () => {
+    const slot = engine.acquireSlot()!;
+    const controller = new AbortController();
+    const stream = engine.generate(slot, chat('cancel me'), { ...GREEDY, maxTokens: 500 }, controller.signal);
+    let received = 0;
+    for await (const _token of stream) {
+      if (++received === 5) controller.abort();
+    }
+    const summary = await stream.summary;
+    expect(summary.finishReason).toBe('cancelled');
+    expect(summary.completionTokens).toBe(5);
+    await engine.releaseSlot(slot);
+    expect(engine.freeSlotCount()).toBe(SLOTS);
+  });
+
+  it('reports counts and caps generation at the context size', async () => {
+    const slot = engine.acquireSlot()!;
+    try {
+      const prompt = engine.tokenize('x'.repeat(1000));
+      const result = await run(engine, slot, prompt, { maxTokens: 100 });
+      expect(result.summary).toMatchObject({ finishReason: 'length', promptTokens: 1000, completionTokens: 1024 - 1000 });
+      expect(result.summary.timeToFirstTokenMs).toBeGreaterThan(0);
+    } finally {
+      await engine.releaseSlot(slot);
+    }
+  });
+
+  it('refuses a prompt longer than the context with a typed error', async () => {
+    const slot = engine.acquireSlot()!;
+    try {
+      expect(() => engine.generate(slot, engine.tokenize('y'.repeat(1100)), { ...GREEDY, maxTokens: 1 })).toThrow(
+        expect.objectContaining({ type: 'invalid_request_error', code: 'context_length_exceeded' }),
+      );
+      expect((await run(engine, slot, chat('still fine'), { maxTokens: 3 })).tokens).toHaveLength(3);
+    } finally {
+      await engine.releaseSlot(slot);
+    }
+  });
+});

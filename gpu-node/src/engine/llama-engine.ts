@@ -1,0 +1,302 @@
+/**
+ * The llama.cpp engine (through node-llama-cpp): one model, one context, N sequences (slots).
+ * Concurrent `generate` calls on different slots are merged by node-llama-cpp into shared decode
+ * batches, which is our continuous batching.
+ */
+import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { basename } from 'node:path';
+import { InvalidRequestError, SnapshotRejectedError } from '@bamba/shared';
+import {
+  getLlama,
+  LlamaLogLevel,
+  TokenBias,
+  type Llama,
+  type LlamaContext,
+  type LlamaContextSequence,
+  type LlamaModel,
+  type Token,
+} from 'node-llama-cpp';
+import { tokenSequenceHash, unwrapSnapshot, wrapSnapshot } from '../state/snapshot-codec.js';
+import { withStateFile } from '../state/state-file.js';
+import { ChatTemplate } from './chat-template.js';
+import type {
+  ChatTemplateMessage,
+  Engine,
+  EngineInfo,
+  EngineOptions,
+  GeneratedToken,
+  GenerationParams,
+  GenerationStream,
+  GenerationSummary,
+  Slot,
+} from './engine.js';
+import { computeModelFingerprint } from './fingerprint.js';
+import { StopStringMatcher } from './stop-strings.js';
+import { NODE_LLAMA_CPP_VERSION } from './versions.js';
+
+const DEFAULT_SLOTS = 4;
+const DEFAULT_MAX_CONTEXT = 4096;
+/** A UTF-8 character spans at most 4 tokens in a byte-level vocabulary. */
+const MAX_PENDING_UTF8_TOKENS = 4;
+
+interface LlamaSlot extends Slot {
+  readonly sequence: LlamaContextSequence;
+  acquired: boolean;
+}
+
+/** Loads the model and builds the engine. */
+export async function createLlamaEngine(options: EngineOptions): Promise<LlamaEngine> {
+  const device = options.device ?? 'auto';
+  const llama = await loadLlama(device);
+  const onGpu = llama.gpu !== false;
+  const model = await llama.loadModel({ modelPath: options.modelPath, gpuLayers: onGpu ? 'max' : 0 });
+  try {
+    const trainContextSize = model.trainContextSize;
+    const contextSize = options.contextSize ?? Math.min(trainContextSize, DEFAULT_MAX_CONTEXT);
+    if (contextSize > trainContextSize) throw new RangeError(`contextSize ${contextSize} exceeds the model's ${trainContextSize}`);
+    const slots = options.slots ?? DEFAULT_SLOTS;
+    const flashAttention = options.flashAttention ?? false;
+    const context = await model.createContext({
+      contextSize,
+      sequences: slots,
+      flashAttention,
+      threads: options.threads ?? Math.max(1, availableParallelism() - 1),
+    });
+    const engineVersion = `node-llama-cpp@${NODE_LLAMA_CPP_VERSION}/llama.cpp@${llama.llamaCppRelease.release}`;
+    const fingerprint = computeModelFingerprint(options.modelPath, engineVersion, {
+      slots,
+      flashAttention,
+      kvCacheKeyType: String(context.kvCacheKeyType),
+      kvCacheValueType: String(context.kvCacheValueType),
+    });
+    const info: EngineInfo = {
+      modelName: model.fileInfo.metadata.general?.name ?? basename(options.modelPath),
+      fingerprint,
+      device: onGpu ? 'cuda' : 'cpu',
+      slots,
+      contextSize,
+      trainContextSize,
+      vocabSize: vocabularySize(model),
+      engineVersion,
+    };
+    return new LlamaEngine(model, context, info);
+  } catch (error) {
+    await model.dispose();
+    throw error;
+  }
+}
+
+/** Rows of the token embedding: the vocabulary as the model sees it. */
+function vocabularySize(model: LlamaModel): number {
+  const tokens = model.fileInfo.metadata.tokenizer?.ggml?.tokens;
+  if (!Array.isArray(tokens)) throw new Error('model has no tokenizer.ggml.tokens list');
+  return tokens.length;
+}
+
+async function loadLlama(device: EngineOptions['device']): Promise<Llama> {
+  // `build: 'never'`: a serving process must not start a 5-minute compile or reach the network.
+  const common = { build: 'never', logLevel: LlamaLogLevel.warn, progressLogs: false } as const;
+  if (device === 'cpu') return getLlama({ ...common, gpu: false });
+  if (device === 'cuda') return getLlama({ ...common, gpu: 'cuda' });
+  try {
+    return await getLlama({ ...common, gpu: 'cuda' });
+  } catch {
+    return getLlama({ ...common, gpu: false });
+  }
+}
+
+export class LlamaEngine implements Engine {
+  private readonly slots: LlamaSlot[];
+  private readonly chatTemplate: ChatTemplate | null;
+  /** Control tokens that are not end-of-generation (role markers): never generated. */
+  private readonly neverGenerate: TokenBias;
+
+  constructor(
+    private readonly model: LlamaModel,
+    private readonly context: LlamaContext,
+    readonly info: EngineInfo,
+  ) {
+    // Checkpoints let node-llama-cpp rewind recurrent state; we never rewind, so skip their RAM.
+    this.slots = Array.from({ length: info.slots }, (_, index) => ({
+      index,
+      sequence: context.getSequence({ checkpoints: { max: 0, interval: false } }),
+      acquired: false,
+    }));
+    const templateSource = model.fileInfo.metadata.tokenizer?.chat_template;
+    this.chatTemplate =
+      typeof templateSource === 'string'
+        ? new ChatTemplate(templateSource, { bos: model.tokens.bosString ?? '', eos: model.tokens.eosString ?? '' })
+        : null;
+    this.neverGenerate = new TokenBias(model.tokenizer);
+    for (let token = 0; token < info.vocabSize; token++) {
+      const id = token as Token;
+      if (model.isSpecialToken(id) && !model.isEogToken(id)) this.neverGenerate.set(id, 'never');
+    }
+  }
+
+  acquireSlot(): Slot | null {
+    const slot = this.slots.find((candidate) => !candidate.acquired);
+    if (!slot) return null;
+    slot.acquired = true;
+    return slot;
+  }
+
+  async releaseSlot(slot: Slot): Promise<void> {
+    const own = this.own(slot);
+    await own.sequence.clearHistory();
+    own.acquired = false;
+  }
+
+  freeSlotCount(): number {
+    return this.slots.filter((slot) => !slot.acquired).length;
+  }
+
+  slotTokens(slot: Slot): readonly number[] {
+    return this.own(slot).sequence.contextTokens;
+  }
+
+  tokenize(text: string, options: { special?: boolean } = {}): number[] {
+    return this.model.tokenize(text, options.special ?? false);
+  }
+
+  detokenize(tokens: readonly number[]): string {
+    return this.model.detokenize(tokens as Token[], false);
+  }
+
+  tokenizeChat(messages: readonly ChatTemplateMessage[], options: { addGenerationPrompt?: boolean } = {}): number[] {
+    if (!this.chatTemplate) throw new InvalidRequestError(`model ${this.info.modelName} has no chat template; use /v1/completions`);
+    return this.model.tokenize(this.chatTemplate.render(messages, options.addGenerationPrompt ?? true), true);
+  }
+
+  async evaluate(slot: Slot, tokens: readonly number[]): Promise<void> {
+    const own = this.own(slot);
+    this.assertFits(own, tokens.length);
+    if (tokens.length > 0) await own.sequence.evaluateWithoutGeneratingNewTokens(tokens as Token[]);
+  }
+
+  generate(slot: Slot, promptTokens: readonly number[], params: GenerationParams, signal?: AbortSignal): GenerationStream {
+    const own = this.own(slot);
+    if (promptTokens.length === 0) throw new InvalidRequestError('nothing to evaluate: the prompt has no tokens', { code: 'empty_prompt' });
+    this.assertFits(own, promptTokens.length);
+    const room = this.info.contextSize - own.sequence.nextTokenIndex - promptTokens.length;
+    const maxTokens = Math.min(params.maxTokens, room);
+    let settle!: (summary: GenerationSummary) => void;
+    let fail!: (error: unknown) => void;
+    const summary = new Promise<GenerationSummary>((resolve, reject) => { settle = resolve; fail = reject; });
+    summary.catch(() => {}); // the iterator rethrows; an unobserved summary must not crash the process
+    const tokens = this.runGeneration(own, promptTokens, params, maxTokens, signal, settle, fail);
+    return { summary, [Symbol.asyncIterator]: () => tokens };
+  }
+
+  private async *runGeneration(
+    slot: LlamaSlot,
+    promptTokens: readonly number[],
+    params: GenerationParams,
+    maxTokens: number,
+    signal: AbortSignal | undefined,
+    settle: (summary: GenerationSummary) => void,
+    fail: (error: unknown) => void,
+  ): AsyncGenerator<GeneratedToken, void, undefined> {
+    const startedMs = performance.now();
+    let timeToFirstTokenMs = 0;
+    let completionTokens = 0;
+    let finishReason: GenerationSummary['finishReason'] = 'length';
+    const stops = new StopStringMatcher(params.stop);
+    const generated: Token[] = [];
+    let pendingFrom = 0; // generated[pendingFrom..] not yet turned into text (incomplete UTF-8)
+    const iterator = slot.sequence.evaluateWithMetadata(promptTokens as Token[], { confidence: true }, {
+      temperature: params.temperature,
+      topP: params.topP,
+      topK: params.topK,
+      seed: params.seed,
+      tokenBias: this.neverGenerate,
+    });
+    try {
+      while (completionTokens < maxTokens) {
+        if (signal?.aborted) { finishReason = 'cancelled'; break; }
+        const step = await iterator.next();
+        if (step.done) { finishReason = 'stop'; break; } // end-of-generation token
+        if (completionTokens === 0) timeToFirstTokenMs = performance.now() - startedMs;
+        completionTokens++;
+        generated.push(step.value.token);
+        const decoded = this.model.detokenize(generated.slice(pendingFrom), false, generated.slice(Math.max(0, pendingFrom - MAX_PENDING_UTF8_TOKENS), pendingFrom));
+        let text = '';
+        if (!decoded.endsWith('\uFFFD') || generated.length - pendingFrom >= MAX_PENDING_UTF8_TOKENS) {
+          pendingFrom = generated.length;
+          const pushed = stops.push(decoded);
+          text = pushed.release;
+          if (pushed.stopped) {
+            finishReason = 'stop';
+            yield { token: step.value.token, text, probability: step.value.confidence };
+            break;
+          }
+        }
+        if (completionTokens === maxTokens) text += stops.flush();
+        yield { token: step.value.token, text, probability: step.value.confidence };
+      }
+      if (signal?.aborted && finishReason !== 'stop') finishReason = 'cancelled';
+      settle({ finishReason, promptTokens: promptTokens.length, completionTokens, timeToFirstTokenMs, totalMs: performance.now() - startedMs });
+    } catch (error) {
+      fail(error);
+      throw error;
+    } finally {
+      // Stops node-llama-cpp from evaluating further; the consumer may have broken out early.
+      await iterator.return(undefined);
+      settle({ finishReason: 'cancelled', promptTokens: promptTokens.length, completionTokens, timeToFirstTokenMs, totalMs: performance.now() - startedMs });
+    }
+  }
+
+  async exportState(slot: Slot): Promise<Buffer> {
+    const own = this.own(slot);
+    const tokens = [...own.sequence.contextTokens];
+    const payload = await withStateFile(async (path) => {
+      await own.sequence.saveStateToFile(path);
+      return readFile(path);
+    });
+    return wrapSnapshot(this.info.fingerprint, tokens, payload);
+  }
+
+  async importState(slot: Slot, snapshot: Uint8Array): Promise<void> {
+    const own = this.own(slot);
+    const { header, payload } = unwrapSnapshot(snapshot, { fingerprint: this.info.fingerprint, maxTokens: this.info.contextSize });
+    await own.sequence.clearHistory();
+    try {
+      await withStateFile(async (path) => {
+        const { writeFile } = await import('node:fs/promises');
+        await writeFile(path, payload);
+        await own.sequence.loadStateFromFile(path, { acceptRisk: true });
+      });
+    } catch (error) {
+      await own.sequence.clearHistory();
+      throw new SnapshotRejectedError('snapshot_garbage', 'the engine refused the snapshot payload', { cause: error });
+    }
+    const restored = own.sequence.contextTokens;
+    if (restored.length !== header.tokenCount || tokenSequenceHash(restored) !== header.tokenHash) {
+      await own.sequence.clearHistory();
+      throw new SnapshotRejectedError('snapshot_token_mismatch', 'restored token sequence differs from the snapshot header');
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.context.dispose();
+    await this.model.dispose();
+  }
+
+  private own(slot: Slot): LlamaSlot {
+    const own = this.slots[slot.index];
+    if (!own || own !== slot) throw new Error(`bug: slot ${slot.index} does not belong to this engine`);
+    if (!own.acquired) throw new Error(`bug: slot ${slot.index} used without being acquired`);
+    return own;
+  }
+
+  private assertFits(slot: LlamaSlot, newTokens: number): void {
+    const total = slot.sequence.nextTokenIndex + newTokens;
+    if (total > this.info.contextSize - 1) {
+      throw new InvalidRequestError(
+        `this request needs ${total} tokens of context plus room to generate, the model's context holds ${this.info.contextSize}`,
+        { code: 'context_length_exceeded', param: 'messages' },
+      );
+    }
+  }
+}

@@ -1,0 +1,9 @@
+/** @bamba/gpu-node: model generation, the engine, snapshots. */
+export * from './model-gen/presets.js';
+export * from './model-gen/generate-model.js';
+export * from './model-gen/model-plan.js';
+export { SPECIAL_TOKENS, CHAT_TEMPLATE } from './model-gen/vocabulary.js';
+export * from './engine/engine.js';
+export { createLlamaEngine, LlamaEngine } from './engine/llama-engine.js';
+export { computeModelFingerprint, type StateLayout } from './engine/fingerprint.js';
+export { tokenSequenceHash, wrapSnapshot, unwrapSnapshot } from './state/snapshot-codec.js';

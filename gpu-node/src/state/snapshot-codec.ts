@@ -1,0 +1,60 @@
+/**
+ * Wraps engine state bytes in the snapshot container from `@bamba/shared` and checks them on
+ * the way back: header, payload checksum, fingerprint, length. Everything is verified before a
+ * single byte reaches llama.cpp, which trusts its state files blindly.
+ */
+import { createHash } from 'node:crypto';
+import {
+  decodeSnapshot,
+  encodeSnapshotHeader,
+  SNAPSHOT_HEADER_BYTES,
+  SnapshotCompression,
+  SnapshotRejectedError,
+  type SnapshotHeader,
+} from '@bamba/shared';
+
+/** sha-256 of a token sequence as uint32 little-endian ids: the prefix key. */
+export function tokenSequenceHash(tokens: readonly number[]): string {
+  const ids = new Uint32Array(tokens.length);
+  for (let index = 0; index < tokens.length; index++) ids[index] = tokens[index]!;
+  return createHash('sha256').update(new Uint8Array(ids.buffer)).digest('hex');
+}
+
+export function wrapSnapshot(fingerprint: string, tokens: readonly number[], payload: Uint8Array): Buffer {
+  const header = encodeSnapshotHeader({
+    compression: SnapshotCompression.none,
+    fingerprint,
+    tokenCount: tokens.length,
+    tokenHash: tokenSequenceHash(tokens),
+    payloadChecksum: createHash('sha256').update(payload).digest('hex'),
+    payloadBytes: payload.length,
+  });
+  const snapshot = Buffer.allocUnsafe(SNAPSHOT_HEADER_BYTES + payload.length);
+  snapshot.set(header, 0);
+  snapshot.set(payload, SNAPSHOT_HEADER_BYTES);
+  return snapshot;
+}
+
+/**
+ * Check a snapshot against the engine it is about to enter. Throws `SnapshotRejectedError`.
+ * Returns the header and a view of the payload.
+ */
+export function unwrapSnapshot(
+  snapshot: Uint8Array,
+  expected: { fingerprint: string; maxTokens: number },
+): { header: SnapshotHeader; payload: Uint8Array } {
+  const { header, payload } = decodeSnapshot(snapshot);
+  if (header.fingerprint !== expected.fingerprint) {
+    throw new SnapshotRejectedError(
+      'snapshot_fingerprint_mismatch',
+      `snapshot was taken under model fingerprint ${header.fingerprint.slice(0, 12)}…, this engine is ${expected.fingerprint.slice(0, 12)}…`,
+    );
+  }
+  if (header.tokenCount > expected.maxTokens) {
+    throw new SnapshotRejectedError('snapshot_too_long', `snapshot covers ${header.tokenCount} tokens, a slot holds ${expected.maxTokens}`);
+  }
+  if (createHash('sha256').update(payload).digest('hex') !== header.payloadChecksum) {
+    throw new SnapshotRejectedError('snapshot_checksum_mismatch', 'snapshot payload fails its checksum');
+  }
+  return { header, payload };
+}

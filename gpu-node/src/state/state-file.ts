@@ -1,0 +1,20 @@
+/**
+ * llama.cpp saves and loads sequence state through files only. This gives each hop a private
+ * file in RAM-backed /dev/shm (the OS temp dir where there is none) and always removes it.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const STATE_FILE_DIR = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+
+export async function withStateFile<T>(use: (path: string) => Promise<T>): Promise<T> {
+  const path = join(STATE_FILE_DIR, `bamba-state-${process.pid}-${randomUUID()}.bin`);
+  try {
+    return await use(path);
+  } finally {
+    await rm(path, { force: true });
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * The error taxonomy shared by every package. Each error carries a stable `type` (OpenAI's
+ * `error.type` vocabulary where OpenAI has one), an HTTP status and whether a retry can help.
+ * The gateway maps these to HTTP in one place; workers map `retryable: false` to a failed job.
+ */
+
+/** Options every Bamba error accepts. */
+export interface BambaErrorOptions {
+  /** Machine-readable detail, OpenAI's `error.code` (e.g. `model_not_found`). */
+  code?: string | null;
+  /** The request field at fault, OpenAI's `error.param`. */
+  param?: string | null;
+  /** The underlying error, kept for logs. */
+  cause?: unknown;
+}
+
+/** Base of every error this project throws on purpose. */
+export class BambaError extends Error {
+  /** Stable category string (`invalid_request_error`, `snapshot_error`, ...). */
+  readonly type: string;
+  /** HTTP status the gateway answers with. */
+  readonly status: number;
+  /** Whether repeating the same work later may succeed. */
+  readonly retryable: boolean;
+  readonly code: string | null;
+  readonly param: string | null;
+
+  constructor(type: string, status: number, retryable: boolean, message: string, options: BambaErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.type = type;
+    this.status = status;
+    this.retryable = retryable;
+    this.code = options.code ?? null;
+    this.param = options.param ?? null;
+  }
+}
+
+/** The client sent something we will never accept as it is (HTTP 400). */
+export class InvalidRequestError extends BambaError {
+  constructor(message: string, options: BambaErrorOptions = {}) {
+    super('invalid_request_error', 400, false, message, options);
+  }
+}
+
+/** Why a state snapshot was refused. Each reason leaves the target slot untouched. */
+export type SnapshotRejection =
+  | 'snapshot_garbage' // not a snapshot at all (bad magic)
+  | 'snapshot_truncated' // shorter than its header says
+  | 'snapshot_header_corrupt' // header bytes fail their own checksum
+  | 'snapshot_version_unsupported' // written by a newer/older format we cannot read
+  | 'snapshot_checksum_mismatch' // payload bytes changed since export
+  | 'snapshot_fingerprint_mismatch' // taken from another model or state layout
+  | 'snapshot_token_mismatch' // engine restored a token sequence other than the header's
+  | 'snapshot_too_long'; // covers more tokens than the target context holds
+
+/**
+ * A snapshot cannot be restored. Never fatal for a conversation: the caller falls back to
+ * replaying the transcript. `code` says why.
+ */
+export class SnapshotRejectedError extends BambaError {
+  declare readonly code: SnapshotRejection;
+  constructor(code: SnapshotRejection, message: string, options: Omit<BambaErrorOptions, 'code'> = {}) {
+    super('snapshot_error', 422, false, message, { ...options, code });
+  }
+}
+
+/** A broken invariant inside Bamba Serve: always a bug, reported as HTTP 500. */
+export class InternalInvariantError extends BambaError {
+  constructor(message: string, options: BambaErrorOptions = {}) {
+    super('internal_error', 500, false, `bug: ${message}`, options);
+  }
+}

@@ -1,0 +1,15 @@
+// One vitest run over every package's unit tests and the end-to-end suites in tests/.
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['{shared,gpu-node,gateway,workers,cli}/src/**/*.test.ts', 'tests/**/*.test.ts'],
+    exclude: ['**/node_modules/**', '**/dist/**'],
+    // node-llama-cpp is a native addon: separate processes, not worker threads.
+    pool: 'forks',
+    // Two cores: engine suites running side by side would only slow each other down.
+    fileParallelism: false,
+    testTimeout: 180_000,
+    hookTimeout: 180_000,
+  },
+});
