@@ -1,1 +1,37 @@
-export {};
+/**
+ * `bamba`: one command line for the whole project. Each subcommand lives in its own file and
+ * calls into the package that owns the work.
+ */
+import { runModelCommand } from './commands/model.js';
+
+const USAGE = `usage: bamba <command> [options]
+
+commands:
+  model tiny   generate a random-weight granitehybrid GGUF (see: bamba model tiny --help)
+`;
+
+const commands: Record<string, (args: string[]) => Promise<number>> = {
+  model: runModelCommand,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h') {
+    process.stdout.write(USAGE);
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`bamba: unknown command '${name}'\n${USAGE}`);
+    return 2;
+  }
+  return command(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (error: unknown) => {
+    process.stderr.write(`bamba: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -14,6 +14,11 @@ const SSM_EXPANSION = 2;
 const RMS_EPSILON = 1e-5;
 /** Logits several times larger than unit scale make greedy choices clear rather than near-ties. */
 const OUTPUT_SCALE_FACTOR = 4;
+/**
+ * End-of-text's output row is scaled down so a random model writes answers of useful length
+ * instead of often ending at once; end-of-text stays reachable when sampling.
+ */
+const EOS_LOGIT_GAIN = 0.25;
 
 export interface ModelPlan {
   shape: ModelShape;
@@ -97,6 +102,7 @@ export function planModel(shape: ModelShape, seed: number): ModelPlan {
   matrix('token_embd.weight', [embedding, vocabSize], 1);
   ones('output_norm.weight', [embedding]);
   matrix('output.weight', [embedding, vocabSize], embedding, OUTPUT_SCALE_FACTOR);
+  quieterFirstRows(tensors.at(-1)!, embedding * (vocabulary.eosTokenId + 1), EOS_LOGIT_GAIN);
 
   for (let layer = 0; layer < shape.blockCount; layer++) {
     const block = (name: string) => `blk.${layer}.${name}`;
@@ -136,6 +142,32 @@ export function planModel(shape: ModelShape, seed: number): ModelPlan {
 
   const parameterCount = tensors.reduce((sum, tensor) => sum + tensor.dims.reduce((product, dim) => product * dim, 1), 0);
   return { shape, seed, document: { metadata, tensors }, vocabSize, parameterCount };
+}
+
+/** Scale the first `elements` values of a tensor's data stream by `gain` (a power of two for F16). */
+function quieterFirstRows(tensor: GgufTensorSpec, elements: number, gain: number): void {
+  const createInner = tensor.createFiller;
+  const exponentShift = Math.round(Math.log2(gain));
+  tensor.createFiller = () => {
+    const inner = createInner();
+    let remaining = elements;
+    return (chunk) => {
+      inner(chunk);
+      if (remaining === 0) return;
+      if (tensor.type === 'F32') {
+        const floats = new Float32Array(chunk.buffer, chunk.byteOffset, Math.min(remaining, chunk.length / 4));
+        for (let index = 0; index < floats.length; index++) floats[index]! *= gain;
+        remaining -= floats.length;
+      } else {
+        const halves = new Uint16Array(chunk.buffer, chunk.byteOffset, Math.min(remaining, chunk.length / 2));
+        for (let index = 0; index < halves.length; index++) {
+          const half = halves[index]!;
+          halves[index] = (half & 0x83ff) | ((((half >> 10) & 0x1f) + exponentShift) << 10);
+        }
+        remaining -= halves.length;
+      }
+    };
+  };
 }
 
 /** F32 with random sign, magnitude in [scale, 2·scale): the F32 twin of the F16 filler. */

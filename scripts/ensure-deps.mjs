@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+// First step of `npm start` and `npm test`: make a fresh clone runnable with no other command.
+// Installs dependencies when missing or stale, and stops with one line when something the
+// project cannot install itself (Node too old, no redis-server) is missing.
+// Plain JS with no dependencies: it runs before node_modules exists.
+import { spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const needRedis = process.argv.includes('--need-redis');
+
+function stop(line) {
+  process.stderr.write(`${line}\n`);
+  process.exit(1);
+}
+
+const [major] = process.versions.node.split('.').map(Number);
+if (major < 20) stop(`Bamba Serve needs Node.js 20 or newer (this is ${process.versions.node}): install it from nodejs.org or your package manager.`);
+
+const installedMarker = join(root, 'node_modules', '.package-lock.json');
+const lockfile = join(root, 'package-lock.json');
+const stale = !existsSync(installedMarker) || statSync(lockfile).mtimeMs > statSync(installedMarker).mtimeMs;
+if (stale) {
+  process.stderr.write('Installing dependencies (npm ci)…\n');
+  // --ignore-scripts: node-llama-cpp's postinstall may try to download or build llama.cpp;
+  // its prebuilt binaries come as ordinary optional packages and need no script.
+  const result = spawnSync('npm', ['ci', '--ignore-scripts', '--no-audit', '--no-fund'], {
+    cwd: root,
+    stdio: 'inherit',
+    env: { ...process.env, NODE_LLAMA_CPP_SKIP_DOWNLOAD: 'true' },
+  });
+  if (result.status !== 0) stop('npm ci failed (see above): check that the npm registry is reachable.');
+}
+
+if (needRedis && !process.env.REDIS_URL) {
+  const found = spawnSync('redis-server', ['--version'], { stdio: 'ignore' });
+  if (found.error || found.status !== 0) {
+    stop('redis-server not found: install it (Debian/Ubuntu: apt-get install -y redis-server; macOS: brew install redis) or set REDIS_URL to a running Redis.');
+  }
+}
