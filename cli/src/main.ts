@@ -2,16 +2,25 @@
  * `bamba`: one command line for the whole project. Each subcommand lives in its own file and
  * calls into the package that owns the work.
  */
+import { runGatewayCommand } from './commands/gateway.js';
+import { runGpuNodeCommand } from './commands/gpu-node.js';
 import { runModelCommand } from './commands/model.js';
+import { runStartCommand } from './commands/start.js';
 
 const USAGE = `usage: bamba <command> [options]
 
 commands:
+  start        the whole stack locally: private Redis, gpu-node on the tiny model, gateway
+  gateway      the HTTP gateway of a region (environment: see README)
+  gpu-node     a worker node running the engine (environment: see README)
   model tiny   generate a random-weight granitehybrid GGUF (see: bamba model tiny --help)
 `;
 
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   model: runModelCommand,
+  start: runStartCommand,
+  gateway: runGatewayCommand,
+  'gpu-node': runGpuNodeCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

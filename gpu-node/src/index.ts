@@ -7,3 +7,6 @@ export * from './engine/engine.js';
 export { createLlamaEngine, LlamaEngine } from './engine/llama-engine.js';
 export { computeModelFingerprint, type StateLayout } from './engine/fingerprint.js';
 export { tokenSequenceHash, wrapSnapshot, unwrapSnapshot } from './state/snapshot-codec.js';
+export { parseGpuNodeConfig, type GpuNodeConfig } from './config.js';
+export { startGpuNode, type RunningGpuNode } from './gpu-node.js';
+export { estimateStateBytes, transformerKvBytes, LLAMA_3_1_8B_KV_SHAPE } from './model-gen/state-size.js';

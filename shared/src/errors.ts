@@ -71,3 +71,73 @@ export class InternalInvariantError extends BambaError {
     super('internal_error', 500, false, `bug: ${message}`, options);
   }
 }
+
+/** Missing or wrong API key (HTTP 401). Never echoes the key. */
+export class AuthenticationError extends BambaError {
+  constructor(message = 'missing or invalid API key: send "Authorization: Bearer <key>"') {
+    super('authentication_error', 401, false, message, { code: 'invalid_api_key' });
+  }
+}
+
+/** A resource that does not exist, or belongs to another tenant (HTTP 404). */
+export class NotFoundError extends BambaError {
+  constructor(message: string, options: BambaErrorOptions = {}) {
+    super('invalid_request_error', 404, false, message, { code: 'not_found', ...options });
+  }
+}
+
+/** The request body is larger than the configured limit (HTTP 413). */
+export class PayloadTooLargeError extends BambaError {
+  constructor(limitBytes: number) {
+    super('invalid_request_error', 413, false, `request body exceeds ${limitBytes} bytes`, { code: 'request_too_large' });
+  }
+}
+
+/** Too much work is waiting already (HTTP 429); `retryAfterSeconds` goes into `Retry-After`. */
+export class RateLimitError extends BambaError {
+  constructor(message: string, readonly retryAfterSeconds: number, options: BambaErrorOptions = {}) {
+    super('rate_limit_error', 429, true, message, { code: 'queue_full', ...options });
+  }
+}
+
+/** Nothing can serve the request right now (HTTP 503), e.g. no gpu-node alive. */
+export class ServiceUnavailableError extends BambaError {
+  constructor(message: string, options: BambaErrorOptions = {}) {
+    super('service_unavailable_error', 503, true, message, options);
+  }
+}
+
+/** The request's deadline passed before it finished (HTTP 504). */
+export class DeadlineExceededError extends BambaError {
+  constructor(message: string) {
+    super('timeout_error', 504, true, message, { code: 'deadline_exceeded' });
+  }
+}
+
+/** Work failed on the server side (a gpu-node died, the engine failed): HTTP 500, retryable. */
+export class ServerError extends BambaError {
+  constructor(message: string, options: BambaErrorOptions = {}) {
+    super('server_error', 500, true, message, options);
+  }
+}
+
+/** An error as it crosses a process boundary (job results, stream events). */
+export interface WireError {
+  message: string;
+  type: string;
+  status: number;
+  retryable: boolean;
+  code: string | null;
+  param: string | null;
+}
+
+export function errorToWire(error: unknown): WireError {
+  if (error instanceof BambaError) {
+    return { message: error.message, type: error.type, status: error.status, retryable: error.retryable, code: error.code, param: error.param };
+  }
+  return { message: 'internal error', type: 'server_error', status: 500, retryable: false, code: null, param: null };
+}
+
+export function errorFromWire(wire: WireError): BambaError {
+  return new BambaError(wire.type, wire.status, wire.retryable, wire.message, { code: wire.code, param: wire.param });
+}

@@ -3,6 +3,7 @@
  * The scheduler and intake talk to this interface only; llama.cpp lives behind it
  * (`llama-engine.ts`), and scheduler tests can use a fake.
  */
+import type { SamplingParams } from '@bamba/shared';
 
 /** One slot = one sequence of the engine's single context. Opaque outside the engine. */
 export interface Slot {
@@ -52,21 +53,8 @@ export interface ChatTemplateMessage {
   content: string;
 }
 
-/** Sampling and stopping, every default resolved. */
-export interface GenerationParams {
-  /** Upper bound on generated tokens; further capped by the slot's free context. */
-  maxTokens: number;
-  /** 0 = greedy. */
-  temperature: number;
-  /** 1 = off. */
-  topP: number;
-  /** 0 = off. */
-  topK: number;
-  /** Sampling seed; only matters when temperature > 0. */
-  seed: number;
-  /** Generation ends before the first occurrence of any of these (not included in the text). */
-  stop: readonly string[];
-}
+/** Sampling and stopping, every default resolved (the wire type, shared with the gateway). */
+export type GenerationParams = SamplingParams;
 
 export const GREEDY: Omit<GenerationParams, 'maxTokens'> = { temperature: 0, topP: 1, topK: 0, seed: 0, stop: [] };
 

@@ -1,0 +1,17 @@
+/** POST /v1/chat/completions */
+import { validateChatCompletionRequest } from '@bamba/shared';
+import { Hono } from 'hono';
+import type { AuthVariables } from '../auth.js';
+import { handleGeneration, type GenerationDeps } from './generation.js';
+import { readJsonBody } from './request-body.js';
+
+export function chatCompletionsRoute(deps: GenerationDeps) {
+  return new Hono<{ Variables: AuthVariables }>().post('/', async (c) => {
+    const request = validateChatCompletionRequest(await readJsonBody(c), { maxTokens: deps.config.defaultMaxTokens, randomSeed });
+    return handleGeneration(c, deps, request);
+  });
+}
+
+export function randomSeed(): number {
+  return Math.floor(Math.random() * 2 ** 31);
+}

@@ -1,0 +1,13 @@
+/** Reads a JSON request body, turning malformed JSON into a 400 instead of a 500. */
+import { InvalidRequestError } from '@bamba/shared';
+import type { Context } from 'hono';
+
+export async function readJsonBody(c: Context): Promise<unknown> {
+  const text = await c.req.text();
+  if (text.trim() === '') throw new InvalidRequestError('request body is empty; send a JSON object', { code: 'invalid_body' });
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new InvalidRequestError('request body is not valid JSON', { code: 'invalid_json' });
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * The gpu-node's configuration, read once from the environment (CLI flags are mapped onto the
+ * same names by the CLI). Nothing else in the gpu-node reads `process.env`.
+ */
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { basename } from 'node:path';
+import { z } from 'zod';
+
+const booleanText = z.enum(['true', 'false', '1', '0']).transform((text) => text === 'true' || text === '1');
+const positiveInt = z.coerce.number().int().positive();
+
+const schema = z.object({
+  REDIS_URL: z.string().url({ error: 'REDIS_URL must be a redis:// URL' }),
+  BAMBA_REDIS_PREFIX: z.string().min(1).default('bamba'),
+  BAMBA_REGION: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('local'),
+  BAMBA_NODE_ID: z.string().regex(/^[A-Za-z0-9_.-]+$/).optional(),
+  BAMBA_MODEL_PATH: z.string().min(1, 'BAMBA_MODEL_PATH must name a GGUF file'),
+  BAMBA_MODEL_ID: z.string().min(1).optional(),
+  BAMBA_DEVICE: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
+  BAMBA_SLOTS: positiveInt.max(256).default(4),
+  BAMBA_CONTEXT_SIZE: positiveInt.optional(),
+  BAMBA_FLASH_ATTENTION: booleanText.default(false),
+  BAMBA_THREADS: positiveInt.optional(),
+  BAMBA_LOCK_DURATION_MS: positiveInt.default(30_000),
+  BAMBA_STALLED_INTERVAL_MS: positiveInt.default(15_000),
+  BAMBA_HEARTBEAT_MS: positiveInt.default(1_000),
+});
+
+/** gpu-node settings; see the README's configuration table for each variable. */
+export interface GpuNodeConfig {
+  redisUrl: string;
+  redisPrefix: string;
+  region: string;
+  nodeId: string;
+  modelPath: string;
+  /** The `model` clients ask for. Default: the file name without `.gguf`. */
+  modelId: string;
+  device: 'auto' | 'cpu' | 'cuda';
+  slots: number;
+  contextSize: number | undefined;
+  flashAttention: boolean;
+  threads: number | undefined;
+  /** A job's lock lasts this long unless renewed; a dead node's job is retried after it. */
+  lockDurationMs: number;
+  /** How often this node looks for other nodes' stalled (orphaned) jobs. */
+  stalledIntervalMs: number;
+  heartbeatMs: number;
+}
+
+export function parseGpuNodeConfig(env: Record<string, string | undefined>): GpuNodeConfig {
+  const result = schema.safeParse(env);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw new Error(`${issue.path.join('.')}: ${issue.message}`);
+  }
+  const values = result.data;
+  return {
+    redisUrl: values.REDIS_URL,
+    redisPrefix: values.BAMBA_REDIS_PREFIX,
+    region: values.BAMBA_REGION,
+    nodeId: values.BAMBA_NODE_ID ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-')}-${process.pid}-${randomBytes(2).toString('hex')}`,
+    modelPath: values.BAMBA_MODEL_PATH,
+    modelId: values.BAMBA_MODEL_ID ?? basename(values.BAMBA_MODEL_PATH).replace(/\.gguf$/i, ''),
+    device: values.BAMBA_DEVICE,
+    slots: values.BAMBA_SLOTS,
+    contextSize: values.BAMBA_CONTEXT_SIZE,
+    flashAttention: values.BAMBA_FLASH_ATTENTION,
+    threads: values.BAMBA_THREADS,
+    lockDurationMs: values.BAMBA_LOCK_DURATION_MS,
+    stalledIntervalMs: values.BAMBA_STALLED_INTERVAL_MS,
+    heartbeatMs: values.BAMBA_HEARTBEAT_MS,
+  };
+}

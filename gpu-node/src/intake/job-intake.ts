@@ -1,0 +1,127 @@
+/**
+ * The only BullMQ code of the gpu-node. Pulls a generation job only once a slot is reserved
+ * for it (manual fetching), keeps its lock alive while it runs, and lets BullMQ's stalled-job
+ * check hand a dead node's jobs to another node. A job whose failure is the client's (or
+ * otherwise permanent) fails with `UnrecoverableError`, so it is not retried.
+ */
+import { randomUUID } from 'node:crypto';
+import type { GenerationJob, RedisKeys } from '@bamba/shared';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { SlotScheduler } from '../scheduler/slot-scheduler.js';
+import type { RunOutcome } from '../serving/run-generation.js';
+
+export interface JobContext {
+  job: GenerationJob;
+  /** 1 for the first run of a job, higher when it is retried (another node died). */
+  attempt: number;
+  isLastAttempt: boolean;
+  signal: AbortSignal;
+}
+
+export interface JobIntakeOptions {
+  /** A connection with `maxRetriesPerRequest: null` (BullMQ blocks on it). */
+  connection: Redis;
+  keys: RedisKeys;
+  scheduler: SlotScheduler;
+  lockDurationMs: number;
+  stalledIntervalMs: number;
+  run: (context: JobContext) => Promise<RunOutcome>;
+  /** Whether the client already went away (checked before a queued job starts). */
+  isCancelled: (requestId: string) => Promise<boolean>;
+  log: (message: string) => void;
+  /** Called after a job's slot is free again (to publish node status at once). */
+  onSlotFreed?: () => void;
+}
+
+const FETCH_RETRY_DELAY_MS = 500;
+
+export class JobIntake {
+  private readonly worker: Worker;
+  private readonly running = new Map<string, AbortController>();
+  private stopping = false;
+  private loop: Promise<void> | null = null;
+  completed = 0;
+
+  constructor(private readonly options: JobIntakeOptions) {
+    this.worker = new Worker(options.keys.generationQueue, null, {
+      connection: options.connection,
+      prefix: options.keys.bullPrefix,
+      lockDuration: options.lockDurationMs,
+      stalledInterval: options.stalledIntervalMs,
+      maxStalledCount: 1,
+      autorun: false,
+      drainDelay: 1,
+    });
+    this.worker.on('error', (error) => options.log(`intake: ${error.message}`));
+  }
+
+  start(): void {
+    void this.worker.startStalledCheckTimer();
+    this.loop = this.pullJobs();
+  }
+
+  /** Abort a running request (its client went away). */
+  cancel(requestId: string): void {
+    this.running.get(requestId)?.abort();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.options.scheduler.wakeAll();
+    for (const controller of this.running.values()) controller.abort();
+    await this.worker.close();
+    await this.loop;
+  }
+
+  private async pullJobs(): Promise<void> {
+    const { scheduler, log } = this.options;
+    while (!this.stopping) {
+      await scheduler.waitForFree();
+      if (this.stopping) break;
+      if (!scheduler.tryReserve()) continue;
+      const token = randomUUID();
+      let job: Job | undefined;
+      try {
+        job = await this.worker.getNextJob(token, { block: true });
+      } catch (error) {
+        scheduler.release();
+        if (!this.stopping) log(`intake: fetching a job failed: ${(error as Error).message}`);
+        await new Promise((resolve) => setTimeout(resolve, FETCH_RETRY_DELAY_MS));
+        continue;
+      }
+      if (!job) { scheduler.release(); continue; }
+      void this.handle(job, token).finally(() => {
+        scheduler.release();
+        this.options.onSlotFreed?.();
+      });
+    }
+  }
+
+  private async handle(job: Job, token: string): Promise<void> {
+    const data = job.data as GenerationJob;
+    const controller = new AbortController();
+    this.running.set(data.requestId, controller);
+    const { lockDurationMs, log } = this.options;
+    const renewLock = setInterval(() => {
+      job.extendLock(token, lockDurationMs).catch((error: Error) => log(`intake: lock renewal for ${job.id} failed: ${error.message}`));
+    }, Math.max(50, Math.floor(lockDurationMs / 3)));
+    try {
+      if (await this.options.isCancelled(data.requestId)) {
+        await job.moveToCompleted({ outcome: 'client-gone' }, token, false);
+        return;
+      }
+      const attempt = job.attemptsStarted;
+      const outcome = await this.options.run({ job: data, attempt, isLastAttempt: attempt >= (job.opts.attempts ?? 1), signal: controller.signal });
+      if (outcome.kind === 'rejected') await job.moveToFailed(new UnrecoverableError(outcome.error.message), token, false);
+      else await job.moveToCompleted({ outcome: outcome.kind }, token, false);
+      this.completed++;
+    } catch (error) {
+      log(`intake: job ${job.id} failed: ${(error as Error).message}`);
+      await job.moveToFailed(error as Error, token, false).catch((moveError: Error) => log(`intake: could not fail job ${job.id}: ${moveError.message}`));
+    } finally {
+      clearInterval(renewLock);
+      this.running.delete(data.requestId);
+    }
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * zod schemas for the OpenAI-compatible request bodies and their validation into requests with
+ * every default resolved. Unknown fields are ignored (clients send extras); fields that would
+ * change the meaning of the answer and that we do not support are refused by name.
+ */
+import { z } from 'zod';
+import { InvalidRequestError } from './errors.js';
+import type { ChatMessage, GenerationInput } from './jobs.js';
+import type { SamplingParams } from './sampling.js';
+
+const MAX_STOP_STRINGS = 4;
+const MAX_SEED = 2 ** 31 - 1;
+
+const textPart = z.object({ type: z.literal('text'), text: z.string() });
+const messageSchema = z.object({
+  role: z.enum(['system', 'developer', 'user', 'assistant'], { error: (issue) => `unknown role '${String(issue.input)}': expected system, developer, user or assistant` }),
+  content: z.union([z.string(), z.array(textPart).min(1)], { error: 'content must be a string or an array of text parts' }),
+  name: z.string().optional(),
+});
+
+const samplingFields = {
+  model: z.string({ error: 'model is required' }).min(1, 'model must not be empty'),
+  max_tokens: z.number().int().min(1, 'max_tokens must be at least 1').nullish(),
+  temperature: z.number().min(0).max(2).nullish(),
+  top_p: z.number().gt(0).max(1).nullish(),
+  top_k: z.number().int().min(0).nullish(),
+  seed: z.number().int().min(0).max(MAX_SEED).nullish(),
+  stop: z.union([z.string().min(1), z.array(z.string().min(1)).max(MAX_STOP_STRINGS, `at most ${MAX_STOP_STRINGS} stop strings`)]).nullish(),
+  n: z.number().int().nullish(),
+  stream: z.boolean().nullish(),
+  stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
+  user: z.string().nullish(),
+  logprobs: z.union([z.boolean(), z.number()]).nullish(),
+};
+
+export const chatCompletionRequestSchema = z.object({
+  ...samplingFields,
+  messages: z.array(messageSchema, { error: 'messages must be an array' }).min(1, 'messages must hold at least one message'),
+  max_completion_tokens: z.number().int().min(1, 'max_completion_tokens must be at least 1').nullish(),
+  tools: z.unknown().optional(),
+  functions: z.unknown().optional(),
+  response_format: z.object({ type: z.string() }).nullish(),
+});
+
+export const completionRequestSchema = z.object({
+  ...samplingFields,
+  prompt: z.union([z.string(), z.array(z.string()).length(1, 'prompt arrays must hold exactly one string')], { error: 'prompt must be a string' }),
+  echo: z.boolean().nullish(),
+  suffix: z.string().nullish(),
+});
+
+/** A generation request after validation: nothing left to default. */
+export interface ValidatedGenerationRequest {
+  model: string;
+  input: GenerationInput;
+  params: SamplingParams;
+  stream: boolean;
+  /** `stream_options.include_usage`: a final chunk carries usage. */
+  includeUsage: boolean;
+  /** Whether the client set max_tokens (else the default applies, capped by the model's context). */
+  maxTokensRequested: boolean;
+  /** Which endpoint asked (shapes the response). */
+  endpoint: 'chat' | 'completion';
+}
+
+export interface ValidationDefaults {
+  /** Used when the request sets no max_tokens. */
+  maxTokens: number;
+  /** Source of seeds for requests without one (sampling stays reproducible per request). */
+  randomSeed: () => number;
+}
+
+/** Turn zod's first issue into an OpenAI-style error naming the field (`messages[0].role`). */
+function toInvalidRequest(error: z.ZodError): InvalidRequestError {
+  const issue = error.issues[0]!;
+  const param = issue.path.reduce<string>((path, part) => (typeof part === 'number' ? `${path}[${part}]` : path ? `${path}.${String(part)}` : String(part)), '');
+  const message = issue.message.startsWith('Invalid input') && param ? `${param}: ${issue.message}` : issue.message;
+  return new InvalidRequestError(message, { param: param || null, code: issue.code === 'invalid_type' && issue.input === undefined ? 'missing_required_parameter' : 'invalid_value' });
+}
+
+function parse<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new InvalidRequestError('request body must be a JSON object', { code: 'invalid_body' });
+  }
+  const result = schema.safeParse(body);
+  if (!result.success) throw toInvalidRequest(result.error);
+  return result.data;
+}
+
+type SamplingInput = { [K in keyof typeof samplingFields]?: z.infer<(typeof samplingFields)[K]> };
+
+function resolveSampling(body: SamplingInput, maxTokens: number | null | undefined, defaults: ValidationDefaults): Omit<ValidatedGenerationRequest, 'input' | 'endpoint'> {
+  if (body.n !== undefined && body.n !== null && body.n !== 1) throw new InvalidRequestError('only n = 1 is supported', { param: 'n', code: 'unsupported_value' });
+  if (body.logprobs === true || (typeof body.logprobs === 'number' && body.logprobs > 0)) {
+    throw new InvalidRequestError('logprobs are not supported', { param: 'logprobs', code: 'unsupported_parameter' });
+  }
+  const stop = body.stop === undefined || body.stop === null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
+  return {
+    model: body.model!,
+    params: {
+      maxTokens: maxTokens ?? defaults.maxTokens,
+      temperature: body.temperature ?? 1,
+      topP: body.top_p ?? 1,
+      topK: body.top_k ?? 0,
+      seed: body.seed ?? defaults.randomSeed(),
+      stop,
+    },
+    maxTokensRequested: maxTokens !== null && maxTokens !== undefined,
+    stream: body.stream ?? false,
+    includeUsage: body.stream_options?.include_usage ?? false,
+  };
+}
+
+export function validateChatCompletionRequest(body: unknown, defaults: ValidationDefaults): ValidatedGenerationRequest {
+  const request = parse(chatCompletionRequestSchema, body);
+  if (request.tools !== undefined || request.functions !== undefined) {
+    throw new InvalidRequestError('tools and functions are not supported', { param: request.tools !== undefined ? 'tools' : 'functions', code: 'unsupported_parameter' });
+  }
+  if (request.response_format && request.response_format.type !== 'text') {
+    throw new InvalidRequestError(`response_format '${request.response_format.type}' is not supported`, { param: 'response_format', code: 'unsupported_value' });
+  }
+  if (request.max_tokens != null && request.max_completion_tokens != null && request.max_tokens !== request.max_completion_tokens) {
+    throw new InvalidRequestError('max_tokens and max_completion_tokens disagree; send one', { param: 'max_tokens' });
+  }
+  const messages: ChatMessage[] = request.messages.map((message) => ({
+    role: message.role === 'developer' ? 'system' : message.role,
+    content: typeof message.content === 'string' ? message.content : message.content.map((part) => part.text).join(''),
+  }));
+  return { ...resolveSampling(request, request.max_completion_tokens ?? request.max_tokens, defaults), input: { kind: 'chat', messages }, endpoint: 'chat' };
+}
+
+export function validateCompletionRequest(body: unknown, defaults: ValidationDefaults): ValidatedGenerationRequest {
+  const request = parse(completionRequestSchema, body);
+  if (request.echo) throw new InvalidRequestError('echo is not supported', { param: 'echo', code: 'unsupported_parameter' });
+  if (request.suffix) throw new InvalidRequestError('suffix is not supported', { param: 'suffix', code: 'unsupported_parameter' });
+  const prompt = typeof request.prompt === 'string' ? request.prompt : request.prompt[0]!;
+  if (prompt.length === 0) throw new InvalidRequestError('prompt must not be empty', { param: 'prompt' });
+  return { ...resolveSampling(request, request.max_tokens, defaults), input: { kind: 'completion', prompt }, endpoint: 'completion' };
+}
