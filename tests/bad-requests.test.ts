@@ -1,0 +1,101 @@
+/**
+ * Client mistakes get the right status and an OpenAI-shaped error, change nothing in the queue,
+ * and never stop the stack from serving the next good request.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MODEL_ID, postJson, startTestStack, type TestStack } from './support/stack.js';
+
+const KEY = 'sk-test-good-key';
+const MAX_BODY_BYTES = 16 * 1024;
+let stack: TestStack;
+beforeAll(async () => {
+  stack = await startTestStack({ gatewayEnv: { BAMBA_API_KEYS: `${KEY}:tenant-a`, BAMBA_MAX_BODY_BYTES: String(MAX_BODY_BYTES) } });
+});
+afterAll(async () => stack?.stop());
+
+const auth = { authorization: `Bearer ${KEY}` };
+const good = { model: MODEL_ID, messages: [{ role: 'user', content: 'hi' }], max_tokens: 4, temperature: 0 };
+const chat = '/v1/chat/completions';
+const completions = '/v1/completions';
+
+interface Case { name: string; path?: string; body: unknown; headers?: Record<string, string>; status: number; type: string; code?: string; param?: string }
+const cases: Case[] = [
+  { name: 'invalid JSON', body: '{"model": ', status: 400, type: 'invalid_request_error', code: 'invalid_json' },
+  { name: 'empty body', body: '', status: 400, type: 'invalid_request_error' },
+  { name: 'JSON array body', body: [good], status: 400, type: 'invalid_request_error' },
+  { name: 'missing model', body: { ...good, model: undefined }, status: 400, type: 'invalid_request_error', param: 'model' },
+  { name: 'model of the wrong type', body: { ...good, model: 7 }, status: 400, type: 'invalid_request_error', param: 'model' },
+  { name: 'missing messages', body: { ...good, messages: undefined }, status: 400, type: 'invalid_request_error', param: 'messages' },
+  { name: 'empty messages', body: { ...good, messages: [] }, status: 400, type: 'invalid_request_error', param: 'messages' },
+  { name: 'messages not an array', body: { ...good, messages: 'hi' }, status: 400, type: 'invalid_request_error', param: 'messages' },
+  { name: 'message without content', body: { ...good, messages: [{ role: 'user' }] }, status: 400, type: 'invalid_request_error', param: 'messages[0].content' },
+  { name: 'unknown role', body: { ...good, messages: [{ role: 'wizard', content: 'hi' }] }, status: 400, type: 'invalid_request_error', param: 'messages[0].role' },
+  { name: 'content of the wrong type', body: { ...good, messages: [{ role: 'user', content: 42 }] }, status: 400, type: 'invalid_request_error', param: 'messages[0].content' },
+  { name: 'max_tokens 0', body: { ...good, max_tokens: 0 }, status: 400, type: 'invalid_request_error', param: 'max_tokens' },
+  { name: 'max_tokens negative', body: { ...good, max_tokens: -5 }, status: 400, type: 'invalid_request_error', param: 'max_tokens' },
+  { name: 'max_tokens not an integer', body: { ...good, max_tokens: 1.5 }, status: 400, type: 'invalid_request_error', param: 'max_tokens' },
+  { name: 'max_tokens above the model limit', body: { ...good, max_tokens: 5000 }, status: 400, type: 'invalid_request_error', code: 'max_tokens_too_large' },
+  { name: 'max_completion_tokens 0', body: { ...good, max_tokens: undefined, max_completion_tokens: 0 }, status: 400, type: 'invalid_request_error', param: 'max_completion_tokens' },
+  { name: 'temperature above 2', body: { ...good, temperature: 3 }, status: 400, type: 'invalid_request_error', param: 'temperature' },
+  { name: 'top_p of 0', body: { ...good, top_p: 0 }, status: 400, type: 'invalid_request_error', param: 'top_p' },
+  { name: 'negative seed', body: { ...good, seed: -1 }, status: 400, type: 'invalid_request_error', param: 'seed' },
+  { name: 'n = 2', body: { ...good, n: 2 }, status: 400, type: 'invalid_request_error', param: 'n' },
+  { name: 'five stop strings', body: { ...good, stop: ['a', 'b', 'c', 'd', 'e'] }, status: 400, type: 'invalid_request_error', param: 'stop' },
+  { name: 'stream not a boolean', body: { ...good, stream: 'yes' }, status: 400, type: 'invalid_request_error', param: 'stream' },
+  { name: 'tools', body: { ...good, tools: [{ type: 'function', function: { name: 'f' } }] }, status: 400, type: 'invalid_request_error', param: 'tools' },
+  { name: 'logprobs', body: { ...good, logprobs: true }, status: 400, type: 'invalid_request_error', param: 'logprobs' },
+  { name: 'json response_format', body: { ...good, response_format: { type: 'json_object' } }, status: 400, type: 'invalid_request_error', param: 'response_format' },
+  { name: 'unknown model', body: { ...good, model: 'gpt-17' }, status: 404, type: 'invalid_request_error', code: 'model_not_found' },
+  { name: 'body over the limit', body: { ...good, messages: [{ role: 'user', content: 'x'.repeat(MAX_BODY_BYTES) }] }, status: 413, type: 'invalid_request_error', code: 'request_too_large' },
+  { name: 'missing API key', body: good, headers: { authorization: '' }, status: 401, type: 'authentication_error' },
+  { name: 'wrong API key', body: good, headers: { authorization: 'Bearer sk-test-wrong' }, status: 401, type: 'authentication_error' },
+  { name: 'malformed Authorization header', body: good, headers: { authorization: KEY }, status: 401, type: 'authentication_error' },
+  { name: 'completions without prompt', path: completions, body: { model: MODEL_ID, max_tokens: 4 }, status: 400, type: 'invalid_request_error', param: 'prompt' },
+  { name: 'completions with two prompts', path: completions, body: { model: MODEL_ID, prompt: ['a', 'b'], max_tokens: 4 }, status: 400, type: 'invalid_request_error', param: 'prompt' },
+  { name: 'completions with echo', path: completions, body: { model: MODEL_ID, prompt: 'a', echo: true }, status: 400, type: 'invalid_request_error', param: 'echo' },
+  { name: 'unknown route', path: '/v1/nothing-here', body: good, status: 404, type: 'invalid_request_error', code: 'unknown_url' },
+];
+
+async function jobCounts(): Promise<number> {
+  const keys = await stack.redis.keys(`${stack.keys.bullPrefix}:${stack.keys.generationQueue}:*`);
+  const jobKeys = keys.filter((key) => /:[^:]*-[0-9a-f]{32}$/.test(key));
+  return jobKeys.length;
+}
+
+describe('bad requests', () => {
+  for (const badCase of cases) {
+    it(`${badCase.name} → ${badCase.status} ${badCase.type}`, async () => {
+      const jobsBefore = await jobCounts();
+      const response = await postJson(`${stack.url}${badCase.path ?? chat}`, badCase.body, { ...auth, ...badCase.headers });
+      expect(response.status).toBe(badCase.status);
+      expect(response.json).toEqual({ error: { message: expect.any(String), type: badCase.type, param: expect.toSatisfy((value) => value === null || typeof value === 'string'), code: expect.toSatisfy((value) => value === null || typeof value === 'string') } });
+      expect(response.json.error.message.length).toBeGreaterThan(5);
+      if (badCase.code) expect(response.json.error.code).toBe(badCase.code);
+      if (badCase.param) expect(response.json.error.param).toBe(badCase.param);
+      expect(await jobCounts()).toBe(jobsBefore); // refused before anything was queued
+    });
+  }
+
+  it('a prompt longer than the context is refused by the node as a 400, streaming or not', async () => {
+    const tooLong = { ...good, messages: [{ role: 'user', content: 'y'.repeat(1500) }] };
+    for (const stream of [false, true]) {
+      const response = await postJson(`${stack.url}${chat}`, { ...tooLong, stream }, auth);
+      expect(response.status).toBe(400);
+      expect(response.json.error).toMatchObject({ type: 'invalid_request_error', code: 'context_length_exceeded' });
+    }
+  });
+
+  it('never leaks the API key in an error', async () => {
+    const response = await postJson(`${stack.url}${chat}`, good, { authorization: 'Bearer sk-secret-attempt' });
+    expect(response.text).not.toContain('sk-secret-attempt');
+  });
+
+  it('still serves a good request after all of that (and that one is queued)', async () => {
+    const jobsBefore = await jobCounts();
+    const response = await postJson(`${stack.url}${chat}`, good, auth);
+    expect(response.status).toBe(200);
+    expect(await jobCounts()).toBe(jobsBefore + 1); // the job-count probe above does see jobs
+    expect(response.json.choices[0].message.content).toHaveLength(4);
+    expect((await fetch(`${stack.url}/readyz`)).status).toBe(200);
+  });
+});

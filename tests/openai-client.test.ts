@@ -1,0 +1,90 @@
+/**
+ * The official `openai` client against a running stack: chat and completions, streaming and
+ * not; greedy output equals the engine's own output for the same tokens.
+ */
+import OpenAI from 'openai';
+import type { Engine } from '@bamba/gpu-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { directGreedy, startDirectEngine } from './support/direct-engine.js';
+import { MODEL_ID, startTestStack, type TestStack } from './support/stack.js';
+
+let stack: TestStack;
+let engine: Engine;
+let client: OpenAI;
+
+beforeAll(async () => {
+  [stack, engine] = await Promise.all([startTestStack(), startDirectEngine()]);
+  client = new OpenAI({ baseURL: `${stack.url}/v1`, apiKey: 'unused-without-keys', maxRetries: 0 });
+});
+afterAll(async () => {
+  await stack?.stop();
+  await engine?.close();
+});
+
+const messages = [
+  { role: 'system' as const, content: 'You are terse.' },
+  { role: 'user' as const, content: 'Name three hybrid models.' },
+];
+
+describe('openai client against the stack', () => {
+  it('lists the served model', async () => {
+    const models = await client.models.list();
+    expect(models.data.map((model) => model.id)).toEqual([MODEL_ID]);
+  });
+
+  it('chat, non-streaming: greedy text equals the engine called directly', async () => {
+    const completion = await client.chat.completions.create({ model: MODEL_ID, messages, max_tokens: 40, temperature: 0 });
+    const expected = await directGreedy(engine, messages, 40);
+    expect(completion.object).toBe('chat.completion');
+    expect(completion.choices[0]!.message).toMatchObject({ role: 'assistant', content: expected });
+    expect(completion.choices[0]!.finish_reason).toBe('length');
+    expect(completion.usage).toMatchObject({ prompt_tokens: engine.tokenizeChat(messages).length, completion_tokens: 40, total_tokens: engine.tokenizeChat(messages).length + 40 });
+  });
+
+  it('chat, streaming: the deltas add up to the same text, then usage', async () => {
+    const stream = await client.chat.completions.create({ model: MODEL_ID, messages, max_tokens: 40, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    let text = '';
+    let finishReason: string | null = null;
+    let usage: OpenAI.CompletionUsage | undefined;
+    let chunks = 0;
+    for await (const chunk of stream) {
+      chunks++;
+      if (chunk.usage) usage = chunk.usage;
+      const choice = chunk.choices[0];
+      if (!choice) continue;
+      text += choice.delta.content ?? '';
+      if (choice.finish_reason) finishReason = choice.finish_reason;
+    }
+    expect(text).toBe(await directGreedy(engine, messages, 40));
+    expect(chunks).toBeGreaterThan(3);
+    expect(finishReason).toBe('length');
+    expect(usage?.completion_tokens).toBe(40);
+  });
+
+  it('completions, non-streaming and streaming, equal the engine on the raw prompt', async () => {
+    const prompt = 'Once upon a time';
+    const expected = await directGreedy(engine, prompt, 30);
+    const completion = await client.completions.create({ model: MODEL_ID, prompt, max_tokens: 30, temperature: 0 });
+    expect(completion.object).toBe('text_completion');
+    expect(completion.choices[0]!.text).toBe(expected);
+    const stream = await client.completions.create({ model: MODEL_ID, prompt, max_tokens: 30, temperature: 0, stream: true });
+    let streamed = '';
+    for await (const chunk of stream) streamed += chunk.choices[0]?.text ?? '';
+    expect(streamed).toBe(expected);
+  });
+
+  it('applies stop strings like the engine does', async () => {
+    const full = await directGreedy(engine, messages, 40);
+    const stop = full.slice(12, 14);
+    const completion = await client.chat.completions.create({ model: MODEL_ID, messages, max_tokens: 40, temperature: 0, stop: [stop] });
+    expect(completion.choices[0]!.finish_reason).toBe('stop');
+    expect(completion.choices[0]!.message.content).toBe(full.slice(0, full.indexOf(stop)));
+  });
+
+  it('samples reproducibly with a seed', async () => {
+    const request = { model: MODEL_ID, messages, max_tokens: 24, temperature: 1, seed: 1234 };
+    const first = await client.chat.completions.create(request);
+    const second = await client.chat.completions.create(request);
+    expect(second.choices[0]!.message.content).toBe(first.choices[0]!.message.content);
+  });
+});

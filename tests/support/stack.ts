@@ -1,0 +1,158 @@
+/**
+ * A real stack for end-to-end tests: a private redis-server on a free port, gpu-nodes as child
+ * processes on the tiny model (so one can be SIGKILLed), and the gateway in this process.
+ * Each stack uses its own Redis and key prefix, and removes everything on stop.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { startLocalRedis, type LocalRedis } from '@bamba/cli/local-redis';
+import { parseGatewayConfig, startGateway, type RunningGateway } from '@bamba/gateway';
+import { DEFAULT_MODEL_SEED, ensureCachedModel } from '@bamba/gpu-node';
+import { redisKeys, type NodeStatus, type RedisKeys } from '@bamba/shared';
+import { Redis } from 'ioredis';
+
+export const MODEL_ID = 'bamba-tiny';
+export const TINY_MODEL_PATH = ensureCachedModel(resolve('.cache'), 'tiny', DEFAULT_MODEL_SEED);
+const CLI = resolve('cli/dist/main.js');
+const NODE_START_TIMEOUT_MS = 60_000;
+
+export interface StackOptions {
+  gpuNodes?: number;
+  /** Environment for every gpu-node (strings, as in production). */
+  nodeEnv?: Record<string, string>;
+  /** Environment for the gateway. */
+  gatewayEnv?: Record<string, string>;
+}
+
+export interface TestStack {
+  url: string;
+  redis: Redis;
+  keys: RedisKeys;
+  nodes: Map<string, ChildProcess>;
+  gateway: RunningGateway;
+  /** The environment the gateway was configured from (to start a twin with changes). */
+  gatewayEnv: Record<string, string>;
+  startNode(nodeId: string): Promise<ChildProcess>;
+  nodeStatuses(): Promise<NodeStatus[]>;
+  /** Poll `check` until it returns a value other than undefined, or fail after `timeoutMs`. */
+  waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs?: number): Promise<T>;
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_NODE_ENV: Record<string, string> = {
+  BAMBA_SLOTS: '4',
+  BAMBA_CONTEXT_SIZE: '1024',
+  BAMBA_THREADS: '1',
+  BAMBA_DEVICE: 'cpu',
+  BAMBA_HEARTBEAT_MS: '250',
+  BAMBA_LOCK_DURATION_MS: '2000',
+  BAMBA_STALLED_INTERVAL_MS: '1000',
+};
+
+export async function startTestStack(options: StackOptions = {}): Promise<TestStack> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'bamba-stack-'));
+  let localRedis: LocalRedis | null = null;
+  const nodes = new Map<string, ChildProcess>();
+  try {
+    localRedis = await startLocalRedis({ dataDir, appendOnly: false });
+    const prefix = `test-${randomUUID().slice(0, 8)}`;
+    const keys = redisKeys(prefix, 'local');
+    const redis = new Redis(localRedis.url, { maxRetriesPerRequest: null });
+    const common = { REDIS_URL: localRedis.url, BAMBA_REDIS_PREFIX: prefix, BAMBA_REGION: 'local' };
+    const gatewayEnv = { PORT: '0', ...common, ...options.gatewayEnv };
+    const gateway = await startGateway(parseGatewayConfig(gatewayEnv), () => {});
+
+    const waitFor = async <T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const value = await check();
+        if (value !== undefined) return value;
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((done) => setTimeout(done, 25));
+      }
+    };
+    const nodeStatuses = async () => {
+      const ids = await redis.smembers(keys.nodeSet);
+      const values = ids.length ? await redis.mget(...ids.map((id) => keys.nodeStatus(id))) : [];
+      return values.flatMap((value) => (value ? [JSON.parse(value) as NodeStatus] : []));
+    };
+    const startNode = async (nodeId: string) => {
+      const child = spawn(process.execPath, [CLI, 'gpu-node'], {
+        env: { ...process.env, ...common, ...DEFAULT_NODE_ENV, ...options.nodeEnv, BAMBA_NODE_ID: nodeId, BAMBA_MODEL_PATH: TINY_MODEL_PATH, BAMBA_MODEL_ID: MODEL_ID },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+      nodes.set(nodeId, child);
+      await waitFor(`gpu-node ${nodeId} to announce itself`, async () => {
+        if (child.exitCode !== null) throw new Error(`gpu-node ${nodeId} exited: ${stderr}`);
+        return (await redis.exists(keys.nodeStatus(nodeId))) === 1 ? true : undefined;
+      }, NODE_START_TIMEOUT_MS);
+      return child;
+    };
+    for (let index = 0; index < (options.gpuNodes ?? 1); index++) await startNode(`node-${index}`);
+
+    return {
+      url: gateway.url,
+      redis,
+      keys,
+      nodes,
+      gateway,
+      gatewayEnv,
+      startNode,
+      nodeStatuses,
+      waitFor,
+      async stop() {
+        await gateway.close();
+        await Promise.all([...nodes.values()].map(async (child) => {
+          if (child.exitCode !== null || child.signalCode !== null) return;
+          const exited = new Promise((done) => child.once('exit', done));
+          child.kill('SIGTERM');
+          await exited;
+        }));
+        redis.disconnect();
+        await localRedis?.stop();
+        rmSync(dataDir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    for (const child of nodes.values()) child.kill('SIGKILL');
+    await localRedis?.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** POST JSON and return status, headers and parsed body. */
+export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}) {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const text = await response.text();
+  let json: unknown = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: response.status, headers: response.headers, json: json as Record<string, any>, text };
+}
+
+/** Read an SSE response's `data:` payloads until `limit` events (or the end). */
+export async function readSse(response: Response, limit = Infinity): Promise<string[]> {
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  const events: string[] = [];
+  let buffer = '';
+  while (events.length < limit) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let boundary;
+    while ((boundary = buffer.indexOf('\n\n')) !== -1 && events.length < limit) {
+      const block = buffer.slice(0, boundary);
+      buffer = buffer.slice(boundary + 2);
+      const data = block.split('\n').filter((line) => line.startsWith('data:')).map((line) => line.slice(5).trimStart()).join('\n');
+      if (data) events.push(data);
+    }
+  }
+  if (events.length >= limit) await reader.cancel();
+  return events;
+}
