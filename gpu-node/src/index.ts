@@ -10,3 +10,4 @@ export { tokenSequenceHash, wrapSnapshot, unwrapSnapshot } from './state/snapsho
 export { parseGpuNodeConfig, type GpuNodeConfig } from './config.js';
 export { startGpuNode, type RunningGpuNode } from './gpu-node.js';
 export { estimateStateBytes, transformerKvBytes, LLAMA_3_1_8B_KV_SHAPE } from './model-gen/state-size.js';
+export { NODE_LLAMA_CPP_VERSION } from './engine/versions.js';

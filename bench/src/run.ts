@@ -1,0 +1,79 @@
+/**
+ * `npm run bench [-- --case NAME] [-- --quick]`: runs benchmark cases against stacks they start
+ * themselves, writes bench/results/<date>.json and rewrites the tables in BENCHMARKS.md.
+ * Every figure is a median or a ratio measured side by side in the same run.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { NODE_LLAMA_CPP_VERSION } from '@bamba/gpu-node';
+import type { BenchCase, BenchTable } from './case.js';
+import { overheadCase } from './cases/overhead.js';
+
+const CASES: BenchCase[] = [overheadCase];
+
+function markdownTable(table: BenchTable): string {
+  return [
+    `### ${table.title}`,
+    '',
+    table.note,
+    '',
+    `| ${table.columns.join(' | ')} |`,
+    `|${table.columns.map(() => '---').join('|')}|`,
+    ...table.rows.map((row) => `| ${row.join(' | ')} |`),
+    '',
+  ].join('\n');
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { case: { type: 'string' }, quick: { type: 'boolean' } } });
+  const selected = values.case ? CASES.filter((benchCase) => benchCase.name === values.case) : CASES;
+  if (selected.length === 0) {
+    process.stderr.write(`unknown case '${values.case}'; cases: ${CASES.map((benchCase) => benchCase.name).join(', ')}\n`);
+    return 2;
+  }
+  const machine = {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    nodeLlamaCpp: NODE_LLAMA_CPP_VERSION,
+    date: new Date().toISOString(),
+    quick: values.quick ?? false,
+  };
+  const results: Record<string, unknown> = {};
+  const sections: string[] = [];
+  for (const [index, benchCase] of selected.entries()) {
+    process.stderr.write(`[${index + 1}/${selected.length}] ${benchCase.name}: ${benchCase.description}\n`);
+    const started = Date.now();
+    const { tables, raw } = await benchCase.run({ quick: machine.quick });
+    results[benchCase.name] = { raw, tables, seconds: (Date.now() - started) / 1000 };
+    sections.push(...tables.map(markdownTable));
+    for (const table of tables) process.stdout.write(`\n${markdownTable(table)}`);
+  }
+  const resultsDir = resolve('bench/results');
+  mkdirSync(resultsDir, { recursive: true });
+  const resultsPath = join(resultsDir, `${machine.date.slice(0, 10)}.json`);
+  writeFileSync(resultsPath, `${JSON.stringify({ machine, results }, null, 2)}\n`);
+  writeFileSync(resolve('BENCHMARKS.md'), [
+    '# Benchmarks',
+    '',
+    'Written by `npm run bench`; do not edit by hand. Every figure is a median or a ratio measured side by side in one run on the machine below (these machines are noisy: compare ratios, not absolute numbers across runs).',
+    '',
+    `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB; Node ${machine.node}; node-llama-cpp ${machine.nodeLlamaCpp}; ${machine.date}${machine.quick ? ' (--quick)' : ''}.`,
+    '',
+    `Reproduce: \`npm run bench\` (all cases), \`npm run bench -- --case NAME\`, \`npm run bench -- --quick\`. Raw results: \`${resultsPath.slice(resolve('.').length + 1)}\`.`,
+    '',
+    '## Results',
+    '',
+    ...sections,
+  ].join('\n'));
+  process.stderr.write(`\nwrote ${resultsPath} and BENCHMARKS.md\n`);
+  return 0;
+}
+
+main().then((code) => { process.exitCode = code; }, (error: unknown) => {
+  process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exitCode = 1;
+});
