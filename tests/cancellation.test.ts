@@ -43,7 +43,7 @@ describe('client disconnects', () => {
     expect(await queued).toBeInstanceOf(Error);
     await stack.waitFor('the queue to drop it', async () => ((await (await fetch(`${stack.url}/metrics`)).text()).includes('bamba_queue_depth 0') ? true : undefined));
     for (const reader of readers) await reader.cancel();
-    await stack.waitFor('both slots free', async () => ((await busySlots()) === 0 ? true : undefined));
+    await stack.waitFor(`both slots free (node: ${JSON.stringify(await stack.nodeStatuses())})`, async () => ((await busySlots()) === 0 ? true : undefined));
     // Only the two blockers ever started (each started job writes a stream); the dropped one did not.
     expect((await stack.redis.keys(stack.keys.requestStream('*'))).length).toBe(streamsBefore + 2);
   });

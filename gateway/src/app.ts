@@ -9,14 +9,16 @@ import { HTTPException } from 'hono/http-exception';
 import { apiKeyAuth, type AuthVariables } from './auth.js';
 import type { GatewayConfig } from './config.js';
 import { GatewayMetrics } from './metrics.js';
-import type { Clock, Dispatcher } from './ports.js';
+import type { Clock, Dispatcher, Sessions } from './ports.js';
 import { chatCompletionsRoute } from './routes/chat-completions.js';
 import { completionsRoute } from './routes/completions.js';
 import { healthRoutes } from './routes/health.js';
 import { modelsRoute } from './routes/models.js';
+import { sessionsRoute } from './routes/sessions.js';
 
 export interface GatewayPorts {
   dispatcher: Dispatcher;
+  sessions: Sessions;
   config: GatewayConfig;
   clock?: Clock;
   metrics?: GatewayMetrics;
@@ -26,15 +28,17 @@ export interface GatewayPorts {
 
 /** Routes as labelled in metrics: the matched pattern, not the raw path. */
 function routeLabel(path: string): string {
-  return /^\/(healthz|readyz|metrics|v1\/models|v1\/chat\/completions|v1\/completions)$/.test(path) ? path : 'other';
+  if (/^\/v1\/sessions\/[^/]+\/fork$/.test(path)) return '/v1/sessions/:id/fork';
+  if (/^\/v1\/sessions\/[^/]+$/.test(path)) return '/v1/sessions/:id';
+  return /^\/(healthz|readyz|metrics|v1\/models|v1\/chat\/completions|v1\/completions|v1\/sessions)$/.test(path) ? path : 'other';
 }
 
 export function createApp(ports: GatewayPorts) {
-  const { dispatcher, config } = ports;
+  const { dispatcher, sessions, config } = ports;
   const metrics = ports.metrics ?? new GatewayMetrics();
   const clock = ports.clock ?? { nowMs: () => Date.now() };
   const logError = ports.logError ?? ((error: unknown) => console.error(error));
-  const deps = { dispatcher, config, metrics, clock };
+  const deps = { dispatcher, sessions, config, metrics, clock };
 
   const app = new Hono<{ Variables: AuthVariables }>();
   app.use('*', async (c, next) => {
@@ -47,6 +51,7 @@ export function createApp(ports: GatewayPorts) {
   app.route('/v1/models', modelsRoute(dispatcher));
   app.route('/v1/chat/completions', chatCompletionsRoute(deps));
   app.route('/v1/completions', completionsRoute(deps));
+  app.route('/v1/sessions', sessionsRoute(sessions, dispatcher));
 
   app.notFound((c) => c.json({ error: { message: `no route for ${c.req.method} ${c.req.path}`, type: 'invalid_request_error', param: null, code: 'unknown_url' } }, 404));
   app.onError((error, c) => {

@@ -19,6 +19,7 @@ const schema = z.object({
   BAMBA_REQUEST_DEADLINE_MS: positiveInt.default(120_000),
   BAMBA_DEFAULT_MAX_TOKENS: positiveInt.default(512),
   BAMBA_JOB_ATTEMPTS: positiveInt.max(10).default(3),
+  BAMBA_SESSION_TTL_SECONDS: positiveInt.default(86_400),
 });
 
 export interface GatewayConfig {
@@ -38,6 +39,8 @@ export interface GatewayConfig {
   /** max_tokens when the request sets none (capped by the model's context). */
   defaultMaxTokens: number;
   jobAttempts: number;
+  /** Idle sessions expire after this long (must match the gpu-nodes'). */
+  sessionTtlSeconds: number;
 }
 
 /** Parse `key:tenant` pairs separated by commas or newlines; `#` starts a comment line. */
@@ -73,5 +76,6 @@ export function parseGatewayConfig(env: Record<string, string | undefined>, apiK
     requestDeadlineMs: values.BAMBA_REQUEST_DEADLINE_MS,
     defaultMaxTokens: values.BAMBA_DEFAULT_MAX_TOKENS,
     jobAttempts: values.BAMBA_JOB_ATTEMPTS,
+    sessionTtlSeconds: values.BAMBA_SESSION_TTL_SECONDS,
   };
 }

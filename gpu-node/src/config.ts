@@ -25,6 +25,10 @@ const schema = z.object({
   BAMBA_LOCK_DURATION_MS: positiveInt.default(30_000),
   BAMBA_STALLED_INTERVAL_MS: positiveInt.default(15_000),
   BAMBA_HEARTBEAT_MS: positiveInt.default(1_000),
+  BAMBA_SNAPSHOT_BUDGET_BYTES: positiveInt.default(2 * 1024 ** 3),
+  BAMBA_SESSION_TTL_SECONDS: positiveInt.default(86_400),
+  BAMBA_RESIDENT_SESSIONS: z.coerce.number().int().min(0).optional(),
+  BAMBA_PREFIX_CACHE: booleanText.default(true),
 });
 
 /** gpu-node settings; see the README's configuration table for each variable. */
@@ -46,6 +50,14 @@ export interface GpuNodeConfig {
   /** How often this node looks for other nodes' stalled (orphaned) jobs. */
   stalledIntervalMs: number;
   heartbeatMs: number;
+  /** Snapshot bytes kept in Redis before least-recently-used cache snapshots are evicted. */
+  snapshotBudgetBytes: number;
+  /** Idle sessions expire (transcript and snapshot pointer) after this long. */
+  sessionTtlSeconds: number;
+  /** Sessions kept resident in idle slots after their turn (default: all slots; 0 = none). */
+  residentSessions: number;
+  /** Snapshot stateless chat requests too, so re-sent histories resume (exact-prefix cache). */
+  prefixCache: boolean;
 }
 
 export function parseGpuNodeConfig(env: Record<string, string | undefined>): GpuNodeConfig {
@@ -70,5 +82,9 @@ export function parseGpuNodeConfig(env: Record<string, string | undefined>): Gpu
     lockDurationMs: values.BAMBA_LOCK_DURATION_MS,
     stalledIntervalMs: values.BAMBA_STALLED_INTERVAL_MS,
     heartbeatMs: values.BAMBA_HEARTBEAT_MS,
+    snapshotBudgetBytes: values.BAMBA_SNAPSHOT_BUDGET_BYTES,
+    sessionTtlSeconds: values.BAMBA_SESSION_TTL_SECONDS,
+    residentSessions: values.BAMBA_RESIDENT_SESSIONS ?? values.BAMBA_SLOTS,
+    prefixCache: values.BAMBA_PREFIX_CACHE,
   };
 }

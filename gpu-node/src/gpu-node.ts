@@ -5,13 +5,17 @@
 import { errorToWire, redisKeys, ServerError, type NodeStatus } from '@bamba/shared';
 import { Redis } from 'ioredis';
 import type { GpuNodeConfig } from './config.js';
-import type { Engine } from './engine/engine.js';
+import type { Engine, Slot } from './engine/engine.js';
 import { createLlamaEngine } from './engine/llama-engine.js';
 import { RedisEventWriter } from './events/redis-event-writer.js';
 import { JobIntake } from './intake/job-intake.js';
 import { Heartbeat } from './registry/heartbeat.js';
 import { SlotScheduler } from './scheduler/slot-scheduler.js';
+import { ResidencyTable } from './scheduler/residency-table.js';
 import { runGeneration, type RunOutcome } from './serving/run-generation.js';
+import type { ServingDeps } from './serving/serving-deps.js';
+import { SessionStore } from './state/session-store.js';
+import { SnapshotStore } from './state/snapshot-store.js';
 
 export interface RunningGpuNode {
   nodeId: string;
@@ -33,6 +37,15 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
   const subscriber = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
   const writer = new RedisEventWriter(redis, keys, config.nodeId);
   const scheduler = new SlotScheduler(config.slots);
+  const serving: ServingDeps = {
+    engine,
+    nodeId: config.nodeId,
+    snapshots: new SnapshotStore(redis, keys, config.snapshotBudgetBytes),
+    sessions: new SessionStore(redis, keys, config.sessionTtlSeconds),
+    residency: new ResidencyTable<Slot>(Math.min(config.residentSessions, config.slots)),
+    prefixCache: config.prefixCache,
+    log,
+  };
   const startedAtMs = Date.now();
 
   const status = (): NodeStatus => ({
@@ -41,8 +54,8 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
     device: engine.info.device,
     models: [{ id: config.modelId, contextSize: engine.info.contextSize, fingerprint: engine.info.fingerprint }],
     slots: config.slots,
-    busySlots: scheduler.busy,
-    maxBusySlots: scheduler.maxBusy,
+    busySlots: intake.runningCount,
+    maxBusySlots: intake.maxRunning,
     completedRequests: intake.completed,
     startedAtMs,
     heartbeatAtMs: Date.now(),
@@ -52,6 +65,7 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
   const intake: JobIntake = new JobIntake({
     connection: redis,
     keys,
+    ownQueue: keys.nodeQueue(config.nodeId),
     scheduler,
     lockDurationMs: config.lockDurationMs,
     stalledIntervalMs: config.stalledIntervalMs,
@@ -61,7 +75,7 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
     run: async ({ job, attempt, isLastAttempt, signal }): Promise<RunOutcome> => {
       const events = writer.forRequest(job.requestId, attempt);
       try {
-        return await runGeneration(engine, job, events, signal);
+        return await runGeneration(serving, job, events, signal);
       } catch (error) {
         if (!isLastAttempt) throw error; // BullMQ retries it, maybe elsewhere
         const failure = new ServerError(`generation failed on node ${config.nodeId}`, { code: 'engine_error', cause: error });

@@ -86,6 +86,13 @@ export class NotFoundError extends BambaError {
   }
 }
 
+/** The resource is busy with another request (HTTP 409), e.g. a session mid-turn. */
+export class ConflictError extends BambaError {
+  constructor(message: string, options: BambaErrorOptions = {}) {
+    super('invalid_request_error', 409, true, message, options);
+  }
+}
+
 /** The request body is larger than the configured limit (HTTP 413). */
 export class PayloadTooLargeError extends BambaError {
   constructor(limitBytes: number) {

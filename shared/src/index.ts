@@ -7,3 +7,5 @@ export * from './redis-keys.js';
 export * from './sampling.js';
 export * from './snapshot-format.js';
 export * from './stream-events.js';
+export * from './sessions.js';
+export * from './redis-scripts.js';

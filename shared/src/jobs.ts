@@ -25,4 +25,12 @@ export interface GenerationJob {
   /** Epoch ms after which nobody waits for the result: a node drops the job instead. */
   deadlineAtMs: number;
   enqueuedAtMs: number;
+  /** Set for a turn of a server-side session: `input` then holds only the new messages. */
+  session?: SessionTurn;
+}
+
+export interface SessionTurn {
+  sessionId: string;
+  /** Turns committed when the gateway accepted this one; the commit checks it is unchanged. */
+  expectedVersion: number;
 }

@@ -13,7 +13,7 @@ export interface NodeStatus {
   device: 'cpu' | 'cuda';
   models: ServedModel[];
   slots: number;
-  /** Slots running a request now. */
+  /** Requests running now (a slot reserved while waiting for a job does not count). */
   busySlots: number;
   /** Highest `busySlots` seen since the node started. */
   maxBusySlots: number;

@@ -37,6 +37,8 @@ export const chatCompletionRequestSchema = z.object({
   ...samplingFields,
   messages: z.array(messageSchema, { error: 'messages must be an array' }).min(1, 'messages must hold at least one message'),
   max_completion_tokens: z.number().int().min(1, 'max_completion_tokens must be at least 1').nullish(),
+  /** Extension: continue a server-side session; `messages` then holds only the new turn. */
+  session_id: z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/, 'session_id has unexpected characters').nullish(),
   tools: z.unknown().optional(),
   functions: z.unknown().optional(),
   response_format: z.object({ type: z.string() }).nullish(),
@@ -61,6 +63,8 @@ export interface ValidatedGenerationRequest {
   maxTokensRequested: boolean;
   /** Which endpoint asked (shapes the response). */
   endpoint: 'chat' | 'completion';
+  /** Server-side session this turn continues, or null for a stateless request. */
+  sessionId: string | null;
 }
 
 export interface ValidationDefaults {
@@ -89,7 +93,7 @@ function parse<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T> {
 
 type SamplingInput = { [K in keyof typeof samplingFields]?: z.infer<(typeof samplingFields)[K]> };
 
-function resolveSampling(body: SamplingInput, maxTokens: number | null | undefined, defaults: ValidationDefaults): Omit<ValidatedGenerationRequest, 'input' | 'endpoint'> {
+function resolveSampling(body: SamplingInput, maxTokens: number | null | undefined, defaults: ValidationDefaults): Omit<ValidatedGenerationRequest, 'input' | 'endpoint' | 'sessionId'> {
   if (body.n !== undefined && body.n !== null && body.n !== 1) throw new InvalidRequestError('only n = 1 is supported', { param: 'n', code: 'unsupported_value' });
   if (body.logprobs === true || (typeof body.logprobs === 'number' && body.logprobs > 0)) {
     throw new InvalidRequestError('logprobs are not supported', { param: 'logprobs', code: 'unsupported_parameter' });
@@ -126,7 +130,10 @@ export function validateChatCompletionRequest(body: unknown, defaults: Validatio
     role: message.role === 'developer' ? 'system' : message.role,
     content: typeof message.content === 'string' ? message.content : message.content.map((part) => part.text).join(''),
   }));
-  return { ...resolveSampling(request, request.max_completion_tokens ?? request.max_tokens, defaults), input: { kind: 'chat', messages }, endpoint: 'chat' };
+  if (request.session_id && messages.some((message) => message.role === 'system')) {
+    throw new InvalidRequestError('a session turn cannot add a system message; set it when creating the session', { param: 'messages', code: 'invalid_value' });
+  }
+  return { ...resolveSampling(request, request.max_completion_tokens ?? request.max_tokens, defaults), input: { kind: 'chat', messages }, endpoint: 'chat', sessionId: request.session_id ?? null };
 }
 
 export function validateCompletionRequest(body: unknown, defaults: ValidationDefaults): ValidatedGenerationRequest {
@@ -135,5 +142,5 @@ export function validateCompletionRequest(body: unknown, defaults: ValidationDef
   if (request.suffix) throw new InvalidRequestError('suffix is not supported', { param: 'suffix', code: 'unsupported_parameter' });
   const prompt = typeof request.prompt === 'string' ? request.prompt : request.prompt[0]!;
   if (prompt.length === 0) throw new InvalidRequestError('prompt must not be empty', { param: 'prompt' });
-  return { ...resolveSampling(request, request.max_tokens, defaults), input: { kind: 'completion', prompt }, endpoint: 'completion' };
+  return { ...resolveSampling(request, request.max_tokens, defaults), input: { kind: 'completion', prompt }, endpoint: 'completion', sessionId: null };
 }

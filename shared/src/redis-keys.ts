@@ -17,6 +17,31 @@ export interface RedisKeys {
   nodeSet: string;
   /** A gpu-node's status (JSON), expiring unless refreshed by its heartbeat. */
   nodeStatus(nodeId: string): string;
+  /** BullMQ queue name of one gpu-node's own queue (affinity: turns of its resident sessions). */
+  nodeQueue(nodeId: string): string;
+  /** Session record (HASH): tenant, model, version, token count, snapshot id, resident node. */
+  session(sessionId: string): string;
+  /** Session transcript (LIST of JSON messages): the source of truth. */
+  sessionTranscript(sessionId: string): string;
+  /** One turn at a time: holds the request id of the running turn. */
+  sessionLock(sessionId: string): string;
+  /** Snapshot metadata (HASH): tenant, fingerprint, token count, token hash, bytes, chunk count. */
+  snapshotMeta(snapshotId: string): string;
+  /** One chunk of a snapshot's bytes (a few MiB at most per Redis command). */
+  snapshotChunk(snapshotId: string, index: number): string;
+  /** Sessions whose latest state this snapshot is (SET); such a snapshot is never evicted. */
+  snapshotOwners(snapshotId: string): string;
+  /** Snapshots by last use (ZSET, score = epoch ms): eviction order. */
+  snapshotLru: string;
+  /** Total snapshot bytes stored (counter). */
+  snapshotBytes: string;
+  /** Prefix cache: (tenant, fingerprint, token-sequence hash) → snapshot id. */
+  prefixEntry(tenant: string, fingerprint: string, tokenHash: string): string;
+}
+
+/** Key templates for Lua scripts that derive snapshot and session keys from ids. */
+export function snapshotKeyTemplates(keys: RedisKeys): [meta: string, chunk: string, owners: string, session: string] {
+  return [keys.snapshotMeta('{id}'), keys.snapshotChunk('{id}', '{index}' as unknown as number), keys.snapshotOwners('{id}'), keys.session('{id}')];
 }
 
 export function redisKeys(prefix: string, region: string): RedisKeys {
@@ -30,5 +55,15 @@ export function redisKeys(prefix: string, region: string): RedisKeys {
     cancelChannel: `${base}:cancel`,
     nodeSet: `${base}:nodes`,
     nodeStatus: (nodeId) => `${base}:node:${nodeId}`,
+    nodeQueue: (nodeId) => `generate-${region}-node-${nodeId}`,
+    session: (sessionId) => `${base}:session:${sessionId}`,
+    sessionTranscript: (sessionId) => `${base}:session:${sessionId}:transcript`,
+    sessionLock: (sessionId) => `${base}:session:${sessionId}:lock`,
+    snapshotMeta: (snapshotId) => `${base}:snapshot:${snapshotId}`,
+    snapshotChunk: (snapshotId, index) => `${base}:snapshot:${snapshotId}:chunk:${index}`,
+    snapshotOwners: (snapshotId) => `${base}:snapshot:${snapshotId}:owners`,
+    snapshotLru: `${base}:snapshots:lru`,
+    snapshotBytes: `${base}:snapshots:bytes`,
+    prefixEntry: (tenant, fingerprint, tokenHash) => `${base}:prefix:${tenant}:${fingerprint}:${tokenHash}`,
   };
 }

@@ -7,11 +7,17 @@ import type { WireError } from './errors.js';
 
 export type FinishReason = 'stop' | 'length';
 
+/** How a request's state was obtained: kept in a slot, loaded from Redis, or recomputed. */
+export type ResumePath = 'resident' | 'snapshot' | 'replay';
+
 export interface GenerationStartEvent {
   type: 'generation-start';
   attempt: number;
   nodeId: string;
   promptTokens: number;
+  /** Prompt tokens whose state was restored instead of recomputed. */
+  cachedTokens: number;
+  resume: ResumePath;
 }
 export interface TokenDeltaEvent {
   type: 'token-delta';

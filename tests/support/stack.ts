@@ -85,7 +85,10 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       let stderr = '';
-      child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+      child.stderr?.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        if (process.env.BAMBA_TEST_NODE_STDERR === '1') process.stderr.write(`[${nodeId}] ${chunk.toString()}`);
+      });
       nodes.set(nodeId, child);
       await waitFor(`gpu-node ${nodeId} to announce itself`, async () => {
         if (child.exitCode !== null) throw new Error(`gpu-node ${nodeId} exited: ${stderr}`);

@@ -27,6 +27,8 @@ const KEEP_FAILED_SECONDS = 3600;
 export class RedisDispatcher implements Dispatcher {
   private readonly redis: Redis;
   private readonly queue: Queue;
+  /** Per-node queues for affinity, opened on first use. */
+  private readonly nodeQueues = new Map<string, Queue>();
   private readonly idleReaders: Redis[] = [];
   private readonly busyReaders = new Set<Redis>();
 
@@ -60,8 +62,24 @@ export class RedisDispatcher implements Dispatcher {
     return Object.values(counts).reduce((sum, count) => sum + count, 0);
   }
 
+  /** The Redis connection, shared with the session store. */
+  get connection(): Redis {
+    return this.redis;
+  }
+
+  private queueFor(nodeId: string | undefined): Queue {
+    if (!nodeId) return this.queue;
+    let queue = this.nodeQueues.get(nodeId);
+    if (!queue) {
+      queue = new Queue(this.keys.nodeQueue(nodeId), { connection: this.redis, prefix: this.keys.bullPrefix });
+      queue.on('error', () => {});
+      this.nodeQueues.set(nodeId, queue);
+    }
+    return queue;
+  }
+
   async submit(job: GenerationJob, options: SubmitOptions): Promise<void> {
-    await this.queue.add('generate', job, {
+    await this.queueFor(options.nodeId).add('generate', job, {
       jobId: job.requestId,
       priority: options.priority,
       attempts: options.attempts,
@@ -109,16 +127,18 @@ export class RedisDispatcher implements Dispatcher {
       .exec();
     // Still queued? Then it never starts. A running (locked) job cannot be removed: the
     // published cancel stops it on its node instead.
-    try {
-      await this.queue.remove(requestId);
-    } catch {
-      /* locked by a running node */
+    for (const queue of [this.queue, ...this.nodeQueues.values()]) {
+      try {
+        await queue.remove(requestId);
+      } catch {
+        /* locked by a running node */
+      }
     }
   }
 
   async close(): Promise<void> {
     for (const reader of [...this.idleReaders.splice(0), ...this.busyReaders]) reader.disconnect();
-    await this.queue.close();
+    await Promise.all([this.queue, ...this.nodeQueues.values()].map((queue) => queue.close()));
     this.redis.disconnect();
   }
 

@@ -9,6 +9,7 @@ import { serve } from '@hono/node-server';
 import { createApp } from '../app.js';
 import { parseGatewayConfig, type GatewayConfig } from '../config.js';
 import { RedisDispatcher } from '../dispatch/redis-dispatcher.js';
+import { RedisSessions } from '../dispatch/redis-sessions.js';
 
 export interface RunningGateway {
   url: string;
@@ -23,8 +24,10 @@ export function gatewayConfigFromEnv(env: Record<string, string | undefined>): G
 }
 
 export async function startGateway(config: GatewayConfig, log: (message: string) => void = (message) => process.stderr.write(`${message}\n`)): Promise<RunningGateway> {
-  const dispatcher = new RedisDispatcher(config.redisUrl, redisKeys(config.redisPrefix, config.region));
-  const app = createApp({ dispatcher, config, logError: (error) => log(`gateway: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`) });
+  const keys = redisKeys(config.redisPrefix, config.region);
+  const dispatcher = new RedisDispatcher(config.redisUrl, keys);
+  const sessions = new RedisSessions(dispatcher.connection, keys, config.sessionTtlSeconds);
+  const app = createApp({ dispatcher, sessions, config, logError: (error) => log(`gateway: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`) });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const started = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(started));
     started.once('error', reject);

@@ -14,6 +14,7 @@ import {
   errorToWire,
   type FinishReason,
   type GenerationJob,
+  type NodeStatus,
   type StreamEvent,
   type ValidatedGenerationRequest,
 } from '@bamba/shared';
@@ -22,14 +23,19 @@ import { streamSSE } from 'hono/streaming';
 import type { GatewayConfig } from '../config.js';
 import type { GatewayMetrics } from '../metrics.js';
 import { completeResponse, streamChunk, usageChunk, usageOf } from '../openai-responses.js';
-import type { Clock, Dispatcher } from '../ports.js';
+import type { Clock, Dispatcher, Sessions } from '../ports.js';
+import { sessionBusy, sessionNotFound } from './sessions.js';
 
 export interface GenerationDeps {
   dispatcher: Dispatcher;
+  sessions: Sessions;
   config: GatewayConfig;
   metrics: GatewayMetrics;
   clock: Clock;
 }
+
+/** A session lock outlives the request's deadline a little, in case the gateway dies mid-turn. */
+const SESSION_LOCK_MARGIN_MS = 30_000;
 
 /** Ids are also BullMQ job ids and stream names: letters and digits only. */
 function newRequestId(prefix: string): string {
@@ -37,7 +43,7 @@ function newRequestId(prefix: string): string {
 }
 
 /** Resolve the model's limits and the queue's room; throws the matching HTTP error. */
-async function admit(deps: GenerationDeps, request: ValidatedGenerationRequest): Promise<ValidatedGenerationRequest> {
+async function admit(deps: GenerationDeps, request: ValidatedGenerationRequest): Promise<{ request: ValidatedGenerationRequest; nodes: NodeStatus[] }> {
   const nodes = await deps.dispatcher.liveNodes();
   if (nodes.length === 0) throw new ServiceUnavailableError('no gpu-node is alive in this region; try again shortly', { code: 'no_gpu_node' });
   const model = nodes.flatMap((node) => node.models).find((served) => served.id === request.model);
@@ -55,7 +61,21 @@ async function admit(deps: GenerationDeps, request: ValidatedGenerationRequest):
   if (waiting >= deps.config.queueMaxWaiting) {
     throw new RateLimitError(`the queue is full (${waiting} requests waiting); retry shortly`, 1);
   }
-  return { ...request, params: { ...request.params, maxTokens } };
+  return { request: { ...request, params: { ...request.params, maxTokens } }, nodes };
+}
+
+/** Take the session's turn lock; the turn goes to the node holding its state when that node has room. */
+async function lockSession(deps: GenerationDeps, tenant: string, request: ValidatedGenerationRequest, requestId: string, nodes: NodeStatus[]) {
+  const sessionId = request.sessionId!;
+  const locked = await deps.sessions.lockTurn(tenant, sessionId, requestId, deps.config.requestDeadlineMs + SESSION_LOCK_MARGIN_MS);
+  if (locked === 'not_found') throw sessionNotFound(sessionId);
+  if (locked === 'busy') throw sessionBusy(sessionId);
+  if (locked.model !== request.model) {
+    await deps.sessions.unlockTurn(sessionId, requestId);
+    throw new InvalidRequestError(`session '${sessionId}' uses model '${locked.model}', not '${request.model}'`, { param: 'model', code: 'model_mismatch' });
+  }
+  const holder = nodes.find((node) => node.nodeId === locked.residentNode);
+  return { turn: { sessionId, expectedVersion: locked.version }, affinityNode: holder && holder.busySlots < holder.slots ? holder.nodeId : undefined };
 }
 
 /**
@@ -77,10 +97,13 @@ class AttemptTracker {
 }
 
 export async function handleGeneration(c: Context<{ Variables: { tenant: string } }>, deps: GenerationDeps, validated: ValidatedGenerationRequest): Promise<Response> {
-  const request = await admit(deps, validated);
+  const { request, nodes } = await admit(deps, validated);
   const { dispatcher, config, metrics, clock } = deps;
   const arrivedMs = clock.nowMs();
   const requestId = newRequestId(request.endpoint === 'chat' ? 'chatcmpl' : 'cmpl');
+  const session = request.sessionId ? await lockSession(deps, c.get('tenant'), request, requestId, nodes) : null;
+  // A session turn that ends without committing gives its lock back (commit deletes it itself).
+  const unlockSession = async () => { if (session) await deps.sessions.unlockTurn(session.turn.sessionId, requestId).catch(() => {}); };
   const job: GenerationJob = {
     requestId,
     tenant: c.get('tenant'),
@@ -89,12 +112,19 @@ export async function handleGeneration(c: Context<{ Variables: { tenant: string 
     params: request.params,
     deadlineAtMs: arrivedMs + config.requestDeadlineMs,
     enqueuedAtMs: arrivedMs,
+    ...(session ? { session: session.turn } : {}),
   };
-  await dispatcher.submit(job, { priority: JobPriority.interactive, attempts: config.jobAttempts });
+  try {
+    await dispatcher.submit(job, { priority: JobPriority.interactive, attempts: config.jobAttempts, ...(session?.affinityNode ? { nodeId: session.affinityNode } : {}) });
+  } catch (error) {
+    await unlockSession();
+    throw error;
+  }
 
   // A client that goes away cancels the job: dropped if still queued, stopped if running.
   const abort = new AbortController();
   let finished = false;
+  let committed = false;
   const onClientGone = () => {
     abort.abort();
     if (!finished) void dispatcher.cancel(requestId).catch(() => {});
@@ -109,6 +139,7 @@ export async function handleGeneration(c: Context<{ Variables: { tenant: string 
     finished = true;
     c.req.raw.signal.removeEventListener('abort', onClientGone);
     await events.return?.();
+    if (!committed) await unlockSession();
   };
 
   const nextEvent = async (): Promise<StreamEvent | null> => {
@@ -124,6 +155,7 @@ export async function handleGeneration(c: Context<{ Variables: { tenant: string 
     const first = await nextEvent();
     if (!first) throw new ServerError('the request was cancelled');
     if (first.type === 'generation-error') throw errorFromWire(first.error);
+    if (first.type === 'generation-start') c.header('x-bamba-resume', first.resume);
   } catch (error) {
     await cleanUp();
     if (!abort.signal.aborted) await dispatcher.cancel(requestId).catch(() => {});
@@ -146,6 +178,7 @@ export async function handleGeneration(c: Context<{ Variables: { tenant: string 
         if (event.type === 'generation-start') { text = ''; continue; } // a retry starts over
         if (event.type === 'token-delta') { noteToken(); text += event.text; continue; }
         if (event.type === 'generation-error') throw errorFromWire(event.error);
+        committed = true; // the node commits a session turn before it writes the end event
         metrics.tokensGenerated += event.completionTokens;
         return c.json(completeResponse(request, identity, text, event.finishReason, usageOf(event.promptTokens, event.completionTokens, event.cachedTokens)));
       }
@@ -174,6 +207,7 @@ export async function handleGeneration(c: Context<{ Variables: { tenant: string 
           continue;
         }
         finishReason = event.finishReason;
+        committed = true;
         metrics.tokensGenerated += event.completionTokens;
         usage = usageOf(event.promptTokens, event.completionTokens, event.cachedTokens);
       }

@@ -90,6 +90,8 @@ export interface Engine {
   acquireSlot(): Slot | null;
   /** Clears the slot's tokens and returns it to the pool. */
   releaseSlot(slot: Slot): Promise<void>;
+  /** Empty an acquired slot (its state is unwanted) and keep it. */
+  resetSlot(slot: Slot): Promise<void>;
   /** Slots not currently acquired. */
   freeSlotCount(): number;
   /** Tokens currently held in the slot's state. */

@@ -148,6 +148,10 @@ export class LlamaEngine implements Engine {
     own.acquired = false;
   }
 
+  async resetSlot(slot: Slot): Promise<void> {
+    await this.own(slot).sequence.clearHistory();
+  }
+
   freeSlotCount(): number {
     return this.slots.filter((slot) => !slot.acquired).length;
   }

@@ -35,9 +35,9 @@ export class RedisEventWriter {
       await this.redis.expire(stream, STREAM_TTL_AFTER_END_SECONDS);
     };
     return {
-      start: (promptTokens) => {
+      start: (promptTokens, cachedTokens, resume) => {
         // A retried attempt starts its own event run; readers discard earlier attempts' deltas.
-        entry().extra.push({ type: 'generation-start', attempt, nodeId: this.nodeId, promptTokens });
+        entry().extra.push({ type: 'generation-start', attempt, nodeId: this.nodeId, promptTokens, cachedTokens, resume });
         this.scheduleFlush();
       },
       delta: (text, tokens) => {

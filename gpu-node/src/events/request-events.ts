@@ -2,10 +2,10 @@
  * The port generation code writes token events to; the Redis implementation sits beside it.
  * Keeping it an interface lets the runner be tested without Redis.
  */
-import type { GenerationEndEvent, WireError } from '@bamba/shared';
+import type { GenerationEndEvent, ResumePath, WireError } from '@bamba/shared';
 
 export interface RequestEvents {
-  start(promptTokens: number): void;
+  start(promptTokens: number, cachedTokens: number, resume: ResumePath): void;
   /** Queue a delta; deltas of one decode step are written together. */
   delta(text: string, tokens: number): void;
   /** Flush pending deltas, write the end event, and resolve once Redis has it. */

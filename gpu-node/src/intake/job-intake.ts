@@ -24,6 +24,8 @@ export interface JobIntakeOptions {
   connection: Redis;
   keys: RedisKeys;
   scheduler: SlotScheduler;
+  /** BullMQ queue name of this node's own (affinity) queue. */
+  ownQueue: string;
   lockDurationMs: number;
   stalledIntervalMs: number;
   run: (context: JobContext) => Promise<RunOutcome>;
@@ -38,10 +40,15 @@ const FETCH_RETRY_DELAY_MS = 500;
 
 export class JobIntake {
   private readonly worker: Worker;
+  /** This node's own queue: turns of sessions resident here (affinity). */
+  private readonly ownWorker: Worker;
+  private ownLoop: Promise<void> | null = null;
   private readonly running = new Map<string, AbortController>();
   private stopping = false;
   private loop: Promise<void> | null = null;
   completed = 0;
+  /** Most jobs ever running at once (reservations waiting for a job do not count). */
+  maxRunning = 0;
 
   constructor(private readonly options: JobIntakeOptions) {
     this.worker = new Worker(options.keys.generationQueue, null, {
@@ -54,11 +61,28 @@ export class JobIntake {
       drainDelay: 1,
     });
     this.worker.on('error', (error) => options.log(`intake: ${error.message}`));
+    this.ownWorker = new Worker(options.ownQueue, null, {
+      connection: options.connection,
+      prefix: options.keys.bullPrefix,
+      lockDuration: options.lockDurationMs,
+      stalledInterval: options.stalledIntervalMs,
+      maxStalledCount: 1,
+      autorun: false,
+      drainDelay: 1,
+    });
+    this.ownWorker.on('error', (error) => options.log(`intake: ${error.message}`));
   }
 
   start(): void {
     void this.worker.startStalledCheckTimer();
+    void this.ownWorker.startStalledCheckTimer();
     this.loop = this.pullJobs();
+    this.ownLoop = this.pullOwnJobs();
+  }
+
+  /** Jobs running now. */
+  get runningCount(): number {
+    return this.running.size;
   }
 
   /** Abort a running request (its client went away). */
@@ -70,8 +94,37 @@ export class JobIntake {
     this.stopping = true;
     this.options.scheduler.wakeAll();
     for (const controller of this.running.values()) controller.abort();
-    await this.worker.close();
-    await this.loop;
+    await Promise.all([this.worker.close(), this.ownWorker.close()]);
+    await Promise.all([this.loop, this.ownLoop]);
+  }
+
+  /**
+   * Affinity jobs are sent here only while this node reports a free slot, so this loop fetches
+   * first and reserves after (a short wait at most); reserving first would hold a slot idle
+   * while blocked on a queue that is usually empty.
+   */
+  private async pullOwnJobs(): Promise<void> {
+    const { scheduler, log } = this.options;
+    while (!this.stopping) {
+      const token = randomUUID();
+      let job: Job | undefined;
+      try {
+        job = await this.ownWorker.getNextJob(token, { block: true });
+      } catch (error) {
+        if (!this.stopping) log(`intake: fetching an affinity job failed: ${(error as Error).message}`);
+        await new Promise((resolve) => setTimeout(resolve, FETCH_RETRY_DELAY_MS));
+        continue;
+      }
+      if (!job) continue;
+      while (!scheduler.tryReserve()) {
+        if (this.stopping) return;
+        await scheduler.waitForFree();
+      }
+      void this.handle(job, token).finally(() => {
+        scheduler.release();
+        this.options.onSlotFreed?.();
+      });
+    }
   }
 
   private async pullJobs(): Promise<void> {
@@ -102,6 +155,7 @@ export class JobIntake {
     const data = job.data as GenerationJob;
     const controller = new AbortController();
     this.running.set(data.requestId, controller);
+    this.maxRunning = Math.max(this.maxRunning, this.running.size);
     const { lockDurationMs, log } = this.options;
     const renewLock = setInterval(() => {
       job.extendLock(token, lockDurationMs).catch((error: Error) => log(`intake: lock renewal for ${job.id} failed: ${error.message}`));

@@ -1,11 +1,21 @@
 /**
- * Runs one generation job on the engine: tokenize, take the reserved slot, generate, relay
- * tokens as events, free the slot. Knows nothing of queues or Redis: the intake decides what a
- * result or an error means for the job.
+ * Runs one generation job: assemble the conversation (a session's transcript plus its new
+ * turn, or the request alone), restore what state it can, evaluate only the new tokens,
+ * generate, relay tokens as events, then persist the turn. Knows nothing of queues: the intake
+ * decides what a result or an error means for the job.
  */
-import { BambaError, DeadlineExceededError, errorToWire, type GenerationJob } from '@bamba/shared';
-import type { Engine } from '../engine/engine.js';
+import {
+  BambaError,
+  DeadlineExceededError,
+  errorToWire,
+  InvalidRequestError,
+  NotFoundError,
+  type GenerationJob,
+} from '@bamba/shared';
 import type { RequestEvents } from '../events/request-events.js';
+import { persistTurn } from './persist-state.js';
+import { restoreState, type ConversationState } from './restore-state.js';
+import type { ServingDeps } from './serving-deps.js';
 
 export type RunOutcome =
   | { kind: 'finished'; completionTokens: number }
@@ -13,49 +23,69 @@ export type RunOutcome =
   /** The client's fault or otherwise permanent: reported to the client, never retried. */
   | { kind: 'rejected'; error: BambaError };
 
-export function promptTokensFor(engine: Engine, job: GenerationJob): number[] {
-  return job.input.kind === 'chat' ? engine.tokenizeChat(job.input.messages) : engine.tokenize(job.input.prompt);
+async function conversationOf(deps: ServingDeps, job: GenerationJob): Promise<ConversationState> {
+  if (job.input.kind === 'completion') {
+    return { tenant: job.tenant, messages: null, session: null, promptTokens: deps.engine.tokenize(job.input.prompt) };
+  }
+  if (!job.session) {
+    return { tenant: job.tenant, messages: job.input.messages, session: null, promptTokens: deps.engine.tokenizeChat(job.input.messages) };
+  }
+  const loaded = await deps.sessions.load(job.session.sessionId);
+  if (!loaded || loaded.session.tenant !== job.tenant) throw new NotFoundError(`session '${job.session.sessionId}' does not exist`, { param: 'session_id', code: 'session_not_found' });
+  if (loaded.session.version !== job.session.expectedVersion) throw new InvalidRequestError('the session moved on since this turn was accepted', { code: 'session_conflict' });
+  const messages = [...loaded.transcript, ...job.input.messages];
+  return { tenant: job.tenant, messages, session: loaded.session, promptTokens: deps.engine.tokenizeChat(messages) };
 }
 
 /**
- * Throws only for failures worth retrying on another attempt (engine faults); anything the
- * client caused is returned as `rejected` after its error event is written.
+ * Throws only for failures worth retrying on another attempt (engine or Redis faults);
+ * anything the client caused is returned as `rejected` after its error event is written.
  */
-export async function runGeneration(engine: Engine, job: GenerationJob, events: RequestEvents, signal: AbortSignal, nowMs = Date.now): Promise<RunOutcome> {
-  if (nowMs() > job.deadlineAtMs) {
-    const error = new DeadlineExceededError('the request waited in the queue past its deadline');
+export async function runGeneration(deps: ServingDeps, job: GenerationJob, events: RequestEvents, signal: AbortSignal, nowMs = Date.now): Promise<RunOutcome> {
+  const reject = async (error: BambaError): Promise<RunOutcome> => {
     await events.error(errorToWire(error));
     return { kind: 'rejected', error };
-  }
-  const slot = engine.acquireSlot();
-  if (!slot) throw new Error('bug: intake started a job without a free engine slot');
+  };
+  if (nowMs() > job.deadlineAtMs) return reject(new DeadlineExceededError('the request waited in the queue past its deadline'));
+  let conversation: ConversationState;
   try {
+    conversation = await conversationOf(deps, job);
+  } catch (error) {
+    if (error instanceof BambaError && !error.retryable) return reject(error);
+    throw error;
+  }
+  const restored = await restoreState(deps, conversation);
+  let persisted = false;
+  try {
+    const newTokens = conversation.promptTokens.slice(restored.cachedTokens);
     let stream;
-    let promptTokens: number[];
     try {
-      promptTokens = promptTokensFor(engine, job);
-      stream = engine.generate(slot, promptTokens, job.params, signal);
+      stream = deps.engine.generate(restored.slot, newTokens, job.params, signal);
     } catch (error) {
-      if (error instanceof BambaError && !error.retryable) {
-        await events.error(errorToWire(error));
-        return { kind: 'rejected', error };
-      }
+      if (error instanceof BambaError && !error.retryable) return await reject(error);
       throw error;
     }
-    events.start(promptTokens.length);
-    for await (const token of stream) events.delta(token.text, 1);
+    events.start(conversation.promptTokens.length, restored.cachedTokens, restored.resume);
+    let answer = '';
+    for await (const token of stream) {
+      answer += token.text;
+      events.delta(token.text, 1);
+    }
     const summary = await stream.summary;
     if (summary.finishReason === 'cancelled') return { kind: 'cancelled' };
+    persisted = true;
+    const refused = await persistTurn(deps, job, conversation, restored, answer);
+    if (refused) return await reject(refused);
     await events.end({
       finishReason: summary.finishReason,
-      promptTokens: summary.promptTokens,
+      promptTokens: conversation.promptTokens.length,
       completionTokens: summary.completionTokens,
-      cachedTokens: 0,
+      cachedTokens: restored.cachedTokens,
       timeToFirstTokenMs: summary.timeToFirstTokenMs,
       totalMs: summary.totalMs,
     });
     return { kind: 'finished', completionTokens: summary.completionTokens };
   } finally {
-    await engine.releaseSlot(slot);
+    if (!persisted) await deps.engine.releaseSlot(restored.slot);
   }
 }

@@ -1,0 +1,83 @@
+/** Server-side conversations: the session record and its wire shapes. */
+import { z } from 'zod';
+import { InvalidRequestError } from './errors.js';
+import type { ChatMessage } from './jobs.js';
+
+/** Where a session's state lives now. */
+export type SessionStateLocation = 'resident' | 'snapshot' | 'transcript';
+
+/** The session HASH in Redis, parsed. */
+export interface SessionRecord {
+  id: string;
+  tenant: string;
+  model: string;
+  createdAtMs: number;
+  /** Committed turns. */
+  version: number;
+  /** Tokens covered by the latest snapshot (0 = none). */
+  tokenCount: number;
+  /** Latest snapshot id, '' when there is none. */
+  snapshotId: string;
+  snapshotBytes: number;
+  /** gpu-node holding the state in a slot, '' when none. */
+  residentNode: string;
+  metadata: Record<string, string>;
+}
+
+export function sessionFromHash(id: string, hash: Record<string, string>): SessionRecord | null {
+  if (!hash.tenant) return null;
+  return {
+    id,
+    tenant: hash.tenant,
+    model: hash.model ?? '',
+    createdAtMs: Number(hash.createdAtMs ?? 0),
+    version: Number(hash.version ?? 0),
+    tokenCount: Number(hash.tokenCount ?? 0),
+    snapshotId: hash.snapshotId ?? '',
+    snapshotBytes: Number(hash.snapshotBytes ?? 0),
+    residentNode: hash.residentNode ?? '',
+    metadata: hash.metadata ? (JSON.parse(hash.metadata) as Record<string, string>) : {},
+  };
+}
+
+const MAX_METADATA_KEYS = 16;
+
+export const createSessionSchema = z.object({
+  model: z.string({ error: 'model is required' }).min(1, 'model must not be empty'),
+  system: z.string().nullish(),
+  metadata: z.record(z.string().max(64), z.string().max(512)).nullish(),
+});
+
+export interface ValidatedCreateSession {
+  model: string;
+  system: string | null;
+  metadata: Record<string, string>;
+}
+
+export function validateCreateSession(body: unknown): ValidatedCreateSession {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidRequestError('request body must be a JSON object', { code: 'invalid_body' });
+  const result = createSessionSchema.safeParse(body);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw new InvalidRequestError(issue.message, { param: issue.path.join('.') || null });
+  }
+  const metadata = result.data.metadata ?? {};
+  if (Object.keys(metadata).length > MAX_METADATA_KEYS) throw new InvalidRequestError(`metadata holds at most ${MAX_METADATA_KEYS} keys`, { param: 'metadata' });
+  return { model: result.data.model, system: result.data.system ?? null, metadata };
+}
+
+/** The session object the API returns. */
+export function sessionToWire(session: SessionRecord, messages: ChatMessage[], state: SessionStateLocation) {
+  return {
+    id: session.id,
+    object: 'session',
+    model: session.model,
+    created_at: Math.floor(session.createdAtMs / 1000),
+    metadata: session.metadata,
+    turns: session.version,
+    messages,
+    token_count: session.tokenCount,
+    snapshot_bytes: session.snapshotBytes,
+    state,
+  };
+}
