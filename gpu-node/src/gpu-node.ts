@@ -9,6 +9,7 @@ import type { Engine, Slot } from './engine/engine.js';
 import { createLlamaEngine } from './engine/llama-engine.js';
 import { RedisEventWriter } from './events/redis-event-writer.js';
 import { JobIntake } from './intake/job-intake.js';
+import { OrphanReaper } from './intake/orphan-reaper.js';
 import { Heartbeat } from './registry/heartbeat.js';
 import { SlotScheduler } from './scheduler/slot-scheduler.js';
 import { ResidencyTable } from './scheduler/residency-table.js';
@@ -85,16 +86,19 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
     },
   });
 
+  const reaper = new OrphanReaper(redis, keys, config.stalledIntervalMs, log);
   await subscriber.subscribe(keys.cancelChannel);
   subscriber.on('message', (_channel: string, requestId: string) => intake.cancel(requestId));
   await heartbeat.start();
   intake.start();
+  reaper.start();
   log(`gpu-node ${config.nodeId}: serving ${config.modelId} on ${engine.info.device} with ${config.slots} slots (context ${engine.info.contextSize})`);
 
   return {
     nodeId: config.nodeId,
     engine,
     async stop() {
+      await reaper.stop();
       await intake.stop();
       await heartbeat.stop(config.nodeId);
       await writer.flush();

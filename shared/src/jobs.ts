@@ -25,6 +25,11 @@ export interface GenerationJob {
   /** Epoch ms after which nobody waits for the result: a node drops the job instead. */
   deadlineAtMs: number;
   enqueuedAtMs: number;
+  /**
+   * Attempts this job already used in another queue (moved off a dead node's own queue), so
+   * attempt numbers in stream events keep increasing and readers can tell attempts apart.
+   */
+  attemptOffset?: number;
   /** Set for a turn of a server-side session: `input` then holds only the new messages. */
   session?: SessionTurn;
 }

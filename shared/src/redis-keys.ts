@@ -17,6 +17,8 @@ export interface RedisKeys {
   nodeSet: string;
   /** A gpu-node's status (JSON), expiring unless refreshed by its heartbeat. */
   nodeStatus(nodeId: string): string;
+  /** Every gpu-node id that ever announced itself (SET): whose own queue may hold orphaned jobs. */
+  knownNodes: string;
   /** BullMQ queue name of one gpu-node's own queue (affinity: turns of its resident sessions). */
   nodeQueue(nodeId: string): string;
   /** Session record (HASH): tenant, model, version, token count, snapshot id, resident node. */
@@ -55,6 +57,7 @@ export function redisKeys(prefix: string, region: string): RedisKeys {
     cancelChannel: `${base}:cancel`,
     nodeSet: `${base}:nodes`,
     nodeStatus: (nodeId) => `${base}:node:${nodeId}`,
+    knownNodes: `${base}:known-nodes`,
     nodeQueue: (nodeId) => `generate-${region}-node-${nodeId}`,
     session: (sessionId) => `${base}:session:${sessionId}`,
     sessionTranscript: (sessionId) => `${base}:session:${sessionId}:transcript`,

@@ -2,12 +2,12 @@
 import { createLlamaEngine, GREEDY, type ChatTemplateMessage, type Engine } from '@bamba/gpu-node';
 import { DEFAULT_NODE_ENV, TINY_MODEL_PATH } from './stack.js';
 
-export async function startDirectEngine(options: { slots?: number } = {}): Promise<Engine> {
+export async function startDirectEngine(options: { slots?: number; contextSize?: number } = {}): Promise<Engine> {
   return createLlamaEngine({
     modelPath: TINY_MODEL_PATH,
     device: 'cpu',
     slots: options.slots ?? Number(DEFAULT_NODE_ENV.BAMBA_SLOTS),
-    contextSize: Number(DEFAULT_NODE_ENV.BAMBA_CONTEXT_SIZE),
+    contextSize: options.contextSize ?? Number(DEFAULT_NODE_ENV.BAMBA_CONTEXT_SIZE),
     threads: 1,
   });
 }

@@ -165,8 +165,12 @@ export class JobIntake {
         await job.moveToCompleted({ outcome: 'client-gone' }, token, false);
         return;
       }
-      const attempt = job.attemptsStarted;
-      const outcome = await this.options.run({ job: data, attempt, isLastAttempt: attempt >= (job.opts.attempts ?? 1), signal: controller.signal });
+      const outcome = await this.options.run({
+        job: data,
+        attempt: (data.attemptOffset ?? 0) + job.attemptsStarted,
+        isLastAttempt: job.attemptsStarted >= (job.opts.attempts ?? 1),
+        signal: controller.signal,
+      });
       if (outcome.kind === 'rejected') await job.moveToFailed(new UnrecoverableError(outcome.error.message), token, false);
       else await job.moveToCompleted({ outcome: outcome.kind }, token, false);
       this.completed++;

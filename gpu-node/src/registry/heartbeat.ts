@@ -31,6 +31,7 @@ export class Heartbeat {
       .multi()
       .set(this.keys.nodeStatus(status.nodeId), JSON.stringify(status), 'PX', this.intervalMs * EXPIRY_IN_BEATS)
       .sadd(this.keys.nodeSet, status.nodeId)
+      .sadd(this.keys.knownNodes, status.nodeId)
       .exec();
   }
 

@@ -1,0 +1,154 @@
+/**
+ * The transcript is the source of truth: a deleted, corrupted or foreign snapshot costs time
+ * (replay), never content; a full snapshot budget evicts cache snapshots, never a session's
+ * state; a gpu-node killed mid-turn leaves the session at its last committed turn.
+ */
+import { createLlamaEngine, ensureCachedModel, GREEDY, type ChatTemplateMessage, type Engine } from '@bamba/gpu-node';
+import { resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { directGreedy, startDirectEngine } from './support/direct-engine.js';
+import { sessionClient } from './support/session-client.js';
+import { startTestStack, type TestStack } from './support/stack.js';
+
+let engine: Engine;
+beforeAll(async () => { engine = await startDirectEngine(); });
+afterAll(async () => engine?.close());
+
+async function historyOf(stack: TestStack, sessionId: string): Promise<ChatTemplateMessage[]> {
+  const transcript = await stack.redis.lrange(stack.keys.sessionTranscript(sessionId), 0, -1);
+  return transcript.map((message) => JSON.parse(message) as ChatTemplateMessage);
+}
+
+describe('damaged or missing snapshots fall back to replaying the transcript', () => {
+  let stack: TestStack;
+  let sessions: ReturnType<typeof sessionClient>;
+  beforeAll(async () => {
+    // No resident sessions: every turn must go through the snapshot in Redis.
+    stack = await startTestStack({ nodeEnv: { BAMBA_RESIDENT_SESSIONS: '0' } });
+    sessions = sessionClient(stack.url);
+  });
+  afterAll(async () => stack?.stop());
+
+  const snapshotIdOf = async (sessionId: string) => (await stack.redis.hget(stack.keys.session(sessionId), 'snapshotId'))!;
+
+  async function expectReplayWithSameAnswer(sessionId: string, content: string): Promise<void> {
+    const expected = await directGreedy(engine, [...(await historyOf(stack, sessionId)), { role: 'user', content }], 24);
+    const result = await sessions.turn(sessionId, content);
+    expect(result.status).toBe(200);
+    expect(result.resume).toBe('replay');
+    expect(result.cachedTokens).toBe(0);
+    expect(result.text).toBe(expected);
+    // and the turn after that resumes from the fresh snapshot again
+    const after = await sessions.turn(sessionId, 'and then?');
+    expect(after.resume).toBe('snapshot');
+  }
+
+  it('snapshot deleted → replay, same output', async () => {
+    const sessionId = await sessions.create();
+    await sessions.turn(sessionId, 'remember this');
+    const snapshotId = await snapshotIdOf(sessionId);
+    await stack.redis.del(stack.keys.snapshotMeta(snapshotId), stack.keys.snapshotChunk(snapshotId, 0));
+    await expectReplayWithSameAnswer(sessionId, 'what did I say?');
+  });
+
+  it('snapshot bytes corrupted → replay, same output, no crash', async () => {
+    const sessionId = await sessions.create();
+    await sessions.turn(sessionId, 'remember this too');
+    const chunkKey = stack.keys.snapshotChunk(await snapshotIdOf(sessionId), 0);
+    const bytes = (await stack.redis.getBuffer(chunkKey))!;
+    bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+    await stack.redis.set(chunkKey, bytes);
+    await expectReplayWithSameAnswer(sessionId, 'still there?');
+  });
+
+  it('snapshot from another model (fingerprint mismatch) → replay', async () => {
+    const sessionId = await sessions.create();
+    await sessions.turn(sessionId, 'a third one');
+    const otherModel = await createLlamaEngine({ modelPath: ensureCachedModel(resolve('.cache'), 'tiny', 43), device: 'cpu', slots: 4, contextSize: 1024, threads: 1 });
+    let foreign: Buffer;
+    try {
+      const slot = otherModel.acquireSlot()!;
+      for await (const _token of otherModel.generate(slot, otherModel.tokenizeChat(await historyOf(stack, sessionId)), { ...GREEDY, maxTokens: 4 })) { /* fill some state */ }
+      foreign = await otherModel.exportState(slot);
+    } finally {
+      await otherModel.close();
+    }
+    const snapshotId = await snapshotIdOf(sessionId);
+    await stack.redis.set(stack.keys.snapshotChunk(snapshotId, 0), foreign);
+    await expectReplayWithSameAnswer(sessionId, 'who are you?');
+  });
+});
+
+describe('the snapshot memory budget', () => {
+  let stack: TestStack;
+  let sessions: ReturnType<typeof sessionClient>;
+  const BUDGET_BYTES = 2_000_000; // about four tiny-model snapshots
+  beforeAll(async () => {
+    stack = await startTestStack({ nodeEnv: { BAMBA_RESIDENT_SESSIONS: '0', BAMBA_SNAPSHOT_BUDGET_BYTES: String(BUDGET_BYTES) } });
+    sessions = sessionClient(stack.url);
+  });
+  afterAll(async () => stack?.stop());
+
+  it('evicts cache snapshots least-recently-used first and never a live session’s state', async () => {
+    const sessionId = await sessions.create();
+    await sessions.turn(sessionId, 'keep my state');
+    const sessionSnapshot = (await stack.redis.hget(stack.keys.session(sessionId), 'snapshotId'))!;
+    const histories: ChatTemplateMessage[][] = [];
+    for (let index = 0; index < 12; index++) {
+      const messages: ChatTemplateMessage[] = [{ role: 'user', content: `stateless question ${index}` }];
+      const answer = await sessions.chat({ messages });
+      histories.push([...messages, { role: 'assistant', content: answer.text }]);
+    }
+    const storedBytes = Number(await stack.redis.get(stack.keys.snapshotBytes));
+    const snapshots = await stack.redis.zcard(stack.keys.snapshotLru);
+    expect(storedBytes).toBeLessThanOrEqual(BUDGET_BYTES);
+    expect(snapshots).toBeLessThan(13); // 13 were written
+    expect(await stack.redis.exists(stack.keys.snapshotMeta(sessionSnapshot))).toBe(1); // the session's state survived
+    // The oldest cache entry is gone (replay), the newest is still there (snapshot).
+    const oldest = await sessions.chat({ messages: [...histories[0]!, { role: 'user', content: 'more' }] });
+    const newest = await sessions.chat({ messages: [...histories.at(-1)!, { role: 'user', content: 'more' }] });
+    expect(oldest.resume).toBe('replay');
+    expect(newest.resume).toBe('snapshot');
+    // The session resumes from its snapshot with the right answer.
+    const content = 'am I intact?';
+    const expected = await directGreedy(engine, [...(await historyOf(stack, sessionId)), { role: 'user', content }], 24);
+    const turn = await sessions.turn(sessionId, content);
+    expect(turn.resume).toBe('snapshot');
+    expect(turn.text).toBe(expected);
+  });
+});
+
+describe('a gpu-node killed mid-turn', () => {
+  let stack: TestStack;
+  let sessions: ReturnType<typeof sessionClient>;
+  beforeAll(async () => {
+    stack = await startTestStack({ gpuNodes: 2, nodeEnv: { BAMBA_SLOTS: '2', BAMBA_CONTEXT_SIZE: '4096' } });
+    sessions = sessionClient(stack.url);
+  });
+  afterAll(async () => stack?.stop());
+
+  it('leaves the session at its last committed turn, and the retried turn completes', async () => {
+    const sessionId = await sessions.create();
+    await sessions.turn(sessionId, 'committed turn');
+    const before = await historyOf(stack, sessionId);
+    const content = 'a long answer, please';
+    const pending = sessions.turn(sessionId, content, { max_tokens: 2000 });
+    const busy = await stack.waitFor('the turn to start', async () => (await stack.nodeStatuses()).find((status) => status.busySlots > 0));
+    stack.nodes.get(busy.nodeId)!.kill('SIGKILL');
+    stack.nodes.delete(busy.nodeId);
+    // While the retry runs, nothing of the dead attempt was committed.
+    expect(await historyOf(stack, sessionId)).toEqual(before);
+    const result = await pending;
+    expect(result.status).toBe(200);
+    expect(result.json.usage.completion_tokens).toBe(2000);
+    const after = await historyOf(stack, sessionId);
+    expect(after).toEqual([...before, { role: 'user', content }, { role: 'assistant', content: result.text }]);
+    expect((await sessions.get(sessionId)).json.turns).toBe(2);
+    const longContext = await startDirectEngine({ contextSize: 4096 });
+    try {
+      expect(result.text).toBe(await directGreedy(longContext, [...before, { role: 'user', content }], 2000));
+    } finally {
+      await longContext.close();
+    }
+  });
+});
