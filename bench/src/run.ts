@@ -9,9 +9,11 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { NODE_LLAMA_CPP_VERSION } from '@bamba/gpu-node';
 import type { BenchCase, BenchTable } from './case.js';
+import { compressionCase } from './cases/compression.js';
 import { overheadCase } from './cases/overhead.js';
+import { resumeCase } from './cases/resume.js';
 
-const CASES: BenchCase[] = [overheadCase];
+const CASES: BenchCase[] = [resumeCase, overheadCase, compressionCase];
 
 function markdownTable(table: BenchTable): string {
   return [

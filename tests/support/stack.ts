@@ -21,6 +21,8 @@ const NODE_START_TIMEOUT_MS = 60_000;
 
 export interface StackOptions {
   gpuNodes?: number;
+  /** GGUF the gpu-nodes serve and the id clients use (default: the tiny model as bamba-tiny). */
+  model?: { path: string; id: string };
   /** Environment for every gpu-node (strings, as in production). */
   nodeEnv?: Record<string, string>;
   /** Environment for the gateway. */
@@ -35,7 +37,7 @@ export interface TestStack {
   gateway: RunningGateway;
   /** The environment the gateway was configured from (to start a twin with changes). */
   gatewayEnv: Record<string, string>;
-  startNode(nodeId: string): Promise<ChildProcess>;
+  startNode(nodeId: string, env?: Record<string, string>): Promise<ChildProcess>;
   nodeStatuses(): Promise<NodeStatus[]>;
   /** Poll `check` until it returns a value other than undefined, or fail after `timeoutMs`. */
   waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs?: number): Promise<T>;
@@ -79,9 +81,10 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
       const values = ids.length ? await redis.mget(...ids.map((id) => keys.nodeStatus(id))) : [];
       return values.flatMap((value) => (value ? [JSON.parse(value) as NodeStatus] : []));
     };
-    const startNode = async (nodeId: string) => {
+    const model = options.model ?? { path: TINY_MODEL_PATH, id: MODEL_ID };
+    const startNode = async (nodeId: string, env: Record<string, string> = {}) => {
       const child = spawn(process.execPath, [CLI, 'gpu-node'], {
-        env: { ...process.env, ...common, ...DEFAULT_NODE_ENV, ...options.nodeEnv, BAMBA_NODE_ID: nodeId, BAMBA_MODEL_PATH: TINY_MODEL_PATH, BAMBA_MODEL_ID: MODEL_ID },
+        env: { ...process.env, ...common, ...DEFAULT_NODE_ENV, ...options.nodeEnv, ...env, BAMBA_NODE_ID: nodeId, BAMBA_MODEL_PATH: model.path, BAMBA_MODEL_ID: model.id },
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       let stderr = '';

@@ -1,0 +1,141 @@
+/**
+ * Resume vs replay: time to first token of the next turn after H tokens of history on the
+ * `small` preset, through the HTTP API, with the state resident in a slot, loaded from a Redis
+ * snapshot, or rebuilt by replaying the transcript; plus snapshot export/import alone.
+ * The character-level vocabulary makes H characters of system prompt H tokens of history.
+ */
+import { resolve } from 'node:path';
+import { createLlamaEngine, DEFAULT_MODEL_SEED, ensureCachedModel } from '@bamba/gpu-node';
+import { startTestStack, type TestStack } from '@bamba/tests/support/stack';
+import type { BenchCase } from '../case.js';
+import { median, progress, round } from '../measure.js';
+
+const MODEL_ID = 'bamba-small';
+const CONTEXT = 10_000;
+const TURN_TOKENS = 16;
+
+/** Send a streaming turn; milliseconds until the first content chunk, and the resume path. */
+async function timedTurn(stack: TestStack, sessionId: string, content: string): Promise<{ ttftMs: number; resume: string; cached: number }> {
+  const started = performance.now();
+  const response = await fetch(`${stack.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL_ID, session_id: sessionId, messages: [{ role: 'user', content }], max_tokens: TURN_TOKENS, temperature: 0, stream: true, stream_options: { include_usage: true } }),
+  });
+  if (response.status !== 200) throw new Error(`turn failed: ${response.status} ${await response.text()}`);
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  let ttftMs = 0;
+  let body = '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    const text = decoder.decode(value, { stream: true });
+    if (ttftMs === 0 && text.includes('"content"')) ttftMs = performance.now() - started;
+    body += text;
+  }
+  return { ttftMs, resume: response.headers.get('x-bamba-resume') ?? '?', cached: Number(/"cached_tokens":(\d+)/.exec(body)?.[1] ?? -1) };
+}
+
+async function createSession(stack: TestStack, historyTokens: number): Promise<string> {
+  const system = 'The quick brown fox jumps over the lazy dog. '.repeat(Math.ceil(historyTokens / 45)).slice(0, historyTokens);
+  const response = await fetch(`${stack.url}/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL_ID, system }) });
+  return ((await response.json()) as { id: string }).id;
+}
+
+export const resumeCase: BenchCase = {
+  name: 'resume',
+  description: 'TTFT of the next turn after H tokens of history on small: resident, Redis snapshot, replay',
+  async run({ quick }) {
+    const modelPath = ensureCachedModel(resolve('.cache'), 'small', DEFAULT_MODEL_SEED);
+    const histories = quick ? [256, 1024] : [256, 1024, 4096, 8192];
+    const repetitions = quick ? 1 : 3;
+    const nodeEnv = { BAMBA_SLOTS: '2', BAMBA_CONTEXT_SIZE: String(CONTEXT), BAMBA_THREADS: '2' };
+    const results: Record<number, { resident: number[]; snapshot: number[]; replay: number[] }> = {};
+    for (const history of histories) results[history] = { resident: [], snapshot: [], replay: [] };
+
+    progress('stack with resident sessions (small model)');
+    const residentStack = await startTestStack({ model: { path: modelPath, id: MODEL_ID }, nodeEnv });
+    try {
+      for (const history of histories) {
+        for (let repetition = 0; repetition < repetitions; repetition++) {
+          progress(`resident, H=${history}, ${repetition + 1}/${repetitions}`);
+          const sessionId = await createSession(residentStack, history);
+          await timedTurn(residentStack, sessionId, 'first turn');
+          const turn = await timedTurn(residentStack, sessionId, 'second turn');
+          if (turn.resume !== 'resident') throw new Error(`expected a resident resume, got ${turn.resume}`);
+          results[history]!.resident.push(turn.ttftMs);
+        }
+      }
+    } finally {
+      await residentStack.stop();
+    }
+
+    progress('stack without resident sessions: every resume loads the Redis snapshot');
+    const snapshotStack = await startTestStack({ model: { path: modelPath, id: MODEL_ID }, nodeEnv: { ...nodeEnv, BAMBA_RESIDENT_SESSIONS: '0' } });
+    try {
+      for (const history of histories) {
+        for (let repetition = 0; repetition < repetitions; repetition++) {
+          progress(`snapshot and replay, H=${history}, ${repetition + 1}/${repetitions}`);
+          const resumed = await createSession(snapshotStack, history);
+          const replayed = await createSession(snapshotStack, history);
+          await timedTurn(snapshotStack, resumed, 'first turn');
+          await timedTurn(snapshotStack, replayed, 'first turn');
+          const snapshotId = await snapshotStack.redis.hget(snapshotStack.keys.session(replayed), 'snapshotId');
+          await snapshotStack.redis.del(snapshotStack.keys.snapshotMeta(snapshotId!)); // force the transcript replay
+          const fromSnapshot = await timedTurn(snapshotStack, resumed, 'second turn');
+          const fromReplay = await timedTurn(snapshotStack, replayed, 'second turn');
+          if (fromSnapshot.resume !== 'snapshot' || fromReplay.resume !== 'replay') throw new Error(`unexpected resume paths ${fromSnapshot.resume}/${fromReplay.resume}`);
+          results[history]!.snapshot.push(fromSnapshot.ttftMs);
+          results[history]!.replay.push(fromReplay.ttftMs);
+        }
+      }
+    } finally {
+      await snapshotStack.stop();
+    }
+
+    progress('snapshot export/import alone, in-process');
+    const engine = await createLlamaEngine({ modelPath, device: 'cpu', slots: 2, contextSize: CONTEXT, threads: 2 });
+    const transfer: Record<number, { exportMs: number; importMs: number; bytes: number }> = {};
+    try {
+      for (const history of histories) {
+        const slot = engine.acquireSlot()!;
+        const target = engine.acquireSlot()!;
+        await engine.evaluate(slot, engine.tokenize('x'.repeat(history)));
+        const exports: number[] = [];
+        const imports: number[] = [];
+        let bytes = 0;
+        for (let repetition = 0; repetition < 5; repetition++) {
+          let started = performance.now();
+          const snapshot = await engine.exportState(slot);
+          exports.push(performance.now() - started);
+          bytes = snapshot.length;
+          started = performance.now();
+          await engine.importState(target, snapshot);
+          imports.push(performance.now() - started);
+        }
+        transfer[history] = { exportMs: median(exports), importMs: median(imports), bytes };
+        await engine.releaseSlot(slot);
+        await engine.releaseSlot(target);
+      }
+    } finally {
+      await engine.close();
+    }
+
+    const rows = histories.map((history) => {
+      const { resident, snapshot, replay } = results[history]!;
+      const [residentMs, snapshotMs, replayMs] = [median(resident), median(snapshot), median(replay)];
+      return [history, round(residentMs, 1), round(snapshotMs, 1), round(replayMs, 1), round(replayMs / snapshotMs, 2), round(replayMs / residentMs, 2),
+        round(transfer[history]!.bytes / 1e6, 2), round(transfer[history]!.exportMs, 1), round(transfer[history]!.importMs, 1)];
+    });
+    return {
+      raw: { results, transfer, repetitions },
+      tables: [{
+        title: 'Resume vs replay (small preset, through the HTTP API)',
+        note: `Time to first token of a session's next turn after H tokens of history (plus the first turn), streaming, median of ${repetitions}. Resident: the state stayed in the node's slot. Snapshot: the node keeps no resident sessions and loads the turn's state from Redis. Replay: the snapshot was deleted, so the transcript is re-evaluated. Export/import: the engine alone, in-process, median of 5.`,
+        columns: ['H (tokens)', 'TTFT resident (ms)', 'TTFT snapshot (ms)', 'TTFT replay (ms)', 'replay/snapshot', 'replay/resident', 'snapshot MB', 'export (ms)', 'import (ms)'],
+        rows,
+      }],
+    };
+  },
+};
