@@ -51,7 +51,14 @@ export class JobIntake {
   maxRunning = 0;
 
   constructor(private readonly options: JobIntakeOptions) {
-    this.worker = new Worker(options.keys.generationQueue, null, {
+    this.worker = this.manualWorker(options.keys.generationQueue);
+    this.ownWorker = this.manualWorker(options.ownQueue);
+  }
+
+  /** A BullMQ worker without a processor: this class fetches, locks and completes jobs itself. */
+  private manualWorker(queueName: string): Worker {
+    const { options } = this;
+    const worker = new Worker(queueName, null, {
       connection: options.connection,
       prefix: options.keys.bullPrefix,
       lockDuration: options.lockDurationMs,
@@ -60,17 +67,8 @@ export class JobIntake {
       autorun: false,
       drainDelay: 1,
     });
-    this.worker.on('error', (error) => options.log(`intake: ${error.message}`));
-    this.ownWorker = new Worker(options.ownQueue, null, {
-      connection: options.connection,
-      prefix: options.keys.bullPrefix,
-      lockDuration: options.lockDurationMs,
-      stalledInterval: options.stalledIntervalMs,
-      maxStalledCount: 1,
-      autorun: false,
-      drainDelay: 1,
-    });
-    this.ownWorker.on('error', (error) => options.log(`intake: ${error.message}`));
+    worker.on('error', (error) => options.log(`intake: ${error.message}`));
+    return worker;
   }
 
   start(): void {
