@@ -54,6 +54,12 @@ const cases: Case[] = [
   { name: 'completions with two prompts', path: completions, body: { model: MODEL_ID, prompt: ['a', 'b'], max_tokens: 4 }, status: 400, type: 'invalid_request_error', param: 'prompt' },
   { name: 'completions with echo', path: completions, body: { model: MODEL_ID, prompt: 'a', echo: true }, status: 400, type: 'invalid_request_error', param: 'echo' },
   { name: 'unknown route', path: '/v1/nothing-here', body: good, status: 404, type: 'invalid_request_error', code: 'unknown_url' },
+  { name: 'turn of a session that does not exist', body: { ...good, session_id: 'sess_nope' }, status: 404, type: 'invalid_request_error', code: 'session_not_found' },
+  { name: 'session_id with odd characters', body: { ...good, session_id: '../../etc' }, status: 400, type: 'invalid_request_error', param: 'session_id' },
+  { name: 'system message in a session turn', body: { ...good, session_id: 'sess_any', messages: [{ role: 'system', content: 'new rules' }] }, status: 400, type: 'invalid_request_error', param: 'messages' },
+  { name: 'session without a model', path: '/v1/sessions', body: { system: 'x' }, status: 400, type: 'invalid_request_error', param: 'model' },
+  { name: 'session for an unknown model', path: '/v1/sessions', body: { model: 'gpt-17' }, status: 404, type: 'invalid_request_error', code: 'model_not_found' },
+  { name: 'session metadata of the wrong type', path: '/v1/sessions', body: { model: MODEL_ID, metadata: { a: 1 } }, status: 400, type: 'invalid_request_error' },
 ];
 
 async function jobCounts(): Promise<number> {
