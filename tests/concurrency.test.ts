@@ -33,6 +33,8 @@ describe('concurrent streams', () => {
     expect(concurrent).toEqual(sequential);
     expect(new Set(sequential).size).toBeGreaterThan(1); // different prompts, different answers
     const [status] = await stack.nodeStatuses();
-    expect(status!.maxBusySlots).toBe(4); // batching happened, and never beyond the slots
+    // Requests ran side by side (how many overlap depends on arrival timing), never beyond the slots.
+    expect(status!.maxBusySlots).toBeGreaterThan(1);
+    expect(status!.maxBusySlots).toBeLessThanOrEqual(4);
   });
 });

@@ -91,8 +91,16 @@ describe('the prefix cache for stateless requests', () => {
     const first = await sessions.turn(sessionId, 'What is a hybrid model?');
     const second = await sessions.turn(sessionId, 'And why is its state small?');
     const history = (await sessions.get(sessionId)).json.messages as ChatTemplateMessage[];
+    // Serve the stateless request from a different process than the one that took the snapshot.
+    const [oldNodeId, oldNode] = [...stack.nodes][0]!;
+    await stack.startNode('node-prefix');
+    const exited = new Promise((done) => oldNode.once('exit', done));
+    oldNode.kill('SIGTERM');
+    await exited;
+    stack.nodes.delete(oldNodeId);
     const next = { role: 'user' as const, content: 'Show me.' };
     const stateless = await sessions.chat({ messages: [...history, next] });
+    expect(await servedBy(stateless.requestId)).toBe('node-prefix');
     expect(stateless.status).toBe(200);
     expect(stateless.resume).toBe('snapshot');
     expect(stateless.cachedTokens).toBe(boundaryTokens(history));
