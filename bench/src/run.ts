@@ -9,11 +9,15 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { NODE_LLAMA_CPP_VERSION } from '@bamba/gpu-node';
 import type { BenchCase, BenchTable } from './case.js';
+import { batchingCase } from './cases/batching.js';
 import { compressionCase } from './cases/compression.js';
+import { gatewayCase } from './cases/gateway.js';
 import { overheadCase } from './cases/overhead.js';
 import { resumeCase } from './cases/resume.js';
+import { snapshotStoreCase } from './cases/snapshot-store.js';
+import { stateSizeCase } from './cases/state-size.js';
 
-const CASES: BenchCase[] = [resumeCase, overheadCase, compressionCase];
+const CASES: BenchCase[] = [resumeCase, overheadCase, batchingCase, snapshotStoreCase, gatewayCase, stateSizeCase, compressionCase];
 
 function markdownTable(table: BenchTable): string {
   return [

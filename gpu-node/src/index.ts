@@ -11,3 +11,4 @@ export { parseGpuNodeConfig, type GpuNodeConfig } from './config.js';
 export { startGpuNode, type RunningGpuNode } from './gpu-node.js';
 export { estimateStateBytes, transformerKvBytes, LLAMA_3_1_8B_KV_SHAPE } from './model-gen/state-size.js';
 export { NODE_LLAMA_CPP_VERSION } from './engine/versions.js';
+export { SnapshotStore, SNAPSHOT_CHUNK_BYTES } from './state/snapshot-store.js';

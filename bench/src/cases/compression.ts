@@ -43,7 +43,7 @@ export const compressionCase: BenchCase = {
     try {
       for (const preset of ['tiny', 'small'] as ModelPresetName[]) {
         progress(`${preset}: snapshot after 1,000 tokens`);
-        const engine = await createLlamaEngine({ modelPath: ensureCachedModel(resolve('.cache'), preset, DEFAULT_MODEL_SEED), device: 'cpu', slots: 1, contextSize: 2048, threads: 2 });
+        const engine = await createLlamaEngine({ modelPath: ensureCachedModel(resolve('.cache'), preset, DEFAULT_MODEL_SEED), device: 'cpu', slots: 1, contextSize: 2048 });
         try {
           const slot = engine.acquireSlot()!;
           await engine.evaluate(slot, engine.tokenize('The quick brown fox. '.repeat(48).slice(0, 1000)));

@@ -1,0 +1,55 @@
+/**
+ * Continuous batching: aggregate tokens/s of the engine at concurrency 1, 2, 4 and 8 on the
+ * tiny and small presets (one context, one slot per request, decoding together), and the
+ * scaling ratio against concurrency 1.
+ */
+import { resolve } from 'node:path';
+import { createLlamaEngine, DEFAULT_MODEL_SEED, ensureCachedModel, GREEDY, type ModelPresetName } from '@bamba/gpu-node';
+import type { BenchCase } from '../case.js';
+import { median, progress, round } from '../measure.js';
+
+const CONCURRENCY = [1, 2, 4, 8];
+
+export const batchingCase: BenchCase = {
+  name: 'batching',
+  description: 'aggregate tokens/s at concurrency 1, 2, 4, 8 on tiny and small (engine in-process)',
+  async run({ quick }) {
+    const rows: Array<Array<string | number>> = [];
+    const raw: Record<string, Record<number, number>> = {};
+    for (const preset of ['tiny', 'small'] as ModelPresetName[]) {
+      const maxTokens = preset === 'tiny' ? 128 : 48;
+      const engine = await createLlamaEngine({ modelPath: ensureCachedModel(resolve('.cache'), preset, DEFAULT_MODEL_SEED), device: 'cpu', slots: 8, contextSize: 1024 });
+      raw[preset] = {};
+      try {
+        for (const concurrency of CONCURRENCY) {
+          progress(`${preset}, concurrency ${concurrency}`);
+          const rates: number[] = [];
+          for (let round_ = 0; round_ < (quick ? 1 : 3); round_++) {
+            const started = performance.now();
+            const counts = await Promise.all(Array.from({ length: concurrency }, async (_, index) => {
+              const slot = engine.acquireSlot()!;
+              let tokens = 0;
+              for await (const _token of engine.generate(slot, engine.tokenizeChat([{ role: 'user', content: `request ${round_}-${index}` }]), { ...GREEDY, maxTokens })) tokens++;
+              await engine.releaseSlot(slot);
+              return tokens;
+            }));
+            rates.push((counts.reduce((sum, count) => sum + count, 0) / (performance.now() - started)) * 1000);
+          }
+          raw[preset]![concurrency] = median(rates);
+        }
+      } finally {
+        await engine.close();
+      }
+      for (const concurrency of CONCURRENCY) rows.push([preset, concurrency, round(raw[preset]![concurrency]!, 0), round(raw[preset]![concurrency]! / raw[preset]![1]!, 2)]);
+    }
+    return {
+      raw,
+      tables: [{
+        title: 'Continuous batching (engine in-process)',
+        note: 'Concurrent greedy generations in one context (one slot each), 1 thread; aggregate generated tokens per second including prompt evaluation, median of 3 rounds.',
+        columns: ['preset', 'concurrency', 'tokens/s', 'scaling vs concurrency 1'],
+        rows,
+      }],
+    };
+  },
+};
