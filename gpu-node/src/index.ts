@@ -12,3 +12,5 @@ export { startGpuNode, type RunningGpuNode } from './gpu-node.js';
 export { estimateStateBytes, transformerKvBytes, LLAMA_3_1_8B_KV_SHAPE } from './model-gen/state-size.js';
 export { NODE_LLAMA_CPP_VERSION } from './engine/versions.js';
 export { SnapshotStore, SNAPSHOT_CHUNK_BYTES } from './state/snapshot-store.js';
+export { planTransformer, TRANSFORMER_PRESETS, type TransformerPresetName } from './model-gen/transformer-plan.js';
+export { writeGguf, ggufFileBytes } from './model-gen/gguf-writer.js';
