@@ -7,12 +7,9 @@
 import { resolve } from 'node:path';
 import { deflateSync, inflateSync } from 'node:zlib';
 import { createLlamaEngine, DEFAULT_MODEL_SEED, ensureCachedModel, type ModelPresetName } from '@bamba/gpu-node';
-import { startLocalRedis } from '@bamba/cli/local-redis';
-import { Redis } from 'ioredis';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { BenchCase } from '../case.js';
+import type { Redis } from 'ioredis';
+import { withLocalRedis } from '../local-redis.js';
 import { median, progress, round } from '../measure.js';
 
 const CHUNK_BYTES = 1024 * 1024;
@@ -36,11 +33,8 @@ export const compressionCase: BenchCase = {
   name: 'compression',
   description: 'snapshot compression (deflate 1 and 6) vs plain Redis transfer, tiny and small',
   async run({ quick }) {
-    const dataDir = mkdtempSync(join(tmpdir(), 'bamba-bench-redis-'));
-    const localRedis = await startLocalRedis({ dataDir, appendOnly: false });
-    const redis = new Redis(localRedis.url);
-    const rows: Array<Array<string | number>> = [];
-    try {
+    return withLocalRedis(async (redis) => {
+      const rows: Array<Array<string | number>> = [];
       for (const preset of ['tiny', 'small'] as ModelPresetName[]) {
         progress(`${preset}: snapshot after 1,000 tokens`);
         const engine = await createLlamaEngine({ modelPath: ensureCachedModel(resolve('.cache'), preset, DEFAULT_MODEL_SEED), device: 'cpu', slots: 1, contextSize: 2048 });
@@ -70,19 +64,15 @@ export const compressionCase: BenchCase = {
           await engine.close();
         }
       }
-    } finally {
-      redis.disconnect();
-      await localRedis.stop();
-      rmSync(dataDir, { recursive: true, force: true });
-    }
-    return {
-      raw: { rows },
-      tables: [{
-        title: 'Snapshot compression',
-        note: 'A snapshot after 1,000 tokens. Plain: write + read through a local Redis in 1 MiB chunks. Compressed: deflate + the same transfer of fewer bytes + inflate. Medians.',
-        columns: ['preset', 'deflate level', 'snapshot MB', 'compressed/plain', 'deflate (ms)', 'inflate (ms)', 'plain round trip (ms)', 'compressed round trip (ms)', 'pays?'],
-        rows,
-      }],
-    };
+      return {
+        raw: { rows },
+        tables: [{
+          title: 'Snapshot compression',
+          note: 'A snapshot after 1,000 tokens. Plain: write + read through a local Redis in 1 MiB chunks. Compressed: deflate + the same transfer of fewer bytes + inflate. Medians.',
+          columns: ['preset', 'deflate level', 'snapshot MB', 'compressed/plain', 'deflate (ms)', 'inflate (ms)', 'plain round trip (ms)', 'compressed round trip (ms)', 'pays?'],
+          rows,
+        }],
+      };
+    });
   },
 };

@@ -5,14 +5,11 @@
  * in the same run.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { startLocalRedis } from '@bamba/cli/local-redis';
+import { resolve } from 'node:path';
 import { createLlamaEngine, DEFAULT_MODEL_SEED, ensureCachedModel, estimateStateBytes, MODEL_PRESETS, SnapshotStore, type ModelPresetName } from '@bamba/gpu-node';
 import { redisKeys } from '@bamba/shared';
-import { Redis } from 'ioredis';
 import type { BenchCase } from '../case.js';
+import { withLocalRedis } from '../local-redis.js';
 import { median, progress, round } from '../measure.js';
 
 const REPETITIONS = 3;
@@ -27,13 +24,10 @@ export const snapshotStoreCase: BenchCase = {
   name: 'snapshot-store',
   description: 'export → Redis → import (tiny, small, 9B-sized payload) vs plain SET/GET of the same bytes',
   async run({ quick }) {
-    const dataDir = mkdtempSync(join(tmpdir(), 'bamba-bench-store-'));
-    const localRedis = await startLocalRedis({ dataDir, appendOnly: false });
-    const redis = new Redis(localRedis.url);
-    const store = new SnapshotStore(redis, redisKeys('bench', 'local'), 8 * 1024 ** 3);
-    const rows: Array<Array<string | number>> = [];
-    const tokens = 1000;
-    try {
+    return withLocalRedis(async (redis) => {
+      const store = new SnapshotStore(redis, redisKeys('bench', 'local'), 8 * 1024 ** 3);
+      const rows: Array<Array<string | number>> = [];
+      const tokens = 1000;
       for (const preset of ['tiny', 'small'] as ModelPresetName[]) {
         progress(`${preset}: snapshot after ${tokens} tokens`);
         const engine = await createLlamaEngine({ modelPath: ensureCachedModel(resolve('.cache'), preset, DEFAULT_MODEL_SEED), device: 'cpu', slots: 2, contextSize: 2048 });
@@ -70,19 +64,15 @@ export const snapshotStoreCase: BenchCase = {
         plain.push(await timeMs(async () => { await redis.set('bench:plain', payload); await redis.getBuffer('bench:plain'); }));
       }
       rows.push(['bamba-9b-shape (synthetic)', round(bambaBytes / 1e6, 1), '–', round(median(stores), 1), '–', round(bambaBytes / 1e6 / (median(stores) / 1000), 0), round(bambaBytes / 1e6 / (median(plain) / 1000), 0), round(median(plain) / median(stores), 2)]);
-    } finally {
-      redis.disconnect();
-      await localRedis.stop();
-      rmSync(dataDir, { recursive: true, force: true });
-    }
-    return {
-      raw: { rows },
-      tables: [{
-        title: 'Snapshot store',
-        note: `Snapshot after ${tokens} tokens: export from the engine, write + read through the chunked Redis store (1 MiB chunks), import into another slot; plain = one SET + GET of the same bytes as a single value (what the store avoids: one huge command blocks Redis). Medians of ${REPETITIONS}. MB/s over the whole path.`,
-        columns: ['snapshot', 'MB', 'export (ms)', 'store write+read (ms)', 'import (ms)', 'MB/s export→store→import', 'MB/s plain SET+GET', 'plain time / store path time'],
-        rows,
-      }],
-    };
+      return {
+        raw: { rows },
+        tables: [{
+          title: 'Snapshot store',
+          note: `Snapshot after ${tokens} tokens: export from the engine, write + read through the chunked Redis store (1 MiB chunks), import into another slot; plain = one SET + GET of the same bytes as a single value (what the store avoids: one huge command blocks Redis). Medians of ${REPETITIONS}. MB/s over the whole path.`,
+          columns: ['snapshot', 'MB', 'export (ms)', 'store write+read (ms)', 'import (ms)', 'MB/s export→store→import', 'MB/s plain SET+GET', 'plain time / store path time'],
+          rows,
+        }],
+      };
+    });
   },
 };

@@ -5,7 +5,8 @@
  */
 import { gguf, type GgufDocument, type GgufTensorSpec, type GgufValue } from './gguf-writer.js';
 import type { ModelShape } from './presets.js';
-import { buildVocabulary, CHAT_TEMPLATE } from './vocabulary.js';
+import { generatorMetadata, tokenizerMetadata } from './common-metadata.js';
+import { buildVocabulary } from './vocabulary.js';
 import { createRandom, f16RandomFiller, f32Filler, f32UniformFiller } from './weights.js';
 
 const ARCHITECTURE = 'granitehybrid';
@@ -43,11 +44,7 @@ export function planModel(shape: ModelShape, seed: number): ModelPlan {
   const key = (name: string) => `${ARCHITECTURE}.${name}`;
 
   const metadata: Array<[string, GgufValue]> = [
-    ['general.architecture', gguf.string(ARCHITECTURE)],
-    ['general.name', gguf.string(`bamba-serve ${shape.preset} (seed ${seed})`)],
-    ['general.file_type', gguf.u32(shape.weightType === 'F16' ? 1 : 0)],
-    ['bamba.generator.preset', gguf.string(shape.preset)],
-    ['bamba.generator.seed', gguf.u32(seed)],
+    ...generatorMetadata(ARCHITECTURE, shape.preset, seed, shape.weightType === 'F16'),
     [key('context_length'), gguf.u32(shape.contextLength)],
     [key('embedding_length'), gguf.u32(embedding)],
     [key('block_count'), gguf.u32(shape.blockCount)],
@@ -80,18 +77,7 @@ export function planModel(shape: ModelShape, seed: number): ModelPlan {
       [key('logit_scale'), gguf.f32(shape.graniteScales.logit)],
     );
   }
-  metadata.push(
-    ['tokenizer.ggml.model', gguf.string('gpt2')],
-    ['tokenizer.ggml.pre', gguf.string('default')],
-    ['tokenizer.ggml.tokens', gguf.strings(vocabulary.tokens)],
-    ['tokenizer.ggml.token_type', gguf.i32s(vocabulary.tokenTypes)],
-    ['tokenizer.ggml.merges', gguf.strings([])],
-    ['tokenizer.ggml.bos_token_id', gguf.u32(vocabulary.eosTokenId)],
-    ['tokenizer.ggml.eos_token_id', gguf.u32(vocabulary.eosTokenId)],
-    ['tokenizer.ggml.padding_token_id', gguf.u32(vocabulary.eosTokenId)],
-    ['tokenizer.ggml.add_bos_token', gguf.bool(false)],
-    ['tokenizer.chat_template', gguf.string(CHAT_TEMPLATE)],
-  );
+  metadata.push(...tokenizerMetadata(vocabulary));
 
   const tensors: GgufTensorSpec[] = [];
   /** A weight matrix whose outputs have roughly unit scale for unit-scale inputs. */

@@ -4,7 +4,8 @@
  * Same tokenizer and chat template as the hybrid presets, so prompts tokenize identically.
  */
 import { gguf, type GgufDocument, type GgufTensorSpec, type GgufValue } from './gguf-writer.js';
-import { buildVocabulary, CHAT_TEMPLATE } from './vocabulary.js';
+import { generatorMetadata, tokenizerMetadata } from './common-metadata.js';
+import { buildVocabulary } from './vocabulary.js';
 import { f16RandomFiller, f32Filler } from './weights.js';
 
 export interface TransformerShape {
@@ -35,11 +36,7 @@ export function planTransformer(shape: TransformerShape, seed: number): { docume
   const headDim = embedding / shape.headCount;
   const key = (name: string) => `llama.${name}`;
   const metadata: Array<[string, GgufValue]> = [
-    ['general.architecture', gguf.string('llama')],
-    ['general.name', gguf.string(`bamba-serve ${shape.preset} (seed ${seed})`)],
-    ['general.file_type', gguf.u32(1)],
-    ['bamba.generator.preset', gguf.string(shape.preset)],
-    ['bamba.generator.seed', gguf.u32(seed)],
+    ...generatorMetadata('llama', shape.preset, seed, true),
     [key('context_length'), gguf.u32(shape.contextLength)],
     [key('embedding_length'), gguf.u32(embedding)],
     [key('block_count'), gguf.u32(shape.blockCount)],
@@ -50,15 +47,7 @@ export function planTransformer(shape: TransformerShape, seed: number): { docume
     [key('rope.freq_base'), gguf.f32(shape.ropeFreqBase)],
     [key('rope.dimension_count'), gguf.u32(headDim)],
     [key('vocab_size'), gguf.u32(vocabSize)],
-    ['tokenizer.ggml.model', gguf.string('gpt2')],
-    ['tokenizer.ggml.pre', gguf.string('default')],
-    ['tokenizer.ggml.tokens', gguf.strings(vocabulary.tokens)],
-    ['tokenizer.ggml.token_type', gguf.i32s(vocabulary.tokenTypes)],
-    ['tokenizer.ggml.merges', gguf.strings([])],
-    ['tokenizer.ggml.bos_token_id', gguf.u32(vocabulary.eosTokenId)],
-    ['tokenizer.ggml.eos_token_id', gguf.u32(vocabulary.eosTokenId)],
-    ['tokenizer.ggml.add_bos_token', gguf.bool(false)],
-    ['tokenizer.chat_template', gguf.string(CHAT_TEMPLATE)],
+    ...tokenizerMetadata(vocabulary),
   ];
   const tensors: GgufTensorSpec[] = [];
   const matrix = (name: string, dims: number[], fanIn: number) => tensors.push({ name, dims, type: 'F16', createFiller: f16RandomFiller(seed, name, 1 / Math.sqrt(fanIn)) });

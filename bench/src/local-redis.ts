@@ -1,0 +1,19 @@
+/** A throwaway private redis-server for a benchmark case, removed afterwards. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startLocalRedis } from '@bamba/cli/local-redis';
+import { Redis } from 'ioredis';
+
+export async function withLocalRedis<T>(use: (redis: Redis) => Promise<T>): Promise<T> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'bamba-bench-redis-'));
+  const localRedis = await startLocalRedis({ dataDir, appendOnly: false });
+  const redis = new Redis(localRedis.url);
+  try {
+    return await use(redis);
+  } finally {
+    redis.disconnect();
+    await localRedis.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
