@@ -68,7 +68,10 @@ describe('LlamaEngine', () => {
   });
 
   it('gives 4 concurrent generations the same tokens as the same 4 run one at a time', async () => {
-    const prompts = ['The quick brown fox', 'Hello there!', 'state space models', '1 + 1 = '].map(chat);
+    // Prompts of equal length: llama.cpp splits a hybrid model's batch into equal-length pieces
+    // per sequence, so prompts of different lengths are prefilled in other chunk sizes when
+    // batched than alone, and float rounding then differs (batch variance, not state mixing).
+    const prompts = [0, 1, 2, 3].map((index) => chat(`Prompt ${index}: tell me about state.`));
     const sequential = [];
     for (const prompt of prompts) sequential.push((await reference(prompt, { maxTokens: 48 })).tokens);
     const slots = prompts.map(() => engine.acquireSlot()!);
@@ -77,6 +80,7 @@ describe('LlamaEngine', () => {
     expect(concurrent.map((result) => result.tokens)).toEqual(sequential);
     // Non-trivial runs: each generates text (a run may end early on end-of-text).
     expect(sequential.every((tokens) => tokens.length >= 8)).toBe(true);
+    expect(new Set(sequential.map((tokens) => tokens.join(','))).size).toBeGreaterThan(1);
   });
 
   it('restores a snapshot from slot 0 into slot 2 without disturbing other live sequences', async () => {
