@@ -3,7 +3,7 @@
  * Concurrent `generate` calls on different slots are merged by node-llama-cpp into shared decode
  * batches, which is our continuous batching.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
 import { InvalidRequestError, SnapshotRejectedError } from '@bamba/shared';
@@ -267,7 +267,6 @@ export class LlamaEngine implements Engine {
     await own.sequence.clearHistory();
     try {
       await withStateFile(async (path) => {
-        const { writeFile } = await import('node:fs/promises');
         await writeFile(path, payload);
         await own.sequence.loadStateFromFile(path, { acceptRisk: true });
       });
