@@ -3,7 +3,7 @@
  * themselves, writes bench/results/<date>.json and rewrites the tables in BENCHMARKS.md.
  * Every figure is a median or a ratio measured side by side in the same run.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -48,28 +48,34 @@ async function main(): Promise<number> {
     date: new Date().toISOString(),
     quick: values.quick ?? false,
   };
-  const results: Record<string, unknown> = {};
-  const sections: string[] = [];
+  const resultsDir = resolve('bench/results');
+  mkdirSync(resultsDir, { recursive: true });
+  // A --quick smoke run never replaces measured results; a --case run replaces only its case.
+  const resultsPath = join(resultsDir, `${machine.date.slice(0, 10)}${machine.quick ? '-quick' : ''}.json`);
+  const previous = existsSync(resultsPath) ? (JSON.parse(readFileSync(resultsPath, 'utf8')) as { results: Record<string, { tables: BenchTable[] }> }).results : {};
+  const results: Record<string, { raw: unknown; tables: BenchTable[]; seconds: number }> = {};
   for (const [index, benchCase] of selected.entries()) {
     process.stderr.write(`[${index + 1}/${selected.length}] ${benchCase.name}: ${benchCase.description}\n`);
     const started = Date.now();
     const { tables, raw } = await benchCase.run({ quick: machine.quick });
     results[benchCase.name] = { raw, tables, seconds: (Date.now() - started) / 1000 };
-    sections.push(...tables.map(markdownTable));
     for (const table of tables) process.stdout.write(`\n${markdownTable(table)}`);
   }
-  const resultsDir = resolve('bench/results');
-  mkdirSync(resultsDir, { recursive: true });
-  const resultsPath = join(resultsDir, `${machine.date.slice(0, 10)}.json`);
-  writeFileSync(resultsPath, `${JSON.stringify({ machine, results }, null, 2)}\n`);
+  const merged = { ...previous, ...results };
+  writeFileSync(resultsPath, `${JSON.stringify({ machine, results: merged }, null, 2)}\n`);
+  if (machine.quick) {
+    process.stderr.write(`\nwrote ${resultsPath} (quick run: BENCHMARKS.md left as it is)\n`);
+    return 0;
+  }
+  const sections = CASES.filter((benchCase) => merged[benchCase.name]).flatMap((benchCase) => merged[benchCase.name]!.tables.map(markdownTable));
   writeFileSync(resolve('BENCHMARKS.md'), [
     '# Benchmarks',
     '',
-    'Written by `npm run bench`; do not edit by hand. Every figure is a median or a ratio measured side by side in one run on the machine below (these machines are noisy: compare ratios, not absolute numbers across runs).',
+    'Written by `npm run bench`; do not edit by hand. Every figure is a median or a ratio measured side by side in one run on the machine below (these machines are noisy: compare ratios, not absolute numbers across runs). A `--case` run replaces only its own table.',
     '',
-    `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB; Node ${machine.node}; node-llama-cpp ${machine.nodeLlamaCpp}; ${machine.date}${machine.quick ? ' (--quick)' : ''}.`,
+    `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB; Node ${machine.node}; node-llama-cpp ${machine.nodeLlamaCpp}; last written ${machine.date}.`,
     '',
-    `Reproduce: \`npm run bench\` (all cases), \`npm run bench -- --case NAME\`, \`npm run bench -- --quick\`. Raw results: \`${resultsPath.slice(resolve('.').length + 1)}\`.`,
+    `Reproduce: \`npm run bench\` (all cases), \`npm run bench -- --case NAME\`, \`npm run bench -- --quick\` (smoke run, writes \`*-quick.json\` only). Raw results: \`${resultsPath.slice(resolve('.').length + 1)}\`. GPU: \`bench/gpu/\`.`,
     '',
     '## Results',
     '',
