@@ -104,6 +104,8 @@ end
 export const EVICT_SNAPSHOTS_SCRIPT = `${SNAPSHOT_LUA}
 local budget = tonumber(ARGV[1])
 local evicted = 0
+-- Runs after every snapshot write: within budget (the usual case) it must not list every snapshot.
+if tonumber(redis.call('GET', KEYS[2]) or '0') <= budget then return 0 end
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if tonumber(redis.call('GET', KEYS[2]) or '0') <= budget then break end
   if not ownedByLiveSession(id, ARGV[4], ARGV[5]) then
