@@ -4,7 +4,6 @@
  */
 export class SlotScheduler {
   private reserved = 0;
-  private highWater = 0;
   private waiters: Array<() => void> = [];
 
   constructor(readonly slots: number) {
@@ -15,7 +14,6 @@ export class SlotScheduler {
   tryReserve(): boolean {
     if (this.reserved >= this.slots) return false;
     this.reserved++;
-    this.highWater = Math.max(this.highWater, this.reserved);
     return true;
   }
 
@@ -37,5 +35,4 @@ export class SlotScheduler {
   }
 
   get busy(): number { return this.reserved; }
-  get maxBusy(): number { return this.highWater; }
 }
