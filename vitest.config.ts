@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['{shared,gpu-node,gateway,workers,cli}/src/**/*.test.ts', 'tests/**/*.test.ts'],
+    include: ['{shared,model-gen,region,gpu-node,gateway,workers,cli,bench}/src/**/*.test.ts', 'tests/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/dist/**'],
     // node-llama-cpp is a native addon: separate processes, not worker threads.
     pool: 'forks',

@@ -1,18 +1,44 @@
 #!/usr/bin/env node
-// Imports point down (STYLE.md "Boundaries"): shared imports zod only; gateway, gpu-node and
-// workers import shared, never each other; the scheduler never sees the transport.
-// Fails with one line per violation.
+// Imports point down (STYLE.md "Boundaries"): shared imports zod only and runs in workerd;
+// only region/ speaks to Redis (ioredis), and BullMQ lives in region/ and the gpu-node's intake;
+// gateway, gpu-node and workers import shared and region, never each other; the gateway reaches
+// region only from its Node entry and dispatch adapter; the scheduler never sees the transport;
+// model-gen is tooling the serving processes never load. Fails with one line per violation.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const isTest = (path) => /\.test\.ts$/.test(path);
+const under = (path, folder) => path.startsWith(`${folder}/`);
+
+/** Each rule: which files it covers, and a verdict on one import (a string saying why not, or null). */
 const rules = [
-  { folder: 'shared/src', allowed: (spec) => spec.startsWith('.') || spec === 'zod' || spec.startsWith('zod/') || spec === 'vitest' },
-  { folder: 'gateway/src', forbidden: ['@bamba/gpu-node', '@bamba/workers', 'node-llama-cpp'] },
-  { folder: 'workers/src', forbidden: ['@bamba/gpu-node', '@bamba/gateway', 'node-llama-cpp'] },
-  { folder: 'gpu-node/src', forbidden: ['@bamba/gateway', '@bamba/workers'] },
-  { folder: 'gpu-node/src/scheduler', forbidden: ['bullmq', 'ioredis', 'hono', 'node-llama-cpp'] },
+  { folder: 'shared/src', check: (spec) => (spec.startsWith('.') || spec === 'zod' || spec.startsWith('zod/') || spec === 'vitest' ? null : 'shared imports zod only (it must run in workerd)') },
+  { folder: 'model-gen/src', check: (spec) => (spec.startsWith('@bamba/') && spec !== '@bamba/shared' ? 'model-gen is tooling below the serving packages' : null) },
+  { folder: 'region/src', check: (spec) => (/^@bamba\/(?!shared$)/.test(spec) ? 'region imports shared only' : null) },
+  {
+    folder: 'gateway/src',
+    check: (spec, path) => {
+      if (['@bamba/gpu-node', '@bamba/workers', '@bamba/model-gen', 'node-llama-cpp', 'ioredis', 'bullmq'].includes(spec)) return 'the gateway talks to a region through @bamba/region only';
+      if (spec === '@bamba/region' && !/^gateway\/src\/(entry\/node(-config)?\.ts|dispatch\/)/.test(path)) return 'only entry/node.ts, entry/node-config.ts and dispatch/ may import @bamba/region';
+      return null;
+    },
+  },
+  {
+    folder: 'gpu-node/src',
+    check: (spec, path) => {
+      if (['@bamba/gateway', '@bamba/workers', 'ioredis'].includes(spec)) return 'the gpu-node imports shared and region (Redis through region only)';
+      if (spec === 'bullmq' && !under(path, 'gpu-node/src/intake')) return 'BullMQ belongs to the intake';
+      if (spec === '@bamba/model-gen' && !isTest(path)) return 'model-gen is tooling: tests may use it, the serving code may not';
+      if (under(path, 'gpu-node/src/scheduler') && ['bullmq', 'hono', 'node-llama-cpp', '@bamba/region'].includes(spec)) return 'the scheduler is plain TypeScript';
+      return null;
+    },
+  },
+  { folder: 'workers/src', check: (spec) => (['@bamba/gpu-node', '@bamba/gateway', 'node-llama-cpp', 'ioredis', 'bullmq'].includes(spec) ? 'workers import shared and region only' : null) },
+  { folder: 'cli/src', check: (spec) => (['ioredis', 'bullmq'].includes(spec) ? 'Redis and queues go through @bamba/region' : null) },
+  { folder: 'tests', check: (spec) => (['ioredis', 'bullmq'].includes(spec) ? 'Redis and queues go through @bamba/region' : null) },
+  { folder: 'bench/src', check: (spec) => (['ioredis', 'bullmq'].includes(spec) ? 'Redis and queues go through @bamba/region' : null) },
 ];
 
 function files(folder) {
@@ -20,18 +46,19 @@ function files(folder) {
   try { statSync(absolute); } catch { return []; }
   return readdirSync(absolute, { recursive: true })
     .map((entry) => join(absolute, String(entry)))
-    .filter((path) => path.endsWith('.ts'));
+    .filter((path) => path.endsWith('.ts') && !path.includes('/node_modules/') && !path.includes('/dist/'));
 }
 
 const importPattern = /(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
 const violations = [];
 for (const rule of rules) {
-  for (const path of files(rule.folder)) {
-    for (const match of readFileSync(path, 'utf8').matchAll(importPattern)) {
+  for (const absolute of files(rule.folder)) {
+    const path = relative(root, absolute);
+    for (const match of readFileSync(absolute, 'utf8').matchAll(importPattern)) {
       const spec = match[1] ?? match[2];
-      if (spec.startsWith('node:') && rule.folder === 'shared/src') { violations.push(`${relative(root, path)}: shared must run in workerd, imports ${spec}`); continue; }
-      const bad = rule.allowed ? !rule.allowed(spec) : rule.forbidden.some((name) => spec === name || spec.startsWith(`${name}/`));
-      if (bad) violations.push(`${relative(root, path)}: imports ${spec}, which ${rule.folder} may not`);
+      if (spec.startsWith('node:') && rule.folder === 'shared/src') { violations.push(`${path}: shared must run in workerd, imports ${spec}`); continue; }
+      const why = rule.check(spec, path);
+      if (why) violations.push(`${path}: imports ${spec}: ${why}`);
     }
   }
 }

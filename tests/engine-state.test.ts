@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { createLlamaEngine, ensureCachedModel, GREEDY, type Engine } from '@bamba/gpu-node';
+import { createLlamaEngine, GREEDY, type Engine } from '@bamba/gpu-node';
+import { ensureCachedModel } from '@bamba/model-gen';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const SLOTS = 4;

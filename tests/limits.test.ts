@@ -3,7 +3,7 @@
  * past its deadline → 504. The stack keeps serving afterwards.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseGatewayConfig, startGateway } from '@bamba/gateway';
+import { parseGatewayConfig, silentLogger, startGateway } from '@bamba/gateway';
 import { MODEL_ID, postJson, startTestStack, type TestStack } from './support/stack.js';
 
 const long = (content: string, stream = false) => ({ model: MODEL_ID, messages: [{ role: 'user', content }], max_tokens: 900, temperature: 0, stream });
@@ -56,7 +56,7 @@ describe('a full queue and a passed deadline', () => {
   });
 
   it('answers 504 when the deadline passes before the request finishes, and stops the work', async () => {
-    const impatient = await startGateway(parseGatewayConfig({ ...stack.gatewayEnv, PORT: '0', BAMBA_REQUEST_DEADLINE_MS: '300' }), () => {});
+    const impatient = await startGateway(parseGatewayConfig({ ...stack.gatewayEnv, PORT: '0', BAMBA_REQUEST_DEADLINE_MS: '300' }), { logger: silentLogger });
     try {
       // 2000 tokens take seconds on this model: far past a 300 ms deadline.
       const late = await postJson(`${impatient.url}/v1/chat/completions`, { ...long('too slow'), max_tokens: 2000 });

@@ -3,7 +3,8 @@
  * (replay), never content; a full snapshot budget evicts cache snapshots, never a session's
  * state; a gpu-node killed mid-turn leaves the session at its last committed turn.
  */
-import { createLlamaEngine, ensureCachedModel, GREEDY, type ChatTemplateMessage, type Engine } from '@bamba/gpu-node';
+import { createLlamaEngine, GREEDY, type ChatTemplateMessage, type Engine } from '@bamba/gpu-node';
+import { ensureCachedModel } from '@bamba/model-gen';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { directGreedy, startDirectEngine } from './support/direct-engine.js';

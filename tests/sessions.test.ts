@@ -31,9 +31,9 @@ afterAll(async () => {
 
 /** Which node wrote a request's events (its generation-start). */
 async function servedBy(requestId: string): Promise<string> {
-  const entries = await stack.redis.xrange(stack.keys.requestStream(requestId), '-', '+');
-  const start = entries.map(([, fields]) => JSON.parse(fields[3]!)).find((event) => event.type === 'generation-start');
-  return start.nodeId as string;
+  const start = (await stack.streamEvents(requestId)).find((event) => event.type === 'generation-start');
+  if (start?.type !== 'generation-start') throw new Error(`request ${requestId} has no generation-start event`);
+  return start.nodeId;
 }
 
 const boundaryTokens = (messages: ChatTemplateMessage[]) => engine.tokenizeChat(messages, { addGenerationPrompt: false }).length;

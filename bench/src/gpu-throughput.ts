@@ -12,18 +12,8 @@
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import {
-  createLlamaEngine,
-  ensureCachedModel,
-  estimateStateBytes,
-  GREEDY,
-  MODEL_PRESETS,
-  planTransformer,
-  TRANSFORMER_PRESETS,
-  transformerKvBytes,
-  writeGguf,
-  type EngineDevice,
-} from '@bamba/gpu-node';
+import { createLlamaEngine, GREEDY, type EngineDevice } from '@bamba/gpu-node';
+import { ensureCachedModel, estimateStateBytes, MODEL_PRESETS, planTransformer, TRANSFORMER_PRESETS, transformerKvBytes, writeGguf } from '@bamba/model-gen';
 import { median, round } from './measure.js';
 
 const HBM_PEAK_BYTES_PER_SECOND = 4.8e12; // H200, vendor datasheet

@@ -3,12 +3,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocalRedis } from '@bamba/cli/local-redis';
-import { Redis } from 'ioredis';
+import { connectRedis, type RegionRedis } from '@bamba/region';
 
-export async function withLocalRedis<T>(use: (redis: Redis) => Promise<T>): Promise<T> {
+export async function withLocalRedis<T>(use: (redis: RegionRedis) => Promise<T>): Promise<T> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bamba-bench-redis-'));
   const localRedis = await startLocalRedis({ dataDir, appendOnly: false });
-  const redis = new Redis(localRedis.url);
+  const redis = connectRedis({ kind: 'single', url: localRedis.url }, { role: 'bench', mode: 'queue' });
   try {
     return await use(redis);
   } finally {

@@ -1,15 +1,17 @@
 /**
  * The gateway app, built from ports so the same code serves on Node and in Workers. Errors of
- * every route become OpenAI-shaped JSON here and only here.
+ * every route become OpenAI-shaped JSON here and only here; every request gets one log line.
  */
-import { BambaError, errorToWire, PayloadTooLargeError, RateLimitError } from '@bamba/shared';
+import { BambaError, errorToWire, PayloadTooLargeError } from '@bamba/shared';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
-import { apiKeyAuth, type AuthVariables } from './auth.js';
-import type { GatewayConfig } from './config.js';
-import { GatewayMetrics } from './metrics.js';
-import type { Clock, Dispatcher, Sessions } from './ports.js';
+import { apiKeyAuth } from './auth.js';
+import type { AppConfig } from './config.js';
+import type { GatewayVariables } from './gateway-env.js';
+import type { GatewayMetrics } from './metrics.js';
+import type { Clock, GenerationPort, RegionState, Sessions } from './ports.js';
+import { RequestLogEntry, silentLogger, type GatewayLogger } from './request-log.js';
 import { chatCompletionsRoute } from './routes/chat-completions.js';
 import { completionsRoute } from './routes/completions.js';
 import { healthRoutes } from './routes/health.js';
@@ -17,16 +19,21 @@ import { modelsRoute } from './routes/models.js';
 import { sessionsRoute } from './routes/sessions.js';
 
 export interface GatewayPorts {
-  dispatcher: Dispatcher;
+  region: RegionState;
+  generation: GenerationPort;
   sessions: Sessions;
-  config: GatewayConfig;
+  config: AppConfig;
+  metrics: GatewayMetrics;
+  logger?: GatewayLogger;
   clock?: Clock;
-  metrics?: GatewayMetrics;
-  /** Where unexpected errors are reported (never the API key). */
-  logError?: (error: unknown) => void;
+  /**
+   * Recognises runtime errors that mean "try again later" (e.g. the region's Redis is down) and
+   * returns the error to answer with; anything else unexpected is a 500.
+   */
+  classifyError?: (error: unknown) => BambaError | null;
 }
 
-/** Routes as labelled in metrics: the matched pattern, not the raw path. */
+/** Routes as labelled in metrics and logs: the matched pattern, not the raw path. */
 function routeLabel(path: string): string {
   if (/^\/v1\/sessions\/[^/]+\/fork$/.test(path)) return '/v1/sessions/:id/fork';
   if (/^\/v1\/sessions\/[^/]+$/.test(path)) return '/v1/sessions/:id';
@@ -34,24 +41,28 @@ function routeLabel(path: string): string {
 }
 
 export function createApp(ports: GatewayPorts) {
-  const { dispatcher, sessions, config } = ports;
-  const metrics = ports.metrics ?? new GatewayMetrics();
+  const { region, generation, sessions, config, metrics } = ports;
   const clock = ports.clock ?? { nowMs: () => Date.now() };
-  const logError = ports.logError ?? ((error: unknown) => console.error(error));
-  const deps = { dispatcher, sessions, config, metrics, clock };
+  const logger = ports.logger ?? silentLogger;
+  const classifyError = ports.classifyError ?? (() => null);
+  const deps = { region, generation, sessions, config, metrics, clock };
 
-  const app = new Hono<{ Variables: AuthVariables }>();
+  const app = new Hono<{ Variables: GatewayVariables }>();
   app.use('*', async (c, next) => {
+    const route = routeLabel(c.req.path);
+    const log = new RequestLogEntry(logger, c.req.method, route, clock.nowMs());
+    c.set('log', log);
     await next();
-    metrics.countRequest(routeLabel(c.req.path), c.res.status);
+    metrics.countRequest(route, c.res.status);
+    if (!log.deferred) log.write(c.res.status, clock.nowMs());
   });
-  app.route('/', healthRoutes(dispatcher, metrics));
+  app.route('/', healthRoutes(region, metrics, config.metricsToken));
   app.use('/v1/*', apiKeyAuth(config.apiKeys));
   app.use('/v1/*', bodyLimit({ maxSize: config.maxBodyBytes, onError: () => { throw new PayloadTooLargeError(config.maxBodyBytes); } }));
-  app.route('/v1/models', modelsRoute(dispatcher));
+  app.route('/v1/models', modelsRoute(region));
   app.route('/v1/chat/completions', chatCompletionsRoute(deps));
   app.route('/v1/completions', completionsRoute(deps));
-  app.route('/v1/sessions', sessionsRoute(sessions, dispatcher));
+  app.route('/v1/sessions', sessionsRoute(sessions, region));
 
   app.notFound((c) => c.json({ error: { message: `no route for ${c.req.method} ${c.req.path}`, type: 'invalid_request_error', param: null, code: 'unknown_url' } }, 404));
   app.onError((error, c) => {
@@ -59,10 +70,12 @@ export function createApp(ports: GatewayPorts) {
       // Hono's own refusals (e.g. method not allowed) are client errors with their status.
       return c.json({ error: { message: error.message, type: 'invalid_request_error', param: null, code: null } }, error.status);
     }
-    const known = error instanceof BambaError ? error : null;
-    if (!known || known.status >= 500) logError(error);
+    const known = error instanceof BambaError ? error : classifyError(error);
+    // Unexpected failures get a stack in the log; known refusals (503, 4xx) only their request line.
+    if (!known || known.status === 500) logger.error(`${c.req.method} ${routeLabel(c.req.path)} failed`, known?.cause ?? error);
     const wire = errorToWire(known ?? error);
-    if (known instanceof RateLimitError) c.header('Retry-After', String(known.retryAfterSeconds));
+    if (known?.retryAfterSeconds) c.header('Retry-After', String(known.retryAfterSeconds));
+    c.get('log')?.set({ errorType: wire.type, errorCode: wire.code });
     return c.json({ error: { message: wire.message, type: wire.type, param: wire.param, code: wire.code } }, wire.status as 400);
   });
   return app;

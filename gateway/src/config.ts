@@ -1,35 +1,25 @@
 /**
- * Gateway settings, parsed once from an environment record (the entry passes `process.env`
- * on Node, `env` bindings in Workers). Runtime-neutral: no file or network access here.
+ * The app's settings, whatever runtime serves it: authentication, limits and defaults. Each
+ * entry merges `appEnvShape` into its own environment schema (Node: `entry/node-config.ts`) and
+ * calls `appConfigFrom` on the parsed values. Runtime-neutral: no file or network access here.
  */
 import { z } from 'zod';
 
 const positiveInt = z.coerce.number().int().positive();
 const nonNegativeInt = z.coerce.number().int().min(0);
 
-const schema = z.object({
-  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
-  BAMBA_HOST: z.string().min(1).optional(),
-  REDIS_URL: z.string().url({ error: 'REDIS_URL must be a redis:// URL' }),
-  BAMBA_REDIS_PREFIX: z.string().min(1).default('bamba'),
-  BAMBA_REGION: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('local'),
+export const appEnvShape = {
   BAMBA_API_KEYS: z.string().optional(),
   BAMBA_MAX_BODY_BYTES: positiveInt.default(1024 * 1024),
   BAMBA_QUEUE_MAX_WAITING: nonNegativeInt.default(256),
   BAMBA_REQUEST_DEADLINE_MS: positiveInt.default(120_000),
   BAMBA_DEFAULT_MAX_TOKENS: positiveInt.default(512),
-  BAMBA_JOB_ATTEMPTS: positiveInt.max(10).default(3),
-  BAMBA_SESSION_TTL_SECONDS: positiveInt.default(86_400),
-});
+  BAMBA_SLOW_CLIENT_MS: positiveInt.default(30_000),
+  BAMBA_METRICS_TOKEN: z.string().min(1).optional(),
+};
 
-export interface GatewayConfig {
-  port: number;
-  /** Interface to listen on: 127.0.0.1 when no API keys are configured, else 0.0.0.0. */
-  host: string;
-  redisUrl: string;
-  redisPrefix: string;
-  region: string;
-  /** API key → tenant. Empty: no authentication, loopback only, tenant `local`. */
+export interface AppConfig {
+  /** API key → tenant. Empty: no authentication (loopback only), tenant `local`. */
   apiKeys: Map<string, string>;
   maxBodyBytes: number;
   /** Waiting jobs at which new requests get 429. */
@@ -38,10 +28,14 @@ export interface GatewayConfig {
   requestDeadlineMs: number;
   /** max_tokens when the request sets none (capped by the model's context). */
   defaultMaxTokens: number;
-  jobAttempts: number;
-  /** Idle sessions expire after this long (must match the gpu-nodes'). */
-  sessionTtlSeconds: number;
+  /** A streaming client that reads nothing for this long is cut and its job cancelled. */
+  slowClientMs: number;
+  /** When set, GET /metrics wants `Authorization: Bearer <token>`. */
+  metricsToken: string | null;
 }
+
+/** Tenant names appear in Redis keys and logs: letters, digits, _ . - only. */
+const TENANT_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /** Parse `key:tenant` pairs separated by commas or newlines; `#` starts a comment line. */
 export function parseApiKeys(text: string): Map<string, string> {
@@ -51,31 +45,24 @@ export function parseApiKeys(text: string): Map<string, string> {
     if (entry === '' || entry.startsWith('#')) continue;
     const separator = entry.lastIndexOf(':');
     if (separator <= 0 || separator === entry.length - 1) throw new Error('BAMBA_API_KEYS entries must look like key:tenant');
-    keys.set(entry.slice(0, separator), entry.slice(separator + 1));
+    const tenant = entry.slice(separator + 1);
+    if (!TENANT_PATTERN.test(tenant)) throw new Error(`BAMBA_API_KEYS: tenant names may hold letters, digits, _ . - only (got '${tenant.slice(0, 20)}')`);
+    keys.set(entry.slice(0, separator), tenant);
   }
   return keys;
 }
 
-export function parseGatewayConfig(env: Record<string, string | undefined>, apiKeysFileText?: string): GatewayConfig {
-  const result = schema.safeParse(env);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    throw new Error(`${issue.path.join('.')}: ${issue.message}`);
-  }
-  const values = result.data;
-  const apiKeys = parseApiKeys([values.BAMBA_API_KEYS ?? '', apiKeysFileText ?? ''].join('\n'));
+type AppEnv = z.infer<z.ZodObject<typeof appEnvShape>>;
+
+/** `apiKeysFileText`: more `key:tenant` lines (the Node entry reads BAMBA_API_KEYS_FILE). */
+export function appConfigFrom(values: AppEnv, apiKeysFileText = ''): AppConfig {
   return {
-    port: values.PORT,
-    host: values.BAMBA_HOST ?? (apiKeys.size === 0 ? '127.0.0.1' : '0.0.0.0'),
-    redisUrl: values.REDIS_URL,
-    redisPrefix: values.BAMBA_REDIS_PREFIX,
-    region: values.BAMBA_REGION,
-    apiKeys,
+    apiKeys: parseApiKeys([values.BAMBA_API_KEYS ?? '', apiKeysFileText].join('\n')),
     maxBodyBytes: values.BAMBA_MAX_BODY_BYTES,
     queueMaxWaiting: values.BAMBA_QUEUE_MAX_WAITING,
     requestDeadlineMs: values.BAMBA_REQUEST_DEADLINE_MS,
     defaultMaxTokens: values.BAMBA_DEFAULT_MAX_TOKENS,
-    jobAttempts: values.BAMBA_JOB_ATTEMPTS,
-    sessionTtlSeconds: values.BAMBA_SESSION_TTL_SECONDS,
+    slowClientMs: values.BAMBA_SLOW_CLIENT_MS,
+    metricsToken: values.BAMBA_METRICS_TOKEN ?? null,
   };
 }

@@ -1,16 +1,36 @@
 /**
- * What the gateway app needs from its runtime, as interfaces. The Node entry wires Redis and
- * BullMQ behind `Dispatcher`; tests and the Workers entry wire their own.
+ * What the gateway app needs from its runtime, as interfaces. In a region (Node) they are
+ * backed by the region's Redis (`dispatch/`); the edge (Workers) backs them by HTTP to regions.
  */
-import type { ChatMessage, GenerationJob, NodeStatus, SessionRecord, StreamEvent, ValidatedCreateSession } from '@bamba/shared';
+import type {
+  ChatMessage,
+  GenerationJobDraft,
+  NodeStatus,
+  SessionRecord,
+  SessionStateLocation,
+  StreamEvent,
+  ValidatedCreateSession,
+} from '@bamba/shared';
 
-export interface SubmitOptions {
-  /** BullMQ priority: lower runs first (`JobPriority`). */
-  priority: number;
-  /** Runs allowed before the job fails for good (a dead node costs one). */
-  attempts: number;
-  /** Send to this gpu-node's own queue (affinity) instead of the region queue. */
-  nodeId?: string;
+/** The one path generation takes. */
+export interface GenerationPort {
+  /**
+   * Queue the job and yield its events in order. The iterable never ends by itself before a
+   * `generation-end` or `generation-error`; stop iterating when done. Aborting `signal` (the
+   * client went away) or stopping early cancels the job. At `job.deadlineAtMs` it throws
+   * `DeadlineExceededError` and cancels the job; a lost relay throws a retryable error.
+   */
+  generate(job: GenerationJobDraft, signal: AbortSignal): AsyncIterable<StreamEvent>;
+}
+
+/** What the app reads about its region. */
+export interface RegionState {
+  /** Whether the region's Redis answers. */
+  ping(): Promise<boolean>;
+  /** gpu-nodes whose heartbeat is current. */
+  liveNodes(): Promise<NodeStatus[]>;
+  /** Jobs queued and not yet started. */
+  waitingJobs(): Promise<number>;
 }
 
 export interface SessionView {
@@ -28,24 +48,8 @@ export interface Sessions {
   lockTurn(tenant: string, sessionId: string, requestId: string, ttlMs: number): Promise<SessionRecord | 'not_found' | 'busy'>;
   /** Give the lock back if this request still holds it (the turn did not commit). */
   unlockTurn(sessionId: string, requestId: string): Promise<void>;
-  snapshotExists(snapshotId: string): Promise<boolean>;
-}
-
-export interface Dispatcher {
-  /** Whether the region's Redis answers. */
-  ping(): Promise<boolean>;
-  /** gpu-nodes whose heartbeat is current. */
-  liveNodes(): Promise<NodeStatus[]>;
-  /** Jobs queued and not yet started. */
-  waitingJobs(): Promise<number>;
-  submit(job: GenerationJob, options: SubmitOptions): Promise<void>;
-  /**
-   * The request's token events in order, ending after `generation-end` or `generation-error`.
-   * Throws `DeadlineExceededError` at `deadlineAtMs`; returns early when `signal` aborts.
-   */
-  events(requestId: string, deadlineAtMs: number, signal: AbortSignal): AsyncIterable<StreamEvent>;
-  /** The client went away: drop the job if queued, stop it if running. */
-  cancel(requestId: string): Promise<void>;
+  /** Where the session's state lives, given the live gpu-nodes. */
+  stateOf(session: SessionRecord, liveNodeIds: ReadonlySet<string>): Promise<SessionStateLocation>;
 }
 
 /** Time source (tests may pin it). */

@@ -5,16 +5,15 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
+import { keyNamePattern, regionConfigFrom, regionEnvShape, type RegionConfig } from '@bamba/region';
 import { z } from 'zod';
 
 const booleanText = z.enum(['true', 'false', '1', '0']).transform((text) => text === 'true' || text === '1');
 const positiveInt = z.coerce.number().int().positive();
 
 const schema = z.object({
-  REDIS_URL: z.string().url({ error: 'REDIS_URL must be a redis:// URL' }),
-  BAMBA_REDIS_PREFIX: z.string().min(1).default('bamba'),
-  BAMBA_REGION: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('local'),
-  BAMBA_NODE_ID: z.string().regex(/^[A-Za-z0-9_.-]+$/).optional(),
+  ...regionEnvShape,
+  BAMBA_NODE_ID: z.string().regex(keyNamePattern, 'BAMBA_NODE_ID may hold letters, digits, _ . - only').optional(),
   BAMBA_MODEL_PATH: z.string().min(1, 'BAMBA_MODEL_PATH must name a GGUF file'),
   BAMBA_MODEL_ID: z.string().min(1).optional(),
   BAMBA_DEVICE: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
@@ -26,16 +25,17 @@ const schema = z.object({
   BAMBA_STALLED_INTERVAL_MS: positiveInt.default(15_000),
   BAMBA_HEARTBEAT_MS: positiveInt.default(1_000),
   BAMBA_SNAPSHOT_BUDGET_BYTES: positiveInt.default(2 * 1024 ** 3),
-  BAMBA_SESSION_TTL_SECONDS: positiveInt.default(86_400),
   BAMBA_RESIDENT_SESSIONS: z.coerce.number().int().min(0).optional(),
   BAMBA_PREFIX_CACHE: booleanText.default(true),
+  BAMBA_EVENT_FLUSH_MS: z.coerce.number().int().min(0).max(1000).default(10),
 });
+
+/** Every environment variable `bamba gpu-node` reads (each is also a flag). */
+export const GPU_NODE_ENV_VARIABLES: readonly string[] = Object.keys(schema.shape);
 
 /** gpu-node settings; see the README's configuration table for each variable. */
 export interface GpuNodeConfig {
-  redisUrl: string;
-  redisPrefix: string;
-  region: string;
+  region: RegionConfig;
   nodeId: string;
   modelPath: string;
   /** The `model` clients ask for. Default: the file name without `.gguf`. */
@@ -52,12 +52,12 @@ export interface GpuNodeConfig {
   heartbeatMs: number;
   /** Snapshot bytes kept in Redis before least-recently-used cache snapshots are evicted. */
   snapshotBudgetBytes: number;
-  /** Idle sessions expire (transcript and snapshot pointer) after this long. */
-  sessionTtlSeconds: number;
   /** Sessions kept resident in idle slots after their turn (default: all slots; 0 = none). */
   residentSessions: number;
   /** Snapshot stateless chat requests too, so re-sent histories resume (exact-prefix cache). */
   prefixCache: boolean;
+  /** A request's later token deltas are written to Redis at most this often (ms). */
+  eventFlushMs: number;
 }
 
 export function parseGpuNodeConfig(env: Record<string, string | undefined>): GpuNodeConfig {
@@ -68,9 +68,7 @@ export function parseGpuNodeConfig(env: Record<string, string | undefined>): Gpu
   }
   const values = result.data;
   return {
-    redisUrl: values.REDIS_URL,
-    redisPrefix: values.BAMBA_REDIS_PREFIX,
-    region: values.BAMBA_REGION,
+    region: regionConfigFrom(values),
     nodeId: values.BAMBA_NODE_ID ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-')}-${process.pid}-${randomBytes(2).toString('hex')}`,
     modelPath: values.BAMBA_MODEL_PATH,
     modelId: values.BAMBA_MODEL_ID ?? basename(values.BAMBA_MODEL_PATH).replace(/\.gguf$/i, ''),
@@ -83,8 +81,8 @@ export function parseGpuNodeConfig(env: Record<string, string | undefined>): Gpu
     stalledIntervalMs: values.BAMBA_STALLED_INTERVAL_MS,
     heartbeatMs: values.BAMBA_HEARTBEAT_MS,
     snapshotBudgetBytes: values.BAMBA_SNAPSHOT_BUDGET_BYTES,
-    sessionTtlSeconds: values.BAMBA_SESSION_TTL_SECONDS,
     residentSessions: values.BAMBA_RESIDENT_SESSIONS ?? values.BAMBA_SLOTS,
     prefixCache: values.BAMBA_PREFIX_CACHE,
+    eventFlushMs: values.BAMBA_EVENT_FLUSH_MS,
   };
 }

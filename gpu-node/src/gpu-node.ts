@@ -2,27 +2,35 @@
  * A running gpu-node: the engine, the intake pulling jobs when slots free, the event writer,
  * the heartbeat, and the cancellation listener, wired together.
  */
-import { errorToWire, redisKeys, ServerError, type NodeStatus } from '@bamba/shared';
-import { Redis } from 'ioredis';
+import {
+  connectRedis,
+  isCancelled,
+  NodeRegistry,
+  regionKeys,
+  SessionStore,
+  SnapshotStore,
+  TokenEventWriter,
+} from '@bamba/region';
+import { errorToWire, generationJobSchema, ServerError, WireFormatError, type NodeStatus } from '@bamba/shared';
 import type { GpuNodeConfig } from './config.js';
 import type { Engine, Slot } from './engine/engine.js';
 import { createLlamaEngine } from './engine/llama-engine.js';
-import { RedisEventWriter } from './events/redis-event-writer.js';
 import { JobIntake } from './intake/job-intake.js';
-import { OrphanReaper } from './intake/orphan-reaper.js';
+import { StrandedJobSweeper } from './intake/stranded-jobs.js';
 import { Heartbeat } from './registry/heartbeat.js';
-import { SlotScheduler } from './scheduler/slot-scheduler.js';
 import { ResidencyTable } from './scheduler/residency-table.js';
+import { SlotScheduler } from './scheduler/slot-scheduler.js';
 import { runGeneration, type RunOutcome } from './serving/run-generation.js';
 import type { ServingDeps } from './serving/serving-deps.js';
-import { SessionStore } from './state/session-store.js';
-import { SnapshotStore } from './state/snapshot-store.js';
 
 export interface RunningGpuNode {
   nodeId: string;
   engine: Engine;
   stop(): Promise<void>;
 }
+
+/** What a malformed job must still carry for its client to hear about the failure. */
+const replyAddress = generationJobSchema.pick({ requestId: true, relayGroup: true, deadlineAtMs: true });
 
 export async function startGpuNode(config: GpuNodeConfig, log: (message: string) => void = (message) => process.stderr.write(`${message}\n`)): Promise<RunningGpuNode> {
   const engine = await createLlamaEngine({
@@ -33,35 +41,39 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
     ...(config.contextSize ? { contextSize: config.contextSize } : {}),
     ...(config.threads ? { threads: config.threads } : {}),
   });
-  const keys = redisKeys(config.redisPrefix, config.region);
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
-  const subscriber = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
-  const writer = new RedisEventWriter(redis, keys, config.nodeId);
+  const keys = regionKeys(config.region.prefix, config.region.region);
+  const redis = connectRedis(config.region.redis, { role: `gpu-node:${config.nodeId}`, mode: 'queue' });
+  const subscriber = connectRedis(config.region.redis, { role: `gpu-node-cancel:${config.nodeId}`, mode: 'queue' });
+  const writer = new TokenEventWriter(redis, keys, config.nodeId, { flushIntervalMs: config.eventFlushMs });
+  const registry = new NodeRegistry(redis, keys);
   const scheduler = new SlotScheduler(config.slots);
+  const snapshots = new SnapshotStore(redis, keys, config.snapshotBudgetBytes);
   const serving: ServingDeps = {
     engine,
     nodeId: config.nodeId,
-    snapshots: new SnapshotStore(redis, keys, config.snapshotBudgetBytes),
-    sessions: new SessionStore(redis, keys, config.sessionTtlSeconds),
+    snapshots,
+    sessions: new SessionStore(redis, keys, snapshots),
     residency: new ResidencyTable<Slot>(Math.min(config.residentSessions, config.slots)),
     prefixCache: config.prefixCache,
     log,
   };
   const startedAtMs = Date.now();
+  let accepting = true;
 
-  const status = (): NodeStatus => ({
+  const status = (): Omit<NodeStatus, 'v'> => ({
     nodeId: config.nodeId,
-    region: config.region,
+    region: config.region.region,
     device: engine.info.device,
     models: [{ id: config.modelId, contextSize: engine.info.contextSize, fingerprint: engine.info.fingerprint }],
     slots: config.slots,
     busySlots: intake.runningCount,
     maxBusySlots: intake.maxRunning,
     completedRequests: intake.completed,
+    accepting,
     startedAtMs,
     heartbeatAtMs: Date.now(),
   });
-  const heartbeat = new Heartbeat(redis, keys, config.heartbeatMs, status, log);
+  const heartbeat = new Heartbeat(registry, config.heartbeatMs, status, log);
 
   const intake: JobIntake = new JobIntake({
     connection: redis,
@@ -72,33 +84,41 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
     stalledIntervalMs: config.stalledIntervalMs,
     log,
     onSlotFreed: () => { heartbeat.beat().catch(() => {}); }, // show the freed slot now, not at the next beat
-    isCancelled: async (requestId) => (await redis.exists(keys.cancelMarker(requestId))) === 1,
+    isCancelled: (requestId) => isCancelled(redis, keys, requestId),
+    onMalformed: async (data, error) => {
+      // Tell the waiting client, if the job says enough to find its stream.
+      const address = replyAddress.safeParse(data);
+      if (!address.success) return;
+      const failure = error instanceof WireFormatError ? error : new ServerError('the job could not be read');
+      await writer.forRequest(address.data, 1).error(errorToWire(failure));
+    },
     run: async ({ job, attempt, isLastAttempt, signal }): Promise<RunOutcome> => {
-      const events = writer.forRequest(job.requestId, attempt);
+      const events = writer.forRequest(job, attempt);
       try {
         return await runGeneration(serving, job, events, signal);
       } catch (error) {
         if (!isLastAttempt) throw error; // BullMQ retries it, maybe elsewhere
         const failure = new ServerError(`generation failed on node ${config.nodeId}`, { code: 'engine_error', cause: error });
-        await events.error(errorToWire(failure));
+        await events.error(errorToWire(failure)).catch(() => {});
         return { kind: 'rejected', error: failure };
       }
     },
   });
 
-  const reaper = new OrphanReaper(redis, keys, config.stalledIntervalMs, log);
+  const sweeper = new StrandedJobSweeper(redis, keys, registry, config.stalledIntervalMs, log);
   await subscriber.subscribe(keys.cancelChannel);
   subscriber.on('message', (_channel: string, requestId: string) => intake.cancel(requestId));
   await heartbeat.start();
   intake.start();
-  reaper.start();
+  sweeper.start();
   log(`gpu-node ${config.nodeId}: serving ${config.modelId} on ${engine.info.device} with ${config.slots} slots (context ${engine.info.contextSize})`);
 
   return {
     nodeId: config.nodeId,
     engine,
     async stop() {
-      await reaper.stop();
+      accepting = false;
+      await sweeper.stop();
       await intake.stop();
       await heartbeat.stop(config.nodeId);
       await writer.flush();

@@ -12,6 +12,8 @@ export interface BambaErrorOptions {
   param?: string | null;
   /** The underlying error, kept for logs. */
   cause?: unknown;
+  /** Seconds after which a retry may succeed (sent as `Retry-After`). */
+  retryAfterSeconds?: number;
 }
 
 /** Base of every error this project throws on purpose. */
@@ -24,6 +26,8 @@ export class BambaError extends Error {
   readonly retryable: boolean;
   readonly code: string | null;
   readonly param: string | null;
+  /** Seconds after which a retry may succeed (`Retry-After`), or null. */
+  readonly retryAfterSeconds: number | null;
 
   constructor(type: string, status: number, retryable: boolean, message: string, options: BambaErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -33,6 +37,7 @@ export class BambaError extends Error {
     this.retryable = retryable;
     this.code = options.code ?? null;
     this.param = options.param ?? null;
+    this.retryAfterSeconds = options.retryAfterSeconds ?? null;
   }
 }
 
@@ -102,8 +107,8 @@ export class PayloadTooLargeError extends BambaError {
 
 /** Too much work is waiting already (HTTP 429); `retryAfterSeconds` goes into `Retry-After`. */
 export class RateLimitError extends BambaError {
-  constructor(message: string, readonly retryAfterSeconds: number, options: BambaErrorOptions = {}) {
-    super('rate_limit_error', 429, true, message, { code: 'queue_full', ...options });
+  constructor(message: string, retryAfterSeconds: number, options: BambaErrorOptions = {}) {
+    super('rate_limit_error', 429, true, message, { code: 'queue_full', ...options, retryAfterSeconds });
   }
 }
 
@@ -147,4 +152,22 @@ export function errorToWire(error: unknown): WireError {
 
 export function errorFromWire(wire: WireError): BambaError {
   return new BambaError(wire.type, wire.status, wire.retryable, wire.message, { code: wire.code, param: wire.param });
+}
+
+/**
+ * A value read across a process boundary (a job, a stream event, a node status, a record in
+ * Redis) failed its schema or carries a wire version this build does not read. Always the
+ * server's problem, never retried: the same bytes fail the same way again.
+ */
+export class WireFormatError extends BambaError {
+  constructor(what: string, detail: string, code: 'wire_malformed' | 'wire_version_unsupported' = 'wire_malformed') {
+    super('server_error', 500, false, `malformed ${what}: ${detail}`, { code });
+  }
+}
+
+/** A streaming client stopped reading: its stream is cut (and its job cancelled) so it cannot hold resources. */
+export class SlowClientError extends BambaError {
+  constructor(waitedMs: number) {
+    super('timeout_error', 408, false, `the client did not read its stream for ${waitedMs} ms; the stream was cut`, { code: 'client_too_slow' });
+  }
 }

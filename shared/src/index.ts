@@ -1,11 +1,10 @@
-/** @bamba/shared: the contract every other package builds on. Runs on Node and in workerd. */
+/** @bamba/shared: the wire contract every other package builds on. Runs on Node and in workerd. */
 export * from './errors.js';
+export * from './wire.js';
 export * from './jobs.js';
 export * from './node-status.js';
 export * from './openai-requests.js';
-export * from './redis-keys.js';
 export * from './sampling.js';
 export * from './snapshot-format.js';
 export * from './stream-events.js';
 export * from './sessions.js';
-export * from './redis-scripts.js';

@@ -1,41 +1,77 @@
 /**
- * What travels through the generation queue, from the gateway to a gpu-node. Built only from
- * validated requests: no raw wire parameters reach the engine.
+ * What travels through the generation queue, from a producer (gateway, batch workers) to a
+ * gpu-node. Built only from validated requests: no raw wire parameters reach the engine. The
+ * gpu-node parses every job with `generationJobSchema` before it runs it.
  */
-import type { SamplingParams } from './sampling.js';
+import { z } from 'zod';
+import { samplingParamsSchema } from './sampling.js';
+import { parseWire, wireVersionField } from './wire.js';
 
-/** Interactive requests are served before batch work (BullMQ: lower number first). */
-export const JobPriority = { interactive: 1, batch: 10 } as const;
+/** Interactive requests are served before batch work. */
+export const JobPriority = { interactive: 'interactive', batch: 'batch' } as const;
+export type JobPriorityName = (typeof JobPriority)[keyof typeof JobPriority];
 
-export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant';
-  content: string;
-}
+/** Request ids are also BullMQ job ids and part of Redis key names. */
+export const requestIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, 'request ids are 1–100 letters, digits, - or _');
 
-export type GenerationInput = { kind: 'chat'; messages: ChatMessage[] } | { kind: 'completion'; prompt: string };
+export const chatMessageSchema = z.object({
+  role: z.enum(['system', 'user', 'assistant']),
+  content: z.string(),
+});
+export type ChatMessage = z.infer<typeof chatMessageSchema>;
 
-export interface GenerationJob {
+export const generationInputSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('chat'), messages: z.array(chatMessageSchema).min(1) }),
+  z.object({ kind: z.literal('completion'), prompt: z.string().min(1) }),
+]);
+export type GenerationInput = z.infer<typeof generationInputSchema>;
+
+export const sessionTurnSchema = z.object({
+  sessionId: z.string().min(1),
+  /** Turns committed when the gateway accepted this one; the commit checks it is unchanged. */
+  expectedVersion: z.number().int().min(0),
+});
+export type SessionTurn = z.infer<typeof sessionTurnSchema>;
+
+export const generationJobSchema = z.object({
+  ...wireVersionField,
   /** Also the BullMQ job id and the name of the token stream. */
-  requestId: string;
-  tenant: string;
+  requestId: requestIdSchema,
+  tenant: z.string().min(1),
   /** Model id as the gpu-nodes announce it. */
-  model: string;
-  input: GenerationInput;
-  params: SamplingParams;
+  model: z.string().min(1),
+  input: generationInputSchema,
+  params: samplingParamsSchema,
+  /** `interactive` runs before `batch`. */
+  priority: z.enum(['interactive', 'batch']),
+  /**
+   * The relay group of the gateway reader waiting for this job's events: part of the token
+   * stream's key (its Redis Cluster hash tag), so one blocking read serves the whole group.
+   */
+  relayGroup: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
   /** Epoch ms after which nobody waits for the result: a node drops the job instead. */
-  deadlineAtMs: number;
-  enqueuedAtMs: number;
+  deadlineAtMs: z.number().int(),
+  enqueuedAtMs: z.number().int(),
+  /** Send to this gpu-node's own queue (it holds the session's state), not the region queue. */
+  affinityNode: z.string().optional(),
   /**
    * Attempts this job already used in another queue (moved off a dead node's own queue), so
    * attempt numbers in stream events keep increasing and readers can tell attempts apart.
    */
-  attemptOffset?: number;
+  attemptOffset: z.number().int().min(0).optional(),
   /** Set for a turn of a server-side session: `input` then holds only the new messages. */
-  session?: SessionTurn;
+  session: sessionTurnSchema.optional(),
+});
+
+export type GenerationJob = z.infer<typeof generationJobSchema>;
+
+/** Parse a job read from the queue. Throws `WireFormatError`. */
+export function parseGenerationJob(value: unknown): GenerationJob {
+  return parseWire(generationJobSchema, value, 'generation job');
 }
 
-export interface SessionTurn {
-  sessionId: string;
-  /** Turns committed when the gateway accepted this one; the commit checks it is unchanged. */
-  expectedVersion: number;
-}
+/**
+ * A job as its producer builds it. The dispatcher that queues it adds the wire version and the
+ * relay group of the reader that will wait for its events.
+ */
+export type GenerationJobDraft = Omit<GenerationJob, 'v' | 'relayGroup'>;

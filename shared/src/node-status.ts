@@ -1,24 +1,38 @@
 /** What a gpu-node announces about itself every heartbeat (JSON in Redis, short expiry). */
-export interface ServedModel {
-  /** Model id clients use (`model` in requests). */
-  id: string;
-  /** Tokens one slot holds: prompt + completion must fit. */
-  contextSize: number;
-  fingerprint: string;
-}
+import { z } from 'zod';
+import { parseWireJson, wireVersionField } from './wire.js';
 
-export interface NodeStatus {
-  nodeId: string;
-  region: string;
-  device: 'cpu' | 'cuda';
-  models: ServedModel[];
-  slots: number;
+export const servedModelSchema = z.object({
+  /** Model id clients use (`model` in requests). */
+  id: z.string().min(1),
+  /** Tokens one slot holds: prompt + completion must fit. */
+  contextSize: z.number().int().positive(),
+  fingerprint: z.string().regex(/^[0-9a-f]{64}$/),
+});
+export type ServedModel = z.infer<typeof servedModelSchema>;
+
+export const nodeStatusSchema = z.object({
+  ...wireVersionField,
+  nodeId: z.string().min(1),
+  region: z.string().min(1),
+  device: z.enum(['cpu', 'cuda']),
+  models: z.array(servedModelSchema),
+  slots: z.number().int().positive(),
   /** Requests running now (a slot reserved while waiting for a job does not count). */
-  busySlots: number;
+  busySlots: z.number().int().min(0),
   /** Highest `busySlots` seen since the node started. */
-  maxBusySlots: number;
-  /** Requests finished since start, by outcome. */
-  completedRequests: number;
-  startedAtMs: number;
-  heartbeatAtMs: number;
+  maxBusySlots: z.number().int().min(0),
+  /** Requests finished since start. */
+  completedRequests: z.number().int().min(0),
+  /** False once the node is stopping: it takes no new work. */
+  accepting: z.boolean(),
+  startedAtMs: z.number().int(),
+  heartbeatAtMs: z.number().int(),
+});
+
+export type NodeStatus = z.infer<typeof nodeStatusSchema>;
+
+/** Parse a status read from Redis. Throws `WireFormatError`. */
+export function parseNodeStatus(text: string): NodeStatus {
+  return parseWireJson(nodeStatusSchema, text, 'node status');
 }

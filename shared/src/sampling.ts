@@ -1,15 +1,19 @@
 /** Sampling and stopping settings after validation: every default resolved. */
-export interface SamplingParams {
+import { z } from 'zod';
+
+export const samplingParamsSchema = z.object({
   /** Upper bound on generated tokens; the engine caps it further by free context. */
-  maxTokens: number;
+  maxTokens: z.number().int().min(1),
   /** 0 = greedy. */
-  temperature: number;
+  temperature: z.number().min(0).max(2),
   /** 1 = off. */
-  topP: number;
+  topP: z.number().gt(0).max(1),
   /** 0 = off. */
-  topK: number;
+  topK: z.number().int().min(0),
   /** Sampling seed; only matters when temperature > 0. */
-  seed: number;
+  seed: z.number().int().min(0),
   /** Generation ends before the first occurrence of any of these. */
-  stop: readonly string[];
-}
+  stop: z.array(z.string().min(1)).max(4).readonly(),
+});
+
+export type SamplingParams = z.infer<typeof samplingParamsSchema>;

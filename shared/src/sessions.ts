@@ -6,7 +6,7 @@ import type { ChatMessage } from './jobs.js';
 /** Where a session's state lives now. */
 export type SessionStateLocation = 'resident' | 'snapshot' | 'transcript';
 
-/** The session HASH in Redis, parsed. */
+/** A session as the region stores it (parsed from Redis by `@bamba/region`'s session store). */
 export interface SessionRecord {
   id: string;
   tenant: string;
@@ -21,23 +21,9 @@ export interface SessionRecord {
   snapshotBytes: number;
   /** gpu-node holding the state in a slot, '' when none. */
   residentNode: string;
+  /** Idle seconds after which the session expires (set at creation; every commit renews it). */
+  ttlSeconds: number;
   metadata: Record<string, string>;
-}
-
-export function sessionFromHash(id: string, hash: Record<string, string>): SessionRecord | null {
-  if (!hash.tenant) return null;
-  return {
-    id,
-    tenant: hash.tenant,
-    model: hash.model ?? '',
-    createdAtMs: Number(hash.createdAtMs ?? 0),
-    version: Number(hash.version ?? 0),
-    tokenCount: Number(hash.tokenCount ?? 0),
-    snapshotId: hash.snapshotId ?? '',
-    snapshotBytes: Number(hash.snapshotBytes ?? 0),
-    residentNode: hash.residentNode ?? '',
-    metadata: hash.metadata ? (JSON.parse(hash.metadata) as Record<string, string>) : {},
-  };
 }
 
 const MAX_METADATA_KEYS = 16;

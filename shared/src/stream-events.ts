@@ -1,63 +1,82 @@
 /**
  * Token events a gpu-node writes to a request's Redis Stream and the gateway relays as SSE.
  * `attempt` is the BullMQ attempt that wrote the event: when a node dies and another retries
- * the job, the reader sees a new attempt start and knows earlier deltas are void.
+ * the job, the reader sees a new attempt start and knows earlier deltas are void. Every event
+ * carries the wire version and is parsed by its schema where it is read.
  */
-import type { WireError } from './errors.js';
+import { z } from 'zod';
+import { WireFormatError } from './errors.js';
+import { parseWireJson, WIRE_VERSION, wireVersionField } from './wire.js';
 
 export type FinishReason = 'stop' | 'length';
 
 /** How a request's state was obtained: kept in a slot, loaded from Redis, or recomputed. */
 export type ResumePath = 'resident' | 'snapshot' | 'replay';
 
-export interface GenerationStartEvent {
-  type: 'generation-start';
-  attempt: number;
-  nodeId: string;
-  promptTokens: number;
+const wireErrorSchema = z.object({
+  message: z.string(),
+  type: z.string(),
+  status: z.number().int(),
+  retryable: z.boolean(),
+  code: z.string().nullable(),
+  param: z.string().nullable(),
+});
+
+const base = { ...wireVersionField, attempt: z.number().int().min(1) };
+
+export const generationStartEventSchema = z.object({
+  ...base,
+  type: z.literal('generation-start'),
+  nodeId: z.string(),
+  promptTokens: z.number().int().min(0),
   /** Prompt tokens whose state was restored instead of recomputed. */
-  cachedTokens: number;
-  resume: ResumePath;
-}
-export interface TokenDeltaEvent {
-  type: 'token-delta';
-  attempt: number;
+  cachedTokens: z.number().int().min(0),
+  resume: z.enum(['resident', 'snapshot', 'replay']),
+});
+export const tokenDeltaEventSchema = z.object({
+  ...base,
+  type: z.literal('token-delta'),
   /** Text released by these tokens (may be '' while a stop string is pending). */
-  text: string;
+  text: z.string(),
   /** Tokens generated in this delta. */
-  tokens: number;
-}
-export interface GenerationEndEvent {
-  type: 'generation-end';
-  attempt: number;
-  finishReason: FinishReason;
-  promptTokens: number;
-  completionTokens: number;
+  tokens: z.number().int().min(0),
+});
+export const generationEndEventSchema = z.object({
+  ...base,
+  type: z.literal('generation-end'),
+  finishReason: z.enum(['stop', 'length']),
+  promptTokens: z.number().int().min(0),
+  completionTokens: z.number().int().min(0),
   /** Tokens whose state was restored instead of recomputed. */
-  cachedTokens: number;
-  timeToFirstTokenMs: number;
-  totalMs: number;
-}
-export interface GenerationErrorEvent {
-  type: 'generation-error';
-  attempt: number;
-  error: WireError;
+  cachedTokens: z.number().int().min(0),
+  timeToFirstTokenMs: z.number().min(0),
+  totalMs: z.number().min(0),
+});
+export const generationErrorEventSchema = z.object({
+  ...base,
+  type: z.literal('generation-error'),
+  error: wireErrorSchema,
+});
+
+export const streamEventSchema = z.discriminatedUnion('type', [generationStartEventSchema, tokenDeltaEventSchema, generationEndEventSchema, generationErrorEventSchema]);
+
+export type GenerationStartEvent = z.infer<typeof generationStartEventSchema>;
+export type TokenDeltaEvent = z.infer<typeof tokenDeltaEventSchema>;
+export type GenerationEndEvent = z.infer<typeof generationEndEventSchema>;
+export type GenerationErrorEvent = z.infer<typeof generationErrorEventSchema>;
+export type StreamEvent = z.infer<typeof streamEventSchema>;
+
+/** An event as its writer builds it: the wire version is added on encoding. */
+export type StreamEventBody = StreamEvent extends infer E ? (E extends StreamEvent ? Omit<E, 'v'> : never) : never;
+
+/** Field/value pairs for XADD: one `data` field holding the event as JSON. */
+export function encodeStreamEvent(event: StreamEventBody): [string, string] {
+  return ['data', JSON.stringify({ v: WIRE_VERSION, ...event })];
 }
 
-export type StreamEvent = GenerationStartEvent | TokenDeltaEvent | GenerationEndEvent | GenerationErrorEvent;
-
-/** Field/value pairs for XADD: the type is a field of its own so readers can skip cheaply. */
-export function encodeStreamEvent(event: StreamEvent): [string, string, string, string] {
-  return ['type', event.type, 'data', JSON.stringify(event)];
-}
-
-/** Parse XREAD's flat field list back into an event; `null` for entries we do not know. */
-export function decodeStreamEvent(fields: readonly string[]): StreamEvent | null {
+/** Parse XREAD's flat field list back into an event. Throws `WireFormatError`. */
+export function decodeStreamEvent(fields: readonly string[]): StreamEvent {
   const dataIndex = fields.indexOf('data');
-  if (dataIndex === -1 || dataIndex % 2 !== 0) return null;
-  try {
-    return JSON.parse(fields[dataIndex + 1]!) as StreamEvent;
-  } catch {
-    return null;
-  }
+  if (dataIndex === -1 || dataIndex % 2 !== 0 || dataIndex + 1 >= fields.length) throw new WireFormatError('stream event', 'no data field');
+  return parseWireJson(streamEventSchema, fields[dataIndex + 1]!, 'stream event');
 }

@@ -1,18 +1,19 @@
 /**
- * A real stack for end-to-end tests: a private redis-server on a free port, gpu-nodes as child
- * processes on the tiny model (so one can be SIGKILLed), and the gateway in this process.
- * Each stack uses its own Redis and key prefix, and removes everything on stop.
+ * A real stack for end-to-end tests: a private redis-server (or a 3-master Redis Cluster) on
+ * free ports, gpu-nodes as child processes on the tiny model (so one can be SIGKILLed), and the
+ * gateway in this process. Each stack uses its own Redis and key prefix, and removes everything
+ * on stop.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startLocalRedis, type LocalRedis } from '@bamba/cli/local-redis';
-import { parseGatewayConfig, startGateway, type RunningGateway } from '@bamba/gateway';
-import { DEFAULT_MODEL_SEED, ensureCachedModel } from '@bamba/gpu-node';
-import { redisKeys, type NodeStatus, type RedisKeys } from '@bamba/shared';
-import { Redis } from 'ioredis';
+import { startLocalCluster, startLocalRedis, type LocalRedis } from '@bamba/cli/local-redis';
+import { parseGatewayConfig, silentLogger, startGateway, type RunningGateway } from '@bamba/gateway';
+import { DEFAULT_MODEL_SEED, ensureCachedModel } from '@bamba/model-gen';
+import { connectRedis, NodeRegistry, regionKeys, type RegionKeys, type RegionRedis } from '@bamba/region';
+import { decodeStreamEvent, type NodeStatus, type StreamEvent } from '@bamba/shared';
 
 export const MODEL_ID = 'bamba-tiny';
 export const TINY_MODEL_PATH = ensureCachedModel(resolve('.cache'), 'tiny', DEFAULT_MODEL_SEED);
@@ -27,18 +28,28 @@ export interface StackOptions {
   nodeEnv?: Record<string, string>;
   /** Environment for the gateway. */
   gatewayEnv?: Record<string, string>;
+  /** Run the region on a local 3-master Redis Cluster instead of one redis-server. */
+  cluster?: boolean;
 }
 
 export interface TestStack {
   url: string;
-  redis: Redis;
-  keys: RedisKeys;
+  redis: RegionRedis;
+  keys: RegionKeys;
   nodes: Map<string, ChildProcess>;
   gateway: RunningGateway;
   /** The environment the gateway was configured from (to start a twin with changes). */
   gatewayEnv: Record<string, string>;
+  /** Where Redis is, as the processes see it (REDIS_URL or REDIS_CLUSTER_NODES). */
+  redisEnv: Record<string, string>;
   startNode(nodeId: string, env?: Record<string, string>): Promise<ChildProcess>;
+  /** SIGTERM a node and wait until it exited. */
+  stopNode(nodeId: string): Promise<void>;
   nodeStatuses(): Promise<NodeStatus[]>;
+  /** Every event a request's stream holds (its key found by request id, whatever its relay group). */
+  streamEvents(requestId: string): Promise<StreamEvent[]>;
+  /** Keys of every request stream in Redis (single-server stacks). */
+  streamKeys(): Promise<string[]>;
   /** Poll `check` until it returns a value other than undefined, or fail after `timeoutMs`. */
   waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs?: number): Promise<T>;
   stop(): Promise<void>;
@@ -56,16 +67,30 @@ export const DEFAULT_NODE_ENV: Record<string, string> = {
 
 export async function startTestStack(options: StackOptions = {}): Promise<TestStack> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bamba-stack-'));
-  let localRedis: LocalRedis | null = null;
+  let servers: LocalRedis[] = [];
   const nodes = new Map<string, ChildProcess>();
+  let redis: RegionRedis | null = null;
   try {
-    localRedis = await startLocalRedis({ dataDir, appendOnly: false });
+    let redisEnv: Record<string, string>;
+    if (options.cluster) {
+      const cluster = await startLocalCluster({ dataDir, masters: 3 });
+      servers = cluster.servers;
+      redisEnv = { REDIS_CLUSTER_NODES: cluster.nodes.map((node) => `127.0.0.1:${node.port}`).join(',') };
+    } else {
+      const local = await startLocalRedis({ dataDir, appendOnly: false });
+      servers = [local];
+      redisEnv = { REDIS_URL: local.url };
+    }
     const prefix = `test-${randomUUID().slice(0, 8)}`;
-    const keys = redisKeys(prefix, 'local');
-    const redis = new Redis(localRedis.url, { maxRetriesPerRequest: null });
-    const common = { REDIS_URL: localRedis.url, BAMBA_REDIS_PREFIX: prefix, BAMBA_REGION: 'local' };
+    const keys = regionKeys(prefix, 'local');
+    const target = options.cluster
+      ? { kind: 'cluster' as const, nodes: servers.map((server) => ({ host: '127.0.0.1', port: server.port })) }
+      : { kind: 'single' as const, url: servers[0]!.url };
+    redis = connectRedis(target, { role: 'test', mode: 'queue' });
+    const registry = new NodeRegistry(redis, keys);
+    const common = { ...redisEnv, BAMBA_REDIS_PREFIX: prefix, BAMBA_REGION: 'local' };
     const gatewayEnv = { PORT: '0', ...common, ...options.gatewayEnv };
-    const gateway = await startGateway(parseGatewayConfig(gatewayEnv), () => {});
+    const gateway = await startGateway(parseGatewayConfig(gatewayEnv), process.env.BAMBA_TEST_GATEWAY_STDERR === '1' ? {} : { logger: silentLogger });
 
     const waitFor = async <T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> => {
       const deadline = Date.now() + timeoutMs;
@@ -76,15 +101,11 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
         await new Promise((done) => setTimeout(done, 25));
       }
     };
-    const nodeStatuses = async () => {
-      const ids = await redis.smembers(keys.nodeSet);
-      const values = ids.length ? await redis.mget(...ids.map((id) => keys.nodeStatus(id))) : [];
-      return values.flatMap((value) => (value ? [JSON.parse(value) as NodeStatus] : []));
-    };
     const model = options.model ?? { path: TINY_MODEL_PATH, id: MODEL_ID };
+    const connection = redis;
     const startNode = async (nodeId: string, env: Record<string, string> = {}) => {
       const child = spawn(process.execPath, [CLI, 'gpu-node'], {
-        env: { ...process.env, ...common, ...DEFAULT_NODE_ENV, ...options.nodeEnv, ...env, BAMBA_NODE_ID: nodeId, BAMBA_MODEL_PATH: model.path, BAMBA_MODEL_ID: model.id },
+        env: { ...process.env, ...common, ...DEFAULT_NODE_ENV, ...options.nodeEnv, ...env, BAMBA_NODE_ID: nodeId, BAMBA_MODEL_PATH: model.path, BAMBA_MODEL_ID: model.id, BAMBA_LOG_LEVEL: process.env.BAMBA_TEST_NODE_STDERR === '1' ? 'info' : 'warn' },
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       let stderr = '';
@@ -95,9 +116,23 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
       nodes.set(nodeId, child);
       await waitFor(`gpu-node ${nodeId} to announce itself`, async () => {
         if (child.exitCode !== null) throw new Error(`gpu-node ${nodeId} exited: ${stderr}`);
-        return (await redis.exists(keys.nodeStatus(nodeId))) === 1 ? true : undefined;
+        return (await registry.isAlive(nodeId)) ? true : undefined;
       }, NODE_START_TIMEOUT_MS);
       return child;
+    };
+    const stopNode = async (nodeId: string) => {
+      const child = nodes.get(nodeId);
+      nodes.delete(nodeId);
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((done) => child.once('exit', done));
+      child.kill('SIGTERM');
+      await exited;
+    };
+    const streamKeys = async () => (connection as Extract<RegionRedis, { keys: unknown }>).keys(`${prefix}:*:stream:*`);
+    const streamEvents = async (requestId: string) => {
+      const [key] = (await streamKeys()).filter((candidate) => candidate.endsWith(`:stream:${requestId}`));
+      if (!key) return [];
+      return (await connection.xrange(key, '-', '+')).map(([, fields]) => decodeStreamEvent(fields));
     };
     for (let index = 0; index < (options.gpuNodes ?? 1); index++) await startNode(`node-${index}`);
 
@@ -108,25 +143,25 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
       nodes,
       gateway,
       gatewayEnv,
+      redisEnv,
       startNode,
-      nodeStatuses,
+      stopNode,
+      nodeStatuses: () => registry.liveNodes(),
+      streamEvents,
+      streamKeys,
       waitFor,
       async stop() {
         await gateway.close();
-        await Promise.all([...nodes.values()].map(async (child) => {
-          if (child.exitCode !== null || child.signalCode !== null) return;
-          const exited = new Promise((done) => child.once('exit', done));
-          child.kill('SIGTERM');
-          await exited;
-        }));
-        redis.disconnect();
-        await localRedis?.stop();
+        await Promise.all([...nodes.keys()].map((nodeId) => stopNode(nodeId)));
+        connection.disconnect();
+        await Promise.all(servers.map((server) => server.stop()));
         rmSync(dataDir, { recursive: true, force: true });
       },
     };
   } catch (error) {
     for (const child of nodes.values()) child.kill('SIGKILL');
-    await localRedis?.stop();
+    redis?.disconnect();
+    await Promise.all(servers.map((server) => server.stop()));
     rmSync(dataDir, { recursive: true, force: true });
     throw error;
   }

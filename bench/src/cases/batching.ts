@@ -4,7 +4,8 @@
  * scaling ratio against concurrency 1.
  */
 import { resolve } from 'node:path';
-import { createLlamaEngine, DEFAULT_MODEL_SEED, ensureCachedModel, GREEDY, type ModelPresetName } from '@bamba/gpu-node';
+import { createLlamaEngine, GREEDY } from '@bamba/gpu-node';
+import { DEFAULT_MODEL_SEED, ensureCachedModel, type ModelPresetName } from '@bamba/model-gen';
 import type { BenchCase } from '../case.js';
 import { median, progress, round } from '../measure.js';
 

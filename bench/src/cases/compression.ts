@@ -6,15 +6,16 @@
  */
 import { resolve } from 'node:path';
 import { deflateSync, inflateSync } from 'node:zlib';
-import { createLlamaEngine, DEFAULT_MODEL_SEED, ensureCachedModel, type ModelPresetName } from '@bamba/gpu-node';
+import { createLlamaEngine } from '@bamba/gpu-node';
+import { DEFAULT_MODEL_SEED, ensureCachedModel, type ModelPresetName } from '@bamba/model-gen';
 import type { BenchCase } from '../case.js';
-import type { Redis } from 'ioredis';
+import type { RegionRedis } from '@bamba/region';
 import { withLocalRedis } from '../local-redis.js';
 import { median, progress, round } from '../measure.js';
 
 const CHUNK_BYTES = 1024 * 1024;
 
-async function redisRoundTripMs(redis: Redis, bytes: Buffer): Promise<number> {
+async function redisRoundTripMs(redis: RegionRedis, bytes: Buffer): Promise<number> {
   const times: number[] = [];
   for (let repetition = 0; repetition < 5; repetition++) {
     const started = performance.now();

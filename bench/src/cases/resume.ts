@@ -5,7 +5,8 @@
  * The character-level vocabulary makes H characters of system prompt H tokens of history.
  */
 import { resolve } from 'node:path';
-import { createLlamaEngine, DEFAULT_MODEL_SEED, ensureCachedModel } from '@bamba/gpu-node';
+import { createLlamaEngine } from '@bamba/gpu-node';
+import { DEFAULT_MODEL_SEED, ensureCachedModel } from '@bamba/model-gen';
 import { startTestStack, type TestStack } from '@bamba/tests/support/stack';
 import type { BenchCase } from '../case.js';
 import { median, progress, round } from '../measure.js';

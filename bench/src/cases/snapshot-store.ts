@@ -6,8 +6,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
-import { createLlamaEngine, DEFAULT_MODEL_SEED, ensureCachedModel, estimateStateBytes, MODEL_PRESETS, SnapshotStore, type ModelPresetName } from '@bamba/gpu-node';
-import { redisKeys } from '@bamba/shared';
+import { createLlamaEngine } from '@bamba/gpu-node';
+import { DEFAULT_MODEL_SEED, ensureCachedModel, estimateStateBytes, MODEL_PRESETS, type ModelPresetName } from '@bamba/model-gen';
+import { regionKeys, SnapshotStore } from '@bamba/region';
 import type { BenchCase } from '../case.js';
 import { withLocalRedis } from '../local-redis.js';
 import { median, progress, round } from '../measure.js';
@@ -25,7 +26,7 @@ export const snapshotStoreCase: BenchCase = {
   description: 'export → Redis → import (tiny, small, 9B-sized payload) vs plain SET/GET of the same bytes',
   async run({ quick }) {
     return withLocalRedis(async (redis) => {
-      const store = new SnapshotStore(redis, redisKeys('bench', 'local'), 8 * 1024 ** 3);
+      const store = new SnapshotStore(redis, regionKeys('bench', 'local'), 8 * 1024 ** 3);
       const rows: Array<Array<string | number>> = [];
       const tokens = 1000;
       for (const preset of ['tiny', 'small'] as ModelPresetName[]) {

@@ -4,7 +4,7 @@
  * come from the state-size formula, which the tests check against snapshots measured on the
  * tiny, small and granite presets; the transformer's from its shape (32 layers × 8 KV heads × 128).
  */
-import { estimateStateBytes, LLAMA_3_1_8B_KV_SHAPE, MODEL_PRESETS, transformerKvBytes } from '@bamba/gpu-node';
+import { estimateStateBytes, LLAMA_3_1_8B_KV_SHAPE, MODEL_PRESETS, transformerKvBytes } from '@bamba/model-gen';
 import type { BenchCase } from '../case.js';
 import { round } from '../measure.js';
 

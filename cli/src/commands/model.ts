@@ -13,7 +13,7 @@ import {
   isModelPresetName,
   MODEL_PRESET_NAMES,
   type ModelPresetName,
-} from '@bamba/gpu-node';
+} from '@bamba/model-gen';
 import { createProgressBar } from '../progress-bar.js';
 
 const HELP = `usage: bamba model tiny [--preset NAME] [--seed N] (--out FILE | --cache)

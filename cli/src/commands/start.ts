@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_MODEL_SEED, ensureCachedModel } from '@bamba/gpu-node';
+import { DEFAULT_MODEL_SEED, ensureCachedModel } from '@bamba/model-gen';
 import { startLocalRedis, type LocalRedis } from '../local-redis.js';
 import { TINY_MODEL_ID } from './gpu-node.js';
 

@@ -2,14 +2,25 @@
  * Node entry: the gateway in a region, serving HTTP with @hono/node-server and dispatching
  * through the region's Redis. Wiring only.
  */
-import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { redisKeys } from '@bamba/shared';
+import {
+  connectRedis,
+  JobProducer,
+  NodeRegistry,
+  redisOutageError,
+  regionKeys,
+  SessionStore,
+  SnapshotStore,
+  StreamRelay,
+} from '@bamba/region';
 import { serve } from '@hono/node-server';
 import { createApp } from '../app.js';
-import { parseGatewayConfig, type GatewayConfig } from '../config.js';
-import { RedisDispatcher } from '../dispatch/redis-dispatcher.js';
-import { RedisSessions } from '../dispatch/redis-sessions.js';
+import { RegionDispatch, RegionSessions } from '../dispatch/region-dispatch.js';
+import type { GatewayMetrics } from '../metrics.js';
+import { createPinoLogger } from '../observability/pino-logger.js';
+import { PromMetrics } from '../observability/prom-metrics.js';
+import type { GatewayLogger } from '../request-log.js';
+import { isLoopbackHost, type GatewayConfig } from './node-config.js';
 
 export interface RunningGateway {
   url: string;
@@ -17,31 +28,47 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
-/** Read the gateway's config from an environment record, including BAMBA_API_KEYS_FILE. */
-export function gatewayConfigFromEnv(env: Record<string, string | undefined>): GatewayConfig {
-  const file = env.BAMBA_API_KEYS_FILE;
-  return parseGatewayConfig(env, file ? readFileSync(file, 'utf8') : undefined);
+export interface GatewayRuntime {
+  logger?: GatewayLogger;
+  metrics?: GatewayMetrics;
 }
 
-export async function startGateway(config: GatewayConfig, log: (message: string) => void = (message) => process.stderr.write(`${message}\n`)): Promise<RunningGateway> {
-  const keys = redisKeys(config.redisPrefix, config.region);
-  const dispatcher = new RedisDispatcher(config.redisUrl, keys);
-  const sessions = new RedisSessions(dispatcher.connection, keys, config.sessionTtlSeconds);
-  const app = createApp({ dispatcher, sessions, config, logError: (error) => log(`gateway: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`) });
+/** The snapshot store is only read here (a session's state); the gpu-nodes own the budget. */
+const READ_ONLY_BUDGET_BYTES = Number.MAX_SAFE_INTEGER;
+
+export async function startGateway(config: GatewayConfig, runtime: GatewayRuntime = {}): Promise<RunningGateway> {
+  const logger = runtime.logger ?? createPinoLogger(config.logLevel);
+  const keys = regionKeys(config.region.prefix, config.region.region);
+  const redis = connectRedis(config.region.redis, { role: 'gateway' });
+  const producer = new JobProducer(redis, keys, config.jobAttempts);
+  const relay = new StreamRelay(config.region.redis, keys, redis, { connections: config.relayConnections, slowConsumerMs: config.slowClientMs });
+  const registry = new NodeRegistry(redis, keys, (nodeId, error) => logger.error(`node ${nodeId} published a malformed status`, error));
+  const dispatch = new RegionDispatch(redis, producer, relay, registry);
+  const sessions = new RegionSessions(new SessionStore(redis, keys, new SnapshotStore(redis, keys, READ_ONLY_BUDGET_BYTES)), config.sessionTtlSeconds);
+  const app = createApp({ region: dispatch, generation: dispatch, sessions, config, metrics: runtime.metrics ?? new PromMetrics(), logger, classifyError: redisOutageError });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const started = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(started));
     started.once('error', reject);
   });
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
-  if (config.apiKeys.size === 0) log(`gateway: no API keys configured (BAMBA_API_KEYS), so listening on ${config.host} only`);
-  log(`gateway: listening on ${url}`);
+  if (config.apiKeys.size === 0) {
+    logger.info(isLoopbackHost(config.host)
+      ? `no API keys configured (BAMBA_API_KEYS), so listening on ${config.host} only`
+      : `serving WITHOUT authentication on ${config.host} (BAMBA_ALLOW_NO_AUTH=true)`);
+  }
+  logger.info(`listening on ${url}`, { url });
   return {
     url,
     config,
     async close() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await dispatcher.close();
+      // Stop accepting, cut open connections (streams included), then let go of Redis.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      await closed;
+      await relay.close();
+      await producer.close();
+      redis.disconnect();
     },
   };
 }

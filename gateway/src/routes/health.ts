@@ -1,20 +1,22 @@
-/** Liveness, readiness and metrics: unauthenticated, for load balancers and Prometheus. */
+/** Liveness, readiness and metrics: for load balancers and Prometheus, without API keys. */
 import { Hono } from 'hono';
+import { bearerAuth } from '../auth.js';
 import type { GatewayMetrics } from '../metrics.js';
-import type { Dispatcher } from '../ports.js';
+import type { RegionState } from '../ports.js';
 
-export function healthRoutes(dispatcher: Dispatcher, metrics: GatewayMetrics) {
+export function healthRoutes(region: RegionState, metrics: GatewayMetrics, metricsToken: string | null) {
   return new Hono()
     .get('/healthz', (c) => c.json({ status: 'ok' }))
     .get('/readyz', async (c) => {
-      const redis = await dispatcher.ping();
-      const nodes = redis ? await dispatcher.liveNodes() : [];
-      const ready = redis && nodes.length > 0;
-      return c.json({ status: ready ? 'ready' : 'not_ready', redis, gpu_nodes: nodes.length }, ready ? 200 : 503);
+      const redis = await region.ping();
+      const nodes = redis ? await region.liveNodes().catch(() => []) : [];
+      const accepting = nodes.filter((node) => node.accepting);
+      const ready = redis && accepting.length > 0;
+      return c.json({ status: ready ? 'ready' : 'not_ready', redis, gpu_nodes: accepting.length }, ready ? 200 : 503);
     })
-    .get('/metrics', async (c) => {
-      const redis = await dispatcher.ping();
-      const [waitingJobs, nodes] = redis ? await Promise.all([dispatcher.waitingJobs(), dispatcher.liveNodes()]) : [null, []];
-      return c.text(metrics.render({ waitingJobs, nodes }), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+    .get('/metrics', bearerAuth(metricsToken), async (c) => {
+      const redis = await region.ping();
+      const [waitingJobs, nodes] = redis ? await Promise.all([region.waitingJobs().catch(() => null), region.liveNodes().catch(() => [])]) : [null, []];
+      return c.text(await metrics.render({ waitingJobs, nodes }), 200, { 'content-type': metrics.contentType });
     });
 }

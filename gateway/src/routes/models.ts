@@ -1,11 +1,11 @@
 /** GET /v1/models: the models the live gpu-nodes serve. */
 import { Hono } from 'hono';
-import type { AuthVariables } from '../auth.js';
-import type { Dispatcher } from '../ports.js';
+import type { GatewayVariables } from '../gateway-env.js';
+import type { RegionState } from '../ports.js';
 
-export function modelsRoute(dispatcher: Dispatcher) {
-  return new Hono<{ Variables: AuthVariables }>().get('/', async (c) => {
-    const nodes = await dispatcher.liveNodes();
+export function modelsRoute(region: RegionState) {
+  return new Hono<{ Variables: GatewayVariables }>().get('/', async (c) => {
+    const nodes = await region.liveNodes();
     const models = new Map<string, { created: number; contextSize: number }>();
     for (const node of nodes) {
       for (const model of node.models) {

@@ -1,25 +1,21 @@
 /** /v1/sessions: create, read, delete and fork server-side conversations. */
-import { ConflictError, NotFoundError, ServiceUnavailableError, sessionToWire, validateCreateSession, type SessionStateLocation } from '@bamba/shared';
+import { NotFoundError, ServiceUnavailableError, sessionToWire, validateCreateSession } from '@bamba/shared';
 import { Hono } from 'hono';
-import type { AuthVariables } from '../auth.js';
-import type { Dispatcher, Sessions, SessionView } from '../ports.js';
+import type { GatewayVariables } from '../gateway-env.js';
+import { sessionBusy, sessionNotFound } from '../generation/session-turn.js';
+import type { RegionState, Sessions, SessionView } from '../ports.js';
 import { readJsonBody } from './request-body.js';
 
-const notFound = (sessionId: string) => new NotFoundError(`session '${sessionId}' does not exist`, { param: 'session_id', code: 'session_not_found' });
-const busy = (sessionId: string) => new ConflictError(`session '${sessionId}' is running a turn; retry when it ends`, { code: 'session_busy' });
-
-export function sessionsRoute(sessions: Sessions, dispatcher: Dispatcher) {
-  const stateOf = async ({ session }: SessionView): Promise<SessionStateLocation> => {
-    if (session.residentNode && (await dispatcher.liveNodes()).some((node) => node.nodeId === session.residentNode)) return 'resident';
-    if (session.snapshotId && (await sessions.snapshotExists(session.snapshotId))) return 'snapshot';
-    return 'transcript';
+export function sessionsRoute(sessions: Sessions, region: RegionState) {
+  const respond = async (view: SessionView) => {
+    const live = new Set((await region.liveNodes()).map((node) => node.nodeId));
+    return sessionToWire(view.session, view.messages, await sessions.stateOf(view.session, live));
   };
-  const respond = async (view: SessionView) => sessionToWire(view.session, view.messages, await stateOf(view));
 
-  return new Hono<{ Variables: AuthVariables }>()
+  return new Hono<{ Variables: GatewayVariables }>()
     .post('/', async (c) => {
       const request = validateCreateSession(await readJsonBody(c));
-      const nodes = await dispatcher.liveNodes();
+      const nodes = await region.liveNodes();
       if (nodes.length === 0) throw new ServiceUnavailableError('no gpu-node is alive in this region; try again shortly', { code: 'no_gpu_node' });
       if (!nodes.some((node) => node.models.some((model) => model.id === request.model))) {
         throw new NotFoundError(`model '${request.model}' does not exist`, { param: 'model', code: 'model_not_found' });
@@ -28,21 +24,19 @@ export function sessionsRoute(sessions: Sessions, dispatcher: Dispatcher) {
     })
     .get('/:id', async (c) => {
       const view = await sessions.get(c.get('tenant'), c.req.param('id'));
-      if (!view) throw notFound(c.req.param('id'));
+      if (!view) throw sessionNotFound(c.req.param('id'));
       return c.json(await respond(view));
     })
     .delete('/:id', async (c) => {
       const outcome = await sessions.delete(c.get('tenant'), c.req.param('id'));
-      if (outcome === 'not_found') throw notFound(c.req.param('id'));
-      if (outcome === 'busy') throw busy(c.req.param('id'));
+      if (outcome === 'not_found') throw sessionNotFound(c.req.param('id'));
+      if (outcome === 'busy') throw sessionBusy(c.req.param('id'));
       return c.json({ id: c.req.param('id'), object: 'session.deleted', deleted: true });
     })
     .post('/:id/fork', async (c) => {
       const outcome = await sessions.fork(c.get('tenant'), c.req.param('id'));
-      if (outcome === 'not_found') throw notFound(c.req.param('id'));
-      if (outcome === 'busy') throw busy(c.req.param('id'));
+      if (outcome === 'not_found') throw sessionNotFound(c.req.param('id'));
+      if (outcome === 'busy') throw sessionBusy(c.req.param('id'));
       return c.json(await respond(outcome), 201);
     });
 }
-
-export { notFound as sessionNotFound, busy as sessionBusy };

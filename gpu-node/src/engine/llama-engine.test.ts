@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import { SnapshotRejectedError, type SnapshotRejection } from '@bamba/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureCachedModel } from '../model-gen/generate-model.js';
+import { ensureCachedModel } from '@bamba/model-gen';
 import { GREEDY, type Engine, type GenerationParams, type Slot } from './engine.js';
 import { createLlamaEngine } from './llama-engine.js';
 

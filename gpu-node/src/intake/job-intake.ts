@@ -5,9 +5,9 @@
  * otherwise permanent) fails with `UnrecoverableError`, so it is not retried.
  */
 import { randomUUID } from 'node:crypto';
-import type { GenerationJob, RedisKeys } from '@bamba/shared';
+import type { RegionKeys, RegionRedis } from '@bamba/region';
+import { parseGenerationJob, type GenerationJob } from '@bamba/shared';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { SlotScheduler } from '../scheduler/slot-scheduler.js';
 import type { RunOutcome } from '../serving/run-generation.js';
 
@@ -20,9 +20,9 @@ export interface JobContext {
 }
 
 export interface JobIntakeOptions {
-  /** A connection with `maxRetriesPerRequest: null` (BullMQ blocks on it). */
-  connection: Redis;
-  keys: RedisKeys;
+  /** A connection in `queue` mode (BullMQ blocks on duplicates of it). */
+  connection: RegionRedis;
+  keys: RegionKeys;
   scheduler: SlotScheduler;
   /** BullMQ queue name of this node's own (affinity) queue. */
   ownQueue: string;
@@ -31,6 +31,8 @@ export interface JobIntakeOptions {
   run: (context: JobContext) => Promise<RunOutcome>;
   /** Whether the client already went away (checked before a queued job starts). */
   isCancelled: (requestId: string) => Promise<boolean>;
+  /** A job whose data fails its schema: it is failed for good; this may tell its client. */
+  onMalformed: (data: unknown, error: unknown) => Promise<void>;
   log: (message: string) => void;
   /** Called after a job's slot is free again (to publish node status at once). */
   onSlotFreed?: () => void;
@@ -150,7 +152,15 @@ export class JobIntake {
   }
 
   private async handle(job: Job, token: string): Promise<void> {
-    const data = job.data as GenerationJob;
+    let data: GenerationJob;
+    try {
+      data = parseGenerationJob(job.data);
+    } catch (error) {
+      this.options.log(`intake: job ${job.id} is malformed: ${(error as Error).message}`);
+      await this.options.onMalformed(job.data, error).catch(() => {});
+      await job.moveToFailed(new UnrecoverableError((error as Error).message), token, false).catch(() => {});
+      return;
+    }
     const controller = new AbortController();
     this.running.set(data.requestId, controller);
     this.maxRunning = Math.max(this.maxRunning, this.running.size);

@@ -1,9 +1,9 @@
 /**
- * Announces this gpu-node in Redis: its status under a key that expires unless refreshed, and
- * its id in the region's node set. A node that dies simply stops refreshing and disappears.
+ * Announces this gpu-node in the region's registry every `intervalMs`; its status expires after
+ * a few missed beats, so a node that dies simply disappears.
  */
-import type { NodeStatus, RedisKeys } from '@bamba/shared';
-import type { Redis } from 'ioredis';
+import type { NodeRegistry } from '@bamba/region';
+import type { NodeStatus } from '@bamba/shared';
 
 /** A status outlives a few missed beats (GC pauses) but not a dead node. */
 const EXPIRY_IN_BEATS = 3;
@@ -12,10 +12,9 @@ export class Heartbeat {
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
-    private readonly redis: Redis,
-    private readonly keys: RedisKeys,
+    private readonly registry: NodeRegistry,
     private readonly intervalMs: number,
-    private readonly status: () => NodeStatus,
+    private readonly status: () => Omit<NodeStatus, 'v'>,
     private readonly log: (message: string) => void,
   ) {}
 
@@ -26,17 +25,11 @@ export class Heartbeat {
 
   /** Publish now (after a change worth showing at once, like a freed slot). */
   async beat(): Promise<void> {
-    const status = this.status();
-    await this.redis
-      .multi()
-      .set(this.keys.nodeStatus(status.nodeId), JSON.stringify(status), 'PX', this.intervalMs * EXPIRY_IN_BEATS)
-      .sadd(this.keys.nodeSet, status.nodeId)
-      .sadd(this.keys.knownNodes, status.nodeId)
-      .exec();
+    await this.registry.publish(this.status(), this.intervalMs * EXPIRY_IN_BEATS);
   }
 
   async stop(nodeId: string): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    await this.redis.multi().del(this.keys.nodeStatus(nodeId)).srem(this.keys.nodeSet, nodeId).exec();
+    await this.registry.remove(nodeId);
   }
 }

@@ -3,50 +3,56 @@
  * answer and its end-of-turn marker), export a snapshot there, store it, and for a session
  * commit the turn atomically; keep the slot resident for the session's next turn. Recurrent
  * state cannot be rewound, so when the slot went past the boundary (a stop string cut the
- * answer) no snapshot is taken and the next turn replays.
+ * answer) no snapshot is taken and the next turn replays. The snapshot is optional, the
+ * transcript is not: a snapshot that cannot be taken or stored only costs the next turn a
+ * replay, never the turn itself.
  */
 import { ConflictError, type ChatMessage, type GenerationJob } from '@bamba/shared';
+import { TurnCommitRefused, type CommittedTurn, type SnapshotInfo } from '@bamba/region';
 import { tokenSequenceHash } from '../state/snapshot-codec.js';
-import { TurnCommitRefused } from '../state/session-store.js';
-import type { SnapshotInfo } from '../state/snapshot-store.js';
 import type { ConversationState, RestoredState } from './restore-state.js';
 import { isPrefix, type ServingDeps } from './serving-deps.js';
 
-async function snapshotAtBoundary(deps: ServingDeps, restored: RestoredState, conversation: ConversationState, answer: string, indexPrefix: boolean): Promise<SnapshotInfo | null> {
+/** A session turn's snapshot cannot be evicted before its commit owns it (it follows at once). */
+const SNAPSHOT_PIN_MS = 120_000;
+
+async function snapshotAtBoundary(deps: ServingDeps, restored: RestoredState, conversation: ConversationState, answer: string): Promise<SnapshotInfo | null> {
   const boundary = deps.engine.tokenizeChat([...conversation.messages!, { role: 'assistant', content: answer }], { addGenerationPrompt: false });
   const held = deps.engine.slotTokens(restored.slot);
   if (!isPrefix(held, boundary)) return null;
   try {
     await deps.engine.evaluate(restored.slot, boundary.slice(held.length));
+    const snapshot = await deps.engine.exportState(restored.slot);
+    return await deps.snapshots.put(snapshot, {
+      tenant: conversation.tenant,
+      fingerprint: deps.engine.info.fingerprint,
+      tokenCount: boundary.length,
+      tokenHash: tokenSequenceHash(boundary),
+      indexPrefix: true,
+      ...(conversation.session ? { sessionId: conversation.session.id, pinMs: SNAPSHOT_PIN_MS } : {}),
+    });
   } catch (error) {
-    deps.log(`persist: cannot reach the turn boundary (${(error as Error).message}); no snapshot`);
+    deps.log(`persist: no snapshot for this turn (${(error as Error).message}); the next turn replays`);
     return null;
   }
-  const snapshot = await deps.engine.exportState(restored.slot);
-  return deps.snapshots.put(snapshot, {
-    tenant: conversation.tenant,
-    fingerprint: deps.engine.info.fingerprint,
-    tokenCount: boundary.length,
-    tokenHash: tokenSequenceHash(boundary),
-    indexPrefix,
-  });
 }
 
 /**
  * Persist what the turn produced and decide the slot's fate. Returns an error when a session
  * turn could not be committed (the caller reports it); the slot is always taken care of.
  */
-export async function persistTurn(deps: ServingDeps, job: GenerationJob, conversation: ConversationState, restored: RestoredState, answer: string): Promise<ConflictError | null> {
+export async function persistTurn(deps: ServingDeps, job: GenerationJob, conversation: ConversationState, restored: RestoredState, answer: string, turn: CommittedTurn): Promise<ConflictError | null> {
   const { session } = conversation;
   let keep = false;
   try {
     if (!conversation.messages || (!session && !deps.prefixCache)) return null;
-    const snapshot = await snapshotAtBoundary(deps, restored, conversation, answer, true);
+    const snapshot = await snapshotAtBoundary(deps, restored, conversation, answer);
     if (!session) return null;
     keep = snapshot !== null && deps.residency.capacity > 0;
     const turnMessages: ChatMessage[] = [...(job.input.kind === 'chat' ? job.input.messages : []), { role: 'assistant', content: answer }];
+    let committedSnapshot = '';
     try {
-      await deps.sessions.commitTurn({
+      const outcome = await deps.sessions.commitTurn({
         sessionId: session.id,
         requestId: job.requestId,
         expectedVersion: job.session!.expectedVersion,
@@ -55,17 +61,22 @@ export async function persistTurn(deps: ServingDeps, job: GenerationJob, convers
         tokenCount: snapshot?.tokenCount ?? 0,
         snapshotBytes: snapshot?.bytes ?? 0,
         residentNode: keep ? deps.nodeId : '',
+        turn,
       }, session.snapshotId);
+      committedSnapshot = outcome.kind === 'committed' ? outcome.snapshotId : '';
     } catch (error) {
-      keep = false;
       if (error instanceof TurnCommitRefused) return new ConflictError(`the turn was not committed (${error.reason}): the session changed or the turn was abandoned`, { code: 'session_conflict' });
       throw error;
     }
+    // Resident only when the committed state is the one in the slot.
+    keep = keep && committedSnapshot !== '' && committedSnapshot === snapshot?.snapshotId;
     if (keep) {
       for (const pushedOut of deps.residency.keep(session.id, restored.slot, snapshot!.tokenHash, Date.now())) {
         await deps.sessions.clearResidency(pushedOut.sessionId, deps.nodeId).catch(() => {});
         await deps.engine.releaseSlot(pushedOut.slot);
       }
+    } else if (snapshot === null || committedSnapshot === '') {
+      await deps.sessions.clearResidency(session.id, deps.nodeId).catch(() => {});
     }
     return null;
   } finally {

@@ -12,7 +12,7 @@ import {
   NotFoundError,
   type GenerationJob,
 } from '@bamba/shared';
-import type { RequestEvents } from '../events/request-events.js';
+import type { CommittedTurn, TokenEvents } from '@bamba/region';
 import { persistTurn } from './persist-state.js';
 import { restoreState, type ConversationState } from './restore-state.js';
 import type { ServingDeps } from './serving-deps.js';
@@ -23,7 +23,9 @@ export type RunOutcome =
   /** The client's fault or otherwise permanent: reported to the client, never retried. */
   | { kind: 'rejected'; error: BambaError };
 
-async function conversationOf(deps: ServingDeps, job: GenerationJob): Promise<ConversationState> {
+type Conversation = ConversationState | { kind: 'already-committed'; turn: CommittedTurn; answer: string };
+
+async function conversationOf(deps: ServingDeps, job: GenerationJob): Promise<Conversation> {
   if (job.input.kind === 'completion') {
     return { tenant: job.tenant, messages: null, session: null, promptTokens: deps.engine.tokenize(job.input.prompt) };
   }
@@ -32,28 +34,42 @@ async function conversationOf(deps: ServingDeps, job: GenerationJob): Promise<Co
   }
   const loaded = await deps.sessions.load(job.session.sessionId);
   if (!loaded || loaded.session.tenant !== job.tenant) throw new NotFoundError(`session '${job.session.sessionId}' does not exist`, { param: 'session_id', code: 'session_not_found' });
-  if (loaded.session.version !== job.session.expectedVersion) throw new InvalidRequestError('the session moved on since this turn was accepted', { code: 'session_conflict' });
-  const messages = [...loaded.transcript, ...job.input.messages];
-  return { tenant: job.tenant, messages, session: loaded.session, promptTokens: deps.engine.tokenizeChat(messages) };
+  const { session, transcript, lastTurn } = loaded;
+  if (session.version === job.session.expectedVersion + 1 && lastTurn?.requestId === job.requestId) {
+    // This request's turn was committed by an earlier attempt whose node died before its end event.
+    return { kind: 'already-committed', turn: lastTurn, answer: transcript.at(-1)?.content ?? '' };
+  }
+  if (session.version !== job.session.expectedVersion) throw new InvalidRequestError('the session moved on since this turn was accepted', { code: 'session_conflict' });
+  const messages = [...transcript, ...job.input.messages];
+  return { tenant: job.tenant, messages, session, promptTokens: deps.engine.tokenizeChat(messages) };
+}
+
+/** Answer a retried request from the turn its earlier attempt committed. */
+async function answerCommitted(events: TokenEvents, turn: CommittedTurn, answer: string): Promise<RunOutcome> {
+  events.start(turn.promptTokens, turn.cachedTokens, turn.resume);
+  events.delta(answer, turn.completionTokens);
+  await events.end({ finishReason: turn.finishReason, promptTokens: turn.promptTokens, completionTokens: turn.completionTokens, cachedTokens: turn.cachedTokens, timeToFirstTokenMs: 0, totalMs: 0 });
+  return { kind: 'finished', completionTokens: turn.completionTokens };
 }
 
 /**
  * Throws only for failures worth retrying on another attempt (engine or Redis faults);
  * anything the client caused is returned as `rejected` after its error event is written.
  */
-export async function runGeneration(deps: ServingDeps, job: GenerationJob, events: RequestEvents, signal: AbortSignal, nowMs = Date.now): Promise<RunOutcome> {
+export async function runGeneration(deps: ServingDeps, job: GenerationJob, events: TokenEvents, signal: AbortSignal, nowMs = Date.now): Promise<RunOutcome> {
   const reject = async (error: BambaError): Promise<RunOutcome> => {
     await events.error(errorToWire(error));
     return { kind: 'rejected', error };
   };
   if (nowMs() > job.deadlineAtMs) return reject(new DeadlineExceededError('the request waited in the queue past its deadline'));
-  let conversation: ConversationState;
+  let conversation: Conversation;
   try {
     conversation = await conversationOf(deps, job);
   } catch (error) {
     if (error instanceof BambaError && !error.retryable) return reject(error);
     throw error;
   }
+  if ('kind' in conversation) return answerCommitted(events, conversation.turn, conversation.answer);
   const restored = await restoreState(deps, conversation);
   let persisted = false;
   try {
@@ -73,14 +89,22 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
     }
     const summary = await stream.summary;
     if (summary.finishReason === 'cancelled') return { kind: 'cancelled' };
-    persisted = true;
-    const refused = await persistTurn(deps, job, conversation, restored, answer);
-    if (refused) return await reject(refused);
-    await events.end({
+    const turn: CommittedTurn = {
+      requestId: job.requestId,
       finishReason: summary.finishReason,
       promptTokens: conversation.promptTokens.length,
       completionTokens: summary.completionTokens,
       cachedTokens: restored.cachedTokens,
+      resume: restored.resume,
+    };
+    persisted = true;
+    const refused = await persistTurn(deps, job, conversation, restored, answer, turn);
+    if (refused) return await reject(refused);
+    await events.end({
+      finishReason: turn.finishReason,
+      promptTokens: turn.promptTokens,
+      completionTokens: turn.completionTokens,
+      cachedTokens: turn.cachedTokens,
       timeToFirstTokenMs: summary.timeToFirstTokenMs,
       totalMs: summary.totalMs,
     });

@@ -1,8 +1,7 @@
 /** What serving a job needs on a gpu-node, passed as one object. */
+import type { SessionStore, SnapshotStore } from '@bamba/region';
 import type { Engine, Slot } from '../engine/engine.js';
 import type { ResidencyTable } from '../scheduler/residency-table.js';
-import type { SessionStore } from '../state/session-store.js';
-import type { SnapshotStore } from '../state/snapshot-store.js';
 
 export interface ServingDeps {
   engine: Engine;

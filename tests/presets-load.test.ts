@@ -4,11 +4,8 @@
  */
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { GREEDY } from '../engine/engine.js';
-import { createLlamaEngine } from '../engine/llama-engine.js';
-import { ensureCachedModel } from './generate-model.js';
-import { MODEL_PRESETS } from './presets.js';
-import { estimateStateBytes } from './state-size.js';
+import { createLlamaEngine, GREEDY } from '@bamba/gpu-node';
+import { ensureCachedModel, estimateStateBytes, MODEL_PRESETS } from '@bamba/model-gen';
 import { SNAPSHOT_HEADER_BYTES } from '@bamba/shared';
 
 /** llama.cpp's own state-file header and per-layer records: a few hundred bytes. */

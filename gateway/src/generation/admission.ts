@@ -1,0 +1,30 @@
+/**
+ * The cheap checks before a request costs anything: a gpu-node is alive, the model exists, the
+ * token budget fits its context, the queue has room. Throws the matching HTTP error.
+ */
+import { InvalidRequestError, NotFoundError, RateLimitError, ServiceUnavailableError, type NodeStatus, type ValidatedGenerationRequest } from '@bamba/shared';
+import type { AppConfig } from '../config.js';
+import type { RegionState } from '../ports.js';
+
+export interface Admitted {
+  /** The request with `max_tokens` resolved against the model's context. */
+  request: ValidatedGenerationRequest;
+  nodes: NodeStatus[];
+}
+
+export async function admit(region: RegionState, config: AppConfig, request: ValidatedGenerationRequest): Promise<Admitted> {
+  const nodes = await region.liveNodes();
+  if (nodes.length === 0) throw new ServiceUnavailableError('no gpu-node is alive in this region; try again shortly', { code: 'no_gpu_node' });
+  const model = nodes.flatMap((node) => node.models).find((served) => served.id === request.model);
+  if (!model) {
+    const known = [...new Set(nodes.flatMap((node) => node.models.map((served) => served.id)))].join(', ');
+    throw new NotFoundError(`model '${request.model}' does not exist; available: ${known}`, { param: 'model', code: 'model_not_found' });
+  }
+  const maxTokensLimit = model.contextSize - 1;
+  if (request.maxTokensRequested && request.params.maxTokens > maxTokensLimit) {
+    throw new InvalidRequestError(`max_tokens is ${request.params.maxTokens}, model '${model.id}' allows at most ${maxTokensLimit}`, { param: 'max_tokens', code: 'max_tokens_too_large' });
+  }
+  const waiting = await region.waitingJobs();
+  if (waiting >= config.queueMaxWaiting) throw new RateLimitError(`the queue is full (${waiting} requests waiting); retry shortly`, 1);
+  return { request: { ...request, params: { ...request.params, maxTokens: Math.min(request.params.maxTokens, maxTokensLimit) } }, nodes };
+}

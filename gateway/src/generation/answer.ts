@@ -1,0 +1,44 @@
+/**
+ * Turns a request's stream events into the answer as the client sees it: one loop for both
+ * the streaming and the non-streaming response. When a job is retried (its node died), a newer
+ * attempt's `generation-start` arrives: the answer starts over if nothing was relayed yet
+ * (`restart`), else the request fails with `node_failed`.
+ */
+import { errorFromWire, ServerError, type FinishReason, type ResumePath, type StreamEvent } from '@bamba/shared';
+
+export type AnswerPiece =
+  | { kind: 'start'; resume: ResumePath; promptTokens: number; cachedTokens: number }
+  /** Text from an earlier attempt is void: drop what was collected. */
+  | { kind: 'restart' }
+  | { kind: 'text'; text: string; tokens: number }
+  | { kind: 'end'; finishReason: FinishReason; promptTokens: number; completionTokens: number; cachedTokens: number };
+
+/**
+ * `canRestart` says whether a retried attempt may replace what came before (false once text
+ * went out to the client). Throws the generation's error, or a server error when the events
+ * end without an end.
+ */
+export async function* answerOf(events: AsyncIterable<StreamEvent>, canRestart: () => boolean): AsyncGenerator<AnswerPiece, void, undefined> {
+  let attempt = 0;
+  for await (const event of events) {
+    if (event.attempt < attempt) continue; // a stale attempt's leftovers
+    if (event.type === 'generation-start' && event.attempt > attempt) {
+      if (attempt !== 0) {
+        if (!canRestart()) throw new ServerError('the gpu-node serving this request failed mid-generation; please retry', { code: 'node_failed' });
+        yield { kind: 'restart' };
+      }
+      attempt = event.attempt;
+      yield { kind: 'start', resume: event.resume, promptTokens: event.promptTokens, cachedTokens: event.cachedTokens };
+      continue;
+    }
+    if (event.type === 'generation-error') throw errorFromWire(event.error);
+    if (event.attempt !== attempt) continue; // events of an attempt whose start we did not see
+    if (event.type === 'token-delta') {
+      yield { kind: 'text', text: event.text, tokens: event.tokens };
+    } else if (event.type === 'generation-end') {
+      yield { kind: 'end', finishReason: event.finishReason, promptTokens: event.promptTokens, completionTokens: event.completionTokens, cachedTokens: event.cachedTokens };
+      return;
+    }
+  }
+  throw new ServerError('the request was cancelled before it finished');
+}

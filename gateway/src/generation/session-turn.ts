@@ -1,0 +1,37 @@
+/**
+ * A session turn holds the session's one-turn-at-a-time lock from admission until the gpu-node
+ * commits it (the commit releases the lock) or the request ends without a commit (released here).
+ */
+import { ConflictError, InvalidRequestError, NotFoundError, type NodeStatus, type SessionTurn } from '@bamba/shared';
+import type { Sessions } from '../ports.js';
+
+/** A session lock outlives the request's deadline a little, in case the gateway dies mid-turn. */
+const SESSION_LOCK_MARGIN_MS = 30_000;
+
+export const sessionNotFound = (sessionId: string) => new NotFoundError(`session '${sessionId}' does not exist`, { param: 'session_id', code: 'session_not_found' });
+export const sessionBusy = (sessionId: string) => new ConflictError(`session '${sessionId}' is running a turn; retry when it ends`, { code: 'session_busy' });
+
+export interface LockedTurn {
+  turn: SessionTurn;
+  /** The gpu-node holding the session's state, when it has a free slot for the turn. */
+  affinityNode: string | undefined;
+  /** Give the lock back (no-op once the turn committed: the commit released it). */
+  release(): Promise<void>;
+}
+
+export async function lockSessionTurn(sessions: Sessions, tenant: string, sessionId: string, model: string, requestId: string, deadlineMs: number, nodes: NodeStatus[]): Promise<LockedTurn> {
+  const locked = await sessions.lockTurn(tenant, sessionId, requestId, deadlineMs + SESSION_LOCK_MARGIN_MS);
+  if (locked === 'not_found') throw sessionNotFound(sessionId);
+  if (locked === 'busy') throw sessionBusy(sessionId);
+  const release = () => sessions.unlockTurn(sessionId, requestId).catch(() => {});
+  if (locked.model !== model) {
+    await release();
+    throw new InvalidRequestError(`session '${sessionId}' uses model '${locked.model}', not '${model}'`, { param: 'model', code: 'model_mismatch' });
+  }
+  const holder = nodes.find((node) => node.nodeId === locked.residentNode);
+  return {
+    turn: { sessionId, expectedVersion: locked.version },
+    affinityNode: holder && holder.accepting && holder.busySlots < holder.slots ? holder.nodeId : undefined,
+    release,
+  };
+}

@@ -1,0 +1,48 @@
+/**
+ * Where a region's Redis is and how its keys are named: the part of every process's
+ * configuration that must agree across gateway, gpu-nodes and workers. Each process merges
+ * `regionEnvShape` into its own schema (one definition of these variables) and calls
+ * `regionConfigFrom` on the parsed values.
+ */
+import { z } from 'zod';
+
+/** Names used inside Redis keys: no ':', braces (Cluster hash tags) or spaces. */
+export const keyNamePattern = /^[A-Za-z0-9_.-]+$/;
+
+export const regionEnvShape = {
+  /** The region's Redis (`redis://host:port`), unless REDIS_CLUSTER_NODES is set. */
+  REDIS_URL: z.string().url({ error: 'REDIS_URL must be a redis:// URL' }).optional(),
+  /** A Redis Cluster instead: `host:port` of one or more nodes, comma-separated. */
+  REDIS_CLUSTER_NODES: z.string().min(1).optional(),
+  BAMBA_REDIS_PREFIX: z.string().regex(keyNamePattern, 'BAMBA_REDIS_PREFIX may hold letters, digits, _ . - only').default('bamba'),
+  BAMBA_REGION: z.string().regex(keyNamePattern, 'BAMBA_REGION may hold letters, digits, _ . - only').default('local'),
+};
+
+export type RedisTarget = { kind: 'single'; url: string } | { kind: 'cluster'; nodes: Array<{ host: string; port: number }> };
+
+export interface RegionConfig {
+  redis: RedisTarget;
+  /** Prefix of every key (isolates deployments and tests sharing one Redis). */
+  prefix: string;
+  /** Region name (isolates regions sharing one Redis). */
+  region: string;
+}
+
+type RegionEnv = { REDIS_URL?: string | undefined; REDIS_CLUSTER_NODES?: string | undefined; BAMBA_REDIS_PREFIX: string; BAMBA_REGION: string };
+
+/** Throws an Error naming the variable when the Redis settings are missing or contradict. */
+export function regionConfigFrom(values: RegionEnv): RegionConfig {
+  if (values.REDIS_URL && values.REDIS_CLUSTER_NODES) throw new Error('set REDIS_URL or REDIS_CLUSTER_NODES, not both');
+  if (!values.REDIS_URL && !values.REDIS_CLUSTER_NODES) throw new Error('REDIS_URL: required (or REDIS_CLUSTER_NODES for a Redis Cluster)');
+  const redis: RedisTarget = values.REDIS_URL ? { kind: 'single', url: values.REDIS_URL } : { kind: 'cluster', nodes: parseClusterNodes(values.REDIS_CLUSTER_NODES!) };
+  return { redis, prefix: values.BAMBA_REDIS_PREFIX, region: values.BAMBA_REGION };
+}
+
+function parseClusterNodes(text: string): Array<{ host: string; port: number }> {
+  return text.split(',').map((entry) => {
+    const match = /^\s*([^\s:]+):(\d{1,5})\s*$/.exec(entry);
+    const port = Number(match?.[2]);
+    if (!match || port < 1 || port > 65535) throw new Error(`REDIS_CLUSTER_NODES: '${entry.trim()}' is not host:port`);
+    return { host: match[1]!, port };
+  });
+}

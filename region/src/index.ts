@@ -1,0 +1,17 @@
+/**
+ * @bamba/region: everything that talks to a region's Redis (Node only; the only importer of
+ * ioredis, and with the gpu-node's intake the only user of BullMQ). Key names, Lua scripts,
+ * record fields and job options are each written once, here.
+ */
+export { regionEnvShape, regionConfigFrom, keyNamePattern, type RegionConfig, type RedisTarget } from './config.js';
+export { connectRedis, isCluster, type RegionRedis, type ConnectOptions } from './connection.js';
+export { regionKeys, type RegionKeys } from './keys.js';
+export { newSessionId, isSessionId, sessionFamily, newSnapshotId, isSnapshotId } from './ids.js';
+export { SessionStore, TurnCommitRefused, type SessionView, type TurnCommit, type CommitOutcome } from './session-store.js';
+export type { CommittedTurn } from './session-fields.js';
+export { SnapshotStore, SNAPSHOT_CHUNK_BYTES, type SnapshotInfo, type PutSnapshotOptions, type ForgetOutcome } from './snapshot-store.js';
+export { JobProducer, generationJobOptions, isCancelled, rescueStrandedJobs } from './job-queues.js';
+export { TokenEventWriter, type TokenEvents, type TokenEventWriterOptions } from './token-event-writer.js';
+export { StreamRelay, RelaySubscription, type StreamRelayOptions } from './stream-relay.js';
+export { NodeRegistry } from './node-registry.js';
+export { redisOutageError } from './outage.js';

@@ -1,0 +1,138 @@
+/**
+ * Generation jobs in BullMQ: the one place that knows queue names, job options and priorities.
+ * Producers (the gateway, batch workers) submit and cancel through `JobProducer`; gpu-nodes
+ * consume with their own intake and use `rescueStrandedJobs` to move jobs off dead nodes' own
+ * queues. Every job crossing into a queue is validated by its schema first.
+ */
+import { generationJobSchema, parseGenerationJob, parseWire, type GenerationJob, type JobPriorityName } from '@bamba/shared';
+import { Queue, type JobsOptions } from 'bullmq';
+import type { RegionRedis } from './connection.js';
+import type { RegionKeys } from './keys.js';
+
+/** BullMQ priorities: a lower number runs first. */
+const BULL_PRIORITY: Record<JobPriorityName, number> = { interactive: 1, batch: 10 };
+/** Finished jobs stay visible briefly (and deduplicate a rescued job's re-add), then go. */
+const KEEP_COMPLETED_SECONDS = 300;
+const KEEP_FAILED_SECONDS = 3600;
+const CANCEL_MARKER_TTL_SECONDS = 600;
+/** BullMQ's job name for generation jobs. */
+const JOB_NAME = 'generate';
+
+/** The BullMQ options of a generation job. */
+export function generationJobOptions(job: GenerationJob, attempts: number): JobsOptions {
+  return {
+    jobId: job.requestId,
+    priority: BULL_PRIORITY[job.priority],
+    attempts,
+    removeOnComplete: { age: KEEP_COMPLETED_SECONDS },
+    removeOnFail: { age: KEEP_FAILED_SECONDS },
+  };
+}
+
+function openQueue(redis: RegionRedis, keys: RegionKeys, name: string): Queue {
+  const queue = new Queue(name, { connection: redis, prefix: keys.bullPrefix });
+  queue.on('error', () => { /* surfaced per call */ });
+  return queue;
+}
+
+export class JobProducer {
+  private readonly regionQueue: Queue;
+  /** Per-node queues for affinity, opened on first use. */
+  private readonly nodeQueues = new Map<string, Queue>();
+
+  constructor(
+    private readonly redis: RegionRedis,
+    private readonly keys: RegionKeys,
+    /** Runs a job gets before it fails for good (a dead node costs one). */
+    private readonly attempts: number,
+  ) {
+    this.regionQueue = openQueue(redis, keys, keys.generationQueue);
+  }
+
+  private queueFor(nodeId: string | undefined): Queue {
+    if (!nodeId) return this.regionQueue;
+    let queue = this.nodeQueues.get(nodeId);
+    if (!queue) {
+      queue = openQueue(this.redis, this.keys, this.keys.nodeQueue(nodeId));
+      this.nodeQueues.set(nodeId, queue);
+    }
+    return queue;
+  }
+
+  /** Queue a job: to its affinity node's own queue when it names one, else to the region's. */
+  async submit(job: GenerationJob): Promise<void> {
+    const checked = parseWire(generationJobSchema, job, 'generation job');
+    await this.queueFor(checked.affinityNode).add(JOB_NAME, checked, generationJobOptions(checked, this.attempts));
+  }
+
+  /** Jobs queued and not yet started, in the region queue. */
+  async waitingJobs(): Promise<number> {
+    const counts = await this.regionQueue.getJobCounts('wait', 'prioritized');
+    return Object.values(counts).reduce((sum, count) => sum + count, 0);
+  }
+
+  /** The client went away: a queued job is dropped, a running one is told to stop. */
+  async cancel(requestId: string, affinityNode?: string): Promise<void> {
+    await this.redis.set(this.keys.cancelMarker(requestId), '1', 'EX', CANCEL_MARKER_TTL_SECONDS);
+    await this.redis.publish(this.keys.cancelChannel, requestId);
+    // Still queued? Then it never starts. A running (locked) job is not removed (0): the
+    // published cancel stops it on its node instead.
+    await this.queueFor(affinityNode).remove(requestId);
+    if (affinityNode) await this.regionQueue.remove(requestId); // rescued off a dead node meanwhile
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.regionQueue, ...this.nodeQueues.values()].map((queue) => queue.close()));
+  }
+}
+
+/** Whether a request's client went away (checked before a queued job starts). */
+export async function isCancelled(redis: RegionRedis, keys: RegionKeys, requestId: string): Promise<boolean> {
+  return (await redis.exists(keys.cancelMarker(requestId))) === 1;
+}
+
+/**
+ * Move the jobs stranded in dead gpu-nodes' own queues (affinity turns sent there, waiting or
+ * marked active by the dead node) to the region queue. A job whose lock still lives is left for
+ * later. Each job is added to the region queue before it is removed from the dead one, under
+ * the same id, so a crash between the two steps loses nothing and a repeat adds nothing (BullMQ
+ * keeps one job per id). Returns how many moved.
+ */
+export async function rescueStrandedJobs(redis: RegionRedis, keys: RegionKeys, isAlive: (nodeId: string) => Promise<boolean>, onMalformed: (error: unknown) => void): Promise<number> {
+  let moved = 0;
+  const regionQueue = openQueue(redis, keys, keys.generationQueue);
+  try {
+    for (const nodeId of await redis.smembers(keys.knownNodes)) {
+      if (await isAlive(nodeId)) continue;
+      const queue = openQueue(redis, keys, keys.nodeQueue(nodeId));
+      try {
+        const jobs = await queue.getJobs(['wait', 'prioritized', 'active', 'delayed']);
+        if (jobs.length === 0) {
+          await redis.srem(keys.knownNodes, nodeId);
+          continue;
+        }
+        for (const job of jobs) {
+          if ((await redis.exists(`${queue.toKey(job.id!)}:lock`)) === 1) continue; // not expired yet
+          let data: GenerationJob;
+          try {
+            data = parseGenerationJob(job.data);
+          } catch (error) {
+            onMalformed(error);
+            await queue.remove(job.id!);
+            continue;
+          }
+          const rescued: GenerationJob = { ...data, affinityNode: undefined, attemptOffset: (data.attemptOffset ?? 0) + job.attemptsStarted };
+          delete rescued.affinityNode;
+          await regionQueue.add(JOB_NAME, rescued, generationJobOptions(rescued, job.opts.attempts ?? 1));
+          await queue.remove(job.id!);
+          moved++;
+        }
+      } finally {
+        await queue.close();
+      }
+    }
+  } finally {
+    await regionQueue.close();
+  }
+  return moved;
+}

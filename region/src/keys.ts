@@ -1,0 +1,103 @@
+/**
+ * Every Redis key, queue and channel name of a region, in one place. `prefix` isolates
+ * deployments (and tests), `region` isolates regions sharing one Redis.
+ *
+ * Redis Cluster: the part of a key in `{…}` (its hash tag) picks the slot. Keys that one Lua
+ * script or one transaction touches share a tag:
+ * - `{s:<family>}`: a session family (sessions, transcripts, turn locks, snapshot metadata and owners);
+ * - `{snapshots}`: the snapshot index (LRU order, sizes, total bytes);
+ * - `{nodes}`: the node registry;
+ * - `{r:<group>}`: one gateway reader's request streams and its wake-up stream;
+ * - BullMQ queue names are tagged themselves (`{generate-<region>}`), so each queue has a slot;
+ * - `{c:<snapshot>:<index>}`: every snapshot chunk has its own tag, spreading bytes over shards.
+ */
+import { InternalInvariantError } from '@bamba/shared';
+import { keyNamePattern } from './config.js';
+import { sessionFamily, snapshotFamily } from './ids.js';
+
+export interface RegionKeys {
+  /** BullMQ's own key prefix. */
+  readonly bullPrefix: string;
+  /** BullMQ queue of the region's generation jobs. */
+  readonly generationQueue: string;
+  /** BullMQ queue of one gpu-node's own jobs (affinity: turns of sessions resident there). */
+  nodeQueue(nodeId: string): string;
+  /** Redis Stream of one request's token events, in its gateway reader's relay group. */
+  requestStream(relayGroup: string, requestId: string): string;
+  /** Stream a relay group's reader also blocks on, so a new request wakes it at once. */
+  relayWake(relayGroup: string): string;
+  /** Marker that a request's client went away; checked before a queued job starts. */
+  cancelMarker(requestId: string): string;
+  /** Pub/sub channel announcing cancelled request ids to running gpu-nodes. */
+  readonly cancelChannel: string;
+  /** Set of gpu-node ids that announced themselves (their status keys expire). */
+  readonly nodeSet: string;
+  /** A gpu-node's status (JSON), expiring unless refreshed by its heartbeat. */
+  nodeStatus(nodeId: string): string;
+  /** Every gpu-node id that ever announced itself: whose own queue may hold stranded jobs. */
+  readonly knownNodes: string;
+  /** Session record (HASH, fields in `session-fields.ts`). */
+  session(sessionId: string): string;
+  /** Session transcript (LIST of JSON messages): the source of truth. */
+  sessionTranscript(sessionId: string): string;
+  /** One turn at a time: holds the request id of the running turn. */
+  sessionLock(sessionId: string): string;
+  /** Every snapshot taken for the session's turns (SET), dropped with the session. */
+  sessionSnapshots(sessionId: string): string;
+  /** Snapshot metadata (HASH): tenant, fingerprint, token count and hash, bytes, chunks. */
+  snapshotMeta(snapshotId: string): string;
+  /** Session keys whose latest state this snapshot is (SET); such a snapshot is never evicted. */
+  snapshotOwners(snapshotId: string): string;
+  /** One chunk of a snapshot's bytes (1 MiB at most per Redis command). */
+  snapshotChunk(snapshotId: string, index: number): string;
+  /** Snapshots by last use (ZSET, score = epoch ms): eviction order. */
+  readonly snapshotLru: string;
+  /** Bytes of every stored snapshot (HASH id → bytes): what cleaning one up deletes. */
+  readonly snapshotSizes: string;
+  /** Total snapshot bytes stored (counter). */
+  readonly snapshotBytes: string;
+  /** Prefix cache: (tenant, fingerprint, token-sequence hash) → snapshot id. */
+  prefixEntry(tenant: string, fingerprint: string, tokenHash: string): string;
+}
+
+function checkName(what: string, value: string): string {
+  if (!keyNamePattern.test(value)) throw new InternalInvariantError(`${what} '${value}' may not appear in a Redis key`);
+  return value;
+}
+
+export function regionKeys(prefix: string, region: string): RegionKeys {
+  checkName('prefix', prefix);
+  checkName('region', region);
+  const base = `${prefix}:${region}`;
+  const family = (id: string, familyOf: (id: string) => string | null): string => {
+    const found = familyOf(id);
+    if (!found) throw new InternalInvariantError(`'${id.slice(0, 40)}' is not an id of ours; parse ids before building keys`);
+    return `${base}:{s:${found}}`;
+  };
+  const session = (sessionId: string) => `${family(sessionId, sessionFamily)}:session:${sessionId}`;
+  const snapshotMeta = (snapshotId: string) => `${family(snapshotId, snapshotFamily)}:snapshot:${snapshotId}`;
+  const relay = (group: string) => `${base}:{r:${checkName('relay group', group)}}`;
+  return {
+    bullPrefix: prefix,
+    generationQueue: `{generate-${region}}`,
+    nodeQueue: (nodeId) => `{generate-${region}-node-${checkName('node id', nodeId)}}`,
+    requestStream: (group, requestId) => `${relay(group)}:stream:${requestId}`,
+    relayWake: (group) => `${relay(group)}:wake`,
+    cancelMarker: (requestId) => `${base}:cancelled:${requestId}`,
+    cancelChannel: `${base}:cancel`,
+    nodeSet: `${base}:{nodes}:set`,
+    nodeStatus: (nodeId) => `${base}:{nodes}:node:${nodeId}`,
+    knownNodes: `${base}:{nodes}:known`,
+    session,
+    sessionTranscript: (sessionId) => `${session(sessionId)}:transcript`,
+    sessionLock: (sessionId) => `${session(sessionId)}:lock`,
+    sessionSnapshots: (sessionId) => `${session(sessionId)}:snapshots`,
+    snapshotMeta,
+    snapshotOwners: (snapshotId) => `${snapshotMeta(snapshotId)}:owners`,
+    snapshotChunk: (snapshotId, index) => `${base}:{c:${snapshotId}:${index}}`,
+    snapshotLru: `${base}:{snapshots}:lru`,
+    snapshotSizes: `${base}:{snapshots}:sizes`,
+    snapshotBytes: `${base}:{snapshots}:bytes`,
+    prefixEntry: (tenant, fingerprint, tokenHash) => `${base}:prefix:${tenant}:${fingerprint}:${tokenHash}`,
+  };
+}

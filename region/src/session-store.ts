@@ -1,0 +1,368 @@
+/**
+ * Server-side sessions in a region's Redis, for every process: the gateway creates, reads,
+ * forks, deletes and locks them; gpu-nodes load them and commit turns. Every multi-key change
+ * is one Lua script over keys of one session family (one Cluster slot); field names come from
+ * `session-fields.ts`.
+ */
+import {
+  chatMessageSchema,
+  parseWireJson,
+  type ChatMessage,
+  type SessionRecord,
+  type SessionStateLocation,
+  type ValidatedCreateSession,
+} from '@bamba/shared';
+import type { RegionRedis } from './connection.js';
+import { forkSessionId, isSessionId, newSessionId } from './ids.js';
+import type { RegionKeys } from './keys.js';
+import { runScript, scriptRefusal, type LuaScript } from './scripts.js';
+import { lastTurnFromHash, newSessionHash, SESSION_FIELD as F, sessionFromHash, type CommittedTurn } from './session-fields.js';
+import { SNAPSHOT_META_FIELD, type SnapshotStore } from './snapshot-store.js';
+
+export interface SessionView {
+  session: SessionRecord;
+  messages: ChatMessage[];
+}
+
+export interface TurnCommit {
+  sessionId: string;
+  requestId: string;
+  expectedVersion: number;
+  /** The turn's new messages (user input and the answer). */
+  messages: ChatMessage[];
+  /** The state after the turn, '' when there is none (the next turn replays). */
+  snapshotId: string;
+  tokenCount: number;
+  snapshotBytes: number;
+  /** The node keeping the state in a slot, '' when none. */
+  residentNode: string;
+  /** What the turn's end event said, kept so a retry of the same request answers from it. */
+  turn: CommittedTurn;
+}
+
+export type CommitOutcome =
+  /** Committed now; `snapshotId` is '' when the snapshot vanished before the commit (next turn replays). */
+  | { kind: 'committed'; version: number; snapshotId: string }
+  /** This request's turn was committed before (a retry after the committing node died). */
+  | { kind: 'already-committed'; version: number; turn: CommittedTurn; answer: string };
+
+/** Why a commit was refused: the turn lost its lock, raced another, or the session is gone. */
+export class TurnCommitRefused extends Error {
+  constructor(readonly reason: 'LOST_LOCK' | 'VERSION_CONFLICT' | 'NO_SESSION') {
+    super(`turn commit refused: ${reason}`);
+  }
+}
+
+/**
+ * Take a session's turn lock. KEYS[1] session hash, KEYS[2] lock.
+ * ARGV[1] tenant, ARGV[2] request id, ARGV[3] lock TTL ms.
+ * Returns the hash (flat field list), or NO_SESSION (missing or another tenant's), SESSION_BUSY.
+ */
+const LOCK_TURN: LuaScript = {
+  name: 'bambaLockTurn',
+  keys: 2,
+  lua: `
+if redis.call('HGET', KEYS[1], '${F.tenant}') ~= ARGV[1] then return redis.error_reply('NO_SESSION') end
+if not redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3], 'NX') then return redis.error_reply('SESSION_BUSY') end
+return redis.call('HGETALL', KEYS[1])
+`,
+};
+
+/** Release a turn lock only if this request still holds it. KEYS[1] lock. ARGV[1] request id. */
+const RELEASE_LOCK: LuaScript = {
+  name: 'bambaReleaseTurnLock',
+  keys: 1,
+  lua: `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`,
+};
+
+/**
+ * Commit a turn: transcript append + snapshot pointer and ownership + version, together.
+ * KEYS[1] session hash, KEYS[2] transcript, KEYS[3] turn lock, KEYS[4] the session's snapshot
+ * set, KEYS[5] new snapshot's meta, KEYS[6] its owners, KEYS[7] owners of the previous snapshot
+ * (KEYS[5..7] are any key of the family when there is no such snapshot; never touched then).
+ * ARGV[1] request id, ARGV[2] expected version, ARGV[3] new snapshot id or '', ARGV[4] token
+ * count, ARGV[5] snapshot bytes, ARGV[6] resident node or '', ARGV[7] the turn (JSON),
+ * ARGV[8..] messages (JSON) to append.
+ * Returns {'committed', version, snapshot id} or {'already', version, turn JSON, last message},
+ * or an error: NO_SESSION, LOST_LOCK, VERSION_CONFLICT.
+ */
+const COMMIT_TURN: LuaScript = {
+  name: 'bambaCommitTurn',
+  keys: 7,
+  lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NO_SESSION') end
+local version = tonumber(redis.call('HGET', KEYS[1], '${F.version}'))
+local expected = tonumber(ARGV[2])
+local last = redis.call('HGET', KEYS[1], '${F.lastTurn}') or ''
+if version == expected + 1 and last ~= '' and cjson.decode(last).requestId == ARGV[1] then
+  return {'already', version, last, redis.call('LINDEX', KEYS[2], -1) or ''}
+end
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return redis.error_reply('LOST_LOCK') end
+if version ~= expected then return redis.error_reply('VERSION_CONFLICT') end
+local snapshot, tokens, bytes, resident = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+if snapshot ~= '' and redis.call('EXISTS', KEYS[5]) == 0 then
+  snapshot, tokens, bytes, resident = '', '0', '0', ''
+end
+for index = 8, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[index]) end
+local old = redis.call('HGET', KEYS[1], '${F.snapshotId}') or ''
+if old ~= '' and old ~= snapshot then redis.call('SREM', KEYS[7], KEYS[1]) end
+redis.call('HSET', KEYS[1], '${F.version}', version + 1, '${F.tokenCount}', tokens, '${F.snapshotId}', snapshot,
+  '${F.snapshotBytes}', bytes, '${F.residentNode}', resident, '${F.lastTurn}', ARGV[7])
+local ttl = redis.call('HGET', KEYS[1], '${F.ttlSeconds}')
+if snapshot ~= '' then
+  redis.call('HDEL', KEYS[5], '${SNAPSHOT_META_FIELD.pinnedUntilMs}') -- owned now: the pin has done its job
+  redis.call('SADD', KEYS[6], KEYS[1])
+  redis.call('EXPIRE', KEYS[6], ttl)
+  redis.call('SADD', KEYS[4], snapshot)
+  redis.call('EXPIRE', KEYS[4], ttl)
+end
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('EXPIRE', KEYS[2], ttl)
+redis.call('DEL', KEYS[3])
+return {'committed', version + 1, snapshot}
+`,
+};
+
+/**
+ * Fork a session: a new session (same family) with the same transcript and the same snapshot,
+ * now owned by both, so nothing is copied or recomputed.
+ * KEYS[1] source hash, KEYS[2] source transcript, KEYS[3] source lock, KEYS[4] new hash,
+ * KEYS[5] new transcript, KEYS[6] owners of the source's snapshot (any family key when none),
+ * KEYS[7] the new session's snapshot set.
+ * ARGV[1] tenant, ARGV[2] the source's snapshot id as read before ('' = none), ARGV[3] created-at ms.
+ * Returns 1, or NO_SESSION, SESSION_BUSY, SNAPSHOT_MOVED (a turn committed since: read again).
+ */
+const FORK_SESSION: LuaScript = {
+  name: 'bambaForkSession',
+  keys: 7,
+  lua: `
+if redis.call('HGET', KEYS[1], '${F.tenant}') ~= ARGV[1] then return redis.error_reply('NO_SESSION') end
+if redis.call('EXISTS', KEYS[3]) == 1 then return redis.error_reply('SESSION_BUSY') end
+local snapshot = redis.call('HGET', KEYS[1], '${F.snapshotId}') or ''
+if snapshot ~= ARGV[2] then return redis.error_reply('SNAPSHOT_MOVED') end
+redis.call('HSET', KEYS[4], unpack(redis.call('HGETALL', KEYS[1])))
+redis.call('HSET', KEYS[4], '${F.createdAtMs}', ARGV[3], '${F.residentNode}', '', '${F.lastTurn}', '')
+local messages = redis.call('LRANGE', KEYS[2], 0, -1)
+for index = 1, #messages do redis.call('RPUSH', KEYS[5], messages[index]) end
+local ttl = redis.call('HGET', KEYS[1], '${F.ttlSeconds}')
+if snapshot ~= '' then
+  redis.call('SADD', KEYS[6], KEYS[4])
+  redis.call('EXPIRE', KEYS[6], ttl)
+  redis.call('SADD', KEYS[7], snapshot)
+  redis.call('EXPIRE', KEYS[7], ttl)
+end
+redis.call('EXPIRE', KEYS[4], ttl)
+if #messages > 0 then redis.call('EXPIRE', KEYS[5], ttl) end
+return 1
+`,
+};
+
+/**
+ * Delete a session: record, transcript and snapshot set; it stops owning its snapshot.
+ * KEYS[1] hash, KEYS[2] transcript, KEYS[3] lock, KEYS[4] snapshot set, KEYS[5] owners of the
+ * current snapshot (any family key when none).
+ * ARGV[1] tenant, ARGV[2] the current snapshot id as read before ('' = none).
+ * Returns the ids of every snapshot taken for the session (to forget unless a fork owns them),
+ * or NO_SESSION, SESSION_BUSY, SNAPSHOT_MOVED.
+ */
+const DELETE_SESSION: LuaScript = {
+  name: 'bambaDeleteSession',
+  keys: 5,
+  lua: `
+if redis.call('HGET', KEYS[1], '${F.tenant}') ~= ARGV[1] then return redis.error_reply('NO_SESSION') end
+if redis.call('EXISTS', KEYS[3]) == 1 then return redis.error_reply('SESSION_BUSY') end
+if (redis.call('HGET', KEYS[1], '${F.snapshotId}') or '') ~= ARGV[2] then return redis.error_reply('SNAPSHOT_MOVED') end
+local snapshots = redis.call('SMEMBERS', KEYS[4])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
+if ARGV[2] ~= '' then redis.call('SREM', KEYS[5], KEYS[1]) end
+return snapshots
+`,
+};
+
+/** The state left a node's slot. KEYS[1] session hash. ARGV[1] node id. Clears `residentNode` if it names that node. */
+const CLEAR_RESIDENCY: LuaScript = {
+  name: 'bambaClearResidency',
+  keys: 1,
+  lua: `
+if redis.call('HGET', KEYS[1], '${F.residentNode}') == ARGV[1] then redis.call('HSET', KEYS[1], '${F.residentNode}', '') return 1 end
+return 0
+`,
+};
+
+/** Attempts of an optimistic script (fork, delete) against turns committing meanwhile. */
+const OPTIMISTIC_ATTEMPTS = 5;
+
+export class SessionStore {
+  constructor(
+    private readonly redis: RegionRedis,
+    private readonly keys: RegionKeys,
+    private readonly snapshots: SnapshotStore,
+  ) {}
+
+  /** A key of the session's family that scripts never touch when a snapshot is absent. */
+  private placeholder(sessionId: string): string {
+    return this.keys.session(sessionId);
+  }
+
+  async create(tenant: string, request: ValidatedCreateSession, ttlSeconds: number): Promise<SessionView> {
+    const sessionId = newSessionId();
+    const messages: ChatMessage[] = request.system ? [{ role: 'system', content: request.system }] : [];
+    const record: Omit<SessionRecord, 'id'> = {
+      tenant, model: request.model, createdAtMs: Date.now(), version: 0, tokenCount: 0, snapshotId: '', snapshotBytes: 0, residentNode: '', ttlSeconds, metadata: request.metadata,
+    };
+    const transaction = this.redis.multi().hset(this.keys.session(sessionId), newSessionHash(record)).expire(this.keys.session(sessionId), ttlSeconds);
+    if (messages.length > 0) {
+      transaction.rpush(this.keys.sessionTranscript(sessionId), ...messages.map((message) => JSON.stringify(message))).expire(this.keys.sessionTranscript(sessionId), ttlSeconds);
+    }
+    await execOrThrow(transaction);
+    return { session: { id: sessionId, ...record }, messages };
+  }
+
+  /** The session with its transcript; null when missing, not an id of ours, or another tenant's. */
+  async get(tenant: string, sessionId: string): Promise<SessionView | null> {
+    const loaded = await this.load(sessionId);
+    if (!loaded || loaded.session.tenant !== tenant) return null;
+    return { session: loaded.session, messages: loaded.transcript };
+  }
+
+  /**
+   * The session and its transcript, whoever owns it (gpu-nodes check the tenant themselves),
+   * with the last committed turn (a retried request may find its own turn there).
+   */
+  async load(sessionId: string): Promise<{ session: SessionRecord; transcript: ChatMessage[]; lastTurn: CommittedTurn | null } | null> {
+    if (!isSessionId(sessionId)) return null;
+    const [hash, transcript] = await Promise.all([
+      this.redis.hgetall(this.keys.session(sessionId)),
+      this.redis.lrange(this.keys.sessionTranscript(sessionId), 0, -1),
+    ]);
+    const session = sessionFromHash(sessionId, hash);
+    if (!session) return null;
+    return { session, transcript: transcript.map((message) => parseWireJson(chatMessageSchema, message, 'transcript message')), lastTurn: lastTurnFromHash(hash) };
+  }
+
+  /** Where the session's state lives now, given the live gpu-nodes' ids. */
+  async stateOf(session: SessionRecord, liveNodeIds: ReadonlySet<string>): Promise<SessionStateLocation> {
+    if (session.residentNode && liveNodeIds.has(session.residentNode)) return 'resident';
+    if (session.snapshotId && (await this.snapshots.exists(session.snapshotId))) return 'snapshot';
+    return 'transcript';
+  }
+
+  /** Take the session's one-turn-at-a-time lock for a request; returns the record it builds on. */
+  async lockTurn(tenant: string, sessionId: string, requestId: string, ttlMs: number): Promise<SessionRecord | 'not_found' | 'busy'> {
+    if (!isSessionId(sessionId)) return 'not_found';
+    try {
+      const fields = (await runScript(this.redis, LOCK_TURN, [this.keys.session(sessionId), this.keys.sessionLock(sessionId)], [tenant, requestId, ttlMs])) as string[];
+      const hash: Record<string, string> = {};
+      for (let index = 0; index + 1 < fields.length; index += 2) hash[fields[index]!] = fields[index + 1]!;
+      return sessionFromHash(sessionId, hash) ?? 'not_found';
+    } catch (error) {
+      const refusal = scriptRefusal(error, ['NO_SESSION', 'SESSION_BUSY']);
+      if (refusal === 'NO_SESSION') return 'not_found';
+      if (refusal === 'SESSION_BUSY') return 'busy';
+      throw error;
+    }
+  }
+
+  /** Give the lock back if this request still holds it (the turn did not commit). */
+  async unlockTurn(sessionId: string, requestId: string): Promise<void> {
+    if (!isSessionId(sessionId)) return;
+    await runScript(this.redis, RELEASE_LOCK, [this.keys.sessionLock(sessionId)], [requestId]);
+  }
+
+  /** Commit a finished turn. Throws `TurnCommitRefused` when the commit must not happen. */
+  async commitTurn(commit: TurnCommit, previousSnapshotId: string): Promise<CommitOutcome> {
+    const { sessionId } = commit;
+    const placeholder = this.placeholder(sessionId);
+    let reply: [string, number, string, string?];
+    try {
+      reply = (await runScript(this.redis, COMMIT_TURN, [
+        this.keys.session(sessionId),
+        this.keys.sessionTranscript(sessionId),
+        this.keys.sessionLock(sessionId),
+        this.keys.sessionSnapshots(sessionId),
+        commit.snapshotId ? this.keys.snapshotMeta(commit.snapshotId) : placeholder,
+        commit.snapshotId ? this.keys.snapshotOwners(commit.snapshotId) : placeholder,
+        previousSnapshotId ? this.keys.snapshotOwners(previousSnapshotId) : placeholder,
+      ], [
+        commit.requestId, commit.expectedVersion, commit.snapshotId, commit.tokenCount, commit.snapshotBytes, commit.residentNode,
+        JSON.stringify(commit.turn), ...commit.messages.map((message) => JSON.stringify(message)),
+      ])) as [string, number, string, string?];
+    } catch (error) {
+      const reason = scriptRefusal(error, ['LOST_LOCK', 'VERSION_CONFLICT', 'NO_SESSION'] as const);
+      if (reason) throw new TurnCommitRefused(reason);
+      throw error;
+    }
+    if (reply[0] === 'already') {
+      const turn = lastTurnFromHash({ lastTurn: reply[2] });
+      const answer = parseWireJson(chatMessageSchema, reply[3] ?? '', 'transcript message');
+      if (!turn) throw new TurnCommitRefused('VERSION_CONFLICT');
+      return { kind: 'already-committed', version: Number(reply[1]), turn, answer: answer.content };
+    }
+    return { kind: 'committed', version: Number(reply[1]), snapshotId: reply[2] };
+  }
+
+  async fork(tenant: string, sessionId: string): Promise<SessionView | 'not_found' | 'busy'> {
+    if (!isSessionId(sessionId)) return 'not_found';
+    const forkId = forkSessionId(sessionId);
+    for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
+      const snapshotId = (await this.redis.hget(this.keys.session(sessionId), F.snapshotId)) ?? '';
+      try {
+        await runScript(this.redis, FORK_SESSION, [
+          this.keys.session(sessionId), this.keys.sessionTranscript(sessionId), this.keys.sessionLock(sessionId),
+          this.keys.session(forkId), this.keys.sessionTranscript(forkId),
+          snapshotId ? this.keys.snapshotOwners(snapshotId) : this.placeholder(sessionId),
+          this.keys.sessionSnapshots(forkId),
+        ], [tenant, snapshotId, Date.now()]);
+        const view = await this.get(tenant, forkId);
+        if (!view) return 'not_found'; // expired at once: only with a TTL of a second or two
+        return view;
+      } catch (error) {
+        const refusal = scriptRefusal(error, ['NO_SESSION', 'SESSION_BUSY', 'SNAPSHOT_MOVED'] as const);
+        if (refusal === 'NO_SESSION') return 'not_found';
+        if (refusal === 'SESSION_BUSY') return 'busy';
+        if (refusal !== 'SNAPSHOT_MOVED') throw error;
+      }
+    }
+    return 'busy';
+  }
+
+  /** Delete a session with its transcript; its snapshots go too unless a fork still owns them. */
+  async delete(tenant: string, sessionId: string): Promise<'deleted' | 'not_found' | 'busy'> {
+    if (!isSessionId(sessionId)) return 'not_found';
+    for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
+      const snapshotId = (await this.redis.hget(this.keys.session(sessionId), F.snapshotId)) ?? '';
+      let taken: string[];
+      try {
+        taken = (await runScript(this.redis, DELETE_SESSION, [
+          this.keys.session(sessionId), this.keys.sessionTranscript(sessionId), this.keys.sessionLock(sessionId),
+          this.keys.sessionSnapshots(sessionId), snapshotId ? this.keys.snapshotOwners(snapshotId) : this.placeholder(sessionId),
+        ], [tenant, snapshotId])) as string[];
+      } catch (error) {
+        const refusal = scriptRefusal(error, ['NO_SESSION', 'SESSION_BUSY', 'SNAPSHOT_MOVED'] as const);
+        if (refusal === 'NO_SESSION') return 'not_found';
+        if (refusal === 'SESSION_BUSY') return 'busy';
+        if (refusal !== 'SNAPSHOT_MOVED') throw error;
+        continue;
+      }
+      // The session is gone (the commit point); its snapshots leave the prefix cache too.
+      for (const snapshot of new Set([...taken, ...(snapshotId ? [snapshotId] : [])])) await this.snapshots.forget(snapshot);
+      return 'deleted';
+    }
+    return 'busy';
+  }
+
+  /** The session's state left this node's slot: stop routing its turns here. */
+  async clearResidency(sessionId: string, nodeId: string): Promise<void> {
+    if (!isSessionId(sessionId)) return;
+    await runScript(this.redis, CLEAR_RESIDENCY, [this.keys.session(sessionId)], [nodeId]);
+  }
+}
+
+async function execOrThrow(transaction: ReturnType<RegionRedis['multi']>): Promise<void> {
+  const results = await transaction.exec();
+  const failed = results?.find(([error]) => error);
+  if (failed) throw failed[0];
+}
