@@ -31,6 +31,7 @@ import type {
   GenerationSummary,
   Slot,
 } from './engine.js';
+import { EvaluationGate } from './evaluation-gate.js';
 import { computeModelFingerprint } from './fingerprint.js';
 import { StopStringMatcher } from './stop-strings.js';
 import { NODE_LLAMA_CPP_VERSION } from './versions.js';
@@ -111,6 +112,8 @@ export class LlamaEngine implements Engine {
   private readonly chatTemplate: ChatTemplate | null;
   /** Control tokens that are not end-of-generation (role markers): never generated. */
   private readonly neverGenerate: TokenBias;
+  /** Prompts evaluate alone, decode steps together: output does not depend on load. */
+  private readonly gate = new EvaluationGate();
 
   constructor(
     private readonly model: LlamaModel,
@@ -176,7 +179,9 @@ export class LlamaEngine implements Engine {
   async evaluate(slot: Slot, tokens: readonly number[]): Promise<void> {
     const own = this.own(slot);
     this.assertFits(own, tokens.length);
-    if (tokens.length > 0) await own.sequence.evaluateWithoutGeneratingNewTokens(tokens as Token[]);
+    if (tokens.length === 0) return;
+    const evaluation = () => own.sequence.evaluateWithoutGeneratingNewTokens(tokens as Token[]);
+    await (tokens.length > 1 ? this.gate.exclusive(evaluation) : this.gate.shared(evaluation));
   }
 
   generate(slot: Slot, promptTokens: readonly number[], params: GenerationParams, signal?: AbortSignal): GenerationStream {
@@ -219,7 +224,8 @@ export class LlamaEngine implements Engine {
     try {
       while (completionTokens < maxTokens) {
         if (signal?.aborted) { finishReason = 'cancelled'; break; }
-        const step = await iterator.next();
+        // The first step evaluates the prompt: alone when it is more than one token.
+        const step = await (completionTokens === 0 && promptTokens.length > 1 ? this.gate.exclusive(() => iterator.next()) : this.gate.shared(() => iterator.next()));
         if (step.done) { finishReason = 'stop'; break; } // end-of-generation token
         if (completionTokens === 0) timeToFirstTokenMs = performance.now() - startedMs;
         completionTokens++;
