@@ -3,7 +3,8 @@
  * Deltas are coalesced: a request's first delta goes out at once (time to first token), later
  * ones at most every `flushIntervalMs`, and everything pending for every request goes out in one
  * pipeline per flush, so many streaming slots of a fast model cost a few round trips, not one
- * per token each. Every stream gets a TTL with its first write. A failed write fails the
+ * per token each (one pipeline per relay group: a group's streams share a Cluster slot). Every
+ * stream gets a TTL with its first write. A failed write fails the
  * request's run (retryable): tokens are never silently dropped, so a stream never has a gap.
  */
 import { encodeStreamEvent, ServiceUnavailableError, type GenerationEndEvent, type ResumePath, type StreamEventBody, type WireError } from '@bamba/shared';
@@ -31,6 +32,8 @@ export interface TokenEventWriterOptions {
 
 interface PendingRequest {
   stream: string;
+  /** Streams of one relay group share a Cluster slot, so they can share a pipeline. */
+  group: string;
   attempt: number;
   /** Seconds the stream lives from its first write (until the request's deadline, and then some). */
   ttlSeconds: number;
@@ -56,6 +59,7 @@ export class TokenEventWriter {
   forRequest(request: { requestId: string; relayGroup: string; deadlineAtMs: number }, attempt: number): TokenEvents {
     const pending: PendingRequest = {
       stream: this.keys.requestStream(request.relayGroup, request.requestId),
+      group: request.relayGroup,
       attempt,
       ttlSeconds: Math.max(60, Math.ceil((request.deadlineAtMs - Date.now()) / 1000)) + STREAM_TTL_AFTER_END_SECONDS,
       events: [],
@@ -122,7 +126,18 @@ export class TokenEventWriter {
     return this.inFlight;
   }
 
+  /** One pipeline per relay group (one Cluster slot each), all sent at once. */
   private async write(batch: PendingRequest[]): Promise<void> {
+    const groups = new Map<string, PendingRequest[]>();
+    for (const pending of batch) {
+      const members = groups.get(pending.group);
+      if (members) members.push(pending);
+      else groups.set(pending.group, [pending]);
+    }
+    await Promise.all([...groups.values()].map((members) => this.writeGroup(members)));
+  }
+
+  private async writeGroup(batch: PendingRequest[]): Promise<void> {
     const pipeline = this.redis.pipeline();
     const written: Array<{ pending: PendingRequest; commands: number }> = [];
     for (const pending of batch) {

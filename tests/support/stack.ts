@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { startLocalCluster, startLocalRedis, type LocalRedis } from '@bamba/cli/local-redis';
 import { parseGatewayConfig, silentLogger, startGateway, type RunningGateway } from '@bamba/gateway';
 import { DEFAULT_MODEL_SEED, ensureCachedModel } from '@bamba/model-gen';
-import { connectRedis, NodeRegistry, regionKeys, type RegionKeys, type RegionRedis } from '@bamba/region';
+import { connectRedis, isCluster, NodeRegistry, regionKeys, type RegionKeys, type RegionRedis } from '@bamba/region';
 import { decodeStreamEvent, type NodeStatus, type StreamEvent } from '@bamba/shared';
 
 export const MODEL_ID = 'bamba-tiny';
@@ -48,7 +48,7 @@ export interface TestStack {
   nodeStatuses(): Promise<NodeStatus[]>;
   /** Every event a request's stream holds (its key found by request id, whatever its relay group). */
   streamEvents(requestId: string): Promise<StreamEvent[]>;
-  /** Keys of every request stream in Redis (single-server stacks). */
+  /** Keys of every request stream in Redis (every master of a Cluster). */
   streamKeys(): Promise<string[]>;
   /** Poll `check` until it returns a value other than undefined, or fail after `timeoutMs`. */
   waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs?: number): Promise<T>;
@@ -128,7 +128,10 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
       child.kill('SIGTERM');
       await exited;
     };
-    const streamKeys = async () => (connection as Extract<RegionRedis, { keys: unknown }>).keys(`${prefix}:*:stream:*`);
+    const streamKeys = async () => {
+      const servers = isCluster(connection) ? connection.nodes('master') : [connection];
+      return (await Promise.all(servers.map((server) => server.keys(`${prefix}:*:stream:*`)))).flat();
+    };
     const streamEvents = async (requestId: string) => {
       const [key] = (await streamKeys()).filter((candidate) => candidate.endsWith(`:stream:${requestId}`));
       if (!key) return [];
