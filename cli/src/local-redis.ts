@@ -47,7 +47,9 @@ export async function startLocalRedis(options: LocalRedisOptions): Promise<Local
       '--port', String(port), '--bind', '127.0.0.1', '--dir', options.dataDir,
       '--appendonly', options.appendOnly ? 'yes' : 'no', '--save', '', '--daemonize', 'no', '--loglevel', 'warning',
       ...(options.extraArgs ?? []),
-    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+      // Its own process group: a Ctrl-C meant for the stack must not stop Redis before the
+      // services that are draining into it; whoever started it stops it last.
+    ], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

@@ -37,10 +37,12 @@ async function main(argv: string[]): Promise<number> {
   return command(rest);
 }
 
+// Exit as soon as the command is done: a service has stopped cleanly by then, and a leftover
+// handle (an IPC channel to `bamba start`, a client socket) must not keep the process alive.
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  (code) => process.exit(code),
   (error: unknown) => {
     process.stderr.write(`bamba: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exitCode = 1;
+    process.exit(1);
   },
 );

@@ -28,6 +28,7 @@ const schema = z.object({
   BAMBA_RESIDENT_SESSIONS: z.coerce.number().int().min(0).optional(),
   BAMBA_PREFIX_CACHE: booleanText.default(true),
   BAMBA_EVENT_FLUSH_MS: z.coerce.number().int().min(0).max(1000).default(10),
+  BAMBA_DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
 });
 
 /** Every environment variable `bamba gpu-node` reads (each is also a flag). */
@@ -58,6 +59,8 @@ export interface GpuNodeConfig {
   prefixCache: boolean;
   /** A request's later token deltas are written to Redis at most this often (ms). */
   eventFlushMs: number;
+  /** On stop, running generations may finish within this long; the rest go back to the queue. */
+  drainTimeoutMs: number;
 }
 
 export function parseGpuNodeConfig(env: Record<string, string | undefined>): GpuNodeConfig {
@@ -84,5 +87,6 @@ export function parseGpuNodeConfig(env: Record<string, string | undefined>): Gpu
     residentSessions: values.BAMBA_RESIDENT_SESSIONS ?? values.BAMBA_SLOTS,
     prefixCache: values.BAMBA_PREFIX_CACHE,
     eventFlushMs: values.BAMBA_EVENT_FLUSH_MS,
+    drainTimeoutMs: values.BAMBA_DRAIN_TIMEOUT_MS,
   };
 }

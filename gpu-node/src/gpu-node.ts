@@ -11,22 +11,33 @@ import {
   SnapshotStore,
   TokenEventWriter,
 } from '@bamba/region';
-import { errorToWire, generationJobSchema, ServerError, WireFormatError, type NodeStatus } from '@bamba/shared';
+import { DeadlineExceededError, errorToWire, generationJobSchema, ServerError, ServiceUnavailableError, WireFormatError, type NodeStatus } from '@bamba/shared';
 import type { GpuNodeConfig } from './config.js';
 import type { Engine, Slot } from './engine/engine.js';
 import { createLlamaEngine } from './engine/llama-engine.js';
-import { JobIntake } from './intake/job-intake.js';
+import { interruptionOf } from './intake/interruption.js';
+import { JobIntake, type IntakeOutcome } from './intake/job-intake.js';
 import { StrandedJobSweeper } from './intake/stranded-jobs.js';
 import { Heartbeat } from './registry/heartbeat.js';
 import { ResidencyTable } from './scheduler/residency-table.js';
 import { SlotScheduler } from './scheduler/slot-scheduler.js';
-import { runGeneration, type RunOutcome } from './serving/run-generation.js';
+import { runGeneration } from './serving/run-generation.js';
 import type { ServingDeps } from './serving/serving-deps.js';
 
 export interface RunningGpuNode {
   nodeId: string;
   engine: Engine;
   stop(): Promise<void>;
+}
+
+/** How long a stopping node waits for any one Redis step. */
+const STOP_STEP_TIMEOUT_MS = 2000;
+
+/** `promise`, or nothing once `STOP_STEP_TIMEOUT_MS` passed; errors are swallowed (stopping anyway). */
+async function bounded(promise: Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise.catch(() => {}), new Promise<void>((resolve) => { timer = setTimeout(resolve, STOP_STEP_TIMEOUT_MS); })]);
+  clearTimeout(timer);
 }
 
 /** What a malformed job must still carry for its client to hear about the failure. */
@@ -85,22 +96,36 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
     log,
     onSlotFreed: () => { heartbeat.beat().catch(() => {}); }, // show the freed slot now, not at the next beat
     isCancelled: (requestId) => isCancelled(redis, keys, requestId),
-    onMalformed: async (data, error) => {
+    onRefused: async (data, reason) => {
       // Tell the waiting client, if the job says enough to find its stream.
       const address = replyAddress.safeParse(data);
       if (!address.success) return;
-      const failure = error instanceof WireFormatError ? error : new ServerError('the job could not be read');
+      const failure = reason instanceof WireFormatError ? reason : new ServerError(`the job failed for good: ${reason.message}`, { code: 'job_failed' });
       await writer.forRequest(address.data, 1).error(errorToWire(failure));
     },
-    run: async ({ job, attempt, isLastAttempt, signal }): Promise<RunOutcome> => {
+    run: async ({ job, attempt, isLastAttempt, signal }): Promise<IntakeOutcome> => {
       const events = writer.forRequest(job, attempt);
+      const fail = async (error: ServerError | ServiceUnavailableError | DeadlineExceededError): Promise<IntakeOutcome> => {
+        await events.error(errorToWire(error)).catch(() => {});
+        return { kind: 'rejected', error };
+      };
+      let outcome;
       try {
-        return await runGeneration(serving, job, events, signal);
+        outcome = await runGeneration(serving, job, events, signal);
       } catch (error) {
+        if (interruptionOf(signal) === 'lock-lost') return { kind: 'abandoned' };
         if (!isLastAttempt) throw error; // BullMQ retries it, maybe elsewhere
-        const failure = new ServerError(`generation failed on node ${config.nodeId}`, { code: 'engine_error', cause: error });
-        await events.error(errorToWire(failure)).catch(() => {});
-        return { kind: 'rejected', error: failure };
+        return fail(new ServerError(`generation failed on node ${config.nodeId}`, { code: 'engine_error', cause: error }));
+      }
+      if (outcome.kind !== 'cancelled') return outcome;
+      switch (interruptionOf(signal)) {
+        case 'deadline': return fail(new DeadlineExceededError('the request did not finish before its deadline'));
+        case 'lock-lost': return { kind: 'abandoned' }; // another node may be running it now
+        case 'node-stopping':
+          if (isLastAttempt) return fail(new ServiceUnavailableError('the gpu-node stopped before the request finished and it has no attempts left; retry', { code: 'node_stopping' }));
+          await events.retry('node-stopping').catch(() => {});
+          return { kind: 'handed-back' };
+        default: return outcome; // the client went away
       }
     },
   });
@@ -116,12 +141,14 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
   return {
     nodeId: config.nodeId,
     engine,
+    /** Drain (see JobIntake.stop), leave the registry, close. Redis steps are bounded, so an outage cannot hang it. */
     async stop() {
       accepting = false;
+      await bounded(heartbeat.beat()); // no more affinity turns for this node
       await sweeper.stop();
-      await intake.stop();
-      await heartbeat.stop(config.nodeId);
-      await writer.flush();
+      await intake.stop(config.drainTimeoutMs);
+      await bounded(heartbeat.stop(config.nodeId));
+      await bounded(writer.flush());
       subscriber.disconnect();
       redis.disconnect();
       await engine.close();

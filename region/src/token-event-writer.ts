@@ -23,6 +23,8 @@ export interface TokenEvents {
   end(summary: Omit<GenerationEndEvent, 'type' | 'attempt' | 'v'>): Promise<void>;
   /** Flush pending deltas, write the error event, and resolve once Redis has it. */
   error(error: WireError): Promise<void>;
+  /** This attempt gives the job back to the queue (`generation-retry`); resolves once Redis has it. */
+  retry(reason: string): Promise<void>;
 }
 
 export interface TokenEventWriterOptions {
@@ -92,6 +94,7 @@ export class TokenEventWriter {
       },
       end: (summary) => finish({ type: 'generation-end', attempt, ...summary }),
       error: (error) => finish({ type: 'generation-error', attempt, error }),
+      retry: (reason) => finish({ type: 'generation-retry', attempt, reason }),
     };
   }
 

@@ -57,13 +57,24 @@ export const generationErrorEventSchema = z.object({
   type: z.literal('generation-error'),
   error: wireErrorSchema,
 });
+/**
+ * This attempt stopped without an answer and the job went back to the queue (its node is
+ * stopping): a reader that already relayed text fails now; one that did not waits for the next
+ * attempt's start.
+ */
+export const generationRetryEventSchema = z.object({
+  ...base,
+  type: z.literal('generation-retry'),
+  reason: z.string(),
+});
 
-export const streamEventSchema = z.discriminatedUnion('type', [generationStartEventSchema, tokenDeltaEventSchema, generationEndEventSchema, generationErrorEventSchema]);
+export const streamEventSchema = z.discriminatedUnion('type', [generationStartEventSchema, tokenDeltaEventSchema, generationEndEventSchema, generationErrorEventSchema, generationRetryEventSchema]);
 
 export type GenerationStartEvent = z.infer<typeof generationStartEventSchema>;
 export type TokenDeltaEvent = z.infer<typeof tokenDeltaEventSchema>;
 export type GenerationEndEvent = z.infer<typeof generationEndEventSchema>;
 export type GenerationErrorEvent = z.infer<typeof generationErrorEventSchema>;
+export type GenerationRetryEvent = z.infer<typeof generationRetryEventSchema>;
 export type StreamEvent = z.infer<typeof streamEventSchema>;
 
 /** An event as its writer builds it: the wire version is added on encoding. */

@@ -6,8 +6,12 @@ export function stopOnSignals(stop: () => Promise<void>, name: string): Promise<
       if (stopping) return;
       stopping = true;
       process.stderr.write(`${name}: ${signal}, stopping\n`);
+      const startedMs = Date.now();
       stop().then(
-        () => resolve(0),
+        () => {
+          process.stderr.write(`${name}: stopped in ${Date.now() - startedMs} ms\n`);
+          resolve(0);
+        },
         (error: unknown) => {
           process.stderr.write(`${name}: error while stopping: ${error instanceof Error ? error.message : String(error)}\n`);
           resolve(1);

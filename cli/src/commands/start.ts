@@ -12,7 +12,8 @@ import { startLocalRedis, type LocalRedis } from '../local-redis.js';
 import { TINY_MODEL_ID } from './gpu-node.js';
 
 const READY_TIMEOUT_MS = 120_000;
-const CHILD_STOP_TIMEOUT_MS = 10_000;
+/** How long a child may take to stop (gpu-nodes drain running work meanwhile) before it is killed. */
+const CHILD_STOP_TIMEOUT_MS = 3_500;
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 
 function isAlive(pid: number): boolean {
@@ -47,18 +48,21 @@ export async function runStartCommand(args: string[]): Promise<number> {
   const children: ChildProcess[] = [];
   let redis: LocalRedis | null = null;
   let shuttingDown = false;
+  // Every child stops at once (Ctrl-C reaches them too); whoever is not gone within the grace
+  // period is killed, so the whole stack is down within a few seconds.
   const shutdown = async (code: number): Promise<number> => {
     if (shuttingDown) return code;
     shuttingDown = true;
-    for (const child of children.reverse()) {
-      if (child.exitCode !== null || child.signalCode !== null) continue;
+    await Promise.all(children.map(async (child) => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((done) => child.once('exit', () => done()));
       child.kill('SIGTERM');
-      const stopped = await Promise.race([
-        new Promise<boolean>((done) => child.once('exit', () => done(true))),
-        new Promise<boolean>((done) => setTimeout(() => done(false), CHILD_STOP_TIMEOUT_MS)),
-      ]);
-      if (!stopped) child.kill('SIGKILL');
-    }
+      const stopped = await Promise.race([exited.then(() => true), new Promise<boolean>((done) => setTimeout(() => done(false), CHILD_STOP_TIMEOUT_MS))]);
+      if (!stopped) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    }));
     await redis?.stop();
     rmSync(lockPath, { force: true });
     return code;
@@ -75,7 +79,8 @@ export async function runStartCommand(args: string[]): Promise<number> {
     const cacheDir = resolve(process.env.BAMBA_CACHE_DIR ?? '.cache');
     const modelPath = process.env.BAMBA_MODEL_PATH ?? ensureCachedModel(cacheDir, 'tiny', DEFAULT_MODEL_SEED);
     const modelId = process.env.BAMBA_MODEL_ID ?? (process.env.BAMBA_MODEL_PATH ? undefined : TINY_MODEL_ID);
-    const env = { ...process.env, REDIS_URL: redisUrl, PORT: port, BAMBA_MODEL_PATH: modelPath, ...(modelId ? { BAMBA_MODEL_ID: modelId } : {}) };
+    // A local stack stops within seconds of Ctrl-C: running generations get a short drain.
+    const env = { BAMBA_DRAIN_TIMEOUT_MS: '2000', ...process.env, REDIS_URL: redisUrl, PORT: port, BAMBA_MODEL_PATH: modelPath, ...(modelId ? { BAMBA_MODEL_ID: modelId } : {}) };
 
     const exited = new Promise<string>((resolveExit) => {
       for (const name of ['gpu-node', 'gateway']) {

@@ -1,8 +1,9 @@
 /**
  * Turns a request's stream events into the answer as the client sees it: one loop for both
- * the streaming and the non-streaming response. When a job is retried (its node died), a newer
- * attempt's `generation-start` arrives: the answer starts over if nothing was relayed yet
- * (`restart`), else the request fails with `node_failed`.
+ * the streaming and the non-streaming response. When a job is retried (its node died, or handed
+ * it back while stopping), a newer attempt's `generation-start` arrives: the answer starts over
+ * if nothing was relayed yet (`restart`), else the request fails with `node_failed` (at once,
+ * when the node said so with `generation-retry`).
  */
 import { errorFromWire, ServerError, type FinishReason, type ResumePath, type StreamEvent } from '@bamba/shared';
 
@@ -33,6 +34,11 @@ export async function* answerOf(events: AsyncIterable<StreamEvent>, canRestart: 
     }
     if (event.type === 'generation-error') throw errorFromWire(event.error);
     if (event.attempt !== attempt) continue; // events of an attempt whose start we did not see
+    if (event.type === 'generation-retry') {
+      // The node gave the job back (it is stopping): another attempt follows.
+      if (!canRestart()) throw new ServerError('the gpu-node serving this request stopped mid-generation; please retry', { code: 'node_failed' });
+      continue;
+    }
     if (event.type === 'token-delta') {
       yield { kind: 'text', text: event.text, tokens: event.tokens };
     } else if (event.type === 'generation-end') {

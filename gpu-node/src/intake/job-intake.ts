@@ -1,8 +1,13 @@
 /**
- * The only BullMQ code of the gpu-node. Pulls a generation job only once a slot is reserved
- * for it (manual fetching), keeps its lock alive while it runs, and lets BullMQ's stalled-job
- * check hand a dead node's jobs to another node. A job whose failure is the client's (or
+ * The only BullMQ code of the gpu-node. Pulls a generation job only once a slot is reserved for
+ * it (manual fetching), keeps its lock alive from the moment it is fetched, and lets BullMQ's
+ * stalled-job check hand a dead node's jobs to another node. A job runs at most once at a time:
+ * a run whose lock cannot be renewed is stopped (another node may have it now), and a job that
+ * stalled more often than allowed fails for good. A job whose failure is the client's (or
  * otherwise permanent) fails with `UnrecoverableError`, so it is not retried.
+ *
+ * Stopping drains: no new jobs are taken, running ones may finish within the drain time, the
+ * rest are interrupted and handed back to the queue for another node.
  */
 import { randomUUID } from 'node:crypto';
 import type { RegionKeys, RegionRedis } from '@bamba/region';
@@ -10,14 +15,24 @@ import { parseGenerationJob, type GenerationJob } from '@bamba/shared';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { SlotScheduler } from '../scheduler/slot-scheduler.js';
 import type { RunOutcome } from '../serving/run-generation.js';
+import { RunInterrupted } from './interruption.js';
 
 export interface JobContext {
   job: GenerationJob;
   /** 1 for the first run of a job, higher when it is retried (another node died). */
   attempt: number;
   isLastAttempt: boolean;
+  /** Aborted with a `RunInterrupted` reason when the run must stop early. */
   signal: AbortSignal;
 }
+
+/** What became of a run, for the queue. */
+export type IntakeOutcome =
+  | RunOutcome
+  /** Interrupted by a stopping node: back to the queue for another attempt. */
+  | { kind: 'handed-back' }
+  /** The lock was lost: the job is someone else's now; leave it alone. */
+  | { kind: 'abandoned' };
 
 export interface JobIntakeOptions {
   /** A connection in `queue` mode (BullMQ blocks on duplicates of it). */
@@ -28,26 +43,27 @@ export interface JobIntakeOptions {
   ownQueue: string;
   lockDurationMs: number;
   stalledIntervalMs: number;
-  run: (context: JobContext) => Promise<RunOutcome>;
+  run: (context: JobContext) => Promise<IntakeOutcome>;
   /** Whether the client already went away (checked before a queued job starts). */
   isCancelled: (requestId: string) => Promise<boolean>;
-  /** A job whose data fails its schema: it is failed for good; this may tell its client. */
-  onMalformed: (data: unknown, error: unknown) => Promise<void>;
+  /** A job whose data fails its schema, or that stalled too often: it fails for good; tell its client. */
+  onRefused: (data: unknown, reason: Error) => Promise<void>;
   log: (message: string) => void;
   /** Called after a job's slot is free again (to publish node status at once). */
   onSlotFreed?: () => void;
 }
 
 const FETCH_RETRY_DELAY_MS = 500;
+/** Seconds a blocking fetch waits on an empty queue: how long a stopping node's loops take to notice. */
+const FETCH_BLOCK_SECONDS = 1;
 
 export class JobIntake {
   private readonly worker: Worker;
   /** This node's own queue: turns of sessions resident here (affinity). */
   private readonly ownWorker: Worker;
-  private ownLoop: Promise<void> | null = null;
-  private readonly running = new Map<string, AbortController>();
+  private readonly running = new Map<string, { controller: AbortController; done: Promise<void> }>();
   private stopping = false;
-  private loop: Promise<void> | null = null;
+  private loops: Array<Promise<void>> = [];
   completed = 0;
   /** Most jobs ever running at once (reservations waiting for a job do not count). */
   maxRunning = 0;
@@ -67,7 +83,7 @@ export class JobIntake {
       stalledInterval: options.stalledIntervalMs,
       maxStalledCount: 1,
       autorun: false,
-      drainDelay: 1,
+      drainDelay: FETCH_BLOCK_SECONDS,
     });
     worker.on('error', (error) => options.log(`intake: ${error.message}`));
     return worker;
@@ -76,8 +92,7 @@ export class JobIntake {
   start(): void {
     void this.worker.startStalledCheckTimer();
     void this.ownWorker.startStalledCheckTimer();
-    this.loop = this.pullJobs();
-    this.ownLoop = this.pullOwnJobs();
+    this.loops = [this.pullJobs(this.worker, 'reserve-first'), this.pullJobs(this.ownWorker, 'fetch-first')];
   }
 
   /** Jobs running now. */
@@ -87,87 +102,118 @@ export class JobIntake {
 
   /** Abort a running request (its client went away). */
   cancel(requestId: string): void {
-    this.running.get(requestId)?.abort();
-  }
-
-  async stop(): Promise<void> {
-    this.stopping = true;
-    this.options.scheduler.wakeAll();
-    for (const controller of this.running.values()) controller.abort();
-    await Promise.all([this.worker.close(), this.ownWorker.close()]);
-    await Promise.all([this.loop, this.ownLoop]);
+    this.running.get(requestId)?.controller.abort(new RunInterrupted('client-gone'));
   }
 
   /**
-   * Affinity jobs are sent here only while this node reports a free slot, so this loop fetches
-   * first and reserves after (a short wait at most); reserving first would hold a slot idle
-   * while blocked on a queue that is usually empty.
+   * Stop taking jobs, give running ones `drainMs` to finish, interrupt the rest (they are handed
+   * back to the queue), then close.
    */
-  private async pullOwnJobs(): Promise<void> {
-    const { scheduler, log } = this.options;
-    while (!this.stopping) {
-      const token = randomUUID();
-      let job: Job | undefined;
-      try {
-        job = await this.ownWorker.getNextJob(token, { block: true });
-      } catch (error) {
-        if (!this.stopping) log(`intake: fetching an affinity job failed: ${(error as Error).message}`);
-        await new Promise((resolve) => setTimeout(resolve, FETCH_RETRY_DELAY_MS));
-        continue;
-      }
-      if (!job) continue;
-      while (!scheduler.tryReserve()) {
-        if (this.stopping) return;
-        await scheduler.waitForFree();
-      }
-      void this.handle(job, token).finally(() => {
-        scheduler.release();
-        this.options.onSlotFreed?.();
-      });
-    }
+  async stop(drainMs: number): Promise<void> {
+    this.stopping = true;
+    this.options.scheduler.wakeAll();
+    const drained = Promise.all([...this.running.values()].map((run) => run.done));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([drained, new Promise<void>((resolve) => { timer = setTimeout(resolve, drainMs); })]);
+    clearTimeout(timer);
+    for (const run of this.running.values()) run.controller.abort(new RunInterrupted('node-stopping'));
+    await Promise.all([...this.running.values()].map((run) => run.done));
+    await Promise.all(this.loops);
+    await Promise.all([this.worker.close(), this.ownWorker.close()]);
   }
 
-  private async pullJobs(): Promise<void> {
+  /**
+   * `reserve-first` (the region queue): hold a free slot, then wait for a job. `fetch-first`
+   * (this node's own queue, usually empty): wait for a job, then for a slot; affinity jobs come
+   * here only while this node reports a free slot, so that wait is short, and the job's lock is
+   * renewed from the moment it is fetched, so it never looks stalled meanwhile.
+   */
+  private async pullJobs(worker: Worker, order: 'reserve-first' | 'fetch-first'): Promise<void> {
     const { scheduler, log } = this.options;
     while (!this.stopping) {
-      await scheduler.waitForFree();
-      if (this.stopping) break;
-      if (!scheduler.tryReserve()) continue;
+      if (order === 'reserve-first') {
+        await scheduler.waitForFree();
+        if (this.stopping) break;
+        if (!scheduler.tryReserve()) continue;
+      }
       const token = randomUUID();
       let job: Job | undefined;
       try {
-        job = await this.worker.getNextJob(token, { block: true });
+        job = await worker.getNextJob(token, { block: true });
       } catch (error) {
-        scheduler.release();
+        if (order === 'reserve-first') scheduler.release();
         if (!this.stopping) log(`intake: fetching a job failed: ${(error as Error).message}`);
         await new Promise((resolve) => setTimeout(resolve, FETCH_RETRY_DELAY_MS));
         continue;
       }
-      if (!job) { scheduler.release(); continue; }
-      void this.handle(job, token).finally(() => {
+      if (!job) {
+        if (order === 'reserve-first') scheduler.release();
+        continue;
+      }
+      const lock = this.keepLocked(job, token);
+      if (order === 'fetch-first') {
+        while (!this.stopping && !scheduler.tryReserve()) await scheduler.waitForFree();
+      }
+      if (this.stopping) {
+        // Taken while stopping: straight back to the queue, for another node.
+        lock.stop();
+        await job.moveToWait(token).catch((error: Error) => log(`intake: could not hand back ${job.id}: ${error.message}`));
+        if (order === 'reserve-first') scheduler.release();
+        break;
+      }
+      const done = this.handle(job, token, lock).finally(() => {
         scheduler.release();
         this.options.onSlotFreed?.();
       });
+      void done;
     }
   }
 
-  private async handle(job: Job, token: string): Promise<void> {
+  /** Renew a job's lock every third of its duration; `lost` aborts when renewal fails. */
+  private keepLocked(job: Job, token: string): { lost: AbortController; stop(): void } {
+    const { lockDurationMs, log } = this.options;
+    const lost = new AbortController();
+    const timer = setInterval(() => {
+      job.extendLock(token, lockDurationMs).then(
+        (renewed) => { if (!renewed) lost.abort(new RunInterrupted('lock-lost')); },
+        (error: Error) => {
+          log(`intake: lock renewal for ${job.id} failed: ${error.message}`);
+          lost.abort(new RunInterrupted('lock-lost'));
+        },
+      );
+    }, Math.max(50, Math.floor(lockDurationMs / 3)));
+    return { lost, stop: () => clearInterval(timer) };
+  }
+
+  private async handle(job: Job, token: string, lock: { lost: AbortController; stop(): void }): Promise<void> {
+    const { log } = this.options;
+    const refuse = async (reason: Error) => {
+      await this.options.onRefused(job.data, reason).catch(() => {});
+      await job.moveToFailed(new UnrecoverableError(reason.message), token, false).catch(() => {});
+    };
     let data: GenerationJob;
     try {
       data = parseGenerationJob(job.data);
     } catch (error) {
-      this.options.log(`intake: job ${job.id} is malformed: ${(error as Error).message}`);
-      await this.options.onMalformed(job.data, error).catch(() => {});
-      await job.moveToFailed(new UnrecoverableError((error as Error).message), token, false).catch(() => {});
+      log(`intake: job ${job.id} is malformed: ${(error as Error).message}`);
+      lock.stop();
+      await refuse(error as Error);
+      return;
+    }
+    if (job.deferredFailure) {
+      // BullMQ found it stalled more often than maxStalledCount: a job that keeps killing or
+      // stalling its node must not be retried forever.
+      lock.stop();
+      await refuse(new Error(job.deferredFailure));
       return;
     }
     const controller = new AbortController();
-    this.running.set(data.requestId, controller);
+    const onLockLost = () => controller.abort(lock.lost.signal.reason);
+    lock.lost.signal.addEventListener('abort', onLockLost, { once: true });
+    const deadline = setTimeout(() => controller.abort(new RunInterrupted('deadline')), Math.max(0, data.deadlineAtMs - Date.now()));
+    let finish!: () => void;
+    this.running.set(data.requestId, { controller, done: new Promise<void>((resolve) => { finish = resolve; }) });
     this.maxRunning = Math.max(this.maxRunning, this.running.size);
-    const { lockDurationMs, log } = this.options;
-    const renewLock = setInterval(() => {
-      job.extendLock(token, lockDurationMs).catch((error: Error) => log(`intake: lock renewal for ${job.id} failed: ${error.message}`));
-    }, Math.max(50, Math.floor(lockDurationMs / 3)));
     try {
       if (await this.options.isCancelled(data.requestId)) {
         await job.moveToCompleted({ outcome: 'client-gone' }, token, false);
@@ -179,15 +225,22 @@ export class JobIntake {
         isLastAttempt: job.attemptsStarted >= (job.opts.attempts ?? 1),
         signal: controller.signal,
       });
-      if (outcome.kind === 'rejected') await job.moveToFailed(new UnrecoverableError(outcome.error.message), token, false);
-      else await job.moveToCompleted({ outcome: outcome.kind }, token, false);
+      switch (outcome.kind) {
+        case 'rejected': await job.moveToFailed(new UnrecoverableError(outcome.error.message), token, false); break;
+        case 'handed-back': await job.moveToFailed(new Error('handed back by a stopping gpu-node'), token, false); break;
+        case 'abandoned': break; // not ours any more
+        default: await job.moveToCompleted({ outcome: outcome.kind }, token, false);
+      }
       this.completed++;
     } catch (error) {
       log(`intake: job ${job.id} failed: ${(error as Error).message}`);
       await job.moveToFailed(error as Error, token, false).catch((moveError: Error) => log(`intake: could not fail job ${job.id}: ${moveError.message}`));
     } finally {
-      clearInterval(renewLock);
+      clearTimeout(deadline);
+      lock.stop();
+      lock.lost.signal.removeEventListener('abort', onLockLost);
       this.running.delete(data.requestId);
+      finish();
     }
   }
 }

@@ -73,6 +73,7 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
   const restored = await restoreState(deps, conversation);
   let persisted = false;
   try {
+    if (signal.aborted) return { kind: 'cancelled' }; // interrupted while the state was restored
     const newTokens = conversation.promptTokens.slice(restored.cachedTokens);
     let stream;
     try {
