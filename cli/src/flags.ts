@@ -2,11 +2,17 @@
  * Every CLI flag has an environment twin: `--slots 8` is `BAMBA_SLOTS=8`, `--redis-url X` is
  * `REDIS_URL=X`, `--port 9000` is `PORT=9000`. Flags win over the environment.
  */
-const UNPREFIXED = new Set(['REDIS_URL', 'PORT']);
+const UNPREFIXED = new Set(['REDIS_URL', 'REDIS_CLUSTER_NODES', 'PORT']);
 
 export function envNameOf(flag: string): string {
   const name = flag.replace(/^--/, '').replace(/-/g, '_').toUpperCase();
   return UNPREFIXED.has(name) ? name : `BAMBA_${name}`;
+}
+
+/** The flag of an environment variable: `BAMBA_SLOTS` → `--slots`, `REDIS_URL` → `--redis-url`. */
+export function flagOf(envName: string): string {
+  const name = UNPREFIXED.has(envName) ? envName : envName.replace(/^BAMBA_/, '');
+  return `--${name.toLowerCase().replace(/_/g, '-')}`;
 }
 
 /** Merge `--name value` / `--name=value` flags into a copy of `env`. Throws on a bare word. */

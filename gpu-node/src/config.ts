@@ -29,6 +29,7 @@ const schema = z.object({
   BAMBA_PREFIX_CACHE: booleanText.default(true),
   BAMBA_EVENT_FLUSH_MS: z.coerce.number().int().min(0).max(1000).default(10),
   BAMBA_DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
+  BAMBA_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
 /** Every environment variable `bamba gpu-node` reads (each is also a flag). */
@@ -61,6 +62,7 @@ export interface GpuNodeConfig {
   eventFlushMs: number;
   /** On stop, running generations may finish within this long; the rest go back to the queue. */
   drainTimeoutMs: number;
+  logLevel: string;
 }
 
 export function parseGpuNodeConfig(env: Record<string, string | undefined>): GpuNodeConfig {
@@ -88,5 +90,6 @@ export function parseGpuNodeConfig(env: Record<string, string | undefined>): Gpu
     prefixCache: values.BAMBA_PREFIX_CACHE,
     eventFlushMs: values.BAMBA_EVENT_FLUSH_MS,
     drainTimeoutMs: values.BAMBA_DRAIN_TIMEOUT_MS,
+    logLevel: values.BAMBA_LOG_LEVEL,
   };
 }

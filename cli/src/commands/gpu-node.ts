@@ -21,7 +21,7 @@ export async function runGpuNodeCommand(args: string[]): Promise<number> {
     env.BAMBA_MODEL_ID ??= TINY_MODEL_ID;
   }
   const config = parseGpuNodeConfig(env);
-  const logger = createLogger('gpu-node', { nodeId: config.nodeId });
+  const logger = createLogger('gpu-node', config.logLevel, { nodeId: config.nodeId });
   const node = await startGpuNode(config, (message) => logger.info(message));
   return stopOnSignals(() => node.stop(), 'gpu-node');
 }

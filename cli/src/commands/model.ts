@@ -27,7 +27,7 @@ Writes a granitehybrid GGUF with random weights. Same preset and seed: byte-iden
   --cache-dir DIR model cache folder (default .cache)                  env BAMBA_CACHE_DIR
 `;
 
-interface ModelCommandConfig {
+export interface ModelCommandConfig {
   preset: ModelPresetName;
   seed: number;
   out: string | null;
@@ -35,7 +35,8 @@ interface ModelCommandConfig {
   cacheDir: string;
 }
 
-function readConfig(args: string[], env: NodeJS.ProcessEnv): ModelCommandConfig | string {
+/** Parse `bamba model` arguments and environment: the settings, or the text to print (help or a mistake). */
+export function readModelConfig(args: string[], env: NodeJS.ProcessEnv): ModelCommandConfig | string {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -64,7 +65,7 @@ function readConfig(args: string[], env: NodeJS.ProcessEnv): ModelCommandConfig 
 export async function runModelCommand(args: string[]): Promise<number> {
   let config: ModelCommandConfig | string;
   try {
-    config = readConfig(args, process.env);
+    config = readModelConfig(args, process.env);
   } catch (error) {
     config = `${error instanceof Error ? error.message : String(error)}\n\n${HELP}`;
   }

@@ -9,7 +9,9 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MODEL_SEED, ensureCachedModel } from '@bamba/model-gen';
 import { startLocalRedis, type LocalRedis } from '../local-redis.js';
-import { TINY_MODEL_ID } from './gpu-node.js';
+import { applyFlags } from '../flags.js';
+import { GATEWAY_OPTIONS } from './gateway.js';
+import { GPU_NODE_OPTIONS, TINY_MODEL_ID } from './gpu-node.js';
 
 const READY_TIMEOUT_MS = 120_000;
 /** How long a child may take to stop (gpu-nodes drain running work meanwhile) before it is killed. */
@@ -25,12 +27,15 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/**
+ * `bamba start` reads its own variables and passes every gateway and gpu-node variable on to
+ * those processes, so each is also a flag here (`bamba start --slots 8`).
+ */
+export const START_OPTIONS: ReadonlySet<string> = new Set(['BAMBA_DATA_DIR', ...GATEWAY_OPTIONS, ...GPU_NODE_OPTIONS]);
+
 export async function runStartCommand(args: string[]): Promise<number> {
-  if (args.length > 0) {
-    process.stderr.write('bamba start takes no options; configure it with environment variables (see README)\n');
-    return 2;
-  }
-  const dataDir = resolve(process.env.BAMBA_DATA_DIR ?? '.data');
+  const settings = applyFlags(args, process.env, START_OPTIONS);
+  const dataDir = resolve(settings.BAMBA_DATA_DIR ?? '.data');
   mkdirSync(dataDir, { recursive: true });
   const lockPath = join(dataDir, 'stack.json');
   if (existsSync(lockPath)) {
@@ -42,7 +47,7 @@ export async function runStartCommand(args: string[]): Promise<number> {
     // The last stack was killed without cleaning up: its redis-server would share our data folder.
     if (running.redisPid && isAlive(running.redisPid)) process.kill(running.redisPid, 'SIGTERM');
   }
-  const port = process.env.PORT ?? '8080';
+  const port = settings.PORT ?? '8080';
   writeFileSync(lockPath, JSON.stringify({ pid: process.pid, url: `http://127.0.0.1:${port}` }));
 
   const children: ChildProcess[] = [];
@@ -69,18 +74,18 @@ export async function runStartCommand(args: string[]): Promise<number> {
   };
 
   try {
-    let redisUrl = process.env.REDIS_URL;
-    if (!redisUrl) {
+    let redisUrl = settings.REDIS_URL;
+    if (!redisUrl && !settings.REDIS_CLUSTER_NODES) {
       redis = await startLocalRedis({ dataDir: join(dataDir, 'redis'), appendOnly: true });
       redisUrl = redis.url;
       writeFileSync(lockPath, JSON.stringify({ pid: process.pid, url: `http://127.0.0.1:${port}`, redisPid: redis.process.pid }));
       process.stderr.write(`redis: private redis-server at ${redisUrl} (data in ${join(dataDir, 'redis')})\n`);
     }
-    const cacheDir = resolve(process.env.BAMBA_CACHE_DIR ?? '.cache');
-    const modelPath = process.env.BAMBA_MODEL_PATH ?? ensureCachedModel(cacheDir, 'tiny', DEFAULT_MODEL_SEED);
-    const modelId = process.env.BAMBA_MODEL_ID ?? (process.env.BAMBA_MODEL_PATH ? undefined : TINY_MODEL_ID);
+    const cacheDir = resolve(settings.BAMBA_CACHE_DIR ?? '.cache');
+    const modelPath = settings.BAMBA_MODEL_PATH ?? ensureCachedModel(cacheDir, 'tiny', DEFAULT_MODEL_SEED);
+    const modelId = settings.BAMBA_MODEL_ID ?? (settings.BAMBA_MODEL_PATH ? undefined : TINY_MODEL_ID);
     // A local stack stops within seconds of Ctrl-C: running generations get a short drain.
-    const env = { BAMBA_DRAIN_TIMEOUT_MS: '2000', ...process.env, REDIS_URL: redisUrl, PORT: port, BAMBA_MODEL_PATH: modelPath, ...(modelId ? { BAMBA_MODEL_ID: modelId } : {}) };
+    const env = { BAMBA_DRAIN_TIMEOUT_MS: '2000', ...settings, ...(redisUrl ? { REDIS_URL: redisUrl } : {}), PORT: port, BAMBA_MODEL_PATH: modelPath, ...(modelId ? { BAMBA_MODEL_ID: modelId } : {}) };
 
     const exited = new Promise<string>((resolveExit) => {
       for (const name of ['gpu-node', 'gateway']) {
@@ -93,7 +98,7 @@ export async function runStartCommand(args: string[]): Promise<number> {
     const url = `http://127.0.0.1:${port}`;
     const ready = await Promise.race([waitUntilReady(url), exited.then((reason) => { throw new Error(reason); })]);
     if (!ready) throw new Error(`the stack did not become ready within ${READY_TIMEOUT_MS / 1000} s`);
-    const auth = process.env.BAMBA_API_KEYS || process.env.BAMBA_API_KEYS_FILE ? ' -H "Authorization: Bearer <your key>"' : '';
+    const auth = settings.BAMBA_API_KEYS || settings.BAMBA_API_KEYS_FILE ? ' -H "Authorization: Bearer <your key>"' : '';
     process.stdout.write(
       `\nBamba Serve is ready at ${url}  (Ctrl-C stops everything)\n\n` +
         `  curl ${url}/v1/chat/completions -H 'Content-Type: application/json'${auth} \\\n` +
