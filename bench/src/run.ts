@@ -8,6 +8,7 @@ import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { NODE_LLAMA_CPP_VERSION } from '@bamba/gpu-node';
+import { markdownTable, updateBenchmarks } from './benchmarks-markdown.js';
 import type { BenchCase, BenchTable } from './case.js';
 import { batchingCase } from './cases/batching.js';
 import { compressionCase } from './cases/compression.js';
@@ -18,19 +19,6 @@ import { snapshotStoreCase } from './cases/snapshot-store.js';
 import { stateSizeCase } from './cases/state-size.js';
 
 const CASES: BenchCase[] = [resumeCase, overheadCase, batchingCase, snapshotStoreCase, gatewayCase, stateSizeCase, compressionCase];
-
-function markdownTable(table: BenchTable): string {
-  return [
-    `### ${table.title}`,
-    '',
-    table.note,
-    '',
-    `| ${table.columns.join(' | ')} |`,
-    `|${table.columns.map(() => '---').join('|')}|`,
-    ...table.rows.map((row) => `| ${row.join(' | ')} |`),
-    '',
-  ].join('\n');
-}
 
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { case: { type: 'string' }, quick: { type: 'boolean' } } });
@@ -67,20 +55,13 @@ async function main(): Promise<number> {
     process.stderr.write(`\nwrote ${resultsPath} (quick run: BENCHMARKS.md left as it is)\n`);
     return 0;
   }
-  const sections = CASES.filter((benchCase) => merged[benchCase.name]).flatMap((benchCase) => merged[benchCase.name]!.tables.map(markdownTable));
-  writeFileSync(resolve('BENCHMARKS.md'), [
-    '# Benchmarks',
-    '',
-    'Written by `npm run bench`; do not edit by hand. Every figure is a median or a ratio measured side by side in one run on the machine below (these machines are noisy: compare ratios, not absolute numbers across runs). A `--case` run replaces only its own table.',
-    '',
-    `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB; Node ${machine.node}; node-llama-cpp ${machine.nodeLlamaCpp}; last written ${machine.date}.`,
-    '',
-    `Reproduce: \`npm run bench\` (all cases), \`npm run bench -- --case NAME\`, \`npm run bench -- --quick\` (smoke run, writes \`*-quick.json\` only). Raw results: \`${resultsPath.slice(resolve('.').length + 1)}\`. GPU: \`bench/gpu/\`.`,
-    '',
-    '## Results',
-    '',
-    ...sections,
-  ].join('\n'));
+  const benchmarksPath = resolve('BENCHMARKS.md');
+  const measuredOn = `Measured ${machine.date.slice(0, 10)} on ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB; Node ${machine.node}; node-llama-cpp ${machine.nodeLlamaCpp}; raw results in bench/results/${resultsPath.split('/').at(-1)}.`;
+  writeFileSync(benchmarksPath, updateBenchmarks(
+    existsSync(benchmarksPath) ? readFileSync(benchmarksPath, 'utf8') : null,
+    Object.entries(results).map(([name, result]) => ({ name, tables: result.tables, measuredOn })),
+    CASES.map((benchCase) => benchCase.name),
+  ));
   process.stderr.write(`\nwrote ${resultsPath} and BENCHMARKS.md\n`);
   return 0;
 }
