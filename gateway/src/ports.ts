@@ -27,8 +27,11 @@ export interface GenerationPort {
 export interface RegionState {
   /** Whether the region's Redis answers. */
   ping(): Promise<boolean>;
-  /** gpu-nodes whose heartbeat is current. */
-  liveNodes(): Promise<NodeStatus[]>;
+  /**
+   * gpu-nodes whose heartbeat is current. `maxAgeMs`: an answer read this recently may be
+   * reused (statuses refresh every heartbeat anyway); 0 (default) reads now.
+   */
+  liveNodes(maxAgeMs?: number): Promise<NodeStatus[]>;
   /** Jobs queued and not yet started. */
   waitingJobs(): Promise<number>;
 }

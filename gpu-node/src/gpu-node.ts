@@ -21,6 +21,7 @@ import { StrandedJobSweeper } from './intake/stranded-jobs.js';
 import { Heartbeat } from './registry/heartbeat.js';
 import { ResidencyTable } from './scheduler/residency-table.js';
 import { SlotScheduler } from './scheduler/slot-scheduler.js';
+import { PendingSnapshots } from './serving/pending-snapshots.js';
 import { runGeneration } from './serving/run-generation.js';
 import type { ServingDeps } from './serving/serving-deps.js';
 
@@ -66,6 +67,7 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
     sessions: new SessionStore(redis, keys, snapshots),
     residency: new ResidencyTable<Slot>(Math.min(config.residentSessions, config.slots)),
     prefixCache: config.prefixCache,
+    pendingSnapshots: new PendingSnapshots(),
     log,
   };
   const startedAtMs = Date.now();

@@ -2,9 +2,9 @@
 import { createLlamaEngine, GREEDY, type ChatTemplateMessage, type Engine } from '@bamba/gpu-node';
 import { DEFAULT_NODE_ENV, TINY_MODEL_PATH } from './stack.js';
 
-export async function startDirectEngine(options: { slots?: number; contextSize?: number } = {}): Promise<Engine> {
+export async function startDirectEngine(options: { slots?: number; contextSize?: number; modelPath?: string } = {}): Promise<Engine> {
   return createLlamaEngine({
-    modelPath: TINY_MODEL_PATH,
+    modelPath: options.modelPath ?? TINY_MODEL_PATH,
     device: 'cpu',
     slots: options.slots ?? Number(DEFAULT_NODE_ENV.BAMBA_SLOTS),
     contextSize: options.contextSize ?? Number(DEFAULT_NODE_ENV.BAMBA_CONTEXT_SIZE),

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startLocalCluster, startLocalRedis, type LocalRedis } from '@bamba/cli/local-redis';
+import { freePort, startLocalCluster, startLocalRedis, type LocalRedis } from '@bamba/cli/local-redis';
 import { parseGatewayConfig, silentLogger, startGateway, type RunningGateway } from '@bamba/gateway';
 import { DEFAULT_MODEL_SEED, ensureCachedModel } from '@bamba/model-gen';
 import { connectRedis, isCluster, NodeRegistry, regionKeys, type RegionKeys, type RegionRedis } from '@bamba/region';
@@ -30,6 +30,8 @@ export interface StackOptions {
   gatewayEnv?: Record<string, string>;
   /** Run the region on a local 3-master Redis Cluster instead of one redis-server. */
   cluster?: boolean;
+  /** Run the gateway as its own process (`bamba gateway`), as in production, instead of in this one. */
+  gatewayProcess?: boolean;
 }
 
 export interface TestStack {
@@ -38,6 +40,8 @@ export interface TestStack {
   keys: RegionKeys;
   nodes: Map<string, ChildProcess>;
   gateway: RunningGateway;
+  /** The gateway's process id when it runs as its own process. */
+  gatewayPid: number | null;
   /** The environment the gateway was configured from (to start a twin with changes). */
   gatewayEnv: Record<string, string>;
   /** Where Redis is, as the processes see it (REDIS_URL or REDIS_CLUSTER_NODES). */
@@ -89,8 +93,9 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
     redis = connectRedis(target, { role: 'test', mode: 'queue' });
     const registry = new NodeRegistry(redis, keys);
     const common = { ...redisEnv, BAMBA_REDIS_PREFIX: prefix, BAMBA_REGION: 'local' };
-    const gatewayEnv = { PORT: '0', ...common, ...options.gatewayEnv };
-    const gateway = await startGateway(parseGatewayConfig(gatewayEnv), process.env.BAMBA_TEST_GATEWAY_STDERR === '1' ? {} : { logger: silentLogger });
+    const gatewayEnv = { PORT: options.gatewayProcess ? String(await freePort()) : '0', ...common, ...options.gatewayEnv };
+    const gatewayChild = options.gatewayProcess ? await startGatewayProcess(gatewayEnv) : null;
+    const gateway = gatewayChild?.gateway ?? await startGateway(parseGatewayConfig(gatewayEnv), process.env.BAMBA_TEST_GATEWAY_STDERR === '1' ? {} : { logger: silentLogger });
 
     const waitFor = async <T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> => {
       const deadline = Date.now() + timeoutMs;
@@ -145,6 +150,7 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
       keys,
       nodes,
       gateway,
+      gatewayPid: gatewayChild?.pid ?? null,
       gatewayEnv,
       redisEnv,
       startNode,
@@ -168,6 +174,25 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
     rmSync(dataDir, { recursive: true, force: true });
     throw error;
   }
+}
+
+/** `bamba gateway` as a child process, ready when /healthz answers. */
+async function startGatewayProcess(env: Record<string, string>): Promise<{ gateway: RunningGateway; pid: number }> {
+  const child = spawn(process.execPath, [CLI, 'gateway'], { env: { ...process.env, BAMBA_LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  const url = `http://127.0.0.1:${env.PORT}`;
+  for (let attempt = 0; ; attempt++) {
+    if (child.exitCode !== null) throw new Error(`bamba gateway exited with code ${child.exitCode}`);
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) break;
+    } catch { /* not listening yet */ }
+    if (attempt > 200) throw new Error('bamba gateway did not start within 20 s');
+    await new Promise((done) => setTimeout(done, 100));
+  }
+  return {
+    pid: child.pid!,
+    gateway: { url, config: parseGatewayConfig(env), close: async () => { if (child.exitCode === null) { child.kill('SIGTERM'); await exited; } } },
+  };
 }
 
 /** POST JSON and return status, headers and parsed body. */

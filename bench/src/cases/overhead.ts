@@ -1,11 +1,14 @@
 /**
  * System overhead: time to first token and tokens/s through gateway → queue → gpu-node →
  * Redis Stream → SSE, against the engine called in-process on the same model, prompt and
- * settings, at concurrency 1 and 8.
+ * settings, at concurrency 1 and 8, for the tiny and small presets. The gateway runs as its own
+ * process, as in a deployment.
  */
+import { resolve } from 'node:path';
 import { GREEDY } from '@bamba/gpu-node';
+import { DEFAULT_MODEL_SEED, ensureCachedModel, type ModelPresetName } from '@bamba/model-gen';
 import { startDirectEngine } from '@bamba/tests/support/direct-engine';
-import { MODEL_ID, startTestStack } from '@bamba/tests/support/stack';
+import { startTestStack } from '@bamba/tests/support/stack';
 import type { BenchCase } from '../case.js';
 import { median, progress, round } from '../measure.js';
 
@@ -15,86 +18,93 @@ const prompt = (index: number) => [{ role: 'user' as const, content: `Benchmark 
 
 interface RoundResult { ttftMs: number[]; tokens: number; wallMs: number }
 
-async function servedRound(url: string, concurrency: number, offset: number): Promise<RoundResult> {
+async function servedRound(url: string, modelId: string, concurrency: number, offset: number): Promise<RoundResult> {
   const started = performance.now();
   const results = await Promise.all(Array.from({ length: concurrency }, async (_, index) => {
     const sent = performance.now();
     const response = await fetch(`${url}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: MODEL_ID, messages: prompt(offset + index), max_tokens: MAX_TOKENS, temperature: 0, stream: true, stream_options: { include_usage: true } }),
+      body: JSON.stringify({ model: modelId, messages: prompt(offset + index), max_tokens: MAX_TOKENS, temperature: 0, stream: true, stream_options: { include_usage: true } }),
     });
     const reader = response.body!.getReader();
     const decoder = new TextDecoder();
     let ttft = 0;
     let buffer = '';
-    let tokens = 0;
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      if (ttft === 0) ttft = performance.now() - sent;
       buffer += decoder.decode(value, { stream: true });
+      if (ttft === 0 && buffer.includes('"content"')) ttft = performance.now() - sent;
     }
     const usage = /"completion_tokens":(\d+)/.exec(buffer);
-    tokens = usage ? Number(usage[1]) : 0;
-    return { ttft, tokens };
+    return { ttft, tokens: usage ? Number(usage[1]) : 0 };
   }));
   return { ttftMs: results.map((result) => result.ttft), tokens: results.reduce((sum, result) => sum + result.tokens, 0), wallMs: performance.now() - started };
 }
 
+const ROUNDS: Record<'tiny' | 'small', { quick: Record<1 | 8, number>; full: Record<1 | 8, number> }> = {
+  tiny: { quick: { 1: 3, 8: 1 }, full: { 1: 15, 8: 4 } },
+  small: { quick: { 1: 2, 8: 1 }, full: { 1: 7, 8: 3 } },
+};
+
 export const overheadCase: BenchCase = {
   name: 'overhead',
-  description: 'served (HTTP → queue → gpu-node → SSE) vs engine in-process, tiny model, concurrency 1 and 8',
+  description: 'served (HTTP → queue → gpu-node → SSE) vs engine in-process, tiny and small, concurrency 1 and 8',
   async run({ quick }) {
-    const rounds = quick ? { 1: 3, 8: 1 } : { 1: 15, 8: 4 };
-    progress('starting a stack (redis, one gpu-node with 8 slots, gateway) and an in-process engine');
-    const stack = await startTestStack({ nodeEnv: { BAMBA_SLOTS: SLOTS, BAMBA_CONTEXT_SIZE: '1024', BAMBA_THREADS: '1' } });
-    const engine = await startDirectEngine({ slots: Number(SLOTS) });
     const rows: Array<Array<string | number>> = [];
     const raw: Record<string, unknown> = {};
-    try {
-      for (const concurrency of [1, 8] as const) {
-        const direct: RoundResult[] = [];
-        const served: RoundResult[] = [];
-        for (let round_ = 0; round_ < rounds[concurrency]; round_++) {
-          progress(`concurrency ${concurrency}, round ${round_ + 1}/${rounds[concurrency]}`);
-          // Alternate direct and served so drift on a noisy machine hits both alike.
-          const started = performance.now();
-          const directResults = await Promise.all(Array.from({ length: concurrency }, async (_, index) => {
-            const slot = engine.acquireSlot()!;
-            const stream = engine.generate(slot, engine.tokenizeChat(prompt(round_ * 8 + index)), { ...GREEDY, maxTokens: MAX_TOKENS });
-            let tokens = 0;
-            for await (const _token of stream) tokens++;
-            const summary = await stream.summary;
-            await engine.releaseSlot(slot);
-            return { ttft: summary.timeToFirstTokenMs, tokens };
-          }));
-          direct.push({ ttftMs: directResults.map((result) => result.ttft), tokens: directResults.reduce((sum, result) => sum + result.tokens, 0), wallMs: performance.now() - started });
-          served.push(await servedRound(stack.url, concurrency, round_ * 8));
+    for (const preset of ['tiny', 'small'] as const satisfies readonly ModelPresetName[]) {
+      const modelPath = ensureCachedModel(resolve('.cache'), preset, DEFAULT_MODEL_SEED);
+      const modelId = `bamba-${preset}`;
+      progress(`${preset}: starting a stack (redis, one gpu-node with 8 slots, a gateway process) and an in-process engine`);
+      const stack = await startTestStack({ model: { path: modelPath, id: modelId }, gatewayProcess: true, nodeEnv: { BAMBA_SLOTS: SLOTS, BAMBA_CONTEXT_SIZE: '1024', BAMBA_THREADS: '1' } });
+      const engine = await startDirectEngine({ slots: Number(SLOTS), modelPath });
+      try {
+        for (const concurrency of [1, 8] as const) {
+          const rounds = ROUNDS[preset][quick ? 'quick' : 'full'][concurrency];
+          const direct: RoundResult[] = [];
+          const served: RoundResult[] = [];
+          for (let round_ = 0; round_ < rounds; round_++) {
+            progress(`${preset}, concurrency ${concurrency}, round ${round_ + 1}/${rounds}`);
+            // Alternate direct and served so drift on a noisy machine hits both alike.
+            const started = performance.now();
+            const directResults = await Promise.all(Array.from({ length: concurrency }, async (_, index) => {
+              const slot = engine.acquireSlot()!;
+              const stream = engine.generate(slot, engine.tokenizeChat(prompt(round_ * 8 + index)), { ...GREEDY, maxTokens: MAX_TOKENS });
+              let tokens = 0;
+              for await (const _token of stream) tokens++;
+              const summary = await stream.summary;
+              await engine.releaseSlot(slot);
+              return { ttft: summary.timeToFirstTokenMs, tokens };
+            }));
+            direct.push({ ttftMs: directResults.map((result) => result.ttft), tokens: directResults.reduce((sum, result) => sum + result.tokens, 0), wallMs: performance.now() - started });
+            served.push(await servedRound(stack.url, modelId, concurrency, round_ * 8));
+          }
+          const summarize = (results: RoundResult[]) => ({
+            ttftMs: median(results.flatMap((result) => result.ttftMs)),
+            tokensPerSecond: median(results.map((result) => (result.tokens / result.wallMs) * 1000)),
+          });
+          const directSummary = summarize(direct);
+          const servedSummary = summarize(served);
+          raw[`${preset}-concurrency${concurrency}`] = { direct: directSummary, served: servedSummary, rounds };
+          rows.push([
+            preset, concurrency,
+            round(directSummary.ttftMs, 1), round(servedSummary.ttftMs, 1), round(servedSummary.ttftMs - directSummary.ttftMs, 1),
+            round(directSummary.tokensPerSecond, 0), round(servedSummary.tokensPerSecond, 0), round(servedSummary.tokensPerSecond / directSummary.tokensPerSecond, 2),
+          ]);
         }
-        const summarize = (results: RoundResult[]) => ({
-          ttftMs: median(results.flatMap((result) => result.ttftMs)),
-          tokensPerSecond: median(results.map((result) => (result.tokens / result.wallMs) * 1000)),
-        });
-        const directSummary = summarize(direct);
-        const servedSummary = summarize(served);
-        raw[`concurrency${concurrency}`] = { direct: directSummary, served: servedSummary, rounds: rounds[concurrency] };
-        rows.push([
-          concurrency,
-          round(directSummary.ttftMs, 1), round(servedSummary.ttftMs, 1), round(servedSummary.ttftMs / directSummary.ttftMs, 2),
-          round(directSummary.tokensPerSecond, 0), round(servedSummary.tokensPerSecond, 0), round(servedSummary.tokensPerSecond / directSummary.tokensPerSecond, 2),
-        ]);
+      } finally {
+        await engine.close();
+        await stack.stop();
       }
-    } finally {
-      await engine.close();
-      await stack.stop();
     }
     return {
       raw,
       tables: [{
-        title: 'System overhead (tiny model)',
-        note: `Chat requests of ${MAX_TOKENS} greedy tokens. Direct: the engine in-process. Served: HTTP streaming through gateway → BullMQ → gpu-node (separate process, 8 slots, 1 thread) → Redis Stream → SSE. Medians; tokens/s is aggregate over the concurrent requests.`,
-        columns: ['concurrency', 'TTFT direct (ms)', 'TTFT served (ms)', 'TTFT ratio served/direct', 'tokens/s direct', 'tokens/s served', 'tokens/s ratio served/direct'],
+        title: 'System overhead (tiny and small)',
+        note: `Chat requests of ${MAX_TOKENS} greedy tokens. Direct: the engine in-process (TTFT from the engine's own call). Served: HTTP streaming through a gateway process → BullMQ → gpu-node (separate process, 8 slots, 1 thread) → Redis Stream → SSE; TTFT from sending the request to the first content chunk. Medians; tokens/s is aggregate over the concurrent requests, from sending to the stream's end. All processes share the machine's cores.`,
+        columns: ['preset', 'concurrency', 'TTFT direct (ms)', 'TTFT served (ms)', 'added TTFT (ms)', 'tokens/s direct', 'tokens/s served', 'tokens/s ratio served/direct'],
         rows,
       }],
     };

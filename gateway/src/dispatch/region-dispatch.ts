@@ -33,8 +33,14 @@ export class RegionDispatch implements RegionState, GenerationPort {
     }
   }
 
-  liveNodes(): Promise<NodeStatus[]> {
-    return this.registry.liveNodes();
+  private cachedNodes: { nodes: NodeStatus[]; readAtMs: number } | null = null;
+
+  async liveNodes(maxAgeMs = 0): Promise<NodeStatus[]> {
+    const cached = this.cachedNodes;
+    if (cached && maxAgeMs > 0 && Date.now() - cached.readAtMs <= maxAgeMs) return cached.nodes;
+    const nodes = await this.registry.liveNodes();
+    this.cachedNodes = { nodes, readAtMs: Date.now() };
+    return nodes;
   }
 
   waitingJobs(): Promise<number> {

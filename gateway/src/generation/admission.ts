@@ -12,8 +12,15 @@ export interface Admitted {
   nodes: NodeStatus[];
 }
 
+/** The node registry read for admission may be this old: it changes once per heartbeat anyway. */
+const NODES_MAX_AGE_MS = 200;
+
 export async function admit(region: RegionState, config: AppConfig, request: ValidatedGenerationRequest): Promise<Admitted> {
-  const nodes = await region.liveNodes();
+  // Both reads at once: one round trip on the way to the first token, not two.
+  const [recent, waiting] = await Promise.all([region.liveNodes(NODES_MAX_AGE_MS), region.waitingJobs()]);
+  const serves = (nodes: NodeStatus[]) => nodes.some((node) => node.models.some((served) => served.id === request.model));
+  // A recent answer that would refuse the request is read again: a node may have just come up.
+  const nodes = serves(recent) ? recent : await region.liveNodes();
   if (nodes.length === 0) throw new ServiceUnavailableError('no gpu-node is alive in this region; try again shortly', { code: 'no_gpu_node' });
   const model = nodes.flatMap((node) => node.models).find((served) => served.id === request.model);
   if (!model) {
@@ -24,7 +31,6 @@ export async function admit(region: RegionState, config: AppConfig, request: Val
   if (request.maxTokensRequested && request.params.maxTokens > maxTokensLimit) {
     throw new InvalidRequestError(`max_tokens is ${request.params.maxTokens}, model '${model.id}' allows at most ${maxTokensLimit}`, { param: 'max_tokens', code: 'max_tokens_too_large' });
   }
-  const waiting = await region.waitingJobs();
   if (waiting >= config.queueMaxWaiting) throw new RateLimitError(`the queue is full (${waiting} requests waiting); retry shortly`, 1);
   return { request: { ...request, params: { ...request.params, maxTokens: Math.min(request.params.maxTokens, maxTokensLimit) } }, nodes };
 }

@@ -215,10 +215,12 @@ export class JobIntake {
     this.running.set(data.requestId, { controller, done: new Promise<void>((resolve) => { finish = resolve; }) });
     this.maxRunning = Math.max(this.maxRunning, this.running.size);
     try {
-      if (await this.options.isCancelled(data.requestId)) {
-        await job.moveToCompleted({ outcome: 'client-gone' }, token, false);
-        return;
-      }
+      // A client that left while its job was queued: checked beside the run, not before it, so
+      // the common case does not wait for the answer (the run stops once it arrives).
+      void this.options.isCancelled(data.requestId).then(
+        (cancelled) => { if (cancelled) controller.abort(new RunInterrupted('client-gone')); },
+        () => {},
+      );
       const outcome = await this.options.run({
         job: data,
         attempt: (data.attemptOffset ?? 0) + job.attemptsStarted,

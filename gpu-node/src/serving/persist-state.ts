@@ -16,8 +16,12 @@ import { isPrefix, type ServingDeps } from './serving-deps.js';
 /** A session turn's snapshot cannot be evicted before its commit owns it (it follows at once). */
 const SNAPSHOT_PIN_MS = 120_000;
 
-async function snapshotAtBoundary(deps: ServingDeps, restored: RestoredState, conversation: ConversationState, answer: string): Promise<SnapshotInfo | null> {
-  const boundary = deps.engine.tokenizeChat([...conversation.messages!, { role: 'assistant', content: answer }], { addGenerationPrompt: false });
+/** The tokens of the conversation with its answer, up to the end of the turn: where a snapshot is taken. */
+export function turnBoundary(deps: ServingDeps, messages: readonly ChatMessage[], answer: string): number[] {
+  return deps.engine.tokenizeChat([...messages, { role: 'assistant', content: answer }], { addGenerationPrompt: false });
+}
+
+async function snapshotAtBoundary(deps: ServingDeps, restored: RestoredState, conversation: ConversationState, boundary: number[]): Promise<SnapshotInfo | null> {
   const held = deps.engine.slotTokens(restored.slot);
   if (!isPrefix(held, boundary)) return null;
   try {
@@ -41,12 +45,12 @@ async function snapshotAtBoundary(deps: ServingDeps, restored: RestoredState, co
  * Persist what the turn produced and decide the slot's fate. Returns an error when a session
  * turn could not be committed (the caller reports it); the slot is always taken care of.
  */
-export async function persistTurn(deps: ServingDeps, job: GenerationJob, conversation: ConversationState, restored: RestoredState, answer: string, turn: CommittedTurn): Promise<ConflictError | null> {
+export async function persistTurn(deps: ServingDeps, job: GenerationJob, conversation: ConversationState, restored: RestoredState, answer: string, turn: CommittedTurn, boundary: number[] | null): Promise<ConflictError | null> {
   const { session } = conversation;
   let keep = false;
   try {
-    if (!conversation.messages || (!session && !deps.prefixCache)) return null;
-    const snapshot = await snapshotAtBoundary(deps, restored, conversation, answer);
+    if (!conversation.messages || !boundary || (!session && !deps.prefixCache)) return null;
+    const snapshot = await snapshotAtBoundary(deps, restored, conversation, boundary);
     if (!session) return null;
     keep = snapshot !== null && deps.residency.capacity > 0;
     const turnMessages: ChatMessage[] = [...(job.input.kind === 'chat' ? job.input.messages : []), { role: 'assistant', content: answer }];

@@ -7,6 +7,7 @@
 import { SnapshotRejectedError, type ChatMessage, type ResumePath, type SessionRecord } from '@bamba/shared';
 import type { Slot } from '../engine/engine.js';
 import { tokenSequenceHash } from '../state/snapshot-codec.js';
+import { PendingSnapshots } from './pending-snapshots.js';
 import { acquireSlotEvicting, isPrefix, type ServingDeps } from './serving-deps.js';
 
 export interface RestoredState {
@@ -69,8 +70,9 @@ export async function restoreState(deps: ServingDeps, conversation: Conversation
     if (session?.snapshotId) {
       if (await importSnapshot(deps, slot, session.snapshotId, promptTokens)) return { slot, resume: 'snapshot', cachedTokens: deps.engine.slotTokens(slot).length };
     } else if (!session && conversation.messages && deps.prefixCache) {
-      const prefixes = boundaryPrefixes(deps, conversation.messages, promptTokens);
-      const found = await deps.snapshots.findPrefix(conversation.tenant, deps.engine.info.fingerprint, prefixes.map((tokens) => tokenSequenceHash(tokens)));
+      const hashes = boundaryPrefixes(deps, conversation.messages, promptTokens).map((tokens) => tokenSequenceHash(tokens));
+      await deps.pendingSnapshots.settle(hashes.map((hash) => PendingSnapshots.key(conversation.tenant, deps.engine.info.fingerprint, hash)));
+      const found = await deps.snapshots.findPrefix(conversation.tenant, deps.engine.info.fingerprint, hashes);
       if (found && (await importSnapshot(deps, slot, found.snapshotId, promptTokens))) return { slot, resume: 'snapshot', cachedTokens: deps.engine.slotTokens(slot).length };
     }
   } catch (error) {

@@ -13,7 +13,9 @@ import {
   type GenerationJob,
 } from '@bamba/shared';
 import type { CommittedTurn, TokenEvents } from '@bamba/region';
-import { persistTurn } from './persist-state.js';
+import { tokenSequenceHash } from '../state/snapshot-codec.js';
+import { PendingSnapshots } from './pending-snapshots.js';
+import { persistTurn, turnBoundary } from './persist-state.js';
 import { restoreState, type ConversationState } from './restore-state.js';
 import type { ServingDeps } from './serving-deps.js';
 
@@ -98,10 +100,7 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
       cachedTokens: restored.cachedTokens,
       resume: restored.resume,
     };
-    persisted = true;
-    const refused = await persistTurn(deps, job, conversation, restored, answer, turn);
-    if (refused) return await reject(refused);
-    await events.end({
+    const end = () => events.end({
       finishReason: turn.finishReason,
       promptTokens: turn.promptTokens,
       completionTokens: turn.completionTokens,
@@ -109,6 +108,24 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
       timeToFirstTokenMs: summary.timeToFirstTokenMs,
       totalMs: summary.totalMs,
     });
+    const boundary = conversation.messages ? turnBoundary(deps, conversation.messages, answer) : null;
+    persisted = true;
+    if (!conversation.session) {
+      // Nothing to commit: the answer ends now, and the prefix-cache snapshot is written after
+      // it (a follow-up on this node waits for the write instead of missing the cache).
+      const persisting = persistTurn(deps, job, conversation, restored, answer, turn, boundary);
+      if (boundary && deps.prefixCache) deps.pendingSnapshots.track(PendingSnapshots.key(job.tenant, deps.engine.info.fingerprint, tokenSequenceHash(boundary)), persisting);
+      try {
+        await end();
+      } finally {
+        await persisting;
+      }
+      return { kind: 'finished', completionTokens: summary.completionTokens };
+    }
+    // A session turn's end event says "committed": the commit comes first.
+    const refused = await persistTurn(deps, job, conversation, restored, answer, turn, boundary);
+    if (refused) return await reject(refused);
+    await end();
     return { kind: 'finished', completionTokens: summary.completionTokens };
   } finally {
     if (!persisted) await deps.engine.releaseSlot(restored.slot);

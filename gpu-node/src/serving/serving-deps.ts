@@ -2,6 +2,7 @@
 import type { SessionStore, SnapshotStore } from '@bamba/region';
 import type { Engine, Slot } from '../engine/engine.js';
 import type { ResidencyTable } from '../scheduler/residency-table.js';
+import type { PendingSnapshots } from './pending-snapshots.js';
 
 export interface ServingDeps {
   engine: Engine;
@@ -12,6 +13,8 @@ export interface ServingDeps {
   residency: ResidencyTable<Slot>;
   /** Store a snapshot after stateless chat requests too, for the exact-prefix cache. */
   prefixCache: boolean;
+  /** Prefix-cache snapshots being written after their answer ended. */
+  pendingSnapshots: PendingSnapshots;
   log: (message: string) => void;
 }
 
