@@ -16,8 +16,8 @@ const under = (path, folder) => path.startsWith(`${folder}/`);
 const rules = [
   { folder: 'shared/src', check: (spec) => (spec.startsWith('.') || spec === 'zod' || spec.startsWith('zod/') || spec === 'vitest' ? null : 'shared imports zod only (it must run in workerd)') },
   { folder: 'model-gen/src', check: (spec) => (spec.startsWith('@bamba/') && spec !== '@bamba/shared' ? 'model-gen is tooling below the serving packages' : null) },
-  // Its tests start a private redis-server with the CLI's helper.
-  { folder: 'region/src', check: (spec, path) => (/^@bamba\/(?!shared$)/.test(spec) && !(isTest(path) && spec === '@bamba/cli/local-redis') ? 'region imports shared only' : null) },
+  // Its tests (and their support in testing/) start a private redis-server with the CLI's helper.
+  { folder: 'region/src', check: (spec, path) => (/^@bamba\/(?!shared$)/.test(spec) && !((isTest(path) || under(path, 'region/src/testing')) && spec === '@bamba/cli/local-redis') ? 'region imports shared only' : null) },
   {
     folder: 'gateway/src',
     check: (spec, path) => {
@@ -31,7 +31,7 @@ const rules = [
     check: (spec, path) => {
       if (['@bamba/gateway', '@bamba/workers', 'ioredis'].includes(spec)) return 'the gpu-node imports shared and region (Redis through region only)';
       if (spec === 'bullmq' && !under(path, 'gpu-node/src/intake')) return 'BullMQ belongs to the intake';
-      if (spec === '@bamba/model-gen' && !isTest(path)) return 'model-gen is tooling: tests may use it, the serving code may not';
+      if ((spec === '@bamba/model-gen' || spec.startsWith('@bamba/cli/')) && !isTest(path)) return 'tooling: tests may use it, the serving code may not';
       if (under(path, 'gpu-node/src/scheduler') && ['bullmq', 'hono', 'node-llama-cpp', '@bamba/region'].includes(spec)) return 'the scheduler is plain TypeScript';
       return null;
     },

@@ -3,41 +3,29 @@
  * blocks, a reader connection killed mid-stream, a consumer that stops reading, malformed
  * events, and the connection count staying at the configured pool size.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startLocalRedis, type LocalRedis } from '@bamba/cli/local-redis';
 import { encodeStreamEvent, ServiceUnavailableError, SlowClientError, WireFormatError, type StreamEvent, type StreamEventBody } from '@bamba/shared';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { RedisTarget } from './config.js';
-import { connectRedis, type RegionRedis } from './connection.js';
+import type { RegionRedis } from './connection.js';
 import { regionKeys } from './keys.js';
 import { StreamRelay, type RelaySubscription } from './stream-relay.js';
+import { startTestRedis, type TestRedis } from './testing/local-redis.js';
 
-let server: LocalRedis;
-let dataDir: string;
-let target: RedisTarget;
+let server: TestRedis;
 let control: RegionRedis;
 const keys = regionKeys('relay-test', 'local');
 const relays: StreamRelay[] = [];
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'bamba-relay-'));
-  server = await startLocalRedis({ dataDir, appendOnly: false });
-  target = { kind: 'single', url: server.url };
-  control = connectRedis(target, { role: 'relay-test-control', mode: 'queue' });
+  server = await startTestRedis('relay-test-control');
+  control = server.redis;
 });
 afterEach(async () => {
   await Promise.all(relays.splice(0).map((relay) => relay.close()));
 });
-afterAll(async () => {
-  control?.disconnect();
-  await server?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+afterAll(async () => server?.stop());
 
 function newRelay(options: ConstructorParameters<typeof StreamRelay>[3]): StreamRelay {
-  const relay = new StreamRelay(target, keys, control, options);
+  const relay = new StreamRelay(server.target, keys, control, options);
   relays.push(relay);
   return relay;
 }

@@ -2,31 +2,22 @@
  * The token-event writer against a real redis-server: order, coalescing (first delta at once,
  * later ones per interval), a TTL from the first write, and a failed write failing the run.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startLocalRedis, type LocalRedis } from '@bamba/cli/local-redis';
 import { decodeStreamEvent, ServiceUnavailableError } from '@bamba/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectRedis, type RegionRedis } from './connection.js';
 import { regionKeys } from './keys.js';
+import { startTestRedis, type TestRedis } from './testing/local-redis.js';
 import { TokenEventWriter } from './token-event-writer.js';
 
-let server: LocalRedis;
-let dataDir: string;
+let server: TestRedis;
 let redis: RegionRedis;
 const keys = regionKeys('writer-test', 'local');
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'bamba-writer-'));
-  server = await startLocalRedis({ dataDir, appendOnly: false });
-  redis = connectRedis({ kind: 'single', url: server.url }, { role: 'writer-test', mode: 'queue' });
+  server = await startTestRedis('writer-test');
+  redis = server.redis;
 });
-afterAll(async () => {
-  redis?.disconnect();
-  await server?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+afterAll(async () => server?.stop());
 
 const request = (requestId: string) => ({ requestId, relayGroup: 'g1', deadlineAtMs: Date.now() + 60_000 });
 const events = async (requestId: string) => (await redis.xrange(keys.requestStream('g1', requestId), '-', '+')).map(([, fields]) => decodeStreamEvent(fields));
@@ -53,7 +44,7 @@ describe('TokenEventWriter', () => {
   });
 
   it('fails the run (retryable) when a write fails, instead of leaving a gap', async () => {
-    const broken = connectRedis({ kind: 'single', url: server.url }, { role: 'writer-test-broken', mode: 'request' });
+    const broken = connectRedis(server.target, { role: 'writer-test-broken', mode: 'request' });
     await broken.ping();
     const writer = new TokenEventWriter(broken, keys, 'node-b', { flushIntervalMs: 5 });
     const run = writer.forRequest(request('req-broken'), 1);

@@ -37,7 +37,8 @@ export class RegionDispatch implements RegionState, GenerationPort {
 
   async liveNodes(maxAgeMs = 0): Promise<NodeStatus[]> {
     const cached = this.cachedNodes;
-    if (cached && maxAgeMs > 0 && Date.now() - cached.readAtMs <= maxAgeMs) return cached.nodes;
+    // An empty answer is never reused: a node that just came up must be seen at once.
+    if (cached && cached.nodes.length > 0 && maxAgeMs > 0 && Date.now() - cached.readAtMs <= maxAgeMs) return cached.nodes;
     const nodes = await this.registry.liveNodes();
     this.cachedNodes = { nodes, readAtMs: Date.now() };
     return nodes;

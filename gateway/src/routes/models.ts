@@ -3,9 +3,12 @@ import { Hono } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import type { RegionState } from '../ports.js';
 
+/** The list may be this old: node statuses change once per heartbeat anyway. */
+const MODELS_MAX_AGE_MS = 200;
+
 export function modelsRoute(region: RegionState) {
   return new Hono<{ Variables: GatewayVariables }>().get('/', async (c) => {
-    const nodes = await region.liveNodes();
+    const nodes = await region.liveNodes(MODELS_MAX_AGE_MS);
     const models = new Map<string, { created: number; contextSize: number }>();
     for (const node of nodes) {
       for (const model of node.models) {

@@ -1,0 +1,95 @@
+/**
+ * The session store against a real redis-server: records are parsed with their wire version,
+ * commits are atomic and idempotent per request, forks share the snapshot, deletion cleans up.
+ */
+import { WireFormatError } from '@bamba/shared';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { regionKeys } from './keys.js';
+import { SessionStore, TurnCommitRefused } from './session-store.js';
+import { SnapshotStore } from './snapshot-store.js';
+import { startTestRedis, type TestRedis } from './testing/local-redis.js';
+
+let server: TestRedis;
+let sessions: SessionStore;
+let snapshots: SnapshotStore;
+const keys = regionKeys('sessions-test', 'local');
+beforeAll(async () => {
+  server = await startTestRedis();
+  snapshots = new SnapshotStore(server.redis, keys, 1024 ** 3);
+  sessions = new SessionStore(server.redis, keys, snapshots);
+});
+afterAll(async () => server?.stop());
+
+const create = (tenant = 'tenant-a') => sessions.create(tenant, { model: 'm', system: 'be brief', metadata: {} }, 3600);
+const turn = { requestId: 'req-1', finishReason: 'length' as const, promptTokens: 10, completionTokens: 2, cachedTokens: 0, resume: 'replay' as const };
+
+async function snapshotFor(sessionId: string, tokenHash: string): Promise<string> {
+  const info = await snapshots.put(Buffer.from('state bytes'), { tenant: 'tenant-a', fingerprint: 'f'.repeat(64), tokenCount: 3, tokenHash, indexPrefix: true, sessionId, pinMs: 60_000 });
+  return info.snapshotId;
+}
+
+async function commit(sessionId: string, requestId: string, expectedVersion: number, snapshotId: string, previous: string) {
+  await sessions.lockTurn('tenant-a', sessionId, requestId, 60_000);
+  return sessions.commitTurn({
+    sessionId, requestId, expectedVersion, snapshotId, tokenCount: 3, snapshotBytes: 11, residentNode: '',
+    messages: [{ role: 'user', content: `q${expectedVersion}` }, { role: 'assistant', content: `a${expectedVersion}` }],
+    turn: { ...turn, requestId },
+  }, previous);
+}
+
+describe('SessionStore', () => {
+  it('refuses a record with an unknown wire version or a malformed field (a typed error, not a cast)', async () => {
+    const { session } = await create();
+    await server.redis.hset(keys.session(session.id), 'v', '2');
+    await expect(sessions.get('tenant-a', session.id)).rejects.toBeInstanceOf(WireFormatError);
+    await server.redis.hset(keys.session(session.id), 'v', '1', 'version', 'many');
+    await expect(sessions.get('tenant-a', session.id)).rejects.toMatchObject({ code: 'wire_malformed' });
+  });
+
+  it('reads ids that are not ours, and other tenants’ sessions, as missing', async () => {
+    const { session } = await create();
+    expect(await sessions.get('tenant-b', session.id)).toBeNull();
+    expect(await sessions.get('tenant-a', 'x:transcript')).toBeNull();
+    expect(await sessions.lockTurn('tenant-a', 'sess_nope', 'r', 1000)).toBe('not_found');
+    expect(await sessions.delete('tenant-a', '../../etc')).toBe('not_found');
+  });
+
+  it('commits a turn once: a retry of the same request finds it committed, another request conflicts', async () => {
+    const { session } = await create();
+    const snapshotId = await snapshotFor(session.id, '1'.repeat(64));
+    expect(await commit(session.id, 'req-1', 0, snapshotId, '')).toMatchObject({ kind: 'committed', version: 1, snapshotId });
+    const again = await sessions.commitTurn({
+      sessionId: session.id, requestId: 'req-1', expectedVersion: 0, snapshotId, tokenCount: 3, snapshotBytes: 11, residentNode: '',
+      messages: [{ role: 'user', content: 'q0' }, { role: 'assistant', content: 'a0' }], turn,
+    }, '');
+    expect(again).toMatchObject({ kind: 'already-committed', version: 1, answer: 'a0', turn: { requestId: 'req-1', completionTokens: 2 } });
+    await expect(sessions.commitTurn({ sessionId: session.id, requestId: 'req-other', expectedVersion: 0, snapshotId: '', tokenCount: 0, snapshotBytes: 0, residentNode: '', messages: [], turn }, snapshotId))
+      .rejects.toBeInstanceOf(TurnCommitRefused);
+    const loaded = await sessions.load(session.id);
+    expect(loaded!.transcript.map((message) => message.content)).toEqual(['be brief', 'q0', 'a0']);
+    expect(loaded!.lastTurn?.requestId).toBe('req-1');
+  });
+
+  it('commits without the snapshot when it vanished before the commit (the next turn replays)', async () => {
+    const { session } = await create();
+    const snapshotId = await snapshotFor(session.id, '2'.repeat(64));
+    await server.redis.del(keys.snapshotMeta(snapshotId));
+    expect(await commit(session.id, 'req-gone', 0, snapshotId, '')).toMatchObject({ kind: 'committed', version: 1, snapshotId: '' });
+    expect((await sessions.load(session.id))!.session).toMatchObject({ snapshotId: '', tokenCount: 0, version: 1 });
+  });
+
+  it('forks onto the same snapshot and deleting the source keeps the fork’s state', async () => {
+    const { session } = await create();
+    const snapshotId = await snapshotFor(session.id, '3'.repeat(64));
+    await commit(session.id, 'req-f', 0, snapshotId, '');
+    const fork = await sessions.fork('tenant-a', session.id);
+    if (typeof fork === 'string') throw new Error(fork);
+    expect(fork.session.snapshotId).toBe(snapshotId);
+    expect(fork.messages).toEqual((await sessions.get('tenant-a', session.id))!.messages);
+    expect(await sessions.delete('tenant-a', session.id)).toBe('deleted');
+    expect(await snapshots.exists(snapshotId)).toBe(true); // the fork still owns it
+    expect(await sessions.delete('tenant-a', fork.session.id)).toBe('deleted');
+    expect(await snapshots.exists(snapshotId)).toBe(false);
+    expect(await server.redis.exists(keys.prefixEntry('tenant-a', 'f'.repeat(64), '3'.repeat(64)))).toBe(0); // gone from the prefix cache too
+  });
+});
