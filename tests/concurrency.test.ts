@@ -61,8 +61,9 @@ describe('concurrent streams', () => {
       expect(stream.usage.completion_tokens).toBe(48);
       expect(stream.text).toHaveLength(48); // one printable character per token
       const boundary = engine.tokenizeChat([...messagesFor(index), { role: 'assistant', content: stream.text }], { addGenerationPrompt: false });
-      const recorded = await stack.redis.get(stack.keys.prefixEntry('local', fingerprint, tokenSequenceHash(boundary)));
-      expect(recorded, `stream ${index} is not what the node generated for its request`).not.toBeNull();
+      // The node stores it just after the answer ends (stateless answers do not wait for it).
+      const entry = stack.keys.prefixEntry('local', fingerprint, tokenSequenceHash(boundary));
+      await stack.waitFor(`stream ${index} to be what the node generated for its request`, async () => ((await stack.redis.exists(entry)) === 1 ? true : undefined), 5000);
     }
     expect(new Set(streams.map((stream) => stream.text)).size).toBe(8);
 

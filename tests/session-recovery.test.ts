@@ -3,7 +3,7 @@
  * (replay), never content; a full snapshot budget evicts cache snapshots, never a session's
  * state; a gpu-node killed mid-turn leaves the session at its last committed turn.
  */
-import { createLlamaEngine, GREEDY, type ChatTemplateMessage, type Engine } from '@bamba/gpu-node';
+import { createLlamaEngine, GREEDY, tokenSequenceHash, type ChatTemplateMessage, type Engine } from '@bamba/gpu-node';
 import { ensureCachedModel } from '@bamba/model-gen';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -100,6 +100,11 @@ describe('the snapshot memory budget', () => {
       const answer = await sessions.chat({ messages });
       histories.push([...messages, { role: 'assistant', content: answer.text }]);
     }
+    // A stateless answer ends before its snapshot is written: wait until the last write landed
+    // (its prefix-cache entry exists) and the eviction after it is done.
+    const fingerprint = (await stack.nodeStatuses())[0]!.models[0]!.fingerprint;
+    const newestEntry = stack.keys.prefixEntry('local', fingerprint, tokenSequenceHash(engine.tokenizeChat(histories.at(-1)!, { addGenerationPrompt: false })));
+    await stack.waitFor('the last snapshot write', async () => ((await stack.redis.exists(newestEntry)) === 1 && Number(await stack.redis.get(stack.keys.snapshotBytes)) <= BUDGET_BYTES ? true : undefined));
     const storedBytes = Number(await stack.redis.get(stack.keys.snapshotBytes));
     const snapshots = await stack.redis.zcard(stack.keys.snapshotLru);
     expect(storedBytes).toBeLessThanOrEqual(BUDGET_BYTES);
