@@ -32,6 +32,7 @@ async function generate(prompt: number[], maxTokens: number) {
   const tokens: number[] = [];
   const probabilities: number[] = [];
   for await (const generated of engine.generate(slot, prompt, { ...GREEDY, maxTokens })) {
+    if (generated.token === null) continue; // the text held back at the end, no token
     tokens.push(generated.token);
     probabilities.push(generated.probability);
   }

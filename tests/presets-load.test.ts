@@ -19,7 +19,7 @@ describe('presets load in the engine', () => {
         const slot = engine.acquireSlot()!;
         const prompt = engine.tokenizeChat([{ role: 'user', content: 'Hello' }]);
         const tokens: number[] = [];
-        for await (const generated of engine.generate(slot, prompt, { ...GREEDY, maxTokens: 8 })) tokens.push(generated.token);
+        for await (const generated of engine.generate(slot, prompt, { ...GREEDY, maxTokens: 8 })) { if (generated.token !== null) tokens.push(generated.token); }
         expect(tokens.length).toBeGreaterThan(0);
         const held = engine.slotTokens(slot).length;
         const payloadBytes = (await engine.exportState(slot)).length - SNAPSHOT_HEADER_BYTES;

@@ -14,6 +14,7 @@ export const appEnvShape = {
   BAMBA_QUEUE_MAX_WAITING: nonNegativeInt.default(256),
   BAMBA_REQUEST_DEADLINE_MS: positiveInt.default(120_000),
   BAMBA_DEFAULT_MAX_TOKENS: positiveInt.default(512),
+  BAMBA_MAX_MESSAGES: positiveInt.default(500),
   BAMBA_SLOW_CLIENT_MS: positiveInt.default(30_000),
   BAMBA_METRICS_TOKEN: z.string().min(1).optional(),
 };
@@ -28,6 +29,8 @@ export interface AppConfig {
   requestDeadlineMs: number;
   /** max_tokens when the request sets none (capped by the model's context). */
   defaultMaxTokens: number;
+  /** Most messages one chat request may carry. */
+  maxMessages: number;
   /** A streaming client that reads nothing for this long is cut and its job cancelled. */
   slowClientMs: number;
   /** When set, GET /metrics wants `Authorization: Bearer <token>`. */
@@ -62,6 +65,7 @@ export function appConfigFrom(values: AppEnv, apiKeysFileText = ''): AppConfig {
     queueMaxWaiting: values.BAMBA_QUEUE_MAX_WAITING,
     requestDeadlineMs: values.BAMBA_REQUEST_DEADLINE_MS,
     defaultMaxTokens: values.BAMBA_DEFAULT_MAX_TOKENS,
+    maxMessages: values.BAMBA_MAX_MESSAGES,
     slowClientMs: values.BAMBA_SLOW_CLIENT_MS,
     metricsToken: values.BAMBA_METRICS_TOKEN ?? null,
   };

@@ -70,6 +70,8 @@ export interface ValidatedGenerationRequest {
 export interface ValidationDefaults {
   /** Used when the request sets no max_tokens. */
   maxTokens: number;
+  /** Most messages one chat request may carry (checked before anything else looks at them). */
+  maxMessages: number;
   /** Source of seeds for requests without one (sampling stays reproducible per request). */
   randomSeed: () => number;
 }
@@ -116,6 +118,11 @@ function resolveSampling(body: SamplingInput, maxTokens: number | null | undefin
 }
 
 export function validateChatCompletionRequest(body: unknown, defaults: ValidationDefaults): ValidatedGenerationRequest {
+  // The count first: a request of thousands of tiny messages is refused before any work per message.
+  const messageCount = typeof body === 'object' && body !== null && Array.isArray((body as { messages?: unknown }).messages) ? (body as { messages: unknown[] }).messages.length : 0;
+  if (messageCount > defaults.maxMessages) {
+    throw new InvalidRequestError(`messages holds ${messageCount} messages; at most ${defaults.maxMessages} are accepted per request (a session keeps longer conversations on the server)`, { param: 'messages', code: 'too_many_messages' });
+  }
   const request = parse(chatCompletionRequestSchema, body);
   if (request.tools !== undefined || request.functions !== undefined) {
     throw new InvalidRequestError('tools and functions are not supported', { param: request.tools !== undefined ? 'tools' : 'functions', code: 'unsupported_parameter' });

@@ -30,7 +30,7 @@ export const batchingCase: BenchCase = {
             const counts = await Promise.all(Array.from({ length: concurrency }, async (_, index) => {
               const slot = engine.acquireSlot()!;
               let tokens = 0;
-              for await (const _token of engine.generate(slot, engine.tokenizeChat([{ role: 'user', content: `request ${round_}-${index}` }]), { ...GREEDY, maxTokens })) tokens++;
+              for await (const _token of engine.generate(slot, engine.tokenizeChat([{ role: 'user', content: `request ${round_}-${index}` }]), { ...GREEDY, maxTokens })) if (_token.token !== null) tokens++;
               await engine.releaseSlot(slot);
               return tokens;
             }));

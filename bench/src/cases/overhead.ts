@@ -73,7 +73,7 @@ export const overheadCase: BenchCase = {
               const slot = engine.acquireSlot()!;
               const stream = engine.generate(slot, engine.tokenizeChat(prompt(round_ * 8 + index)), { ...GREEDY, maxTokens: MAX_TOKENS });
               let tokens = 0;
-              for await (const _token of stream) tokens++;
+              for await (const piece of stream) if (piece.token !== null) tokens++;
               const summary = await stream.summary;
               await engine.releaseSlot(slot);
               return { ttft: summary.timeToFirstTokenMs, tokens };

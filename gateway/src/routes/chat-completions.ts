@@ -7,7 +7,7 @@ import { readJsonBody } from './request-body.js';
 
 export function chatCompletionsRoute(deps: GenerationDeps) {
   return new Hono<{ Variables: GatewayVariables }>().post('/', async (c) => {
-    const request = validateChatCompletionRequest(await readJsonBody(c), { maxTokens: deps.config.defaultMaxTokens, randomSeed });
+    const request = validateChatCompletionRequest(await readJsonBody(c), { maxTokens: deps.config.defaultMaxTokens, maxMessages: deps.config.maxMessages, randomSeed });
     return handleGeneration(c, deps, request);
   });
 }

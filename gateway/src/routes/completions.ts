@@ -8,7 +8,7 @@ import { readJsonBody } from './request-body.js';
 
 export function completionsRoute(deps: GenerationDeps) {
   return new Hono<{ Variables: GatewayVariables }>().post('/', async (c) => {
-    const request = validateCompletionRequest(await readJsonBody(c), { maxTokens: deps.config.defaultMaxTokens, randomSeed });
+    const request = validateCompletionRequest(await readJsonBody(c), { maxTokens: deps.config.defaultMaxTokens, maxMessages: deps.config.maxMessages, randomSeed });
     return handleGeneration(c, deps, request);
   });
 }

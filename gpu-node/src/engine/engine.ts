@@ -58,9 +58,10 @@ export type GenerationParams = SamplingParams;
 
 export const GREEDY: Omit<GenerationParams, 'maxTokens'> = { temperature: 0, topP: 1, topK: 0, seed: 0, stop: [] };
 
-/** One generated token. */
+/** One generated token, or (token null) the text still held back when generation ended. */
 export interface GeneratedToken {
-  token: number;
+  /** The token id; null for the last piece of an answer that ended by an end-of-generation token. */
+  token: number | null;
   /** Text released with this token; may be '' while a stop string or a UTF-8 sequence is pending. */
   text: string;
   /** Probability the model gave this token after sampling settings. */
@@ -97,9 +98,19 @@ export interface Engine {
   /** Tokens currently held in the slot's state. */
   slotTokens(slot: Slot): readonly number[];
   tokenize(text: string, options?: { special?: boolean }): number[];
+  /** A lower bound on the tokens `text` becomes, computed without tokenizing it (cheap). */
+  minimumTokens(text: string): number;
   detokenize(tokens: readonly number[]): string;
-  /** Render messages with the model's chat template and tokenize (role markers as special tokens). */
+  /**
+   * Render messages with the model's chat template and tokenize: the template's role markers as
+   * special tokens, message content always as plain text (typed markers are characters).
+   */
   tokenizeChat(messages: readonly ChatTemplateMessage[], options?: { addGenerationPrompt?: boolean }): number[];
+  /**
+   * The tokens of the first k messages (no assistant cue) for the last `limit` values of k below
+   * the whole conversation, longest first: the turn boundaries where snapshots may exist.
+   */
+  chatBoundaries(messages: readonly ChatTemplateMessage[], limit: number): number[][];
   /** Append tokens to the slot's state without generating. */
   evaluate(slot: Slot, tokens: readonly number[]): Promise<void>;
   /**

@@ -24,9 +24,10 @@ async function run(target: Engine, slot: Slot, prompt: readonly number[], params
   const probabilities: number[] = [];
   let text = '';
   for await (const generated of stream) {
+    text += generated.text;
+    if (generated.token === null) continue; // the text held back at the end, no token
     tokens.push(generated.token);
     probabilities.push(generated.probability);
-    text += generated.text;
   }
   return { tokens, probabilities, text, summary: await stream.summary };
 }

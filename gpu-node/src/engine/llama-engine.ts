@@ -20,6 +20,7 @@ import {
 import { tokenSequenceHash, unwrapSnapshot, wrapSnapshot } from '../state/snapshot-codec.js';
 import { withStateFile } from '../state/state-file.js';
 import { ChatTemplate } from './chat-template.js';
+import { ChatTokenizer } from './chat-tokenizer.js';
 import type {
   ChatTemplateMessage,
   Engine,
@@ -33,13 +34,11 @@ import type {
 } from './engine.js';
 import { EvaluationGate } from './evaluation-gate.js';
 import { computeModelFingerprint } from './fingerprint.js';
-import { StopStringMatcher } from './stop-strings.js';
+import { TextAssembler } from './text-assembler.js';
 import { NODE_LLAMA_CPP_VERSION } from './versions.js';
 
 const DEFAULT_SLOTS = 4;
 const DEFAULT_MAX_CONTEXT = 4096;
-/** A UTF-8 character spans at most 4 tokens in a byte-level vocabulary. */
-const MAX_PENDING_UTF8_TOKENS = 4;
 
 interface LlamaSlot extends Slot {
   readonly sequence: LlamaContextSequence;
@@ -109,11 +108,13 @@ async function loadLlama(device: EngineOptions['device']): Promise<Llama> {
 
 export class LlamaEngine implements Engine {
   private readonly slots: LlamaSlot[];
-  private readonly chatTemplate: ChatTemplate | null;
+  private readonly chat: ChatTokenizer | null;
   /** Control tokens that are not end-of-generation (role markers): never generated. */
   private readonly neverGenerate: TokenBias;
   /** Prompts evaluate alone, decode steps together: output does not depend on load. */
   private readonly gate = new EvaluationGate();
+  /** Bytes of the vocabulary's longest token: text of n bytes is at least n / this tokens. */
+  private readonly maxTokenBytes: number;
 
   constructor(
     private readonly model: LlamaModel,
@@ -127,10 +128,12 @@ export class LlamaEngine implements Engine {
       acquired: false,
     }));
     const templateSource = model.fileInfo.metadata.tokenizer?.chat_template;
-    this.chatTemplate =
+    this.chat =
       typeof templateSource === 'string'
-        ? new ChatTemplate(templateSource, { bos: model.tokens.bosString ?? '', eos: model.tokens.eosString ?? '' })
+        ? new ChatTokenizer(new ChatTemplate(templateSource, { bos: model.tokens.bosString ?? '', eos: model.tokens.eosString ?? '' }), (text, special) => model.tokenize(text, special))
         : null;
+    const vocabulary = model.fileInfo.metadata.tokenizer?.ggml?.tokens;
+    this.maxTokenBytes = Math.max(1, ...(Array.isArray(vocabulary) ? vocabulary.map((token) => Buffer.byteLength(String(token))) : [1]));
     this.neverGenerate = new TokenBias(model.tokenizer);
     for (let token = 0; token < info.vocabSize; token++) {
       const id = token as Token;
@@ -167,13 +170,25 @@ export class LlamaEngine implements Engine {
     return this.model.tokenize(text, options.special ?? false);
   }
 
+  minimumTokens(text: string): number {
+    return Math.ceil(Buffer.byteLength(text) / this.maxTokenBytes);
+  }
+
   detokenize(tokens: readonly number[]): string {
     return this.model.detokenize(tokens as Token[], false);
   }
 
   tokenizeChat(messages: readonly ChatTemplateMessage[], options: { addGenerationPrompt?: boolean } = {}): number[] {
-    if (!this.chatTemplate) throw new InvalidRequestError(`model ${this.info.modelName} has no chat template; use /v1/completions`);
-    return this.model.tokenize(this.chatTemplate.render(messages, options.addGenerationPrompt ?? true), true);
+    return this.chatTokenizer().tokenizeChat(messages, options.addGenerationPrompt ?? true);
+  }
+
+  chatBoundaries(messages: readonly ChatTemplateMessage[], limit: number): number[][] {
+    return this.chatTokenizer().boundaries(messages, limit);
+  }
+
+  private chatTokenizer(): ChatTokenizer {
+    if (!this.chat) throw new InvalidRequestError(`model ${this.info.modelName} has no chat template; use /v1/completions`);
+    return this.chat;
   }
 
   async evaluate(slot: Slot, tokens: readonly number[]): Promise<void> {
@@ -211,9 +226,7 @@ export class LlamaEngine implements Engine {
     let timeToFirstTokenMs = 0;
     let completionTokens = 0;
     let finishReason: GenerationSummary['finishReason'] = 'length';
-    const stops = new StopStringMatcher(params.stop);
-    const generated: Token[] = [];
-    let pendingFrom = 0; // generated[pendingFrom..] not yet turned into text (incomplete UTF-8)
+    const assembler = new TextAssembler(params.stop, (tokens, before) => this.model.detokenize(tokens as Token[], false, before as Token[]));
     const iterator = slot.sequence.evaluateWithMetadata(promptTokens as Token[], { confidence: true }, {
       temperature: params.temperature,
       topP: params.topP,
@@ -226,23 +239,23 @@ export class LlamaEngine implements Engine {
         if (signal?.aborted) { finishReason = 'cancelled'; break; }
         // The first step evaluates the prompt: alone when it is more than one token.
         const step = await (completionTokens === 0 && promptTokens.length > 1 ? this.gate.exclusive(() => iterator.next()) : this.gate.shared(() => iterator.next()));
-        if (step.done) { finishReason = 'stop'; break; } // end-of-generation token
+        if (step.done) {
+          // An end-of-generation token: what was held back (a possible stop string, an incomplete
+          // character) is the end of the answer.
+          finishReason = 'stop';
+          const tail = assembler.finish();
+          if (tail !== '') yield { token: null, text: tail, probability: 1 };
+          break;
+        }
         if (completionTokens === 0) timeToFirstTokenMs = performance.now() - startedMs;
         completionTokens++;
-        generated.push(step.value.token);
-        const decoded = this.model.detokenize(generated.slice(pendingFrom), false, generated.slice(Math.max(0, pendingFrom - MAX_PENDING_UTF8_TOKENS), pendingFrom));
-        let text = '';
-        if (!decoded.endsWith('\uFFFD') || generated.length - pendingFrom >= MAX_PENDING_UTF8_TOKENS) {
-          pendingFrom = generated.length;
-          const pushed = stops.push(decoded);
-          text = pushed.release;
-          if (pushed.stopped) {
-            finishReason = 'stop';
-            yield { token: step.value.token, text, probability: step.value.confidence };
-            break;
-          }
+        const piece = assembler.push(step.value.token);
+        if (piece.stopped) {
+          finishReason = 'stop';
+          yield { token: step.value.token, text: piece.text, probability: step.value.confidence };
+          break;
         }
-        if (completionTokens === maxTokens) text += stops.flush();
+        const text = completionTokens === maxTokens ? piece.text + assembler.finish() : piece.text;
         yield { token: step.value.token, text, probability: step.value.confidence };
       }
       if (signal?.aborted && finishReason !== 'stop') finishReason = 'cancelled';
@@ -264,12 +277,12 @@ export class LlamaEngine implements Engine {
       await own.sequence.saveStateToFile(path);
       return readFile(path);
     });
-    return wrapSnapshot(this.info.fingerprint, tokens, payload);
+    return await wrapSnapshot(this.info.fingerprint, tokens, payload);
   }
 
   async importState(slot: Slot, snapshot: Uint8Array): Promise<void> {
     const own = this.own(slot);
-    const { header, payload } = unwrapSnapshot(snapshot, { fingerprint: this.info.fingerprint, maxTokens: this.info.contextSize });
+    const { header, payload } = await unwrapSnapshot(snapshot, { fingerprint: this.info.fingerprint, maxTokens: this.info.contextSize });
     await own.sequence.clearHistory();
     try {
       await withStateFile(async (path) => {

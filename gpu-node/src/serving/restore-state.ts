@@ -25,14 +25,16 @@ export interface ConversationState {
   promptTokens: number[];
 }
 
-/** Token sequences at message boundaries that the prompt extends, longest first. */
+/**
+ * Turn boundaries probed for a cached snapshot: a client that re-sends its history resumes from
+ * the end of its previous turn (one message back) or a few more; probing every boundary of a
+ * long conversation would cost work for each of its messages.
+ */
+const PROBED_BOUNDARIES = 8;
+
+/** Token sequences at recent message boundaries that the prompt extends, longest first. */
 export function boundaryPrefixes(deps: ServingDeps, messages: ChatMessage[], promptTokens: readonly number[]): number[][] {
-  const prefixes: number[][] = [];
-  for (let count = messages.length - 1; count >= 1; count--) {
-    const tokens = deps.engine.tokenizeChat(messages.slice(0, count), { addGenerationPrompt: false });
-    if (tokens.length < promptTokens.length && isPrefix(tokens, promptTokens)) prefixes.push(tokens);
-  }
-  return prefixes;
+  return deps.engine.chatBoundaries(messages, PROBED_BOUNDARIES).filter((tokens) => tokens.length < promptTokens.length && isPrefix(tokens, promptTokens));
 }
 
 async function importSnapshot(deps: ServingDeps, slot: Slot, snapshotId: string, promptTokens: readonly number[]): Promise<boolean> {

@@ -27,7 +27,20 @@ export type RunOutcome =
 
 type Conversation = ConversationState | { kind: 'already-committed'; turn: CommittedTurn; answer: string };
 
+/**
+ * The length check before any tokenizing: text that cannot fit the context whatever it
+ * tokenizes to is refused at the cost of counting its bytes.
+ */
+function assertMayFit(deps: ServingDeps, texts: readonly string[], param: 'messages' | 'prompt'): void {
+  const atLeast = texts.reduce((sum, text) => sum + deps.engine.minimumTokens(text), 0);
+  if (atLeast >= deps.engine.info.contextSize) {
+    throw new InvalidRequestError(`this request needs at least ${atLeast} tokens of context, the model's context holds ${deps.engine.info.contextSize}`, { code: 'context_length_exceeded', param });
+  }
+}
+
 async function conversationOf(deps: ServingDeps, job: GenerationJob): Promise<Conversation> {
+  if (job.input.kind === 'completion') assertMayFit(deps, [job.input.prompt], 'prompt');
+  else assertMayFit(deps, job.input.messages.map((message) => message.content), 'messages');
   if (job.input.kind === 'completion') {
     return { tenant: job.tenant, messages: null, session: null, promptTokens: deps.engine.tokenize(job.input.prompt) };
   }
@@ -43,6 +56,7 @@ async function conversationOf(deps: ServingDeps, job: GenerationJob): Promise<Co
   }
   if (session.version !== job.session.expectedVersion) throw new InvalidRequestError('the session moved on since this turn was accepted', { code: 'session_conflict' });
   const messages = [...transcript, ...job.input.messages];
+  assertMayFit(deps, messages.map((message) => message.content), 'messages');
   return { tenant: job.tenant, messages, session, promptTokens: deps.engine.tokenizeChat(messages) };
 }
 
@@ -88,7 +102,7 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
     let answer = '';
     for await (const token of stream) {
       answer += token.text;
-      events.delta(token.text, 1);
+      events.delta(token.text, token.token === null ? 0 : 1);
     }
     const summary = await stream.summary;
     if (summary.finishReason === 'cancelled') return { kind: 'cancelled' };

@@ -20,13 +20,26 @@ export function tokenSequenceHash(tokens: readonly number[]): string {
   return createHash('sha256').update(new Uint8Array(ids.buffer)).digest('hex');
 }
 
-export function wrapSnapshot(fingerprint: string, tokens: readonly number[], payload: Uint8Array): Buffer {
+/** Bytes hashed between turns of the event loop: a 9B state (~130 MB) must not block it for long. */
+const HASH_SLICE_BYTES = 4 * 1024 * 1024;
+
+/** sha-256 of `bytes`, yielding to the event loop between slices (heartbeats and lock renewals keep running). */
+export async function payloadChecksum(bytes: Uint8Array): Promise<string> {
+  const hash = createHash('sha256');
+  for (let offset = 0; offset < bytes.length; offset += HASH_SLICE_BYTES) {
+    hash.update(bytes.subarray(offset, offset + HASH_SLICE_BYTES));
+    if (offset + HASH_SLICE_BYTES < bytes.length) await new Promise((resolve) => setImmediate(resolve));
+  }
+  return hash.digest('hex');
+}
+
+export async function wrapSnapshot(fingerprint: string, tokens: readonly number[], payload: Uint8Array): Promise<Buffer> {
   const header = encodeSnapshotHeader({
     compression: SnapshotCompression.none,
     fingerprint,
     tokenCount: tokens.length,
     tokenHash: tokenSequenceHash(tokens),
-    payloadChecksum: createHash('sha256').update(payload).digest('hex'),
+    payloadChecksum: await payloadChecksum(payload),
     payloadBytes: payload.length,
   });
   const snapshot = Buffer.allocUnsafe(SNAPSHOT_HEADER_BYTES + payload.length);
@@ -39,10 +52,10 @@ export function wrapSnapshot(fingerprint: string, tokens: readonly number[], pay
  * Check a snapshot against the engine it is about to enter. Throws `SnapshotRejectedError`.
  * Returns the header and a view of the payload.
  */
-export function unwrapSnapshot(
+export async function unwrapSnapshot(
   snapshot: Uint8Array,
   expected: { fingerprint: string; maxTokens: number },
-): { header: SnapshotHeader; payload: Uint8Array } {
+): Promise<{ header: SnapshotHeader; payload: Uint8Array }> {
   const { header, payload } = decodeSnapshot(snapshot);
   if (header.fingerprint !== expected.fingerprint) {
     throw new SnapshotRejectedError(
@@ -53,7 +66,7 @@ export function unwrapSnapshot(
   if (header.tokenCount > expected.maxTokens) {
     throw new SnapshotRejectedError('snapshot_too_long', `snapshot covers ${header.tokenCount} tokens, a slot holds ${expected.maxTokens}`);
   }
-  if (createHash('sha256').update(payload).digest('hex') !== header.payloadChecksum) {
+  if ((await payloadChecksum(payload)) !== header.payloadChecksum) {
     throw new SnapshotRejectedError('snapshot_checksum_mismatch', 'snapshot payload fails its checksum');
   }
   return { header, payload };

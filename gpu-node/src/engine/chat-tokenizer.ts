@@ -1,0 +1,109 @@
+/**
+ * Turns chat messages into tokens the way the model's template lays them out, with message
+ * content always tokenized as plain text. The template is rendered with a sentinel in place of
+ * each message's content; the template's own text (role markers, end-of-turn markers) is
+ * tokenized with special tokens on, and each content as text, so `<|start_of_role|>system` typed
+ * by a user is a run of characters, never a forged turn.
+ *
+ * Every content is tokenized once (an LRU of recent contents serves the prompt, the turn
+ * boundaries and the snapshot boundary of the same request), so the work is linear in the
+ * conversation's length; turn boundaries are probed for the last few messages only.
+ */
+import { randomBytes } from 'node:crypto';
+import { InternalInvariantError } from '@bamba/shared';
+import type { ChatTemplate } from './chat-template.js';
+import type { ChatTemplateMessage } from './engine.js';
+
+/** Characters of content remembered (with their tokens) across calls: a request's history is tokenized once. */
+const CONTENT_CACHE_CHARACTERS = 2_000_000;
+const TEMPLATE_CACHE_CHARACTERS = 64_000;
+
+type Tokenize = (text: string, specialTokens: boolean) => number[];
+
+/** A Map used as an LRU bounded by the total length of its keys: the oldest goes first. */
+class Lru<V> {
+  private readonly entries = new Map<string, V>();
+  private characters = 0;
+  constructor(private readonly capacityCharacters: number) {}
+  get(key: string): V | undefined {
+    const value = this.entries.get(key);
+    if (value !== undefined) {
+      this.entries.delete(key);
+      this.entries.set(key, value);
+    }
+    return value;
+  }
+  set(key: string, value: V): void {
+    if (key.length > this.capacityCharacters) return; // too big to keep: tokenized again if it comes back
+    this.entries.set(key, value);
+    this.characters += key.length;
+    for (const oldest of this.entries.keys()) {
+      if (this.characters <= this.capacityCharacters) break;
+      this.entries.delete(oldest);
+      this.characters -= oldest.length;
+    }
+  }
+}
+
+export class ChatTokenizer {
+  /** Private-use characters with a per-process nonce: no content can contain it by accident. */
+  private readonly sentinel: RegExp;
+  private readonly sentinelFor: (index: number) => string;
+  private readonly contentTokens = new Lru<number[]>(CONTENT_CACHE_CHARACTERS);
+  private readonly templateTokens = new Lru<number[]>(TEMPLATE_CACHE_CHARACTERS);
+
+  constructor(private readonly template: ChatTemplate, private readonly tokenize: Tokenize) {
+    const nonce = randomBytes(6).toString('hex');
+    this.sentinelFor = (index) => `\uE000${nonce}:${index}\uE001`;
+    this.sentinel = new RegExp(`\\uE000${nonce}:(\\d+)\\uE001`, 'g');
+  }
+
+  /** The conversation's tokens, ending with the assistant's cue when `addGenerationPrompt`. */
+  tokenizeChat(messages: readonly ChatTemplateMessage[], addGenerationPrompt: boolean): number[] {
+    const rendered = this.template.render(messages.map((message, index) => ({ role: message.role, content: this.sentinelFor(index) })), addGenerationPrompt);
+    const tokens: number[] = [];
+    let at = 0;
+    let expected = 0;
+    for (const match of rendered.matchAll(this.sentinel)) {
+      const index = Number(match[1]);
+      if (index !== expected) throw new InternalInvariantError('the chat template reorders or repeats message contents; cannot tokenize content as text');
+      expected++;
+      tokens.push(...this.templateText(rendered.slice(at, match.index)), ...this.content(messages[index]!.content));
+      at = match.index + match[0].length;
+    }
+    if (expected !== messages.length) throw new InternalInvariantError('the chat template drops message contents; cannot tokenize content as text');
+    tokens.push(...this.templateText(rendered.slice(at)));
+    return tokens;
+  }
+
+  /**
+   * Token sequences of the conversation's first k messages (no assistant cue), for the last
+   * `limit` values of k below the whole conversation, longest first: where turn snapshots may
+   * have been taken.
+   */
+  boundaries(messages: readonly ChatTemplateMessage[], limit: number): number[][] {
+    const found: number[][] = [];
+    for (let count = messages.length - 1; count >= 1 && found.length < limit; count--) found.push(this.tokenizeChat(messages.slice(0, count), false));
+    return found;
+  }
+
+  private templateText(text: string): number[] {
+    if (text === '') return [];
+    let tokens = this.templateTokens.get(text);
+    if (!tokens) {
+      tokens = this.tokenize(text, true);
+      this.templateTokens.set(text, tokens);
+    }
+    return tokens;
+  }
+
+  private content(text: string): number[] {
+    if (text === '') return [];
+    let tokens = this.contentTokens.get(text);
+    if (!tokens) {
+      tokens = this.tokenize(text, false);
+      this.contentTokens.set(text, tokens);
+    }
+    return tokens;
+  }
+}
