@@ -4,8 +4,9 @@
  * is a 503 with Retry-After (and coming back is served without a restart), and request streams
  * always carry a TTL.
  */
+import { spawnSync } from 'node:child_process';
 import { parseGatewayConfig } from '@bamba/gateway';
-import { startLocalRedis } from '@bamba/cli/local-redis';
+import { startLocalRedis, type LocalRedis } from '@bamba/cli/local-redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MODEL_ID, postJson, startTestStack, type TestStack } from './support/stack.js';
 
@@ -18,7 +19,7 @@ describe('ids in URLs, /metrics, listening without keys', () => {
     for (const id of ['x%3Atranscript', 'sess_nope', '..%2F..%2Fetc', 'sess_0000000000000000000000000000000g', `sess_${'0'.repeat(32)}%3Alock`]) {
       const read = await fetch(`${stack.url}/v1/sessions/${id}`);
       expect(read.status, id).toBe(404);
-      expect((await read.json()).error).toMatchObject({ type: 'invalid_request_error', code: 'session_not_found' });
+      expect(((await read.json()) as { error: unknown }).error).toMatchObject({ type: 'invalid_request_error', code: 'session_not_found' });
       expect((await postJson(`${stack.url}/v1/sessions/${id}/fork`, {})).status, id).toBe(404);
       expect((await fetch(`${stack.url}/v1/sessions/${id}`, { method: 'DELETE' })).status, id).toBe(404);
     }
@@ -56,13 +57,17 @@ describe('ids in URLs, /metrics, listening without keys', () => {
 
 describe('the region’s Redis goes away and comes back', () => {
   let stack: TestStack;
+  let restarted: LocalRedis | null = null;
   beforeAll(async () => { stack = await startTestStack(); });
-  afterAll(async () => stack?.stop());
+  afterAll(async () => {
+    await stack?.stop();
+    await restarted?.stop();
+  });
 
   it('answers 503 with Retry-After while Redis is down, and serves again once it is back, without a restart', async () => {
     const port = Number(new URL(stack.redisEnv.REDIS_URL!).port);
     const dataDir = (await stack.redis.config('GET', 'dir') as string[])[1]!;
-    await stack.redis.call('SHUTDOWN', 'NOSAVE').catch(() => { /* the connection closes as Redis exits */ });
+    spawnSync('redis-cli', ['-p', String(port), 'SHUTDOWN', 'NOSAVE']);
     const down = await postJson(`${stack.url}/v1/chat/completions`, { model: MODEL_ID, messages: [{ role: 'user', content: 'anyone?' }], max_tokens: 4 });
     expect(down.status).toBe(503);
     expect(down.headers.get('retry-after')).toBeTruthy();
@@ -70,15 +75,11 @@ describe('the region’s Redis goes away and comes back', () => {
     expect((await fetch(`${stack.url}/readyz`)).status).toBe(503);
     expect((await fetch(`${stack.url}/healthz`)).status).toBe(200);
 
-    const restarted = await startLocalRedis({ dataDir, appendOnly: false, port });
-    try {
-      const served = await stack.waitFor('the stack to serve again', async () => {
-        const response = await postJson(`${stack.url}/v1/chat/completions`, { model: MODEL_ID, messages: [{ role: 'user', content: 'back?' }], max_tokens: 4, temperature: 0 });
-        return response.status === 200 ? response : undefined;
-      }, 30_000);
-      expect(served.json.usage.completion_tokens).toBe(4);
-    } finally {
-      await restarted.stop();
-    }
+    restarted = await startLocalRedis({ dataDir, appendOnly: false, port });
+    const served = await stack.waitFor('the stack to serve again', async () => {
+      const response = await postJson(`${stack.url}/v1/chat/completions`, { model: MODEL_ID, messages: [{ role: 'user', content: 'back?' }], max_tokens: 4, temperature: 0 });
+      return response.status === 200 ? response : undefined;
+    }, 30_000);
+    expect(served.json.usage.completion_tokens).toBe(4);
   });
 });

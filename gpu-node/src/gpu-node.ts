@@ -21,6 +21,7 @@ import { StrandedJobSweeper } from './intake/stranded-jobs.js';
 import { Heartbeat } from './registry/heartbeat.js';
 import { ResidencyTable } from './scheduler/residency-table.js';
 import { SlotScheduler } from './scheduler/slot-scheduler.js';
+import { bounded } from './util/bounded.js';
 import { PendingSnapshots } from './serving/pending-snapshots.js';
 import { runGeneration } from './serving/run-generation.js';
 import type { ServingDeps } from './serving/serving-deps.js';
@@ -33,13 +34,6 @@ export interface RunningGpuNode {
 
 /** How long a stopping node waits for any one Redis step. */
 const STOP_STEP_TIMEOUT_MS = 2000;
-
-/** `promise`, or nothing once `STOP_STEP_TIMEOUT_MS` passed; errors are swallowed (stopping anyway). */
-async function bounded(promise: Promise<unknown>): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([promise.catch(() => {}), new Promise<void>((resolve) => { timer = setTimeout(resolve, STOP_STEP_TIMEOUT_MS); })]);
-  clearTimeout(timer);
-}
 
 /** What a malformed job must still carry for its client to hear about the failure. */
 const replyAddress = generationJobSchema.pick({ requestId: true, relayGroup: true, deadlineAtMs: true });
@@ -146,11 +140,10 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
     /** Drain (see JobIntake.stop), leave the registry, close. Redis steps are bounded, so an outage cannot hang it. */
     async stop() {
       accepting = false;
-      await bounded(heartbeat.beat()); // no more affinity turns for this node
-      await sweeper.stop();
-      await intake.stop(config.drainTimeoutMs);
-      await bounded(heartbeat.stop(config.nodeId));
-      await bounded(writer.flush());
+      // Independent steps run side by side, each bounded.
+      await bounded(Promise.all([heartbeat.beat() /* no more affinity turns here */, sweeper.stop()]), STOP_STEP_TIMEOUT_MS);
+      await intake.stop(config.drainTimeoutMs, STOP_STEP_TIMEOUT_MS);
+      await bounded(Promise.all([heartbeat.stop(config.nodeId), writer.flush()]), STOP_STEP_TIMEOUT_MS);
       subscriber.disconnect();
       redis.disconnect();
       await engine.close();

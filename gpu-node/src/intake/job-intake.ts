@@ -15,6 +15,7 @@ import { parseGenerationJob, type GenerationJob } from '@bamba/shared';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { SlotScheduler } from '../scheduler/slot-scheduler.js';
 import type { RunOutcome } from '../serving/run-generation.js';
+import { bounded } from '../util/bounded.js';
 import { RunInterrupted } from './interruption.js';
 
 export interface JobContext {
@@ -109,17 +110,14 @@ export class JobIntake {
    * Stop taking jobs, give running ones `drainMs` to finish, interrupt the rest (they are handed
    * back to the queue), then close.
    */
-  async stop(drainMs: number): Promise<void> {
+  async stop(drainMs: number, stepLimitMs = Number.POSITIVE_INFINITY): Promise<void> {
     this.stopping = true;
     this.options.scheduler.wakeAll();
-    const drained = Promise.all([...this.running.values()].map((run) => run.done));
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([drained, new Promise<void>((resolve) => { timer = setTimeout(resolve, drainMs); })]);
-    clearTimeout(timer);
+    await bounded(Promise.all([...this.running.values()].map((run) => run.done)), drainMs);
     for (const run of this.running.values()) run.controller.abort(new RunInterrupted('node-stopping'));
-    await Promise.all([...this.running.values()].map((run) => run.done));
-    await Promise.all(this.loops);
-    await Promise.all([this.worker.close(), this.ownWorker.close()]);
+    // Each step is bounded: with Redis gone, a hand-back or a blocking fetch could wait for ever.
+    await bounded(Promise.all([...this.running.values()].map((run) => run.done)), stepLimitMs);
+    await bounded(Promise.all([...this.loops, this.worker.close(), this.ownWorker.close()]), stepLimitMs);
   }
 
   /**
