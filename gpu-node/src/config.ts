@@ -20,6 +20,7 @@ const schema = z.object({
   BAMBA_SLOTS: positiveInt.max(256).default(4),
   BAMBA_CONTEXT_SIZE: positiveInt.optional(),
   BAMBA_FLASH_ATTENTION: booleanText.default(false),
+  BAMBA_ISOLATE_PROMPTS: booleanText.default(true),
   BAMBA_THREADS: positiveInt.optional(),
   BAMBA_LOCK_DURATION_MS: positiveInt.default(30_000),
   BAMBA_STALLED_INTERVAL_MS: positiveInt.default(15_000),
@@ -46,6 +47,8 @@ export interface GpuNodeConfig {
   slots: number;
   contextSize: number | undefined;
   flashAttention: boolean;
+  /** Evaluate prompts alone so answers do not depend on load (throughput cost with bursts). */
+  isolatePrompts: boolean;
   threads: number | undefined;
   /** A job's lock lasts this long unless renewed; a dead node's job is retried after it. */
   lockDurationMs: number;
@@ -81,6 +84,7 @@ export function parseGpuNodeConfig(env: Record<string, string | undefined>): Gpu
     slots: values.BAMBA_SLOTS,
     contextSize: values.BAMBA_CONTEXT_SIZE,
     flashAttention: values.BAMBA_FLASH_ATTENTION,
+    isolatePrompts: values.BAMBA_ISOLATE_PROMPTS,
     threads: values.BAMBA_THREADS,
     lockDurationMs: values.BAMBA_LOCK_DURATION_MS,
     stalledIntervalMs: values.BAMBA_STALLED_INTERVAL_MS,

@@ -44,6 +44,7 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
     device: config.device,
     slots: config.slots,
     flashAttention: config.flashAttention,
+    isolatePrompts: config.isolatePrompts,
     ...(config.contextSize ? { contextSize: config.contextSize } : {}),
     ...(config.threads ? { threads: config.threads } : {}),
   });

@@ -17,13 +17,14 @@ export const batchingCase: BenchCase = {
   async run({ quick }) {
     const rows: Array<Array<string | number>> = [];
     const raw: Record<string, Record<number, number>> = {};
-    for (const preset of ['tiny', 'small'] as ModelPresetName[]) {
+    for (const [preset, isolatePrompts] of [['tiny', true], ['tiny', false], ['small', true], ['small', false]] as Array<[ModelPresetName, boolean]>) {
       const maxTokens = preset === 'tiny' ? 128 : 48;
-      const engine = await createLlamaEngine({ modelPath: ensureCachedModel(resolve('.cache'), preset, DEFAULT_MODEL_SEED), device: 'cpu', slots: 8, contextSize: 1024 });
-      raw[preset] = {};
+      const engine = await createLlamaEngine({ modelPath: ensureCachedModel(resolve('.cache'), preset, DEFAULT_MODEL_SEED), device: 'cpu', slots: 8, contextSize: 1024, isolatePrompts });
+      const label = `${preset}${isolatePrompts ? '' : ' (prompts not isolated)'}`;
+      raw[label] = {};
       try {
         for (const concurrency of CONCURRENCY) {
-          progress(`${preset}, concurrency ${concurrency}`);
+          progress(`${label}, concurrency ${concurrency}`);
           const rates: number[] = [];
           for (let round_ = 0; round_ < (quick ? 1 : 3); round_++) {
             const started = performance.now();
@@ -36,18 +37,18 @@ export const batchingCase: BenchCase = {
             }));
             rates.push((counts.reduce((sum, count) => sum + count, 0) / (performance.now() - started)) * 1000);
           }
-          raw[preset]![concurrency] = median(rates);
+          raw[label]![concurrency] = median(rates);
         }
       } finally {
         await engine.close();
       }
-      for (const concurrency of CONCURRENCY) rows.push([preset, concurrency, round(raw[preset]![concurrency]!, 0), round(raw[preset]![concurrency]! / raw[preset]![1]!, 2)]);
+      for (const concurrency of CONCURRENCY) rows.push([label, concurrency, round(raw[label]![concurrency]!, 0), round(raw[label]![concurrency]! / raw[label]![1]!, 2)]);
     }
     return {
       raw,
       tables: [{
         title: 'Continuous batching (engine in-process)',
-        note: 'Concurrent greedy generations in one context (one slot each), 1 thread; aggregate generated tokens per second including prompt evaluation, median of 3 rounds.',
+        note: 'Concurrent greedy generations in one context (one slot each), all started at once, 1 thread; aggregate generated tokens per second including prompt evaluation, median of 3 rounds. By default each prompt is evaluated alone (BAMBA_ISOLATE_PROMPTS=true: answers do not depend on load); "prompts not isolated" lets prompts share batches with other slots\' decode steps.',
         columns: ['preset', 'concurrency', 'tokens/s', 'scaling vs concurrency 1'],
         rows,
       }],

@@ -27,6 +27,12 @@ export interface EngineOptions {
   flashAttention?: boolean;
   /** CPU threads for decoding. Default: all cores but one (spinning threads fight the event loop). */
   threads?: number;
+  /**
+   * Evaluate each prompt alone, never beside other slots' decode steps, so a prompt's state (and
+   * the answer) does not depend on load (see `evaluation-gate.ts`). Costs throughput when many
+   * prompts arrive at once. Default true.
+   */
+  isolatePrompts?: boolean;
 }
 
 /** What a loaded engine is. */

@@ -80,7 +80,7 @@ export async function createLlamaEngine(options: EngineOptions): Promise<LlamaEn
       vocabSize: vocabularySize(model),
       engineVersion,
     };
-    return new LlamaEngine(model, context, info);
+    return new LlamaEngine(model, context, info, options.isolatePrompts ?? true);
   } catch (error) {
     await model.dispose();
     throw error;
@@ -120,6 +120,8 @@ export class LlamaEngine implements Engine {
     private readonly model: LlamaModel,
     private readonly context: LlamaContext,
     readonly info: EngineInfo,
+    /** Multi-token evaluations take the gate exclusively (see EngineOptions.isolatePrompts). */
+    private readonly isolatePrompts: boolean,
   ) {
     // Checkpoints let node-llama-cpp rewind recurrent state; we never rewind, so skip their RAM.
     this.slots = Array.from({ length: info.slots }, (_, index) => ({
@@ -196,7 +198,7 @@ export class LlamaEngine implements Engine {
     this.assertFits(own, tokens.length);
     if (tokens.length === 0) return;
     const evaluation = () => own.sequence.evaluateWithoutGeneratingNewTokens(tokens as Token[]);
-    await (tokens.length > 1 ? this.gate.exclusive(evaluation) : this.gate.shared(evaluation));
+    await (tokens.length > 1 && this.isolatePrompts ? this.gate.exclusive(evaluation) : this.gate.shared(evaluation));
   }
 
   generate(slot: Slot, promptTokens: readonly number[], params: GenerationParams, signal?: AbortSignal): GenerationStream {
@@ -238,7 +240,7 @@ export class LlamaEngine implements Engine {
       while (completionTokens < maxTokens) {
         if (signal?.aborted) { finishReason = 'cancelled'; break; }
         // The first step evaluates the prompt: alone when it is more than one token.
-        const step = await (completionTokens === 0 && promptTokens.length > 1 ? this.gate.exclusive(() => iterator.next()) : this.gate.shared(() => iterator.next()));
+        const step = await (completionTokens === 0 && promptTokens.length > 1 && this.isolatePrompts ? this.gate.exclusive(() => iterator.next()) : this.gate.shared(() => iterator.next()));
         if (step.done) {
           // An end-of-generation token: what was held back (a possible stop string, an incomplete
           // character) is the end of the answer.
