@@ -17,6 +17,8 @@ export const appEnvShape = {
   BAMBA_MAX_MESSAGES: positiveInt.default(500),
   BAMBA_SLOW_CLIENT_MS: positiveInt.default(30_000),
   BAMBA_METRICS_TOKEN: z.string().min(1).optional(),
+  BAMBA_MAX_SESSIONS_PER_TENANT: positiveInt.default(10_000),
+  BAMBA_MAX_SESSION_BYTES_PER_TENANT: positiveInt.default(4 * 1024 ** 3),
 };
 
 export interface AppConfig {
@@ -35,6 +37,10 @@ export interface AppConfig {
   slowClientMs: number;
   /** When set, GET /metrics wants `Authorization: Bearer <token>`. */
   metricsToken: string | null;
+  /** Live sessions one tenant may hold (creating or forking more: 429 `quota_exceeded`). */
+  maxSessionsPerTenant: number;
+  /** Bytes of saved session state one tenant may hold (turns beyond it: 429 `quota_exceeded`). */
+  maxSessionBytesPerTenant: number;
 }
 
 /** Tenant names appear in Redis keys and logs: letters, digits, _ . - only. */
@@ -68,5 +74,7 @@ export function appConfigFrom(values: AppEnv, apiKeysFileText = ''): AppConfig {
     maxMessages: values.BAMBA_MAX_MESSAGES,
     slowClientMs: values.BAMBA_SLOW_CLIENT_MS,
     metricsToken: values.BAMBA_METRICS_TOKEN ?? null,
+    maxSessionsPerTenant: values.BAMBA_MAX_SESSIONS_PER_TENANT,
+    maxSessionBytesPerTenant: values.BAMBA_MAX_SESSION_BYTES_PER_TENANT,
   };
 }

@@ -53,6 +53,8 @@ export interface Sessions {
   unlockTurn(sessionId: string, requestId: string): Promise<void>;
   /** Where the session's state lives, given the live gpu-nodes. */
   stateOf(session: SessionRecord, liveNodeIds: ReadonlySet<string>): Promise<SessionStateLocation>;
+  /** What a tenant holds: live sessions, and the bytes of their saved states (never evicted). */
+  usage(tenant: string): Promise<{ sessions: number; sessionBytes: number }>;
 }
 
 /** Time source (tests may pin it). */

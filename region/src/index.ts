@@ -15,3 +15,4 @@ export { TokenEventWriter, type TokenEvents, type TokenEventWriterOptions } from
 export { StreamRelay, RelaySubscription, type StreamRelayOptions } from './stream-relay.js';
 export { NodeRegistry } from './node-registry.js';
 export { redisOutageError } from './outage.js';
+export { TenantUsage, type TenantUsageFigures } from './tenant-usage.js';

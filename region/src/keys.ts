@@ -9,7 +9,8 @@
  * - `{nodes}`: the node registry;
  * - `{r:<group>}`: one gateway reader's request streams and its wake-up stream;
  * - BullMQ queue names are tagged themselves (`{generate-<region>}`), so each queue has a slot;
- * - `{c:<snapshot>:<index>}`: every snapshot chunk has its own tag, spreading bytes over shards.
+ * - `{c:<snapshot>:<index>}`: every snapshot chunk has its own tag, spreading bytes over shards;
+ * - `{t:<tenant>}`: a tenant's usage (its sessions and their snapshot bytes).
  */
 import { InternalInvariantError } from '@bamba/shared';
 import { keyNamePattern } from './config.js';
@@ -58,6 +59,10 @@ export interface RegionKeys {
   readonly snapshotBytes: string;
   /** Prefix cache: (tenant, fingerprint, token-sequence hash) → snapshot id. */
   prefixEntry(tenant: string, fingerprint: string, tokenHash: string): string;
+  /** A tenant's live sessions (ZSET, score = expiry epoch ms): its session count. */
+  tenantSessions(tenant: string): string;
+  /** Bytes of each of a tenant's sessions' latest snapshot (HASH), and their total (field `total`). */
+  tenantSessionBytes(tenant: string): string;
 }
 
 function checkName(what: string, value: string): string {
@@ -99,5 +104,7 @@ export function regionKeys(prefix: string, region: string): RegionKeys {
     snapshotSizes: `${base}:{snapshots}:sizes`,
     snapshotBytes: `${base}:{snapshots}:bytes`,
     prefixEntry: (tenant, fingerprint, tokenHash) => `${base}:prefix:${tenant}:${fingerprint}:${tokenHash}`,
+    tenantSessions: (tenant) => `${base}:{t:${checkName('tenant', tenant)}}:sessions`,
+    tenantSessionBytes: (tenant) => `${base}:{t:${checkName('tenant', tenant)}}:session-bytes`,
   };
 }

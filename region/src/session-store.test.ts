@@ -31,7 +31,7 @@ async function snapshotFor(sessionId: string, tokenHash: string): Promise<string
 async function commit(sessionId: string, requestId: string, expectedVersion: number, snapshotId: string, previous: string) {
   await sessions.lockTurn('tenant-a', sessionId, requestId, 60_000);
   return sessions.commitTurn({
-    sessionId, requestId, expectedVersion, snapshotId, tokenCount: 3, snapshotBytes: 11, residentNode: '',
+    sessionId, tenant: 'tenant-a', ttlSeconds: 3600, requestId, expectedVersion, snapshotId, tokenCount: 3, snapshotBytes: 11, residentNode: '',
     messages: [{ role: 'user', content: `q${expectedVersion}` }, { role: 'assistant', content: `a${expectedVersion}` }],
     turn: { ...turn, requestId },
   }, previous);
@@ -59,11 +59,11 @@ describe('SessionStore', () => {
     const snapshotId = await snapshotFor(session.id, '1'.repeat(64));
     expect(await commit(session.id, 'req-1', 0, snapshotId, '')).toMatchObject({ kind: 'committed', version: 1, snapshotId });
     const again = await sessions.commitTurn({
-      sessionId: session.id, requestId: 'req-1', expectedVersion: 0, snapshotId, tokenCount: 3, snapshotBytes: 11, residentNode: '',
+      sessionId: session.id, tenant: 'tenant-a', ttlSeconds: 3600, requestId: 'req-1', expectedVersion: 0, snapshotId, tokenCount: 3, snapshotBytes: 11, residentNode: '',
       messages: [{ role: 'user', content: 'q0' }, { role: 'assistant', content: 'a0' }], turn,
     }, '');
     expect(again).toMatchObject({ kind: 'already-committed', version: 1, answer: 'a0', turn: { requestId: 'req-1', completionTokens: 2 } });
-    await expect(sessions.commitTurn({ sessionId: session.id, requestId: 'req-other', expectedVersion: 0, snapshotId: '', tokenCount: 0, snapshotBytes: 0, residentNode: '', messages: [], turn }, snapshotId))
+    await expect(sessions.commitTurn({ sessionId: session.id, tenant: 'tenant-a', ttlSeconds: 3600, requestId: 'req-other', expectedVersion: 0, snapshotId: '', tokenCount: 0, snapshotBytes: 0, residentNode: '', messages: [], turn }, snapshotId))
       .rejects.toBeInstanceOf(TurnCommitRefused);
     const loaded = await sessions.load(session.id);
     expect(loaded!.transcript.map((message) => message.content)).toEqual(['be brief', 'q0', 'a0']);
@@ -91,5 +91,52 @@ describe('SessionStore', () => {
     expect(await sessions.delete('tenant-a', fork.session.id)).toBe('deleted');
     expect(await snapshots.exists(snapshotId)).toBe(false);
     expect(await server.redis.exists(keys.prefixEntry('tenant-a', 'f'.repeat(64), '3'.repeat(64)))).toBe(0); // gone from the prefix cache too
+  });
+
+  it('forks onto the snapshot current when the fork commits, even when a turn commits in between', async () => {
+    const { session } = await create();
+    const first = await snapshotFor(session.id, '4'.repeat(64));
+    await commit(session.id, 'req-race-1', 0, first, '');
+    const second = await snapshotFor(session.id, '5'.repeat(64));
+    // A turn commits right after the fork read the source's snapshot id.
+    const redis = server.redis as unknown as { hget: (...args: unknown[]) => Promise<string | null> };
+    const hget = redis.hget.bind(server.redis);
+    let raced = false;
+    redis.hget = async (...args: unknown[]) => {
+      const value = await hget(...args);
+      if (!raced) {
+        raced = true;
+        await commit(session.id, 'req-race-2', 1, second, first);
+      }
+      return value;
+    };
+    let fork;
+    try {
+      fork = await sessions.fork('tenant-a', session.id);
+    } finally {
+      redis.hget = hget;
+    }
+    if (typeof fork === 'string') throw new Error(fork);
+    expect(raced).toBe(true);
+    expect(fork.session.snapshotId).toBe(second);
+    expect(fork.messages).toHaveLength(5);
+    expect(await server.redis.sismember(keys.snapshotOwners(second), keys.session(fork.session.id))).toBe(1);
+    expect(await server.redis.sismember(keys.snapshotOwners(first), keys.session(fork.session.id))).toBe(0);
+    expect(await server.redis.ttl(keys.snapshotOwners(second))).toBeGreaterThan(3000); // follows the fork's TTL
+    expect(await sessions.delete('tenant-a', session.id)).toBe('deleted');
+    expect(await snapshots.exists(second)).toBe(true); // still the fork's state
+  });
+
+  it('counts sessions against their tenant and refuses one beyond the limit; deleting frees a place', async () => {
+    const tenant = 'tenant-quota';
+    const made = [];
+    for (let index = 0; index < 2; index++) made.push((await sessions.create(tenant, { model: 'm', system: null, metadata: {} }, 3600, 2)).session.id);
+    await expect(sessions.create(tenant, { model: 'm', system: null, metadata: {} }, 3600, 2)).rejects.toMatchObject({ status: 429, code: 'quota_exceeded' });
+    await expect(sessions.fork(tenant, made[0]!, 2)).rejects.toMatchObject({ code: 'quota_exceeded' });
+    expect(await sessions.usage(tenant)).toEqual({ sessions: 2, sessionBytes: 0 });
+    await sessions.delete(tenant, made[0]!);
+    await sessions.create(tenant, { model: 'm', system: null, metadata: {} }, 3600, 2);
+    expect((await sessions.usage(tenant)).sessions).toBe(2);
+    expect((await sessions.usage('tenant-a')).sessions).toBeGreaterThan(0); // another tenant counts apart
   });
 });

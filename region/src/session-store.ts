@@ -7,6 +7,7 @@
 import {
   chatMessageSchema,
   parseWireJson,
+  QuotaExceededError,
   type ChatMessage,
   type SessionRecord,
   type SessionStateLocation,
@@ -18,6 +19,7 @@ import type { RegionKeys } from './keys.js';
 import { runScript, scriptRefusal, type LuaScript } from './scripts.js';
 import { lastTurnFromHash, newSessionHash, SESSION_FIELD as F, sessionFromHash, type CommittedTurn } from './session-fields.js';
 import { SNAPSHOT_META_FIELD, type SnapshotStore } from './snapshot-store.js';
+import { TenantUsage, type TenantUsageFigures } from './tenant-usage.js';
 
 export interface SessionView {
   session: SessionRecord;
@@ -26,6 +28,9 @@ export interface SessionView {
 
 export interface TurnCommit {
   sessionId: string;
+  /** The session's tenant and TTL (from its record): the tenant's usage moves with the commit. */
+  tenant: string;
+  ttlSeconds: number;
   requestId: string;
   expectedVersion: number;
   /** The turn's new messages (user input and the answer). */
@@ -196,19 +201,36 @@ return 0
 const OPTIMISTIC_ATTEMPTS = 5;
 
 export class SessionStore {
+  private readonly tenants: TenantUsage;
+
   constructor(
     private readonly redis: RegionRedis,
     private readonly keys: RegionKeys,
     private readonly snapshots: SnapshotStore,
-  ) {}
+  ) {
+    this.tenants = new TenantUsage(redis, keys);
+  }
+
+  /** What a tenant holds: live sessions and their snapshot bytes. */
+  usage(tenant: string): Promise<TenantUsageFigures> {
+    return this.tenants.usage(tenant);
+  }
+
+  private async admit(tenant: string, sessionId: string, ttlSeconds: number, maxSessions: number): Promise<void> {
+    if (!(await this.tenants.admitSession(tenant, sessionId, ttlSeconds, maxSessions))) {
+      throw new QuotaExceededError(`this tenant holds ${maxSessions} sessions already, its limit; delete some or let idle ones expire`, { param: 'session' });
+    }
+  }
 
   /** A key of the session's family that scripts never touch when a snapshot is absent. */
   private placeholder(sessionId: string): string {
     return this.keys.session(sessionId);
   }
 
-  async create(tenant: string, request: ValidatedCreateSession, ttlSeconds: number): Promise<SessionView> {
+  /** Create a session; `QuotaExceededError` when the tenant holds `maxSessions` already. */
+  async create(tenant: string, request: ValidatedCreateSession, ttlSeconds: number, maxSessions = Number.POSITIVE_INFINITY): Promise<SessionView> {
     const sessionId = newSessionId();
+    await this.admit(tenant, sessionId, ttlSeconds, maxSessions);
     const messages: ChatMessage[] = request.system ? [{ role: 'system', content: request.system }] : [];
     const record: Omit<SessionRecord, 'id'> = {
       tenant, model: request.model, createdAtMs: Date.now(), version: 0, tokenCount: 0, snapshotId: '', snapshotBytes: 0, residentNode: '', ttlSeconds, metadata: request.metadata,
@@ -217,7 +239,12 @@ export class SessionStore {
     if (messages.length > 0) {
       transaction.rpush(this.keys.sessionTranscript(sessionId), ...messages.map((message) => JSON.stringify(message))).expire(this.keys.sessionTranscript(sessionId), ttlSeconds);
     }
-    await execOrThrow(transaction);
+    try {
+      await execOrThrow(transaction);
+    } catch (error) {
+      await this.tenants.forgetSession(tenant, sessionId).catch(() => {});
+      throw error;
+    }
     return { session: { id: sessionId, ...record }, messages };
   }
 
@@ -301,12 +328,24 @@ export class SessionStore {
       if (!turn) throw new TurnCommitRefused('VERSION_CONFLICT');
       return { kind: 'already-committed', version: Number(reply[1]), turn, answer: answer.content };
     }
+    // The session's expiry moved, and its state's bytes are what it holds now ('' = no snapshot).
+    await this.tenants.renewSession(commit.tenant, sessionId, commit.ttlSeconds, reply[2] ? commit.snapshotBytes : 0).catch(() => { /* caught up at its next change */ });
     return { kind: 'committed', version: Number(reply[1]), snapshotId: reply[2] };
   }
 
-  async fork(tenant: string, sessionId: string): Promise<SessionView | 'not_found' | 'busy'> {
+  /** Fork a session; `QuotaExceededError` when the tenant holds `maxSessions` already. */
+  async fork(tenant: string, sessionId: string, maxSessions = Number.POSITIVE_INFINITY): Promise<SessionView | 'not_found' | 'busy'> {
     if (!isSessionId(sessionId)) return 'not_found';
+    const source = await this.redis.hmget(this.keys.session(sessionId), F.tenant, F.ttlSeconds);
+    if (source[0] !== tenant) return 'not_found';
     const forkId = forkSessionId(sessionId);
+    await this.admit(tenant, forkId, Number(source[1]), maxSessions);
+    const outcome = await this.forkAdmitted(tenant, sessionId, forkId);
+    if (typeof outcome === 'string') await this.tenants.forgetSession(tenant, forkId).catch(() => {});
+    return outcome;
+  }
+
+  private async forkAdmitted(tenant: string, sessionId: string, forkId: string): Promise<SessionView | 'not_found' | 'busy'> {
     for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
       const snapshotId = (await this.redis.hget(this.keys.session(sessionId), F.snapshotId)) ?? '';
       try {
@@ -348,6 +387,7 @@ export class SessionStore {
         continue;
       }
       // The session is gone (the commit point); its snapshots leave the prefix cache too.
+      await this.tenants.forgetSession(tenant, sessionId).catch(() => {});
       for (const snapshot of new Set([...taken, ...(snapshotId ? [snapshotId] : [])])) await this.snapshots.forget(snapshot);
       return 'deleted';
     }

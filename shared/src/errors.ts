@@ -171,3 +171,10 @@ export class SlowClientError extends BambaError {
     super('timeout_error', 408, false, `the client did not read its stream for ${waitedMs} ms; the stream was cut`, { code: 'client_too_slow' });
   }
 }
+
+/** A tenant reached one of its limits (sessions, stored session state): HTTP 429 `quota_exceeded`. */
+export class QuotaExceededError extends BambaError {
+  constructor(message: string, options: BambaErrorOptions = {}) {
+    super('rate_limit_error', 429, false, message, { code: 'quota_exceeded', ...options });
+  }
+}

@@ -83,12 +83,15 @@ export class RegionDispatch implements RegionState, GenerationPort {
   }
 }
 
-/** Sessions in the region's Redis; new sessions get the gateway's TTL. */
+/** Sessions in the region's Redis; new sessions get the gateway's TTL and count against the tenant's limit. */
 export class RegionSessions implements Sessions {
-  constructor(private readonly store: SessionStore, private readonly ttlSeconds: number) {}
+  constructor(private readonly store: SessionStore, private readonly ttlSeconds: number, private readonly maxSessionsPerTenant: number) {}
 
   create(tenant: string, request: ValidatedCreateSession): Promise<SessionView> {
-    return this.store.create(tenant, request, this.ttlSeconds);
+    return this.store.create(tenant, request, this.ttlSeconds, this.maxSessionsPerTenant);
+  }
+  usage(tenant: string): Promise<{ sessions: number; sessionBytes: number }> {
+    return this.store.usage(tenant);
   }
   get(tenant: string, sessionId: string): Promise<SessionView | null> {
     return this.store.get(tenant, sessionId);
@@ -97,7 +100,7 @@ export class RegionSessions implements Sessions {
     return this.store.delete(tenant, sessionId);
   }
   fork(tenant: string, sessionId: string): Promise<SessionView | 'not_found' | 'busy'> {
-    return this.store.fork(tenant, sessionId);
+    return this.store.fork(tenant, sessionId, this.maxSessionsPerTenant);
   }
   lockTurn(tenant: string, sessionId: string, requestId: string, ttlMs: number): Promise<SessionRecord | 'not_found' | 'busy'> {
     return this.store.lockTurn(tenant, sessionId, requestId, ttlMs);

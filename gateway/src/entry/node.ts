@@ -44,7 +44,7 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
   const relay = new StreamRelay(config.region.redis, keys, redis, { connections: config.relayConnections, slowConsumerMs: config.slowClientMs });
   const registry = new NodeRegistry(redis, keys, (nodeId, error) => logger.error(`node ${nodeId} published a malformed status`, error));
   const dispatch = new RegionDispatch(redis, producer, relay, registry);
-  const sessions = new RegionSessions(new SessionStore(redis, keys, new SnapshotStore(redis, keys, READ_ONLY_BUDGET_BYTES)), config.sessionTtlSeconds);
+  const sessions = new RegionSessions(new SessionStore(redis, keys, new SnapshotStore(redis, keys, READ_ONLY_BUDGET_BYTES)), config.sessionTtlSeconds, config.maxSessionsPerTenant);
   const app = createApp({ region: dispatch, generation: dispatch, sessions, config, metrics: runtime.metrics ?? new PromMetrics(), logger, classifyError: redisOutageError });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const started = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(started));

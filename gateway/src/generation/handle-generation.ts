@@ -47,7 +47,7 @@ export async function handleGeneration(c: Context<{ Variables: GatewayVariables 
   const requestId = newRequestId(request.endpoint === 'chat' ? 'chatcmpl' : 'cmpl');
   log.set({ requestId, tenant, streamed: request.stream });
   const lock: LockedTurn | null = request.sessionId
-    ? await lockSessionTurn(deps.sessions, tenant, request.sessionId, request.model, requestId, config.requestDeadlineMs, nodes)
+    ? await lockSessionTurn(deps.sessions, tenant, request.sessionId, request.model, requestId, config.requestDeadlineMs, nodes, config.maxSessionBytesPerTenant)
     : null;
 
   const job: GenerationJobDraft = {

@@ -2,7 +2,7 @@
  * A session turn holds the session's one-turn-at-a-time lock from admission until the gpu-node
  * commits it (the commit releases the lock) or the request ends without a commit (released here).
  */
-import { ConflictError, InvalidRequestError, NotFoundError, type NodeStatus, type SessionTurn } from '@bamba/shared';
+import { ConflictError, InvalidRequestError, NotFoundError, QuotaExceededError, type NodeStatus, type SessionTurn } from '@bamba/shared';
 import type { Sessions } from '../ports.js';
 
 /** A session lock outlives the request's deadline a little, in case the gateway dies mid-turn. */
@@ -19,11 +19,17 @@ export interface LockedTurn {
   release(): Promise<void>;
 }
 
-export async function lockSessionTurn(sessions: Sessions, tenant: string, sessionId: string, model: string, requestId: string, deadlineMs: number, nodes: NodeStatus[]): Promise<LockedTurn> {
-  const locked = await sessions.lockTurn(tenant, sessionId, requestId, deadlineMs + SESSION_LOCK_MARGIN_MS);
+export async function lockSessionTurn(sessions: Sessions, tenant: string, sessionId: string, model: string, requestId: string, deadlineMs: number, nodes: NodeStatus[], maxSessionBytes: number): Promise<LockedTurn> {
+  // Both at once (one round trip): the lock, and the tenant's usage, because a session's saved
+  // state is never evicted, so a tenant at its limit adds no more until it frees some.
+  const [locked, usage] = await Promise.all([sessions.lockTurn(tenant, sessionId, requestId, deadlineMs + SESSION_LOCK_MARGIN_MS), sessions.usage(tenant)]);
   if (locked === 'not_found') throw sessionNotFound(sessionId);
   if (locked === 'busy') throw sessionBusy(sessionId);
   const release = () => sessions.unlockTurn(sessionId, requestId).catch(() => {});
+  if (usage.sessionBytes >= maxSessionBytes) {
+    await release();
+    throw new QuotaExceededError(`this tenant's sessions hold ${usage.sessionBytes} bytes of saved state, its limit is ${maxSessionBytes}; delete sessions or let idle ones expire`, { param: 'session_id' });
+  }
   if (locked.model !== model) {
     await release();
     throw new InvalidRequestError(`session '${sessionId}' uses model '${locked.model}', not '${model}'`, { param: 'model', code: 'model_mismatch' });

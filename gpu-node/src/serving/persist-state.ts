@@ -58,6 +58,8 @@ export async function persistTurn(deps: ServingDeps, job: GenerationJob, convers
     try {
       const outcome = await deps.sessions.commitTurn({
         sessionId: session.id,
+        tenant: session.tenant,
+        ttlSeconds: session.ttlSeconds,
         requestId: job.requestId,
         expectedVersion: job.session!.expectedVersion,
         messages: turnMessages,

@@ -1,0 +1,112 @@
+/**
+ * What each tenant holds in a region: its live sessions and the bytes of their latest
+ * snapshots (which are never evicted), so one tenant cannot fill Redis. Kept beside the session
+ * records in the tenant's own slot; updated after each session change (a crash between the two
+ * leaves at most one session's figures stale until it changes or expires again).
+ */
+import type { RegionRedis } from './connection.js';
+import type { RegionKeys } from './keys.js';
+import { runScript, type LuaScript } from './scripts.js';
+
+/**
+ * Drop expired sessions from a tenant's usage. Shared by the scripts below.
+ * KEYS[1] sessions zset, KEYS[2] bytes hash (field 'total' = sum). ARGV[1] now ms.
+ */
+const FORGET_EXPIRED = `
+local function forgetExpired(sessions, bytes, now)
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', sessions, '-inf', now)) do
+    local held = tonumber(redis.call('HGET', bytes, id) or '0')
+    if held > 0 then redis.call('HINCRBY', bytes, 'total', -held) end
+    redis.call('HDEL', bytes, id)
+  end
+  redis.call('ZREMRANGEBYSCORE', sessions, '-inf', now)
+end
+`;
+
+/**
+ * Count a new session against its tenant, unless the tenant holds `limit` already.
+ * KEYS[1] sessions, KEYS[2] bytes. ARGV[1] now ms, ARGV[2] session id, ARGV[3] expiry ms, ARGV[4] limit.
+ * Returns 1 (admitted) or 0 (at the limit).
+ */
+const ADMIT_SESSION: LuaScript = {
+  name: 'bambaTenantAdmitSession',
+  keys: 2,
+  lua: `${FORGET_EXPIRED}
+forgetExpired(KEYS[1], KEYS[2], ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+return 1
+`,
+};
+
+/**
+ * A session committed a turn: its expiry moves and its snapshot bytes change.
+ * KEYS[1] sessions, KEYS[2] bytes. ARGV[1] session id, ARGV[2] expiry ms, ARGV[3] bytes.
+ */
+const RENEW_SESSION: LuaScript = {
+  name: 'bambaTenantRenewSession',
+  keys: 2,
+  lua: `
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local held = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+redis.call('HINCRBY', KEYS[2], 'total', tonumber(ARGV[3]) - held)
+if tonumber(ARGV[3]) > 0 then redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) else redis.call('HDEL', KEYS[2], ARGV[1]) end
+return 1
+`,
+};
+
+/** A session is gone. KEYS[1] sessions, KEYS[2] bytes. ARGV[1] session id. */
+const FORGET_SESSION: LuaScript = {
+  name: 'bambaTenantForgetSession',
+  keys: 2,
+  lua: `
+redis.call('ZREM', KEYS[1], ARGV[1])
+local held = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if held > 0 then redis.call('HINCRBY', KEYS[2], 'total', -held) end
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+`,
+};
+
+/** A tenant's usage now. KEYS[1] sessions, KEYS[2] bytes. ARGV[1] now ms. Returns {sessions, bytes}. */
+const USAGE: LuaScript = {
+  name: 'bambaTenantUsage',
+  keys: 2,
+  lua: `${FORGET_EXPIRED}
+forgetExpired(KEYS[1], KEYS[2], ARGV[1])
+return {redis.call('ZCARD', KEYS[1]), tonumber(redis.call('HGET', KEYS[2], 'total') or '0')}
+`,
+};
+
+export interface TenantUsageFigures {
+  /** Live sessions. */
+  sessions: number;
+  /** Bytes of their latest snapshots (never evicted while the session lives). */
+  sessionBytes: number;
+}
+
+export class TenantUsage {
+  constructor(private readonly redis: RegionRedis, private readonly keys: RegionKeys) {}
+
+  private keysOf(tenant: string): string[] {
+    return [this.keys.tenantSessions(tenant), this.keys.tenantSessionBytes(tenant)];
+  }
+
+  /** Count a new session, unless the tenant already holds `limit`. */
+  async admitSession(tenant: string, sessionId: string, ttlSeconds: number, limit: number): Promise<boolean> {
+    return (await runScript(this.redis, ADMIT_SESSION, this.keysOf(tenant), [Date.now(), sessionId, Date.now() + ttlSeconds * 1000, limit])) === 1;
+  }
+
+  async renewSession(tenant: string, sessionId: string, ttlSeconds: number, snapshotBytes: number): Promise<void> {
+    await runScript(this.redis, RENEW_SESSION, this.keysOf(tenant), [sessionId, Date.now() + ttlSeconds * 1000, snapshotBytes]);
+  }
+
+  async forgetSession(tenant: string, sessionId: string): Promise<void> {
+    await runScript(this.redis, FORGET_SESSION, this.keysOf(tenant), [sessionId]);
+  }
+
+  async usage(tenant: string): Promise<TenantUsageFigures> {
+    const [sessions, sessionBytes] = (await runScript(this.redis, USAGE, this.keysOf(tenant), [Date.now()])) as [number, number];
+    return { sessions, sessionBytes };
+  }
+}
