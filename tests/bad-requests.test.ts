@@ -27,6 +27,8 @@ const cases: Case[] = [
   { name: 'model of the wrong type', body: { ...good, model: 7 }, status: 400, type: 'invalid_request_error', param: 'model' },
   { name: 'missing messages', body: { ...good, messages: undefined }, status: 400, type: 'invalid_request_error', param: 'messages' },
   { name: 'empty messages', body: { ...good, messages: [] }, status: 400, type: 'invalid_request_error', param: 'messages' },
+  { name: 'more messages than allowed', body: { ...good, messages: Array.from({ length: 501 }, () => ({ role: 'user', content: 'x' })) }, status: 400, type: 'invalid_request_error', code: 'too_many_messages', param: 'messages' },
+  { name: 'more messages than allowed, even malformed ones', body: { ...good, messages: Array.from({ length: 5000 }, () => 7) }, status: 400, type: 'invalid_request_error', code: 'too_many_messages' },
   { name: 'messages not an array', body: { ...good, messages: 'hi' }, status: 400, type: 'invalid_request_error', param: 'messages' },
   { name: 'message without content', body: { ...good, messages: [{ role: 'user' }] }, status: 400, type: 'invalid_request_error', param: 'messages[0].content' },
   { name: 'unknown role', body: { ...good, messages: [{ role: 'wizard', content: 'hi' }] }, status: 400, type: 'invalid_request_error', param: 'messages[0].role' },

@@ -37,10 +37,10 @@ describe('client disconnects', () => {
     await stack.waitFor('both slots busy', async () => ((await busySlots()) === 2 ? true : undefined));
     const controller = new AbortController();
     const queued = open(request('never runs', false), controller.signal).catch((error: Error) => error);
-    await stack.waitFor('the job to be queued', async () => ((await (await fetch(`${stack.url}/metrics`)).text()).includes('bamba_queue_depth 1') ? true : undefined));
+    await stack.waitFor('the job to be queued', async () => ((await stack.queueDepth()) === 1 ? true : undefined));
     controller.abort();
     expect(await queued).toBeInstanceOf(Error);
-    await stack.waitFor('the queue to drop it', async () => ((await (await fetch(`${stack.url}/metrics`)).text()).includes('bamba_queue_depth 0') ? true : undefined));
+    await stack.waitFor('the queue to drop it', async () => ((await stack.queueDepth()) === 0 ? true : undefined));
     for (const reader of readers) await reader.cancel();
     await stack.waitFor(`both slots free (node: ${JSON.stringify(await stack.nodeStatuses())})`, async () => ((await busySlots()) === 0 ? true : undefined));
     // Only the two blockers ever started (each started job writes a stream); the dropped one did not.

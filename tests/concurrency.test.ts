@@ -32,7 +32,6 @@ const open = (messages: unknown, maxTokens: number, signal?: AbortSignal) => fet
   body: JSON.stringify({ model: MODEL_ID, messages, max_tokens: maxTokens, temperature: 0, stream: true, stream_options: { include_usage: true } }),
   ...(signal ? { signal } : {}),
 });
-const queueDepth = async () => Number(/^bamba_queue_depth (\d+)$/m.exec(await (await fetch(`${stack.url}/metrics`)).text())?.[1]);
 
 /** Stream entry ids are `<ms>-<seq>`: comparable as (ms, seq) pairs. */
 const entryOrder = (id: string) => id.split('-').map(Number) as [number, number];
@@ -44,7 +43,7 @@ describe('concurrent streams', () => {
     const blockerReaders = blockers.map((response) => response.body!.getReader());
     await Promise.all(blockerReaders.map((reader) => reader.read())); // all four are generating
     const pending = Array.from({ length: 8 }, (_, index) => open(messagesFor(index), 48));
-    await stack.waitFor('8 queued requests', async () => ((await queueDepth()) === 8 ? true : undefined));
+    await stack.waitFor('8 queued requests', async () => ((await stack.queueDepth()) === 8 ? true : undefined));
     await Promise.all(blockerReaders.map((reader) => reader.cancel())); // the slots free together
     const responses = await Promise.all(pending);
     const streams = await Promise.all(responses.map(async (response) => {

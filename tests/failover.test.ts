@@ -1,7 +1,8 @@
 /**
- * Two gpu-nodes; the one running a request is SIGKILLed mid-generation. The request completes
- * on the other node (or ends with a clear error once tokens were already streamed), never
- * hangs, and later requests succeed.
+ * Two gpu-nodes; the one running a request is SIGKILLed mid-generation (found from the
+ * request's own stream, not by timing). A non-streaming request completes on the other node
+ * with the same answer an undisturbed run gives; a streaming request that already sent tokens
+ * ends with a clear node_failed error; nothing hangs and later requests succeed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MODEL_ID, postJson, readSse, startTestStack, type TestStack } from './support/stack.js';
@@ -12,41 +13,50 @@ beforeAll(async () => {
 });
 afterAll(async () => stack?.stop());
 
-const request = (content: string, stream: boolean) => ({ model: MODEL_ID, messages: [{ role: 'user', content }], max_tokens: 2500, temperature: 0, stream });
+const request = (content: string, stream: boolean) => ({ model: MODEL_ID, messages: [{ role: 'user', content }], max_tokens: 3000, temperature: 0, stream });
 
-async function killBusyNode(): Promise<string> {
-  const busy = await stack.waitFor('a node to start the request', async () => (await stack.nodeStatuses()).find((status) => status.busySlots > 0));
-  stack.nodes.get(busy.nodeId)!.kill('SIGKILL');
-  stack.nodes.delete(busy.nodeId);
-  return busy.nodeId;
+/** Wait until the request's stream shows which node started it, and SIGKILL that node. */
+async function killServingNode(requestId: () => Promise<string | undefined>): Promise<string> {
+  const nodeId = await stack.waitFor('the request to start on a node', async () => {
+    const id = await requestId();
+    const start = id ? (await stack.streamEvents(id)).find((event) => event.type === 'generation-start') : undefined;
+    return start?.type === 'generation-start' ? start.nodeId : undefined;
+  });
+  stack.nodes.get(nodeId)!.kill('SIGKILL');
+  stack.nodes.delete(nodeId);
+  return nodeId;
 }
 
 describe('a gpu-node dies mid-generation', () => {
   it('a non-streaming request completes on the surviving node with the same answer', async () => {
+    const streamsBefore = new Set(await stack.streamKeys());
     const pending = postJson(`${stack.url}/v1/chat/completions`, request('survive this', false));
-    const killed = await killBusyNode();
+    const killed = await killServingNode(async () => (await stack.streamKeys()).find((key) => !streamsBefore.has(key))?.split(':stream:')[1]);
     const response = await pending;
     expect(response.status).toBe(200);
-    expect(response.json.usage.completion_tokens).toBe(2500);
+    expect(response.json.usage.completion_tokens).toBe(3000);
+    const events = await stack.streamEvents(response.json.id);
+    const starts = events.filter((event) => event.type === 'generation-start');
+    expect(starts.map((event) => event.attempt)).toEqual([1, 2]); // the dead attempt, then the retry
+    expect(starts[1]).toMatchObject({ nodeId: expect.not.stringMatching(killed) });
     // Greedy and deterministic: the retried run gives what an undisturbed run gives.
     const again = await postJson(`${stack.url}/v1/chat/completions`, request('survive this', false));
     expect(again.json.choices[0].message.content).toBe(response.json.choices[0].message.content);
     await stack.startNode(`${killed}-replacement`);
   });
 
-  it('a streaming request that already sent tokens ends with a clear error event, never hangs', async () => {
+  it('a streaming request that already sent tokens ends with a clear node_failed error, never hangs', async () => {
     const response = await fetch(`${stack.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request('stream then die', true)) });
     expect(response.status).toBe(200);
     const reader = response.body!.getReader();
-    await reader.read(); // tokens are flowing
-    await killBusyNode();
+    const decoder = new TextDecoder();
+    let head = '';
+    while (!head.includes('"content"')) head += decoder.decode((await reader.read()).value, { stream: true }); // tokens reached the client
+    const requestId = /"id":"([^"]+)"/.exec(head)![1]!;
+    await killServingNode(async () => requestId);
     const rest = await readSse(new Response(new ReadableStream({ pull: async (controller) => { const { done, value } = await reader.read(); if (done) controller.close(); else controller.enqueue(value); } })));
-    const last = rest.at(-1)!;
-    if (last === '[DONE]') {
-      expect(rest.some((event) => event !== '[DONE]' && JSON.parse(event).choices?.[0]?.finish_reason === 'length')).toBe(true);
-    } else {
-      expect(JSON.parse(last).error).toMatchObject({ type: 'server_error', code: 'node_failed' });
-    }
+    expect(rest.at(-1)).not.toBe('[DONE]');
+    expect(JSON.parse(rest.at(-1)!).error).toMatchObject({ type: 'server_error', code: 'node_failed' });
   });
 
   it('later requests succeed', async () => {

@@ -35,10 +35,6 @@ describe('a full queue and a passed deadline', () => {
   });
   afterAll(async () => stack?.stop());
 
-  const queueDepth = async () => {
-    const metrics = await (await fetch(`${stack.url}/metrics`)).text();
-    return Number(/^bamba_queue_depth (\d+)$/m.exec(metrics)?.[1]);
-  };
 
   it('answers 429 with Retry-After once the queue holds its limit', async () => {
     // One long request holds the single slot (its stream stays open); two wait; a fourth is refused.
@@ -46,7 +42,7 @@ describe('a full queue and a passed deadline', () => {
     const reader = running.body!.getReader();
     await reader.read();
     const waiting = [postJson(`${stack.url}/v1/chat/completions`, { ...long('waiting one'), max_tokens: 3 }), postJson(`${stack.url}/v1/chat/completions`, { ...long('waiting two'), max_tokens: 3 })];
-    await stack.waitFor('two queued requests', async () => ((await queueDepth()) === 2 ? true : undefined));
+    await stack.waitFor('two queued requests', async () => ((await stack.queueDepth()) === 2 ? true : undefined));
     const refused = await postJson(`${stack.url}/v1/chat/completions`, long('one too many'));
     expect(refused.status).toBe(429);
     expect(refused.headers.get('retry-after')).toBe('1');
@@ -57,6 +53,7 @@ describe('a full queue and a passed deadline', () => {
 
   it('answers 504 when the deadline passes before the request finishes, and stops the work', async () => {
     const impatient = await startGateway(parseGatewayConfig({ ...stack.gatewayEnv, PORT: '0', BAMBA_REQUEST_DEADLINE_MS: '300' }), { logger: silentLogger });
+    const streamsBefore = new Set(await stack.streamKeys());
     try {
       // 2000 tokens take seconds on this model: far past a 300 ms deadline.
       const late = await postJson(`${impatient.url}/v1/chat/completions`, { ...long('too slow'), max_tokens: 2000 });
@@ -66,6 +63,13 @@ describe('a full queue and a passed deadline', () => {
       await impatient.close();
     }
     await stack.waitFor('the abandoned job to stop', async () => ((await stack.nodeStatuses())[0]?.busySlots === 0 ? true : undefined));
+    // The work stopped early (cancelled by the gateway, or stopped by the node at the deadline):
+    // it never finished, and far fewer than the 2000 tokens were generated.
+    const [stream] = (await stack.streamKeys()).filter((key) => !streamsBefore.has(key));
+    const events = await stack.streamEvents(stream!.split(':stream:')[1]!);
+    expect(events.some((event) => event.type === 'generation-start')).toBe(true);
+    expect(events.some((event) => event.type === 'generation-end')).toBe(false);
+    expect(events.reduce((sum, event) => sum + (event.type === 'token-delta' ? event.tokens : 0), 0)).toBeLessThan(1000);
     const after = await postJson(`${stack.url}/v1/chat/completions`, { ...long('after'), max_tokens: 3 });
     expect(after.status).toBe(200);
   });

@@ -138,12 +138,19 @@ describe('a gpu-node killed mid-turn', () => {
     await sessions.turn(sessionId, 'committed turn');
     const before = await historyOf(stack, sessionId);
     const content = 'a long answer, please';
+    const streamsBefore = new Set(await stack.streamKeys());
     const pending = sessions.turn(sessionId, content, { max_tokens: 2000 });
-    const busy = await stack.waitFor('the turn to start', async () => (await stack.nodeStatuses()).find((status) => status.busySlots > 0));
-    stack.nodes.get(busy.nodeId)!.kill('SIGKILL');
-    stack.nodes.delete(busy.nodeId);
-    // While the retry runs, nothing of the dead attempt was committed.
+    const requestId = await stack.waitFor('the turn to start', async () => (await stack.streamKeys()).find((key) => !streamsBefore.has(key))?.split(':stream:')[1]);
+    const startOf = async (attempt: number) => (await stack.streamEvents(requestId)).find((event) => event.type === 'generation-start' && event.attempt === attempt);
+    const first = await stack.waitFor('the first attempt to start', () => startOf(1));
+    if (first.type !== 'generation-start') throw new Error('not a start');
+    stack.nodes.get(first.nodeId)!.kill('SIGKILL');
+    stack.nodes.delete(first.nodeId);
+    // Once the retry runs on the other node (the dead node's lock expired), nothing of the dead
+    // attempt was committed, and the turn is still locked against other writers.
+    await stack.waitFor('the retry to start', () => startOf(2));
     expect(await historyOf(stack, sessionId)).toEqual(before);
+    expect((await sessions.turn(sessionId, 'a turn in between')).status).toBe(409);
     const result = await pending;
     expect(result.status).toBe(200);
     expect(result.json.usage.completion_tokens).toBe(2000);
@@ -156,5 +163,31 @@ describe('a gpu-node killed mid-turn', () => {
     } finally {
       await longContext.close();
     }
+  });
+});
+
+describe('a snapshot that cannot be taken', () => {
+  let stack: TestStack;
+  let sessions: ReturnType<typeof sessionClient>;
+  beforeAll(async () => {
+    // llama.cpp cannot write its state file there: every export (and import) fails, as with a full /dev/shm.
+    stack = await startTestStack({ nodeEnv: { BAMBA_STATE_DIR: '/nonexistent/bamba-state' } });
+    sessions = sessionClient(stack.url);
+  });
+  afterAll(async () => stack?.stop());
+
+  it('costs the next turn a replay, never the turn: it is answered, committed, and not retried', async () => {
+    const sessionId = await sessions.create();
+    const first = await sessions.turn(sessionId, 'no snapshot for me');
+    expect(first.status).toBe(200);
+    const view = await sessions.get(sessionId);
+    expect(view.json).toMatchObject({ turns: 1, snapshot_bytes: 0, state: 'transcript' });
+    expect(view.json.messages).toEqual([{ role: 'user', content: 'no snapshot for me' }, { role: 'assistant', content: first.text }]);
+    const starts = (await stack.streamEvents(first.requestId)).filter((event) => event.type === 'generation-start');
+    expect(starts).toHaveLength(1); // one attempt: the failed export did not fail the job
+    const content = 'and now?';
+    const second = await sessions.turn(sessionId, content);
+    expect(second.resume).toBe('replay');
+    expect(second.text).toBe(await directGreedy(engine, [...(await historyOf(stack, sessionId)).slice(0, 2), { role: 'user', content }], 24));
   });
 });

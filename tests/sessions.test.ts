@@ -124,13 +124,23 @@ describe('the prefix cache for stateless requests', () => {
 });
 
 describe('one turn at a time, forks and tenants', () => {
-  it('answers exactly one of two concurrent turns with 409 session_busy', async () => {
+  it('answers a turn sent while another turn of the session runs with 409 session_busy', async () => {
     const sessionId = await sessions.create();
-    const results = await Promise.all([sessions.turn(sessionId, 'one', { max_tokens: 300 }), sessions.turn(sessionId, 'two', { max_tokens: 300 })]);
-    expect(results.map((result) => result.status).sort()).toEqual([200, 409]);
-    const refused = results.find((result) => result.status === 409)!;
+    // The first turn streams, and is surely running once its first chunk arrived.
+    const running = await fetch(`${stack.url}/v1/chat/completions`, {
+      method: 'POST', headers: { authorization: `Bearer ${KEY_A}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODEL_ID, session_id: sessionId, messages: [{ role: 'user', content: 'one' }], max_tokens: 300, temperature: 0, stream: true }),
+    });
+    const reader = running.body!.getReader();
+    await reader.read();
+    const refused = await sessions.turn(sessionId, 'two');
+    expect(refused.status).toBe(409);
     expect(refused.json.error).toMatchObject({ type: 'invalid_request_error', code: 'session_busy' });
+    expect((await sessions.fork(sessionId)).status).toBe(409);
+    expect((await sessions.delete(sessionId)).status).toBe(409);
+    while (!(await reader.read()).done) { /* let the first turn finish */ }
     expect((await sessions.get(sessionId)).json.turns).toBe(1);
+    expect((await sessions.turn(sessionId, 'two, now')).status).toBe(200);
   });
 
   it('forks: both branches continue independently, each equal to its own uninterrupted run', async () => {

@@ -21,6 +21,7 @@ const schema = z.object({
   BAMBA_CONTEXT_SIZE: positiveInt.optional(),
   BAMBA_FLASH_ATTENTION: booleanText.default(false),
   BAMBA_ISOLATE_PROMPTS: booleanText.default(true),
+  BAMBA_STATE_DIR: z.string().min(1).optional(),
   BAMBA_THREADS: positiveInt.optional(),
   BAMBA_LOCK_DURATION_MS: positiveInt.default(30_000),
   BAMBA_STALLED_INTERVAL_MS: positiveInt.default(15_000),
@@ -49,6 +50,8 @@ export interface GpuNodeConfig {
   flashAttention: boolean;
   /** Evaluate prompts alone so answers do not depend on load (throughput cost with bursts). */
   isolatePrompts: boolean;
+  /** Folder for llama.cpp's state files (export/import); default /dev/shm. */
+  stateDir: string | undefined;
   threads: number | undefined;
   /** A job's lock lasts this long unless renewed; a dead node's job is retried after it. */
   lockDurationMs: number;
@@ -85,6 +88,7 @@ export function parseGpuNodeConfig(env: Record<string, string | undefined>): Gpu
     contextSize: values.BAMBA_CONTEXT_SIZE,
     flashAttention: values.BAMBA_FLASH_ATTENTION,
     isolatePrompts: values.BAMBA_ISOLATE_PROMPTS,
+    stateDir: values.BAMBA_STATE_DIR,
     threads: values.BAMBA_THREADS,
     lockDurationMs: values.BAMBA_LOCK_DURATION_MS,
     stalledIntervalMs: values.BAMBA_STALLED_INTERVAL_MS,

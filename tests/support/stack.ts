@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { freePort, startLocalCluster, startLocalRedis, type LocalRedis } from '@bamba/cli/local-redis';
 import { parseGatewayConfig, silentLogger, startGateway, type RunningGateway } from '@bamba/gateway';
 import { DEFAULT_MODEL_SEED, ensureCachedModel } from '@bamba/model-gen';
-import { connectRedis, isCluster, NodeRegistry, regionKeys, type RegionKeys, type RegionRedis } from '@bamba/region';
+import { connectRedis, isCluster, JobProducer, NodeRegistry, regionKeys, type RegionKeys, type RegionRedis } from '@bamba/region';
 import { decodeStreamEvent, type NodeStatus, type StreamEvent } from '@bamba/shared';
 
 export const MODEL_ID = 'bamba-tiny';
@@ -50,6 +50,8 @@ export interface TestStack {
   /** SIGTERM a node and wait until it exited. */
   stopNode(nodeId: string): Promise<void>;
   nodeStatuses(): Promise<NodeStatus[]>;
+  /** Jobs waiting in the region queue (the figure /metrics shows as bamba_queue_depth). */
+  queueDepth(): Promise<number>;
   /** Every event a request's stream holds (its key found by request id, whatever its relay group). */
   streamEvents(requestId: string): Promise<StreamEvent[]>;
   /** Keys of every request stream in Redis (every master of a Cluster). */
@@ -92,6 +94,7 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
       : { kind: 'single' as const, url: servers[0]!.url };
     redis = connectRedis(target, { role: 'test', mode: 'queue' });
     const registry = new NodeRegistry(redis, keys);
+    const producer = new JobProducer(redis, keys, 1);
     const common = { ...redisEnv, BAMBA_REDIS_PREFIX: prefix, BAMBA_REGION: 'local' };
     const gatewayEnv = { PORT: options.gatewayProcess ? String(await freePort()) : '0', ...common, ...options.gatewayEnv };
     const gatewayChild = options.gatewayProcess ? await startGatewayProcess(gatewayEnv) : null;
@@ -156,10 +159,12 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
       startNode,
       stopNode,
       nodeStatuses: () => registry.liveNodes(),
+      queueDepth: () => producer.waitingJobs(),
       streamEvents,
       streamKeys,
       waitFor,
       async stop() {
+        await producer.close();
         await gateway.close();
         await Promise.all([...nodes.keys()].map((nodeId) => stopNode(nodeId)));
         connection.disconnect();

@@ -33,6 +33,8 @@ export interface EngineOptions {
    * prompts arrive at once. Default true.
    */
   isolatePrompts?: boolean;
+  /** Folder for llama.cpp's state files on export and import. Default /dev/shm (else the OS temp dir). */
+  stateDir?: string;
 }
 
 /** What a loaded engine is. */

@@ -18,7 +18,7 @@ import {
   type Token,
 } from 'node-llama-cpp';
 import { tokenSequenceHash, unwrapSnapshot, wrapSnapshot } from '../state/snapshot-codec.js';
-import { withStateFile } from '../state/state-file.js';
+import { DEFAULT_STATE_DIR, withStateFile } from '../state/state-file.js';
 import { ChatTemplate } from './chat-template.js';
 import { ChatTokenizer } from './chat-tokenizer.js';
 import type {
@@ -80,7 +80,7 @@ export async function createLlamaEngine(options: EngineOptions): Promise<LlamaEn
       vocabSize: vocabularySize(model),
       engineVersion,
     };
-    return new LlamaEngine(model, context, info, options.isolatePrompts ?? true);
+    return new LlamaEngine(model, context, info, options.isolatePrompts ?? true, options.stateDir ?? DEFAULT_STATE_DIR);
   } catch (error) {
     await model.dispose();
     throw error;
@@ -122,6 +122,8 @@ export class LlamaEngine implements Engine {
     readonly info: EngineInfo,
     /** Multi-token evaluations take the gate exclusively (see EngineOptions.isolatePrompts). */
     private readonly isolatePrompts: boolean,
+    /** Where llama.cpp's state files go on export and import. */
+    private readonly stateDir: string,
   ) {
     // Checkpoints let node-llama-cpp rewind recurrent state; we never rewind, so skip their RAM.
     this.slots = Array.from({ length: info.slots }, (_, index) => ({
@@ -275,7 +277,7 @@ export class LlamaEngine implements Engine {
   async exportState(slot: Slot): Promise<Buffer> {
     const own = this.own(slot);
     const tokens = [...own.sequence.contextTokens];
-    const payload = await withStateFile(async (path) => {
+    const payload = await withStateFile(this.stateDir, async (path) => {
       await own.sequence.saveStateToFile(path);
       return readFile(path);
     });
@@ -287,7 +289,7 @@ export class LlamaEngine implements Engine {
     const { header, payload } = await unwrapSnapshot(snapshot, { fingerprint: this.info.fingerprint, maxTokens: this.info.contextSize });
     await own.sequence.clearHistory();
     try {
-      await withStateFile(async (path) => {
+      await withStateFile(this.stateDir, async (path) => {
         await writeFile(path, payload);
         await own.sequence.loadStateFromFile(path, { acceptRisk: true });
       });

@@ -8,10 +8,11 @@ import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const STATE_FILE_DIR = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+/** Where state files go by default: RAM-backed /dev/shm, else the OS temp dir. */
+export const DEFAULT_STATE_DIR = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
 
-export async function withStateFile<T>(use: (path: string) => Promise<T>): Promise<T> {
-  const path = join(STATE_FILE_DIR, `bamba-state-${process.pid}-${randomUUID()}.bin`);
+export async function withStateFile<T>(directory: string, use: (path: string) => Promise<T>): Promise<T> {
+  const path = join(directory, `bamba-state-${process.pid}-${randomUUID()}.bin`);
   try {
     return await use(path);
   } finally {
