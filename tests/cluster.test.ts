@@ -3,7 +3,7 @@
  * gpu-node failover work as on one Redis, and a snapshot's chunks spread over the shards.
  */
 import { randomBytes } from 'node:crypto';
-import type { ChatTemplateMessage, Engine } from '@bamba/gpu-node';
+import { tokenSequenceHash, type ChatTemplateMessage, type Engine } from '@bamba/gpu-node';
 import { isCluster, SnapshotStore } from '@bamba/region';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { directGreedy, startDirectEngine } from './support/direct-engine.js';
@@ -58,6 +58,11 @@ describe('a region on a Redis Cluster', () => {
     const messages: ChatTemplateMessage[] = [{ role: 'user', content: 'cache me on the cluster' }];
     const first = await sessions.chat({ messages });
     const next = [...messages, { role: 'assistant' as const, content: first.text }, { role: 'user' as const, content: 'and then?' }];
+    // The snapshot is written just after the answer; with two nodes the follow-up may go to the
+    // other one, which cannot wait for a write it does not know of: wait until it landed.
+    const fingerprint = (await stack.nodeStatuses())[0]!.models[0]!.fingerprint;
+    const entry = stack.keys.prefixEntry('local', fingerprint, tokenSequenceHash(engine.tokenizeChat(next.slice(0, 2), { addGenerationPrompt: false })));
+    await stack.waitFor('the prefix-cache entry', async () => ((await stack.redis.exists(entry)) === 1 ? true : undefined));
     const second = await sessions.chat({ messages: next });
     expect(second.resume).toBe('snapshot');
     expect(second.cachedTokens).toBe(engine.tokenizeChat(next.slice(0, 2), { addGenerationPrompt: false }).length);
