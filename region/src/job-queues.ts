@@ -62,6 +62,8 @@ export class JobProducer {
   /** Queue a job: to its affinity node's own queue when it names one, else to the region's. */
   async submit(job: GenerationJob): Promise<void> {
     const checked = parseWire(generationJobSchema, job, 'generation job');
+    // The node may have died a moment ago: its queue must be one the rescue sweeps (set first).
+    if (checked.affinityNode) await this.redis.hset(this.keys.knownNodes, checked.affinityNode, '0');
     await this.queueFor(checked.affinityNode).add(JOB_NAME, checked, generationJobOptions(checked, this.attempts));
   }
 
@@ -92,6 +94,12 @@ export async function isCancelled(redis: RegionRedis, keys: RegionKeys, requestI
 }
 
 /**
+ * A dead node with an empty queue is forgotten only after this long: a gateway may still send
+ * it an affinity turn for a moment after it died (it looked alive a heartbeat ago).
+ */
+const FORGET_DEAD_NODE_AFTER_MS = 10 * 60_000;
+
+/**
  * Move the jobs stranded in dead gpu-nodes' own queues (affinity turns sent there, waiting or
  * marked active by the dead node) to the region queue. A job whose lock still lives is left for
  * later. Each job is added to the region queue before it is removed from the dead one, under
@@ -102,13 +110,14 @@ export async function rescueStrandedJobs(redis: RegionRedis, keys: RegionKeys, i
   let moved = 0;
   const regionQueue = openQueue(redis, keys, keys.generationQueue);
   try {
-    for (const nodeId of await redis.smembers(keys.knownNodes)) {
+    for (const [nodeId, deadSince] of Object.entries(await redis.hgetall(keys.knownNodes))) {
       if (await isAlive(nodeId)) continue;
       const queue = openQueue(redis, keys, keys.nodeQueue(nodeId));
       try {
         const jobs = await queue.getJobs(['wait', 'prioritized', 'active', 'delayed']);
         if (jobs.length === 0) {
-          await redis.srem(keys.knownNodes, nodeId);
+          if (deadSince === '0') await redis.hset(keys.knownNodes, nodeId, String(Date.now()));
+          else if (Date.now() - Number(deadSince) > FORGET_DEAD_NODE_AFTER_MS) await redis.hdel(keys.knownNodes, nodeId);
           continue;
         }
         for (const job of jobs) {

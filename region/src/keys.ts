@@ -35,7 +35,10 @@ export interface RegionKeys {
   readonly nodeSet: string;
   /** A gpu-node's status (JSON), expiring unless refreshed by its heartbeat. */
   nodeStatus(nodeId: string): string;
-  /** Every gpu-node id that ever announced itself: whose own queue may hold stranded jobs. */
+  /**
+   * gpu-nodes whose own queue may hold jobs (HASH node id → '0', or the epoch ms since when it
+   * was found dead with an empty queue): every node that announced itself or was sent a job.
+   */
   readonly knownNodes: string;
   /** Session record (HASH, fields in `session-fields.ts`). */
   session(sessionId: string): string;

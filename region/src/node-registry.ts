@@ -22,7 +22,7 @@ export class NodeRegistry {
       .multi()
       .set(this.keys.nodeStatus(checked.nodeId), JSON.stringify(checked), 'PX', ttlMs)
       .sadd(this.keys.nodeSet, checked.nodeId)
-      .sadd(this.keys.knownNodes, checked.nodeId)
+      .hset(this.keys.knownNodes, checked.nodeId, '0')
       .exec();
     const failed = results?.find(([error]) => error);
     if (failed) throw failed[0];

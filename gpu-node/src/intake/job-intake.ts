@@ -129,11 +129,7 @@ export class JobIntake {
   private async pullJobs(worker: Worker, order: 'reserve-first' | 'fetch-first'): Promise<void> {
     const { scheduler, log } = this.options;
     while (!this.stopping) {
-      if (order === 'reserve-first') {
-        await scheduler.waitForFree();
-        if (this.stopping) break;
-        if (!scheduler.tryReserve()) continue;
-      }
+      if (order === 'reserve-first' && !(await scheduler.reserve())) break; // woken without a slot: stopping
       const token = randomUUID();
       let job: Job | undefined;
       try {
@@ -149,14 +145,12 @@ export class JobIntake {
         continue;
       }
       const lock = this.keepLocked(job, token);
-      if (order === 'fetch-first') {
-        while (!this.stopping && !scheduler.tryReserve()) await scheduler.waitForFree();
-      }
-      if (this.stopping) {
+      const reserved = order === 'reserve-first' || (await scheduler.reserve());
+      if (this.stopping || !reserved) {
         // Taken while stopping: straight back to the queue, for another node.
         lock.stop();
         await job.moveToWait(token).catch((error: Error) => log(`intake: could not hand back ${job.id}: ${error.message}`));
-        if (order === 'reserve-first') scheduler.release();
+        if (reserved) scheduler.release();
         break;
       }
       const done = this.handle(job, token, lock).finally(() => {

@@ -12,16 +12,27 @@ describe('SlotScheduler', () => {
     expect(scheduler.tryReserve()).toBe(true);
   });
 
-  it('wakes a waiter when a slot is released', async () => {
+  it('hands a released slot to the first waiter: a second waiter cannot snatch it back', async () => {
+    const scheduler = new SlotScheduler(1);
+    scheduler.tryReserve(); // held, like the region loop blocked on an empty queue
+    const order: string[] = [];
+    const affinity = scheduler.reserve().then((granted) => { order.push(`affinity ${granted}`); });
+    scheduler.release(); // the region loop gives its slot back after an empty fetch...
+    expect(scheduler.tryReserve()).toBe(false); // ...and cannot take it again before the waiter runs
+    await affinity;
+    expect(order).toEqual(['affinity true']);
+    expect(scheduler.busy).toBe(1);
+  });
+
+  it('serves waiters in order and wakes them without a slot on shutdown', async () => {
     const scheduler = new SlotScheduler(1);
     scheduler.tryReserve();
-    let woken = false;
-    const waiting = scheduler.waitForFree().then(() => { woken = true; });
-    await Promise.resolve();
-    expect(woken).toBe(false);
+    const first = scheduler.reserve();
+    const second = scheduler.reserve();
     scheduler.release();
-    await waiting;
-    expect(woken).toBe(true);
+    expect(await first).toBe(true);
+    scheduler.wakeAll();
+    expect(await second).toBe(false);
   });
 
   it('treats a release without a reservation as a bug', () => {
