@@ -53,6 +53,10 @@ export function createApp(ports: GatewayPorts) {
     const log = new RequestLogEntry(logger, c.req.method, route, clock.nowMs());
     c.set('log', log);
     await next();
+    // Refused before its body was read (401, 413, …): the server drops the rest of the body by
+    // closing the connection, so say so, or a keep-alive client may send its next request on a
+    // connection that is about to close.
+    if (c.res.status >= 400 && !c.req.raw.bodyUsed && Number(c.req.header('content-length') ?? 0) > 0) c.res.headers.set('Connection', 'close');
     metrics.countRequest(route, c.res.status);
     if (!log.deferred) log.write(c.res.status, clock.nowMs());
   });
