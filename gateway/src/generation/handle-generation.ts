@@ -46,6 +46,7 @@ export async function handleGeneration(c: Context<{ Variables: GatewayVariables 
   const log = c.get('log');
   const requestId = newRequestId(request.endpoint === 'chat' ? 'chatcmpl' : 'cmpl');
   log.set({ requestId, tenant, streamed: request.stream });
+  c.header('x-request-id', requestId); // on every answer, errors included: what to quote when asking about it
   const lock: LockedTurn | null = request.sessionId
     ? await lockSessionTurn(deps.sessions, tenant, request.sessionId, request.model, requestId, config.requestDeadlineMs, nodes, config.maxSessionBytesPerTenant)
     : null;
