@@ -191,3 +191,34 @@ describe('a snapshot that cannot be taken', () => {
     expect(second.text).toBe(await directGreedy(engine, [...(await historyOf(stack, sessionId)).slice(0, 2), { role: 'user', content }], 24));
   });
 });
+
+describe('a gpu-node that dies after a commit, before the end event', () => {
+  let stack: TestStack;
+  let sessions: ReturnType<typeof sessionClient>;
+  beforeAll(async () => {
+    stack = await startTestStack({ gpuNodes: 0 });
+    sessions = sessionClient(stack.url);
+  });
+  afterAll(async () => stack?.stop());
+
+  it('has its retry answer from the committed turn: the client gets that answer, and the turn is in the transcript once', async () => {
+    await stack.startNode('dies-after-commit', { BAMBA_FAULT_INJECTION: 'die-after-commit' });
+    const sessionId = await sessions.create();
+    const content = 'commit, then die';
+    const expected = await directGreedy(engine, [{ role: 'user', content }], 24);
+    const pending = sessions.turn(sessionId, content);
+    const dead = stack.nodes.get('dies-after-commit')!;
+    await new Promise((done) => dead.once('exit', done));
+    stack.nodes.delete('dies-after-commit');
+    // Committed before it died: the transcript has the turn already.
+    expect(await historyOf(stack, sessionId)).toEqual([{ role: 'user', content }, { role: 'assistant', content: expected }]);
+    await stack.startNode('survivor');
+    const result = await pending;
+    expect(result.status).toBe(200);
+    expect(result.text).toBe(expected);
+    expect(await historyOf(stack, sessionId)).toEqual([{ role: 'user', content }, { role: 'assistant', content: expected }]);
+    expect((await sessions.get(sessionId)).json.turns).toBe(1);
+    const starts = (await stack.streamEvents(result.requestId)).filter((event) => event.type === 'generation-start');
+    expect(starts.map((event) => event.type === 'generation-start' && event.nodeId)).toEqual(['dies-after-commit', 'survivor']);
+  });
+});

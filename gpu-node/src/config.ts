@@ -32,6 +32,7 @@ const schema = z.object({
   BAMBA_EVENT_FLUSH_MS: z.coerce.number().int().min(0).max(1000).default(10),
   BAMBA_DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
   BAMBA_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  BAMBA_FAULT_INJECTION: z.enum(['none', 'die-after-commit']).default('none'),
 });
 
 /** Every environment variable `bamba gpu-node` reads (each is also a flag). */
@@ -69,6 +70,8 @@ export interface GpuNodeConfig {
   /** On stop, running generations may finish within this long; the rest go back to the queue. */
   drainTimeoutMs: number;
   logLevel: string;
+  /** Reliability testing only: `die-after-commit` SIGKILLs the node between a turn's commit and its end event. */
+  faultInjection: 'none' | 'die-after-commit';
 }
 
 export function parseGpuNodeConfig(env: Record<string, string | undefined>): GpuNodeConfig {
@@ -99,5 +102,6 @@ export function parseGpuNodeConfig(env: Record<string, string | undefined>): Gpu
     eventFlushMs: values.BAMBA_EVENT_FLUSH_MS,
     drainTimeoutMs: values.BAMBA_DRAIN_TIMEOUT_MS,
     logLevel: values.BAMBA_LOG_LEVEL,
+    faultInjection: values.BAMBA_FAULT_INJECTION,
   };
 }

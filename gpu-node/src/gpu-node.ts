@@ -65,6 +65,8 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
     prefixCache: config.prefixCache,
     pendingSnapshots: new PendingSnapshots(),
     log,
+    // Testing the one window a commit cannot close: the node dies after the commit, before the end event.
+    ...(config.faultInjection === 'die-after-commit' ? { afterCommit: () => process.kill(process.pid, 'SIGKILL') } : {}),
   };
   const startedAtMs = Date.now();
   let accepting = true;

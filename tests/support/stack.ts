@@ -32,6 +32,8 @@ export interface StackOptions {
   cluster?: boolean;
   /** Run the gateway as its own process (`bamba gateway`), as in production, instead of in this one. */
   gatewayProcess?: boolean;
+  /** Redis keeps an append-only file, as a region's Redis does (single server only). */
+  redisAppendOnly?: boolean;
 }
 
 export interface TestStack {
@@ -56,6 +58,8 @@ export interface TestStack {
   streamEvents(requestId: string): Promise<StreamEvent[]>;
   /** Keys of every request stream in Redis (every master of a Cluster). */
   streamKeys(): Promise<string[]>;
+  /** SIGKILL the (single) redis-server and start it again on the same port and data (its AOF, if on). */
+  crashRedis(): Promise<void>;
   /** Poll `check` until it returns a value other than undefined, or fail after `timeoutMs`. */
   waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs?: number): Promise<T>;
   stop(): Promise<void>;
@@ -83,7 +87,7 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
       servers = cluster.servers;
       redisEnv = { REDIS_CLUSTER_NODES: cluster.nodes.map((node) => `127.0.0.1:${node.port}`).join(',') };
     } else {
-      const local = await startLocalRedis({ dataDir, appendOnly: false });
+      const local = await startLocalRedis({ dataDir, appendOnly: options.redisAppendOnly ?? false });
       servers = [local];
       redisEnv = { REDIS_URL: local.url };
     }
@@ -163,6 +167,14 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
       streamEvents,
       streamKeys,
       waitFor,
+      async crashRedis() {
+        if (options.cluster) throw new Error('crashRedis is for single-server stacks');
+        const [server] = servers;
+        const exited = new Promise((done) => server!.process.once('exit', done));
+        server!.process.kill('SIGKILL');
+        await exited;
+        servers = [await startLocalRedis({ dataDir, appendOnly: options.redisAppendOnly ?? false, port: server!.port })];
+      },
       async stop() {
         await producer.close();
         await gateway.close();

@@ -70,6 +70,7 @@ export async function persistTurn(deps: ServingDeps, job: GenerationJob, convers
         turn,
       }, session.snapshotId);
       committedSnapshot = outcome.kind === 'committed' ? outcome.snapshotId : '';
+      deps.afterCommit?.();
     } catch (error) {
       if (error instanceof TurnCommitRefused) return new ConflictError(`the turn was not committed (${error.reason}): the session changed or the turn was abandoned`, { code: 'session_conflict' });
       throw error;
