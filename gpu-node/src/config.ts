@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
-import { keyNamePattern, regionConfigFrom, regionEnvShape, type RegionConfig } from '@bamba/region';
+import { keyNamePattern, parseEnvironment, regionConfigFrom, regionEnvShape, type RegionConfig } from '@bamba/region';
 import { z } from 'zod';
 
 const booleanText = z.enum(['true', 'false', '1', '0']).transform((text) => text === 'true' || text === '1');
@@ -75,12 +75,7 @@ export interface GpuNodeConfig {
 }
 
 export function parseGpuNodeConfig(env: Record<string, string | undefined>): GpuNodeConfig {
-  const result = schema.safeParse(env);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    throw new Error(`${issue.path.join('.')}: ${issue.message}`);
-  }
-  const values = result.data;
+  const values = parseEnvironment(schema, env);
   return {
     region: regionConfigFrom(values),
     nodeId: values.BAMBA_NODE_ID ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-')}-${process.pid}-${randomBytes(2).toString('hex')}`,

@@ -30,6 +30,19 @@ export interface RegionConfig {
 
 type RegionEnv = { REDIS_URL?: string | undefined; REDIS_CLUSTER_NODES?: string | undefined; BAMBA_REDIS_PREFIX: string; BAMBA_REGION: string };
 
+/**
+ * Parse an environment record with a process's schema; the error names the variable
+ * (`BAMBA_SLOTS: Too small: expected number to be >0`).
+ */
+export function parseEnvironment<T>(schema: z.ZodType<T>, env: Record<string, string | undefined>): T {
+  const result = schema.safeParse(env);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw new Error(`${issue.path.join('.')}: ${issue.message}`);
+  }
+  return result.data;
+}
+
 /** Throws an Error naming the variable when the Redis settings are missing or contradict. */
 export function regionConfigFrom(values: RegionEnv): RegionConfig {
   if (values.REDIS_URL && values.REDIS_CLUSTER_NODES) throw new Error('set REDIS_URL or REDIS_CLUSTER_NODES, not both');

@@ -84,6 +84,20 @@ return 0
 };
 
 /**
+ * Lua shared by commit and fork: `session` now owns `snapshot` (it is never evicted while the
+ * session lives), and the snapshot is one of the session's (dropped with it). Both sets live as
+ * long as the session.
+ */
+const OWN_SNAPSHOT_LUA = `
+local function ownSnapshot(owners, session, sessionSnapshots, snapshot, ttl)
+  redis.call('SADD', owners, session)
+  redis.call('EXPIRE', owners, ttl)
+  redis.call('SADD', sessionSnapshots, snapshot)
+  redis.call('EXPIRE', sessionSnapshots, ttl)
+end
+`;
+
+/**
  * Commit a turn: transcript append + snapshot pointer and ownership + version, together.
  * KEYS[1] session hash, KEYS[2] transcript, KEYS[3] turn lock, KEYS[4] the session's snapshot
  * set, KEYS[5] new snapshot's meta, KEYS[6] its owners, KEYS[7] owners of the previous snapshot
@@ -97,7 +111,7 @@ return 0
 const COMMIT_TURN: LuaScript = {
   name: 'bambaCommitTurn',
   keys: 7,
-  lua: `
+  lua: `${OWN_SNAPSHOT_LUA}
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NO_SESSION') end
 local version = tonumber(redis.call('HGET', KEYS[1], '${F.version}'))
 local expected = tonumber(ARGV[2])
@@ -119,10 +133,7 @@ redis.call('HSET', KEYS[1], '${F.version}', version + 1, '${F.tokenCount}', toke
 local ttl = redis.call('HGET', KEYS[1], '${F.ttlSeconds}')
 if snapshot ~= '' then
   redis.call('HDEL', KEYS[5], '${SNAPSHOT_META_FIELD.pinnedUntilMs}') -- owned now: the pin has done its job
-  redis.call('SADD', KEYS[6], KEYS[1])
-  redis.call('EXPIRE', KEYS[6], ttl)
-  redis.call('SADD', KEYS[4], snapshot)
-  redis.call('EXPIRE', KEYS[4], ttl)
+  ownSnapshot(KEYS[6], KEYS[1], KEYS[4], snapshot, ttl)
 end
 redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('EXPIRE', KEYS[2], ttl)
@@ -143,7 +154,7 @@ return {'committed', version + 1, snapshot}
 const FORK_SESSION: LuaScript = {
   name: 'bambaForkSession',
   keys: 7,
-  lua: `
+  lua: `${OWN_SNAPSHOT_LUA}
 if redis.call('HGET', KEYS[1], '${F.tenant}') ~= ARGV[1] then return redis.error_reply('NO_SESSION') end
 if redis.call('EXISTS', KEYS[3]) == 1 then return redis.error_reply('SESSION_BUSY') end
 local snapshot = redis.call('HGET', KEYS[1], '${F.snapshotId}') or ''
@@ -153,12 +164,7 @@ redis.call('HSET', KEYS[4], '${F.createdAtMs}', ARGV[3], '${F.residentNode}', ''
 local messages = redis.call('LRANGE', KEYS[2], 0, -1)
 for index = 1, #messages do redis.call('RPUSH', KEYS[5], messages[index]) end
 local ttl = redis.call('HGET', KEYS[1], '${F.ttlSeconds}')
-if snapshot ~= '' then
-  redis.call('SADD', KEYS[6], KEYS[4])
-  redis.call('EXPIRE', KEYS[6], ttl)
-  redis.call('SADD', KEYS[7], snapshot)
-  redis.call('EXPIRE', KEYS[7], ttl)
-end
+if snapshot ~= '' then ownSnapshot(KEYS[6], KEYS[4], KEYS[7], snapshot, ttl) end
 redis.call('EXPIRE', KEYS[4], ttl)
 if #messages > 0 then redis.call('EXPIRE', KEYS[5], ttl) end
 return 1

@@ -122,6 +122,7 @@ export async function nodeFaults(signal: 'SIGKILL' | 'SIGTERM', faults: number):
         zero('answers different from a stateless replay of their history', checked.differentFromReplay),
         info('committed session turns checked against a replay', checked.committedTurns),
         zero('clients left hanging', hung),
+        zero('requests failed inside a gpu-node (engine_error, job_failed)', outcomes.filter((outcome) => ['engine_error', 'job_failed'].includes(outcome.errorCode ?? '')).length),
         info('answered requests completed by a retry', percent(checked.byRetry, checked.acknowledged)),
         info('errors the clients got', tally(outcomes)),
         ...(signal === 'SIGTERM' ? [info('stops that caught running work (drained or handed back)', drained)] : []),
@@ -148,7 +149,7 @@ export async function redisCrash(): Promise<CampaignResult> {
     const before: Outcome[] = [];
     const during: Outcome[] = [];
     let stopping = false;
-    const options = { maxTokens, clientTimeoutMs: 90_000, turnsPerSession: 50 };
+    const options = { maxTokens, clientTimeoutMs: 90_000, turnsPerSession: 20 };
     const outcomes: Outcome[] = [];
     const clients = Array.from({ length: 3 }, (_, index) => sessionClient(stack, index, () => stopping, outcomes, options));
     await sleep(3000);
@@ -181,6 +182,7 @@ export async function redisCrash(): Promise<CampaignResult> {
         info('turns answered before the crash', before.length),
         zero('of those, missing from their transcript afterwards', lost),
         zero('clients left hanging', hung),
+        zero('requests failed inside the gpu-node (engine_error, job_failed)', during.filter((outcome) => ['engine_error', 'job_failed'].includes(outcome.errorCode ?? '')).length),
         info('requests that ended with an error around the crash', `${during.length} (${tally(during)})`),
         info('from restart to serving again (s)', recoveredAtMs ? ((recoveredAtMs - restartedAtMs) / 1000).toFixed(1) : 'never'),
         { metric: 'the stack serves again without a restart', value: recoveredAtMs ? 'yes' : 'no', target: 'yes', ok: recoveredAtMs > 0 },

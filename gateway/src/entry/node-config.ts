@@ -3,7 +3,7 @@
  * Redis is, the HTTP listener, the relay pool and logging. Read once from the environment.
  */
 import { readFileSync } from 'node:fs';
-import { regionConfigFrom, regionEnvShape, type RegionConfig } from '@bamba/region';
+import { parseEnvironment, regionConfigFrom, regionEnvShape, type RegionConfig } from '@bamba/region';
 import { z } from 'zod';
 import { appConfigFrom, appEnvShape, type AppConfig } from '../config.js';
 
@@ -47,12 +47,7 @@ export interface GatewayConfig extends AppConfig {
 
 /** Parse the gateway's environment (reads BAMBA_API_KEYS_FILE when set). Throws naming the variable. */
 export function parseGatewayConfig(env: Record<string, string | undefined>): GatewayConfig {
-  const result = schema.safeParse(env);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    throw new Error(`${issue.path.join('.')}: ${issue.message}`);
-  }
-  const values = result.data;
+  const values = parseEnvironment(schema, env);
   const app = appConfigFrom(values, values.BAMBA_API_KEYS_FILE ? readFileSync(values.BAMBA_API_KEYS_FILE, 'utf8') : '');
   const host = values.BAMBA_HOST ?? (app.apiKeys.size === 0 ? '127.0.0.1' : '0.0.0.0');
   if (app.apiKeys.size === 0 && !isLoopbackHost(host) && !values.BAMBA_ALLOW_NO_AUTH) {

@@ -87,22 +87,22 @@ export class ChatTokenizer {
     return found;
   }
 
+  /** The template's own text: role markers and the like become their special tokens. */
   private templateText(text: string): number[] {
-    if (text === '') return [];
-    let tokens = this.templateTokens.get(text);
-    if (!tokens) {
-      tokens = this.tokenize(text, true);
-      this.templateTokens.set(text, tokens);
-    }
-    return tokens;
+    return this.cached(this.templateTokens, text, true);
   }
 
+  /** A message's content: always plain text. */
   private content(text: string): number[] {
+    return this.cached(this.contentTokens, text, false);
+  }
+
+  private cached(cache: Lru<number[]>, text: string, specialTokens: boolean): number[] {
     if (text === '') return [];
-    let tokens = this.contentTokens.get(text);
+    let tokens = cache.get(text);
     if (!tokens) {
-      tokens = this.tokenize(text, false);
-      this.contentTokens.set(text, tokens);
+      tokens = this.tokenize(text, specialTokens);
+      cache.set(text, tokens);
     }
     return tokens;
   }

@@ -47,12 +47,13 @@ async function snapshotAtBoundary(deps: ServingDeps, restored: RestoredState, co
  */
 export async function persistTurn(deps: ServingDeps, job: GenerationJob, conversation: ConversationState, restored: RestoredState, answer: string, turn: CommittedTurn, boundary: number[] | null): Promise<ConflictError | null> {
   const { session } = conversation;
+  /** Set only once the slot is in the residency table: every other way out frees it. */
   let keep = false;
   try {
     if (!conversation.messages || !boundary || (!session && !deps.prefixCache)) return null;
     const snapshot = await snapshotAtBoundary(deps, restored, conversation, boundary);
     if (!session) return null;
-    keep = snapshot !== null && deps.residency.capacity > 0;
+    const wantResident = snapshot !== null && deps.residency.capacity > 0;
     const turnMessages: ChatMessage[] = [...(job.input.kind === 'chat' ? job.input.messages : []), { role: 'assistant', content: answer }];
     let committedSnapshot = '';
     try {
@@ -66,7 +67,7 @@ export async function persistTurn(deps: ServingDeps, job: GenerationJob, convers
         snapshotId: snapshot?.snapshotId ?? '',
         tokenCount: snapshot?.tokenCount ?? 0,
         snapshotBytes: snapshot?.bytes ?? 0,
-        residentNode: keep ? deps.nodeId : '',
+        residentNode: wantResident ? deps.nodeId : '',
         turn,
       }, session.snapshotId);
       committedSnapshot = outcome.kind === 'committed' ? outcome.snapshotId : '';
@@ -76,7 +77,7 @@ export async function persistTurn(deps: ServingDeps, job: GenerationJob, convers
       throw error;
     }
     // Resident only when the committed state is the one in the slot.
-    keep = keep && committedSnapshot !== '' && committedSnapshot === snapshot?.snapshotId;
+    keep = wantResident && committedSnapshot !== '' && committedSnapshot === snapshot?.snapshotId;
     if (keep) {
       for (const pushedOut of deps.residency.keep(session.id, restored.slot, snapshot!.tokenHash, Date.now())) {
         await deps.sessions.clearResidency(pushedOut.sessionId, deps.nodeId).catch(() => {});
