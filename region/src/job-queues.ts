@@ -17,6 +17,8 @@ const KEEP_FAILED_SECONDS = 3600;
 const CANCEL_MARKER_TTL_SECONDS = 600;
 /** BullMQ's job name for generation jobs. */
 const JOB_NAME = 'generate';
+/** Open handles on gpu-nodes' own queues a producer keeps (a queue is cheap to open again). */
+const NODE_QUEUES_KEPT = 64;
 
 /** The BullMQ options of a generation job. */
 export function generationJobOptions(job: GenerationJob, attempts: number): JobsOptions {
@@ -52,10 +54,18 @@ export class JobProducer {
   private queueFor(nodeId: string | undefined): Queue {
     if (!nodeId) return this.regionQueue;
     let queue = this.nodeQueues.get(nodeId);
-    if (!queue) {
+    if (queue) {
+      this.nodeQueues.delete(nodeId); // most recently used last
+    } else {
       queue = openQueue(this.redis, this.keys, this.keys.nodeQueue(nodeId));
-      this.nodeQueues.set(nodeId, queue);
+      // Nodes come and go (every restart is a new id): keep the handles of recent ones only.
+      for (const [oldNodeId, oldQueue] of this.nodeQueues) {
+        if (this.nodeQueues.size < NODE_QUEUES_KEPT) break;
+        this.nodeQueues.delete(oldNodeId);
+        void oldQueue.close().catch(() => {});
+      }
     }
+    this.nodeQueues.set(nodeId, queue);
     return queue;
   }
 

@@ -49,7 +49,6 @@ interface PendingRequest {
 }
 
 export class TokenEventWriter {
-  private readonly requests = new Map<string, PendingRequest>();
   private dirty = new Set<PendingRequest>();
   private urgentFlush = false;
   private timedFlush: NodeJS.Timeout | null = null;
@@ -79,11 +78,9 @@ export class TokenEventWriter {
     const finish = async (event: StreamEventBody) => {
       queue(event, true);
       await this.flush();
-      this.requests.delete(request.requestId);
       if (pending.failure) throw pending.failure;
       await this.redis.expire(pending.stream, STREAM_TTL_AFTER_END_SECONDS);
     };
-    this.requests.set(request.requestId, pending);
     return {
       start: (promptTokens, cachedTokens, resume) => queue({ type: 'generation-start', attempt, nodeId: this.nodeId, promptTokens, cachedTokens, resume }, true),
       delta: (text, tokens) => {
@@ -168,10 +165,5 @@ export class TokenEventWriter {
       const cause = replies.length < commands ? new Error('Redis answered fewer commands than sent') : replies.find(([error]) => error)?.[0];
       if (cause) pending.failure = new ServiceUnavailableError(`writing token events to Redis failed: ${cause.message}`, { code: 'event_write_failed', cause });
     }
-  }
-
-  /** Requests with an open run on this writer. */
-  get openRequests(): number {
-    return this.requests.size;
   }
 }

@@ -22,10 +22,17 @@ export interface LockedTurn {
 export async function lockSessionTurn(sessions: Sessions, tenant: string, sessionId: string, model: string, requestId: string, deadlineMs: number, nodes: NodeStatus[], maxSessionBytes: number): Promise<LockedTurn> {
   // Both at once (one round trip): the lock, and the tenant's usage, because a session's saved
   // state is never evicted, so a tenant at its limit adds no more until it frees some.
-  const [locked, usage] = await Promise.all([sessions.lockTurn(tenant, sessionId, requestId, deadlineMs + SESSION_LOCK_MARGIN_MS), sessions.usage(tenant)]);
+  const [lockResult, usageResult] = await Promise.allSettled([sessions.lockTurn(tenant, sessionId, requestId, deadlineMs + SESSION_LOCK_MARGIN_MS), sessions.usage(tenant)]);
+  const release = () => sessions.unlockTurn(sessionId, requestId).catch(() => {});
+  if (lockResult.status === 'rejected') throw lockResult.reason;
+  const locked = lockResult.value;
   if (locked === 'not_found') throw sessionNotFound(sessionId);
   if (locked === 'busy') throw sessionBusy(sessionId);
-  const release = () => sessions.unlockTurn(sessionId, requestId).catch(() => {});
+  if (usageResult.status === 'rejected') {
+    await release(); // taken a moment ago: never leave it behind on an error
+    throw usageResult.reason;
+  }
+  const usage = usageResult.value;
   if (usage.sessionBytes >= maxSessionBytes) {
     await release();
     throw new QuotaExceededError(`this tenant's sessions hold ${usage.sessionBytes} bytes of saved state, its limit is ${maxSessionBytes}; delete sessions or let idle ones expire`, { param: 'session_id' });
