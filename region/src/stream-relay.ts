@@ -83,10 +83,6 @@ export class RelaySubscription implements AsyncIterable<StreamEvent> {
     return this.queue[0]?.receivedAtMs ?? null;
   }
 
-  get isOpen(): boolean {
-    return !this.closed && !this.failure;
-  }
-
   close(): void {
     if (this.closed) return;
     this.closed = true;
