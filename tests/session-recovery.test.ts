@@ -17,7 +17,11 @@ afterAll(async () => engine?.close());
 
 async function historyOf(stack: TestStack, sessionId: string): Promise<ChatTemplateMessage[]> {
   const transcript = await stack.redis.lrange(stack.keys.sessionTranscript(sessionId), 0, -1);
-  return transcript.map((message) => JSON.parse(message) as ChatTemplateMessage);
+  // Entries also carry their item id (the Conversations API's); the history is role and content.
+  return transcript.map((entry) => {
+    const { role, content } = JSON.parse(entry) as ChatTemplateMessage;
+    return { role, content };
+  });
 }
 
 describe('damaged or missing snapshots fall back to replaying the transcript', () => {

@@ -4,7 +4,7 @@
  * slot, so every Lua script that changes them touches a single slot. A fork keeps the family of
  * its source; a new session or a stateless request's cache snapshot starts a family of its own.
  *
- * Formats: `sess_<family:16 hex><own:16 hex>`, `snap_<family:16 hex><own:16 hex>`.
+ * Formats: `sess_<family:16 hex><own:16 hex>`, `snap_<family:16 hex><own:16 hex>`, `resp_<32 hex>`.
  */
 import { randomBytes } from 'node:crypto';
 
@@ -43,4 +43,20 @@ export function snapshotFamily(snapshotId: string): string | null {
 
 export function isSnapshotId(text: string): boolean {
   return SNAPSHOT_ID.test(text);
+}
+
+const RESPONSE_ID = /^resp_[0-9a-f]{32}$/;
+
+/** A new response id (also its generation job's request id). */
+export function newResponseId(): string {
+  return `resp_${hex16()}${hex16()}`;
+}
+
+export function isResponseId(text: string): boolean {
+  return RESPONSE_ID.test(text);
+}
+
+/** A new transcript item id (a message added outside a turn: a conversation's items). */
+export function newItemId(): string {
+  return `msg_${hex16()}${hex16()}`;
 }

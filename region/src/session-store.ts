@@ -14,7 +14,7 @@ import {
   type ValidatedCreateSession,
 } from '@bamba/shared';
 import type { RegionRedis } from './connection.js';
-import { forkSessionId, isSessionId, newSessionId } from './ids.js';
+import { forkSessionId, isSessionId, newItemId, newSessionId } from './ids.js';
 import type { RegionKeys } from './keys.js';
 import { runScript, scriptRefusal, type LuaScript } from './scripts.js';
 import { lastTurnFromHash, newSessionHash, SESSION_FIELD as F, sessionFromHash, type CommittedTurn } from './session-fields.js';
@@ -193,6 +193,55 @@ return snapshots
 `,
 };
 
+/**
+ * Append items to a conversation between turns. KEYS[1] hash, KEYS[2] transcript, KEYS[3] lock.
+ * ARGV[1] tenant, ARGV[2..] messages (JSON). Returns 1, or NO_SESSION, SESSION_BUSY.
+ */
+const APPEND_ITEMS: LuaScript = {
+  name: 'bambaAppendItems',
+  keys: 3,
+  lua: `
+if redis.call('HGET', KEYS[1], '${F.tenant}') ~= ARGV[1] then return redis.error_reply('NO_SESSION') end
+if redis.call('EXISTS', KEYS[3]) == 1 then return redis.error_reply('SESSION_BUSY') end
+for index = 2, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[index]) end
+redis.call('EXPIRE', KEYS[2], redis.call('HGET', KEYS[1], '${F.ttlSeconds}'))
+return 1
+`,
+};
+
+/**
+ * Remove one item from a conversation between turns (its snapshot no longer matches the
+ * transcript: the next turn finds that out and replays). KEYS as APPEND_ITEMS.
+ * ARGV[1] tenant, ARGV[2] item id. Returns 1 (removed), 0 (no such item), or NO_SESSION, SESSION_BUSY.
+ */
+const DELETE_ITEM: LuaScript = {
+  name: 'bambaDeleteItem',
+  keys: 3,
+  lua: `
+if redis.call('HGET', KEYS[1], '${F.tenant}') ~= ARGV[1] then return redis.error_reply('NO_SESSION') end
+if redis.call('EXISTS', KEYS[3]) == 1 then return redis.error_reply('SESSION_BUSY') end
+for _, entry in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+  local ok, message = pcall(cjson.decode, entry)
+  if ok and type(message) == 'table' and message.id == ARGV[2] then
+    redis.call('LREM', KEYS[2], 1, entry)
+    return 1
+  end
+end
+return 0
+`,
+};
+
+/** KEYS[1] hash. ARGV[1] tenant, ARGV[2] metadata JSON. Returns 1, or NO_SESSION. */
+const SET_METADATA: LuaScript = {
+  name: 'bambaSetSessionMetadata',
+  keys: 1,
+  lua: `
+if redis.call('HGET', KEYS[1], '${F.tenant}') ~= ARGV[1] then return redis.error_reply('NO_SESSION') end
+redis.call('HSET', KEYS[1], '${F.metadata}', ARGV[2])
+return 1
+`,
+};
+
 /** The state left a node's slot. KEYS[1] session hash. ARGV[1] node id. Clears `residentNode` if it names that node. */
 const CLEAR_RESIDENCY: LuaScript = {
   name: 'bambaClearResidency',
@@ -237,7 +286,8 @@ export class SessionStore {
   async create(tenant: string, request: ValidatedCreateSession, ttlSeconds: number, maxSessions = Number.POSITIVE_INFINITY): Promise<SessionView> {
     const sessionId = newSessionId();
     await this.admit(tenant, sessionId, ttlSeconds, maxSessions);
-    const messages: ChatMessage[] = request.system ? [{ role: 'system', content: request.system }] : [];
+    const messages: ChatMessage[] = [...(request.system ? [{ role: 'system' as const, content: request.system }] : []), ...(request.items ?? [])]
+      .map((message) => ({ ...message, id: message.id ?? newItemId() }));
     const record: Omit<SessionRecord, 'id'> = {
       tenant, model: request.model, createdAtMs: Date.now(), version: 0, tokenCount: 0, snapshotId: '', snapshotBytes: 0, residentNode: '', ttlSeconds, metadata: request.metadata,
     };
@@ -398,6 +448,41 @@ export class SessionStore {
       return 'deleted';
     }
     return 'busy';
+  }
+
+  /** Add items to a conversation (refused while a turn runs: it would not see them consistently). */
+  async appendItems(tenant: string, sessionId: string, messages: ChatMessage[]): Promise<'appended' | 'not_found' | 'busy'> {
+    if (!isSessionId(sessionId)) return 'not_found';
+    return this.itemScript(APPEND_ITEMS, sessionId, [tenant, ...messages.map((message) => JSON.stringify(message))], () => 'appended' as const);
+  }
+
+  /** Remove one item of a conversation by its id. */
+  async deleteItem(tenant: string, sessionId: string, itemId: string): Promise<'deleted' | 'item_not_found' | 'not_found' | 'busy'> {
+    if (!isSessionId(sessionId)) return 'not_found';
+    return this.itemScript(DELETE_ITEM, sessionId, [tenant, itemId], (reply) => (reply === 1 ? 'deleted' as const : 'item_not_found' as const));
+  }
+
+  private async itemScript<T>(script: LuaScript, sessionId: string, args: Array<string | number>, outcome: (reply: unknown) => T): Promise<T | 'not_found' | 'busy'> {
+    try {
+      return outcome(await runScript(this.redis, script, [this.keys.session(sessionId), this.keys.sessionTranscript(sessionId), this.keys.sessionLock(sessionId)], args));
+    } catch (error) {
+      const refusal = scriptRefusal(error, ['NO_SESSION', 'SESSION_BUSY'] as const);
+      if (refusal === 'NO_SESSION') return 'not_found';
+      if (refusal === 'SESSION_BUSY') return 'busy';
+      throw error;
+    }
+  }
+
+  /** Replace a session's metadata. */
+  async setMetadata(tenant: string, sessionId: string, metadata: Record<string, string>): Promise<'updated' | 'not_found'> {
+    if (!isSessionId(sessionId)) return 'not_found';
+    try {
+      await runScript(this.redis, SET_METADATA, [this.keys.session(sessionId)], [tenant, JSON.stringify(metadata)]);
+      return 'updated';
+    } catch (error) {
+      if (scriptRefusal(error, ['NO_SESSION'] as const)) return 'not_found';
+      throw error;
+    }
   }
 
   /** The session's state left this node's slot: stop routing its turns here. */

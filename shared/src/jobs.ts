@@ -17,8 +17,23 @@ export const requestIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, 'reque
 export const chatMessageSchema = z.object({
   role: z.enum(['system', 'user', 'assistant']),
   content: z.string(),
+  /**
+   * The message's item id in a session's transcript (what the Conversations API lists). Never
+   * rendered into the prompt; messages committed without one get `transcriptItemId`'s.
+   */
+  id: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/).optional(),
 });
 export type ChatMessage = z.infer<typeof chatMessageSchema>;
+
+/** Id of the `index`th message a turn commits without an id of its own (the answer is last). */
+export function transcriptItemId(requestId: string, index: number): string {
+  return `msg_${requestId}_${index}`;
+}
+
+/** Id of the answer a request commits to a session: known before it is generated (streamed item ids). */
+export function answerItemId(requestId: string): string {
+  return `msg_${requestId}`;
+}
 
 export const generationInputSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('chat'), messages: z.array(chatMessageSchema).min(1) }),

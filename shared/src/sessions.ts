@@ -28,17 +28,26 @@ export interface SessionRecord {
 
 const MAX_METADATA_KEYS = 16;
 
+/** OpenAI's metadata: at most 16 string pairs, keys up to 64 characters, values up to 512. */
+export const metadataSchema = z.record(z.string().max(64, 'metadata keys hold at most 64 characters'), z.string().max(512, 'metadata values hold at most 512 characters'), { error: 'metadata must be an object of strings' })
+  .refine((metadata) => Object.keys(metadata).length <= MAX_METADATA_KEYS, `metadata holds at most ${MAX_METADATA_KEYS} keys`);
+
 export const createSessionSchema = z.object({
   model: z.string({ error: 'model is required' }).min(1, 'model must not be empty'),
   system: z.string().nullish(),
-  metadata: z.record(z.string().max(64), z.string().max(512)).nullish(),
+  metadata: metadataSchema.nullish(),
 });
 
 export interface ValidatedCreateSession {
   model: string;
   system: string | null;
   metadata: Record<string, string>;
+  /** Messages the session starts with after `system` (a conversation created with items). */
+  items?: ChatMessage[];
 }
+
+/** A session whose turns may use any model (a conversation: OpenAI's have none of their own). */
+export const ANY_MODEL = '*';
 
 export function validateCreateSession(body: unknown): ValidatedCreateSession {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidRequestError('request body must be a JSON object', { code: 'invalid_body' });
@@ -48,7 +57,6 @@ export function validateCreateSession(body: unknown): ValidatedCreateSession {
     throw new InvalidRequestError(issue.message, { param: issue.path.join('.') || null });
   }
   const metadata = result.data.metadata ?? {};
-  if (Object.keys(metadata).length > MAX_METADATA_KEYS) throw new InvalidRequestError(`metadata holds at most ${MAX_METADATA_KEYS} keys`, { param: 'metadata' });
   return { model: result.data.model, system: result.data.system ?? null, metadata };
 }
 
@@ -61,7 +69,7 @@ export function sessionToWire(session: SessionRecord, messages: ChatMessage[], s
     created_at: Math.floor(session.createdAtMs / 1000),
     metadata: session.metadata,
     turns: session.version,
-    messages,
+    messages: messages.map(({ role, content }) => ({ role, content })),
     token_count: session.tokenCount,
     snapshot_bytes: session.snapshotBytes,
     state,

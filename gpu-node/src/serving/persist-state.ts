@@ -7,7 +7,7 @@
  * transcript is not: a snapshot that cannot be taken or stored only costs the next turn a
  * replay, never the turn itself.
  */
-import { ConflictError, type ChatMessage, type GenerationJob } from '@bamba/shared';
+import { answerItemId, ConflictError, transcriptItemId, type ChatMessage, type GenerationJob } from '@bamba/shared';
 import { TurnCommitRefused, type CommittedTurn, type SnapshotInfo } from '@bamba/region';
 import { tokenSequenceHash } from '../state/snapshot-codec.js';
 import type { ConversationState, RestoredState } from './restore-state.js';
@@ -54,7 +54,11 @@ export async function persistTurn(deps: ServingDeps, job: GenerationJob, convers
     const snapshot = await snapshotAtBoundary(deps, restored, conversation, boundary);
     if (!session) return null;
     const wantResident = snapshot !== null && deps.residency.capacity > 0;
-    const turnMessages: ChatMessage[] = [...(job.input.kind === 'chat' ? job.input.messages : []), { role: 'assistant', content: answer }];
+    // Every transcript entry has an item id (the Conversations API lists them by it).
+    const turnMessages: ChatMessage[] = [
+      ...(job.input.kind === 'chat' ? job.input.messages : []).map((message, index) => ({ ...message, id: message.id ?? transcriptItemId(job.requestId, index) })),
+      { role: 'assistant', content: answer, id: answerItemId(job.requestId) },
+    ];
     let committedSnapshot = '';
     try {
       const outcome = await deps.sessions.commitTurn({
