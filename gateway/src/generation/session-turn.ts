@@ -2,7 +2,7 @@
  * A session turn holds the session's one-turn-at-a-time lock from admission until the gpu-node
  * commits it (the commit releases the lock) or the request ends without a commit (released here).
  */
-import { ConflictError, InvalidRequestError, NotFoundError, QuotaExceededError, type NodeStatus, type SessionTurn } from '@bamba/shared';
+import { ANY_MODEL, ConflictError, InvalidRequestError, NotFoundError, QuotaExceededError, type NodeStatus, type SessionTurn } from '@bamba/shared';
 import type { Sessions } from '../ports.js';
 
 /** A session lock outlives the request's deadline a little, in case the gateway dies mid-turn. */
@@ -37,7 +37,7 @@ export async function lockSessionTurn(sessions: Sessions, tenant: string, sessio
     await release();
     throw new QuotaExceededError(`this tenant's sessions hold ${usage.sessionBytes} bytes of saved state, its limit is ${maxSessionBytes}; delete sessions or let idle ones expire`, { param: 'session_id' });
   }
-  if (locked.model !== model) {
+  if (locked.model !== model && locked.model !== ANY_MODEL) {
     await release();
     throw new InvalidRequestError(`session '${sessionId}' uses model '${locked.model}', not '${model}'`, { param: 'model', code: 'model_mismatch' });
   }

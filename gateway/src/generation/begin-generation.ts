@@ -1,0 +1,136 @@
+/**
+ * The start every generation endpoint shares, as small steps around the one `generate` port:
+ * admit (model, limits, queue) → lock the session turn → generate → wait for the start (so
+ * refusals found on the gpu-node still become plain HTTP errors). What follows (the answer as
+ * chat chunks, or as Responses events) is the caller's; `finish` must run on every way out.
+ */
+import { ServerError, type GenerationJobDraft, type ValidatedGenerationRequest } from '@bamba/shared';
+import type { AppConfig } from '../config.js';
+import type { GatewayMetrics } from '../metrics.js';
+import type { RequestLogEntry } from '../request-log.js';
+import type { Clock, GenerationPort, RegionState, Sessions } from '../ports.js';
+import { admit } from './admission.js';
+import { answerOf, type AnswerPiece } from './answer.js';
+import { lockSessionTurn, type LockedTurn } from './session-turn.js';
+
+export interface GenerationDeps {
+  region: RegionState;
+  generation: GenerationPort;
+  sessions: Sessions;
+  config: AppConfig;
+  metrics: GatewayMetrics;
+  clock: Clock;
+}
+
+/** Ids are also BullMQ job ids and stream names: letters, digits and '-' only. */
+export function newRequestId(prefix: string): string {
+  return `${prefix}-${crypto.randomUUID().replace(/-/g, '')}`;
+}
+
+export type StartPiece = Extract<AnswerPiece, { kind: 'start' }>;
+export type EndPiece = Extract<AnswerPiece, { kind: 'end' }>;
+
+export interface StartedGeneration {
+  /** The request with `max_tokens` resolved against the model. */
+  request: ValidatedGenerationRequest;
+  /** The session turn's lock, when the request continues a session. */
+  lock: LockedTurn | null;
+  /** The gpu-node's start (resume path, prompt and cached tokens). */
+  start: StartPiece;
+  /** The next piece after the start (a restart, text, or the end); throws the generation's error. */
+  next(): Promise<AnswerPiece>;
+  /** Record time to first token (once). */
+  noteText(): void;
+  /** Record the end: tokens counted, the session turn committed. */
+  noteEnd(piece: EndPiece): void;
+  /** Stop the generation if still running and give back the session lock unless committed. */
+  finish(): Promise<void>;
+}
+
+export interface BeginOptions {
+  tenant: string;
+  requestId: string;
+  log: RequestLogEntry;
+  arrivedMs: number;
+  /** The client went away (or the response was cancelled): the job is cancelled. */
+  signal: AbortSignal;
+  /** Whether a retried attempt may replace what came before (false once text went out). */
+  canRestart: () => boolean;
+  /** Told where the job's token events go, once it is queued. */
+  onQueued?: (relayGroup: string) => void;
+}
+
+export async function beginGeneration(deps: GenerationDeps, validated: ValidatedGenerationRequest, options: BeginOptions): Promise<StartedGeneration> {
+  const { config, metrics, clock } = deps;
+  const { tenant, requestId, log, arrivedMs } = options;
+  const { request, nodes } = await admit(deps.region, config, validated);
+  const lock: LockedTurn | null = request.sessionId
+    ? await lockSessionTurn(deps.sessions, tenant, request.sessionId, request.model, requestId, config.requestDeadlineMs, nodes, config.maxSessionBytesPerTenant)
+    : null;
+
+  const job: GenerationJobDraft = {
+    requestId,
+    tenant,
+    model: request.model,
+    input: request.input,
+    params: request.params,
+    priority: 'interactive',
+    deadlineAtMs: arrivedMs + config.requestDeadlineMs,
+    enqueuedAtMs: arrivedMs,
+    ...(lock ? { session: lock.turn } : {}),
+    ...(lock?.affinityNode ? { affinityNode: lock.affinityNode } : {}),
+  };
+
+  // A client that goes away cancels the job: dropped if still queued, stopped if running.
+  const abort = new AbortController();
+  const onGone = () => abort.abort();
+  options.signal.addEventListener('abort', onGone, { once: true });
+  let committed = false;
+  const pieces = answerOf(deps.generation.generate(job, abort.signal, options.onQueued), options.canRestart)[Symbol.asyncIterator]();
+  let finished = false;
+  const finish = async () => {
+    if (finished) return;
+    finished = true;
+    options.signal.removeEventListener('abort', onGone);
+    await pieces.return(undefined).catch(() => {});
+    if (!committed) await lock?.release();
+  };
+  const next = async (): Promise<AnswerPiece> => {
+    const step = await pieces.next();
+    if (step.done) throw new ServerError('the request ended without an answer');
+    return step.value;
+  };
+
+  let first: AnswerPiece;
+  try {
+    const step = await pieces.next();
+    if (step.done) throw new ServerError('the request was cancelled before it started');
+    first = step.value;
+    if (first.kind !== 'start') throw new ServerError('the generation did not start with a start event');
+  } catch (error) {
+    await finish();
+    throw error;
+  }
+  log.set({ resume: first.resume, promptTokens: first.promptTokens, cachedTokens: first.cachedTokens });
+
+  let firstTokenSeen = false;
+  return {
+    request,
+    lock,
+    start: first,
+    next,
+    finish,
+    noteText() {
+      if (firstTokenSeen) return;
+      firstTokenSeen = true;
+      const ttftMs = clock.nowMs() - arrivedMs;
+      metrics.observeTimeToFirstToken(ttftMs / 1000);
+      log.set({ timeToFirstTokenMs: Math.round(ttftMs) });
+    },
+    noteEnd(piece) {
+      committed = true; // the node commits a session turn before it writes the end event
+      metrics.countTokens(piece.completionTokens);
+      log.set({ completionTokens: piece.completionTokens, promptTokens: piece.promptTokens, cachedTokens: piece.cachedTokens });
+    },
+  };
+}
