@@ -10,18 +10,21 @@ import { apiKeyAuth } from './auth.js';
 import type { AppConfig } from './config.js';
 import type { GatewayVariables } from './gateway-env.js';
 import type { GatewayMetrics } from './metrics.js';
-import type { Clock, GenerationPort, RegionState, Sessions } from './ports.js';
+import type { Clock, GenerationPort, RegionState, ResponseRecords, Sessions } from './ports.js';
 import { RequestLogEntry, silentLogger, type GatewayLogger } from './request-log.js';
 import { chatCompletionsRoute } from './routes/chat-completions.js';
 import { completionsRoute } from './routes/completions.js';
+import { conversationsRoute } from './routes/conversations.js';
 import { healthRoutes } from './routes/health.js';
 import { modelsRoute } from './routes/models.js';
+import { responsesRoute } from './routes/responses.js';
 import { sessionsRoute } from './routes/sessions.js';
 
 export interface GatewayPorts {
   region: RegionState;
   generation: GenerationPort;
   sessions: Sessions;
+  responses: ResponseRecords;
   config: AppConfig;
   metrics: GatewayMetrics;
   logger?: GatewayLogger;
@@ -34,10 +37,22 @@ export interface GatewayPorts {
 }
 
 /** Routes as labelled in metrics and logs: the matched pattern, not the raw path. */
+const ROUTE_PATTERNS: Array<[RegExp, string]> = [
+  [/^\/v1\/sessions\/[^/]+\/fork$/, '/v1/sessions/:id/fork'],
+  [/^\/v1\/sessions\/[^/]+$/, '/v1/sessions/:id'],
+  [/^\/v1\/responses\/[^/]+\/(cancel|input_items)$/, '/v1/responses/:id/$1'],
+  [/^\/v1\/responses\/[^/]+$/, '/v1/responses/:id'],
+  [/^\/v1\/conversations\/[^/]+\/items\/[^/]+$/, '/v1/conversations/:id/items/:item'],
+  [/^\/v1\/conversations\/[^/]+\/items$/, '/v1/conversations/:id/items'],
+  [/^\/v1\/conversations\/[^/]+$/, '/v1/conversations/:id'],
+];
+
 function routeLabel(path: string): string {
-  if (/^\/v1\/sessions\/[^/]+\/fork$/.test(path)) return '/v1/sessions/:id/fork';
-  if (/^\/v1\/sessions\/[^/]+$/.test(path)) return '/v1/sessions/:id';
-  return /^\/(healthz|readyz|metrics|v1\/models|v1\/chat\/completions|v1\/completions|v1\/sessions)$/.test(path) ? path : 'other';
+  for (const [pattern, label] of ROUTE_PATTERNS) {
+    const match = pattern.exec(path);
+    if (match) return label.replace('$1', match[1] ?? '');
+  }
+  return /^\/(healthz|readyz|metrics|v1\/models|v1\/chat\/completions|v1\/completions|v1\/sessions|v1\/responses|v1\/conversations)$/.test(path) ? path : 'other';
 }
 
 export function createApp(ports: GatewayPorts) {
@@ -46,6 +61,8 @@ export function createApp(ports: GatewayPorts) {
   const logger = ports.logger ?? silentLogger;
   const classifyError = ports.classifyError ?? (() => null);
   const deps = { region, generation, sessions, config, metrics, clock };
+  /** Background responses this process runs (cancelled here: stopped at once). */
+  const running = new Map<string, AbortController>();
 
   const app = new Hono<{ Variables: GatewayVariables }>();
   app.use('*', async (c, next) => {
@@ -67,6 +84,8 @@ export function createApp(ports: GatewayPorts) {
   app.route('/v1/chat/completions', chatCompletionsRoute(deps));
   app.route('/v1/completions', completionsRoute(deps));
   app.route('/v1/sessions', sessionsRoute(sessions, region));
+  app.route('/v1/responses', responsesRoute({ ...deps, responses: ports.responses, running }));
+  app.route('/v1/conversations', conversationsRoute(sessions));
 
   app.notFound((c) => c.json({ error: { message: `no route for ${c.req.method} ${c.req.path}`, type: 'invalid_request_error', param: null, code: 'unknown_url' } }, 404));
   app.onError((error, c) => {

@@ -5,6 +5,9 @@
 import type {
   ChatMessage,
   GenerationJobDraft,
+  NewResponse,
+  ResponseOutcome,
+  ResponseRecord,
   NodeStatus,
   SessionRecord,
   SessionStateLocation,
@@ -20,7 +23,27 @@ export interface GenerationPort {
    * client went away) or stopping early cancels the job. At `job.deadlineAtMs` it throws
    * `DeadlineExceededError` and cancels the job; a lost relay throws a retryable error.
    */
-  generate(job: GenerationJobDraft, signal: AbortSignal): AsyncIterable<StreamEvent>;
+  generate(job: GenerationJobDraft, signal: AbortSignal, onQueued?: (relayGroup: string) => void): AsyncIterable<StreamEvent>;
+  /**
+   * The events of a request queued by someone else (its stream is in `relayGroup`), from the
+   * start, then live until its end; past `untilMs` it throws `DeadlineExceededError`.
+   */
+  follow(relayGroup: string, requestId: string, untilMs: number, signal: AbortSignal): AsyncIterable<StreamEvent>;
+  /** Cancel a request queued by someone else: dropped if still queued, stopped if running. */
+  cancel(requestId: string): Promise<void>;
+}
+
+/** Stored responses (the Responses API). Another tenant's response reads as missing. */
+export interface ResponseRecords {
+  /** A new response id (also its job's request id). */
+  newId(): string;
+  create(record: NewResponse): Promise<void>;
+  get(tenant: string, responseId: string): Promise<ResponseRecord | null>;
+  /** Queued → in progress, with where its token events go. False when it is no longer active. */
+  started(responseId: string, relayGroup: string): Promise<boolean>;
+  /** Record how it ended, unless it ended already. */
+  finish(responseId: string, outcome: ResponseOutcome): Promise<boolean>;
+  delete(tenant: string, responseId: string): Promise<boolean>;
 }
 
 /** What the app reads about its region. */
@@ -51,6 +74,13 @@ export interface Sessions {
   lockTurn(tenant: string, sessionId: string, requestId: string, ttlMs: number): Promise<SessionRecord | 'not_found' | 'busy'>;
   /** Give the lock back if this request still holds it (the turn did not commit). */
   unlockTurn(sessionId: string, requestId: string): Promise<void>;
+  /** Add a conversation's items (not while a turn runs). */
+  appendItems(tenant: string, sessionId: string, messages: ChatMessage[]): Promise<'appended' | 'not_found' | 'busy'>;
+  /** Remove one of a conversation's items by id (not while a turn runs). */
+  deleteItem(tenant: string, sessionId: string, itemId: string): Promise<'deleted' | 'item_not_found' | 'not_found' | 'busy'>;
+  setMetadata(tenant: string, sessionId: string, metadata: Record<string, string>): Promise<'updated' | 'not_found'>;
+  /** A new item id for a message added to a conversation. */
+  newItemId(): string;
   /** Where the session's state lives, given the live gpu-nodes. */
   stateOf(session: SessionRecord, liveNodeIds: ReadonlySet<string>): Promise<SessionStateLocation>;
   /** What a tenant holds: live sessions, and the bytes of their saved states (never evicted). */

@@ -6,7 +6,9 @@
 export { regionEnvShape, regionConfigFrom, parseEnvironment, keyNamePattern, type RegionConfig, type RedisTarget } from './config.js';
 export { connectRedis, isCluster, type RegionRedis, type ConnectOptions } from './connection.js';
 export { regionKeys, type RegionKeys } from './keys.js';
-export { newSessionId, isSessionId, sessionFamily, newSnapshotId, isSnapshotId } from './ids.js';
+export { newSessionId, isSessionId, sessionFamily, newSnapshotId, isSnapshotId, newResponseId, isResponseId, newItemId } from './ids.js';
+export { ResponseStore } from './response-store.js';
+export { readRequestStream, followRequestStream } from './request-stream-reader.js';
 export { SessionStore, TurnCommitRefused, type SessionView, type TurnCommit, type CommitOutcome } from './session-store.js';
 export type { CommittedTurn } from './session-fields.js';
 export { SnapshotStore, SNAPSHOT_CHUNK_BYTES, type SnapshotInfo, type PutSnapshotOptions, type ForgetOutcome } from './snapshot-store.js';

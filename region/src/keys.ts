@@ -14,7 +14,7 @@
  */
 import { InternalInvariantError } from '@bamba/shared';
 import { keyNamePattern } from './config.js';
-import { sessionFamily, snapshotFamily } from './ids.js';
+import { isResponseId, sessionFamily, snapshotFamily } from './ids.js';
 
 export interface RegionKeys {
   /** BullMQ's own key prefix. */
@@ -62,6 +62,8 @@ export interface RegionKeys {
   readonly snapshotBytes: string;
   /** Prefix cache: (tenant, fingerprint, token-sequence hash) → snapshot id. */
   prefixEntry(tenant: string, fingerprint: string, tokenHash: string): string;
+  /** A stored response (HASH, fields in `response-store.ts`). */
+  response(responseId: string): string;
   /** A tenant's live sessions (ZSET, score = expiry epoch ms): its session count. */
   tenantSessions(tenant: string): string;
   /** Bytes of each of a tenant's sessions' latest snapshot (HASH), and their total (field `total`). */
@@ -107,6 +109,10 @@ export function regionKeys(prefix: string, region: string): RegionKeys {
     snapshotSizes: `${base}:{snapshots}:sizes`,
     snapshotBytes: `${base}:{snapshots}:bytes`,
     prefixEntry: (tenant, fingerprint, tokenHash) => `${base}:prefix:${tenant}:${fingerprint}:${tokenHash}`,
+    response: (responseId) => {
+      if (!isResponseId(responseId)) throw new InternalInvariantError(`'${responseId.slice(0, 40)}' is not a response id; parse ids before building keys`);
+      return `${base}:response:${responseId}`;
+    },
     tenantSessions: (tenant) => `${base}:{t:${checkName('tenant', tenant)}}:sessions`,
     tenantSessionBytes: (tenant) => `${base}:{t:${checkName('tenant', tenant)}}:session-bytes`,
   };

@@ -8,3 +8,4 @@ export * from './sampling.js';
 export * from './snapshot-format.js';
 export * from './stream-events.js';
 export * from './sessions.js';
+export * from './responses.js';

@@ -77,7 +77,7 @@ export interface ValidationDefaults {
 }
 
 /** Turn zod's first issue into an OpenAI-style error naming the field (`messages[0].role`). */
-function toInvalidRequest(error: z.ZodError): InvalidRequestError {
+export function toInvalidRequest(error: z.ZodError): InvalidRequestError {
   const issue = error.issues[0]!;
   const param = issue.path.reduce<string>((path, part) => (typeof part === 'number' ? `${path}[${part}]` : path ? `${path}.${String(part)}` : String(part)), '');
   const message = issue.message.startsWith('Invalid input') && param ? `${param}: ${issue.message}` : issue.message;
@@ -93,9 +93,10 @@ function parse<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T> {
   return result.data;
 }
 
-type SamplingInput = { [K in keyof typeof samplingFields]?: z.infer<(typeof samplingFields)[K]> };
+export type SamplingInput = { [K in keyof typeof samplingFields]?: z.infer<(typeof samplingFields)[K]> };
 
-function resolveSampling(body: SamplingInput, maxTokens: number | null | undefined, defaults: ValidationDefaults): Omit<ValidatedGenerationRequest, 'input' | 'endpoint' | 'sessionId'> {
+/** Sampling parameters with every default resolved (shared by every generation endpoint). */
+export function resolveSampling(body: SamplingInput, maxTokens: number | null | undefined, defaults: ValidationDefaults): Omit<ValidatedGenerationRequest, 'input' | 'endpoint' | 'sessionId'> {
   if (body.n !== undefined && body.n !== null && body.n !== 1) throw new InvalidRequestError('only n = 1 is supported', { param: 'n', code: 'unsupported_value' });
   if (body.logprobs === true || (typeof body.logprobs === 'number' && body.logprobs > 0)) {
     throw new InvalidRequestError('logprobs are not supported', { param: 'logprobs', code: 'unsupported_parameter' });

@@ -3,19 +3,23 @@
  * (`JobProducer`), token events come back through the multiplexed relay (`StreamRelay`), the
  * node registry answers what is alive.
  */
-import type { JobProducer, NodeRegistry, RegionRedis, SessionStore, StreamRelay } from '@bamba/region';
+import { followRequestStream, newItemId, newResponseId, type JobProducer, type NodeRegistry, type RegionKeys, type RegionRedis, type ResponseStore, type SessionStore, type StreamRelay } from '@bamba/region';
 import {
   DeadlineExceededError,
   WIRE_VERSION,
   type GenerationJob,
   type GenerationJobDraft,
+  type ChatMessage,
+  type NewResponse,
   type NodeStatus,
+  type ResponseOutcome,
+  type ResponseRecord,
   type SessionRecord,
   type SessionStateLocation,
   type StreamEvent,
   type ValidatedCreateSession,
 } from '@bamba/shared';
-import type { GenerationPort, RegionState, Sessions, SessionView } from '../ports.js';
+import type { GenerationPort, RegionState, ResponseRecords, Sessions, SessionView } from '../ports.js';
 
 export class RegionDispatch implements RegionState, GenerationPort {
   constructor(
@@ -23,6 +27,7 @@ export class RegionDispatch implements RegionState, GenerationPort {
     private readonly producer: JobProducer,
     private readonly relay: StreamRelay,
     private readonly registry: NodeRegistry,
+    private readonly keys: RegionKeys,
   ) {}
 
   async ping(): Promise<boolean> {
@@ -48,7 +53,15 @@ export class RegionDispatch implements RegionState, GenerationPort {
     return this.producer.waitingJobs();
   }
 
-  async *generate(draft: GenerationJobDraft, signal: AbortSignal): AsyncGenerator<StreamEvent, void, undefined> {
+  follow(relayGroup: string, requestId: string, untilMs: number, signal: AbortSignal): AsyncIterable<StreamEvent> {
+    return followRequestStream(this.redis, this.keys, relayGroup, requestId, untilMs, signal);
+  }
+
+  async cancel(requestId: string): Promise<void> {
+    await this.producer.cancel(requestId);
+  }
+
+  async *generate(draft: GenerationJobDraft, signal: AbortSignal, onQueued?: (relayGroup: string) => void): AsyncGenerator<StreamEvent, void, undefined> {
     if (signal.aborted) return;
     let cancelled = false;
     const cancel = () => {
@@ -65,6 +78,7 @@ export class RegionDispatch implements RegionState, GenerationPort {
       subscription.close();
       throw error;
     }
+    onQueued?.(subscription.group);
     const onAbort = () => subscription.close();
     signal.addEventListener('abort', onAbort, { once: true });
     const deadline = setTimeout(() => subscription.fail(new DeadlineExceededError('the request did not finish before its deadline')), Math.max(0, job.deadlineAtMs - Date.now()));
@@ -110,5 +124,41 @@ export class RegionSessions implements Sessions {
   }
   stateOf(session: SessionRecord, liveNodeIds: ReadonlySet<string>): Promise<SessionStateLocation> {
     return this.store.stateOf(session, liveNodeIds);
+  }
+  appendItems(tenant: string, sessionId: string, messages: ChatMessage[]): Promise<'appended' | 'not_found' | 'busy'> {
+    return this.store.appendItems(tenant, sessionId, messages);
+  }
+  deleteItem(tenant: string, sessionId: string, itemId: string): Promise<'deleted' | 'item_not_found' | 'not_found' | 'busy'> {
+    return this.store.deleteItem(tenant, sessionId, itemId);
+  }
+  setMetadata(tenant: string, sessionId: string, metadata: Record<string, string>): Promise<'updated' | 'not_found'> {
+    return this.store.setMetadata(tenant, sessionId, metadata);
+  }
+  newItemId(): string {
+    return newItemId();
+  }
+}
+
+/** Stored responses in the region's Redis, kept for the gateway's stored-response TTL. */
+export class RegionResponses implements ResponseRecords {
+  constructor(private readonly store: ResponseStore, private readonly ttlSeconds: number) {}
+
+  newId(): string {
+    return newResponseId();
+  }
+  create(record: NewResponse): Promise<void> {
+    return this.store.create(record, this.ttlSeconds);
+  }
+  get(tenant: string, responseId: string): Promise<ResponseRecord | null> {
+    return this.store.get(tenant, responseId);
+  }
+  started(responseId: string, relayGroup: string): Promise<boolean> {
+    return this.store.started(responseId, relayGroup);
+  }
+  finish(responseId: string, outcome: ResponseOutcome): Promise<boolean> {
+    return this.store.finish(responseId, outcome);
+  }
+  delete(tenant: string, responseId: string): Promise<boolean> {
+    return this.store.delete(tenant, responseId);
   }
 }

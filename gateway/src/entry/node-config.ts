@@ -17,6 +17,7 @@ const schema = z.object({
   BAMBA_API_KEYS_FILE: z.string().min(1).optional(),
   BAMBA_JOB_ATTEMPTS: positiveInt.max(10).default(3),
   BAMBA_SESSION_TTL_SECONDS: positiveInt.default(86_400),
+  BAMBA_RESPONSE_TTL_SECONDS: positiveInt.default(30 * 86_400),
   BAMBA_RELAY_CONNECTIONS: positiveInt.max(64).default(4),
   BAMBA_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   BAMBA_ALLOW_NO_AUTH: z.enum(['true', 'false', '1', '0']).transform((text) => text === 'true' || text === '1').default(false),
@@ -38,6 +39,8 @@ export interface GatewayConfig extends AppConfig {
   jobAttempts: number;
   /** Idle sessions expire after this long (kept on each session record; every commit renews it). */
   sessionTtlSeconds: number;
+  /** Stored responses (the Responses API) expire this long after they were created. */
+  responseTtlSeconds: number;
   /** Blocking Redis connections relaying token streams, whatever the number of streams. */
   relayConnections: number;
   logLevel: string;
@@ -61,6 +64,7 @@ export function parseGatewayConfig(env: Record<string, string | undefined>): Gat
     region: regionConfigFrom(values),
     jobAttempts: values.BAMBA_JOB_ATTEMPTS,
     sessionTtlSeconds: values.BAMBA_SESSION_TTL_SECONDS,
+    responseTtlSeconds: values.BAMBA_RESPONSE_TTL_SECONDS,
     relayConnections: values.BAMBA_RELAY_CONNECTIONS,
     logLevel: values.BAMBA_LOG_LEVEL,
   };

@@ -9,13 +9,14 @@ import {
   NodeRegistry,
   redisOutageError,
   regionKeys,
+  ResponseStore,
   SessionStore,
   SnapshotStore,
   StreamRelay,
 } from '@bamba/region';
 import { serve } from '@hono/node-server';
 import { createApp } from '../app.js';
-import { RegionDispatch, RegionSessions } from '../dispatch/region-dispatch.js';
+import { RegionDispatch, RegionResponses, RegionSessions } from '../dispatch/region-dispatch.js';
 import type { GatewayMetrics } from '../metrics.js';
 import { createPinoLogger } from '../observability/pino-logger.js';
 import { PromMetrics } from '../observability/prom-metrics.js';
@@ -43,9 +44,10 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
   const producer = new JobProducer(redis, keys, config.jobAttempts);
   const relay = new StreamRelay(config.region.redis, keys, redis, { connections: config.relayConnections, slowConsumerMs: config.slowClientMs });
   const registry = new NodeRegistry(redis, keys, (nodeId, error) => logger.error(`node ${nodeId} published a malformed status`, error));
-  const dispatch = new RegionDispatch(redis, producer, relay, registry);
+  const dispatch = new RegionDispatch(redis, producer, relay, registry, keys);
   const sessions = new RegionSessions(new SessionStore(redis, keys, new SnapshotStore(redis, keys, READ_ONLY_BUDGET_BYTES)), config.sessionTtlSeconds, config.maxSessionsPerTenant);
-  const app = createApp({ region: dispatch, generation: dispatch, sessions, config, metrics: runtime.metrics ?? new PromMetrics(), logger, classifyError: redisOutageError });
+  const responses = new RegionResponses(new ResponseStore(redis, keys), config.responseTtlSeconds);
+  const app = createApp({ region: dispatch, generation: dispatch, sessions, responses, config, metrics: runtime.metrics ?? new PromMetrics(), logger, classifyError: redisOutageError });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const started = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(started));
     started.once('error', reject);

@@ -1,0 +1,52 @@
+/**
+ * Sequence numbers of Responses events depend on the text, not on how it arrived: readers that
+ * got the same answer in different chunks agree on every number, and resuming after any number
+ * one of them saw gives the rest of the text exactly once.
+ */
+import fc from 'fast-check';
+import type { ResponseRecord } from '@bamba/shared';
+import { describe, expect, it } from 'vitest';
+import { eventAfter, ResponseEventSequence, type ResponseStreamEvent } from './response-events.js';
+import { viewOf } from './response-shapes.js';
+
+const record: ResponseRecord = {
+  id: 'resp_00000000000000000000000000000000', tenant: 't', status: 'in_progress', model: 'm', createdAtMs: 0, background: true,
+  instructions: null, previousResponseId: null, conversationId: null, metadata: {}, temperature: 0, topP: 1, maxOutputTokens: null,
+  input: [], history: [], relayGroup: 'g', deadlineAtMs: 0, outcome: null,
+};
+
+function eventsOf(chunks: string[]): ResponseStreamEvent[] {
+  const sequence = new ResponseEventSequence(viewOf(record));
+  const text = chunks.join('');
+  return [
+    ...sequence.opening('queued'),
+    ...chunks.map((chunk) => sequence.delta(chunk)),
+    ...sequence.closing({ status: 'completed', outputText: text, usage: null, error: null, incompleteReason: null, completedAtMs: 0 }),
+  ];
+}
+
+/** Split `text` at the given cut points. */
+const chunked = (text: string, cuts: number[]) => {
+  const points = [...new Set(cuts.map((cut) => cut % (text.length + 1)))].sort((a, b) => a - b).filter((point) => point > 0 && point < text.length);
+  return [0, ...points, text.length].slice(0, -1).map((start, index, starts) => text.slice(start, starts[index + 1] ?? text.length));
+};
+
+describe('response event numbers', () => {
+  it('are increasing and the same for every chunking; resuming after any seen number gives the rest exactly once', () => {
+    fc.assert(fc.property(fc.string({ minLength: 1, maxLength: 40 }), fc.array(fc.nat(), { maxLength: 8 }), fc.array(fc.nat(), { maxLength: 8 }), (text, cutsA, cutsB) => {
+      const first = eventsOf(chunked(text, cutsA));
+      const second = eventsOf(chunked(text, cutsB));
+      const numbers = first.map((event) => event.sequence_number);
+      expect([...numbers].sort((a, b) => a - b)).toEqual(numbers);
+      expect(new Set(numbers).size).toBe(numbers.length);
+      const closingOf = (events: ResponseStreamEvent[]) => events.filter((event) => event.type !== 'response.output_text.delta').map((event) => [event.type, event.sequence_number]);
+      expect(closingOf(first)).toEqual(closingOf(second));
+      // A reader of the first chunking drops after any event; a resumed reader of the second continues.
+      for (const seen of numbers) {
+        const before = first.filter((event) => event.sequence_number <= seen && event.type === 'response.output_text.delta').map((event) => event.delta as string).join('');
+        const after = second.map((event) => eventAfter(event, seen)).filter((event) => event?.type === 'response.output_text.delta').map((event) => event!.delta as string).join('');
+        expect(before + after).toBe(text);
+      }
+    }));
+  });
+});

@@ -1,0 +1,134 @@
+/**
+ * The Responses streaming events of one response, from the answer pieces of its generation.
+ * Sequence numbers come from the text's length, not from how the text arrived: a delta's number
+ * is 3 + the length of the text up to its end. Any reader of the same generation (the live
+ * stream, a resumed one, one rebuilt from the stored answer) gives every event the same number,
+ * however the deltas were merged on the way, so `starting_after` never loses or repeats a
+ * character: a delta that straddles it is cut there. Numbers may skip; they never go back.
+ */
+import { errorToWire, type ResponseOutcome, type ResponseStatus } from '@bamba/shared';
+import type { AnswerPiece } from '../generation/answer.js';
+import { sse } from '../generation/sse-body.js';
+import { outputMessage, outputTextPart, responseObject, type ResponseView } from './response-shapes.js';
+
+export interface ResponseStreamEvent {
+  type: string;
+  sequence_number: number;
+  [field: string]: unknown;
+}
+
+const OPENING_EVENTS = 4;
+
+/** One event as SSE, named by its type as OpenAI sends them. */
+export const responseEvent = (event: ResponseStreamEvent) => sse(event, event.type);
+
+export class ResponseEventSequence {
+  private text = '';
+
+  constructor(private readonly view: ResponseView) {}
+
+  private get itemId(): string {
+    return outputMessage(this.view.record.id, '', 'in_progress').id;
+  }
+
+  /** created, in_progress, the output item and its text part. */
+  opening(status: ResponseStatus): ResponseStreamEvent[] {
+    const snapshot = responseObject({ ...this.view, status, outcome: null });
+    return [
+      { type: 'response.created', sequence_number: 0, response: snapshot },
+      { type: 'response.in_progress', sequence_number: 1, response: { ...snapshot, status: 'in_progress' } },
+      { type: 'response.output_item.added', sequence_number: 2, output_index: 0, item: outputMessage(this.view.record.id, '', 'in_progress', false) },
+      { type: 'response.content_part.added', sequence_number: 3, item_id: this.itemId, output_index: 0, content_index: 0, part: outputTextPart('') },
+    ];
+  }
+
+  delta(text: string): ResponseStreamEvent {
+    this.text += text;
+    return { type: 'response.output_text.delta', sequence_number: OPENING_EVENTS - 1 + this.text.length, item_id: this.itemId, output_index: 0, content_index: 0, delta: text, logprobs: [] };
+  }
+
+  /** The events that close the response with `outcome`. */
+  closing(outcome: ResponseOutcome): ResponseStreamEvent[] {
+    let next = OPENING_EVENTS + this.text.length;
+    const final = responseObject({ ...this.view, status: outcome.status, outcome });
+    if (outcome.status === 'failed' || outcome.status === 'cancelled') {
+      return [{ type: 'response.failed', sequence_number: next, response: final }];
+    }
+    const status = outcome.status === 'incomplete' ? 'incomplete' : 'completed';
+    return [
+      { type: 'response.output_text.done', sequence_number: next++, item_id: this.itemId, output_index: 0, content_index: 0, text: outcome.outputText, logprobs: [] },
+      { type: 'response.content_part.done', sequence_number: next++, item_id: this.itemId, output_index: 0, content_index: 0, part: outputTextPart(outcome.outputText) },
+      { type: 'response.output_item.done', sequence_number: next++, output_index: 0, item: outputMessage(this.view.record.id, outcome.outputText, status) },
+      { type: status === 'incomplete' ? 'response.incomplete' : 'response.completed', sequence_number: next, response: final },
+    ];
+  }
+}
+
+/** The event as a reader that saw everything up to `startingAfter` gets it, or null when it saw it all. */
+export function eventAfter(event: ResponseStreamEvent, startingAfter: number): ResponseStreamEvent | null {
+  if (event.sequence_number <= startingAfter) return null;
+  if (event.type !== 'response.output_text.delta') return event;
+  const delta = event.delta as string;
+  const startsAt = event.sequence_number - delta.length;
+  return startsAt >= startingAfter ? event : { ...event, delta: delta.slice(startingAfter - startsAt) };
+}
+
+/** How a response ended, from the generation's last piece or its error. */
+export function outcomeOf(text: string, ending: { end: Extract<AnswerPiece, { kind: 'end' }> } | { error: unknown } | { cancelled: true }, nowMs: number): ResponseOutcome {
+  if ('end' in ending) {
+    const { end } = ending;
+    const incomplete = end.finishReason === 'length';
+    return {
+      status: incomplete ? 'incomplete' : 'completed',
+      outputText: text,
+      usage: { inputTokens: end.promptTokens, cachedTokens: end.cachedTokens, outputTokens: end.completionTokens },
+      error: null,
+      incompleteReason: incomplete ? 'max_output_tokens' : null,
+      completedAtMs: nowMs,
+    };
+  }
+  if ('cancelled' in ending) return { status: 'cancelled', outputText: text, usage: null, error: null, incompleteReason: null, completedAtMs: nowMs };
+  const wire = errorToWire(ending.error);
+  return { status: 'failed', outputText: text, usage: null, error: { code: wire.code ?? wire.type, message: wire.message }, incompleteReason: null, completedAtMs: nowMs };
+}
+
+/**
+ * Follow a generation's pieces to its outcome, handing each event to `emit` (which may be a
+ * no-op). An error from `next` (the generation's) becomes a `failed` outcome; one from `emit`
+ * (the client went away) is thrown.
+ */
+export interface FoldHooks {
+  /** Text arrived (time to first token). */
+  onText?: () => void;
+  onEnd?: (end: Extract<AnswerPiece, { kind: 'end' }>) => void;
+}
+
+export async function foldResponse(view: ResponseView, openingStatus: ResponseStatus, next: () => Promise<AnswerPiece>, emit: (events: ResponseStreamEvent[]) => Promise<void>, nowMs: () => number, hooks: FoldHooks = {}): Promise<{ outcome: ResponseOutcome; error: unknown }> {
+  const sequence = new ResponseEventSequence(view);
+  await emit(sequence.opening(openingStatus));
+  let text = '';
+  let outcome: ResponseOutcome;
+  let failure: unknown = null;
+  for (;;) {
+    let piece: AnswerPiece;
+    try {
+      piece = await next();
+    } catch (error) {
+      failure = error;
+      outcome = outcomeOf(text, { error }, nowMs());
+      break;
+    }
+    if (piece.kind === 'text' && piece.text !== '') {
+      hooks.onText?.();
+      text += piece.text;
+      await emit([sequence.delta(piece.text)]); // a client gone throws out of here, not into the outcome
+    } else if (piece.kind === 'end') {
+      hooks.onEnd?.(piece);
+      outcome = outcomeOf(text, { end: piece }, nowMs());
+      break;
+    }
+    // 'start' repeats and 'restart' come only before any text (answerOf's rule): nothing to undo.
+  }
+  await emit(sequence.closing(outcome));
+  return { outcome, error: failure };
+}

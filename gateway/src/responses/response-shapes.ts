@@ -1,0 +1,95 @@
+/**
+ * OpenAI's Responses and Conversations object shapes, built from our records: the response
+ * object, its output message item, input and conversation items, list pages.
+ */
+import { answerItemId, type ChatMessage, type ResponseOutcome, type ResponseRecord, type ResponseStatus, type SessionRecord } from '@bamba/shared';
+
+/** A response's state at a moment: its record, with the status and outcome known by then. */
+export interface ResponseView {
+  record: ResponseRecord;
+  status: ResponseStatus;
+  outcome: ResponseOutcome | null;
+  /** Whether it is retrievable (`store`). */
+  store: boolean;
+}
+
+export function viewOf(record: ResponseRecord, store = true): ResponseView {
+  return { record, status: record.outcome?.status ?? record.status, outcome: record.outcome, store };
+}
+
+export function outputTextPart(text: string) {
+  return { type: 'output_text' as const, text, annotations: [], logprobs: [] };
+}
+
+/** The answer as a message item; `status` follows the response's. */
+export function outputMessage(responseId: string, text: string, status: 'in_progress' | 'completed' | 'incomplete', withContent = true) {
+  return { type: 'message' as const, id: answerItemId(responseId), status, role: 'assistant' as const, content: withContent ? [outputTextPart(text)] : [] };
+}
+
+function usageOf(outcome: ResponseOutcome | null) {
+  const usage = outcome?.usage;
+  if (!usage) return null;
+  return {
+    input_tokens: usage.inputTokens,
+    input_tokens_details: { cached_tokens: usage.cachedTokens },
+    output_tokens: usage.outputTokens,
+    output_tokens_details: { reasoning_tokens: 0 },
+    total_tokens: usage.inputTokens + usage.outputTokens,
+  };
+}
+
+/** The response object. `output` holds the answer once the response has ended (streams add it by events before). */
+export function responseObject(view: ResponseView) {
+  const { record, outcome } = view;
+  const ended = outcome !== null;
+  const hasAnswer = ended && (outcome.status === 'completed' || outcome.status === 'incomplete' || outcome.outputText !== '');
+  return {
+    id: record.id,
+    object: 'response' as const,
+    created_at: Math.floor(record.createdAtMs / 1000),
+    status: view.status,
+    background: record.background,
+    completed_at: outcome?.status === 'completed' ? Math.floor(outcome.completedAtMs / 1000) : null,
+    error: outcome?.error ?? null,
+    incomplete_details: outcome?.incompleteReason ? { reason: outcome.incompleteReason } : null,
+    instructions: record.instructions,
+    max_output_tokens: record.maxOutputTokens,
+    metadata: record.metadata,
+    model: record.model,
+    output: hasAnswer ? [outputMessage(record.id, outcome.outputText, outcome.status === 'incomplete' ? 'incomplete' : 'completed')] : [],
+    parallel_tool_calls: false,
+    previous_response_id: record.previousResponseId,
+    conversation: record.conversationId ? { id: record.conversationId } : null,
+    store: view.store,
+    temperature: record.temperature,
+    text: { format: { type: 'text' as const } },
+    tool_choice: 'none' as const,
+    tools: [],
+    top_p: record.topP,
+    truncation: 'disabled' as const,
+    usage: usageOf(outcome),
+  };
+}
+
+/** A message as an item (input items, conversation items). Items without an id of their own get their position's. */
+export function messageItem(message: ChatMessage, fallbackId: string) {
+  return {
+    type: 'message' as const,
+    id: message.id ?? fallbackId,
+    status: 'completed' as const,
+    role: message.role,
+    content: [message.role === 'assistant' ? outputTextPart(message.content) : { type: 'input_text' as const, text: message.content }],
+  };
+}
+
+export function conversationObject(session: SessionRecord) {
+  return { id: session.id, object: 'conversation' as const, created_at: Math.floor(session.createdAtMs / 1000), metadata: session.metadata };
+}
+
+/** One page of a list (`after` = the last id of the previous page), in OpenAI's list shape. */
+export function listPage<T extends { id: string }>(items: T[], query: { after: string | null; limit: number; order: 'asc' | 'desc' }) {
+  const ordered = query.order === 'asc' ? items : [...items].reverse();
+  const start = query.after ? ordered.findIndex((item) => item.id === query.after) + 1 : 0;
+  const data = ordered.slice(start, start + query.limit);
+  return { object: 'list' as const, data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: start + data.length < ordered.length };
+}

@@ -1,0 +1,243 @@
+/**
+ * `POST /v1/responses`: a response is a turn. Its context is the parent's (`previous_response_id`:
+ * the parent's history, input and answer) or the conversation's transcript, then its own input;
+ * `instructions` open the context and are not carried to children (OpenAI's rule). A child whose
+ * instructions equal its parent's extends the parent's token sequence exactly, so the gpu-node
+ * resumes from the parent's saved state (the prefix cache keeps a snapshot at every answer's
+ * end) instead of replaying it; with other instructions, or once that state was evicted, it
+ * replays: the same answer, slower. A `conversation` response is a turn of that session.
+ *
+ * Foreground responses stream (or return) as they run and are stored when they started;
+ * background ones are stored before they are queued and run detached from the request, their
+ * outcome written by whoever sees the end first (this gateway, or a reader of their stream).
+ */
+import {
+  InvalidRequestError,
+  NotFoundError,
+  transcriptItemId,
+  validateCreateResponse,
+  type ChatMessage,
+  type NewResponse,
+  type ResponseRecord,
+  type ValidatedGenerationRequest,
+} from '@bamba/shared';
+import type { Context } from 'hono';
+import type { GatewayVariables } from '../gateway-env.js';
+import { beginGeneration, type GenerationDeps } from '../generation/begin-generation.js';
+import { SSE_HEADERS, sseBody } from '../generation/sse-body.js';
+import { randomSeed } from '../routes/chat-completions.js';
+import type { ResponseRecords } from '../ports.js';
+import { foldResponse, outcomeOf, responseEvent } from './response-events.js';
+import { responseObject, viewOf } from './response-shapes.js';
+import { streamStored } from './stream-stored.js';
+
+export interface ResponseDeps extends GenerationDeps {
+  responses: ResponseRecords;
+  /** Background responses this process runs, to stop them at once when cancelled here. */
+  running: Map<string, AbortController>;
+}
+
+export const responseNotFound = (responseId: string, param: string | null = null) =>
+  new NotFoundError(`response '${responseId}' does not exist`, { param, code: param ? 'previous_response_not_found' : 'response_not_found' });
+
+/** The conversation a child of `parent` continues: the parent's history, input and answer. */
+function contextAfter(parent: ResponseRecord): ChatMessage[] {
+  const answer = parent.outcome && (parent.outcome.status === 'completed' || parent.outcome.status === 'incomplete')
+    ? [{ role: 'assistant' as const, content: parent.outcome.outputText }]
+    : [];
+  return [...parent.history, ...parent.input, ...answer];
+}
+
+export async function createResponse(c: Context<{ Variables: GatewayVariables }>, deps: ResponseDeps, body: unknown): Promise<Response> {
+  const { config, clock } = deps;
+  const validated = validateCreateResponse(body, { maxTokens: config.defaultMaxTokens, maxMessages: config.maxMessages, randomSeed });
+  const tenant = c.get('tenant');
+  const log = c.get('log');
+  const arrivedMs = clock.nowMs();
+  const responseId = deps.responses.newId();
+  log.set({ requestId: responseId, tenant, streamed: validated.stream });
+  c.header('x-request-id', responseId);
+
+  let history: ChatMessage[] = [];
+  if (validated.previousResponseId) {
+    const parent = await deps.responses.get(tenant, validated.previousResponseId);
+    if (!parent) throw responseNotFound(validated.previousResponseId, 'previous_response_id');
+    if (!parent.outcome) throw new InvalidRequestError(`previous response '${parent.id}' is still ${parent.status}; continue from it once it has finished`, { param: 'previous_response_id', code: 'previous_response_in_progress' });
+    history = contextAfter(parent);
+  } else if (validated.conversationId) {
+    const conversation = await deps.sessions.get(tenant, validated.conversationId);
+    if (!conversation) throw new NotFoundError(`conversation '${validated.conversationId}' does not exist`, { param: 'conversation', code: 'conversation_not_found' });
+    history = conversation.messages;
+  }
+  const input = validated.input.map((message, index) => ({ ...message, id: transcriptItemId(responseId, index) }));
+  const context = [...(validated.instructions ? [{ role: 'system' as const, content: validated.instructions }] : []), ...history, ...input];
+  const generationRequest: ValidatedGenerationRequest = {
+    model: validated.model,
+    // A conversation turn sends only what it adds: the gpu-node reads the transcript itself.
+    input: { kind: 'chat', messages: validated.conversationId ? input : context },
+    params: validated.params,
+    stream: validated.stream,
+    includeUsage: false,
+    maxTokensRequested: validated.maxTokensRequested,
+    endpoint: 'chat',
+    sessionId: validated.conversationId,
+  };
+  const record: NewResponse = {
+    id: responseId,
+    tenant,
+    status: validated.background ? 'queued' : 'in_progress',
+    model: validated.model,
+    createdAtMs: arrivedMs,
+    background: validated.background,
+    instructions: validated.instructions,
+    previousResponseId: validated.previousResponseId,
+    conversationId: validated.conversationId,
+    metadata: validated.metadata,
+    temperature: validated.params.temperature,
+    topP: validated.params.topP,
+    maxOutputTokens: validated.maxTokensRequested ? validated.params.maxTokens : null,
+    input,
+    history,
+    relayGroup: '',
+    deadlineAtMs: arrivedMs + config.requestDeadlineMs,
+  };
+  return validated.background
+    ? runInBackground(c, deps, record, generationRequest)
+    : runInForeground(c, deps, record, generationRequest, validated.store);
+}
+
+async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps: ResponseDeps, record: NewResponse, request: ValidatedGenerationRequest): Promise<Response> {
+  const { clock } = deps;
+  // Stored before it is queued: whoever looks for it from now on finds it.
+  await deps.responses.create(record);
+  const abort = new AbortController();
+  deps.running.set(record.id, abort);
+  let text = '';
+  let onQueued!: (relayGroup: string) => void;
+  const queued = new Promise<string>((resolve) => { onQueued = resolve; });
+  const begun = beginGeneration(deps, { ...request, stream: false }, {
+    tenant: record.tenant,
+    requestId: record.id,
+    log: c.get('log'),
+    arrivedMs: record.createdAtMs,
+    signal: abort.signal,
+    canRestart: () => text === '',
+    onQueued,
+  });
+  // A refusal before the job is queued (unknown model, full queue) answers this request.
+  const first = await Promise.race([queued.then((relayGroup) => ({ relayGroup })), begun.then(() => null, (error: unknown) => ({ error }))]);
+  if (first && 'error' in first) {
+    deps.running.delete(record.id);
+    await deps.responses.delete(record.tenant, record.id).catch(() => {});
+    throw first.error;
+  }
+  const relayGroup = await queued;
+  try {
+    await deps.responses.started(record.id, relayGroup);
+  } catch (error) {
+    // Nobody could find its events: stop it rather than run it unseen.
+    abort.abort();
+    deps.running.delete(record.id);
+    void begun.then((generation) => generation.finish(), () => {});
+    throw error;
+  }
+  const stored: ResponseRecord = { ...record, status: 'in_progress', relayGroup, outcome: null };
+
+  void (async () => {
+    let outcome;
+    try {
+      const generation = await begun;
+      try {
+        ({ outcome } = await foldResponse(viewOf(stored), 'queued', generation.next, async () => {}, () => clock.nowMs(), {
+          onText: () => generation.noteText(),
+          onEnd: (end) => generation.noteEnd(end),
+        }));
+        text = outcome.outputText;
+      } finally {
+        await generation.finish();
+      }
+    } catch (error) {
+      outcome = outcomeOf('', { error }, clock.nowMs());
+    }
+    if (abort.signal.aborted) outcome = outcomeOf(outcome.outputText, { cancelled: true }, clock.nowMs());
+    await deps.responses.finish(record.id, outcome).catch(() => { /* a reader of its stream settles it */ });
+    deps.running.delete(record.id);
+  })();
+
+  if (request.stream) return streamStored(c, deps, stored, -1);
+  return c.json(responseObject({ ...viewOf(stored), status: 'queued' }));
+}
+
+async function runInForeground(c: Context<{ Variables: GatewayVariables }>, deps: ResponseDeps, record: NewResponse, request: ValidatedGenerationRequest, store: boolean): Promise<Response> {
+  const { config, metrics, clock } = deps;
+  const log = c.get('log');
+  const abort = new AbortController();
+  const onClientGone = () => abort.abort();
+  c.req.raw.signal.addEventListener('abort', onClientGone, { once: true });
+  let relayGroup = '';
+  let relayedText = false;
+  let generation;
+  try {
+    generation = await beginGeneration(deps, request, {
+      tenant: record.tenant,
+      requestId: record.id,
+      log,
+      arrivedMs: record.createdAtMs,
+      signal: abort.signal,
+      canRestart: () => !relayedText,
+      onQueued: (group) => { relayGroup = group; },
+    });
+  } catch (error) {
+    c.req.raw.signal.removeEventListener('abort', onClientGone);
+    throw error;
+  }
+  const finish = async () => {
+    c.req.raw.signal.removeEventListener('abort', onClientGone);
+    await generation.finish();
+  };
+  c.header('x-bamba-resume', generation.start.resume);
+  const stored: ResponseRecord = { ...record, relayGroup, outcome: null };
+  try {
+    if (store) await deps.responses.create(stored);
+  } catch (error) {
+    await finish();
+    throw error;
+  }
+  const view = viewOf(stored, store);
+  const hooks = { onText: () => { relayedText = true; generation.noteText(); }, onEnd: generation.noteEnd };
+  const settle = async (outcome: Parameters<ResponseRecords['finish']>[1]) => {
+    if (store) await deps.responses.finish(record.id, outcome).catch(() => { /* expired or deleted meanwhile */ });
+  };
+
+  if (!request.stream) {
+    try {
+      const { outcome, error } = await foldResponse(view, 'in_progress', generation.next, async () => {}, () => clock.nowMs(), hooks);
+      await settle(abort.signal.aborted ? outcomeOf(outcome.outputText, { cancelled: true }, clock.nowMs()) : outcome);
+      if (error) throw error;
+      return c.json(responseObject({ ...view, status: outcome.status, outcome }));
+    } finally {
+      await finish();
+    }
+  }
+
+  log.deferred = true;
+  metrics.changeActiveStreams(1);
+  return c.newResponse(sseBody(config.slowClientMs, () => abort.abort(), async (write) => {
+    let text = '';
+    try {
+      const { outcome } = await foldResponse(view, 'in_progress', generation.next, (events) => {
+        for (const event of events) if (event.type === 'response.output_text.delta') text += event.delta as string;
+        return write(events.map(responseEvent).join(''));
+      }, () => clock.nowMs(), hooks);
+      await settle(outcome);
+      if (outcome.error) log.set({ errorType: 'response_failed', errorCode: outcome.error.code });
+    } catch {
+      // The client went away or stopped reading: the job is cancelled, the response with it.
+      await settle(outcomeOf(text, { cancelled: true }, clock.nowMs()));
+    } finally {
+      metrics.changeActiveStreams(-1);
+      await finish();
+      log.write(200, clock.nowMs());
+    }
+  }), 200, SSE_HEADERS);
+}

@@ -1,0 +1,84 @@
+/**
+ * A stored response's events for a reader that did not start it: `GET /v1/responses/{id}?stream=true`
+ * (with `starting_after` after a dropped connection), and a background response's own stream.
+ * While it runs, the events are rebuilt from its token stream in Redis (every reader folds the
+ * same stream from its start, so numbers agree); once it has ended, from its stored answer.
+ * A reader that sees the end first records the outcome (the gateway that ran it may be gone).
+ */
+import { ConflictError, type ResponseRecord } from '@bamba/shared';
+import type { Context } from 'hono';
+import type { GatewayVariables } from '../gateway-env.js';
+import { answerOf, type AnswerPiece } from '../generation/answer.js';
+import type { GenerationDeps } from '../generation/begin-generation.js';
+import { SSE_HEADERS, sseBody } from '../generation/sse-body.js';
+import type { ResponseRecords } from '../ports.js';
+import { eventAfter, foldResponse, ResponseEventSequence, responseEvent, type ResponseStreamEvent } from './response-events.js';
+import { viewOf } from './response-shapes.js';
+
+/** A follower waits this long past the response's deadline before it gives up on its stream. */
+const FOLLOW_MARGIN_MS = 10_000;
+
+type StoredDeps = GenerationDeps & { responses: ResponseRecords };
+
+const openingStatusOf = (record: ResponseRecord) => (record.background ? 'queued' : 'in_progress');
+
+/** The pieces of a running response, read from its token stream. */
+function followPieces(deps: StoredDeps, record: ResponseRecord, untilMs: number, signal: AbortSignal): () => Promise<AnswerPiece> {
+  let text = '';
+  const pieces = answerOf(deps.generation.follow(record.relayGroup, record.id, untilMs, signal), () => text === '')[Symbol.asyncIterator]();
+  return async () => {
+    const step = await pieces.next();
+    if (step.done) throw new ConflictError('the response stream ended early', { code: 'stream_ended' });
+    if (step.value.kind === 'text') text += step.value.text;
+    return step.value;
+  };
+}
+
+export function streamStored(c: Context<{ Variables: GatewayVariables }>, deps: StoredDeps, record: ResponseRecord, startingAfter: number): Response {
+  const { clock } = deps;
+  const view = viewOf(record);
+  const abort = new AbortController();
+  c.req.raw.signal.addEventListener('abort', () => abort.abort(), { once: true });
+  c.get('log').deferred = true;
+  const after = (events: ResponseStreamEvent[]) => events.map((event) => eventAfter(event, startingAfter)).filter((event) => event !== null).map(responseEvent).join('');
+  return c.newResponse(sseBody(deps.config.slowClientMs, () => abort.abort(), async (write) => {
+    const emit = async (events: ResponseStreamEvent[]) => {
+      const text = after(events);
+      if (text) await write(text);
+    };
+    try {
+      if (record.outcome) {
+        const sequence = new ResponseEventSequence(view);
+        const events = sequence.opening(openingStatusOf(record));
+        if (record.outcome.outputText) events.push(sequence.delta(record.outcome.outputText));
+        await emit([...events, ...sequence.closing(record.outcome)]);
+        return;
+      }
+      if (!record.relayGroup) throw new ConflictError('the response is not queued yet; retry in a moment', { code: 'response_not_started' });
+      const next = followPieces(deps, record, record.deadlineAtMs + FOLLOW_MARGIN_MS, abort.signal);
+      const { outcome } = await foldResponse(view, openingStatusOf(record), next, emit, () => clock.nowMs());
+      if (!abort.signal.aborted) await deps.responses.finish(record.id, outcome).catch(() => {});
+    } catch {
+      // The client went away: nothing to record, the response runs on.
+    } finally {
+      abort.abort(); // stops the follower if it is still polling
+      c.get('log').write(200, clock.nowMs());
+    }
+  }), 200, SSE_HEADERS);
+}
+
+/**
+ * A response still active past its deadline lost the gateway that ran it: settle it from its
+ * token stream (its end, or `failed` when the stream never ended). Returns the record as it is now.
+ */
+export async function settleIfStale(deps: StoredDeps, record: ResponseRecord): Promise<ResponseRecord> {
+  if (record.outcome || deps.clock.nowMs() <= record.deadlineAtMs + FOLLOW_MARGIN_MS) return record;
+  const abort = new AbortController();
+  const next = record.relayGroup
+    ? followPieces(deps, record, 0, abort.signal)
+    : () => Promise.reject(new ConflictError('the response was never queued', { code: 'response_not_started' }));
+  const { outcome } = await foldResponse(viewOf(record), openingStatusOf(record), next, async () => {}, () => deps.clock.nowMs());
+  abort.abort();
+  await deps.responses.finish(record.id, outcome);
+  return (await deps.responses.get(record.tenant, record.id)) ?? { ...record, outcome };
+}

@@ -1,0 +1,79 @@
+/**
+ * /v1/conversations and their items. A conversation is a session (same id, same state, same
+ * one-turn-at-a-time rule: item changes while a turn runs get 409) whose turns may use any
+ * model; its items are the session's transcript.
+ */
+import {
+  ANY_MODEL,
+  NotFoundError,
+  transcriptItemId,
+  validateConversationItems,
+  validateConversationUpdate,
+  validateCreateConversation,
+  validateListQuery,
+  type ChatMessage,
+} from '@bamba/shared';
+import { Hono } from 'hono';
+import type { GatewayVariables } from '../gateway-env.js';
+import { sessionBusy } from '../generation/session-turn.js';
+import type { Sessions } from '../ports.js';
+import { conversationObject, listPage, messageItem } from '../responses/response-shapes.js';
+import { readJsonBody } from './request-body.js';
+
+const conversationNotFound = (id: string) => new NotFoundError(`conversation '${id}' does not exist`, { param: 'conversation_id', code: 'conversation_not_found' });
+const itemNotFound = (id: string) => new NotFoundError(`item '${id}' does not exist in this conversation`, { param: 'item_id', code: 'item_not_found' });
+
+export function conversationsRoute(sessions: Sessions) {
+  const load = async (tenant: string, id: string) => {
+    const view = await sessions.get(tenant, id);
+    if (!view) throw conversationNotFound(id);
+    return view;
+  };
+  const itemsOf = (sessionId: string, messages: ChatMessage[]) => messages.map((message, index) => messageItem(message, transcriptItemId(sessionId, index)));
+  const withIds = (messages: ChatMessage[]) => messages.map((message) => ({ ...message, id: sessions.newItemId() }));
+
+  return new Hono<{ Variables: GatewayVariables }>()
+    .post('/', async (c) => {
+      const request = validateCreateConversation(await readJsonBody(c));
+      const view = await sessions.create(c.get('tenant'), { model: ANY_MODEL, system: null, metadata: request.metadata, items: withIds(request.items) });
+      return c.json(conversationObject(view.session));
+    })
+    .get('/:id', async (c) => c.json(conversationObject((await load(c.get('tenant'), c.req.param('id'))).session)))
+    .post('/:id', async (c) => {
+      const metadata = validateConversationUpdate(await readJsonBody(c));
+      if ((await sessions.setMetadata(c.get('tenant'), c.req.param('id'), metadata)) === 'not_found') throw conversationNotFound(c.req.param('id'));
+      return c.json(conversationObject((await load(c.get('tenant'), c.req.param('id'))).session));
+    })
+    .delete('/:id', async (c) => {
+      const outcome = await sessions.delete(c.get('tenant'), c.req.param('id'));
+      if (outcome === 'not_found') throw conversationNotFound(c.req.param('id'));
+      if (outcome === 'busy') throw sessionBusy(c.req.param('id'));
+      return c.json({ id: c.req.param('id'), object: 'conversation.deleted', deleted: true });
+    })
+    .get('/:id/items', async (c) => {
+      const query = validateListQuery(c.req.query());
+      const view = await load(c.get('tenant'), c.req.param('id'));
+      return c.json(listPage(itemsOf(view.session.id, view.messages), query));
+    })
+    .post('/:id/items', async (c) => {
+      const messages = withIds(validateConversationItems(await readJsonBody(c)));
+      const outcome = await sessions.appendItems(c.get('tenant'), c.req.param('id'), messages);
+      if (outcome === 'not_found') throw conversationNotFound(c.req.param('id'));
+      if (outcome === 'busy') throw sessionBusy(c.req.param('id'));
+      const data = itemsOf(c.req.param('id'), messages);
+      return c.json({ object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: false });
+    })
+    .get('/:id/items/:item', async (c) => {
+      const view = await load(c.get('tenant'), c.req.param('id'));
+      const item = itemsOf(view.session.id, view.messages).find((candidate) => candidate.id === c.req.param('item'));
+      if (!item) throw itemNotFound(c.req.param('item'));
+      return c.json(item);
+    })
+    .delete('/:id/items/:item', async (c) => {
+      const outcome = await sessions.deleteItem(c.get('tenant'), c.req.param('id'), c.req.param('item'));
+      if (outcome === 'not_found') throw conversationNotFound(c.req.param('id'));
+      if (outcome === 'busy') throw sessionBusy(c.req.param('id'));
+      if (outcome === 'item_not_found') throw itemNotFound(c.req.param('item'));
+      return c.json(conversationObject((await load(c.get('tenant'), c.req.param('id'))).session));
+    });
+}

@@ -1,0 +1,56 @@
+/** /v1/responses: create, retrieve (or stream again from a sequence number), delete, cancel, input items. */
+import { InvalidRequestError, transcriptItemId, validateListQuery } from '@bamba/shared';
+import { Hono } from 'hono';
+import type { GatewayVariables } from '../gateway-env.js';
+import { outcomeOf } from '../responses/response-events.js';
+import { listPage, messageItem, responseObject, viewOf } from '../responses/response-shapes.js';
+import { createResponse, responseNotFound, type ResponseDeps } from '../responses/run-response.js';
+import { settleIfStale, streamStored } from '../responses/stream-stored.js';
+import { readJsonBody } from './request-body.js';
+
+function startingAfterOf(text: string | undefined): number {
+  if (text === undefined || text === '') return -1;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 0) throw new InvalidRequestError('starting_after must be a non-negative integer (a sequence number)', { param: 'starting_after', code: 'invalid_value' });
+  return value;
+}
+
+export function responsesRoute(deps: ResponseDeps) {
+  const load = async (tenant: string, responseId: string) => {
+    const record = await deps.responses.get(tenant, responseId);
+    if (!record) throw responseNotFound(responseId);
+    return settleIfStale(deps, record);
+  };
+
+  return new Hono<{ Variables: GatewayVariables }>()
+    .post('/', async (c) => createResponse(c, deps, await readJsonBody(c)))
+    .get('/:id', async (c) => {
+      const stream = c.req.query('stream');
+      if (stream !== undefined && stream !== 'true' && stream !== 'false') throw new InvalidRequestError("stream must be 'true' or 'false'", { param: 'stream', code: 'invalid_value' });
+      const startingAfter = startingAfterOf(c.req.query('starting_after'));
+      const record = await load(c.get('tenant'), c.req.param('id'));
+      if (stream === 'true') return streamStored(c, deps, record, startingAfter);
+      return c.json(responseObject(viewOf(record)));
+    })
+    .delete('/:id', async (c) => {
+      if (!(await deps.responses.delete(c.get('tenant'), c.req.param('id')))) throw responseNotFound(c.req.param('id'));
+      return c.json({ id: c.req.param('id'), object: 'response.deleted', deleted: true });
+    })
+    .post('/:id/cancel', async (c) => {
+      const record = await load(c.get('tenant'), c.req.param('id'));
+      if (!record.background) throw new InvalidRequestError('only background responses can be cancelled', { param: 'response_id', code: 'invalid_value' });
+      if (!record.outcome) {
+        const outcome = outcomeOf('', { cancelled: true }, deps.clock.nowMs());
+        if (await deps.responses.finish(record.id, outcome)) {
+          deps.running.get(record.id)?.abort(); // run here: stop at once
+          await deps.generation.cancel(record.id); // run anywhere: dropped if queued, stopped if running
+        }
+      }
+      return c.json(responseObject(viewOf((await deps.responses.get(c.get('tenant'), record.id)) ?? record)));
+    })
+    .get('/:id/input_items', async (c) => {
+      const query = validateListQuery(c.req.query());
+      const record = await load(c.get('tenant'), c.req.param('id'));
+      return c.json(listPage(record.input.map((message, index) => messageItem(message, transcriptItemId(record.id, index))), query));
+    });
+}

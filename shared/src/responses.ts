@@ -1,0 +1,245 @@
+/**
+ * The Responses and Conversations APIs' request bodies: zod schemas and their validation into
+ * requests with every default resolved. What we do not support (tools, reasoning, images,
+ * files, structured output) is refused naming the field, never silently ignored.
+ */
+import { z } from 'zod';
+import { InvalidRequestError } from './errors.js';
+import type { ChatMessage } from './jobs.js';
+import { resolveSampling, toInvalidRequest, type ValidationDefaults } from './openai-requests.js';
+import type { SamplingParams } from './sampling.js';
+import { metadataSchema } from './sessions.js';
+
+/** Items one `POST /v1/conversations/{id}/items` (or a conversation's creation) may add: OpenAI's limit. */
+export const MAX_ITEMS_PER_CALL = 20;
+
+const textPart = z.object({
+  type: z.string(),
+  text: z.string().optional(),
+}).passthrough();
+
+const messageItem = z.object({
+  type: z.literal('message').optional(),
+  role: z.enum(['user', 'assistant', 'system', 'developer'], { error: (issue) => `unknown role '${String(issue.input)}': expected user, assistant, system or developer` }),
+  content: z.union([z.string(), z.array(textPart).min(1, 'content must hold at least one part')], { error: 'content must be a string or an array of input_text parts' }),
+}).passthrough();
+
+/** Any input item: the type is checked by hand so that unsupported kinds get a clear error. */
+const inputItem = z.object({ type: z.string().optional() }).passthrough();
+
+const responseRequestSchema = z.object({
+  model: z.string({ error: 'model is required' }).min(1, 'model must not be empty'),
+  input: z.union([z.string(), z.array(inputItem).min(1, 'input must hold at least one item')], { error: 'input must be a string or an array of message items' }),
+  instructions: z.string().nullish(),
+  previous_response_id: z.string().min(1).max(128).nullish(),
+  conversation: z.union([z.string().min(1).max(128), z.object({ id: z.string().min(1).max(128) })]).nullish(),
+  store: z.boolean().nullish(),
+  stream: z.boolean().nullish(),
+  background: z.boolean().nullish(),
+  max_output_tokens: z.number().int().min(1, 'max_output_tokens must be at least 1').nullish(),
+  temperature: z.number().min(0).max(2).nullish(),
+  top_p: z.number().gt(0).max(1).nullish(),
+  metadata: metadataSchema.nullish(),
+  // Accepted only in their "nothing asked" form (checked below).
+  tools: z.array(z.unknown()).nullish(),
+  tool_choice: z.unknown().optional(),
+  reasoning: z.unknown().optional(),
+  text: z.object({ format: z.object({ type: z.string() }).passthrough().nullish() }).passthrough().nullish(),
+  include: z.array(z.string()).nullish(),
+  prompt: z.unknown().optional(),
+  top_logprobs: z.number().int().nullish(),
+  truncation: z.enum(['auto', 'disabled']).nullish(),
+});
+
+/** A `POST /v1/responses` after validation. */
+export interface ValidatedResponseRequest {
+  model: string;
+  /** The response's own input items, as chat messages (`developer` is `system`). */
+  input: ChatMessage[];
+  instructions: string | null;
+  previousResponseId: string | null;
+  conversationId: string | null;
+  store: boolean;
+  stream: boolean;
+  background: boolean;
+  params: SamplingParams;
+  maxTokensRequested: boolean;
+  metadata: Record<string, string>;
+}
+
+function objectBody(body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidRequestError('request body must be a JSON object', { code: 'invalid_body' });
+  return body as Record<string, unknown>;
+}
+
+function parseWith<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T> {
+  const result = schema.safeParse(objectBody(body));
+  if (!result.success) throw toInvalidRequest(result.error);
+  return result.data;
+}
+
+const unsupported = (param: string, what: string) => new InvalidRequestError(`${what} ${what.endsWith('s') ? 'are' : 'is'} not supported`, { param, code: 'unsupported_parameter' });
+
+/**
+ * One message item as a chat message. `param` names the item in errors (`input[2]`). Text parts
+ * are `input_text` (and `output_text` in an assistant's message); anything else is refused.
+ */
+export function messageOfItem(item: unknown, param: string): ChatMessage {
+  const shape = inputItem.safeParse(item);
+  if (!shape.success) throw new InvalidRequestError(`${param} must be an object`, { param, code: 'invalid_value' });
+  const type = shape.data.type ?? 'message';
+  if (type !== 'message') throw unsupported(`${param}.type`, `input items of type '${type}'`);
+  const parsed = messageItem.safeParse(item);
+  if (!parsed.success) {
+    const error = toInvalidRequest(parsed.error);
+    throw new InvalidRequestError(error.message, { param: error.param ? `${param}.${error.param}` : param, code: error.code ?? 'invalid_value' });
+  }
+  const { role, content } = parsed.data;
+  let text: string;
+  if (typeof content === 'string') {
+    text = content;
+  } else {
+    text = '';
+    for (const [index, part] of content.entries()) {
+      if (part.type !== 'input_text' && part.type !== 'output_text' && part.type !== 'text') throw unsupported(`${param}.content[${index}].type`, `content parts of type '${part.type}'`);
+      if (typeof part.text !== 'string') throw new InvalidRequestError(`${param}.content[${index}].text must be a string`, { param: `${param}.content[${index}].text` });
+      text += part.text;
+    }
+  }
+  return { role: role === 'developer' ? 'system' : role, content: text };
+}
+
+export function validateCreateResponse(body: unknown, defaults: ValidationDefaults): ValidatedResponseRequest {
+  // The count first: thousands of tiny items are refused before any work per item.
+  const raw = objectBody(body);
+  if (Array.isArray(raw.input) && raw.input.length > defaults.maxMessages) {
+    throw new InvalidRequestError(`input holds ${raw.input.length} items; at most ${defaults.maxMessages} are accepted per request`, { param: 'input', code: 'too_many_messages' });
+  }
+  const request = parseWith(responseRequestSchema, raw);
+  if (request.tools && request.tools.length > 0) throw unsupported('tools', 'tools');
+  if (request.tool_choice !== undefined && request.tool_choice !== null && request.tool_choice !== 'none' && request.tool_choice !== 'auto') throw unsupported('tool_choice', 'tool_choice');
+  if (request.reasoning !== undefined && request.reasoning !== null) throw unsupported('reasoning', 'reasoning');
+  if (request.text?.format && request.text.format.type !== 'text') throw unsupported('text.format', `text format '${request.text.format.type}'`);
+  if (request.include && request.include.length > 0) throw unsupported('include', 'include');
+  if (request.prompt !== undefined && request.prompt !== null) throw unsupported('prompt', 'prompt templates');
+  if (request.top_logprobs) throw unsupported('top_logprobs', 'logprobs');
+  const input: ChatMessage[] = typeof request.input === 'string'
+    ? [{ role: 'user', content: request.input }]
+    : request.input.map((item, index) => messageOfItem(item, `input[${index}]`));
+  const conversationId = request.conversation == null ? null : typeof request.conversation === 'string' ? request.conversation : request.conversation.id;
+  const previousResponseId = request.previous_response_id ?? null;
+  if (conversationId && previousResponseId) throw new InvalidRequestError('previous_response_id and conversation cannot be used together', { param: 'previous_response_id', code: 'invalid_value' });
+  const continues = conversationId !== null || previousResponseId !== null;
+  const systemAt = input.findIndex((message) => message.role === 'system');
+  if (systemAt >= 0 && (continues || request.instructions || input.slice(0, systemAt).some((message) => message.role !== 'system'))) {
+    throw new InvalidRequestError('system and developer items may only open a new conversation; use instructions instead', { param: `input[${systemAt}].role`, code: 'invalid_value' });
+  }
+  if (conversationId && request.instructions) {
+    throw new InvalidRequestError('instructions cannot be combined with conversation here: a conversation keeps its own system items (create it with one)', { param: 'instructions', code: 'unsupported_parameter' });
+  }
+  const store = request.store ?? true;
+  const background = request.background ?? false;
+  if (background && !store) throw new InvalidRequestError('background responses must be stored (store: true)', { param: 'background', code: 'invalid_value' });
+  const sampling = resolveSampling({ model: request.model, temperature: request.temperature, top_p: request.top_p, stream: request.stream }, request.max_output_tokens, defaults);
+  return {
+    model: request.model,
+    input,
+    instructions: request.instructions ?? null,
+    previousResponseId,
+    conversationId,
+    store,
+    stream: sampling.stream,
+    background,
+    params: sampling.params,
+    maxTokensRequested: sampling.maxTokensRequested,
+    metadata: request.metadata ?? {},
+  };
+}
+
+const itemsField = z.array(z.unknown(), { error: 'items must be an array of message items' }).max(MAX_ITEMS_PER_CALL, `at most ${MAX_ITEMS_PER_CALL} items at a time`);
+
+/** Items as chat messages; a system item only at the start of a new conversation. */
+function itemsOf(items: unknown[], systemAllowedAtStart: boolean): ChatMessage[] {
+  const messages = items.map((item, index) => messageOfItem(item, `items[${index}]`));
+  const misplaced = messages.findIndex((message, index) => message.role === 'system' && !(systemAllowedAtStart && messages.slice(0, index).every((before) => before.role === 'system')));
+  if (misplaced >= 0) throw new InvalidRequestError('system and developer items may only open a conversation', { param: `items[${misplaced}].role`, code: 'invalid_value' });
+  return messages;
+}
+
+export interface ValidatedCreateConversation {
+  items: ChatMessage[];
+  metadata: Record<string, string>;
+}
+
+export function validateCreateConversation(body: unknown): ValidatedCreateConversation {
+  const request = parseWith(z.object({ items: itemsField.nullish(), metadata: metadataSchema.nullish() }), body);
+  return { items: itemsOf(request.items ?? [], true), metadata: request.metadata ?? {} };
+}
+
+export function validateConversationItems(body: unknown): ChatMessage[] {
+  const request = parseWith(z.object({ items: itemsField.min(1, 'items must hold at least one item') }), body);
+  return itemsOf(request.items, false);
+}
+
+export function validateConversationUpdate(body: unknown): Record<string, string> {
+  return parseWith(z.object({ metadata: metadataSchema }), body).metadata;
+}
+
+/** `after`, `limit` and `order` of a list call (OpenAI's defaults: 20, newest first). */
+export interface ListQuery {
+  after: string | null;
+  limit: number;
+  order: 'asc' | 'desc';
+}
+
+export function validateListQuery(query: Record<string, string | undefined>): ListQuery {
+  const limit = query.limit === undefined ? 20 : Number(query.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new InvalidRequestError('limit must be an integer from 1 to 100', { param: 'limit', code: 'invalid_value' });
+  const order = query.order ?? 'desc';
+  if (order !== 'asc' && order !== 'desc') throw new InvalidRequestError("order must be 'asc' or 'desc'", { param: 'order', code: 'invalid_value' });
+  return { after: query.after || null, limit, order };
+}
+
+/** A response's lifecycle, as OpenAI names it. */
+export type ResponseStatus = 'queued' | 'in_progress' | 'completed' | 'incomplete' | 'failed' | 'cancelled';
+export const ACTIVE_RESPONSE_STATUSES: readonly ResponseStatus[] = ['queued', 'in_progress'];
+
+/** How a response ended: what its record keeps once it is no longer active. */
+export interface ResponseOutcome {
+  status: Exclude<ResponseStatus, 'queued' | 'in_progress'>;
+  outputText: string;
+  usage: { inputTokens: number; cachedTokens: number; outputTokens: number } | null;
+  /** For `failed`: the error as OpenAI shows it. */
+  error: { code: string; message: string } | null;
+  /** For `incomplete`: why (`max_output_tokens`). */
+  incompleteReason: string | null;
+  completedAtMs: number;
+}
+
+/** A stored response as the region keeps it (parsed from Redis by `@bamba/region`'s response store). */
+export interface ResponseRecord {
+  id: string;
+  tenant: string;
+  status: ResponseStatus;
+  model: string;
+  createdAtMs: number;
+  background: boolean;
+  instructions: string | null;
+  previousResponseId: string | null;
+  conversationId: string | null;
+  metadata: Record<string, string>;
+  temperature: number;
+  topP: number;
+  maxOutputTokens: number | null;
+  /** The response's own input items (with item ids). */
+  input: ChatMessage[];
+  /** The conversation before `input` (instructions excluded): a child's context starts with it. */
+  history: ChatMessage[];
+  /** Where its token events are (the request stream's relay group), '' before it is queued. */
+  relayGroup: string;
+  deadlineAtMs: number;
+  outcome: ResponseOutcome | null;
+}
+
+/** A response as first stored (queued or in progress: no outcome yet). */
+export type NewResponse = Omit<ResponseRecord, 'outcome'>;

@@ -1,0 +1,251 @@
+/**
+ * The Responses and Conversations APIs with the official `openai` client, unmodified, against a
+ * real stack: answers equal the engine's own greedy output for the same history, chains resume
+ * from the parent's saved state (cached tokens grow), branches each equal their own replay, a
+ * dropped background stream resumes without losing or repeating a character, and another
+ * tenant sees nothing.
+ */
+import OpenAI from 'openai';
+import type { Engine } from '@bamba/gpu-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { directGreedy, startDirectEngine } from './support/direct-engine.js';
+import { MODEL_ID, startTestStack, type TestStack } from './support/stack.js';
+
+let stack: TestStack;
+let engine: Engine;
+let client: OpenAI;
+let other: OpenAI;
+
+beforeAll(async () => {
+  [stack, engine] = await Promise.all([
+    startTestStack({ gatewayEnv: { BAMBA_API_KEYS: 'key-a:tenant-a,key-b:tenant-b' } }),
+    startDirectEngine(),
+  ]);
+  client = new OpenAI({ baseURL: `${stack.url}/v1`, apiKey: 'key-a', maxRetries: 0 });
+  other = new OpenAI({ baseURL: `${stack.url}/v1`, apiKey: 'key-b', maxRetries: 0 });
+});
+afterAll(async () => {
+  await stack?.stop();
+  await engine?.close();
+});
+
+type Message = { role: 'system' | 'user' | 'assistant'; content: string };
+const INSTRUCTIONS = 'You answer in one short sentence.';
+const greedy = { model: MODEL_ID, temperature: 0, max_output_tokens: 24 } as const;
+
+describe('responses', () => {
+  it('create: output_text equals the engine on the same messages, usage in OpenAI shape', async () => {
+    const response = await client.responses.create({ ...greedy, instructions: INSTRUCTIONS, input: 'Name a hybrid model.' });
+    const expected = await directGreedy(engine, [{ role: 'system', content: INSTRUCTIONS }, { role: 'user', content: 'Name a hybrid model.' }], 24);
+    expect(response.object).toBe('response');
+    expect(response.id).toMatch(/^resp_/);
+    expect(response.output_text.length).toBeGreaterThan(0);
+    expect(response.output_text).toBe(expected);
+    expect(response.status).toBe('incomplete'); // 24 tokens of a random model never reach an end of turn
+    expect(response.incomplete_details).toEqual({ reason: 'max_output_tokens' });
+    expect(response.usage).toMatchObject({ output_tokens: 24, input_tokens_details: { cached_tokens: 0 } });
+    expect(response.output[0]).toMatchObject({ type: 'message', role: 'assistant', content: [{ type: 'output_text', text: expected }] });
+  });
+
+  it('stream: the SDK accumulator gets the same answer, events numbered in order', async () => {
+    const input = 'Stream me something.';
+    const stream = client.responses.stream({ ...greedy, input });
+    const types: string[] = [];
+    const numbers: number[] = [];
+    stream.on('event', (event) => { types.push(event.type); numbers.push(event.sequence_number); });
+    const final = await stream.finalResponse();
+    expect(final.output_text).toBe(await directGreedy(engine, [{ role: 'user', content: input }], 24));
+    expect(types.slice(0, 4)).toEqual(['response.created', 'response.in_progress', 'response.output_item.added', 'response.content_part.added']);
+    expect(types).toContain('response.output_text.delta');
+    expect(types.slice(-4)).toEqual(['response.output_text.done', 'response.content_part.done', 'response.output_item.done', 'response.incomplete']);
+    expect([...numbers].sort((a, b) => a - b)).toEqual(numbers);
+    expect(new Set(numbers).size).toBe(numbers.length);
+  });
+
+  it('a chain of 4 by previous_response_id resumes from saved state; the last answer equals a replay of the history', async () => {
+    const inputs = ['Hello there.', 'Tell me more.', 'And then?', 'Finish the story.'];
+    const history: Message[] = [];
+    let previous: string | undefined;
+    const cached: number[] = [];
+    const resumes: Array<string | null> = [];
+    let last = '';
+    for (const input of inputs) {
+      const { data, response } = await client.responses.create({ ...greedy, instructions: INSTRUCTIONS, input, ...(previous ? { previous_response_id: previous } : {}) }).withResponse();
+      resumes.push(response.headers.get('x-bamba-resume'));
+      cached.push(data.usage!.input_tokens_details.cached_tokens);
+      history.push({ role: 'user', content: input });
+      last = data.output_text;
+      history.push({ role: 'assistant', content: last });
+      previous = data.id;
+    }
+    expect(resumes.slice(1)).toEqual(['snapshot', 'snapshot', 'snapshot']);
+    expect(cached[0]).toBe(0);
+    for (let index = 1; index < cached.length; index++) expect(cached[index]).toBeGreaterThan(cached[index - 1]!);
+    const replayed = await directGreedy(engine, [{ role: 'system', content: INSTRUCTIONS }, ...history.slice(0, -1)], 24);
+    expect(last).toBe(replayed);
+  });
+
+  it('two children of one parent branch from its state, each equal to a replay of its own history', async () => {
+    const parent = await client.responses.create({ ...greedy, input: 'Pick a colour.' });
+    const children = await Promise.all(['Why that one?', 'Pick another.'].map((input) => client.responses.create({ ...greedy, input, previous_response_id: parent.id })));
+    for (const [index, input] of ['Why that one?', 'Pick another.'].entries()) {
+      const child = children[index]!;
+      expect(child.usage!.input_tokens_details.cached_tokens).toBeGreaterThan(0);
+      expect(child.previous_response_id).toBe(parent.id);
+      const replayed = await directGreedy(engine, [{ role: 'user', content: 'Pick a colour.' }, { role: 'assistant', content: parent.output_text }, { role: 'user', content: input }], 24);
+      expect(child.output_text).toBe(replayed);
+    }
+  });
+
+  it('instructions are not carried over: a child without them equals a replay without them', async () => {
+    const parent = await client.responses.create({ ...greedy, instructions: INSTRUCTIONS, input: 'Say hi.' });
+    const child = await client.responses.create({ ...greedy, input: 'Again.', previous_response_id: parent.id });
+    expect(child.instructions).toBeNull();
+    const replayed = await directGreedy(engine, [{ role: 'user', content: 'Say hi.' }, { role: 'assistant', content: parent.output_text }, { role: 'user', content: 'Again.' }], 24);
+    expect(child.output_text).toBe(replayed);
+  });
+
+  it('retrieve, input items, delete (then 404), store: false is not retrievable', async () => {
+    const created = await client.responses.create({ ...greedy, input: [{ role: 'user', content: [{ type: 'input_text', text: 'First part. ' }, { type: 'input_text', text: 'Second part.' }] }], metadata: { run: 'retrieve' } });
+    const retrieved = await client.responses.retrieve(created.id);
+    expect(retrieved).toMatchObject({ id: created.id, status: created.status, metadata: { run: 'retrieve' } });
+    expect(retrieved.output_text).toBe(created.output_text);
+    const items = await client.responses.inputItems.list(created.id);
+    expect(items.data).toHaveLength(1);
+    expect(items.data[0]).toMatchObject({ type: 'message', role: 'user', content: [{ type: 'input_text', text: 'First part. Second part.' }] });
+    const deleted: unknown = await client.responses.delete(created.id);
+    expect(deleted).toEqual({ id: created.id, object: 'response.deleted', deleted: true });
+    await expect(client.responses.retrieve(created.id)).rejects.toMatchObject({ status: 404 });
+
+    const unstored = await client.responses.create({ ...greedy, input: 'Forget me.', store: false });
+    expect(unstored.output_text.length).toBeGreaterThan(0);
+    await expect(client.responses.retrieve(unstored.id)).rejects.toMatchObject({ status: 404 });
+    await expect(client.responses.create({ ...greedy, input: 'Continue.', previous_response_id: unstored.id })).rejects.toMatchObject({ status: 404, code: 'previous_response_not_found' });
+  });
+
+  it('background: queued at once, completes; a stream dropped mid-way resumes with every delta exactly once', async () => {
+    const input = 'Write a long story.';
+    const tokens = 200;
+    const stream = await client.responses.create({ model: MODEL_ID, temperature: 0, max_output_tokens: tokens, input, background: true, stream: true });
+    let responseId = '';
+    let lastSeen = -1;
+    let received = '';
+    let deltasBeforeDrop = 0;
+    for await (const event of stream) {
+      if (event.type === 'response.created') {
+        responseId = event.response.id;
+        expect(event.response.status).toBe('queued');
+      }
+      lastSeen = event.sequence_number;
+      if (event.type === 'response.output_text.delta') {
+        received += event.delta;
+        if (++deltasBeforeDrop === 2) break; // drop the connection mid-stream
+      }
+    }
+    expect(responseId).toMatch(/^resp_/);
+    const resumed = await client.responses.retrieve(responseId, { stream: true, starting_after: lastSeen });
+    const resumedTypes: string[] = [];
+    for await (const event of resumed) {
+      resumedTypes.push(event.type);
+      expect(event.sequence_number).toBeGreaterThan(lastSeen);
+      if (event.type === 'response.output_text.delta') received += event.delta;
+    }
+    expect(resumedTypes.at(-1)).toBe('response.incomplete');
+    const expected = await directGreedy(engine, [{ role: 'user', content: input }], tokens);
+    expect(received).toBe(expected);
+    const final = await stack.waitFor('the background response to be stored as ended', async () => {
+      const response = await client.responses.retrieve(responseId);
+      return response.status === 'in_progress' || response.status === 'queued' ? undefined : response;
+    });
+    expect(final.output_text).toBe(expected);
+    // Again from the start, after it ended: rebuilt from the stored answer, the same events and numbers.
+    let again = '';
+    for await (const event of await client.responses.retrieve(responseId, { stream: true })) if (event.type === 'response.output_text.delta') again += event.delta;
+    expect(again).toBe(expected);
+  });
+
+  it('background: polling shows it finish; cancel stops a running one', async () => {
+    const queued = await client.responses.create({ ...greedy, input: 'Poll me.', background: true });
+    expect(queued.status).toBe('queued');
+    const done = await stack.waitFor('the background response to finish', async () => {
+      const response = await client.responses.retrieve(queued.id);
+      return response.status === 'incomplete' || response.status === 'completed' ? response : undefined;
+    });
+    expect(done.output_text).toBe(await directGreedy(engine, [{ role: 'user', content: 'Poll me.' }], 24));
+
+    const long = await client.responses.create({ model: MODEL_ID, max_output_tokens: 900, input: 'Go on forever.', background: true });
+    const cancelled = await client.responses.cancel(long.id);
+    expect(cancelled.status).toBe('cancelled');
+    expect((await client.responses.retrieve(long.id)).status).toBe('cancelled');
+    await expect(client.responses.cancel(done.id)).resolves.toMatchObject({ status: done.status }); // ended: unchanged
+    const foreground = await client.responses.create({ ...greedy, input: 'Not cancellable.' });
+    await expect(client.responses.cancel(foreground.id)).rejects.toMatchObject({ status: 400 });
+  });
+
+  it('refuses what it does not support, naming the field, and stores nothing', async () => {
+    await expect(client.responses.create({ ...greedy, input: 'x', tools: [{ type: 'function', name: 'f', parameters: {}, strict: false }] })).rejects.toMatchObject({ status: 400, param: 'tools' });
+    await expect(client.responses.create({ ...greedy, input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'http://example.invalid/x.png', detail: 'auto' }] }] })).rejects.toMatchObject({ status: 400, param: 'input[0].content[0].type' });
+    await expect(client.responses.create({ ...greedy, input: 'x', reasoning: { effort: 'low' } })).rejects.toMatchObject({ status: 400, param: 'reasoning' });
+    await expect(client.responses.create({ ...greedy, input: 'x', background: true, store: false })).rejects.toMatchObject({ status: 400, param: 'background' });
+    await expect(client.responses.create({ model: 'no-such-model', input: 'x' })).rejects.toMatchObject({ status: 404, code: 'model_not_found' });
+    await expect(client.responses.create({ model: 'no-such-model', input: 'x', background: true })).rejects.toMatchObject({ status: 404, code: 'model_not_found' });
+  });
+});
+
+describe('conversations', () => {
+  it('create with items, respond in it (the second turn resumes), list and edit items', async () => {
+    const conversation = await client.conversations.create({ items: [{ type: 'message', role: 'system', content: INSTRUCTIONS }], metadata: { topic: 'test' } });
+    expect(conversation).toMatchObject({ object: 'conversation', metadata: { topic: 'test' } });
+    const first = await client.responses.create({ ...greedy, input: 'Hello.', conversation: conversation.id });
+    const { data: second, response } = await client.responses.create({ ...greedy, input: 'More.', conversation: conversation.id }).withResponse();
+    expect(response.headers.get('x-bamba-resume')).toMatch(/^(resident|snapshot)$/);
+    expect(second.usage!.input_tokens_details.cached_tokens).toBeGreaterThan(0);
+    expect(second.conversation).toEqual({ id: conversation.id });
+    const replayed = await directGreedy(engine, [{ role: 'system', content: INSTRUCTIONS }, { role: 'user', content: 'Hello.' }, { role: 'assistant', content: first.output_text }, { role: 'user', content: 'More.' }], 24);
+    expect(second.output_text).toBe(replayed);
+
+    const items = await client.conversations.items.list(conversation.id, { order: 'asc' });
+    expect(items.data.map((item) => (item.type === 'message' ? item.role : item.type))).toEqual(['system', 'user', 'assistant', 'user', 'assistant']);
+    expect(items.data[2]!.id).toBe(first.output[0]!.id); // the answer's item id is the response's output item id
+    const added = await client.conversations.items.create(conversation.id, { items: [{ type: 'message', role: 'user', content: 'An aside.' }] });
+    expect(added.data).toHaveLength(1);
+    const addedId = added.data[0]!.id!;
+    const fetched = await client.conversations.items.retrieve(addedId, { conversation_id: conversation.id });
+    expect(fetched).toMatchObject({ type: 'message', role: 'user', content: [{ type: 'input_text', text: 'An aside.' }] });
+    await client.conversations.items.delete(addedId, { conversation_id: conversation.id });
+    await expect(client.conversations.items.retrieve(addedId, { conversation_id: conversation.id })).rejects.toMatchObject({ status: 404 });
+    const page = await client.conversations.items.list(conversation.id, { limit: 2 });
+    expect(page.data).toHaveLength(2);
+    expect(page.has_more).toBe(true);
+
+    const updated = await client.conversations.update(conversation.id, { metadata: { topic: 'changed' } });
+    expect(updated.metadata).toEqual({ topic: 'changed' });
+    await client.conversations.delete(conversation.id);
+    await expect(client.conversations.retrieve(conversation.id)).rejects.toMatchObject({ status: 404 });
+  });
+
+  it('refuses 21 items at once and a system item after the start', async () => {
+    const items = Array.from({ length: 21 }, () => ({ type: 'message' as const, role: 'user' as const, content: 'x' }));
+    await expect(client.conversations.create({ items })).rejects.toMatchObject({ status: 400, param: 'items' });
+    const conversation = await client.conversations.create({});
+    await expect(client.conversations.items.create(conversation.id, { items: [{ type: 'message', role: 'system', content: 'late' }] })).rejects.toMatchObject({ status: 400, param: 'items[0].role' });
+    expect((await client.conversations.items.list(conversation.id)).data).toHaveLength(0);
+  });
+});
+
+describe('tenancy', () => {
+  it('another tenant gets 404 for responses and conversations', async () => {
+    const response = await client.responses.create({ ...greedy, input: 'Mine.' });
+    const conversation = await client.conversations.create({ items: [{ type: 'message', role: 'user', content: 'Mine too.' }] });
+    await expect(other.responses.retrieve(response.id)).rejects.toMatchObject({ status: 404 });
+    await expect(other.responses.inputItems.list(response.id)).rejects.toMatchObject({ status: 404 });
+    await expect(other.responses.delete(response.id)).rejects.toMatchObject({ status: 404 });
+    await expect(other.responses.create({ ...greedy, input: 'Steal.', previous_response_id: response.id })).rejects.toMatchObject({ status: 404 });
+    await expect(other.conversations.retrieve(conversation.id)).rejects.toMatchObject({ status: 404 });
+    await expect(other.conversations.items.list(conversation.id)).rejects.toMatchObject({ status: 404 });
+    await expect(other.responses.create({ ...greedy, input: 'Steal.', conversation: conversation.id })).rejects.toMatchObject({ status: 404 });
+    await expect(other.conversations.delete(conversation.id)).rejects.toMatchObject({ status: 404 });
+    expect((await client.responses.retrieve(response.id)).id).toBe(response.id);
+    expect((await client.conversations.retrieve(conversation.id)).id).toBe(conversation.id);
+  });
+});
