@@ -10,6 +10,7 @@ import { DEFAULT_MODEL_SEED, ensureCachedModel, type ModelPresetName } from '@ba
 import { startDirectEngine } from '@bamba/tests/support/direct-engine';
 import { startTestStack } from '@bamba/tests/support/stack';
 import type { BenchCase } from '../case.js';
+import { timedStream } from '../timed-stream.js';
 import { median, progress, round } from '../measure.js';
 
 const MAX_TOKENS = 64;
@@ -21,22 +22,7 @@ interface RoundResult { ttftMs: number[]; tokens: number; wallMs: number }
 async function servedRound(url: string, modelId: string, concurrency: number, offset: number): Promise<RoundResult> {
   const started = performance.now();
   const results = await Promise.all(Array.from({ length: concurrency }, async (_, index) => {
-    const sent = performance.now();
-    const response = await fetch(`${url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: modelId, messages: prompt(offset + index), max_tokens: MAX_TOKENS, temperature: 0, stream: true, stream_options: { include_usage: true } }),
-    });
-    const reader = response.body!.getReader();
-    const decoder = new TextDecoder();
-    let ttft = 0;
-    let buffer = '';
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      buffer += decoder.decode(value, { stream: true });
-      if (ttft === 0 && buffer.includes('"content"')) ttft = performance.now() - sent;
-    }
+    const { ttftMs: ttft, body: buffer } = await timedStream(url, '/v1/chat/completions', { model: modelId, messages: prompt(offset + index), max_tokens: MAX_TOKENS, temperature: 0, stream_options: { include_usage: true } }, '"content"');
     const usage = /"completion_tokens":(\d+)/.exec(buffer);
     return { ttft, tokens: usage ? Number(usage[1]) : 0 };
   }));

@@ -7,31 +7,14 @@
  */
 import { resolve } from 'node:path';
 import { DEFAULT_MODEL_SEED, ensureCachedModel } from '@bamba/model-gen';
-import { startTestStack, type TestStack } from '@bamba/tests/support/stack';
+import { startTestStack } from '@bamba/tests/support/stack';
 import type { BenchCase } from '../case.js';
 import { median, progress, round } from '../measure.js';
+import { timedStream } from '../timed-stream.js';
 
 const MODEL_ID = 'bamba-small';
 const CONTEXT = 10_000;
 const TURN_TOKENS = 16;
-
-/** POST a streaming request; milliseconds until the first text, the resume path and the body. */
-async function timedStream(stack: TestStack, path: string, body: object, textMarker: string): Promise<{ ttftMs: number; resume: string; body: string }> {
-  const started = performance.now();
-  const response = await fetch(`${stack.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, stream: true }) });
-  if (response.status !== 200) throw new Error(`${path} failed: ${response.status} ${await response.text()}`);
-  const reader = response.body!.getReader();
-  const decoder = new TextDecoder();
-  let ttftMs = 0;
-  let text = '';
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    text += decoder.decode(value, { stream: true });
-    if (ttftMs === 0 && text.includes(textMarker)) ttftMs = performance.now() - started;
-  }
-  return { ttftMs, resume: response.headers.get('x-bamba-resume') ?? '?', body: text };
-}
 
 /** The final response object of a Responses stream. */
 function finalResponse(body: string): { id: string; output: Array<{ content: Array<{ text: string }> }>; usage: { input_tokens_details: { cached_tokens: number } } } {
@@ -60,7 +43,7 @@ export const responsesCase: BenchCase = {
           let previous: string | null = null;
           let fourth = { ttftMs: 0, resume: '' };
           for (const [index, input] of ['First question?', 'Second question?', 'Third question?', 'Fourth question?'].entries()) {
-            const turn = await timedStream(stack, '/v1/responses', { model: MODEL_ID, instructions, input, max_output_tokens: TURN_TOKENS, temperature: 0, ...(previous ? { previous_response_id: previous } : {}) }, 'response.output_text.delta');
+            const turn = await timedStream(stack.url, '/v1/responses', { model: MODEL_ID, instructions, input, max_output_tokens: TURN_TOKENS, temperature: 0, ...(previous ? { previous_response_id: previous } : {}) }, 'response.output_text.delta');
             const response = finalResponse(turn.body);
             previous = response.id;
             messages.push({ role: 'user', content: input });
@@ -72,7 +55,7 @@ export const responsesCase: BenchCase = {
             }
           }
           if (fourth.resume !== 'snapshot') throw new Error(`expected the 4th response to resume from a snapshot, got ${fourth.resume}`);
-          const chat = (system: string) => timedStream(stack, '/v1/chat/completions', { model: MODEL_ID, messages: [{ role: 'system', content: system }, ...messages], max_tokens: TURN_TOKENS, temperature: 0 }, '"content"');
+          const chat = (system: string) => timedStream(stack.url, '/v1/chat/completions', { model: MODEL_ID, messages: [{ role: 'system', content: system }, ...messages], max_tokens: TURN_TOKENS, temperature: 0 }, '"content"');
           const cached = await chat(instructions);
           const replayed = await chat(`#${instructions.slice(1)}`);
           if (replayed.resume !== 'replay') throw new Error(`expected the changed history to replay, got ${replayed.resume}`);

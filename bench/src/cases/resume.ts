@@ -10,6 +10,7 @@ import { DEFAULT_MODEL_SEED, ensureCachedModel } from '@bamba/model-gen';
 import { startTestStack, type TestStack } from '@bamba/tests/support/stack';
 import type { BenchCase } from '../case.js';
 import { median, progress, round } from '../measure.js';
+import { timedStream } from '../timed-stream.js';
 
 const MODEL_ID = 'bamba-small';
 const CONTEXT = 10_000;
@@ -17,25 +18,8 @@ const TURN_TOKENS = 16;
 
 /** Send a streaming turn; milliseconds until the first content chunk, and the resume path. */
 async function timedTurn(stack: TestStack, sessionId: string, content: string): Promise<{ ttftMs: number; resume: string; cached: number }> {
-  const started = performance.now();
-  const response = await fetch(`${stack.url}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: MODEL_ID, session_id: sessionId, messages: [{ role: 'user', content }], max_tokens: TURN_TOKENS, temperature: 0, stream: true, stream_options: { include_usage: true } }),
-  });
-  if (response.status !== 200) throw new Error(`turn failed: ${response.status} ${await response.text()}`);
-  const reader = response.body!.getReader();
-  const decoder = new TextDecoder();
-  let ttftMs = 0;
-  let body = '';
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    const text = decoder.decode(value, { stream: true });
-    if (ttftMs === 0 && text.includes('"content"')) ttftMs = performance.now() - started;
-    body += text;
-  }
-  return { ttftMs, resume: response.headers.get('x-bamba-resume') ?? '?', cached: Number(/"cached_tokens":(\d+)/.exec(body)?.[1] ?? -1) };
+  const turn = await timedStream(stack.url, '/v1/chat/completions', { model: MODEL_ID, session_id: sessionId, messages: [{ role: 'user', content }], max_tokens: TURN_TOKENS, temperature: 0, stream_options: { include_usage: true } }, '"content"');
+  return { ttftMs: turn.ttftMs, resume: turn.resume, cached: Number(/"cached_tokens":(\d+)/.exec(turn.body)?.[1] ?? -1) };
 }
 
 async function createSession(stack: TestStack, historyTokens: number): Promise<string> {
