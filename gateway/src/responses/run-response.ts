@@ -112,7 +112,9 @@ async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps
   await deps.responses.create(record);
   const abort = new AbortController();
   deps.running.set(record.id, abort);
-  let text = '';
+  // A retried attempt may replace the first only while no text was folded (answerOf's rule, as
+  // every reader of its stream applies it), or the stored answer would hold both attempts' text.
+  let sawText = false;
   let onQueued!: (relayGroup: string) => void;
   const queued = new Promise<string>((resolve) => { onQueued = resolve; });
   const begun = beginGeneration(deps, { ...request, stream: false }, {
@@ -121,7 +123,7 @@ async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps
     log: c.get('log'),
     arrivedMs: record.createdAtMs,
     signal: abort.signal,
-    canRestart: () => text === '',
+    canRestart: () => !sawText,
     onQueued,
   });
   // A refusal before the job is queued (unknown model, full queue) answers this request.
@@ -149,10 +151,9 @@ async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps
       const generation = await begun;
       try {
         ({ outcome } = await foldResponse(viewOf(stored), 'queued', generation.next, async () => {}, () => clock.nowMs(), {
-          onText: () => generation.noteText(),
+          onText: () => { sawText = true; generation.noteText(); },
           onEnd: (end) => generation.noteEnd(end),
         }));
-        text = outcome.outputText;
       } finally {
         await generation.finish();
       }
