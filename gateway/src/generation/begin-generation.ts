@@ -43,6 +43,10 @@ export interface StartedGeneration {
   noteText(): void;
   /** Record the end: tokens counted, the session turn committed. */
   noteEnd(piece: EndPiece): void;
+  /** Cancel the job now (the client stopped reading): dropped if queued, stopped if running. */
+  cancel(): void;
+  /** Whether the job was cancelled (the client went away, or `cancel`). */
+  readonly cancelled: boolean;
   /** Stop the generation if still running and give back the session lock unless committed. */
   finish(): Promise<void>;
 }
@@ -84,7 +88,8 @@ export async function beginGeneration(deps: GenerationDeps, validated: Validated
   // A client that goes away cancels the job: dropped if still queued, stopped if running.
   const abort = new AbortController();
   const onGone = () => abort.abort();
-  options.signal.addEventListener('abort', onGone, { once: true });
+  if (options.signal.aborted) abort.abort();
+  else options.signal.addEventListener('abort', onGone, { once: true });
   let committed = false;
   const pieces = answerOf(deps.generation.generate(job, abort.signal, options.onQueued), options.canRestart)[Symbol.asyncIterator]();
   let finished = false;
@@ -120,6 +125,10 @@ export async function beginGeneration(deps: GenerationDeps, validated: Validated
     start: first,
     next,
     finish,
+    cancel: onGone,
+    get cancelled() {
+      return abort.signal.aborted;
+    },
     noteText() {
       if (firstTokenSeen) return;
       firstTokenSeen = true;

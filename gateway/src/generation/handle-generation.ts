@@ -20,22 +20,9 @@ export async function handleGeneration(c: Context<{ Variables: GatewayVariables 
   log.set({ requestId, tenant, streamed: validated.stream });
   c.header('x-request-id', requestId); // on every answer, errors included: what to quote when asking about it
 
-  const abort = new AbortController();
-  const onClientGone = () => abort.abort();
-  c.req.raw.signal.addEventListener('abort', onClientGone, { once: true });
   let relayedText = false;
-  let generation;
-  try {
-    generation = await beginGeneration(deps, validated, { tenant, requestId, log, arrivedMs, signal: abort.signal, canRestart: () => !relayedText });
-  } catch (error) {
-    c.req.raw.signal.removeEventListener('abort', onClientGone);
-    throw error;
-  }
+  const generation = await beginGeneration(deps, validated, { tenant, requestId, log, arrivedMs, signal: c.req.raw.signal, canRestart: () => !relayedText });
   const { request } = generation;
-  const finish = async () => {
-    c.req.raw.signal.removeEventListener('abort', onClientGone);
-    await generation.finish();
-  };
   c.header('x-bamba-resume', generation.start.resume);
   const usageAtEnd = (piece: EndPiece): Usage => {
     generation.noteEnd(piece);
@@ -53,13 +40,13 @@ export async function handleGeneration(c: Context<{ Variables: GatewayVariables 
         else if (piece.kind === 'end') return c.json(completeResponse(request, identity, text, piece.finishReason, usageAtEnd(piece)));
       }
     } finally {
-      await finish();
+      await generation.finish();
     }
   }
 
   log.deferred = true;
   metrics.changeActiveStreams(1);
-  return c.newResponse(sseBody(config.slowClientMs, () => abort.abort(), async (write) => {
+  return c.newResponse(sseBody(config.slowClientMs, generation.cancel, async (write) => {
     try {
       for (;;) {
         const piece = await generation.next();
@@ -82,10 +69,10 @@ export async function handleGeneration(c: Context<{ Variables: GatewayVariables 
       const wire = errorToWire(error);
       log.set({ errorType: wire.type, errorCode: wire.code });
       // Headers are sent: the error travels as a final event, then the stream closes.
-      if (!(error instanceof SlowClientError) && !abort.signal.aborted) await write(sse({ error: { message: wire.message, type: wire.type, param: wire.param, code: wire.code } })).catch(() => {});
+      if (!(error instanceof SlowClientError) && !generation.cancelled) await write(sse({ error: { message: wire.message, type: wire.type, param: wire.param, code: wire.code } })).catch(() => {});
     } finally {
       metrics.changeActiveStreams(-1);
-      await finish();
+      await generation.finish();
       log.write(200, clock.nowMs());
     }
   }), 200, SSE_HEADERS);

@@ -172,36 +172,23 @@ async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps
 async function runInForeground(c: Context<{ Variables: GatewayVariables }>, deps: ResponseDeps, record: NewResponse, request: ValidatedGenerationRequest, store: boolean): Promise<Response> {
   const { config, metrics, clock } = deps;
   const log = c.get('log');
-  const abort = new AbortController();
-  const onClientGone = () => abort.abort();
-  c.req.raw.signal.addEventListener('abort', onClientGone, { once: true });
   let relayGroup = '';
   let relayedText = false;
-  let generation;
-  try {
-    generation = await beginGeneration(deps, request, {
-      tenant: record.tenant,
-      requestId: record.id,
-      log,
-      arrivedMs: record.createdAtMs,
-      signal: abort.signal,
-      canRestart: () => !relayedText,
-      onQueued: (group) => { relayGroup = group; },
-    });
-  } catch (error) {
-    c.req.raw.signal.removeEventListener('abort', onClientGone);
-    throw error;
-  }
-  const finish = async () => {
-    c.req.raw.signal.removeEventListener('abort', onClientGone);
-    await generation.finish();
-  };
+  const generation = await beginGeneration(deps, request, {
+    tenant: record.tenant,
+    requestId: record.id,
+    log,
+    arrivedMs: record.createdAtMs,
+    signal: c.req.raw.signal,
+    canRestart: () => !relayedText,
+    onQueued: (group) => { relayGroup = group; },
+  });
   c.header('x-bamba-resume', generation.start.resume);
   const stored: ResponseRecord = { ...record, relayGroup, outcome: null };
   try {
     if (store) await deps.responses.create(stored);
   } catch (error) {
-    await finish();
+    await generation.finish();
     throw error;
   }
   const view = viewOf(stored, store);
@@ -213,17 +200,17 @@ async function runInForeground(c: Context<{ Variables: GatewayVariables }>, deps
   if (!request.stream) {
     try {
       const { outcome, error } = await foldResponse(view, 'in_progress', generation.next, async () => {}, () => clock.nowMs(), hooks);
-      await settle(abort.signal.aborted ? outcomeOf(outcome.outputText, { cancelled: true }, clock.nowMs()) : outcome);
+      await settle(generation.cancelled ? outcomeOf(outcome.outputText, { cancelled: true }, clock.nowMs()) : outcome);
       if (error) throw error;
       return c.json(responseObject({ ...view, status: outcome.status, outcome }));
     } finally {
-      await finish();
+      await generation.finish();
     }
   }
 
   log.deferred = true;
   metrics.changeActiveStreams(1);
-  return c.newResponse(sseBody(config.slowClientMs, () => abort.abort(), async (write) => {
+  return c.newResponse(sseBody(config.slowClientMs, generation.cancel, async (write) => {
     let text = '';
     try {
       const { outcome } = await foldResponse(view, 'in_progress', generation.next, (events) => {
@@ -237,7 +224,7 @@ async function runInForeground(c: Context<{ Variables: GatewayVariables }>, deps
       await settle(outcomeOf(text, { cancelled: true }, clock.nowMs()));
     } finally {
       metrics.changeActiveStreams(-1);
-      await finish();
+      await generation.finish();
       log.write(200, clock.nowMs());
     }
   }), 200, SSE_HEADERS);
