@@ -84,7 +84,8 @@ export function toInvalidRequest(error: z.ZodError): InvalidRequestError {
   return new InvalidRequestError(message, { param: param || null, code: issue.code === 'invalid_type' && issue.input === undefined ? 'missing_required_parameter' : 'invalid_value' });
 }
 
-function parse<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T> {
+/** Parse a request body (a JSON object) with `schema`; the first problem becomes a 400 naming the field. */
+export function parseRequestBody<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new InvalidRequestError('request body must be a JSON object', { code: 'invalid_body' });
   }
@@ -124,7 +125,7 @@ export function validateChatCompletionRequest(body: unknown, defaults: Validatio
   if (messageCount > defaults.maxMessages) {
     throw new InvalidRequestError(`messages holds ${messageCount} messages; at most ${defaults.maxMessages} are accepted per request (a session keeps longer conversations on the server)`, { param: 'messages', code: 'too_many_messages' });
   }
-  const request = parse(chatCompletionRequestSchema, body);
+  const request = parseRequestBody(chatCompletionRequestSchema, body);
   if (request.tools !== undefined || request.functions !== undefined) {
     throw new InvalidRequestError('tools and functions are not supported', { param: request.tools !== undefined ? 'tools' : 'functions', code: 'unsupported_parameter' });
   }
@@ -145,7 +146,7 @@ export function validateChatCompletionRequest(body: unknown, defaults: Validatio
 }
 
 export function validateCompletionRequest(body: unknown, defaults: ValidationDefaults): ValidatedGenerationRequest {
-  const request = parse(completionRequestSchema, body);
+  const request = parseRequestBody(completionRequestSchema, body);
   if (request.echo) throw new InvalidRequestError('echo is not supported', { param: 'echo', code: 'unsupported_parameter' });
   if (request.suffix) throw new InvalidRequestError('suffix is not supported', { param: 'suffix', code: 'unsupported_parameter' });
   const prompt = typeof request.prompt === 'string' ? request.prompt : request.prompt[0]!;

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { InvalidRequestError } from './errors.js';
 import type { ChatMessage } from './jobs.js';
-import { resolveSampling, toInvalidRequest, type ValidationDefaults } from './openai-requests.js';
+import { parseRequestBody, resolveSampling, toInvalidRequest, type ValidationDefaults } from './openai-requests.js';
 import type { SamplingParams } from './sampling.js';
 import { metadataSchema } from './sessions.js';
 
@@ -67,17 +67,6 @@ export interface ValidatedResponseRequest {
   metadata: Record<string, string>;
 }
 
-function objectBody(body: unknown): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidRequestError('request body must be a JSON object', { code: 'invalid_body' });
-  return body as Record<string, unknown>;
-}
-
-function parseWith<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T> {
-  const result = schema.safeParse(objectBody(body));
-  if (!result.success) throw toInvalidRequest(result.error);
-  return result.data;
-}
-
 const unsupported = (param: string, what: string) => new InvalidRequestError(`${what} ${what.endsWith('s') ? 'are' : 'is'} not supported`, { param, code: 'unsupported_parameter' });
 
 /**
@@ -111,11 +100,11 @@ export function messageOfItem(item: unknown, param: string): ChatMessage {
 
 export function validateCreateResponse(body: unknown, defaults: ValidationDefaults): ValidatedResponseRequest {
   // The count first: thousands of tiny items are refused before any work per item.
-  const raw = objectBody(body);
-  if (Array.isArray(raw.input) && raw.input.length > defaults.maxMessages) {
-    throw new InvalidRequestError(`input holds ${raw.input.length} items; at most ${defaults.maxMessages} are accepted per request`, { param: 'input', code: 'too_many_messages' });
+  const itemCount = typeof body === 'object' && body !== null && Array.isArray((body as { input?: unknown }).input) ? (body as { input: unknown[] }).input.length : 0;
+  if (itemCount > defaults.maxMessages) {
+    throw new InvalidRequestError(`input holds ${itemCount} items; at most ${defaults.maxMessages} are accepted per request`, { param: 'input', code: 'too_many_messages' });
   }
-  const request = parseWith(responseRequestSchema, raw);
+  const request = parseRequestBody(responseRequestSchema, body);
   if (request.tools && request.tools.length > 0) throw unsupported('tools', 'tools');
   if (request.tool_choice !== undefined && request.tool_choice !== null && request.tool_choice !== 'none' && request.tool_choice !== 'auto') throw unsupported('tool_choice', 'tool_choice');
   if (request.reasoning !== undefined && request.reasoning !== null) throw unsupported('reasoning', 'reasoning');
@@ -129,10 +118,10 @@ export function validateCreateResponse(body: unknown, defaults: ValidationDefaul
   const conversationId = request.conversation == null ? null : typeof request.conversation === 'string' ? request.conversation : request.conversation.id;
   const previousResponseId = request.previous_response_id ?? null;
   if (conversationId && previousResponseId) throw new InvalidRequestError('previous_response_id and conversation cannot be used together', { param: 'previous_response_id', code: 'invalid_value' });
-  const continues = conversationId !== null || previousResponseId !== null;
-  const systemAt = input.findIndex((message) => message.role === 'system');
-  if (systemAt >= 0 && (continues || request.instructions || input.slice(0, systemAt).some((message) => message.role !== 'system'))) {
-    throw new InvalidRequestError('system and developer items may only open a new conversation; use instructions instead', { param: `input[${systemAt}].role`, code: 'invalid_value' });
+  const opensConversation = conversationId === null && previousResponseId === null && !request.instructions;
+  const misplaced = misplacedSystemItem(input, opensConversation);
+  if (misplaced >= 0) {
+    throw new InvalidRequestError('system and developer items may only open a new conversation; use instructions instead', { param: `input[${misplaced}].role`, code: 'invalid_value' });
   }
   if (conversationId && request.instructions) {
     throw new InvalidRequestError('instructions cannot be combined with conversation here: a conversation keeps its own system items (create it with one)', { param: 'instructions', code: 'unsupported_parameter' });
@@ -158,10 +147,18 @@ export function validateCreateResponse(body: unknown, defaults: ValidationDefaul
 
 const itemsField = z.array(z.unknown(), { error: 'items must be an array of message items' }).max(MAX_ITEMS_PER_CALL, `at most ${MAX_ITEMS_PER_CALL} items at a time`);
 
+/**
+ * The index of the first system message that does not open the conversation (-1: none). The
+ * chat template renders system messages at the start only; `opens`: these messages are the start.
+ */
+function misplacedSystemItem(messages: readonly ChatMessage[], opens: boolean): number {
+  return messages.findIndex((message, index) => message.role === 'system' && !(opens && messages.slice(0, index).every((before) => before.role === 'system')));
+}
+
 /** Items as chat messages; a system item only at the start of a new conversation. */
 function itemsOf(items: unknown[], systemAllowedAtStart: boolean): ChatMessage[] {
   const messages = items.map((item, index) => messageOfItem(item, `items[${index}]`));
-  const misplaced = messages.findIndex((message, index) => message.role === 'system' && !(systemAllowedAtStart && messages.slice(0, index).every((before) => before.role === 'system')));
+  const misplaced = misplacedSystemItem(messages, systemAllowedAtStart);
   if (misplaced >= 0) throw new InvalidRequestError('system and developer items may only open a conversation', { param: `items[${misplaced}].role`, code: 'invalid_value' });
   return messages;
 }
@@ -172,17 +169,17 @@ export interface ValidatedCreateConversation {
 }
 
 export function validateCreateConversation(body: unknown): ValidatedCreateConversation {
-  const request = parseWith(z.object({ items: itemsField.nullish(), metadata: metadataSchema.nullish() }), body);
+  const request = parseRequestBody(z.object({ items: itemsField.nullish(), metadata: metadataSchema.nullish() }), body);
   return { items: itemsOf(request.items ?? [], true), metadata: request.metadata ?? {} };
 }
 
 export function validateConversationItems(body: unknown): ChatMessage[] {
-  const request = parseWith(z.object({ items: itemsField.min(1, 'items must hold at least one item') }), body);
+  const request = parseRequestBody(z.object({ items: itemsField.min(1, 'items must hold at least one item') }), body);
   return itemsOf(request.items, false);
 }
 
 export function validateConversationUpdate(body: unknown): Record<string, string> {
-  return parseWith(z.object({ metadata: metadataSchema }), body).metadata;
+  return parseRequestBody(z.object({ metadata: metadataSchema }), body).metadata;
 }
 
 /** `after`, `limit` and `order` of a list call (OpenAI's defaults: 20, newest first). */

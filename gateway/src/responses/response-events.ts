@@ -6,7 +6,7 @@
  * however the deltas were merged on the way, so `starting_after` never loses or repeats a
  * character: a delta that straddles it is cut there. Numbers may skip; they never go back.
  */
-import { errorToWire, type ResponseOutcome, type ResponseStatus } from '@bamba/shared';
+import { answerItemId, errorToWire, type ResponseOutcome, type ResponseStatus } from '@bamba/shared';
 import type { AnswerPiece } from '../generation/answer.js';
 import { sse } from '../generation/sse-body.js';
 import { outputMessage, outputTextPart, responseObject, type ResponseView } from './response-shapes.js';
@@ -28,7 +28,7 @@ export class ResponseEventSequence {
   constructor(private readonly view: ResponseView) {}
 
   private get itemId(): string {
-    return outputMessage(this.view.record.id, '', 'in_progress').id;
+    return answerItemId(this.view.record.id);
   }
 
   /** created, in_progress, the output item and its text part. */
