@@ -8,7 +8,7 @@ export { connectRedis, isCluster, type RegionRedis, type ConnectOptions } from '
 export { regionKeys, type RegionKeys } from './keys.js';
 export { newSessionId, isSessionId, sessionFamily, newSnapshotId, isSnapshotId, newResponseId, isResponseId, newItemId } from './ids.js';
 export { ResponseStore } from './response-store.js';
-export { readRequestStream, followRequestStream } from './request-stream-reader.js';
+export { followRequestStream } from './request-stream-reader.js';
 export { SessionStore, TurnCommitRefused, type SessionView, type TurnCommit, type CommitOutcome } from './session-store.js';
 export type { CommittedTurn } from './session-fields.js';
 export { SnapshotStore, SNAPSHOT_CHUNK_BYTES, type SnapshotInfo, type PutSnapshotOptions, type ForgetOutcome } from './snapshot-store.js';

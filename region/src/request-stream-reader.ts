@@ -12,7 +12,7 @@ const READ_COUNT = 512;
 const POLL_MS = 25;
 
 /** Events after entry `afterId` ('0': from the start) and the id of the last one read. */
-export async function readRequestStream(redis: RegionRedis, keys: RegionKeys, relayGroup: string, requestId: string, afterId = '0'): Promise<{ events: StreamEvent[]; lastId: string }> {
+async function readRequestStream(redis: RegionRedis, keys: RegionKeys, relayGroup: string, requestId: string, afterId: string): Promise<{ events: StreamEvent[]; lastId: string }> {
   const entries = (await redis.xrange(keys.requestStream(relayGroup, requestId), afterId === '0' ? '-' : `(${afterId}`, '+', 'COUNT', READ_COUNT)) as Array<[string, string[]]>;
   return { events: entries.map(([, fields]) => decodeStreamEvent(fields)), lastId: entries.at(-1)?.[0] ?? afterId };
 }

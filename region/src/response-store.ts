@@ -18,19 +18,12 @@ import {
 } from '@bamba/shared';
 import { z } from 'zod';
 import type { RegionRedis } from './connection.js';
+import { countField, jsonField } from './hash-fields.js';
 import { isResponseId } from './ids.js';
 import type { RegionKeys } from './keys.js';
 import { runScript, type LuaScript } from './scripts.js';
 
-const count = z.string().regex(/^\d+$/).transform(Number);
-const json = <T extends z.ZodTypeAny>(schema: T) => z.string().transform((text, context): z.infer<T> => {
-  try {
-    return schema.parse(JSON.parse(text));
-  } catch {
-    context.addIssue({ code: 'custom', message: 'not the expected JSON' });
-    return z.NEVER;
-  }
-});
+const json = <T extends z.ZodTypeAny>(schema: T) => jsonField(schema, 'not the expected JSON');
 
 const outcomeSchema = z.object({
   status: z.enum(['completed', 'incomplete', 'failed', 'cancelled']),
@@ -46,7 +39,7 @@ const responseHashSchema = z.object({
   tenant: z.string().min(1),
   status: z.enum(['queued', 'in_progress', 'completed', 'incomplete', 'failed', 'cancelled']),
   model: z.string().min(1),
-  createdAtMs: count,
+  createdAtMs: countField,
   background: z.enum(['0', '1']).transform((flag) => flag === '1'),
   instructions: json(z.string().nullable()),
   previousResponseId: z.string().transform((id) => id || null),
@@ -56,17 +49,9 @@ const responseHashSchema = z.object({
   input: json(z.array(chatMessageSchema)),
   history: json(z.array(chatMessageSchema)),
   relayGroup: z.string(),
-  deadlineAtMs: count,
+  deadlineAtMs: countField,
   /** JSON of `ResponseOutcome` once the response is no longer active, else ''. */
-  outcome: z.string().transform((text, context) => {
-    if (text === '') return null;
-    try {
-      return outcomeSchema.parse(JSON.parse(text)) as ResponseOutcome;
-    } catch {
-      context.addIssue({ code: 'custom', message: 'outcome is not the expected JSON' });
-      return z.NEVER;
-    }
-  }),
+  outcome: z.union([z.literal('').transform(() => null), jsonField(outcomeSchema, 'outcome is not the expected JSON')]),
 });
 
 /** Field names of the response hash, for the Lua scripts. */

@@ -4,8 +4,8 @@
  */
 import { parseWire, WIRE_VERSION, WireFormatError, type SessionRecord } from '@bamba/shared';
 import { z } from 'zod';
+import { countField, jsonField } from './hash-fields.js';
 
-const count = z.string().regex(/^\d+$/).transform(Number);
 
 /** A finished turn as committed, so a retry of the same request answers from it. */
 export const committedTurnSchema = z.object({
@@ -22,21 +22,14 @@ const sessionHashSchema = z.object({
   v: z.literal(String(WIRE_VERSION)),
   tenant: z.string().min(1),
   model: z.string().min(1),
-  createdAtMs: count,
-  version: count,
-  tokenCount: count,
+  createdAtMs: countField,
+  version: countField,
+  tokenCount: countField,
   snapshotId: z.string(),
-  snapshotBytes: count,
+  snapshotBytes: countField,
   residentNode: z.string(),
-  ttlSeconds: count,
-  metadata: z.string().transform((text, context) => {
-    try {
-      return z.record(z.string(), z.string()).parse(JSON.parse(text));
-    } catch {
-      context.addIssue({ code: 'custom', message: 'metadata is not a JSON object of strings' });
-      return z.NEVER;
-    }
-  }),
+  ttlSeconds: countField,
+  metadata: jsonField(z.record(z.string(), z.string()), 'metadata is not a JSON object of strings'),
   /** The last committed turn ('' before the first), JSON of `CommittedTurn`. */
   lastTurn: z.string(),
 });

@@ -13,6 +13,7 @@
  */
 import { z } from 'zod';
 import type { RegionRedis } from './connection.js';
+import { countField } from './hash-fields.js';
 import { newSnapshotId, sessionFamily, isSnapshotId } from './ids.js';
 import type { RegionKeys } from './keys.js';
 import { runScript, type LuaScript } from './scripts.js';
@@ -54,14 +55,13 @@ export interface PutSnapshotOptions {
 /** Fields of a snapshot's metadata that Lua scripts elsewhere read or change. */
 export const SNAPSHOT_META_FIELD = { pinnedUntilMs: 'pinnedUntilMs', prefixKey: 'prefixKey' } as const;
 
-const count = z.string().regex(/^\d+$/).transform(Number);
 const metaSchema = z.object({
   tenant: z.string(),
   fingerprint: z.string(),
-  tokenCount: count,
+  tokenCount: countField,
   tokenHash: z.string(),
-  bytes: count,
-  chunks: count,
+  bytes: countField,
+  chunks: countField,
 });
 
 /**
