@@ -4,14 +4,12 @@
  * Planning costs nothing; bytes are produced only when the document is written.
  */
 import { gguf, type GgufDocument, type GgufTensorSpec, type GgufValue } from './gguf-writer.js';
-import type { ModelShape } from './presets.js';
+import { ssmInnerSize, type ModelShape } from './presets.js';
 import { generatorMetadata, tokenizerMetadata } from './common-metadata.js';
 import { buildVocabulary } from './vocabulary.js';
 import { createRandom, f16RandomFiller, f32Filler, f32UniformFiller } from './weights.js';
 
 const ARCHITECTURE = 'granitehybrid';
-/** Mamba2 in llama.cpp supports only an inner size of twice the embedding. */
-const SSM_EXPANSION = 2;
 const RMS_EPSILON = 1e-5;
 /** Logits several times larger than unit scale make greedy choices clear rather than near-ties. */
 const OUTPUT_SCALE_FACTOR = 4;
@@ -36,7 +34,7 @@ export function planModel(shape: ModelShape, seed: number): ModelPlan {
   const vocabSize = vocabulary.tokens.length;
   const embedding = shape.embeddingLength;
   const headDim = embedding / shape.headCount;
-  const innerSize = SSM_EXPANSION * embedding;
+  const innerSize = ssmInnerSize(shape);
   const { convKernel, stateSize, headCount: ssmHeads, groupCount } = shape.ssm;
   const convChannels = innerSize + 2 * groupCount * stateSize;
   const inProjection = 2 * innerSize + 2 * groupCount * stateSize + ssmHeads;

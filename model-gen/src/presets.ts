@@ -4,6 +4,14 @@
  * size 128 like Bamba-9B, plus a few full-attention layers.
  */
 
+/** Mamba2 in llama.cpp supports only an inner size of twice the embedding (`ssm.inner_size`). */
+const SSM_EXPANSION = 2;
+
+/** A Mamba2 layer's inner size for this shape. */
+export function ssmInnerSize(shape: Pick<ModelShape, 'embeddingLength'>): number {
+  return SSM_EXPANSION * shape.embeddingLength;
+}
+
 export interface ModelShape {
   /** Preset name, recorded in `general.name`. */
   preset: string;

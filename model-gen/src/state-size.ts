@@ -4,7 +4,7 @@
  * keep F16 K and V per token; llama.cpp adds a small per-cell record per token. The header
  * bytes llama.cpp adds to a state file (a few hundred) are not included.
  */
-import type { ModelShape } from './presets.js';
+import { ssmInnerSize, type ModelShape } from './presets.js';
 
 const F32_BYTES = 4;
 const F16_BYTES = 2;
@@ -21,7 +21,7 @@ export interface StateSizeEstimate {
 }
 
 export function estimateStateBytes(shape: ModelShape, tokens: number): StateSizeEstimate {
-  const innerSize = 2 * shape.embeddingLength;
+  const innerSize = ssmInnerSize(shape);
   const { convKernel, stateSize, groupCount } = shape.ssm;
   const recurrentLayers = shape.blockCount - shape.attentionLayers.length;
   const convStateBytes = (convKernel - 1) * (innerSize + 2 * groupCount * stateSize) * F32_BYTES;
