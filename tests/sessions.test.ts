@@ -160,6 +160,34 @@ describe('one turn at a time, forks and tenants', () => {
     expect((await sessions.get(forkId)).json.messages.at(-2).content).toBe('go right');
   });
 
+  it('forks after any message: the fork keeps that much and resumes from the state its source saved there', async () => {
+    const original = await sessions.create('Fork at a turn.');
+    const first = await sessions.turn(original, 'turn one');
+    await sessions.turn(original, 'turn two');
+    const before = (await sessions.get(original)).json;
+    const forked = await sessions.fork(original, { keep_messages: 3 });
+    expect(forked.status).toBe(201);
+    expect(forked.json.messages).toEqual(before.messages.slice(0, 3));
+    expect(forked.json).toMatchObject({ turns: 1, snapshot_bytes: 0, token_count: 0, state: 'transcript' });
+    const base: ChatTemplateMessage[] = [{ role: 'system', content: 'Fork at a turn.' }, { role: 'user', content: 'turn one' }, { role: 'assistant', content: first.text }];
+    const next = await sessions.turn(forked.json.id as string, 'another way');
+    expect(next.resume).toBe('snapshot'); // the state saved at the end of turn one, found by its tokens
+    expect(next.cachedTokens).toBe(boundaryTokens(base));
+    expect(next.text).toBe(await directGreedy(engine, [...base, { role: 'user', content: 'another way' }], 24));
+    expect((await sessions.get(forked.json.id as string)).json.turns).toBe(2);
+    expect((await sessions.get(original)).json).toMatchObject({ turns: 2, messages: before.messages }); // untouched
+
+    // Whole-session forks still take no body; bad values are 400s.
+    const whole = await fetch(`${stack.url}/v1/sessions/${original}/fork`, { method: 'POST', headers: { authorization: `Bearer ${KEY_A}` } });
+    expect(whole.status).toBe(201);
+    expect(((await whole.json()) as { messages: unknown[] }).messages).toHaveLength(before.messages.length);
+    for (const body of [{ keep_messages: before.messages.length + 1 }, { keep_messages: -1 }, { keep_messages: 1.5 }, { keep_messages: 'two' }, [3]]) {
+      const refused = await sessions.fork(original, body);
+      expect(refused.status, JSON.stringify(body)).toBe(400);
+      expect(refused.json.error.type).toBe('invalid_request_error');
+    }
+  });
+
   it('gives another tenant 404 on get, turn, fork and delete', async () => {
     const sessionId = await sessions.create();
     await sessions.turn(sessionId, 'mine');

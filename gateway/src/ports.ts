@@ -69,7 +69,8 @@ export interface Sessions {
   create(tenant: string, request: ValidatedCreateSession): Promise<SessionView>;
   get(tenant: string, sessionId: string): Promise<SessionView | null>;
   delete(tenant: string, sessionId: string): Promise<'deleted' | 'not_found' | 'busy'>;
-  fork(tenant: string, sessionId: string): Promise<SessionView | 'not_found' | 'busy'>;
+  /** Fork the whole session, or after its first `keepMessages` messages (no saved state then). */
+  fork(tenant: string, sessionId: string, keepMessages: number | null): Promise<SessionView | 'not_found' | 'busy' | 'too_few_messages'>;
   /** Take the session's one-turn-at-a-time lock for a request. */
   lockTurn(tenant: string, sessionId: string, requestId: string, ttlMs: number): Promise<SessionRecord | 'not_found' | 'busy'>;
   /** Give the lock back if this request still holds it (the turn did not commit). */

@@ -9,7 +9,7 @@ export { regionKeys, type RegionKeys } from './keys.js';
 export { newSessionId, isSessionId, sessionFamily, newSnapshotId, isSnapshotId, newResponseId, isResponseId, newItemId } from './ids.js';
 export { ResponseStore } from './response-store.js';
 export { followRequestStream } from './request-stream-reader.js';
-export { SessionStore, TurnCommitRefused, type SessionView, type TurnCommit, type CommitOutcome } from './session-store.js';
+export { SessionStore, TurnCommitRefused, type ForkRefusal, type SessionView, type TurnCommit, type CommitOutcome } from './session-store.js';
 export type { CommittedTurn } from './session-fields.js';
 export { SnapshotStore, SNAPSHOT_CHUNK_BYTES, type SnapshotInfo, type PutSnapshotOptions, type ForgetOutcome } from './snapshot-store.js';
 export { JobProducer, generationJobOptions, isCancelled, rescueStrandedJobs } from './job-queues.js';

@@ -26,6 +26,9 @@ export interface SessionView {
   messages: ChatMessage[];
 }
 
+/** Why a fork did not happen: no such session, a turn is running, or it has fewer messages than asked to keep. */
+export type ForkRefusal = 'not_found' | 'busy' | 'too_few_messages';
+
 export interface TurnCommit {
   sessionId: string;
   /** The session's tenant and TTL (from its record): the tenant's usage moves with the commit. */
@@ -144,12 +147,16 @@ return {'committed', version + 1, snapshot}
 
 /**
  * Fork a session: a new session (same family) with the same transcript and the same snapshot,
- * now owned by both, so nothing is copied or recomputed.
+ * now owned by both, so nothing is copied or recomputed. A fork of the first messages only
+ * keeps those and no snapshot (its next turn finds the state of that point in the prefix cache,
+ * or replays); its turn count is the answers it keeps.
  * KEYS[1] source hash, KEYS[2] source transcript, KEYS[3] source lock, KEYS[4] new hash,
  * KEYS[5] new transcript, KEYS[6] owners of the source's snapshot (any family key when none),
  * KEYS[7] the new session's snapshot set.
- * ARGV[1] tenant, ARGV[2] the source's snapshot id as read before ('' = none), ARGV[3] created-at ms.
- * Returns 1, or NO_SESSION, SESSION_BUSY, SNAPSHOT_MOVED (a turn committed since: read again).
+ * ARGV[1] tenant, ARGV[2] the source's snapshot id as read before ('' = none), ARGV[3] created-at ms,
+ * ARGV[4] messages to keep ('' = all).
+ * Returns 1, or NO_SESSION, SESSION_BUSY, SNAPSHOT_MOVED (a turn committed since: read again),
+ * TOO_FEW_MESSAGES (the session has fewer than ARGV[4]).
  */
 const FORK_SESSION: LuaScript = {
   name: 'bambaForkSession',
@@ -159,14 +166,26 @@ if redis.call('HGET', KEYS[1], '${F.tenant}') ~= ARGV[1] then return redis.error
 if redis.call('EXISTS', KEYS[3]) == 1 then return redis.error_reply('SESSION_BUSY') end
 local snapshot = redis.call('HGET', KEYS[1], '${F.snapshotId}') or ''
 if snapshot ~= ARGV[2] then return redis.error_reply('SNAPSHOT_MOVED') end
+local messages = redis.call('LRANGE', KEYS[2], 0, -1)
+local partial = ARGV[4] ~= '' and tonumber(ARGV[4]) < #messages
+if ARGV[4] ~= '' and tonumber(ARGV[4]) > #messages then return redis.error_reply('TOO_FEW_MESSAGES') end
 redis.call('HSET', KEYS[4], unpack(redis.call('HGETALL', KEYS[1])))
 redis.call('HSET', KEYS[4], '${F.createdAtMs}', ARGV[3], '${F.residentNode}', '', '${F.lastTurn}', '')
-local messages = redis.call('LRANGE', KEYS[2], 0, -1)
-for index = 1, #messages do redis.call('RPUSH', KEYS[5], messages[index]) end
+local kept = #messages
+if partial then
+  kept = tonumber(ARGV[4])
+  local answers = 0
+  for index = 1, kept do
+    if cjson.decode(messages[index]).role == 'assistant' then answers = answers + 1 end
+  end
+  redis.call('HSET', KEYS[4], '${F.version}', answers, '${F.snapshotId}', '', '${F.tokenCount}', 0, '${F.snapshotBytes}', 0)
+  snapshot = ''
+end
+for index = 1, kept do redis.call('RPUSH', KEYS[5], messages[index]) end
 local ttl = redis.call('HGET', KEYS[1], '${F.ttlSeconds}')
 if snapshot ~= '' then ownSnapshot(KEYS[6], KEYS[4], KEYS[7], snapshot, ttl) end
 redis.call('EXPIRE', KEYS[4], ttl)
-if #messages > 0 then redis.call('EXPIRE', KEYS[5], ttl) end
+if kept > 0 then redis.call('EXPIRE', KEYS[5], ttl) end
 return 1
 `,
 };
@@ -389,19 +408,22 @@ export class SessionStore {
     return { kind: 'committed', version: Number(reply[1]), snapshotId: reply[2] };
   }
 
-  /** Fork a session; `QuotaExceededError` when the tenant holds `maxSessions` already. */
-  async fork(tenant: string, sessionId: string, maxSessions = Number.POSITIVE_INFINITY): Promise<SessionView | 'not_found' | 'busy'> {
+  /**
+   * Fork a session, whole or after its first `keepMessages` messages; `QuotaExceededError` when
+   * the tenant holds `maxSessions` already.
+   */
+  async fork(tenant: string, sessionId: string, keepMessages: number | null = null, maxSessions = Number.POSITIVE_INFINITY): Promise<SessionView | ForkRefusal> {
     if (!isSessionId(sessionId)) return 'not_found';
     const source = await this.redis.hmget(this.keys.session(sessionId), F.tenant, F.ttlSeconds);
     if (source[0] !== tenant) return 'not_found';
     const forkId = forkSessionId(sessionId);
     await this.admit(tenant, forkId, Number(source[1]), maxSessions);
-    const outcome = await this.forkAdmitted(tenant, sessionId, forkId);
+    const outcome = await this.forkAdmitted(tenant, sessionId, forkId, keepMessages);
     if (typeof outcome === 'string') await this.tenants.forgetSession(tenant, forkId).catch(() => {});
     return outcome;
   }
 
-  private async forkAdmitted(tenant: string, sessionId: string, forkId: string): Promise<SessionView | 'not_found' | 'busy'> {
+  private async forkAdmitted(tenant: string, sessionId: string, forkId: string, keepMessages: number | null): Promise<SessionView | ForkRefusal> {
     for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
       const snapshotId = (await this.redis.hget(this.keys.session(sessionId), F.snapshotId)) ?? '';
       try {
@@ -410,14 +432,15 @@ export class SessionStore {
           this.keys.session(forkId), this.keys.sessionTranscript(forkId),
           snapshotId ? this.keys.snapshotOwners(snapshotId) : this.placeholder(sessionId),
           this.keys.sessionSnapshots(forkId),
-        ], [tenant, snapshotId, Date.now()]);
+        ], [tenant, snapshotId, Date.now(), keepMessages ?? '']);
         const view = await this.get(tenant, forkId);
         if (!view) return 'not_found'; // expired at once: only with a TTL of a second or two
         return view;
       } catch (error) {
-        const refusal = scriptRefusal(error, ['NO_SESSION', 'SESSION_BUSY', 'SNAPSHOT_MOVED'] as const);
+        const refusal = scriptRefusal(error, ['NO_SESSION', 'SESSION_BUSY', 'SNAPSHOT_MOVED', 'TOO_FEW_MESSAGES'] as const);
         if (refusal === 'NO_SESSION') return 'not_found';
         if (refusal === 'SESSION_BUSY') return 'busy';
+        if (refusal === 'TOO_FEW_MESSAGES') return 'too_few_messages';
         if (refusal !== 'SNAPSHOT_MOVED') throw error;
       }
     }

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { InvalidRequestError } from './errors.js';
 import type { ChatMessage } from './jobs.js';
+import { parseRequestBody } from './openai-requests.js';
 
 /** Where a session's state lives now. */
 export type SessionStateLocation = 'resident' | 'snapshot' | 'transcript';
@@ -58,6 +59,25 @@ export function validateCreateSession(body: unknown): ValidatedCreateSession {
   }
   const metadata = result.data.metadata ?? {};
   return { model: result.data.model, system: result.data.system ?? null, metadata };
+}
+
+export const forkSessionSchema = z.object({
+  /**
+   * Fork after this many of the session's messages (as `messages` lists them, system included):
+   * the fork continues from that point. Absent: the whole session.
+   */
+  keep_messages: z.number({ error: 'keep_messages must be an integer' }).int('keep_messages must be an integer').min(0, 'keep_messages must not be negative').nullish(),
+});
+
+export interface ValidatedForkSession {
+  /** Messages the fork keeps; null: all of them (and the session's saved state with them). */
+  keepMessages: number | null;
+}
+
+/** A fork request's body; an empty body (null here) forks the whole session. */
+export function validateForkSession(body: unknown): ValidatedForkSession {
+  if (body === null) return { keepMessages: null };
+  return { keepMessages: parseRequestBody(forkSessionSchema, body).keep_messages ?? null };
 }
 
 /** The session object the API returns. */

@@ -24,7 +24,7 @@ export function sessionClient(url: string, apiKey?: string) {
     },
     get: (sessionId: string) => request('GET', `/v1/sessions/${sessionId}`),
     delete: (sessionId: string) => request('DELETE', `/v1/sessions/${sessionId}`),
-    fork: (sessionId: string) => postJson(`${url}/v1/sessions/${sessionId}/fork`, {}, headers),
+    fork: (sessionId: string, body: unknown = {}) => postJson(`${url}/v1/sessions/${sessionId}/fork`, body, headers),
     async chat(body: Record<string, unknown>): Promise<TurnResult> {
       const response = await postJson(`${url}/v1/chat/completions`, { model: MODEL_ID, temperature: 0, max_tokens: 24, ...body }, headers);
       return {

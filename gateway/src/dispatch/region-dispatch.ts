@@ -3,7 +3,7 @@
  * (`JobProducer`), token events come back through the multiplexed relay (`StreamRelay`), the
  * node registry answers what is alive.
  */
-import { followRequestStream, newItemId, newResponseId, type JobProducer, type NodeRegistry, type RegionKeys, type RegionRedis, type ResponseStore, type SessionStore, type StreamRelay } from '@bamba/region';
+import { followRequestStream, TenantUsage, type ForkRefusal, type SnapshotStore, newItemId, newResponseId, type JobProducer, type NodeRegistry, type RegionKeys, type RegionRedis, type ResponseStore, type SessionStore, type StreamRelay } from '@bamba/region';
 import {
   DeadlineExceededError,
   WIRE_VERSION,
@@ -113,8 +113,8 @@ export class RegionSessions implements Sessions {
   delete(tenant: string, sessionId: string): Promise<'deleted' | 'not_found' | 'busy'> {
     return this.store.delete(tenant, sessionId);
   }
-  fork(tenant: string, sessionId: string): Promise<SessionView | 'not_found' | 'busy'> {
-    return this.store.fork(tenant, sessionId, this.maxSessionsPerTenant);
+  fork(tenant: string, sessionId: string, keepMessages: number | null): Promise<SessionView | ForkRefusal> {
+    return this.store.fork(tenant, sessionId, keepMessages, this.maxSessionsPerTenant);
   }
   lockTurn(tenant: string, sessionId: string, requestId: string, ttlMs: number): Promise<SessionRecord | 'not_found' | 'busy'> {
     return this.store.lockTurn(tenant, sessionId, requestId, ttlMs);

@@ -5,6 +5,11 @@ import type { Context } from 'hono';
 export async function readJsonBody(c: Context): Promise<unknown> {
   const text = await c.req.text();
   if (text.trim() === '') throw new InvalidRequestError('request body is empty; send a JSON object', { code: 'invalid_body' });
+  return parseJsonText(text);
+}
+
+/** Parse a body's text as JSON; malformed JSON is a 400. */
+export function parseJsonText(text: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch {

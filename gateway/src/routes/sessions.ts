@@ -1,10 +1,10 @@
 /** /v1/sessions: create, read, delete and fork server-side conversations. */
-import { NotFoundError, ServiceUnavailableError, sessionToWire, validateCreateSession } from '@bamba/shared';
+import { InvalidRequestError, NotFoundError, ServiceUnavailableError, sessionToWire, validateCreateSession, validateForkSession } from '@bamba/shared';
 import { Hono } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import { sessionBusy, sessionNotFound } from '../generation/session-turn.js';
 import type { RegionState, Sessions, SessionView } from '../ports.js';
-import { readJsonBody } from './request-body.js';
+import { parseJsonText, readJsonBody } from './request-body.js';
 
 export function sessionsRoute(sessions: Sessions, region: RegionState) {
   const respond = async (view: SessionView) => {
@@ -34,9 +34,13 @@ export function sessionsRoute(sessions: Sessions, region: RegionState) {
       return c.json({ id: c.req.param('id'), object: 'session.deleted', deleted: true });
     })
     .post('/:id/fork', async (c) => {
-      const outcome = await sessions.fork(c.get('tenant'), c.req.param('id'));
+      // The body is optional: none forks the whole session.
+      const text = await c.req.text();
+      const request = validateForkSession(text.trim() === '' ? null : parseJsonText(text));
+      const outcome = await sessions.fork(c.get('tenant'), c.req.param('id'), request.keepMessages);
       if (outcome === 'not_found') throw sessionNotFound(c.req.param('id'));
       if (outcome === 'busy') throw sessionBusy(c.req.param('id'));
+      if (outcome === 'too_few_messages') throw new InvalidRequestError(`keep_messages is ${request.keepMessages}, more than the session's messages`, { param: 'keep_messages', code: 'invalid_value' });
       return c.json(await respond(outcome), 201);
     });
 }

@@ -1,7 +1,8 @@
 /**
  * Puts a conversation's state into a slot as cheaply as it can: the session's resident slot,
  * else a snapshot from Redis (the session's own, or the longest cached prefix of a stateless
- * request), else nothing (replay: every prompt token is evaluated). A missing, corrupt or
+ * request or of a session without saved state: a fork of a session's first turns finds the
+ * state its source saved at that turn), else nothing (replay: every prompt token is evaluated). A missing, corrupt or
  * incompatible snapshot only costs time: it falls through to replay, never fails the request.
  */
 import { SnapshotRejectedError, type ChatMessage, type ResumePath, type SessionRecord } from '@bamba/shared';
@@ -71,7 +72,7 @@ export async function restoreState(deps: ServingDeps, conversation: Conversation
   try {
     if (session?.snapshotId) {
       if (await importSnapshot(deps, slot, session.snapshotId, promptTokens)) return { slot, resume: 'snapshot', cachedTokens: deps.engine.slotTokens(slot).length };
-    } else if (!session && conversation.messages && deps.prefixCache) {
+    } else if (conversation.messages && (session || deps.prefixCache)) {
       const hashes = boundaryPrefixes(deps, conversation.messages, promptTokens).map((tokens) => tokenSequenceHash(tokens));
       await deps.pendingSnapshots.settle(hashes.map((hash) => PendingSnapshots.key(conversation.tenant, deps.engine.info.fingerprint, hash)));
       const found = await deps.snapshots.findPrefix(conversation.tenant, deps.engine.info.fingerprint, hashes);
