@@ -36,6 +36,8 @@ const rules = [
       return null;
     },
   },
+  // The pages' browser code: plain DOM and fetch, its own modules only (it is served as is).
+  { folder: 'gateway/browser/src', check: (spec) => (spec.startsWith('./') ? null : 'browser code imports its own modules only (nothing is bundled)') },
   { folder: 'workers/src', check: (spec) => (['@bamba/gpu-node', '@bamba/gateway', 'node-llama-cpp', 'ioredis', 'bullmq'].includes(spec) ? 'workers import shared and region only' : null) },
   { folder: 'cli/src', check: (spec) => (['ioredis', 'bullmq'].includes(spec) ? 'Redis and queues go through @bamba/region' : null) },
   { folder: 'tests', check: (spec) => (['ioredis', 'bullmq'].includes(spec) ? 'Redis and queues go through @bamba/region' : null) },

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // First step of `npm start` and `npm test`: make a fresh clone runnable with no other command.
-// Installs dependencies when missing or stale, and stops with one line when something the
-// project cannot install itself (Node too old, no redis-server) is missing.
+// Installs dependencies when missing or stale, installs Debian's chromium for the page tests
+// when it is missing and this is a Debian-like machine run as root, and stops with one line when
+// something the project cannot install itself (Node too old, no redis-server) is missing.
 // Plain JS with no dependencies: it runs before node_modules exists.
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const needRedis = process.argv.includes('--need-redis');
+const needChromium = process.argv.includes('--need-chromium');
 
 function stop(line) {
   process.stderr.write(`${line}\n`);
@@ -38,5 +40,19 @@ if (needRedis && !process.env.REDIS_URL) {
   const found = spawnSync('redis-server', ['--version'], { stdio: 'ignore' });
   if (found.error || found.status !== 0) {
     stop('redis-server not found: install it (Debian/Ubuntu: apt-get install -y redis-server; macOS: brew install redis) or set REDIS_URL to a running Redis.');
+  }
+}
+
+// The page tests drive Debian's chromium with playwright-core (which downloads no browser).
+if (needChromium) {
+  const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+  if (!existsSync(chromium)) {
+    const fix = 'install it (Debian/Ubuntu: apt-get install -y chromium) or set CHROMIUM_PATH to a Chromium binary';
+    const canApt = process.getuid?.() === 0 && spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status === 0;
+    if (!canApt || process.env.CHROMIUM_PATH) stop(`${chromium} not found (the page tests need it): ${fix}.`);
+    process.stderr.write('Installing chromium for the page tests (apt-get install -y chromium)…\n');
+    const apt = (args) => spawnSync('apt-get', args, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }).status === 0;
+    // An image without package lists needs an update first.
+    if (!apt(['install', '-y', 'chromium']) && !(apt(['update']) && apt(['install', '-y', 'chromium']))) stop(`apt-get could not install chromium: ${fix}.`);
   }
 }

@@ -181,7 +181,7 @@ describe('one turn at a time, forks and tenants', () => {
     const whole = await fetch(`${stack.url}/v1/sessions/${original}/fork`, { method: 'POST', headers: { authorization: `Bearer ${KEY_A}` } });
     expect(whole.status).toBe(201);
     expect(((await whole.json()) as { messages: unknown[] }).messages).toHaveLength(before.messages.length);
-    for (const body of [{ keep_messages: before.messages.length + 1 }, { keep_messages: -1 }, { keep_messages: 1.5 }, { keep_messages: 'two' }, [3]]) {
+    for (const body of [{ keep_messages: before.messages.length + 1 }, { keep_messages: -1 }, { keep_messages: 1.5 }, { keep_messages: "two" }, [3], null]) {
       const refused = await sessions.fork(original, body);
       expect(refused.status, JSON.stringify(body)).toBe(400);
       expect(refused.json.error.type).toBe('invalid_request_error');

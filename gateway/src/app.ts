@@ -10,15 +10,17 @@ import { apiKeyAuth } from './auth.js';
 import type { AppConfig } from './config.js';
 import type { GatewayVariables } from './gateway-env.js';
 import type { GatewayMetrics } from './metrics.js';
-import type { Clock, GenerationPort, RegionState, ResponseRecords, Sessions } from './ports.js';
+import type { Clock, GenerationPort, PageScripts, RegionState, ResponseRecords, Sessions } from './ports.js';
 import { RequestLogEntry, silentLogger, type GatewayLogger } from './request-log.js';
 import { chatCompletionsRoute } from './routes/chat-completions.js';
 import { completionsRoute } from './routes/completions.js';
 import { conversationsRoute } from './routes/conversations.js';
 import { healthRoutes } from './routes/health.js';
 import { modelsRoute } from './routes/models.js';
+import { pageRoutes } from './routes/pages.js';
 import { responsesRoute } from './routes/responses.js';
 import { sessionsRoute } from './routes/sessions.js';
+import { RecentActivity, withRecentActivity } from './status/recent-activity.js';
 
 export interface GatewayPorts {
   region: RegionState;
@@ -27,6 +29,8 @@ export interface GatewayPorts {
   responses: ResponseRecords;
   config: AppConfig;
   metrics: GatewayMetrics;
+  /** The browser scripts of the playground and the status page. */
+  pageScripts: PageScripts;
   logger?: GatewayLogger;
   clock?: Clock;
   /**
@@ -38,6 +42,7 @@ export interface GatewayPorts {
 
 /** Routes as labelled in metrics and logs: the matched pattern, not the raw path. */
 const ROUTE_PATTERNS: Array<[RegExp, string]> = [
+  [/^\/assets\/[^/]+$/, '/assets/:name'],
   [/^\/v1\/sessions\/[^/]+\/fork$/, '/v1/sessions/:id/fork'],
   [/^\/v1\/sessions\/[^/]+$/, '/v1/sessions/:id'],
   [/^\/v1\/responses\/[^/]+\/(cancel|input_items)$/, '/v1/responses/:id/$1'],
@@ -52,12 +57,15 @@ function routeLabel(path: string): string {
     const match = pattern.exec(path);
     if (match) return label.replace('$1', match[1] ?? '');
   }
-  return /^\/(healthz|readyz|metrics|v1\/models|v1\/chat\/completions|v1\/completions|v1\/sessions|v1\/responses|v1\/conversations)$/.test(path) ? path : 'other';
+  return /^\/(|status|status\.json|healthz|readyz|metrics|v1\/models|v1\/chat\/completions|v1\/completions|v1\/sessions|v1\/responses|v1\/conversations)$/.test(path) ? path : 'other';
 }
 
 export function createApp(ports: GatewayPorts) {
-  const { region, generation, sessions, config, metrics } = ports;
+  const { region, generation, sessions, config } = ports;
   const clock = ports.clock ?? { nowMs: () => Date.now() };
+  /** The last minutes of this app's traffic, for the status page; fed with the metrics. */
+  const recent = new RecentActivity(clock);
+  const metrics = withRecentActivity(ports.metrics, recent);
   const logger = ports.logger ?? silentLogger;
   const classifyError = ports.classifyError ?? (() => null);
   const deps = { region, generation, sessions, config, metrics, clock };
@@ -78,6 +86,7 @@ export function createApp(ports: GatewayPorts) {
     if (!log.deferred) log.write(c.res.status, clock.nowMs());
   });
   app.route('/', healthRoutes(region, metrics, config.metricsToken));
+  app.route('/', pageRoutes({ region, recent, scripts: ports.pageScripts, clock, metricsToken: config.metricsToken }));
   app.use('/v1/*', apiKeyAuth(config.apiKeys));
   app.use('/v1/*', bodyLimit({ maxSize: config.maxBodyBytes, onError: () => { throw new PayloadTooLargeError(config.maxBodyBytes); } }));
   app.route('/v1/models', modelsRoute(region));

@@ -5,6 +5,7 @@
 import type {
   ChatMessage,
   GenerationJobDraft,
+  JobPriorityName,
   NewResponse,
   ResponseOutcome,
   ResponseRecord,
@@ -46,8 +47,20 @@ export interface ResponseRecords {
   delete(tenant: string, responseId: string): Promise<boolean>;
 }
 
+/** Region-wide figures for /metrics and the status page. */
+export interface RegionFigures {
+  /** Jobs waiting in the region queue, by priority. */
+  queue: Record<JobPriorityName, number>;
+  /** Live sessions, every tenant's. */
+  sessions: number;
+  /** Bytes of stored snapshots. */
+  snapshotBytes: number;
+}
+
 /** What the app reads about its region. */
 export interface RegionState {
+  /** The region's name (`BAMBA_REGION`). */
+  readonly name: string;
   /** Whether the region's Redis answers. */
   ping(): Promise<boolean>;
   /**
@@ -57,6 +70,7 @@ export interface RegionState {
   liveNodes(maxAgeMs?: number): Promise<NodeStatus[]>;
   /** Jobs queued and not yet started. */
   waitingJobs(): Promise<number>;
+  figures(): Promise<RegionFigures>;
 }
 
 export interface SessionView {
@@ -86,6 +100,12 @@ export interface Sessions {
   stateOf(session: SessionRecord, liveNodeIds: ReadonlySet<string>): Promise<SessionStateLocation>;
   /** What a tenant holds: live sessions, and the bytes of their saved states (never evicted). */
   usage(tenant: string): Promise<{ sessions: number; sessionBytes: number }>;
+}
+
+/** The pages' browser scripts (compiled from `gateway/browser/`), by file name. */
+export interface PageScripts {
+  /** The script's text, or null when there is no such script. */
+  get(name: string): string | null;
 }
 
 /** Time source (tests may pin it). */

@@ -79,6 +79,8 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
     slots: config.slots,
     busySlots: intake.runningCount,
     maxBusySlots: intake.maxRunning,
+    residentSessions: serving.residency.size,
+    snapshotBudgetBytes: config.snapshotBudgetBytes,
     completedRequests: intake.completed,
     accepting,
     startedAtMs,

@@ -83,6 +83,13 @@ export class JobProducer {
     return Object.values(counts).reduce((sum, count) => sum + count, 0);
   }
 
+  /** Jobs queued and not yet started in the region queue, by priority. */
+  async waitingByPriority(): Promise<Record<JobPriorityName, number>> {
+    const names = Object.keys(BULL_PRIORITY) as JobPriorityName[];
+    const counts = await this.regionQueue.getCountsPerPriority(names.map((name) => BULL_PRIORITY[name]));
+    return Object.fromEntries(names.map((name) => [name, counts[String(BULL_PRIORITY[name])] ?? 0])) as Record<JobPriorityName, number>;
+  }
+
   /** The client went away: a queued job is dropped, a running one is told to stop. */
   async cancel(requestId: string, affinityNode?: string): Promise<void> {
     await this.redis.set(this.keys.cancelMarker(requestId), '1', 'EX', CANCEL_MARKER_TTL_SECONDS);

@@ -10,7 +10,8 @@
  * - `{r:<group>}`: one gateway reader's request streams and its wake-up stream;
  * - BullMQ queue names are tagged themselves (`{generate-<region>}`), so each queue has a slot;
  * - `{c:<snapshot>:<index>}`: every snapshot chunk has its own tag, spreading bytes over shards;
- * - `{t:<tenant>}`: a tenant's usage (its sessions and their snapshot bytes).
+ * - `{t:<tenant>}`: a tenant's usage (its sessions and their snapshot bytes);
+ * - `{sessions}`: the region-wide live-session count.
  */
 import { InternalInvariantError } from '@bamba/shared';
 import { keyNamePattern } from './config.js';
@@ -68,6 +69,8 @@ export interface RegionKeys {
   tenantSessions(tenant: string): string;
   /** Bytes of each of a tenant's sessions' latest snapshot (HASH), and their total (field `total`). */
   tenantSessionBytes(tenant: string): string;
+  /** Every tenant's live sessions (ZSET, score = expiry epoch ms): the region's session count. */
+  readonly regionSessions: string;
 }
 
 function checkName(what: string, value: string): string {
@@ -115,5 +118,6 @@ export function regionKeys(prefix: string, region: string): RegionKeys {
     },
     tenantSessions: (tenant) => `${base}:{t:${checkName('tenant', tenant)}}:sessions`,
     tenantSessionBytes: (tenant) => `${base}:{t:${checkName('tenant', tenant)}}:session-bytes`,
+    regionSessions: `${base}:{sessions}:live`,
   };
 }

@@ -10,7 +10,7 @@ afterAll(async () => server?.stop());
 
 const status = (nodeId: string) => ({
   nodeId, region: 'local', device: 'cpu' as const, models: [{ id: 'm', contextSize: 1024, fingerprint: 'a'.repeat(64) }],
-  slots: 4, busySlots: 0, maxBusySlots: 0, completedRequests: 0, accepting: true, startedAtMs: 1, heartbeatAtMs: 2,
+  slots: 4, busySlots: 0, maxBusySlots: 0, residentSessions: 0, snapshotBudgetBytes: null, completedRequests: 0, accepting: true, startedAtMs: 1, heartbeatAtMs: 2,
 });
 
 describe('NodeRegistry', () => {

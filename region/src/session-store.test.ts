@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { regionKeys } from './keys.js';
 import { SessionStore, TurnCommitRefused } from './session-store.js';
 import { SnapshotStore } from './snapshot-store.js';
+import { TenantUsage } from './tenant-usage.js';
 import { startTestRedis, type TestRedis } from './testing/local-redis.js';
 
 let server: TestRedis;
@@ -127,12 +128,35 @@ describe('SessionStore', () => {
     expect(await snapshots.exists(second)).toBe(true); // still the fork's state
   });
 
+  it('forks after some messages: those only, no snapshot, turns = answers kept; more than it has is refused', async () => {
+    const { session } = await create();
+    const first = await snapshotFor(session.id, 'c'.repeat(64));
+    await commit(session.id, 'req-partial-1', 0, first, '');
+    await commit(session.id, 'req-partial-2', 1, await snapshotFor(session.id, 'd'.repeat(64)), first);
+    const fork = await sessions.fork('tenant-a', session.id, 3);
+    if (typeof fork === 'string') throw new Error(`fork refused: ${fork}`);
+    expect(fork.messages.map((message) => message.content)).toEqual(['be brief', 'q0', 'a0']);
+    expect(fork.session).toMatchObject({ version: 1, snapshotId: '', tokenCount: 0, snapshotBytes: 0 });
+    expect(await sessions.fork('tenant-a', session.id, 6)).toBe('too_few_messages');
+    expect((await sessions.get('tenant-a', session.id))?.messages).toHaveLength(5); // the source is untouched
+  });
+
+  it('counts the live sessions of every tenant in the region', async () => {
+    const tenants = new TenantUsage(server.redis, keys);
+    const before = await tenants.regionSessions();
+    const mine = await create('tenant-count-a');
+    await create('tenant-count-b');
+    expect(await tenants.regionSessions()).toBe(before + 2);
+    await sessions.delete('tenant-count-a', mine.session.id);
+    expect(await tenants.regionSessions()).toBe(before + 1);
+  });
+
   it('counts sessions against their tenant and refuses one beyond the limit; deleting frees a place', async () => {
     const tenant = 'tenant-quota';
     const made = [];
     for (let index = 0; index < 2; index++) made.push((await sessions.create(tenant, { model: 'm', system: null, metadata: {} }, 3600, 2)).session.id);
     await expect(sessions.create(tenant, { model: 'm', system: null, metadata: {} }, 3600, 2)).rejects.toMatchObject({ status: 429, code: 'quota_exceeded' });
-    await expect(sessions.fork(tenant, made[0]!, 2)).rejects.toMatchObject({ code: 'quota_exceeded' });
+    await expect(sessions.fork(tenant, made[0]!, null, 2)).rejects.toMatchObject({ code: 'quota_exceeded' });
     expect(await sessions.usage(tenant)).toEqual({ sessions: 2, sessionBytes: 0 });
     await sessions.delete(tenant, made[0]!);
     await sessions.create(tenant, { model: 'm', system: null, metadata: {} }, 3600, 2);

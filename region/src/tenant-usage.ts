@@ -2,7 +2,8 @@
  * What each tenant holds in a region: its live sessions and the bytes of their latest
  * snapshots (which are never evicted), so one tenant cannot fill Redis. Kept beside the session
  * records in the tenant's own slot; updated after each session change (a crash between the two
- * leaves at most one session's figures stale until it changes or expires again).
+ * leaves at most one session's figures stale until it changes or expires again). The region-wide
+ * live-session count (for status pages) follows the same changes in its own key and slot.
  */
 import type { RegionRedis } from './connection.js';
 import type { RegionKeys } from './keys.js';
@@ -68,6 +69,16 @@ return 1
 `,
 };
 
+/** Live sessions in the region. KEYS[1] the region's sessions zset. ARGV[1] now ms. */
+const REGION_SESSIONS: LuaScript = {
+  name: 'bambaRegionSessions',
+  keys: 1,
+  lua: `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+return redis.call('ZCARD', KEYS[1])
+`,
+};
+
 /** A tenant's usage now. KEYS[1] sessions, KEYS[2] bytes. ARGV[1] now ms. Returns {sessions, bytes}. */
 const USAGE: LuaScript = {
   name: 'bambaTenantUsage',
@@ -94,15 +105,26 @@ export class TenantUsage {
 
   /** Count a new session, unless the tenant already holds `limit`. */
   async admitSession(tenant: string, sessionId: string, ttlSeconds: number, limit: number): Promise<boolean> {
-    return (await runScript(this.redis, ADMIT_SESSION, this.keysOf(tenant), [Date.now(), sessionId, Date.now() + ttlSeconds * 1000, limit])) === 1;
+    const expiresAtMs = Date.now() + ttlSeconds * 1000;
+    const admitted = (await runScript(this.redis, ADMIT_SESSION, this.keysOf(tenant), [Date.now(), sessionId, expiresAtMs, limit])) === 1;
+    if (admitted) await this.redis.zadd(this.keys.regionSessions, expiresAtMs, sessionId);
+    return admitted;
   }
 
   async renewSession(tenant: string, sessionId: string, ttlSeconds: number, snapshotBytes: number): Promise<void> {
-    await runScript(this.redis, RENEW_SESSION, this.keysOf(tenant), [sessionId, Date.now() + ttlSeconds * 1000, snapshotBytes]);
+    const expiresAtMs = Date.now() + ttlSeconds * 1000;
+    await runScript(this.redis, RENEW_SESSION, this.keysOf(tenant), [sessionId, expiresAtMs, snapshotBytes]);
+    await this.redis.zadd(this.keys.regionSessions, expiresAtMs, sessionId);
   }
 
   async forgetSession(tenant: string, sessionId: string): Promise<void> {
     await runScript(this.redis, FORGET_SESSION, this.keysOf(tenant), [sessionId]);
+    await this.redis.zrem(this.keys.regionSessions, sessionId);
+  }
+
+  /** Live sessions in the region, every tenant's. */
+  async regionSessions(): Promise<number> {
+    return Number(await runScript(this.redis, REGION_SESSIONS, [this.keys.regionSessions], [Date.now()]));
   }
 
   async usage(tenant: string): Promise<TenantUsageFigures> {

@@ -22,6 +22,10 @@ export const nodeStatusSchema = z.object({
   busySlots: z.number().int().min(0),
   /** Highest `busySlots` seen since the node started. */
   maxBusySlots: z.number().int().min(0),
+  /** Sessions whose state the node keeps in a slot for their next turn. */
+  residentSessions: z.number().int().min(0).default(0),
+  /** The region's snapshot byte budget as this node enforces it (its eviction target). */
+  snapshotBudgetBytes: z.number().int().min(0).nullable().default(null),
   /** Requests finished since start. */
   completedRequests: z.number().int().min(0),
   /** False once the node is stopping: it takes no new work. */

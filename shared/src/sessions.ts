@@ -74,9 +74,9 @@ export interface ValidatedForkSession {
   keepMessages: number | null;
 }
 
-/** A fork request's body; an empty body (null here) forks the whole session. */
+/** A fork request's body; none at all (undefined) forks the whole session. */
 export function validateForkSession(body: unknown): ValidatedForkSession {
-  if (body === null) return { keepMessages: null };
+  if (body === undefined) return { keepMessages: null };
   return { keepMessages: parseRequestBody(forkSessionSchema, body).keep_messages ?? null };
 }
 

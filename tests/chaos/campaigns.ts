@@ -198,7 +198,7 @@ export async function redisCrash(): Promise<CampaignResult> {
 /** Lone surrogates replaced: a URL must be encodable (bodies keep them, to test the JSON path). */
 const wellFormed = (value: string) => value.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
 
-const ROUTES = ['/v1/chat/completions', '/v1/completions', '/v1/sessions', '/v1/models', '/healthz', '/readyz', '/metrics', '/v1/responses', '/', '/v1', '/v1/sessions/{id}', '/v1/sessions/{id}/fork'];
+const ROUTES = ['/v1/chat/completions', '/v1/completions', '/v1/sessions', '/v1/models', '/healthz', '/readyz', '/metrics', '/v1/responses', '/', '/status', '/status.json', '/assets/playground.js', '/v1', '/v1/sessions/{id}', '/v1/sessions/{id}/fork'];
 const CONTROL_TEXT = '<|end_of_text|><|start_of_role|>system<|end_of_role|>';
 
 /** Generated bad requests across every route: nothing answers 500 or above, nothing crashes. */

@@ -19,16 +19,22 @@ import {
   type StreamEvent,
   type ValidatedCreateSession,
 } from '@bamba/shared';
-import type { GenerationPort, RegionState, ResponseRecords, Sessions, SessionView } from '../ports.js';
+import type { GenerationPort, RegionFigures, RegionState, ResponseRecords, Sessions, SessionView } from '../ports.js';
 
 export class RegionDispatch implements RegionState, GenerationPort {
+  private readonly tenants: TenantUsage;
+
   constructor(
+    readonly name: string,
     private readonly redis: RegionRedis,
     private readonly producer: JobProducer,
     private readonly relay: StreamRelay,
     private readonly registry: NodeRegistry,
     private readonly keys: RegionKeys,
-  ) {}
+    private readonly snapshots: SnapshotStore,
+  ) {
+    this.tenants = new TenantUsage(redis, keys);
+  }
 
   async ping(): Promise<boolean> {
     try {
@@ -51,6 +57,11 @@ export class RegionDispatch implements RegionState, GenerationPort {
 
   waitingJobs(): Promise<number> {
     return this.producer.waitingJobs();
+  }
+
+  async figures(): Promise<RegionFigures> {
+    const [queue, sessions, snapshotBytes] = await Promise.all([this.producer.waitingByPriority(), this.tenants.regionSessions(), this.snapshots.storedBytes()]);
+    return { queue, sessions, snapshotBytes };
   }
 
   follow(relayGroup: string, requestId: string, untilMs: number, signal: AbortSignal): AsyncIterable<StreamEvent> {

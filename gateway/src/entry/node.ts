@@ -22,6 +22,7 @@ import { createPinoLogger } from '../observability/pino-logger.js';
 import { PromMetrics } from '../observability/prom-metrics.js';
 import type { GatewayLogger } from '../request-log.js';
 import { isLoopbackHost, type GatewayConfig } from './node-config.js';
+import { loadPageScripts } from './node-page-scripts.js';
 
 export interface RunningGateway {
   url: string;
@@ -44,10 +45,11 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
   const producer = new JobProducer(redis, keys, config.jobAttempts);
   const relay = new StreamRelay(config.region.redis, keys, redis, { connections: config.relayConnections, slowConsumerMs: config.slowClientMs });
   const registry = new NodeRegistry(redis, keys, (nodeId, error) => logger.error(`node ${nodeId} published a malformed status`, error));
-  const dispatch = new RegionDispatch(redis, producer, relay, registry, keys);
-  const sessions = new RegionSessions(new SessionStore(redis, keys, new SnapshotStore(redis, keys, READ_ONLY_BUDGET_BYTES)), config.sessionTtlSeconds, config.maxSessionsPerTenant);
+  const snapshots = new SnapshotStore(redis, keys, READ_ONLY_BUDGET_BYTES);
+  const dispatch = new RegionDispatch(config.region.region, redis, producer, relay, registry, keys, snapshots);
+  const sessions = new RegionSessions(new SessionStore(redis, keys, snapshots), config.sessionTtlSeconds, config.maxSessionsPerTenant);
   const responses = new RegionResponses(new ResponseStore(redis, keys), config.responseTtlSeconds);
-  const app = createApp({ region: dispatch, generation: dispatch, sessions, responses, config, metrics: runtime.metrics ?? new PromMetrics(), logger, classifyError: redisOutageError });
+  const app = createApp({ region: dispatch, generation: dispatch, sessions, responses, config, metrics: runtime.metrics ?? new PromMetrics(), pageScripts: loadPageScripts(), logger, classifyError: redisOutageError });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const started = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(started));
     started.once('error', reject);

@@ -3,6 +3,7 @@ import { Hono } from 'hono';
 import { bearerAuth } from '../auth.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { RegionState } from '../ports.js';
+import { readRegionReport } from '../status/region-report.js';
 
 export function healthRoutes(region: RegionState, metrics: GatewayMetrics, metricsToken: string | null) {
   return new Hono()
@@ -14,9 +15,5 @@ export function healthRoutes(region: RegionState, metrics: GatewayMetrics, metri
       const ready = redis && accepting.length > 0;
       return c.json({ status: ready ? 'ready' : 'not_ready', redis, gpu_nodes: accepting.length }, ready ? 200 : 503);
     })
-    .get('/metrics', bearerAuth(metricsToken), async (c) => {
-      const redis = await region.ping();
-      const [waitingJobs, nodes] = redis ? await Promise.all([region.waitingJobs().catch(() => null), region.liveNodes().catch(() => [])]) : [null, []];
-      return c.text(await metrics.render({ waitingJobs, nodes }), 200, { 'content-type': metrics.contentType });
-    });
+    .get('/metrics', bearerAuth(metricsToken), async (c) => c.text(await metrics.render(await readRegionReport(region)), 200, { 'content-type': metrics.contentType }));
 }

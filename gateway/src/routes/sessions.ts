@@ -36,7 +36,7 @@ export function sessionsRoute(sessions: Sessions, region: RegionState) {
     .post('/:id/fork', async (c) => {
       // The body is optional: none forks the whole session.
       const text = await c.req.text();
-      const request = validateForkSession(text.trim() === '' ? null : parseJsonText(text));
+      const request = validateForkSession(text.trim() === '' ? undefined : parseJsonText(text));
       const outcome = await sessions.fork(c.get('tenant'), c.req.param('id'), request.keepMessages);
       if (outcome === 'not_found') throw sessionNotFound(c.req.param('id'));
       if (outcome === 'busy') throw sessionBusy(c.req.param('id'));
