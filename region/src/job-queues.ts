@@ -79,11 +79,10 @@ export class JobProducer {
 
   /** Jobs queued and not yet started, in the region queue. */
   async waitingJobs(): Promise<number> {
-    const counts = await this.regionQueue.getJobCounts('wait', 'prioritized');
-    return Object.values(counts).reduce((sum, count) => sum + count, 0);
+    return Object.values(await this.waitingByPriority()).reduce((sum, count) => sum + count, 0);
   }
 
-  /** Jobs queued and not yet started in the region queue, by priority. */
+  /** Jobs queued and not yet started in the region queue, by priority (every job has one). */
   async waitingByPriority(): Promise<Record<JobPriorityName, number>> {
     const names = Object.keys(BULL_PRIORITY) as JobPriorityName[];
     const counts = await this.regionQueue.getCountsPerPriority(names.map((name) => BULL_PRIORITY[name]));

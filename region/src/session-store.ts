@@ -176,7 +176,8 @@ if partial then
   kept = tonumber(ARGV[4])
   local answers = 0
   for index = 1, kept do
-    if cjson.decode(messages[index]).role == 'assistant' then answers = answers + 1 end
+    local ok, message = pcall(cjson.decode, messages[index])
+    if ok and type(message) == 'table' and message.role == 'assistant' then answers = answers + 1 end
   end
   redis.call('HSET', KEYS[4], '${F.version}', answers, '${F.snapshotId}', '', '${F.tokenCount}', 0, '${F.snapshotBytes}', 0)
   snapshot = ''

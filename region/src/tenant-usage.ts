@@ -69,6 +69,21 @@ return 1
 `,
 };
 
+/**
+ * A session lives until ARGV[3] in the region's count, whose expired entries go on every write
+ * (so the set stays as large as the live sessions, whether or not anyone reads the count).
+ * KEYS[1] the region's sessions zset. ARGV[1] now ms, ARGV[2] session id, ARGV[3] expiry ms.
+ */
+const TOUCH_REGION_SESSION: LuaScript = {
+  name: 'bambaRegionTouchSession',
+  keys: 1,
+  lua: `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+return 1
+`,
+};
+
 /** Live sessions in the region. KEYS[1] the region's sessions zset. ARGV[1] now ms. */
 const REGION_SESSIONS: LuaScript = {
   name: 'bambaRegionSessions',
@@ -107,19 +122,24 @@ export class TenantUsage {
   async admitSession(tenant: string, sessionId: string, ttlSeconds: number, limit: number): Promise<boolean> {
     const expiresAtMs = Date.now() + ttlSeconds * 1000;
     const admitted = (await runScript(this.redis, ADMIT_SESSION, this.keysOf(tenant), [Date.now(), sessionId, expiresAtMs, limit])) === 1;
-    if (admitted) await this.redis.zadd(this.keys.regionSessions, expiresAtMs, sessionId);
+    if (admitted) await this.touchRegionSession(sessionId, expiresAtMs);
     return admitted;
   }
 
   async renewSession(tenant: string, sessionId: string, ttlSeconds: number, snapshotBytes: number): Promise<void> {
     const expiresAtMs = Date.now() + ttlSeconds * 1000;
     await runScript(this.redis, RENEW_SESSION, this.keysOf(tenant), [sessionId, expiresAtMs, snapshotBytes]);
-    await this.redis.zadd(this.keys.regionSessions, expiresAtMs, sessionId);
+    await this.touchRegionSession(sessionId, expiresAtMs);
   }
 
   async forgetSession(tenant: string, sessionId: string): Promise<void> {
     await runScript(this.redis, FORGET_SESSION, this.keysOf(tenant), [sessionId]);
-    await this.redis.zrem(this.keys.regionSessions, sessionId);
+    await this.redis.zrem(this.keys.regionSessions, sessionId).catch(() => { /* pruned when it expires */ });
+  }
+
+  /** The region count is a figure for status pages: failing to update it never fails a session change. */
+  private async touchRegionSession(sessionId: string, expiresAtMs: number): Promise<void> {
+    await runScript(this.redis, TOUCH_REGION_SESSION, [this.keys.regionSessions], [Date.now(), sessionId, expiresAtMs]).catch(() => { /* caught up at its next change */ });
   }
 
   /** Live sessions in the region, every tenant's. */

@@ -19,7 +19,7 @@ const messageSchema = z.object({
 });
 
 const samplingFields = {
-  model: z.string({ error: 'model is required' }).min(1, 'model must not be empty'),
+  model: z.string({ error: (issue) => (issue.input === undefined ? 'model is required' : 'model must be a string') }).min(1, 'model must not be empty'),
   max_tokens: z.number().int().min(1, 'max_tokens must be at least 1').nullish(),
   temperature: z.number().min(0).max(2).nullish(),
   top_p: z.number().gt(0).max(1).nullish(),
@@ -89,7 +89,8 @@ export function parseRequestBody<T extends z.ZodTypeAny>(schema: T, body: unknow
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new InvalidRequestError('request body must be a JSON object', { code: 'invalid_body' });
   }
-  const result = schema.safeParse(body);
+  // reportInput: an issue keeps the value it saw, so a wrong type is not called a missing field.
+  const result = schema.safeParse(body, { reportInput: true });
   if (!result.success) throw toInvalidRequest(result.error);
   return result.data;
 }

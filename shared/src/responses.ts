@@ -28,7 +28,7 @@ const messageItem = z.object({
 const inputItem = z.object({ type: z.string().optional() }).passthrough();
 
 const responseRequestSchema = z.object({
-  model: z.string({ error: 'model is required' }).min(1, 'model must not be empty'),
+  model: z.string({ error: (issue) => (issue.input === undefined ? 'model is required' : 'model must be a string') }).min(1, 'model must not be empty'),
   input: z.union([z.string(), z.array(inputItem).min(1, 'input must hold at least one item')], { error: 'input must be a string or an array of message items' }),
   instructions: z.string().nullish(),
   previous_response_id: z.string().min(1).max(128).nullish(),
@@ -78,7 +78,7 @@ export function messageOfItem(item: unknown, param: string): ChatMessage {
   if (!shape.success) throw new InvalidRequestError(`${param} must be an object`, { param, code: 'invalid_value' });
   const type = shape.data.type ?? 'message';
   if (type !== 'message') throw unsupported(`${param}.type`, `input items of type '${type}'`);
-  const parsed = messageItem.safeParse(item);
+  const parsed = messageItem.safeParse(item, { reportInput: true });
   if (!parsed.success) {
     const error = toInvalidRequest(parsed.error);
     throw new InvalidRequestError(error.message, { param: error.param ? `${param}.${error.param}` : param, code: error.code ?? 'invalid_value' });

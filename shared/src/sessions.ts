@@ -1,6 +1,5 @@
 /** Server-side conversations: the session record and its wire shapes. */
 import { z } from 'zod';
-import { InvalidRequestError } from './errors.js';
 import type { ChatMessage } from './jobs.js';
 import { parseRequestBody } from './openai-requests.js';
 
@@ -34,7 +33,7 @@ export const metadataSchema = z.record(z.string().max(64, 'metadata keys hold at
   .refine((metadata) => Object.keys(metadata).length <= MAX_METADATA_KEYS, `metadata holds at most ${MAX_METADATA_KEYS} keys`);
 
 export const createSessionSchema = z.object({
-  model: z.string({ error: 'model is required' }).min(1, 'model must not be empty'),
+  model: z.string({ error: (issue) => (issue.input === undefined ? 'model is required' : 'model must be a string') }).min(1, 'model must not be empty'),
   system: z.string().nullish(),
   metadata: metadataSchema.nullish(),
 });
@@ -51,14 +50,8 @@ export interface ValidatedCreateSession {
 export const ANY_MODEL = '*';
 
 export function validateCreateSession(body: unknown): ValidatedCreateSession {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidRequestError('request body must be a JSON object', { code: 'invalid_body' });
-  const result = createSessionSchema.safeParse(body);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    throw new InvalidRequestError(issue.message, { param: issue.path.join('.') || null });
-  }
-  const metadata = result.data.metadata ?? {};
-  return { model: result.data.model, system: result.data.system ?? null, metadata };
+  const request = parseRequestBody(createSessionSchema, body);
+  return { model: request.model, system: request.system ?? null, metadata: request.metadata ?? {} };
 }
 
 export const forkSessionSchema = z.object({

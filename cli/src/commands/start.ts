@@ -101,6 +101,7 @@ export async function runStartCommand(args: string[]): Promise<number> {
     const auth = settings.BAMBA_API_KEYS || settings.BAMBA_API_KEYS_FILE ? ' -H "Authorization: Bearer <your key>"' : '';
     process.stdout.write(
       `\nBamba Serve is ready at ${url}  (Ctrl-C stops everything)\n\n` +
+        `  playground ${url}/   status ${url}/status\n\n` +
         `  curl ${url}/v1/chat/completions -H 'Content-Type: application/json'${auth} \\\n` +
         `    -d '{"model":"${modelId ?? 'your-model'}","messages":[{"role":"user","content":"Hello!"}],"max_tokens":32}'\n\n`,
     );

@@ -41,6 +41,7 @@ const statsKey = (sessionId: string) => `bamba.stats.${sessionId}`;
 const modelSelect = byId<HTMLSelectElement>('model');
 const sessionList = byId<HTMLUListElement>('session-list');
 const transcript = byId<HTMLOListElement>('transcript');
+const announcer = byId<HTMLParagraphElement>('announce');
 const errorBox = byId<HTMLDivElement>('error');
 const composer = byId<HTMLFormElement>('composer');
 const messageInput = byId<HTMLTextAreaElement>('message');
@@ -72,13 +73,14 @@ function showError(message: string | null): void {
   errorBox.hidden = message === null;
 }
 
-/** Run an API step; a 401 asks for a key and tries again, other errors are shown. */
+/**
+ * Run an API step; a 401 asks for a key and tries again, other errors are shown (and stay shown
+ * until the next action clears them).
+ */
 async function withKey<T>(step: () => Promise<T>): Promise<T | null> {
   for (;;) {
     try {
-      const result = await step();
-      showError(null);
-      return result;
+      return await step();
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) {
         if (await askForKey(keys, keys.get() ? 'That key was refused. Enter another API key.' : 'This server wants an API key.')) continue;
@@ -92,6 +94,7 @@ async function withKey<T>(step: () => Promise<T>): Promise<T | null> {
 }
 
 async function loadModels(): Promise<void> {
+  showError(null);
   const models = await withKey(async () => ((await (await call(keys, '/v1/models')).json()) as { data: Array<{ id: string }> }).data);
   if (!models) return;
   const chosen = modelSelect.value;
@@ -148,18 +151,34 @@ async function fetchSession(sessionId: string): Promise<SessionWire> {
   return (await (await call(keys, `/v1/sessions/${encodeURIComponent(sessionId)}`)).json()) as SessionWire;
 }
 
-async function openSession(sessionId: string): Promise<void> {
+/** One action at a time: a second click while a turn, fork or delete runs does nothing. */
+async function exclusive(action: () => Promise<void>): Promise<void> {
   if (busy) return;
+  busy = true;
+  sendButton.disabled = true;
+  showError(null);
+  try {
+    await action();
+  } finally {
+    busy = false;
+    sendButton.disabled = false;
+  }
+}
+
+function openSession(sessionId: string): Promise<void> {
+  return exclusive(() => loadSession(sessionId));
+}
+
+async function loadSession(sessionId: string): Promise<void> {
   try {
     current = await fetchSession(sessionId);
     localStorage.setItem(CURRENT_KEY, sessionId);
-    showError(null);
   } catch (error) {
     if (error instanceof ApiError && error.status === 404) {
       forget(sessionId);
       showError('That session no longer exists (it expired or was deleted).');
     } else if (error instanceof ApiError && error.status === 401) {
-      if (await askForKey(keys, 'This server wants an API key.')) return openSession(sessionId);
+      if (await askForKey(keys, 'This server wants an API key.')) return loadSession(sessionId);
     } else {
       showError(error instanceof Error ? error.message : String(error));
     }
@@ -169,6 +188,7 @@ async function openSession(sessionId: string): Promise<void> {
   modelSelect.disabled = current !== null;
   renderSessions();
   renderTranscript();
+  messageInput.focus(); // the list was redrawn: keyboard users continue where they type
 }
 
 function forget(sessionId: string): void {
@@ -177,42 +197,53 @@ function forget(sessionId: string): void {
   if (localStorage.getItem(CURRENT_KEY) === sessionId) localStorage.removeItem(CURRENT_KEY);
 }
 
-function startNewSession(): void {
-  if (busy) return;
+/** No session open: the next message creates one (with the model and system prompt chosen). */
+function showNoSession(): void {
   current = null;
   localStorage.removeItem(CURRENT_KEY);
   modelSelect.disabled = false;
   renderSessions();
   renderTranscript();
+}
+
+function startNewSession(): void {
+  if (busy) return;
+  showNoSession();
   messageInput.focus();
 }
 
-async function deleteSession(sessionId: string): Promise<void> {
-  if (busy) return;
-  const outcome = await withKey(async () => {
-    try {
-      await call(keys, `/v1/sessions/${encodeURIComponent(sessionId)}`, { method: 'DELETE' });
-    } catch (error) {
-      if (!(error instanceof ApiError && error.status === 404)) throw error; // gone already: forget it too
-    }
-    return true;
+function deleteSession(sessionId: string): Promise<void> {
+  return exclusive(async () => {
+    const deleted = await withKey(async () => {
+      try {
+        await call(keys, `/v1/sessions/${encodeURIComponent(sessionId)}`, { method: 'DELETE' });
+      } catch (error) {
+        if (!(error instanceof ApiError && error.status === 404)) throw error; // gone already: forget it too
+      }
+      return true;
+    });
+    if (!deleted) return;
+    forget(sessionId);
+    if (current?.id === sessionId) showNoSession();
+    else renderSessions();
+    messageInput.focus();
+    announce('Session deleted.');
   });
-  if (!outcome) return;
-  forget(sessionId);
-  if (current?.id === sessionId) startNewSession();
-  else renderSessions();
 }
 
-async function forkAt(keepMessages: number): Promise<void> {
-  if (busy || !current) return;
-  const source = current;
-  const fork = await withKey(async () => (await (await call(keys, `/v1/sessions/${encodeURIComponent(source.id)}/fork`, { method: 'POST', json: { keep_messages: keepMessages } })).json()) as SessionWire);
-  if (!fork) return;
-  const sourceTitle = savedSessions().find((entry) => entry.id === source.id)?.title ?? source.id;
-  saveSessions([{ id: fork.id, title: `${sourceTitle} ↳ ${keepMessages}`, model: fork.model }, ...savedSessions()]);
-  const kept = Object.entries(statsOf(source.id)).filter(([index]) => Number(index) < keepMessages);
-  saveStats(fork.id, Object.fromEntries(kept));
-  await openSession(fork.id);
+function forkAt(keepMessages: number): Promise<void> {
+  return exclusive(async () => {
+    const source = current;
+    if (!source) return;
+    const fork = await withKey(async () => (await (await call(keys, `/v1/sessions/${encodeURIComponent(source.id)}/fork`, { method: 'POST', json: { keep_messages: keepMessages } })).json()) as SessionWire);
+    if (!fork) return;
+    const sourceTitle = savedSessions().find((entry) => entry.id === source.id)?.title ?? source.id;
+    saveSessions([{ id: fork.id, title: `${sourceTitle} ↳ ${keepMessages}`, model: fork.model }, ...savedSessions()]);
+    const kept = Object.entries(statsOf(source.id)).filter(([index]) => Number(index) < keepMessages);
+    saveStats(fork.id, Object.fromEntries(kept));
+    await loadSession(fork.id);
+    announce(`Forked after message ${keepMessages}.`);
+  });
 }
 
 interface Usage {
@@ -259,11 +290,14 @@ async function streamTurn(session: SessionWire, text: string, target: HTMLElemen
   };
 }
 
-async function send(text: string): Promise<void> {
-  if (busy || text.trim() === '') return;
-  busy = true;
-  sendButton.disabled = true;
-  try {
+/** Tell screen readers what just happened (the transcript itself is redrawn, not announced). */
+function announce(text: string): void {
+  announcer.textContent = text;
+}
+
+function send(text: string): Promise<void> {
+  if (text.trim() === '') return Promise.resolve();
+  return exclusive(async () => {
     let session = current;
     if (!session) {
       const created = await withKey(async () => (await (await call(keys, '/v1/sessions', { method: 'POST', json: { model: modelSelect.value, ...(systemInput.value.trim() ? { system: systemInput.value.trim() } : {}) } })).json()) as SessionWire);
@@ -283,6 +317,8 @@ async function send(text: string): Promise<void> {
     messageInput.value = '';
     const turnSession = session;
     const streamed = await withKey(() => streamTurn(turnSession, text, answer));
+    // A turn that failed committed nothing: give the text back so it can be sent again.
+    if (!streamed) messageInput.value = text;
     // The committed session is the truth: its messages, and the snapshot its turn saved.
     const after = await withKey(() => fetchSession(turnSession.id));
     if (after) {
@@ -290,6 +326,7 @@ async function send(text: string): Promise<void> {
         const stats = statsOf(after.id);
         stats[String(after.messages.length - 1)] = { ...streamed, snapshotBytes: after.snapshot_bytes };
         saveStats(after.id, stats);
+        announce(`Answer (${streamed.resume}): ${after.messages.at(-1)?.content ?? ''}`);
       }
       current = after;
       renderTranscript();
@@ -297,10 +334,7 @@ async function send(text: string): Promise<void> {
       pending.removeAttribute('aria-busy');
       pending.classList.remove('streaming');
     }
-  } finally {
-    busy = false;
-    sendButton.disabled = false;
-  }
+  });
 }
 
 composer.addEventListener('submit', (event) => {

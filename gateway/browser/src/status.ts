@@ -85,8 +85,8 @@ function renderRegions(status: StatusWire): void {
       figure('Redis', region.redis ? 'up' : 'DOWN'),
       figure('gpu-nodes', String(region.gpu_nodes.length)),
       figure('sessions', orDash(region.sessions)),
-      figure('queued interactive', orDash(region.queue?.interactive ?? null)),
-      figure('queued batch', orDash(region.queue?.batch ?? null))),
+      figure('region queue: interactive', orDash(region.queue?.interactive ?? null)),
+      figure('region queue: batch', orDash(region.queue?.batch ?? null))),
     meter('snapshot bytes', region.snapshot_bytes ?? 0, region.snapshot_budget_bytes,
       `${orDash(region.snapshot_bytes, formatBytes)} of ${orDash(region.snapshot_budget_bytes, formatBytes)} budget`),
     region.gpu_nodes.length === 0
@@ -115,7 +115,7 @@ function renderRecent(status: StatusWire): void {
   const total = recent.ttft_counts.reduce((sum, count) => sum + count, 0);
   let seen = 0;
   const medianAt = recent.ttft_counts.findIndex((count) => (seen += count) >= total / 2);
-  const ttftSummary = total === 0 ? 'no requests in the last minutes' : `${total} requests; median time to first token ${labels[medianAt]}`;
+  const ttftSummary = total === 0 ? 'no requests in the last minutes' : `${total} ${total === 1 ? 'request' : 'requests'}; median time to first token ${labels[medianAt]}`;
   ttftBox.replaceChildren(
     element('p', { className: 'chart-summary', text: ttftSummary }),
     bars(recent.ttft_counts, labels, ttftSummary, 'requests'),
@@ -131,7 +131,12 @@ function renderRecent(status: StatusWire): void {
     element('div', { className: 'chart-axis' }, element('span', { text: `${minutes} min ago` }), element('span', { text: 'now' })));
 }
 
-let asking = false;
+/** Asked once automatically; after a cancel only the "Metrics token" button asks again. */
+let askedAutomatically = false;
+
+async function askForToken(): Promise<void> {
+  if (await askForKey(keys, 'This server wants its metrics token (BAMBA_METRICS_TOKEN) for the status page.')) await refresh();
+}
 
 async function refresh(): Promise<void> {
   try {
@@ -141,11 +146,14 @@ async function refresh(): Promise<void> {
     updated.textContent = `Updated ${new Date(status.generated_at_ms).toLocaleTimeString()}; refreshes every ${REFRESH_MS / 1000} s.`;
     errorBox.hidden = true;
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401 && !asking) {
-      asking = true;
-      const saved = await askForKey(keys, 'This server wants its metrics token (BAMBA_METRICS_TOKEN) for the status page.');
-      asking = false;
-      if (saved) return refresh();
+    if (error instanceof ApiError && error.status === 401) {
+      errorBox.textContent = 'The status needs the metrics token: use "Metrics token" above.';
+      errorBox.hidden = false;
+      if (!askedAutomatically) {
+        askedAutomatically = true;
+        await askForToken();
+      }
+      return;
     }
     errorBox.textContent = `Could not read the status: ${error instanceof Error ? error.message : String(error)}`;
     errorBox.hidden = false;
@@ -157,4 +165,5 @@ async function loop(): Promise<void> {
   setTimeout(() => void loop(), REFRESH_MS);
 }
 
+byId('key-button').addEventListener('click', () => void askForToken());
 void loop();

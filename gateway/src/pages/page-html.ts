@@ -11,10 +11,11 @@ const KEY_DIALOG = `
     <h2 id="key-title">Key</h2>
     <p id="key-reason"></p>
     <label for="key-input">Key</label>
-    <input id="key-input" type="password" autocomplete="off" required>
+    <input id="key-input" type="password" autocomplete="off" aria-describedby="key-hint">
+    <p id="key-hint" class="hint">Saving an empty key forgets the stored one.</p>
     <div class="actions">
-      <button type="submit" value="cancel" formnovalidate>Cancel</button>
-      <button type="submit" value="save" class="primary">Save</button>
+      <button id="key-cancel" type="button">Cancel</button>
+      <button type="submit" class="primary">Save</button>
     </div>
   </form>
 </dialog>`;
@@ -26,6 +27,7 @@ function page(title: string, body: string, script: string): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title}</title>
+<link rel="icon" href="/assets/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/assets/bamba.css">
 <script type="module" src="/assets/${script}"></script>
 </head>
@@ -54,7 +56,8 @@ export const PLAYGROUND_HTML = page('Bamba Serve playground', `
     <h2 id="session-title">New conversation</h2>
     <div id="error" role="alert" hidden></div>
     <label id="system-field" class="system-field">System prompt for a new session <input id="system" type="text" placeholder="optional"></label>
-    <ol id="transcript" aria-live="polite" aria-labelledby="session-title"></ol>
+    <ol id="transcript" aria-labelledby="session-title"></ol>
+    <p id="announce" class="visually-hidden" aria-live="polite"></p>
     <form id="composer">
       <label for="message" class="visually-hidden">Message</label>
       <textarea id="message" placeholder="Message (Enter sends, Shift+Enter for a new line)" required></textarea>
@@ -67,6 +70,7 @@ export const PLAYGROUND_HTML = page('Bamba Serve playground', `
 export const STATUS_HTML = page('Bamba Serve status', `
 <header>
   <h1>Bamba Serve status</h1>
+  <button id="key-button" type="button">Metrics token</button>
   <a href="/">Playground</a>
 </header>
 <main class="status-main">
@@ -77,5 +81,5 @@ export const STATUS_HTML = page('Bamba Serve status', `
     <section class="card" aria-labelledby="ttft-title"><h2 id="ttft-title">Time to first token (last minutes)</h2><div id="ttft"></div></section>
     <section class="card" aria-labelledby="throughput-title"><h2 id="throughput-title">Tokens per second</h2><div id="throughput"></div></section>
   </div>
-  <p class="hint">Queue, sessions, snapshots and gpu-nodes are the region's; time to first token and tokens/s are this gateway's. The same figures are at <a href="/metrics">/metrics</a>.</p>
+  <p class="hint">Queue (the region queue; turns sent to a node's own queue are not in it), sessions, snapshots and gpu-nodes are the region's; time to first token and tokens/s are this gateway's. The same figures are at <a href="/metrics">/metrics</a>.</p>
 </main>`, 'status.js');

@@ -1,5 +1,5 @@
 /**
- * The pages' stylesheet, served at /assets/bamba.css (no inline styles: the pages' Content
+ * The pages' stylesheet and icon, served at /assets/bamba.css and /assets/favicon.svg (no inline styles: the pages' Content
  * Security Policy allows only this origin's files). Dark text on light backgrounds with a
  * contrast ratio of at least 4.5:1; a visible focus ring; one column on phone-sized windows.
  */
@@ -84,3 +84,6 @@ th, td { text-align: left; padding: 0.3rem 0.5rem; border-bottom: 1px solid var(
   .message { max-width: 100%; }
 }
 `;
+
+/** The pages' icon (served at /assets/favicon.svg, so browsers do not ask for /favicon.ico). */
+export const PAGE_ICON_SVG = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#0b57d0"/><text x="16" y="23" font-family="sans-serif" font-size="20" font-weight="700" text-anchor="middle" fill="#fff">B</text></svg>';

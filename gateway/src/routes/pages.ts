@@ -6,7 +6,7 @@
 import { Hono } from 'hono';
 import { bearerAuth } from '../auth.js';
 import { PLAYGROUND_HTML, STATUS_HTML } from '../pages/page-html.js';
-import { PAGE_STYLE } from '../pages/page-style.js';
+import { PAGE_ICON_SVG, PAGE_STYLE } from '../pages/page-style.js';
 import type { Clock, PageScripts, RegionState } from '../ports.js';
 import type { RecentActivity } from '../status/recent-activity.js';
 import { readRegionReport } from '../status/region-report.js';
@@ -35,6 +35,7 @@ export function pageRoutes({ region, recent, scripts, clock, metricsToken }: Pag
       c.header('cache-control', 'no-store');
       return c.json(statusToWire(await readRegionReport(region), recent.report(), clock.nowMs()));
     })
+    .get('/assets/favicon.svg', (c) => c.body(PAGE_ICON_SVG, 200, { 'content-type': 'image/svg+xml', 'x-content-type-options': 'nosniff', 'cache-control': 'max-age=86400' }))
     .get('/assets/bamba.css', (c) => c.body(PAGE_STYLE, 200, { 'content-type': 'text/css; charset=utf-8', 'x-content-type-options': 'nosniff' }))
     .get('/assets/:name{[a-z0-9-]+\\.js}', (c) => {
       const script = scripts.get(c.req.param('name'));

@@ -70,9 +70,12 @@ export async function restoreState(deps: ServingDeps, conversation: Conversation
   }
   const slot = await acquireSlotEvicting(deps);
   try {
-    if (session?.snapshotId) {
-      if (await importSnapshot(deps, slot, session.snapshotId, promptTokens)) return { slot, resume: 'snapshot', cachedTokens: deps.engine.slotTokens(slot).length };
-    } else if (conversation.messages && (session || deps.prefixCache)) {
+    if (session?.snapshotId && (await importSnapshot(deps, slot, session.snapshotId, promptTokens))) {
+      return { slot, resume: 'snapshot', cachedTokens: deps.engine.slotTokens(slot).length };
+    }
+    // No saved state of its own (a fork of its first turns), or one that could not be used: an
+    // earlier boundary of the same tokens may still be in the cache.
+    if (conversation.messages && (session || deps.prefixCache)) {
       const hashes = boundaryPrefixes(deps, conversation.messages, promptTokens).map((tokens) => tokenSequenceHash(tokens));
       await deps.pendingSnapshots.settle(hashes.map((hash) => PendingSnapshots.key(conversation.tenant, deps.engine.info.fingerprint, hash)));
       const found = await deps.snapshots.findPrefix(conversation.tenant, deps.engine.info.fingerprint, hashes);
