@@ -10,10 +10,11 @@ import { apiKeyAuth } from './auth.js';
 import type { AppConfig } from './config.js';
 import type { GatewayVariables } from './gateway-env.js';
 import type { GatewayMetrics } from './metrics.js';
-import type { Clock, GenerationPort, PageScripts, RegionState, ResponseRecords, Sessions } from './ports.js';
+import type { Clock, Files, GenerationPort, PageScripts, RegionState, ResponseRecords, Sessions } from './ports.js';
 import { RequestLogEntry, silentLogger, type GatewayLogger } from './request-log.js';
 import { chatCompletionsRoute } from './routes/chat-completions.js';
 import { completionsRoute } from './routes/completions.js';
+import { filesRoute } from './routes/files.js';
 import { conversationsRoute } from './routes/conversations.js';
 import { healthRoutes } from './routes/health.js';
 import { modelsRoute } from './routes/models.js';
@@ -29,6 +30,7 @@ export interface GatewayPorts {
   responses: ResponseRecords;
   config: AppConfig;
   metrics: GatewayMetrics;
+  files: Files;
   /** The browser scripts of the playground and the status page. */
   pageScripts: PageScripts;
   logger?: GatewayLogger;
@@ -50,6 +52,8 @@ const ROUTE_PATTERNS: Array<[RegExp, string]> = [
   [/^\/v1\/conversations\/[^/]+\/items\/[^/]+$/, '/v1/conversations/:id/items/:item'],
   [/^\/v1\/conversations\/[^/]+\/items$/, '/v1/conversations/:id/items'],
   [/^\/v1\/conversations\/[^/]+$/, '/v1/conversations/:id'],
+  [/^\/v1\/files\/[^/]+\/content$/, '/v1/files/:id/content'],
+  [/^\/v1\/files\/[^/]+$/, '/v1/files/:id'],
 ];
 
 function routeLabel(path: string): string {
@@ -57,7 +61,7 @@ function routeLabel(path: string): string {
     const match = pattern.exec(path);
     if (match) return label.replace('$1', match[1] ?? '');
   }
-  return /^\/(|status|status\.json|healthz|readyz|metrics|v1\/models|v1\/chat\/completions|v1\/completions|v1\/sessions|v1\/responses|v1\/conversations)$/.test(path) ? path : 'other';
+  return /^\/(|status|status\.json|healthz|readyz|metrics|v1\/models|v1\/chat\/completions|v1\/completions|v1\/sessions|v1\/responses|v1\/conversations|v1\/files)$/.test(path) ? path : 'other';
 }
 
 export function createApp(ports: GatewayPorts) {
@@ -88,13 +92,16 @@ export function createApp(ports: GatewayPorts) {
   app.route('/', healthRoutes(region, metrics, config.metricsToken));
   app.route('/', pageRoutes({ region, recent, scripts: ports.pageScripts, clock, metricsToken: config.metricsToken }));
   app.use('/v1/*', apiKeyAuth(config.apiKeys));
-  app.use('/v1/*', bodyLimit({ maxSize: config.maxBodyBytes, onError: () => { throw new PayloadTooLargeError(config.maxBodyBytes); } }));
+  const requestBodyLimit = bodyLimit({ maxSize: config.maxBodyBytes, onError: () => { throw new PayloadTooLargeError(config.maxBodyBytes); } });
+  // Uploads have their own, larger limit (in the files route); every other body this one.
+  app.use('/v1/*', (c, next) => (c.req.method === 'POST' && c.req.path === '/v1/files' ? next() : requestBodyLimit(c, next)));
   app.route('/v1/models', modelsRoute(region));
   app.route('/v1/chat/completions', chatCompletionsRoute(deps));
   app.route('/v1/completions', completionsRoute(deps));
   app.route('/v1/sessions', sessionsRoute(sessions, region));
   app.route('/v1/responses', responsesRoute({ ...deps, responses: ports.responses, running }));
   app.route('/v1/conversations', conversationsRoute(sessions));
+  app.route('/v1/files', filesRoute(ports.files, config.maxFileBytes));
 
   app.notFound((c) => c.json({ error: { message: `no route for ${c.req.method} ${c.req.path}`, type: 'invalid_request_error', param: null, code: 'unknown_url' } }, 404));
   app.onError((error, c) => {

@@ -11,6 +11,7 @@ const nonNegativeInt = z.coerce.number().int().min(0);
 export const appEnvShape = {
   BAMBA_API_KEYS: z.string().optional(),
   BAMBA_MAX_BODY_BYTES: positiveInt.default(1024 * 1024),
+  BAMBA_MAX_FILE_BYTES: positiveInt.default(200 * 1024 * 1024),
   BAMBA_QUEUE_MAX_WAITING: nonNegativeInt.default(256),
   BAMBA_REQUEST_DEADLINE_MS: positiveInt.default(120_000),
   BAMBA_DEFAULT_MAX_TOKENS: positiveInt.default(512),
@@ -25,6 +26,8 @@ export interface AppConfig {
   /** API key → tenant. Empty: no authentication (loopback only), tenant `local`. */
   apiKeys: Map<string, string>;
   maxBodyBytes: number;
+  /** Largest upload to /v1/files (413 above). */
+  maxFileBytes: number;
   /** Waiting jobs at which new requests get 429. */
   queueMaxWaiting: number;
   /** How long a request may take, queue wait included. */
@@ -68,6 +71,7 @@ export function appConfigFrom(values: AppEnv, apiKeysFileText = ''): AppConfig {
   return {
     apiKeys: parseApiKeys([values.BAMBA_API_KEYS ?? '', apiKeysFileText].join('\n')),
     maxBodyBytes: values.BAMBA_MAX_BODY_BYTES,
+    maxFileBytes: values.BAMBA_MAX_FILE_BYTES,
     queueMaxWaiting: values.BAMBA_QUEUE_MAX_WAITING,
     requestDeadlineMs: values.BAMBA_REQUEST_DEADLINE_MS,
     defaultMaxTokens: values.BAMBA_DEFAULT_MAX_TOKENS,

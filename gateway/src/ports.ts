@@ -4,6 +4,8 @@
  */
 import type {
   ChatMessage,
+  FilePurpose,
+  FileRecord,
   GenerationJobDraft,
   JobPriorityName,
   NewResponse,
@@ -100,6 +102,16 @@ export interface Sessions {
   stateOf(session: SessionRecord, liveNodeIds: ReadonlySet<string>): Promise<SessionStateLocation>;
   /** What a tenant holds: live sessions, and the bytes of their saved states (never evicted). */
   usage(tenant: string): Promise<{ sessions: number; sessionBytes: number }>;
+}
+
+/** Uploaded files (the Files API). Another tenant's file reads as missing. */
+export interface Files {
+  put(tenant: string, file: { filename: string; purpose: FilePurpose; content: Uint8Array }): Promise<FileRecord>;
+  get(tenant: string, fileId: string): Promise<FileRecord | null>;
+  /** The file's bytes (checked against its checksum), or null. */
+  content(tenant: string, fileId: string): Promise<Uint8Array | null>;
+  list(tenant: string, query: { after: string | null; limit: number; order: 'asc' | 'desc'; purpose: string | null }): Promise<{ files: FileRecord[]; hasMore: boolean }>;
+  delete(tenant: string, fileId: string): Promise<boolean>;
 }
 
 /** The pages' browser scripts (compiled from `gateway/browser/`), by file name. */

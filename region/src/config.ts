@@ -18,6 +18,12 @@ export const regionEnvShape = {
   BAMBA_REGION: z.string().regex(keyNamePattern, 'BAMBA_REGION may hold letters, digits, _ . - only').default('local'),
 };
 
+/** Where uploaded files and batch results live: shared by the gateway and the workers. */
+export const filesEnvShape = {
+  /** Directory of file contents (one file per id, written atomically); default `.data/files`. */
+  BAMBA_FILES_DIR: z.string().min(1).default('.data/files'),
+};
+
 export type RedisTarget = { kind: 'single'; url: string } | { kind: 'cluster'; nodes: Array<{ host: string; port: number }> };
 
 export interface RegionConfig {

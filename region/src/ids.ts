@@ -4,7 +4,8 @@
  * slot, so every Lua script that changes them touches a single slot. A fork keeps the family of
  * its source; a new session or a stateless request's cache snapshot starts a family of its own.
  *
- * Formats: `sess_<family:16 hex><own:16 hex>`, `snap_<family:16 hex><own:16 hex>`, `resp_<32 hex>`.
+ * Formats: `sess_<family:16 hex><own:16 hex>`, `snap_<family:16 hex><own:16 hex>`, `resp_<32 hex>`,
+ * `file-<32 hex>`.
  */
 import { randomBytes } from 'node:crypto';
 
@@ -59,4 +60,15 @@ export function isResponseId(text: string): boolean {
 /** A new transcript item id (a message added outside a turn: a conversation's items). */
 export function newItemId(): string {
   return `msg_${hex16()}${hex16()}`;
+}
+
+const FILE_ID = /^file-[0-9a-f]{32}$/;
+
+/** A new uploaded file's id (OpenAI's `file-…` form). */
+export function newFileId(): string {
+  return `file-${hex16()}${hex16()}`;
+}
+
+export function isFileId(text: string): boolean {
+  return FILE_ID.test(text);
 }

@@ -3,10 +3,10 @@
  * ioredis, and with the gpu-node's intake the only user of BullMQ). Key names, Lua scripts,
  * record fields and job options are each written once, here.
  */
-export { regionEnvShape, regionConfigFrom, parseEnvironment, keyNamePattern, type RegionConfig, type RedisTarget } from './config.js';
+export { regionEnvShape, filesEnvShape, regionConfigFrom, parseEnvironment, keyNamePattern, type RegionConfig, type RedisTarget } from './config.js';
 export { connectRedis, isCluster, type RegionRedis, type ConnectOptions } from './connection.js';
 export { regionKeys, type RegionKeys } from './keys.js';
-export { newSessionId, isSessionId, sessionFamily, newSnapshotId, isSnapshotId, newResponseId, isResponseId, newItemId } from './ids.js';
+export { newSessionId, isSessionId, sessionFamily, newSnapshotId, isSnapshotId, newResponseId, isResponseId, newItemId, newFileId, isFileId } from './ids.js';
 export { ResponseStore } from './response-store.js';
 export { followRequestStream } from './request-stream-reader.js';
 export { SessionStore, TurnCommitRefused, type ForkRefusal, type SessionView, type TurnCommit, type CommitOutcome } from './session-store.js';
@@ -18,3 +18,4 @@ export { StreamRelay, RelaySubscription, type StreamRelayOptions } from './strea
 export { NodeRegistry } from './node-registry.js';
 export { redisOutageError } from './outage.js';
 export { TenantUsage, type TenantUsageFigures } from './tenant-usage.js';
+export { FileStore, type NewFile, type FilePage } from './file-store.js';

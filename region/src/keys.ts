@@ -10,12 +10,12 @@
  * - `{r:<group>}`: one gateway reader's request streams and its wake-up stream;
  * - BullMQ queue names are tagged themselves (`{generate-<region>}`), so each queue has a slot;
  * - `{c:<snapshot>:<index>}`: every snapshot chunk has its own tag, spreading bytes over shards;
- * - `{t:<tenant>}`: a tenant's usage (its sessions and their snapshot bytes);
+ * - `{t:<tenant>}`: a tenant's usage (its sessions and their snapshot bytes) and its files;
  * - `{sessions}`: the region-wide live-session count.
  */
 import { InternalInvariantError } from '@bamba/shared';
 import { keyNamePattern } from './config.js';
-import { isResponseId, sessionFamily, snapshotFamily } from './ids.js';
+import { isFileId, isResponseId, sessionFamily, snapshotFamily } from './ids.js';
 
 export interface RegionKeys {
   /** BullMQ's own key prefix. */
@@ -71,6 +71,10 @@ export interface RegionKeys {
   tenantSessionBytes(tenant: string): string;
   /** Every tenant's live sessions (ZSET, score = expiry epoch ms): the region's session count. */
   readonly regionSessions: string;
+  /** An uploaded file's record (HASH, fields in `file-store.ts`), in its tenant's slot. */
+  file(tenant: string, fileId: string): string;
+  /** A tenant's files (ZSET, score = created epoch ms): listing order. */
+  tenantFiles(tenant: string): string;
 }
 
 function checkName(what: string, value: string): string {
@@ -119,5 +123,10 @@ export function regionKeys(prefix: string, region: string): RegionKeys {
     tenantSessions: (tenant) => `${base}:{t:${checkName('tenant', tenant)}}:sessions`,
     tenantSessionBytes: (tenant) => `${base}:{t:${checkName('tenant', tenant)}}:session-bytes`,
     regionSessions: `${base}:{sessions}:live`,
+    file: (tenant, fileId) => {
+      if (!isFileId(fileId)) throw new InternalInvariantError(`'${fileId.slice(0, 40)}' is not a file id; parse ids before building keys`);
+      return `${base}:{t:${checkName('tenant', tenant)}}:file:${fileId}`;
+    },
+    tenantFiles: (tenant) => `${base}:{t:${checkName('tenant', tenant)}}:files`,
   };
 }

@@ -9,3 +9,4 @@ export * from './snapshot-format.js';
 export * from './stream-events.js';
 export * from './sessions.js';
 export * from './responses.js';
+export * from './files.js';

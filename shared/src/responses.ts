@@ -189,9 +189,9 @@ export interface ListQuery {
   order: 'asc' | 'desc';
 }
 
-export function validateListQuery(query: Record<string, string | undefined>): ListQuery {
-  const limit = query.limit === undefined ? 20 : Number(query.limit);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new InvalidRequestError('limit must be an integer from 1 to 100', { param: 'limit', code: 'invalid_value' });
+export function validateListQuery(query: Record<string, string | undefined>, limits: { defaultLimit: number; maxLimit: number } = { defaultLimit: 20, maxLimit: 100 }): ListQuery {
+  const limit = query.limit === undefined ? limits.defaultLimit : Number(query.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > limits.maxLimit) throw new InvalidRequestError(`limit must be an integer from 1 to ${limits.maxLimit}`, { param: 'limit', code: 'invalid_value' });
   const order = query.order ?? 'desc';
   if (order !== 'asc' && order !== 'desc') throw new InvalidRequestError("order must be 'asc' or 'desc'", { param: 'order', code: 'invalid_value' });
   return { after: query.after || null, limit, order };

@@ -85,7 +85,7 @@ export async function runStartCommand(args: string[]): Promise<number> {
     const modelPath = settings.BAMBA_MODEL_PATH ?? ensureCachedModel(cacheDir, 'tiny', DEFAULT_MODEL_SEED);
     const modelId = settings.BAMBA_MODEL_ID ?? (settings.BAMBA_MODEL_PATH ? undefined : TINY_MODEL_ID);
     // A local stack stops within seconds of Ctrl-C: running generations get a short drain.
-    const env = { BAMBA_DRAIN_TIMEOUT_MS: '2000', ...settings, ...(redisUrl ? { REDIS_URL: redisUrl } : {}), PORT: port, BAMBA_MODEL_PATH: modelPath, ...(modelId ? { BAMBA_MODEL_ID: modelId } : {}) };
+    const env = { BAMBA_DRAIN_TIMEOUT_MS: '2000', BAMBA_FILES_DIR: join(dataDir, 'files'), ...settings, ...(redisUrl ? { REDIS_URL: redisUrl } : {}), PORT: port, BAMBA_MODEL_PATH: modelPath, ...(modelId ? { BAMBA_MODEL_ID: modelId } : {}) };
 
     const exited = new Promise<string>((resolveExit) => {
       for (const name of ['gpu-node', 'gateway']) {

@@ -3,7 +3,7 @@
  * Redis is, the HTTP listener, the relay pool and logging. Read once from the environment.
  */
 import { readFileSync } from 'node:fs';
-import { parseEnvironment, regionConfigFrom, regionEnvShape, type RegionConfig } from '@bamba/region';
+import { filesEnvShape, parseEnvironment, regionConfigFrom, regionEnvShape, type RegionConfig } from '@bamba/region';
 import { z } from 'zod';
 import { appConfigFrom, appEnvShape, type AppConfig } from '../config.js';
 
@@ -11,6 +11,7 @@ const positiveInt = z.coerce.number().int().positive();
 
 const schema = z.object({
   ...regionEnvShape,
+  ...filesEnvShape,
   ...appEnvShape,
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   BAMBA_HOST: z.string().min(1).optional(),
@@ -44,6 +45,8 @@ export interface GatewayConfig extends AppConfig {
   /** Blocking Redis connections relaying token streams, whatever the number of streams. */
   relayConnections: number;
   logLevel: string;
+  /** Directory of uploaded files' contents (shared with the workers). */
+  filesDir: string;
   /** Serve a non-loopback interface without API keys (BAMBA_ALLOW_NO_AUTH): an explicit choice. */
   allowNoAuth: boolean;
 }
@@ -66,6 +69,7 @@ export function parseGatewayConfig(env: Record<string, string | undefined>): Gat
     sessionTtlSeconds: values.BAMBA_SESSION_TTL_SECONDS,
     responseTtlSeconds: values.BAMBA_RESPONSE_TTL_SECONDS,
     relayConnections: values.BAMBA_RELAY_CONNECTIONS,
+    filesDir: values.BAMBA_FILES_DIR,
     logLevel: values.BAMBA_LOG_LEVEL,
   };
 }

@@ -3,8 +3,10 @@
  * through the region's Redis. Wiring only.
  */
 import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
 import {
   connectRedis,
+  FileStore,
   JobProducer,
   NodeRegistry,
   redisOutageError,
@@ -49,7 +51,8 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
   const dispatch = new RegionDispatch(config.region.region, redis, producer, relay, registry, keys, snapshots);
   const sessions = new RegionSessions(new SessionStore(redis, keys, snapshots), config.sessionTtlSeconds, config.maxSessionsPerTenant);
   const responses = new RegionResponses(new ResponseStore(redis, keys), config.responseTtlSeconds);
-  const app = createApp({ region: dispatch, generation: dispatch, sessions, responses, config, metrics: runtime.metrics ?? new PromMetrics(), pageScripts: loadPageScripts(), logger, classifyError: redisOutageError });
+  const files = new FileStore(redis, keys, resolve(config.filesDir));
+  const app = createApp({ region: dispatch, generation: dispatch, sessions, responses, files, config, metrics: runtime.metrics ?? new PromMetrics(), pageScripts: loadPageScripts(), logger, classifyError: redisOutageError });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const started = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(started));
     started.once('error', reject);

@@ -1,0 +1,57 @@
+/**
+ * /v1/files: upload (multipart, `purpose=batch`), list, retrieve, delete and read content, in
+ * OpenAI's shapes; scoped to the API key's tenant. Uploads have their own size limit
+ * (`BAMBA_MAX_FILE_BYTES`, 413 above), checked while the body arrives, before it is parsed.
+ */
+import { cleanFilename, fileToWire, InvalidRequestError, NotFoundError, PayloadTooLargeError, validateFilePurpose, validateListQuery } from '@bamba/shared';
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { GatewayVariables } from '../gateway-env.js';
+import type { Files } from '../ports.js';
+
+const fileNotFound = (id: string) => new NotFoundError(`file '${id}' does not exist`, { param: 'file_id', code: 'file_not_found' });
+
+/** OpenAI lists up to 10,000 files a page, all of them by default. */
+const FILE_LIST_LIMITS = { defaultLimit: 10_000, maxLimit: 10_000 };
+
+export function filesRoute(files: Files, maxFileBytes: number) {
+  return new Hono<{ Variables: GatewayVariables }>()
+    .post('/', bodyLimit({ maxSize: maxFileBytes, onError: () => { throw new PayloadTooLargeError(maxFileBytes); } }), async (c) => {
+      if (!(c.req.header('content-type') ?? '').toLowerCase().startsWith('multipart/form-data')) {
+        throw new InvalidRequestError('upload a file as multipart/form-data with the fields file and purpose', { code: 'invalid_body' });
+      }
+      let form: Record<string, string | File | (string | File)[]>;
+      try {
+        form = await c.req.parseBody({ all: true });
+      } catch {
+        throw new InvalidRequestError('the multipart body could not be read', { code: 'invalid_body' });
+      }
+      const purpose = validateFilePurpose(form.purpose);
+      const file = form.file;
+      if (!(file instanceof File)) throw new InvalidRequestError('file is required: one file in the multipart field "file"', { param: 'file', code: 'missing_required_parameter' });
+      if (file.size === 0) throw new InvalidRequestError('the file is empty', { param: 'file', code: 'invalid_value' });
+      const record = await files.put(c.get('tenant'), { filename: cleanFilename(file.name), purpose, content: new Uint8Array(await file.arrayBuffer()) });
+      return c.json(fileToWire(record));
+    })
+    .get('/', async (c) => {
+      const query = validateListQuery(c.req.query(), FILE_LIST_LIMITS);
+      const purpose = c.req.query('purpose') || null;
+      const page = await files.list(c.get('tenant'), { ...query, purpose });
+      const data = page.files.map(fileToWire);
+      return c.json({ object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.hasMore });
+    })
+    .get('/:id', async (c) => {
+      const file = await files.get(c.get('tenant'), c.req.param('id'));
+      if (!file) throw fileNotFound(c.req.param('id'));
+      return c.json(fileToWire(file));
+    })
+    .get('/:id/content', async (c) => {
+      const content = await files.content(c.get('tenant'), c.req.param('id'));
+      if (!content) throw fileNotFound(c.req.param('id'));
+      return c.body(content as Uint8Array<ArrayBuffer>, 200, { 'content-type': 'application/octet-stream' });
+    })
+    .delete('/:id', async (c) => {
+      if (!(await files.delete(c.get('tenant'), c.req.param('id')))) throw fileNotFound(c.req.param('id'));
+      return c.json({ id: c.req.param('id'), object: 'file', deleted: true });
+    });
+}

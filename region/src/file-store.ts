@@ -1,0 +1,164 @@
+/**
+ * Uploaded files (the Files API) and the files batches write: the record in the region's Redis
+ * (one HASH per file and a per-tenant index, both in the tenant's slot) and the bytes in a
+ * directory shared by the gateway and the workers, one file per id. Bytes are written to a
+ * temporary name, flushed and renamed, so a reader sees a whole file or none; the record is
+ * written after the bytes (the commit point), and its SHA-256 is checked on every read.
+ * A crash between the two leaves an orphan file on disk, never a record without bytes.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseWire, ServerError, WIRE_VERSION, type FilePurpose, type FileRecord } from '@bamba/shared';
+import { z } from 'zod';
+import type { RegionRedis } from './connection.js';
+import { countField } from './hash-fields.js';
+import { isFileId, newFileId } from './ids.js';
+import type { RegionKeys } from './keys.js';
+import { runScript, type LuaScript } from './scripts.js';
+
+const fileHashSchema = z.object({
+  v: z.literal(String(WIRE_VERSION)),
+  tenant: z.string().min(1),
+  filename: z.string().min(1),
+  purpose: z.enum(['batch', 'batch_output']),
+  bytes: countField,
+  createdAtMs: countField,
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+
+/**
+ * Record a file. KEYS[1] file hash, KEYS[2] the tenant's file index.
+ * ARGV[1] file id, ARGV[2] created-at ms, ARGV[3..] field/value pairs.
+ */
+const PUT_FILE: LuaScript = {
+  name: 'bambaPutFile',
+  keys: 2,
+  lua: `
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1
+`,
+};
+
+/**
+ * Forget a file if it is the tenant's. KEYS[1] file hash, KEYS[2] the tenant's file index.
+ * ARGV[1] file id, ARGV[2] tenant. Returns 1 (deleted) or 0 (no such file of this tenant).
+ */
+const DELETE_FILE: LuaScript = {
+  name: 'bambaDeleteFile',
+  keys: 2,
+  lua: `
+if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+`,
+};
+
+export interface NewFile {
+  filename: string;
+  purpose: FilePurpose;
+  content: Uint8Array;
+}
+
+export interface FilePage {
+  files: FileRecord[];
+  hasMore: boolean;
+}
+
+export class FileStore {
+  constructor(private readonly redis: RegionRedis, private readonly keys: RegionKeys, private readonly directory: string) {}
+
+  private pathOf(fileId: string): string {
+    return join(this.directory, fileId);
+  }
+
+  async put(tenant: string, file: NewFile): Promise<FileRecord> {
+    const record: FileRecord = {
+      id: newFileId(),
+      tenant,
+      filename: file.filename,
+      purpose: file.purpose,
+      bytes: file.content.byteLength,
+      createdAtMs: Date.now(),
+      sha256: createHash('sha256').update(file.content).digest('hex'),
+    };
+    await mkdir(this.directory, { recursive: true });
+    const temporary = join(this.directory, `.${record.id}.${randomBytes(4).toString('hex')}.tmp`);
+    const handle = await open(temporary, 'wx');
+    try {
+      await handle.writeFile(file.content);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    try {
+      await rename(temporary, this.pathOf(record.id));
+      const fields = { v: String(WIRE_VERSION), tenant, filename: record.filename, purpose: record.purpose, bytes: String(record.bytes), createdAtMs: String(record.createdAtMs), sha256: record.sha256 };
+      await runScript(this.redis, PUT_FILE, [this.keys.file(tenant, record.id), this.keys.tenantFiles(tenant)], [record.id, record.createdAtMs, ...Object.entries(fields).flat()]);
+    } catch (error) {
+      await rm(temporary, { force: true });
+      await rm(this.pathOf(record.id), { force: true });
+      throw error;
+    }
+    return record;
+  }
+
+  /** The tenant's file, or null (another tenant's file reads as missing). */
+  async get(tenant: string, fileId: string): Promise<FileRecord | null> {
+    if (!isFileId(fileId)) return null;
+    const hash = await this.redis.hgetall(this.keys.file(tenant, fileId));
+    if (Object.keys(hash).length === 0 || hash.tenant !== tenant) return null;
+    const fields = parseWire(fileHashSchema, hash, 'file record');
+    return { id: fileId, tenant, filename: fields.filename, purpose: fields.purpose, bytes: fields.bytes, createdAtMs: fields.createdAtMs, sha256: fields.sha256 };
+  }
+
+  /** The file's bytes, checked against its SHA-256; null when the tenant has no such file. */
+  async content(tenant: string, fileId: string): Promise<Buffer | null> {
+    const record = await this.get(tenant, fileId);
+    if (!record) return null;
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(this.pathOf(fileId));
+    } catch (error) {
+      throw new ServerError(`the content of ${fileId} is missing from the file store`, { code: 'file_missing', cause: error });
+    }
+    if (createHash('sha256').update(bytes).digest('hex') !== record.sha256) {
+      throw new ServerError(`the content of ${fileId} does not match its checksum`, { code: 'file_damaged' });
+    }
+    return bytes;
+  }
+
+  /** A page of the tenant's files, newest first (or oldest first), after the file `after`. */
+  async list(tenant: string, query: { after: string | null; limit: number; order: 'asc' | 'desc'; purpose: string | null }): Promise<FilePage> {
+    const index = this.keys.tenantFiles(tenant);
+    let start = 0;
+    if (query.after) {
+      const rank = query.order === 'desc' ? await this.redis.zrevrank(index, query.after) : await this.redis.zrank(index, query.after);
+      if (rank === null) return { files: [], hasMore: false };
+      start = rank + 1;
+    }
+    const files: FileRecord[] = [];
+    // A purpose filter may skip entries: read pages until the page is full or the index ends.
+    const chunk = Math.max(query.limit + 1, 64);
+    for (;;) {
+      const ids = query.order === 'desc' ? await this.redis.zrevrange(index, start, start + chunk - 1) : await this.redis.zrange(index, String(start), String(start + chunk - 1));
+      for (const id of ids) {
+        const file = await this.get(tenant, id);
+        if (file && (!query.purpose || file.purpose === query.purpose)) files.push(file);
+        if (files.length > query.limit) return { files: files.slice(0, query.limit), hasMore: true };
+      }
+      if (ids.length < chunk) return { files, hasMore: false };
+      start += chunk;
+    }
+  }
+
+  /** Delete the tenant's file (record first: the commit point; then its bytes). */
+  async delete(tenant: string, fileId: string): Promise<boolean> {
+    if (!isFileId(fileId)) return false;
+    const deleted = (await runScript(this.redis, DELETE_FILE, [this.keys.file(tenant, fileId), this.keys.tenantFiles(tenant)], [fileId, tenant])) === 1;
+    if (deleted) await rm(this.pathOf(fileId), { force: true });
+    return deleted;
+  }
+}
