@@ -62,8 +62,8 @@ describe('README configuration tables', () => {
     }
   }
 
-  it('lists every variable the gateway and the gpu-node read', () => {
-    for (const command of ['gateway', 'gpu-node']) {
+  it('lists every variable the gateway, the gpu-node and the workers read', () => {
+    for (const command of ['gateway', 'gpu-node', 'workers']) {
       const documented = new Set(tables.filter((table) => table.commands.includes(command)).flatMap((table) => table.rows.flatMap((row) => variablesIn(row[0]!))));
       for (const variable of COMMAND_OPTIONS[command]!) expect(documented.has(variable), `${variable} of bamba ${command} is not in the README`).toBe(true);
     }

@@ -6,6 +6,7 @@ import { runGatewayCommand } from './commands/gateway.js';
 import { runGpuNodeCommand } from './commands/gpu-node.js';
 import { runModelCommand } from './commands/model.js';
 import { runStartCommand } from './commands/start.js';
+import { runWorkersCommand } from './commands/workers.js';
 
 const USAGE = `usage: bamba <command> [options]
 
@@ -13,6 +14,7 @@ commands:
   start        the whole stack locally: private Redis, gpu-node on the tiny model, gateway
   gateway      the HTTP gateway of a region (environment: see README)
   gpu-node     a worker node running the engine (environment: see README)
+  workers      GPU-less background workers: batches (environment: see README)
   model tiny   generate a random-weight granitehybrid GGUF (see: bamba model tiny --help)
 `;
 
@@ -21,6 +23,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   start: runStartCommand,
   gateway: runGatewayCommand,
   'gpu-node': runGpuNodeCommand,
+  workers: runWorkersCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

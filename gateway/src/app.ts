@@ -10,8 +10,9 @@ import { apiKeyAuth } from './auth.js';
 import type { AppConfig } from './config.js';
 import type { GatewayVariables } from './gateway-env.js';
 import type { GatewayMetrics } from './metrics.js';
-import type { Clock, Files, GenerationPort, PageScripts, RegionState, ResponseRecords, Sessions } from './ports.js';
+import type { Batches, Clock, Files, GenerationPort, PageScripts, RegionState, ResponseRecords, Sessions } from './ports.js';
 import { RequestLogEntry, silentLogger, type GatewayLogger } from './request-log.js';
+import { batchesRoute } from './routes/batches.js';
 import { chatCompletionsRoute } from './routes/chat-completions.js';
 import { completionsRoute } from './routes/completions.js';
 import { filesRoute } from './routes/files.js';
@@ -31,6 +32,7 @@ export interface GatewayPorts {
   config: AppConfig;
   metrics: GatewayMetrics;
   files: Files;
+  batches: Batches;
   /** The browser scripts of the playground and the status page. */
   pageScripts: PageScripts;
   logger?: GatewayLogger;
@@ -52,6 +54,8 @@ const ROUTE_PATTERNS: Array<[RegExp, string]> = [
   [/^\/v1\/conversations\/[^/]+\/items\/[^/]+$/, '/v1/conversations/:id/items/:item'],
   [/^\/v1\/conversations\/[^/]+\/items$/, '/v1/conversations/:id/items'],
   [/^\/v1\/conversations\/[^/]+$/, '/v1/conversations/:id'],
+  [/^\/v1\/batches\/[^/]+\/cancel$/, '/v1/batches/:id/cancel'],
+  [/^\/v1\/batches\/[^/]+$/, '/v1/batches/:id'],
   [/^\/v1\/files\/[^/]+\/content$/, '/v1/files/:id/content'],
   [/^\/v1\/files\/[^/]+$/, '/v1/files/:id'],
 ];
@@ -61,7 +65,7 @@ function routeLabel(path: string): string {
     const match = pattern.exec(path);
     if (match) return label.replace('$1', match[1] ?? '');
   }
-  return /^\/(|status|status\.json|healthz|readyz|metrics|v1\/models|v1\/chat\/completions|v1\/completions|v1\/sessions|v1\/responses|v1\/conversations|v1\/files)$/.test(path) ? path : 'other';
+  return /^\/(|status|status\.json|healthz|readyz|metrics|v1\/models|v1\/chat\/completions|v1\/completions|v1\/sessions|v1\/responses|v1\/conversations|v1\/files|v1\/batches)$/.test(path) ? path : 'other';
 }
 
 export function createApp(ports: GatewayPorts) {
@@ -102,6 +106,7 @@ export function createApp(ports: GatewayPorts) {
   app.route('/v1/responses', responsesRoute({ ...deps, responses: ports.responses, running }));
   app.route('/v1/conversations', conversationsRoute(sessions));
   app.route('/v1/files', filesRoute(ports.files, config.maxFileBytes));
+  app.route('/v1/batches', batchesRoute(ports.batches));
 
   app.notFound((c) => c.json({ error: { message: `no route for ${c.req.method} ${c.req.path}`, type: 'invalid_request_error', param: null, code: 'unknown_url' } }, 404));
   app.onError((error, c) => {

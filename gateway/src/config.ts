@@ -3,6 +3,7 @@
  * entry merges `appEnvShape` into its own environment schema (Node: `entry/node-config.ts`) and
  * calls `appConfigFrom` on the parsed values. Runtime-neutral: no file or network access here.
  */
+import { requestDefaultsEnvShape } from '@bamba/shared';
 import { z } from 'zod';
 
 const positiveInt = z.coerce.number().int().positive();
@@ -14,8 +15,7 @@ export const appEnvShape = {
   BAMBA_MAX_FILE_BYTES: positiveInt.default(200 * 1024 * 1024),
   BAMBA_QUEUE_MAX_WAITING: nonNegativeInt.default(256),
   BAMBA_REQUEST_DEADLINE_MS: positiveInt.default(120_000),
-  BAMBA_DEFAULT_MAX_TOKENS: positiveInt.default(512),
-  BAMBA_MAX_MESSAGES: positiveInt.default(500),
+  ...requestDefaultsEnvShape,
   BAMBA_SLOW_CLIENT_MS: positiveInt.default(30_000),
   BAMBA_METRICS_TOKEN: z.string().min(1).optional(),
   BAMBA_MAX_SESSIONS_PER_TENANT: positiveInt.default(10_000),

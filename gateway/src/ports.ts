@@ -3,6 +3,7 @@
  * backed by the region's Redis (`dispatch/`); the edge (Workers) backs them by HTTP to regions.
  */
 import type {
+  BatchRecord,
   ChatMessage,
   FilePurpose,
   FileRecord,
@@ -15,6 +16,7 @@ import type {
   SessionRecord,
   SessionStateLocation,
   StreamEvent,
+  ValidatedCreateBatch,
   ValidatedCreateSession,
 } from '@bamba/shared';
 
@@ -112,6 +114,16 @@ export interface Files {
   content(tenant: string, fileId: string): Promise<Uint8Array | null>;
   list(tenant: string, query: { after: string | null; limit: number; order: 'asc' | 'desc'; purpose: string | null }): Promise<{ files: FileRecord[]; hasMore: boolean }>;
   delete(tenant: string, fileId: string): Promise<boolean>;
+}
+
+/** Batches (the Batch API); the workers run them. Another tenant's batch reads as missing. */
+export interface Batches {
+  /** Record the batch and queue it for the workers; 400 when the input file is not the tenant's batch input. */
+  create(tenant: string, request: ValidatedCreateBatch): Promise<BatchRecord>;
+  get(tenant: string, batchId: string): Promise<BatchRecord | null>;
+  list(tenant: string, query: { after: string | null; limit: number }): Promise<{ batches: BatchRecord[]; hasMore: boolean }>;
+  /** Ask the workers to stop it: the batch as it is now, or null when there is no such batch. */
+  cancel(tenant: string, batchId: string): Promise<BatchRecord | null>;
 }
 
 /** The pages' browser scripts (compiled from `gateway/browser/`), by file name. */

@@ -9,7 +9,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseWire, ServerError, WIRE_VERSION, type FilePurpose, type FileRecord } from '@bamba/shared';
+import { InternalInvariantError, parseWire, ServerError, WIRE_VERSION, type FilePurpose, type FileRecord } from '@bamba/shared';
 import { z } from 'zod';
 import type { RegionRedis } from './connection.js';
 import { countField } from './hash-fields.js';
@@ -57,6 +57,8 @@ return 1
 };
 
 export interface NewFile {
+  /** Write under this id (replacing what it held): a batch's result files; default a new id. */
+  id?: string;
   filename: string;
   purpose: FilePurpose;
   content: Uint8Array;
@@ -75,8 +77,9 @@ export class FileStore {
   }
 
   async put(tenant: string, file: NewFile): Promise<FileRecord> {
+    if (file.id !== undefined && !isFileId(file.id)) throw new InternalInvariantError(`'${file.id.slice(0, 40)}' is not a file id`);
     const record: FileRecord = {
-      id: newFileId(),
+      id: file.id ?? newFileId(),
       tenant,
       filename: file.filename,
       purpose: file.purpose,

@@ -5,9 +5,9 @@
  * its source; a new session or a stateless request's cache snapshot starts a family of its own.
  *
  * Formats: `sess_<family:16 hex><own:16 hex>`, `snap_<family:16 hex><own:16 hex>`, `resp_<32 hex>`,
- * `file-<32 hex>`.
+ * `file-<32 hex>`, `batch_<32 hex>`.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
 const SESSION_ID = /^sess_([0-9a-f]{16})[0-9a-f]{16}$/;
 const SNAPSHOT_ID = /^snap_([0-9a-f]{16})[0-9a-f]{16}$/;
@@ -71,4 +71,22 @@ export function newFileId(): string {
 
 export function isFileId(text: string): boolean {
   return FILE_ID.test(text);
+}
+
+const BATCH_ID = /^batch_[0-9a-f]{32}$/;
+
+export function newBatchId(): string {
+  return `batch_${hex16()}${hex16()}`;
+}
+
+export function isBatchId(text: string): boolean {
+  return BATCH_ID.test(text);
+}
+
+/**
+ * The id of a file a batch writes (its output or error file): derived from the batch, so a
+ * finalization that runs again after a crash replaces the same file instead of adding another.
+ */
+export function batchFileId(batchId: string, kind: 'output' | 'error'): string {
+  return `file-${createHash('sha256').update(`${batchId}:${kind}`).digest('hex').slice(0, 32)}`;
 }

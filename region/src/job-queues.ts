@@ -89,6 +89,14 @@ export class JobProducer {
     return Object.fromEntries(names.map((name) => [name, counts[String(BULL_PRIORITY[name])] ?? 0])) as Record<JobPriorityName, number>;
   }
 
+  /**
+   * Take a job back if it has not started (a batch cancelled or expired): true when it was
+   * still waiting and is gone now; false when it runs (it is left to finish) or never existed.
+   */
+  async withdraw(requestId: string): Promise<boolean> {
+    return (await this.regionQueue.remove(requestId)) === 1;
+  }
+
   /** The client went away: a queued job is dropped, a running one is told to stop. */
   async cancel(requestId: string, affinityNode?: string): Promise<void> {
     await this.redis.set(this.keys.cancelMarker(requestId), '1', 'EX', CANCEL_MARKER_TTL_SECONDS);

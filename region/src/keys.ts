@@ -11,11 +11,11 @@
  * - BullMQ queue names are tagged themselves (`{generate-<region>}`), so each queue has a slot;
  * - `{c:<snapshot>:<index>}`: every snapshot chunk has its own tag, spreading bytes over shards;
  * - `{t:<tenant>}`: a tenant's usage (its sessions and their snapshot bytes) and its files;
- * - `{sessions}`: the region-wide live-session count.
+ * - `{sessions}`: the region-wide live-session count; `{batches}`: batch counts by status.
  */
 import { InternalInvariantError } from '@bamba/shared';
 import { keyNamePattern } from './config.js';
-import { isFileId, isResponseId, sessionFamily, snapshotFamily } from './ids.js';
+import { isBatchId, isFileId, isResponseId, sessionFamily, snapshotFamily } from './ids.js';
 
 export interface RegionKeys {
   /** BullMQ's own key prefix. */
@@ -75,6 +75,16 @@ export interface RegionKeys {
   file(tenant: string, fileId: string): string;
   /** A tenant's files (ZSET, score = created epoch ms): listing order. */
   tenantFiles(tenant: string): string;
+  /** A batch's record (HASH, fields in `batch-store.ts`), in its tenant's slot. */
+  batch(tenant: string, batchId: string): string;
+  /** A batch's finished requests (HASH line → output line JSON) until it is finalized. */
+  batchResults(tenant: string, batchId: string): string;
+  /** A tenant's batches (ZSET, score = created epoch ms). */
+  tenantBatches(tenant: string): string;
+  /** BullMQ queue of batches for the workers. */
+  readonly batchQueue: string;
+  /** Batches by status across tenants (HASH status → count), for /metrics and /status. */
+  readonly batchStatusCounts: string;
 }
 
 function checkName(what: string, value: string): string {
@@ -128,5 +138,13 @@ export function regionKeys(prefix: string, region: string): RegionKeys {
       return `${base}:{t:${checkName('tenant', tenant)}}:file:${fileId}`;
     },
     tenantFiles: (tenant) => `${base}:{t:${checkName('tenant', tenant)}}:files`,
+    batch: (tenant, batchId) => {
+      if (!isBatchId(batchId)) throw new InternalInvariantError(`'${batchId.slice(0, 40)}' is not a batch id; parse ids before building keys`);
+      return `${base}:{t:${checkName('tenant', tenant)}}:batch:${batchId}`;
+    },
+    batchResults: (tenant, batchId) => `${base}:{t:${checkName('tenant', tenant)}}:batch:${batchId}:results`,
+    tenantBatches: (tenant) => `${base}:{t:${checkName('tenant', tenant)}}:batches`,
+    batchQueue: `{batches-${region}}`,
+    batchStatusCounts: `${base}:{batches}:by-status`,
   };
 }

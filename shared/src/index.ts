@@ -10,3 +10,6 @@ export * from './stream-events.js';
 export * from './sessions.js';
 export * from './responses.js';
 export * from './files.js';
+export * from './answer-pieces.js';
+export * from './completion-shapes.js';
+export * from './batches.js';

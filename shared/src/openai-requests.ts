@@ -154,3 +154,25 @@ export function validateCompletionRequest(body: unknown, defaults: ValidationDef
   if (prompt.length === 0) throw new InvalidRequestError('prompt must not be empty', { param: 'prompt' });
   return { ...resolveSampling(request, request.max_tokens, defaults), input: { kind: 'completion', prompt }, endpoint: 'completion', sessionId: null };
 }
+
+/**
+ * `max_tokens` against the model's context: an explicit value above what fits is a 400; the
+ * default is capped to fit. Shared by the gateway's admission and the workers' batch items, so a
+ * batch item asks for exactly what the same request sent interactively would.
+ */
+export function fitMaxTokens(request: ValidatedGenerationRequest, model: { id: string; contextSize: number }): ValidatedGenerationRequest {
+  const maxTokensLimit = model.contextSize - 1;
+  if (request.maxTokensRequested && request.params.maxTokens > maxTokensLimit) {
+    throw new InvalidRequestError(`max_tokens is ${request.params.maxTokens}, model '${model.id}' allows at most ${maxTokensLimit}`, { param: 'max_tokens', code: 'max_tokens_too_large' });
+  }
+  return { ...request, params: { ...request.params, maxTokens: Math.min(request.params.maxTokens, maxTokensLimit) } };
+}
+
+/**
+ * Request defaults, as environment variables: the gateway applies them to interactive requests
+ * and the workers to batch items, so both read them from one definition.
+ */
+export const requestDefaultsEnvShape = {
+  BAMBA_DEFAULT_MAX_TOKENS: z.coerce.number().int().positive().default(512),
+  BAMBA_MAX_MESSAGES: z.coerce.number().int().positive().default(500),
+};

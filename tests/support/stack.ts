@@ -34,6 +34,10 @@ export interface StackOptions {
   gatewayProcess?: boolean;
   /** Redis keeps an append-only file, as a region's Redis does (single server only). */
   redisAppendOnly?: boolean;
+  /** `bamba workers` processes to start (batches); default 0. */
+  workers?: number;
+  /** Environment for every workers process. */
+  workersEnv?: Record<string, string>;
 }
 
 export interface TestStack {
@@ -51,6 +55,12 @@ export interface TestStack {
   startNode(nodeId: string, env?: Record<string, string>): Promise<ChildProcess>;
   /** SIGTERM a node and wait until it exited. */
   stopNode(nodeId: string): Promise<void>;
+  /** Start a `bamba workers` process (ready once it logged that it runs batches). */
+  startWorkers(name: string, env?: Record<string, string>): Promise<ChildProcess>;
+  /** Stop a workers process: SIGTERM (or SIGKILL, as a crash) and wait until it exited. */
+  stopWorkers(name: string, signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
+  /** Where uploaded files live (BAMBA_FILES_DIR of the gateway and the workers). */
+  filesDir: string;
   nodeStatuses(): Promise<NodeStatus[]>;
   /** Jobs waiting in the region queue (the figure /metrics shows as bamba_queue_depth). */
   queueDepth(): Promise<number>;
@@ -79,6 +89,7 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
   const dataDir = mkdtempSync(join(tmpdir(), 'bamba-stack-'));
   let servers: LocalRedis[] = [];
   const nodes = new Map<string, ChildProcess>();
+  const workers = new Map<string, ChildProcess>();
   let redis: RegionRedis | null = null;
   try {
     let redisEnv: Record<string, string>;
@@ -99,7 +110,8 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
     redis = connectRedis(target, { role: 'test', mode: 'queue' });
     const registry = new NodeRegistry(redis, keys);
     const producer = new JobProducer(redis, keys, 1);
-    const common = { ...redisEnv, BAMBA_REDIS_PREFIX: prefix, BAMBA_REGION: 'local' };
+    const filesDir = join(dataDir, 'files');
+    const common = { ...redisEnv, BAMBA_REDIS_PREFIX: prefix, BAMBA_REGION: 'local', BAMBA_FILES_DIR: filesDir };
     const gatewayEnv = { PORT: options.gatewayProcess ? String(await freePort()) : '0', ...common, ...options.gatewayEnv };
     const gatewayChild = options.gatewayProcess ? await startGatewayProcess(gatewayEnv) : null;
     const gateway = gatewayChild?.gateway ?? await startGateway(parseGatewayConfig(gatewayEnv), process.env.BAMBA_TEST_GATEWAY_STDERR === '1' ? {} : { logger: silentLogger });
@@ -140,6 +152,31 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
       child.kill('SIGTERM');
       await exited;
     };
+    const startWorkers = async (name: string, env: Record<string, string> = {}) => {
+      const child = spawn(process.execPath, [CLI, 'workers'], {
+        env: { ...process.env, ...common, BAMBA_BATCH_LOCK_DURATION_MS: '2000', BAMBA_BATCH_STALLED_INTERVAL_MS: '1000', ...options.workersEnv, ...env, BAMBA_LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      workers.set(name, child);
+      let stderr = '';
+      child.stderr?.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        if (process.env.BAMBA_TEST_WORKERS_STDERR === '1') process.stderr.write(`[${name}] ${chunk.toString()}`);
+      });
+      await waitFor(`workers ${name} to start`, async () => {
+        if (child.exitCode !== null) throw new Error(`workers ${name} exited: ${stderr}`);
+        return stderr.includes('running batches') ? true : undefined;
+      });
+      return child;
+    };
+    const stopWorkers = async (name: string, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM') => {
+      const child = workers.get(name);
+      workers.delete(name);
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((done) => child.once('exit', done));
+      child.kill(signal);
+      await exited;
+    };
     const streamKeys = async () => {
       const servers = isCluster(connection) ? connection.nodes('master') : [connection];
       return (await Promise.all(servers.map((server) => server.keys(`${prefix}:*:stream:*`)))).flat();
@@ -150,6 +187,7 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
       return (await connection.xrange(key, '-', '+')).map(([, fields]) => decodeStreamEvent(fields));
     };
     for (let index = 0; index < (options.gpuNodes ?? 1); index++) await startNode(`node-${index}`);
+    for (let index = 0; index < (options.workers ?? 0); index++) await startWorkers(`workers-${index}`);
 
     return {
       url: gateway.url,
@@ -162,6 +200,9 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
       redisEnv,
       startNode,
       stopNode,
+      startWorkers,
+      stopWorkers,
+      filesDir,
       nodeStatuses: () => registry.liveNodes(),
       queueDepth: () => producer.waitingJobs(),
       streamEvents,
@@ -179,6 +220,7 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
         await producer.close();
         await gateway.close();
         await Promise.all([...nodes.keys()].map((nodeId) => stopNode(nodeId)));
+        await Promise.all([...workers.keys()].map((name) => stopWorkers(name)));
         connection.disconnect();
         await Promise.all(servers.map((server) => server.stop()));
         rmSync(dataDir, { recursive: true, force: true });
@@ -186,6 +228,7 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
     };
   } catch (error) {
     for (const child of nodes.values()) child.kill('SIGKILL');
+    for (const child of workers.values()) child.kill('SIGKILL');
     redis?.disconnect();
     await Promise.all(servers.map((server) => server.stop()));
     rmSync(dataDir, { recursive: true, force: true });

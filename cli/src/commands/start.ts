@@ -1,7 +1,8 @@
 /**
  * `bamba start` (what `npm start` runs): the whole stack on this machine. A private
  * redis-server (data under .data/, append-only file on) unless REDIS_URL is set, one gpu-node
- * on the tiny model, the gateway on PORT (default 8080). Ctrl-C stops every child.
+ * on the tiny model, the gateway on PORT (default 8080) and the workers (batches). Ctrl-C stops
+ * every child.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { startLocalRedis, type LocalRedis } from '../local-redis.js';
 import { applyFlags } from '../flags.js';
 import { GATEWAY_OPTIONS } from './gateway.js';
 import { GPU_NODE_OPTIONS, TINY_MODEL_ID } from './gpu-node.js';
+import { WORKERS_OPTIONS } from './workers.js';
 
 const READY_TIMEOUT_MS = 120_000;
 /** How long a child may take to stop (gpu-nodes drain running work meanwhile) before it is killed. */
@@ -28,10 +30,10 @@ function isAlive(pid: number): boolean {
 }
 
 /**
- * `bamba start` reads its own variables and passes every gateway and gpu-node variable on to
- * those processes, so each is also a flag here (`bamba start --slots 8`).
+ * `bamba start` reads its own variables and passes every gateway, gpu-node and workers variable
+ * on to those processes, so each is also a flag here (`bamba start --slots 8`).
  */
-export const START_OPTIONS: ReadonlySet<string> = new Set(['BAMBA_DATA_DIR', ...GATEWAY_OPTIONS, ...GPU_NODE_OPTIONS]);
+export const START_OPTIONS: ReadonlySet<string> = new Set(['BAMBA_DATA_DIR', ...GATEWAY_OPTIONS, ...GPU_NODE_OPTIONS, ...WORKERS_OPTIONS]);
 
 export async function runStartCommand(args: string[]): Promise<number> {
   const settings = applyFlags(args, process.env, START_OPTIONS);
@@ -88,7 +90,7 @@ export async function runStartCommand(args: string[]): Promise<number> {
     const env = { BAMBA_DRAIN_TIMEOUT_MS: '2000', BAMBA_FILES_DIR: join(dataDir, 'files'), ...settings, ...(redisUrl ? { REDIS_URL: redisUrl } : {}), PORT: port, BAMBA_MODEL_PATH: modelPath, ...(modelId ? { BAMBA_MODEL_ID: modelId } : {}) };
 
     const exited = new Promise<string>((resolveExit) => {
-      for (const name of ['gpu-node', 'gateway']) {
+      for (const name of ['gpu-node', 'gateway', 'workers']) {
         const child = spawn(process.execPath, [MAIN, name], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
         children.push(child);
         child.once('exit', (code, signal) => resolveExit(`${name} exited (${signal ?? `code ${code}`})`));

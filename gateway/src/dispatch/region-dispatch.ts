@@ -3,9 +3,13 @@
  * (`JobProducer`), token events come back through the multiplexed relay (`StreamRelay`), the
  * node registry answers what is alive.
  */
-import { followRequestStream, TenantUsage, type ForkRefusal, type SnapshotStore, newItemId, newResponseId, type JobProducer, type NodeRegistry, type RegionKeys, type RegionRedis, type ResponseStore, type SessionStore, type StreamRelay } from '@bamba/region';
+import { followRequestStream, TenantUsage, type BatchQueue, type BatchStore, type FileStore, type ForkRefusal, type SnapshotStore, newItemId, newResponseId, type JobProducer, type NodeRegistry, type RegionKeys, type RegionRedis, type ResponseStore, type SessionStore, type StreamRelay } from '@bamba/region';
 import {
+  BATCH_WINDOW_MS,
   DeadlineExceededError,
+  inputFileNotFound,
+  type BatchRecord,
+  type ValidatedCreateBatch,
   WIRE_VERSION,
   type GenerationJob,
   type GenerationJobDraft,
@@ -19,7 +23,7 @@ import {
   type StreamEvent,
   type ValidatedCreateSession,
 } from '@bamba/shared';
-import type { GenerationPort, RegionFigures, RegionState, ResponseRecords, Sessions, SessionView } from '../ports.js';
+import type { Batches, GenerationPort, RegionFigures, RegionState, ResponseRecords, Sessions, SessionView } from '../ports.js';
 
 export class RegionDispatch implements RegionState, GenerationPort {
   private readonly tenants: TenantUsage;
@@ -171,5 +175,39 @@ export class RegionResponses implements ResponseRecords {
   }
   delete(tenant: string, responseId: string): Promise<boolean> {
     return this.store.delete(tenant, responseId);
+  }
+}
+
+/** Batches in the region's Redis, queued for the region's workers. */
+export class RegionBatches implements Batches {
+  constructor(private readonly store: BatchStore, private readonly queue: BatchQueue, private readonly files: FileStore) {}
+
+  async create(tenant: string, request: ValidatedCreateBatch): Promise<BatchRecord> {
+    const input = await this.files.get(tenant, request.inputFileId);
+    if (!input || input.purpose !== 'batch') throw inputFileNotFound(request.inputFileId);
+    const batch = await this.store.create(tenant, { endpoint: request.endpoint, inputFileId: request.inputFileId, metadata: request.metadata, expiresAtMs: Date.now() + BATCH_WINDOW_MS });
+    try {
+      await this.queue.submit({ batchId: batch.id, tenant });
+    } catch (error) {
+      // Not queued, it would never run: it fails now rather than wait for ever.
+      await this.store.advance(tenant, batch.id, 'failed', ['validating'], { errors: JSON.stringify([{ code: 'not_queued', message: 'the batch could not be queued', param: null, line: null }]) }).catch(() => {});
+      throw error;
+    }
+    return batch;
+  }
+
+  get(tenant: string, batchId: string): Promise<BatchRecord | null> {
+    return this.store.get(tenant, batchId);
+  }
+
+  list(tenant: string, query: { after: string | null; limit: number }): Promise<{ batches: BatchRecord[]; hasMore: boolean }> {
+    return this.store.list(tenant, query);
+  }
+
+  async cancel(tenant: string, batchId: string): Promise<BatchRecord | null> {
+    const batch = await this.store.get(tenant, batchId);
+    if (!batch) return null;
+    await this.store.advance(tenant, batchId, 'cancelling', ['validating', 'in_progress']);
+    return this.store.get(tenant, batchId);
   }
 }

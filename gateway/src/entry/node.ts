@@ -5,6 +5,8 @@
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import {
+  BatchQueue,
+  BatchStore,
   connectRedis,
   FileStore,
   JobProducer,
@@ -18,7 +20,7 @@ import {
 } from '@bamba/region';
 import { serve } from '@hono/node-server';
 import { createApp } from '../app.js';
-import { RegionDispatch, RegionResponses, RegionSessions } from '../dispatch/region-dispatch.js';
+import { RegionBatches, RegionDispatch, RegionResponses, RegionSessions } from '../dispatch/region-dispatch.js';
 import type { GatewayMetrics } from '../metrics.js';
 import { createPinoLogger } from '../observability/pino-logger.js';
 import { PromMetrics } from '../observability/prom-metrics.js';
@@ -52,7 +54,9 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
   const sessions = new RegionSessions(new SessionStore(redis, keys, snapshots), config.sessionTtlSeconds, config.maxSessionsPerTenant);
   const responses = new RegionResponses(new ResponseStore(redis, keys), config.responseTtlSeconds);
   const files = new FileStore(redis, keys, resolve(config.filesDir));
-  const app = createApp({ region: dispatch, generation: dispatch, sessions, responses, files, config, metrics: runtime.metrics ?? new PromMetrics(), pageScripts: loadPageScripts(), logger, classifyError: redisOutageError });
+  const batchQueue = new BatchQueue(redis, keys);
+  const batches = new RegionBatches(new BatchStore(redis, keys), batchQueue, files);
+  const app = createApp({ region: dispatch, generation: dispatch, sessions, responses, files, batches, config, metrics: runtime.metrics ?? new PromMetrics(), pageScripts: loadPageScripts(), logger, classifyError: redisOutageError });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const started = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(started));
     started.once('error', reject);
@@ -75,6 +79,7 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
       await closed;
       await relay.close();
       await producer.close();
+      await batchQueue.close();
       redis.disconnect();
     },
   };

@@ -2,7 +2,7 @@
  * The cheap checks before a request costs anything: a gpu-node is alive, the model exists, the
  * token budget fits its context, the queue has room. Throws the matching HTTP error.
  */
-import { InvalidRequestError, NotFoundError, RateLimitError, ServiceUnavailableError, type NodeStatus, type ValidatedGenerationRequest } from '@bamba/shared';
+import { fitMaxTokens, NotFoundError, RateLimitError, ServiceUnavailableError, type NodeStatus, type ValidatedGenerationRequest } from '@bamba/shared';
 import type { AppConfig } from '../config.js';
 import type { RegionState } from '../ports.js';
 
@@ -27,10 +27,7 @@ export async function admit(region: RegionState, config: AppConfig, request: Val
     const known = [...new Set(nodes.flatMap((node) => node.models.map((served) => served.id)))].join(', ');
     throw new NotFoundError(`model '${request.model}' does not exist; available: ${known}`, { param: 'model', code: 'model_not_found' });
   }
-  const maxTokensLimit = model.contextSize - 1;
-  if (request.maxTokensRequested && request.params.maxTokens > maxTokensLimit) {
-    throw new InvalidRequestError(`max_tokens is ${request.params.maxTokens}, model '${model.id}' allows at most ${maxTokensLimit}`, { param: 'max_tokens', code: 'max_tokens_too_large' });
-  }
+  const fitted = fitMaxTokens(request, model);
   if (waiting >= config.queueMaxWaiting) throw new RateLimitError(`the queue is full (${waiting} requests waiting); retry shortly`, 1);
-  return { request: { ...request, params: { ...request.params, maxTokens: Math.min(request.params.maxTokens, maxTokensLimit) } }, nodes };
+  return { request: fitted, nodes };
 }

@@ -4,13 +4,12 @@
  * refusals found on the gpu-node still become plain HTTP errors). What follows (the answer as
  * chat chunks, or as Responses events) is the caller's; `finish` must run on every way out.
  */
-import { ServerError, type GenerationJobDraft, type ValidatedGenerationRequest } from '@bamba/shared';
+import { answerOf, ServerError, type AnswerPiece, type GenerationJobDraft, type ValidatedGenerationRequest } from '@bamba/shared';
 import type { AppConfig } from '../config.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { RequestLogEntry } from '../request-log.js';
 import type { Clock, GenerationPort, RegionState, Sessions } from '../ports.js';
 import { admit } from './admission.js';
-import { answerOf, type AnswerPiece } from './answer.js';
 import { lockSessionTurn, type LockedTurn } from './session-turn.js';
 
 export interface GenerationDeps {

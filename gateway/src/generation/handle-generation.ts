@@ -2,10 +2,9 @@
  * Chat and legacy completions: the shared start (`beginGeneration`), then the answer as SSE
  * chunks or one JSON body, from the same sequence of answer pieces.
  */
-import { errorToWire, SlowClientError, type ValidatedGenerationRequest } from '@bamba/shared';
+import { completeResponse, errorToWire, SlowClientError, streamChunk, usageChunk, usageOf, type Usage, type ValidatedGenerationRequest } from '@bamba/shared';
 import type { Context } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
-import { completeResponse, streamChunk, usageChunk, usageOf, type Usage } from '../openai-responses.js';
 import { beginGeneration, newRequestId, type EndPiece, type GenerationDeps } from './begin-generation.js';
 import { sse, SSE_HEADERS, sseBody } from './sse-body.js';
 

@@ -6,8 +6,7 @@
  * however the deltas were merged on the way, so `starting_after` never loses or repeats a
  * character: a delta that straddles it is cut there. Numbers may skip; they never go back.
  */
-import { answerItemId, errorToWire, type ResponseOutcome, type ResponseStatus } from '@bamba/shared';
-import type { AnswerPiece } from '../generation/answer.js';
+import { answerItemId, errorToWire, type AnswerPiece, type ResponseOutcome, type ResponseStatus } from '@bamba/shared';
 import { sse } from '../generation/sse-body.js';
 import { outputMessage, outputTextPart, responseObject, type ResponseView } from './response-shapes.js';
 

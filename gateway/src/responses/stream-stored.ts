@@ -5,10 +5,9 @@
  * same stream from its start, so numbers agree); once it has ended, from its stored answer.
  * A reader that sees the end first records the outcome (the gateway that ran it may be gone).
  */
-import { ConflictError, type ResponseRecord } from '@bamba/shared';
+import { answerOf, ConflictError, type AnswerPiece, type ResponseRecord } from '@bamba/shared';
 import type { Context } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
-import { answerOf, type AnswerPiece } from '../generation/answer.js';
 import type { GenerationDeps } from '../generation/begin-generation.js';
 import { SSE_HEADERS, sseBody } from '../generation/sse-body.js';
 import type { ResponseRecords } from '../ports.js';

@@ -1,11 +1,13 @@
 /**
- * Turns a request's stream events into the answer as the client sees it: one loop for both
+ * Turns a request's stream events into the answer as the client sees it (the gateway's chat,
+ * completions and responses, and the workers' batch items): one loop for both
  * the streaming and the non-streaming response. When a job is retried (its node died, or handed
  * it back while stopping), a newer attempt's `generation-start` arrives: the answer starts over
  * if nothing was relayed yet (`restart`), else the request fails with `node_failed` (at once,
  * when the node said so with `generation-retry`).
  */
-import { errorFromWire, ServerError, type FinishReason, type ResumePath, type StreamEvent } from '@bamba/shared';
+import { errorFromWire, ServerError } from './errors.js';
+import type { FinishReason, ResumePath, StreamEvent } from './stream-events.js';
 
 export type AnswerPiece =
   | { kind: 'start'; resume: ResumePath; promptTokens: number; cachedTokens: number }

@@ -1,5 +1,9 @@
-/** Builders for OpenAI's response and chunk shapes (chat and legacy completions). */
-import type { FinishReason, ValidatedGenerationRequest } from '@bamba/shared';
+/**
+ * Builders for OpenAI's response and chunk shapes (chat and legacy completions), used by the
+ * gateway's answers and the workers' batch results alike.
+ */
+import type { ValidatedGenerationRequest } from './openai-requests.js';
+import type { FinishReason } from './stream-events.js';
 
 export interface Usage {
   prompt_tokens: number;

@@ -1,0 +1,210 @@
+/**
+ * Batches in a region's Redis: one HASH per batch and a per-tenant index, and while it runs a
+ * HASH of its finished requests (input line → output line), all in the tenant's slot. Every
+ * status change is one Lua script that acts only from the statuses it names, so a cancel and the
+ * workers' own progress never overwrite each other; a request's result is recorded at most once
+ * (HSETNX) and counted in the same script, so a worker that runs again after a crash can neither
+ * lose nor double a result.
+ */
+import { BATCH_ENDPOINTS, parseWire, WIRE_VERSION, type BatchCounts, type BatchLineError, type BatchRecord, type BatchStatus } from '@bamba/shared';
+import { z } from 'zod';
+import type { RegionRedis } from './connection.js';
+import { countField, jsonField } from './hash-fields.js';
+import { isBatchId, newBatchId } from './ids.js';
+import type { RegionKeys } from './keys.js';
+import { runScript, type LuaScript } from './scripts.js';
+
+const optionalTime = z.string().transform((text, context) => {
+  if (text === '') return null;
+  if (!/^\d+$/.test(text)) {
+    context.addIssue({ code: 'custom', message: 'not a time' });
+    return z.NEVER;
+  }
+  return Number(text);
+});
+
+const batchHashSchema = z.object({
+  v: z.literal(String(WIRE_VERSION)),
+  tenant: z.string().min(1),
+  endpoint: z.enum(BATCH_ENDPOINTS),
+  inputFileId: z.string().min(1),
+  status: z.enum(['validating', 'failed', 'in_progress', 'finalizing', 'completed', 'expired', 'cancelling', 'cancelled']),
+  createdAtMs: countField,
+  expiresAtMs: countField,
+  inProgressAtMs: optionalTime,
+  finalizingAtMs: optionalTime,
+  completedAtMs: optionalTime,
+  failedAtMs: optionalTime,
+  expiredAtMs: optionalTime,
+  cancellingAtMs: optionalTime,
+  cancelledAtMs: optionalTime,
+  outputFileId: z.string().transform((id) => id || null),
+  errorFileId: z.string().transform((id) => id || null),
+  total: countField,
+  completed: countField,
+  failed: countField,
+  errors: jsonField(z.array(z.object({ code: z.string(), message: z.string(), param: z.string().nullable(), line: z.number().int().nullable() })), 'errors is not the expected JSON'),
+  metadata: jsonField(z.record(z.string(), z.string()), 'metadata is not the expected JSON'),
+});
+
+type BatchHash = z.input<typeof batchHashSchema>;
+/** The field that records when a batch reached each status. */
+const STATUS_TIME_FIELD: Partial<Record<BatchStatus, keyof BatchHash>> = {
+  in_progress: 'inProgressAtMs',
+  finalizing: 'finalizingAtMs',
+  completed: 'completedAtMs',
+  failed: 'failedAtMs',
+  expired: 'expiredAtMs',
+  cancelling: 'cancellingAtMs',
+  cancelled: 'cancelledAtMs',
+};
+
+/**
+ * Create a batch. KEYS[1] batch hash, KEYS[2] the tenant's batch index.
+ * ARGV[1] batch id, ARGV[2] created-at ms, ARGV[3..] field/value pairs.
+ */
+const CREATE_BATCH: LuaScript = {
+  name: 'bambaCreateBatch',
+  keys: 2,
+  lua: `
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1
+`,
+};
+
+/**
+ * Move a batch to a status, only from the listed ones; optionally drop its results hash.
+ * KEYS[1] batch hash, KEYS[2] its results hash. ARGV[1] new status, ARGV[2] allowed statuses
+ * (space-separated), ARGV[3] '1' to delete the results, ARGV[4..] field/value pairs to set.
+ * Returns the status it left, or false when it was in none of the allowed ones.
+ */
+const ADVANCE_BATCH: LuaScript = {
+  name: 'bambaAdvanceBatch',
+  keys: 2,
+  lua: `
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then return false end
+local allowed = false
+for status in string.gmatch(ARGV[2], '%S+') do
+  if status == current then allowed = true end
+end
+if not allowed then return false end
+redis.call('HSET', KEYS[1], 'status', ARGV[1])
+if #ARGV >= 4 then redis.call('HSET', KEYS[1], unpack(ARGV, 4)) end
+if ARGV[3] == '1' then redis.call('DEL', KEYS[2]) end
+return current
+`,
+};
+
+/**
+ * Record one request's result, once. KEYS[1] batch hash, KEYS[2] results hash.
+ * ARGV[1] input line, ARGV[2] output line (JSON), ARGV[3] 'completed' or 'failed'.
+ * Returns 1 (recorded and counted) or 0 (recorded before).
+ */
+const RECORD_RESULT: LuaScript = {
+  name: 'bambaRecordBatchResult',
+  keys: 2,
+  lua: `
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
+return 1
+`,
+};
+
+export interface NewBatch {
+  endpoint: BatchRecord['endpoint'];
+  inputFileId: string;
+  metadata: Record<string, string>;
+  expiresAtMs: number;
+}
+
+export class BatchStore {
+  constructor(private readonly redis: RegionRedis, private readonly keys: RegionKeys) {}
+
+  private keysOf(tenant: string, batchId: string): string[] {
+    return [this.keys.batch(tenant, batchId), this.keys.batchResults(tenant, batchId)];
+  }
+
+  /** Counted by status across the region: a figure, so a failed update never fails the batch. */
+  private async countStatus(from: BatchStatus | null, to: BatchStatus): Promise<void> {
+    const pipeline = this.redis.pipeline();
+    if (from) pipeline.hincrby(this.keys.batchStatusCounts, from, -1);
+    pipeline.hincrby(this.keys.batchStatusCounts, to, 1);
+    await pipeline.exec().catch(() => {});
+  }
+
+  async create(tenant: string, batch: NewBatch): Promise<BatchRecord> {
+    const id = newBatchId();
+    const createdAtMs = Date.now();
+    const hash: Record<keyof BatchHash, string> = {
+      v: String(WIRE_VERSION), tenant, endpoint: batch.endpoint, inputFileId: batch.inputFileId, status: 'validating',
+      createdAtMs: String(createdAtMs), expiresAtMs: String(batch.expiresAtMs),
+      inProgressAtMs: '', finalizingAtMs: '', completedAtMs: '', failedAtMs: '', expiredAtMs: '', cancellingAtMs: '', cancelledAtMs: '',
+      outputFileId: '', errorFileId: '', total: '0', completed: '0', failed: '0', errors: '[]', metadata: JSON.stringify(batch.metadata),
+    };
+    await runScript(this.redis, CREATE_BATCH, [this.keys.batch(tenant, id), this.keys.tenantBatches(tenant)], [id, createdAtMs, ...Object.entries(hash).flat()]);
+    await this.countStatus(null, 'validating');
+    return (await this.get(tenant, id))!;
+  }
+
+  /** The tenant's batch, or null (another tenant's batch reads as missing). */
+  async get(tenant: string, batchId: string): Promise<BatchRecord | null> {
+    if (!isBatchId(batchId)) return null;
+    const hash = await this.redis.hgetall(this.keys.batch(tenant, batchId));
+    if (Object.keys(hash).length === 0 || hash.tenant !== tenant) return null;
+    const fields = parseWire(batchHashSchema, hash, 'batch record');
+    const counts: BatchCounts = { total: fields.total, completed: fields.completed, failed: fields.failed };
+    const { v: _version, total: _total, completed: _completed, failed: _failed, ...rest } = fields;
+    return { ...rest, id: batchId, counts };
+  }
+
+  /** A page of the tenant's batches, newest first, after the batch `after`. */
+  async list(tenant: string, query: { after: string | null; limit: number }): Promise<{ batches: BatchRecord[]; hasMore: boolean }> {
+    const index = this.keys.tenantBatches(tenant);
+    let start = 0;
+    if (query.after) {
+      const rank = await this.redis.zrevrank(index, query.after);
+      if (rank === null) return { batches: [], hasMore: false };
+      start = rank + 1;
+    }
+    const ids = await this.redis.zrevrange(index, start, start + query.limit);
+    const batches = (await Promise.all(ids.slice(0, query.limit).map((id) => this.get(tenant, id)))).filter((batch): batch is BatchRecord => batch !== null);
+    return { batches, hasMore: ids.length > query.limit };
+  }
+
+  /**
+   * Move the batch to `to` when it is in one of `from`, with the time of the change and `fields`;
+   * `dropResults` deletes its results hash in the same step. False when it was not in `from`.
+   */
+  async advance(tenant: string, batchId: string, to: BatchStatus, from: readonly BatchStatus[], fields: Partial<Record<keyof BatchHash, string>> = {}, dropResults = false): Promise<boolean> {
+    const timeField = STATUS_TIME_FIELD[to];
+    const set: Record<string, string> = { ...fields, ...(timeField ? { [timeField]: String(Date.now()) } : {}) };
+    const left = (await runScript(this.redis, ADVANCE_BATCH, this.keysOf(tenant, batchId), [to, from.join(' '), dropResults ? '1' : '0', ...Object.entries(set).flat()])) as string | null;
+    if (!left) return false;
+    await this.countStatus(left as BatchStatus, to);
+    return true;
+  }
+
+  /** Validation done: the batch runs its valid requests; invalid lines are counted as failed. */
+  markInProgress(tenant: string, batchId: string, total: number, invalid: number, errors: BatchLineError[]): Promise<boolean> {
+    return this.advance(tenant, batchId, 'in_progress', ['validating'], { total: String(total), failed: String(invalid), errors: JSON.stringify(errors) });
+  }
+
+  /** Record one request's output line (JSON) once; false when it was recorded before. */
+  async recordResult(tenant: string, batchId: string, line: number, outputLine: string, outcome: 'completed' | 'failed'): Promise<boolean> {
+    return (await runScript(this.redis, RECORD_RESULT, this.keysOf(tenant, batchId), [line, outputLine, outcome])) === 1;
+  }
+
+  /** Every recorded result: input line → output line (JSON). */
+  async results(tenant: string, batchId: string): Promise<Map<number, string>> {
+    const hash = await this.redis.hgetall(this.keys.batchResults(tenant, batchId));
+    return new Map(Object.entries(hash).map(([line, json]) => [Number(line), json]));
+  }
+
+  /** Batches in each status across the region. */
+  async countsByStatus(): Promise<Record<string, number>> {
+    const hash = await this.redis.hgetall(this.keys.batchStatusCounts);
+    return Object.fromEntries(Object.entries(hash).map(([status, count]) => [status, Math.max(0, Number(count))]));
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * Batches (OpenAI's Batch API): the create request, the record and its wire shape, and the
+ * checks of one input line. Pure: the gateway validates the create request with it, the workers
+ * every input line, and both build OpenAI's shapes from it.
+ */
+import { z } from 'zod';
+import { BambaError, InvalidRequestError, errorToWire } from './errors.js';
+import { parseRequestBody, validateChatCompletionRequest, validateCompletionRequest, type ValidatedGenerationRequest, type ValidationDefaults } from './openai-requests.js';
+import { metadataSchema } from './sessions.js';
+
+/** Endpoints a batch may run, as OpenAI names them. */
+export const BATCH_ENDPOINTS = ['/v1/chat/completions', '/v1/completions'] as const;
+export type BatchEndpoint = (typeof BATCH_ENDPOINTS)[number];
+/** Requests one batch may hold (OpenAI's limit). */
+export const MAX_BATCH_REQUESTS = 50_000;
+/** The only completion window OpenAI offers. */
+export const BATCH_WINDOW_MS = 24 * 3600 * 1000;
+
+export type BatchStatus = 'validating' | 'failed' | 'in_progress' | 'finalizing' | 'completed' | 'expired' | 'cancelling' | 'cancelled';
+export const BATCH_STATUSES: readonly BatchStatus[] = ['validating', 'failed', 'in_progress', 'finalizing', 'completed', 'expired', 'cancelling', 'cancelled'];
+/** Statuses in which the workers still have work to do. */
+export const ACTIVE_BATCH_STATUSES: readonly BatchStatus[] = ['validating', 'in_progress', 'finalizing', 'cancelling'];
+
+export const createBatchSchema = z.object({
+  input_file_id: z.string({ error: (issue) => (issue.input === undefined ? 'input_file_id is required' : 'input_file_id must be a string') }).min(1, 'input_file_id must not be empty'),
+  endpoint: z.enum(BATCH_ENDPOINTS, { error: `endpoint must be one of: ${BATCH_ENDPOINTS.join(', ')}` }),
+  completion_window: z.literal('24h', { error: "completion_window must be '24h'" }),
+  metadata: metadataSchema.nullish(),
+});
+
+export interface ValidatedCreateBatch {
+  inputFileId: string;
+  endpoint: BatchEndpoint;
+  metadata: Record<string, string>;
+}
+
+export function validateCreateBatch(body: unknown): ValidatedCreateBatch {
+  const request = parseRequestBody(createBatchSchema, body);
+  return { inputFileId: request.input_file_id, endpoint: request.endpoint, metadata: request.metadata ?? {} };
+}
+
+/** An input line that cannot run, as OpenAI lists it in `errors` (line numbers from 1). */
+export interface BatchLineError {
+  code: string;
+  message: string;
+  param: string | null;
+  line: number | null;
+}
+
+export interface BatchCounts {
+  /** Input lines (valid or not). */
+  total: number;
+  completed: number;
+  /** Invalid lines, failed requests, and requests a cancel or the window stopped. */
+  failed: number;
+}
+
+/** A batch as the region keeps it. Timestamps are epoch ms, null until reached. */
+export interface BatchRecord {
+  id: string;
+  tenant: string;
+  endpoint: BatchEndpoint;
+  inputFileId: string;
+  status: BatchStatus;
+  createdAtMs: number;
+  expiresAtMs: number;
+  inProgressAtMs: number | null;
+  finalizingAtMs: number | null;
+  completedAtMs: number | null;
+  failedAtMs: number | null;
+  expiredAtMs: number | null;
+  cancellingAtMs: number | null;
+  cancelledAtMs: number | null;
+  outputFileId: string | null;
+  errorFileId: string | null;
+  counts: BatchCounts;
+  /** Invalid input lines (the first ones; every one is also in the error file). */
+  errors: BatchLineError[];
+  metadata: Record<string, string>;
+}
+
+const seconds = (ms: number | null) => (ms === null ? null : Math.floor(ms / 1000));
+
+/** OpenAI's batch object. */
+export function batchToWire(batch: BatchRecord) {
+  return {
+    id: batch.id,
+    object: 'batch',
+    endpoint: batch.endpoint,
+    errors: batch.errors.length > 0 ? { object: 'list', data: batch.errors } : null,
+    input_file_id: batch.inputFileId,
+    completion_window: '24h',
+    status: batch.status,
+    output_file_id: batch.outputFileId,
+    error_file_id: batch.errorFileId,
+    created_at: seconds(batch.createdAtMs),
+    in_progress_at: seconds(batch.inProgressAtMs),
+    expires_at: seconds(batch.expiresAtMs),
+    finalizing_at: seconds(batch.finalizingAtMs),
+    completed_at: seconds(batch.completedAtMs),
+    failed_at: seconds(batch.failedAtMs),
+    expired_at: seconds(batch.expiredAtMs),
+    cancelling_at: seconds(batch.cancellingAtMs),
+    cancelled_at: seconds(batch.cancelledAtMs),
+    request_counts: batch.counts,
+    metadata: batch.metadata,
+  };
+}
+
+/** One line of a batch's output or error file, in OpenAI's format. */
+export interface BatchOutputLine {
+  id: string;
+  custom_id: string | null;
+  response: { status_code: number; request_id: string; body: unknown } | null;
+  error: { code: string; message: string; line?: number } | null;
+}
+
+/** A request line that may run: its place in the file and the validated request. */
+export interface BatchItem {
+  line: number;
+  customId: string;
+  request: ValidatedGenerationRequest;
+}
+
+const inputLineSchema = z.object({
+  custom_id: z.string({ error: 'custom_id must be a string' }).min(1, 'custom_id must not be empty').max(512, 'custom_id holds at most 512 characters'),
+  method: z.string({ error: 'method is required' }),
+  url: z.string({ error: 'url is required' }),
+  body: z.record(z.string(), z.unknown(), { error: 'body must be a JSON object' }),
+});
+
+/**
+ * Check one input line (1-based `line`) against the batch's endpoint and the custom ids seen so
+ * far (a line whose id was seen is refused; a valid id is added to `seen`). Returns the item, or
+ * the error (with the line's custom id when it had a readable one).
+ */
+export function checkBatchLine(text: string, line: number, endpoint: BatchEndpoint, seen: Set<string>, defaults: ValidationDefaults): BatchItem | { error: BatchLineError; customId: string | null } {
+  const refuse = (code: string, message: string, param: string | null = null, customId: string | null = null) => ({ error: { code, message, param, line }, customId });
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return refuse('invalid_json', 'the line is not valid JSON');
+  }
+  const shape = inputLineSchema.safeParse(value);
+  if (!shape.success) {
+    const issue = shape.error.issues[0]!;
+    const customId = typeof (value as { custom_id?: unknown })?.custom_id === 'string' ? (value as { custom_id: string }).custom_id : null;
+    return refuse('invalid_request', issue.message, issue.path.join('.') || null, customId);
+  }
+  const { custom_id: customId, method, url, body } = shape.data;
+  if (seen.has(customId)) return refuse('duplicate_custom_id', `custom_id '${customId.slice(0, 64)}' appears on an earlier line`, 'custom_id', customId);
+  seen.add(customId);
+  if (method !== 'POST') return refuse('invalid_method', `method must be POST (got '${method.slice(0, 16)}')`, 'method', customId);
+  if (url !== endpoint) return refuse('invalid_url', `url must be the batch's endpoint ${endpoint} (got '${url.slice(0, 64)}')`, 'url', customId);
+  if (body.stream === true) return refuse('invalid_request', 'stream is not supported in a batch', 'body.stream', customId);
+  if (body.session_id !== undefined && body.session_id !== null) return refuse('invalid_request', 'session_id is not supported in a batch', 'body.session_id', customId);
+  try {
+    const request = endpoint === '/v1/chat/completions' ? validateChatCompletionRequest(body, defaults) : validateCompletionRequest(body, defaults);
+    return { line, customId, request };
+  } catch (error) {
+    if (!(error instanceof BambaError)) throw error;
+    const wire = errorToWire(error);
+    return refuse(wire.code ?? 'invalid_request', wire.message, wire.param ? `body.${wire.param}` : 'body', customId);
+  }
+}
+
+/** Whether a file line holds a request (blank lines, a trailing newline included, do not count). */
+export function isRequestLine(text: string): boolean {
+  return text.trim() !== '';
+}
+
+/** The error line of a request that never ran (cancelled, expired, or its batch stopped). */
+export function unrunLine(id: string, customId: string, code: 'batch_cancelled' | 'batch_expired'): BatchOutputLine {
+  const message = code === 'batch_cancelled' ? 'the batch was cancelled before this request ran' : 'the batch expired before this request ran';
+  return { id, custom_id: customId, response: null, error: { code, message } };
+}
+
+/** A batch create request whose input file is not the tenant's (or not a batch input). */
+export function inputFileNotFound(fileId: string): InvalidRequestError {
+  return new InvalidRequestError(`input_file_id '${fileId.slice(0, 64)}' is not one of your batch input files`, { param: 'input_file_id', code: 'invalid_value' });
+}

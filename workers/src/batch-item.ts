@@ -1,0 +1,145 @@
+/**
+ * One request of a batch: queued as a generation job at batch priority (its id derived from the
+ * batch and the line, so queueing it again after a restart adds nothing while the job exists),
+ * followed through its token stream to the end, and turned into its output line with the same
+ * builders as the interactive answer. A job the queue no longer has is queued again; a result
+ * is only recorded by the runner, once.
+ */
+import { followRequestStream, type JobProducer, type NodeRegistry, type RegionKeys, type RegionRedis } from '@bamba/region';
+import {
+  answerOf,
+  BambaError,
+  completeResponse,
+  DeadlineExceededError,
+  errorToWire,
+  fitMaxTokens,
+  NotFoundError,
+  usageOf,
+  WIRE_VERSION,
+  type BatchItem,
+  type BatchOutputLine,
+  type BatchRecord,
+  type GenerationJob,
+} from '@bamba/shared';
+
+export interface BatchItemDeps {
+  redis: RegionRedis;
+  keys: RegionKeys;
+  producer: JobProducer;
+  registry: NodeRegistry;
+}
+
+export type ItemOutcome =
+  /** Finished (well or not): this output line goes to the output or the error file. */
+  | { kind: 'result'; line: BatchOutputLine; outcome: 'completed' | 'failed'; completionTokens: number }
+  /** Taken back before it started (the batch was cancelled or expired). */
+  | { kind: 'withdrawn' }
+  /** This process is stopping: the request is left as it is, for the next run to follow. */
+  | { kind: 'stopped' };
+
+/** The generation job's id: the batch and the input line (also the token stream's name). */
+export function itemRequestId(batchId: string, line: number): string {
+  return `${batchId}-${line}`;
+}
+
+/** The output line's own id, in OpenAI's `batch_req_…` form. */
+function outputLineId(batchId: string, line: number): string {
+  return `batch_req_${batchId.slice('batch_'.length)}_${line}`;
+}
+
+function failureLine(batch: BatchRecord, item: BatchItem, error: unknown): ItemOutcome {
+  const wire = errorToWire(error);
+  return {
+    kind: 'result',
+    outcome: 'failed',
+    completionTokens: 0,
+    line: {
+      id: outputLineId(batch.id, item.line),
+      custom_id: item.customId,
+      response: { status_code: wire.status, request_id: itemRequestId(batch.id, item.line), body: { error: { message: wire.message, type: wire.type, param: wire.param, code: wire.code } } },
+      error: null,
+    },
+  };
+}
+
+const NO_NODE_POLL_MS = 1000;
+
+/**
+ * Run one request. `withdrawn` aborts when the batch stops taking requests (cancel, expiry): a
+ * request still waiting in the queue is taken back, one already running finishes. `stopping`
+ * aborts when this process stops.
+ */
+export async function runBatchItem(deps: BatchItemDeps, batch: BatchRecord, item: BatchItem, withdrawn: AbortSignal, stopping: AbortSignal): Promise<ItemOutcome> {
+  const requestId = itemRequestId(batch.id, item.line);
+  // Which model serves it, and its context: as the gateway's admission decides it.
+  let model: { id: string; contextSize: number } | undefined;
+  for (;;) {
+    if (stopping.aborted) return { kind: 'stopped' };
+    if (withdrawn.aborted) return { kind: 'withdrawn' };
+    const nodes = await deps.registry.liveNodes();
+    model = nodes.flatMap((node) => node.models).find((served) => served.id === item.request.model);
+    if (model) break;
+    if (nodes.length > 0) {
+      const known = [...new Set(nodes.flatMap((node) => node.models.map((served) => served.id)))].join(', ');
+      return failureLine(batch, item, new NotFoundError(`model '${item.request.model}' does not exist; available: ${known}`, { param: 'model', code: 'model_not_found' }));
+    }
+    await new Promise((resolve) => setTimeout(resolve, NO_NODE_POLL_MS)); // no gpu-node yet: wait, do not fail the batch
+  }
+  let request;
+  try {
+    request = fitMaxTokens(item.request, model);
+  } catch (error) {
+    return failureLine(batch, item, error);
+  }
+  const job: GenerationJob = {
+    v: WIRE_VERSION,
+    requestId,
+    tenant: batch.tenant,
+    model: request.model,
+    input: request.input,
+    params: request.params,
+    priority: 'batch',
+    relayGroup: batch.id,
+    deadlineAtMs: batch.expiresAtMs,
+    enqueuedAtMs: Date.now(),
+  };
+  // Queued again after a restart, this adds nothing while BullMQ still has the job.
+  await deps.producer.submit(job);
+
+  const follow = new AbortController();
+  const stop = () => follow.abort();
+  stopping.addEventListener('abort', stop, { once: true });
+  const onWithdraw = () => {
+    void deps.producer.withdraw(requestId).then((taken) => { if (taken) follow.abort(); }, () => {});
+  };
+  withdrawn.addEventListener('abort', onWithdraw, { once: true });
+  if (withdrawn.aborted) onWithdraw();
+  try {
+    let text = '';
+    for await (const piece of answerOf(followRequestStream(deps.redis, deps.keys, batch.id, requestId, batch.expiresAtMs, follow.signal), () => true)) {
+      if (piece.kind === 'restart') text = '';
+      else if (piece.kind === 'text') text += piece.text;
+      else if (piece.kind === 'end') {
+        const identity = { id: requestId, created: Math.floor(Date.now() / 1000), model: request.model };
+        const body = completeResponse(request, identity, text, piece.finishReason, usageOf(piece.promptTokens, piece.completionTokens, piece.cachedTokens));
+        return {
+          kind: 'result',
+          outcome: 'completed',
+          completionTokens: piece.completionTokens,
+          line: { id: outputLineId(batch.id, item.line), custom_id: item.customId, response: { status_code: 200, request_id: requestId, body }, error: null },
+        };
+      }
+    }
+    return stopping.aborted ? { kind: 'stopped' } : { kind: 'withdrawn' };
+  } catch (error) {
+    if (stopping.aborted) return { kind: 'stopped' };
+    if (follow.signal.aborted) return { kind: 'withdrawn' };
+    // Past the batch's window: it expires, and this request with it (written as batch_expired).
+    if (error instanceof DeadlineExceededError) return { kind: 'withdrawn' };
+    if (error instanceof BambaError) return failureLine(batch, item, error);
+    throw error;
+  } finally {
+    stopping.removeEventListener('abort', stop);
+    withdrawn.removeEventListener('abort', onWithdraw);
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * Runs one batch from wherever it stands: checks its input file line by line (again on every
+ * run: the file does not change, so the verdicts do not either), moves it to `in_progress`,
+ * runs the requests that have no recorded result yet (at most as many at once as the in-flight
+ * limit allows), and finalizes it: the output and error files in input order, then the final
+ * status, in that order, so a crash anywhere is repaired by running it again.
+ * A cancel or the end of the window stops new requests; queued ones are taken back, running ones
+ * finish; the requests that never ran are written to the error file as cancelled or expired.
+ */
+import { batchFileId, type BatchStore, type FileStore } from '@bamba/region';
+import {
+  checkBatchLine,
+  isRequestLine,
+  MAX_BATCH_REQUESTS,
+  unrunLine,
+  type BatchItem,
+  type BatchLineError,
+  type BatchOutputLine,
+  type BatchRecord,
+  type ValidationDefaults,
+} from '@bamba/shared';
+import { runBatchItem, type BatchItemDeps } from './batch-item.js';
+import type { InFlightLimit } from './in-flight-limit.js';
+
+export interface BatchRunnerDeps extends BatchItemDeps {
+  batches: BatchStore;
+  files: FileStore;
+  defaults: ValidationDefaults;
+  inFlight: InFlightLimit;
+  log: (line: string) => void;
+  /** Told about each finished request (for metrics). */
+  onResult?: (outcome: 'completed' | 'failed', completionTokens: number) => void;
+}
+
+/** Invalid lines kept on the batch record (all of them are in the error file). */
+const ERRORS_ON_RECORD = 100;
+/** How often a running batch looks at its own status (cancel) and the clock (expiry). */
+const STATUS_CHECK_MS = 500;
+
+interface CheckedInput {
+  items: BatchItem[];
+  invalid: Array<{ error: BatchLineError; customId: string | null }>;
+  total: number;
+}
+
+function checkInput(content: Buffer, batch: BatchRecord, defaults: ValidationDefaults): CheckedInput | BatchLineError {
+  const lines = content.toString('utf8').split('\n');
+  const requestLines = lines.filter(isRequestLine).length;
+  if (requestLines === 0) return { code: 'empty_file', message: 'the input file holds no requests', param: 'input_file_id', line: null };
+  // Cheap count before the heavy checks.
+  if (requestLines > MAX_BATCH_REQUESTS) return { code: 'too_many_requests', message: `a batch holds at most ${MAX_BATCH_REQUESTS} requests; the file has ${requestLines}`, param: 'input_file_id', line: null };
+  const seen = new Set<string>();
+  const checked: CheckedInput = { items: [], invalid: [], total: requestLines };
+  lines.forEach((text, index) => {
+    if (!isRequestLine(text)) return;
+    const verdict = checkBatchLine(text, index + 1, batch.endpoint, seen, defaults);
+    if ('error' in verdict) checked.invalid.push(verdict);
+    else checked.items.push(verdict);
+  });
+  return checked;
+}
+
+const FINISHED = new Set(['completed', 'failed', 'expired', 'cancelled']);
+
+export async function runBatch(deps: BatchRunnerDeps, job: { batchId: string; tenant: string }, stopping: AbortSignal): Promise<void> {
+  const { batches } = deps;
+  const { tenant } = job;
+  let batch = await batches.get(tenant, job.batchId);
+  if (!batch || FINISHED.has(batch.status)) return;
+
+  const content = await deps.files.content(tenant, batch.inputFileId);
+  const checked = content ? checkInput(content, batch, deps.defaults) : { code: 'input_file_missing', message: `input file ${batch.inputFileId} no longer exists`, param: 'input_file_id', line: null };
+  if (!('items' in checked)) {
+    deps.log(`batch ${batch.id} failed: ${checked.message}`);
+    await batches.advance(tenant, batch.id, 'failed', ['validating', 'in_progress', 'cancelling'], { errors: JSON.stringify([checked]) });
+    return;
+  }
+  if (batch.status === 'validating') {
+    await batches.markInProgress(tenant, batch.id, checked.total, checked.invalid.length, checked.invalid.slice(0, ERRORS_ON_RECORD).map((entry) => entry.error));
+    deps.log(`batch ${batch.id}: ${checked.items.length} requests to run, ${checked.invalid.length} invalid lines`);
+  }
+
+  // Stop taking requests on a cancel or at the end of the window.
+  const withdraw = new AbortController();
+  let stopReason: 'cancelled' | 'expired' | null = null;
+  const checkStatus = async () => {
+    if (withdraw.signal.aborted) return;
+    const now = await batches.get(tenant, job.batchId).catch(() => null);
+    if (now?.status === 'cancelling' || (now && FINISHED.has(now.status))) stopReason = 'cancelled';
+    else if (Date.now() >= (now ?? batch!).expiresAtMs) stopReason = 'expired';
+    if (stopReason) withdraw.abort();
+  };
+  await checkStatus();
+  const ticker = setInterval(() => void checkStatus(), STATUS_CHECK_MS);
+  try {
+    if (!withdraw.signal.aborted) await runItems(deps, batch, checked.items, withdraw.signal, stopping);
+  } finally {
+    clearInterval(ticker);
+  }
+  if (stopping.aborted) return; // the next run carries on
+
+  batch = await batches.get(tenant, job.batchId);
+  if (!batch) return;
+  if (batch.status === 'cancelling') stopReason = 'cancelled';
+  await finalize(deps, batch, checked, stopReason);
+}
+
+async function runItems(deps: BatchRunnerDeps, batch: BatchRecord, items: BatchItem[], withdrawn: AbortSignal, stopping: AbortSignal): Promise<void> {
+  const done = await deps.batches.results(batch.tenant, batch.id);
+  const pending = items.filter((item) => !done.has(item.line));
+  const running = new Set<Promise<void>>();
+  const either = AbortSignal.any([withdrawn, stopping]);
+  let failure: unknown = null;
+  for (const item of pending) {
+    const release = await deps.inFlight.acquire(either);
+    if (!release || failure) {
+      release?.();
+      break;
+    }
+    const run = (async () => {
+      try {
+        const outcome = await runBatchItem(deps, batch, item, withdrawn, stopping);
+        if (outcome.kind !== 'result') return;
+        if (await deps.batches.recordResult(batch.tenant, batch.id, item.line, JSON.stringify(outcome.line), outcome.outcome)) {
+          deps.onResult?.(outcome.outcome, outcome.completionTokens);
+        }
+      } catch (error) {
+        failure ??= error;
+      } finally {
+        release();
+      }
+    })();
+    running.add(run);
+    void run.finally(() => running.delete(run));
+  }
+  await Promise.all(running);
+  if (failure) throw failure; // Redis went away, say: the batch runs again and carries on
+}
+
+async function finalize(deps: BatchRunnerDeps, batch: BatchRecord, checked: CheckedInput, stopReason: 'cancelled' | 'expired' | null): Promise<void> {
+  const { batches, files } = deps;
+  // A batch that ran to its end is `finalizing` while its files are written; a cancelled one
+  // stays `cancelling`, an expiring one `in_progress`, until their final status. Running this
+  // again after a crash writes the same files again (their ids come from the batch).
+  if (!stopReason && batch.status !== 'finalizing' && !(await batches.advance(batch.tenant, batch.id, 'finalizing', ['in_progress']))) return;
+  const results = await batches.results(batch.tenant, batch.id);
+  const output: BatchOutputLine[] = [];
+  const errors: BatchOutputLine[] = [];
+  let completed = 0;
+  const byLine = new Map<number, () => void>();
+  for (const entry of checked.invalid) {
+    byLine.set(entry.error.line!, () => errors.push({ id: `batch_req_${batch.id.slice('batch_'.length)}_${entry.error.line}`, custom_id: entry.customId, response: null, error: { code: entry.error.code, message: entry.error.message, line: entry.error.line! } }));
+  }
+  for (const item of checked.items) {
+    byLine.set(item.line, () => {
+      const recorded = results.get(item.line);
+      if (!recorded) {
+        errors.push(unrunLine(`batch_req_${batch.id.slice('batch_'.length)}_${item.line}`, item.customId, stopReason === 'expired' ? 'batch_expired' : 'batch_cancelled'));
+        return;
+      }
+      const line = JSON.parse(recorded) as BatchOutputLine;
+      if (line.response?.status_code === 200) {
+        output.push(line);
+        completed++;
+      } else {
+        errors.push(line);
+      }
+    });
+  }
+  for (const line of [...byLine.keys()].sort((left, right) => left - right)) byLine.get(line)!();
+
+  const write = async (kind: 'output' | 'error', lines: BatchOutputLine[]) => {
+    if (lines.length === 0) return '';
+    const content = Buffer.from(lines.map((line) => JSON.stringify(line)).join('\n') + '\n');
+    const file = await files.put(batch.tenant, { id: batchFileId(batch.id, kind), filename: `${batch.id}_${kind}.jsonl`, purpose: 'batch_output', content });
+    return file.id;
+  };
+  const outputFileId = await write('output', output);
+  const errorFileId = await write('error', errors);
+  const status = stopReason ?? 'completed';
+  await batches.advance(batch.tenant, batch.id, status, stopReason ? ['in_progress', 'cancelling', 'finalizing'] : ['finalizing'], {
+    outputFileId,
+    errorFileId,
+    total: String(checked.total), // a batch cancelled while validating was never counted
+    completed: String(completed),
+    failed: String(checked.total - completed),
+  }, true);
+  deps.log(`batch ${batch.id} ${status}: ${completed} completed, ${checked.total - completed} failed`);
+}

@@ -1,0 +1,57 @@
+/**
+ * The workers process's configuration, read once from the environment: where the region is,
+ * where files live, the request defaults (the gateway's, so a batch request runs as it would
+ * interactively), and how much batch work runs at once.
+ */
+import { filesEnvShape, parseEnvironment, regionConfigFrom, regionEnvShape, type RegionConfig } from '@bamba/region';
+import { requestDefaultsEnvShape } from '@bamba/shared';
+import { z } from 'zod';
+
+const positiveInt = z.coerce.number().int().positive();
+
+const schema = z.object({
+  ...regionEnvShape,
+  ...filesEnvShape,
+  ...requestDefaultsEnvShape,
+  BAMBA_BATCH_CONCURRENCY: positiveInt.default(4),
+  BAMBA_BATCH_MAX_IN_FLIGHT: z.coerce.number().int().min(0).default(0),
+  BAMBA_BATCH_LOCK_DURATION_MS: positiveInt.default(30_000),
+  BAMBA_BATCH_STALLED_INTERVAL_MS: positiveInt.default(15_000),
+  BAMBA_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+/** Every environment variable `bamba workers` reads (each is also a flag). */
+export const WORKERS_ENV_VARIABLES: readonly string[] = Object.keys(schema.shape);
+
+export interface WorkersConfig {
+  region: RegionConfig;
+  filesDir: string;
+  defaultMaxTokens: number;
+  maxMessages: number;
+  /** Batches this process runs at once. */
+  batchConcurrency: number;
+  /**
+   * Batch requests queued or running at once, over all batches of this process; 0: as many as
+   * the live gpu-nodes have slots (so an interactive request waits for at most one batch request
+   * per slot).
+   */
+  batchMaxInFlight: number;
+  batchLockDurationMs: number;
+  batchStalledIntervalMs: number;
+  logLevel: string;
+}
+
+export function parseWorkersConfig(env: Record<string, string | undefined>): WorkersConfig {
+  const values = parseEnvironment(schema, env);
+  return {
+    region: regionConfigFrom(values),
+    filesDir: values.BAMBA_FILES_DIR,
+    defaultMaxTokens: values.BAMBA_DEFAULT_MAX_TOKENS,
+    maxMessages: values.BAMBA_MAX_MESSAGES,
+    batchConcurrency: values.BAMBA_BATCH_CONCURRENCY,
+    batchMaxInFlight: values.BAMBA_BATCH_MAX_IN_FLIGHT,
+    batchLockDurationMs: values.BAMBA_BATCH_LOCK_DURATION_MS,
+    batchStalledIntervalMs: values.BAMBA_BATCH_STALLED_INTERVAL_MS,
+    logLevel: values.BAMBA_LOG_LEVEL,
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * The workers process of a region: GPU-less, it runs the region's batches (and, later, the
+ * other background work: replication, moves, expiry) from BullMQ queues. Wiring only; the work
+ * is in the runners.
+ */
+import { resolve } from 'node:path';
+import { BatchStore, connectRedis, FileStore, JobProducer, NodeRegistry, regionKeys, startBatchWorker } from '@bamba/region';
+import type { WorkersConfig } from './config.js';
+import { runBatch } from './batch-runner.js';
+import { InFlightLimit } from './in-flight-limit.js';
+
+export interface RunningWorkers {
+  /** Stop taking work; running batches stop where they are and carry on in the next process. */
+  stop(): Promise<void>;
+}
+
+/** Live slots are read at most this often for the in-flight limit. */
+const SLOTS_MAX_AGE_MS = 1000;
+
+export async function startWorkers(config: WorkersConfig, log: (line: string) => void): Promise<RunningWorkers> {
+  const keys = regionKeys(config.region.prefix, config.region.region);
+  const redis = connectRedis(config.region.redis, { role: 'workers', mode: 'queue' });
+  const producer = new JobProducer(redis, keys, 3);
+  const registry = new NodeRegistry(redis, keys);
+  let slots = { count: 1, readAtMs: 0 };
+  const inFlight = new InFlightLimit(async () => {
+    if (config.batchMaxInFlight > 0) return config.batchMaxInFlight;
+    if (Date.now() - slots.readAtMs > SLOTS_MAX_AGE_MS) {
+      const nodes = await registry.liveNodes().catch(() => []);
+      slots = { count: nodes.filter((node) => node.accepting).reduce((sum, node) => sum + node.slots, 0), readAtMs: Date.now() };
+    }
+    return slots.count;
+  });
+  const deps = {
+    redis,
+    keys,
+    producer,
+    registry,
+    batches: new BatchStore(redis, keys),
+    files: new FileStore(redis, keys, resolve(config.filesDir)),
+    defaults: { maxTokens: config.defaultMaxTokens, maxMessages: config.maxMessages, randomSeed: () => Math.floor(Math.random() * 2 ** 31) },
+    inFlight,
+    log,
+  };
+  const worker = startBatchWorker(redis, keys, (job, signal) => runBatch(deps, job, signal), {
+    concurrency: config.batchConcurrency,
+    lockDurationMs: config.batchLockDurationMs,
+    stalledIntervalMs: config.batchStalledIntervalMs,
+    onError: (error) => log(`batch run stopped: ${error instanceof Error ? error.message : String(error)} (it runs again)`),
+  });
+  log(`running batches (${config.batchConcurrency} at once)`);
+  return {
+    async stop() {
+      await worker.close();
+      await producer.close();
+      redis.disconnect();
+    },
+  };
+}
