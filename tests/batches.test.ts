@@ -82,4 +82,74 @@ describe('batches', () => {
     const errors = await outputLines(batch.error_file_id);
     expect(errors.map((line) => [line.custom_id, line.error.line, line.error.code])).toEqual([[null, 2, 'invalid_json'], ['wrong-url', 4, 'invalid_url'], ['q0', 5, 'duplicate_custom_id'], ['bad-body', 7, 'invalid_value']]);
   });
+
+  it('cancels: queued requests are taken back, running ones finish, every request is in one file once', async () => {
+    const lines = Array.from({ length: 48 }, (_, index) => requestLine(`c${index}`, { ...chatBody(index), max_tokens: 48 }));
+    const created = await client.batches.create({ input_file_id: (await uploadLines(lines)).id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    await waitForBatch(created.id, (batch) => batch.request_counts!.completed > 0);
+    const cancelling = await client.batches.cancel(created.id);
+    expect(['cancelling', 'cancelled']).toContain(cancelling.status);
+    const batch = await waitForBatch(created.id, finished);
+    expect(batch.status).toBe('cancelled');
+    expect(batch.cancelled_at).not.toBeNull();
+    const output = await outputLines(batch.output_file_id);
+    const errors = await outputLines(batch.error_file_id);
+    expect(output.length).toBeGreaterThan(0);
+    expect(errors.length).toBeGreaterThan(0); // the batch stopped before its end
+    expect(errors.every((line) => line.error.code === 'batch_cancelled')).toBe(true);
+    expect([...output, ...errors].map((line) => line.custom_id).sort()).toEqual(lines.map((_, index) => `c${index}`).sort());
+    expect(batch.request_counts).toEqual({ total: 48, completed: output.length, failed: errors.length });
+    // Cancelling again changes nothing.
+    expect(await client.batches.cancel(created.id)).toEqual(batch);
+  });
+
+  it('lists batches newest first, page by page, and keeps tenants apart', async () => {
+    const input = await uploadLines([requestLine('only', chatBody(0))]);
+    const made: string[] = [];
+    for (let index = 0; index < 3; index++) made.push((await client.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h' })).id);
+    const page = await client.batches.list({ limit: 2 });
+    expect(page.data.map((batch) => batch.id)).toEqual([made[2], made[1]]);
+    expect(page.has_more).toBe(true);
+    const next = await client.batches.list({ limit: 2, after: made[1] });
+    expect(next.data[0]!.id).toBe(made[0]);
+
+    await expect(other.batches.retrieve(made[0]!)).rejects.toMatchObject({ status: 404 });
+    await expect(other.batches.cancel(made[0]!)).rejects.toMatchObject({ status: 404 });
+    await expect(other.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h' })).rejects.toMatchObject({ status: 400, param: 'input_file_id' });
+    expect((await other.batches.list()).data).toEqual([]);
+    for (const id of made) await waitForBatch(id, finished);
+    // A completed batch cannot be cancelled.
+    await expect(client.batches.cancel(made[0]!)).rejects.toMatchObject({ status: 400, code: 'batch_not_cancellable' });
+  });
+
+  it('refuses bad create requests with 400 naming the field', async () => {
+    const input = await uploadLines([requestLine('x', chatBody(0))]);
+    await expect(client.batches.create({ input_file_id: input.id, endpoint: '/v1/embeddings' as '/v1/chat/completions', completion_window: '24h' })).rejects.toMatchObject({ status: 400, param: 'endpoint' });
+    await expect(client.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '48h' as '24h' })).rejects.toMatchObject({ status: 400, param: 'completion_window' });
+    await expect(client.batches.create({ input_file_id: 'file-nope', endpoint: '/v1/chat/completions', completion_window: '24h' })).rejects.toMatchObject({ status: 400, param: 'input_file_id' });
+    await expect(client.batches.retrieve('batch_nope')).rejects.toMatchObject({ status: 404 });
+  });
+
+  it('loses and duplicates nothing when the gpu-node and the workers process are killed mid-batch', async () => {
+    const count = 40;
+    const lines = Array.from({ length: count }, (_, index) => requestLine(`k${index}`, { ...chatBody(index), max_tokens: 32 }));
+    const created = await client.batches.create({ input_file_id: (await uploadLines(lines)).id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    await waitForBatch(created.id, (batch) => batch.request_counts!.completed >= 5);
+    stack.nodes.get('node-0')!.kill('SIGKILL');
+    await stack.stopWorkers('workers-0', 'SIGKILL');
+    const during = await client.batches.retrieve(created.id);
+    expect(during.status).toBe('in_progress'); // both died mid-batch
+    expect(during.request_counts!.completed).toBeLessThan(count);
+    await stack.startNode('node-1');
+    await stack.startWorkers('workers-1');
+    const batch = await waitForBatch(created.id, finished, 180_000);
+    expect(batch.status).toBe('completed');
+    expect(batch.request_counts).toEqual({ total: count, completed: count, failed: 0 });
+    const output = await outputLines(batch.output_file_id);
+    expect(output.map((line) => line.custom_id)).toEqual(lines.map((_, index) => `k${index}`)); // each once, in input order
+    for (const index of [0, Math.floor(count / 2), count - 1]) {
+      const interactive = await client.chat.completions.create({ ...chatBody(index), max_tokens: 32 } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+      expect(output[index]!.response.body.choices[0].message.content).toBe(interactive.choices[0]!.message.content);
+    }
+  });
 });
