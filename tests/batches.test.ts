@@ -83,6 +83,26 @@ describe('batches', () => {
     expect(errors.map((line) => [line.custom_id, line.error.line, line.error.code])).toEqual([[null, 2, 'invalid_json'], ['wrong-url', 4, 'invalid_url'], ['q0', 5, 'duplicate_custom_id'], ['bad-body', 7, 'invalid_value']]);
   });
 
+  it('evaluates a prefix its requests share once: each resumes from it, answering as interactively', async () => {
+    const shared = [
+      { role: 'system', content: 'You are a careful assistant. Answer in one short line.' },
+      { role: 'user', content: 'Example question about hybrids?' },
+      { role: 'assistant', content: 'Example answer about hybrids.' },
+    ];
+    const body = (index: number) => ({ model: MODEL_ID, messages: [...shared, { role: 'user', content: `Real question ${index}?` }], max_tokens: 10, temperature: 0 });
+    const lines = Array.from({ length: 6 }, (_, index) => requestLine(`s${index}`, body(index)));
+    const created = await client.batches.create({ input_file_id: (await uploadLines(lines)).id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    const batch = await waitForBatch(created.id, finished);
+    expect(batch.status).toBe('completed');
+    const output = await outputLines(batch.output_file_id);
+    const cached = output.map((line) => line.response.body.usage.prompt_tokens_details.cached_tokens as number);
+    expect(cached[0]).toBeGreaterThan(0);
+    expect(new Set(cached).size).toBe(1); // every request resumed from the same shared boundary
+    expect(cached[0]).toBeLessThan(output[0]!.response.body.usage.prompt_tokens);
+    const interactive = await client.chat.completions.create(body(3) as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    expect(output[3]!.response.body.choices[0].message.content).toBe(interactive.choices[0]!.message.content);
+  });
+
   it('cancels: queued requests are taken back, running ones finish, every request is in one file once', async () => {
     const lines = Array.from({ length: 48 }, (_, index) => requestLine(`c${index}`, { ...chatBody(index), max_tokens: 48 }));
     const created = await client.batches.create({ input_file_id: (await uploadLines(lines)).id, endpoint: '/v1/chat/completions', completion_window: '24h' });

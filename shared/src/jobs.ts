@@ -76,6 +76,12 @@ export const generationJobSchema = z.object({
   attemptOffset: z.number().int().min(0).optional(),
   /** Set for a turn of a server-side session: `input` then holds only the new messages. */
   session: sessionTurnSchema.optional(),
+  /**
+   * Prefill only (chat input, no session): evaluate the messages up to the end of the last one
+   * and save the state there as a prefix-cache entry; generate nothing. A batch seeds the prefix
+   * its requests share this way, so each of them resumes from it instead of evaluating it again.
+   */
+  prefillOnly: z.literal(true).optional(),
 });
 
 export type GenerationJob = z.infer<typeof generationJobSchema>;
@@ -90,3 +96,11 @@ export function parseGenerationJob(value: unknown): GenerationJob {
  * relay group of the reader that will wait for its events.
  */
 export type GenerationJobDraft = Omit<GenerationJob, 'v' | 'relayGroup'>;
+
+/**
+ * Message boundaries a chat request probes for a cached state, counted back from its last
+ * message: a client that re-sends its history resumes from the end of its previous turn (one
+ * message back) or a few more; probing every boundary of a long conversation would cost work for
+ * each of its messages. A batch seeds shared prefixes only within this reach.
+ */
+export const PROBED_MESSAGE_BOUNDARIES = 8;

@@ -21,6 +21,7 @@ import {
   type BatchRecord,
   type GenerationJob,
 } from '@bamba/shared';
+import type { SharedPrefix } from './shared-prefixes.js';
 
 export interface BatchItemDeps {
   redis: RegionRedis;
@@ -65,26 +66,55 @@ function failureLine(batch: BatchRecord, item: BatchItem, error: unknown): ItemO
 const NO_NODE_POLL_MS = 1000;
 
 /**
+ * The model a request names, as the live gpu-nodes serve it (its context decides max_tokens), as
+ * the gateway's admission finds it; null when stopped or withdrawn while no gpu-node is alive.
+ */
+async function servedModel(deps: BatchItemDeps, modelId: string, withdrawn: AbortSignal, stopping: AbortSignal): Promise<{ id: string; contextSize: number } | NotFoundError | null> {
+  for (;;) {
+    if (stopping.aborted || withdrawn.aborted) return null;
+    const nodes = await deps.registry.liveNodes();
+    const model = nodes.flatMap((node) => node.models).find((served) => served.id === modelId);
+    if (model) return model;
+    if (nodes.length > 0) {
+      const known = [...new Set(nodes.flatMap((node) => node.models.map((served) => served.id)))].join(', ');
+      return new NotFoundError(`model '${modelId}' does not exist; available: ${known}`, { param: 'model', code: 'model_not_found' });
+    }
+    await new Promise((resolve) => setTimeout(resolve, NO_NODE_POLL_MS)); // no gpu-node yet: wait, do not fail the batch
+  }
+}
+
+/**
+ * Seed a prefix the batch's requests share: a prefill-only job that saves the state at its end
+ * in the prefix cache. Best effort: when it fails, the requests evaluate the prefix themselves.
+ * Resolves once the state is saved (or seeding gave up).
+ */
+export async function seedSharedPrefix(deps: BatchItemDeps, batch: BatchRecord, prefix: SharedPrefix, index: number, withdrawn: AbortSignal, stopping: AbortSignal): Promise<void> {
+  const model = await servedModel(deps, prefix.model, withdrawn, stopping);
+  if (!model || model instanceof NotFoundError) return;
+  const requestId = `${batch.id}-p${index}`;
+  await deps.producer.submit({
+    v: WIRE_VERSION, requestId, tenant: batch.tenant, model: model.id, input: { kind: 'chat', messages: prefix.messages },
+    params: { temperature: 0, topP: 1, topK: 0, maxTokens: 1, seed: 0, stop: [] }, priority: 'batch', relayGroup: batch.id,
+    deadlineAtMs: batch.expiresAtMs, enqueuedAtMs: Date.now(), prefillOnly: true,
+  });
+  const follow = AbortSignal.any([withdrawn, stopping]);
+  try {
+    for await (const piece of answerOf(followRequestStream(deps.redis, deps.keys, batch.id, requestId, batch.expiresAtMs, follow), () => true)) {
+      if (piece.kind === 'end') return;
+    }
+  } catch { /* the requests evaluate the prefix themselves */ }
+}
+
+/**
  * Run one request. `withdrawn` aborts when the batch stops taking requests (cancel, expiry): a
  * request still waiting in the queue is taken back, one already running finishes. `stopping`
  * aborts when this process stops.
  */
 export async function runBatchItem(deps: BatchItemDeps, batch: BatchRecord, item: BatchItem, withdrawn: AbortSignal, stopping: AbortSignal): Promise<ItemOutcome> {
   const requestId = itemRequestId(batch.id, item.line);
-  // Which model serves it, and its context: as the gateway's admission decides it.
-  let model: { id: string; contextSize: number } | undefined;
-  for (;;) {
-    if (stopping.aborted) return { kind: 'stopped' };
-    if (withdrawn.aborted) return { kind: 'withdrawn' };
-    const nodes = await deps.registry.liveNodes();
-    model = nodes.flatMap((node) => node.models).find((served) => served.id === item.request.model);
-    if (model) break;
-    if (nodes.length > 0) {
-      const known = [...new Set(nodes.flatMap((node) => node.models.map((served) => served.id)))].join(', ');
-      return failureLine(batch, item, new NotFoundError(`model '${item.request.model}' does not exist; available: ${known}`, { param: 'model', code: 'model_not_found' }));
-    }
-    await new Promise((resolve) => setTimeout(resolve, NO_NODE_POLL_MS)); // no gpu-node yet: wait, do not fail the batch
-  }
+  const model = await servedModel(deps, item.request.model, withdrawn, stopping);
+  if (!model) return stopping.aborted ? { kind: 'stopped' } : { kind: 'withdrawn' };
+  if (model instanceof NotFoundError) return failureLine(batch, item, model);
   let request;
   try {
     request = fitMaxTokens(item.request, model);

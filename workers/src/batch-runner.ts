@@ -19,7 +19,8 @@ import {
   type BatchRecord,
   type ValidationDefaults,
 } from '@bamba/shared';
-import { runBatchItem, type BatchItemDeps } from './batch-item.js';
+import { runBatchItem, seedSharedPrefix, type BatchItemDeps } from './batch-item.js';
+import { sharedPrefixes } from './shared-prefixes.js';
 import type { InFlightLimit } from './in-flight-limit.js';
 
 export interface BatchRunnerDeps extends BatchItemDeps {
@@ -27,6 +28,8 @@ export interface BatchRunnerDeps extends BatchItemDeps {
   files: FileStore;
   defaults: ValidationDefaults;
   inFlight: InFlightLimit;
+  /** Seed the prefixes requests share, so each is evaluated once (`BAMBA_BATCH_SHARED_PREFIXES`). */
+  sharePrefixes: boolean;
   log: (line: string) => void;
   /** Told about each finished request (for metrics). */
   onResult?: (outcome: 'completed' | 'failed', completionTokens: number) => void;
@@ -105,36 +108,40 @@ export async function runBatch(deps: BatchRunnerDeps, job: { batchId: string; te
   await finalize(deps, batch, checked, stopReason);
 }
 
-async function runItems(deps: BatchRunnerDeps, batch: BatchRecord, items: BatchItem[], withdrawn: AbortSignal, stopping: AbortSignal): Promise<void> {
-  const done = await deps.batches.results(batch.tenant, batch.id);
-  const pending = items.filter((item) => !done.has(item.line));
+/** Run `task` for each entry, as many at once as the in-flight limit allows; stops taking new ones when `either` aborts. */
+async function inParallel<T>(deps: BatchRunnerDeps, entries: readonly T[], either: AbortSignal, task: (entry: T, index: number) => Promise<void>): Promise<void> {
   const running = new Set<Promise<void>>();
-  const either = AbortSignal.any([withdrawn, stopping]);
   let failure: unknown = null;
-  for (const item of pending) {
+  for (const [index, entry] of entries.entries()) {
     const release = await deps.inFlight.acquire(either);
     if (!release || failure) {
       release?.();
       break;
     }
-    const run = (async () => {
-      try {
-        const outcome = await runBatchItem(deps, batch, item, withdrawn, stopping);
-        if (outcome.kind !== 'result') return;
-        if (await deps.batches.recordResult(batch.tenant, batch.id, item.line, JSON.stringify(outcome.line), outcome.outcome)) {
-          deps.onResult?.(outcome.outcome, outcome.completionTokens);
-        }
-      } catch (error) {
-        failure ??= error;
-      } finally {
-        release();
-      }
-    })();
+    const run = task(entry, index).catch((error: unknown) => { failure ??= error; }).finally(release);
     running.add(run);
     void run.finally(() => running.delete(run));
   }
   await Promise.all(running);
   if (failure) throw failure; // Redis went away, say: the batch runs again and carries on
+}
+
+async function runItems(deps: BatchRunnerDeps, batch: BatchRecord, items: BatchItem[], withdrawn: AbortSignal, stopping: AbortSignal): Promise<void> {
+  const done = await deps.batches.results(batch.tenant, batch.id);
+  const pending = items.filter((item) => !done.has(item.line));
+  const either = AbortSignal.any([withdrawn, stopping]);
+  if (deps.sharePrefixes) {
+    const prefixes = sharedPrefixes(pending);
+    if (prefixes.length > 0) deps.log(`batch ${batch.id}: seeding ${prefixes.length} shared prefixes for ${prefixes.reduce((sum, prefix) => sum + prefix.requests, 0)} requests`);
+    await inParallel(deps, prefixes, either, (prefix, index) => seedSharedPrefix(deps, batch, prefix, index, withdrawn, stopping));
+  }
+  await inParallel(deps, pending, either, async (item) => {
+    const outcome = await runBatchItem(deps, batch, item, withdrawn, stopping);
+    if (outcome.kind !== 'result') return;
+    if (await deps.batches.recordResult(batch.tenant, batch.id, item.line, JSON.stringify(outcome.line), outcome.outcome)) {
+      deps.onResult?.(outcome.outcome, outcome.completionTokens);
+    }
+  });
 }
 
 async function finalize(deps: BatchRunnerDeps, batch: BatchRecord, checked: CheckedInput, stopReason: 'cancelled' | 'expired' | null): Promise<void> {

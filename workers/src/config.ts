@@ -15,6 +15,7 @@ const schema = z.object({
   ...requestDefaultsEnvShape,
   BAMBA_BATCH_CONCURRENCY: positiveInt.default(4),
   BAMBA_BATCH_MAX_IN_FLIGHT: z.coerce.number().int().min(0).default(0),
+  BAMBA_BATCH_SHARED_PREFIXES: z.enum(['true', 'false', '1', '0']).transform((text) => text === 'true' || text === '1').default(true),
   BAMBA_BATCH_LOCK_DURATION_MS: positiveInt.default(30_000),
   BAMBA_BATCH_STALLED_INTERVAL_MS: positiveInt.default(15_000),
   BAMBA_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -36,6 +37,8 @@ export interface WorkersConfig {
    * per slot).
    */
   batchMaxInFlight: number;
+  /** Evaluate a prefix the requests share once, then resume each request from it. */
+  batchSharedPrefixes: boolean;
   batchLockDurationMs: number;
   batchStalledIntervalMs: number;
   logLevel: string;
@@ -50,6 +53,7 @@ export function parseWorkersConfig(env: Record<string, string | undefined>): Wor
     maxMessages: values.BAMBA_MAX_MESSAGES,
     batchConcurrency: values.BAMBA_BATCH_CONCURRENCY,
     batchMaxInFlight: values.BAMBA_BATCH_MAX_IN_FLIGHT,
+    batchSharedPrefixes: values.BAMBA_BATCH_SHARED_PREFIXES,
     batchLockDurationMs: values.BAMBA_BATCH_LOCK_DURATION_MS,
     batchStalledIntervalMs: values.BAMBA_BATCH_STALLED_INTERVAL_MS,
     logLevel: values.BAMBA_LOG_LEVEL,

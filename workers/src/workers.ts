@@ -40,6 +40,7 @@ export async function startWorkers(config: WorkersConfig, log: (line: string) =>
     files: new FileStore(redis, keys, resolve(config.filesDir)),
     defaults: { maxTokens: config.defaultMaxTokens, maxMessages: config.maxMessages, randomSeed: () => Math.floor(Math.random() * 2 ** 31) },
     inFlight,
+    sharePrefixes: config.batchSharedPrefixes,
     log,
   };
   const worker = startBatchWorker(redis, keys, (job, signal) => runBatch(deps, job, signal), {

@@ -5,7 +5,7 @@
  * state its source saved at that turn), else nothing (replay: every prompt token is evaluated). A missing, corrupt or
  * incompatible snapshot only costs time: it falls through to replay, never fails the request.
  */
-import { SnapshotRejectedError, type ChatMessage, type ResumePath, type SessionRecord } from '@bamba/shared';
+import { PROBED_MESSAGE_BOUNDARIES, SnapshotRejectedError, type ChatMessage, type ResumePath, type SessionRecord } from '@bamba/shared';
 import type { Slot } from '../engine/engine.js';
 import { tokenSequenceHash } from '../state/snapshot-codec.js';
 import { PendingSnapshots } from './pending-snapshots.js';
@@ -26,16 +26,10 @@ export interface ConversationState {
   promptTokens: number[];
 }
 
-/**
- * Turn boundaries probed for a cached snapshot: a client that re-sends its history resumes from
- * the end of its previous turn (one message back) or a few more; probing every boundary of a
- * long conversation would cost work for each of its messages.
- */
-const PROBED_BOUNDARIES = 8;
 
 /** Token sequences at recent message boundaries that the prompt extends, longest first. */
 export function boundaryPrefixes(deps: ServingDeps, messages: ChatMessage[], promptTokens: readonly number[]): number[][] {
-  return deps.engine.chatBoundaries(messages, PROBED_BOUNDARIES).filter((tokens) => tokens.length < promptTokens.length && isPrefix(tokens, promptTokens));
+  return deps.engine.chatBoundaries(messages, PROBED_MESSAGE_BOUNDARIES).filter((tokens) => tokens.length < promptTokens.length && isPrefix(tokens, promptTokens));
 }
 
 async function importSnapshot(deps: ServingDeps, slot: Slot, snapshotId: string, promptTokens: readonly number[]): Promise<boolean> {

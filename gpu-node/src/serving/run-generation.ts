@@ -16,6 +16,7 @@ import type { CommittedTurn, TokenEvents } from '@bamba/region';
 import { tokenSequenceHash } from '../state/snapshot-codec.js';
 import { PendingSnapshots } from './pending-snapshots.js';
 import { persistTurn, turnBoundary } from './persist-state.js';
+import { prefillPrefix } from './prefill-prefix.js';
 import { restoreState, type ConversationState } from './restore-state.js';
 import type { ServingDeps } from './serving-deps.js';
 
@@ -78,6 +79,15 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
     return { kind: 'rejected', error };
   };
   if (nowMs() > job.deadlineAtMs) return reject(new DeadlineExceededError('the request waited in the queue past its deadline'));
+  if (job.prefillOnly) {
+    try {
+      assertMayFit(deps, job.input.kind === 'chat' ? job.input.messages.map((message) => message.content) : [], 'messages');
+      return { kind: 'finished', completionTokens: await prefillPrefix(deps, job, events) };
+    } catch (error) {
+      if (error instanceof BambaError && !error.retryable) return reject(error);
+      throw error;
+    }
+  }
   let conversation: Conversation;
   try {
     conversation = await conversationOf(deps, job);
