@@ -5,6 +5,10 @@
  * run; cancel; list pagination; tenants apart; a gpu-node killed and the workers process killed
  * mid-batch lose no request and duplicate none.
  */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import OpenAI, { toFile } from 'openai';
 import type { Batch } from 'openai/resources/batches';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -171,5 +175,34 @@ describe('batches', () => {
       const interactive = await client.chat.completions.create({ ...chatBody(index), max_tokens: 32 } as OpenAI.ChatCompletionCreateParamsNonStreaming);
       expect(output[index]!.response.body.choices[0].message.content).toBe(interactive.choices[0]!.message.content);
     }
+  });
+
+  it('runs from the command line: bamba batch submit --wait, status, results --out', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'bamba-batch-cli-'));
+    const input = join(folder, 'requests.jsonl');
+    writeFileSync(input, [requestLine('cli-0', chatBody(0)), requestLine('cli-1', chatBody(1)), 'not json'].join('\n'));
+    // Asynchronously: the gateway answering it runs in this process.
+    const cli = (...args: string[]) => new Promise<{ status: number; stdout: string; stderr: string }>((done) => {
+      execFile(process.execPath, [resolve('cli/dist/main.js'), 'batch', ...args, '--url', stack.url, '--api-key', KEY_A], { encoding: 'utf8', timeout: 120_000 }, (error, stdout, stderr) => {
+        done({ status: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      });
+    });
+    const submitted = await cli('submit', input, '--wait');
+    expect(submitted.status, submitted.stderr).toBe(0);
+    const batchId = submitted.stdout.trim();
+    expect(batchId).toMatch(/^batch_[0-9a-f]{32}$/);
+    expect(submitted.stderr).toContain(`${batchId}: completed, 2 completed, 1 failed of 3`);
+    expect(submitted.stderr).toContain('line 3: invalid_json');
+    const status = await cli('status', batchId);
+    expect(JSON.parse(status.stdout)).toMatchObject({ id: batchId, status: 'completed' });
+    const out = join(folder, 'results.jsonl');
+    const errors = join(folder, 'errors.jsonl');
+    const results = await cli('results', batchId, '--out', out, '--errors', errors);
+    expect(results.status, results.stderr).toBe(0);
+    expect(readFileSync(out, 'utf8').trim().split('\n').map((line) => JSON.parse(line).custom_id)).toEqual(['cli-0', 'cli-1']);
+    expect(JSON.parse(readFileSync(errors, 'utf8')).error.line).toBe(3);
+    const missing = await cli('status', 'batch_nope');
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toContain('404');
   });
 });

@@ -2,6 +2,7 @@
  * `bamba`: one command line for the whole project. Each subcommand lives in its own file and
  * calls into the package that owns the work.
  */
+import { runBatchCommand } from './commands/batch.js';
 import { runGatewayCommand } from './commands/gateway.js';
 import { runGpuNodeCommand } from './commands/gpu-node.js';
 import { runModelCommand } from './commands/model.js';
@@ -15,6 +16,7 @@ commands:
   gateway      the HTTP gateway of a region (environment: see README)
   gpu-node     a worker node running the engine (environment: see README)
   workers      GPU-less background workers: batches (environment: see README)
+  batch        submit a JSONL file as a batch, follow it, fetch its results (bamba batch for usage)
   model tiny   generate a random-weight granitehybrid GGUF (see: bamba model tiny --help)
 `;
 
@@ -24,6 +26,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   gateway: runGatewayCommand,
   'gpu-node': runGpuNodeCommand,
   workers: runWorkersCommand,
+  batch: runBatchCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -14,7 +14,7 @@ import {
   MODEL_PRESET_NAMES,
   type ModelPresetName,
 } from '@bamba/model-gen';
-import { createProgressBar } from '../progress-bar.js';
+import { createFileProgress } from '../progress-bar.js';
 
 const HELP = `usage: bamba model tiny [--preset NAME] [--seed N] (--out FILE | --cache)
 
@@ -74,7 +74,7 @@ export async function runModelCommand(args: string[]): Promise<number> {
     (isHelp ? process.stdout : process.stderr).write(isHelp ? config : `bamba model: ${config}\n`);
     return isHelp ? 0 : 2;
   }
-  const progress = createProgressBar(`${config.preset} (seed ${config.seed})`);
+  const progress = createFileProgress(`${config.preset} (seed ${config.seed})`);
   const startedMs = Date.now();
   let path: string;
   if (config.out) {
