@@ -177,6 +177,18 @@ describe('batches', () => {
     }
   });
 
+  it('counts batches and their requests in /metrics and /status.json', async () => {
+    const metrics = await (await fetch(`${stack.url}/metrics`)).text();
+    const value = (pattern: RegExp) => Number(pattern.exec(metrics)?.[1] ?? NaN);
+    expect(value(/^bamba_batches\{status="completed"\} (\d+)$/m)).toBeGreaterThanOrEqual(3);
+    expect(value(/^bamba_batches\{status="cancelled"\} (\d+)$/m)).toBeGreaterThanOrEqual(1);
+    expect(value(/^bamba_batch_requests_finished\{outcome="completed"\} (\d+)$/m)).toBeGreaterThanOrEqual(4 + 6 + 40);
+    expect(value(/^bamba_batch_completion_tokens (\d+)$/m)).toBeGreaterThan(0);
+    expect(metrics).toMatch(/^bamba_batch_requests_in_flight \d+$/m);
+    const status = (await (await fetch(`${stack.url}/status.json`)).json()) as { regions: Array<{ batches: { by_status: Record<string, number> } }> };
+    expect(status.regions[0]!.batches.by_status.completed).toBe(value(/^bamba_batches\{status="completed"\} (\d+)$/m));
+  });
+
   it('runs from the command line: bamba batch submit --wait, status, results --out', async () => {
     const folder = mkdtempSync(join(tmpdir(), 'bamba-batch-cli-'));
     const input = join(folder, 'requests.jsonl');

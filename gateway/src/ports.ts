@@ -59,6 +59,18 @@ export interface RegionFigures {
   sessions: number;
   /** Bytes of stored snapshots. */
   snapshotBytes: number;
+  batches: BatchFiguresView;
+}
+
+/** The region's batches: how many in each status, and their requests. */
+export interface BatchFiguresView {
+  byStatus: Record<string, number>;
+  requestsCompleted: number;
+  requestsFailed: number;
+  /** Completion tokens of finished batch requests. */
+  completionTokens: number;
+  /** Batch requests queued or running now. */
+  requestsInFlight: number;
 }
 
 /** What the app reads about its region. */

@@ -6,7 +6,7 @@
  * (HSETNX) and counted in the same script, so a worker that runs again after a crash can neither
  * lose nor double a result.
  */
-import { BATCH_ENDPOINTS, parseWire, WIRE_VERSION, type BatchCounts, type BatchLineError, type BatchRecord, type BatchStatus } from '@bamba/shared';
+import { BATCH_ENDPOINTS, BATCH_STATUSES, parseWire, WIRE_VERSION, type BatchCounts, type BatchLineError, type BatchRecord, type BatchStatus } from '@bamba/shared';
 import { z } from 'zod';
 import type { RegionRedis } from './connection.js';
 import { countField, jsonField } from './hash-fields.js';
@@ -112,6 +112,27 @@ return 1
 `,
 };
 
+/** A workers process's report older than this is from a process that is gone. */
+const WORKER_REPORT_MAX_AGE_MS = 10_000;
+
+const inFlightReportSchema = z.object({ inFlight: z.number().int().min(0), atMs: z.number().int() });
+function parseInFlight(text: string): z.infer<typeof inFlightReportSchema> | null {
+  try {
+    return inFlightReportSchema.parse(JSON.parse(text));
+  } catch {
+    return null;
+  }
+}
+
+export interface BatchFigures {
+  byStatus: Record<BatchStatus, number>;
+  requestsCompleted: number;
+  requestsFailed: number;
+  completionTokens: number;
+  /** Batch requests queued or running now, over every workers process. */
+  requestsInFlight: number;
+}
+
 export interface NewBatch {
   endpoint: BatchRecord['endpoint'];
   inputFileId: string;
@@ -202,9 +223,43 @@ export class BatchStore {
     return new Map(Object.entries(hash).map(([line, json]) => [Number(line), json]));
   }
 
-  /** Batches in each status across the region. */
-  async countsByStatus(): Promise<Record<string, number>> {
-    const hash = await this.redis.hgetall(this.keys.batchStatusCounts);
-    return Object.fromEntries(Object.entries(hash).map(([status, count]) => [status, Math.max(0, Number(count))]));
+  /** A batch request finished (counted once, by the process that recorded it). A figure: never fails. */
+  async countRequest(outcome: 'completed' | 'failed', completionTokens: number): Promise<void> {
+    const pipeline = this.redis.pipeline();
+    pipeline.hincrby(this.keys.batchRequestCounts, outcome, 1);
+    if (completionTokens > 0) pipeline.hincrby(this.keys.batchRequestCounts, 'completion_tokens', completionTokens);
+    await pipeline.exec().catch(() => {});
+  }
+
+  /** A workers process's batch requests in flight now (refreshed every few seconds). */
+  async reportInFlight(processId: string, inFlight: number): Promise<void> {
+    await this.redis.hset(this.keys.batchWorkers, processId, JSON.stringify({ inFlight, atMs: Date.now() })).catch(() => {});
+  }
+
+  /** A workers process that stopped takes its figure with it. */
+  async forgetProcess(processId: string): Promise<void> {
+    await this.redis.hdel(this.keys.batchWorkers, processId).catch(() => {});
+  }
+
+  /** Region-wide batch figures for /metrics and the status page. */
+  async figures(): Promise<BatchFigures> {
+    const [byStatus, requests, workers] = await Promise.all([
+      this.redis.hgetall(this.keys.batchStatusCounts),
+      this.redis.hgetall(this.keys.batchRequestCounts),
+      this.redis.hgetall(this.keys.batchWorkers),
+    ]);
+    let inFlight = 0;
+    for (const [processId, text] of Object.entries(workers)) {
+      const report = parseInFlight(text);
+      if (report && Date.now() - report.atMs <= WORKER_REPORT_MAX_AGE_MS) inFlight += report.inFlight;
+      else await this.redis.hdel(this.keys.batchWorkers, processId); // a process that died
+    }
+    return {
+      byStatus: Object.fromEntries(BATCH_STATUSES.map((status) => [status, Math.max(0, Number(byStatus[status] ?? 0))])) as Record<BatchStatus, number>,
+      requestsCompleted: Number(requests.completed ?? 0),
+      requestsFailed: Number(requests.failed ?? 0),
+      completionTokens: Number(requests.completion_tokens ?? 0),
+      requestsInFlight: inFlight,
+    };
   }
 }

@@ -19,5 +19,5 @@ export { NodeRegistry } from './node-registry.js';
 export { redisOutageError } from './outage.js';
 export { TenantUsage, type TenantUsageFigures } from './tenant-usage.js';
 export { FileStore, type NewFile, type FilePage } from './file-store.js';
-export { BatchStore, type NewBatch } from './batch-store.js';
+export { BatchStore, type BatchFigures, type NewBatch } from './batch-store.js';
 export { BatchQueue, startBatchWorker, type BatchJob, type BatchWorker, type BatchWorkerOptions } from './batch-queue.js';

@@ -85,6 +85,10 @@ export interface RegionKeys {
   readonly batchQueue: string;
   /** Batches by status across tenants (HASH status → count), for /metrics and /status. */
   readonly batchStatusCounts: string;
+  /** Batch requests finished across tenants (HASH completed, failed, completion_tokens). */
+  readonly batchRequestCounts: string;
+  /** Each workers process's batch requests in flight (HASH process id → JSON {inFlight, atMs}). */
+  readonly batchWorkers: string;
 }
 
 function checkName(what: string, value: string): string {
@@ -146,5 +150,7 @@ export function regionKeys(prefix: string, region: string): RegionKeys {
     tenantBatches: (tenant) => `${base}:{t:${checkName('tenant', tenant)}}:batches`,
     batchQueue: `{batches-${region}}`,
     batchStatusCounts: `${base}:{batches}:by-status`,
+    batchRequestCounts: `${base}:{batches}:requests`,
+    batchWorkers: `${base}:{batches}:workers`,
   };
 }

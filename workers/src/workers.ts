@@ -3,6 +3,7 @@
  * other background work: replication, moves, expiry) from BullMQ queues. Wiring only; the work
  * is in the runners.
  */
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { BatchStore, connectRedis, FileStore, JobProducer, NodeRegistry, regionKeys, startBatchWorker } from '@bamba/region';
 import type { WorkersConfig } from './config.js';
@@ -14,6 +15,8 @@ export interface RunningWorkers {
   stop(): Promise<void>;
 }
 
+/** How often this process reports its batch requests in flight. */
+const IN_FLIGHT_REPORT_MS = 2000;
 /** Live slots are read at most this often for the in-flight limit. */
 const SLOTS_MAX_AGE_MS = 1000;
 
@@ -22,6 +25,7 @@ export async function startWorkers(config: WorkersConfig, log: (line: string) =>
   const redis = connectRedis(config.region.redis, { role: 'workers', mode: 'queue' });
   const producer = new JobProducer(redis, keys, 3);
   const registry = new NodeRegistry(redis, keys);
+  const batches = new BatchStore(redis, keys);
   let slots = { count: 1, readAtMs: 0 };
   const inFlight = new InFlightLimit(async () => {
     if (config.batchMaxInFlight > 0) return config.batchMaxInFlight;
@@ -36,13 +40,17 @@ export async function startWorkers(config: WorkersConfig, log: (line: string) =>
     keys,
     producer,
     registry,
-    batches: new BatchStore(redis, keys),
+    batches,
     files: new FileStore(redis, keys, resolve(config.filesDir)),
     defaults: { maxTokens: config.defaultMaxTokens, maxMessages: config.maxMessages, randomSeed: () => Math.floor(Math.random() * 2 ** 31) },
     inFlight,
     sharePrefixes: config.batchSharedPrefixes,
     log,
+    onResult: (outcome: 'completed' | 'failed', completionTokens: number) => void batches.countRequest(outcome, completionTokens),
   };
+  // The region's figures show batch requests in flight: each process reports its own.
+  const processId = `${hostname()}-${process.pid}`;
+  const report = setInterval(() => void batches.reportInFlight(processId, inFlight.inFlight), IN_FLIGHT_REPORT_MS);
   const worker = startBatchWorker(redis, keys, (job, signal) => runBatch(deps, job, signal), {
     concurrency: config.batchConcurrency,
     lockDurationMs: config.batchLockDurationMs,
@@ -52,7 +60,9 @@ export async function startWorkers(config: WorkersConfig, log: (line: string) =>
   log(`running batches (${config.batchConcurrency} at once)`);
   return {
     async stop() {
+      clearInterval(report);
       await worker.close();
+      await batches.forgetProcess(processId);
       await producer.close();
       redis.disconnect();
     },

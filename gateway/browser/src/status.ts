@@ -32,6 +32,7 @@ interface StatusWire {
     sessions: number | null;
     snapshot_bytes: number | null;
     snapshot_budget_bytes: number | null;
+    batches: { by_status: Record<string, number>; requests_in_flight: number; requests_completed: number; requests_failed: number; completion_tokens: number } | null;
   }>;
   recent: {
     bucket_seconds: number;
@@ -58,6 +59,20 @@ function meter(label: string, used: number, total: number | null, text: string):
     element('span', { className: 'meter-label', text: label }),
     element('div', { className: 'meter', attrs: { role: 'meter', 'aria-label': label, 'aria-valuemin': '0', 'aria-valuemax': String(total ?? used), 'aria-valuenow': String(used) } }, bar),
     element('span', { className: 'meter-text', text }));
+}
+
+/** Batches still being worked on, and their requests. */
+const ACTIVE_BATCH_STATUSES = ['validating', 'in_progress', 'finalizing', 'cancelling'];
+
+function batchFigures(batches: StatusWire['regions'][number]['batches']): HTMLElement {
+  if (!batches) return element('p', { className: 'hint', text: 'Batches: not available.' });
+  const inProgress = ACTIVE_BATCH_STATUSES.reduce((sum, status) => sum + (batches.by_status[status] ?? 0), 0);
+  return element('div', { className: 'figures', attrs: { 'aria-label': 'batches' } },
+    figure('batches in progress', String(inProgress)),
+    figure('batches completed', String(batches.by_status.completed ?? 0)),
+    figure('batch requests in flight', String(batches.requests_in_flight)),
+    figure('batch requests done', String(batches.requests_completed + batches.requests_failed)),
+    figure('batch tokens', String(batches.completion_tokens)));
 }
 
 function figure(label: string, value: string): HTMLElement {
@@ -87,6 +102,7 @@ function renderRegions(status: StatusWire): void {
       figure('sessions', orDash(region.sessions)),
       figure('region queue: interactive', orDash(region.queue?.interactive ?? null)),
       figure('region queue: batch', orDash(region.queue?.batch ?? null))),
+    batchFigures(region.batches),
     meter('snapshot bytes', region.snapshot_bytes ?? 0, region.snapshot_budget_bytes,
       `${orDash(region.snapshot_bytes, formatBytes)} of ${orDash(region.snapshot_budget_bytes, formatBytes)} budget`),
     region.gpu_nodes.length === 0

@@ -36,6 +36,7 @@ export class RegionDispatch implements RegionState, GenerationPort {
     private readonly registry: NodeRegistry,
     private readonly keys: RegionKeys,
     private readonly snapshots: SnapshotStore,
+    private readonly batches: BatchStore,
   ) {
     this.tenants = new TenantUsage(redis, keys);
   }
@@ -64,8 +65,8 @@ export class RegionDispatch implements RegionState, GenerationPort {
   }
 
   async figures(): Promise<RegionFigures> {
-    const [queue, sessions, snapshotBytes] = await Promise.all([this.producer.waitingByPriority(), this.tenants.regionSessions(), this.snapshots.storedBytes()]);
-    return { queue, sessions, snapshotBytes };
+    const [queue, sessions, snapshotBytes, batches] = await Promise.all([this.producer.waitingByPriority(), this.tenants.regionSessions(), this.snapshots.storedBytes(), this.batches.figures()]);
+    return { queue, sessions, snapshotBytes, batches };
   }
 
   follow(relayGroup: string, requestId: string, untilMs: number, signal: AbortSignal): AsyncIterable<StreamEvent> {

@@ -50,12 +50,13 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
   const relay = new StreamRelay(config.region.redis, keys, redis, { connections: config.relayConnections, slowConsumerMs: config.slowClientMs });
   const registry = new NodeRegistry(redis, keys, (nodeId, error) => logger.error(`node ${nodeId} published a malformed status`, error));
   const snapshots = new SnapshotStore(redis, keys, READ_ONLY_BUDGET_BYTES);
-  const dispatch = new RegionDispatch(config.region.region, redis, producer, relay, registry, keys, snapshots);
+  const batchStore = new BatchStore(redis, keys);
+  const dispatch = new RegionDispatch(config.region.region, redis, producer, relay, registry, keys, snapshots, batchStore);
   const sessions = new RegionSessions(new SessionStore(redis, keys, snapshots), config.sessionTtlSeconds, config.maxSessionsPerTenant);
   const responses = new RegionResponses(new ResponseStore(redis, keys), config.responseTtlSeconds);
   const files = new FileStore(redis, keys, resolve(config.filesDir));
   const batchQueue = new BatchQueue(redis, keys);
-  const batches = new RegionBatches(new BatchStore(redis, keys), batchQueue, files);
+  const batches = new RegionBatches(batchStore, batchQueue, files);
   const app = createApp({ region: dispatch, generation: dispatch, sessions, responses, files, batches, config, metrics: runtime.metrics ?? new PromMetrics(), pageScripts: loadPageScripts(), logger, classifyError: redisOutageError });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const started = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(started));

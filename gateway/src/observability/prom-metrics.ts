@@ -17,6 +17,10 @@ export class PromMetrics implements GatewayMetrics {
   private readonly sessions = new Gauge({ name: 'bamba_sessions', help: 'Live sessions in the region, every tenant\'s.', registers: [this.registry] });
   private readonly snapshotBytes = new Gauge({ name: 'bamba_snapshot_bytes', help: 'Bytes of snapshots stored in the region.', registers: [this.registry] });
   private readonly snapshotBudgetBytes = new Gauge({ name: 'bamba_snapshot_budget_bytes', help: 'Snapshot byte budget the gpu-nodes evict towards.', registers: [this.registry] });
+  private readonly batches = new Gauge({ name: 'bamba_batches', help: 'Batches in the region by status.', labelNames: ['status'] as const, registers: [this.registry] });
+  private readonly batchRequestsInFlight = new Gauge({ name: 'bamba_batch_requests_in_flight', help: 'Batch requests queued or running now.', registers: [this.registry] });
+  private readonly batchRequestsFinished = new Gauge({ name: 'bamba_batch_requests_finished', help: 'Batch requests finished in the region since its Redis began, by outcome.', labelNames: ['outcome'] as const, registers: [this.registry] });
+  private readonly batchCompletionTokens = new Gauge({ name: 'bamba_batch_completion_tokens', help: 'Completion tokens of finished batch requests in the region since its Redis began.', registers: [this.registry] });
   private readonly residentSessions = new Gauge({ name: 'bamba_node_resident_sessions', help: 'Sessions whose state a live gpu-node keeps in a slot.', labelNames: ['node'] as const, registers: [this.registry] });
   private readonly busySlots = new Gauge({ name: 'bamba_node_busy_slots', help: 'Slots running a request, per live gpu-node.', labelNames: ['node'] as const, registers: [this.registry] });
   private readonly slots = new Gauge({ name: 'bamba_node_slots', help: 'Slots per live gpu-node.', labelNames: ['node'] as const, registers: [this.registry] });
@@ -43,7 +47,7 @@ export class PromMetrics implements GatewayMetrics {
   async render(region: RegionReport): Promise<string> {
     // Region figures are a snapshot of now: nodes that left must not linger as stale series, and
     // a figure the region could not answer now is reset, not left at its last value.
-    for (const gauge of [this.busySlots, this.slots, this.maxBusySlots, this.residentSessions, this.queueDepth, this.sessions, this.snapshotBytes, this.snapshotBudgetBytes]) gauge.reset();
+    for (const gauge of [this.busySlots, this.slots, this.maxBusySlots, this.residentSessions, this.queueDepth, this.sessions, this.snapshotBytes, this.snapshotBudgetBytes, this.batches, this.batchRequestsInFlight, this.batchRequestsFinished, this.batchCompletionTokens]) gauge.reset();
     for (const node of region.nodes) {
       this.busySlots.set({ node: node.nodeId }, node.busySlots);
       this.slots.set({ node: node.nodeId }, node.slots);
@@ -54,6 +58,13 @@ export class PromMetrics implements GatewayMetrics {
     if (region.sessions !== null) this.sessions.set(region.sessions);
     if (region.snapshotBytes !== null) this.snapshotBytes.set(region.snapshotBytes);
     if (region.snapshotBudgetBytes !== null) this.snapshotBudgetBytes.set(region.snapshotBudgetBytes);
+    if (region.batches) {
+      for (const [status, count] of Object.entries(region.batches.byStatus)) this.batches.set({ status }, count);
+      this.batchRequestsInFlight.set(region.batches.requestsInFlight);
+      this.batchRequestsFinished.set({ outcome: 'completed' }, region.batches.requestsCompleted);
+      this.batchRequestsFinished.set({ outcome: 'failed' }, region.batches.requestsFailed);
+      this.batchCompletionTokens.set(region.batches.completionTokens);
+    }
     return this.registry.metrics();
   }
 }

@@ -81,5 +81,5 @@ export const STATUS_HTML = page('Bamba Serve status', `
     <section class="card" aria-labelledby="ttft-title"><h2 id="ttft-title">Time to first token (last minutes)</h2><div id="ttft"></div></section>
     <section class="card" aria-labelledby="throughput-title"><h2 id="throughput-title">Tokens per second</h2><div id="throughput"></div></section>
   </div>
-  <p class="hint">Queue (the region queue; turns sent to a node's own queue are not in it), sessions, snapshots and gpu-nodes are the region's; time to first token and tokens/s are this gateway's. The same figures are at <a href="/metrics">/metrics</a>.</p>
+  <p class="hint">Queue (the region queue; turns sent to a node's own queue are not in it), sessions, batches, snapshots and gpu-nodes are the region's; time to first token and tokens/s are this gateway's. The same figures are at <a href="/metrics">/metrics</a>.</p>
 </main>`, 'status.js');

@@ -3,7 +3,7 @@
  * at request time. A figure the region cannot answer now (Redis down) is null, never a guess.
  */
 import type { JobPriorityName, NodeStatus } from '@bamba/shared';
-import type { RegionState } from '../ports.js';
+import type { BatchFiguresView, RegionState } from '../ports.js';
 
 export interface RegionReport {
   /** The region's name. */
@@ -20,6 +20,7 @@ export interface RegionReport {
   snapshotBytes: number | null;
   /** The snapshot budget the gpu-nodes evict towards (the largest any live node announces). */
   snapshotBudgetBytes: number | null;
+  batches: BatchFiguresView | null;
 }
 
 export async function readRegionReport(region: RegionState): Promise<RegionReport> {
@@ -36,5 +37,6 @@ export async function readRegionReport(region: RegionState): Promise<RegionRepor
     sessions: figures?.sessions ?? null,
     snapshotBytes: figures?.snapshotBytes ?? null,
     snapshotBudgetBytes: budgets.length > 0 ? Math.max(...budgets) : null,
+    batches: figures?.batches ?? null,
   };
 }

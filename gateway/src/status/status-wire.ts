@@ -32,6 +32,13 @@ export function statusToWire(report: RegionReport, recent: RecentActivityReport,
       sessions: report.sessions,
       snapshot_bytes: report.snapshotBytes,
       snapshot_budget_bytes: report.snapshotBudgetBytes,
+      batches: report.batches && {
+        by_status: report.batches.byStatus,
+        requests_in_flight: report.batches.requestsInFlight,
+        requests_completed: report.batches.requestsCompleted,
+        requests_failed: report.batches.requestsFailed,
+        completion_tokens: report.batches.completionTokens,
+      },
     }],
     recent: {
       bucket_seconds: recent.bucketSeconds,
