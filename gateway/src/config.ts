@@ -3,7 +3,7 @@
  * entry merges `appEnvShape` into its own environment schema (Node: `entry/node-config.ts`) and
  * calls `appConfigFrom` on the parsed values. Runtime-neutral: no file or network access here.
  */
-import { requestDefaultsEnvShape } from '@bamba/shared';
+import { BATCH_WINDOW_MS, requestDefaultsEnvShape } from '@bamba/shared';
 import { z } from 'zod';
 
 const positiveInt = z.coerce.number().int().positive();
@@ -13,6 +13,7 @@ export const appEnvShape = {
   BAMBA_API_KEYS: z.string().optional(),
   BAMBA_MAX_BODY_BYTES: positiveInt.default(1024 * 1024),
   BAMBA_MAX_FILE_BYTES: positiveInt.default(200 * 1024 * 1024),
+  BAMBA_BATCH_WINDOW_SECONDS: positiveInt.default(BATCH_WINDOW_MS / 1000),
   BAMBA_QUEUE_MAX_WAITING: nonNegativeInt.default(256),
   BAMBA_REQUEST_DEADLINE_MS: positiveInt.default(120_000),
   ...requestDefaultsEnvShape,
@@ -28,6 +29,8 @@ export interface AppConfig {
   maxBodyBytes: number;
   /** Largest upload to /v1/files (413 above). */
   maxFileBytes: number;
+  /** How long a batch may run before it expires (its `completion_window` is `24h` on the wire). */
+  batchWindowMs: number;
   /** Waiting jobs at which new requests get 429. */
   queueMaxWaiting: number;
   /** How long a request may take, queue wait included. */
@@ -72,6 +75,7 @@ export function appConfigFrom(values: AppEnv, apiKeysFileText = ''): AppConfig {
     apiKeys: parseApiKeys([values.BAMBA_API_KEYS ?? '', apiKeysFileText].join('\n')),
     maxBodyBytes: values.BAMBA_MAX_BODY_BYTES,
     maxFileBytes: values.BAMBA_MAX_FILE_BYTES,
+    batchWindowMs: values.BAMBA_BATCH_WINDOW_SECONDS * 1000,
     queueMaxWaiting: values.BAMBA_QUEUE_MAX_WAITING,
     requestDeadlineMs: values.BAMBA_REQUEST_DEADLINE_MS,
     defaultMaxTokens: values.BAMBA_DEFAULT_MAX_TOKENS,

@@ -164,8 +164,9 @@ export async function runBatchItem(deps: BatchItemDeps, batch: BatchRecord, item
   } catch (error) {
     if (stopping.aborted) return { kind: 'stopped' };
     if (follow.signal.aborted) return { kind: 'withdrawn' };
-    // Past the batch's window: it expires, and this request with it (written as batch_expired).
-    if (error instanceof DeadlineExceededError) return { kind: 'withdrawn' };
+    // Past the batch's window (here, or the gpu-node found the job past it): it expires, and this
+    // request with it (written as batch_expired).
+    if (error instanceof DeadlineExceededError || (error instanceof BambaError && error.code === 'deadline_exceeded')) return { kind: 'withdrawn' };
     if (error instanceof BambaError) return failureLine(batch, item, error);
     throw error;
   } finally {

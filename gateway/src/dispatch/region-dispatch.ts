@@ -5,7 +5,6 @@
  */
 import { followRequestStream, TenantUsage, type BatchQueue, type BatchStore, type FileStore, type ForkRefusal, type SnapshotStore, newItemId, newResponseId, type JobProducer, type NodeRegistry, type RegionKeys, type RegionRedis, type ResponseStore, type SessionStore, type StreamRelay } from '@bamba/region';
 import {
-  BATCH_WINDOW_MS,
   DeadlineExceededError,
   inputFileNotFound,
   type BatchRecord,
@@ -181,12 +180,12 @@ export class RegionResponses implements ResponseRecords {
 
 /** Batches in the region's Redis, queued for the region's workers. */
 export class RegionBatches implements Batches {
-  constructor(private readonly store: BatchStore, private readonly queue: BatchQueue, private readonly files: FileStore) {}
+  constructor(private readonly store: BatchStore, private readonly queue: BatchQueue, private readonly files: FileStore, private readonly windowMs: number) {}
 
   async create(tenant: string, request: ValidatedCreateBatch): Promise<BatchRecord> {
     const input = await this.files.get(tenant, request.inputFileId);
     if (!input || input.purpose !== 'batch') throw inputFileNotFound(request.inputFileId);
-    const batch = await this.store.create(tenant, { endpoint: request.endpoint, inputFileId: request.inputFileId, metadata: request.metadata, expiresAtMs: Date.now() + BATCH_WINDOW_MS });
+    const batch = await this.store.create(tenant, { endpoint: request.endpoint, inputFileId: request.inputFileId, metadata: request.metadata, expiresAtMs: Date.now() + this.windowMs });
     try {
       await this.queue.submit({ batchId: batch.id, tenant });
     } catch (error) {

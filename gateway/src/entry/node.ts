@@ -56,7 +56,7 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
   const responses = new RegionResponses(new ResponseStore(redis, keys), config.responseTtlSeconds);
   const files = new FileStore(redis, keys, resolve(config.filesDir));
   const batchQueue = new BatchQueue(redis, keys);
-  const batches = new RegionBatches(batchStore, batchQueue, files);
+  const batches = new RegionBatches(batchStore, batchQueue, files, config.batchWindowMs);
   const app = createApp({ region: dispatch, generation: dispatch, sessions, responses, files, batches, config, metrics: runtime.metrics ?? new PromMetrics(), pageScripts: loadPageScripts(), logger, classifyError: redisOutageError });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const started = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(started));
