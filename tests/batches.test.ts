@@ -177,6 +177,15 @@ describe('batches', () => {
     }
   });
 
+  it('fails a batch of more than 50,000 requests, counting lines before checking any', async () => {
+    const input = await uploadLines(Array.from({ length: 50_001 }, () => 'x'));
+    const created = await client.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    const batch = await waitForBatch(created.id, finished);
+    expect(batch.status).toBe('failed');
+    expect(batch.errors?.data?.[0]).toMatchObject({ code: 'too_many_requests', param: 'input_file_id' });
+    expect(batch.output_file_id).toBeNull();
+  });
+
   it('counts batches and their requests in /metrics and /status.json', async () => {
     const metrics = await (await fetch(`${stack.url}/metrics`)).text();
     const value = (pattern: RegExp) => Number(pattern.exec(metrics)?.[1] ?? NaN);

@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { NODE_LLAMA_CPP_VERSION } from '@bamba/gpu-node';
 import { markdownTable, updateBenchmarks } from './benchmarks-markdown.js';
 import type { BenchCase, BenchTable } from './case.js';
+import { batchCase } from './cases/batch.js';
 import { batchingCase } from './cases/batching.js';
 import { compressionCase } from './cases/compression.js';
 import { gatewayCase } from './cases/gateway.js';
@@ -19,7 +20,7 @@ import { resumeCase } from './cases/resume.js';
 import { snapshotStoreCase } from './cases/snapshot-store.js';
 import { stateSizeCase } from './cases/state-size.js';
 
-const CASES: BenchCase[] = [resumeCase, overheadCase, batchingCase, snapshotStoreCase, gatewayCase, stateSizeCase, compressionCase, responsesCase];
+const CASES: BenchCase[] = [resumeCase, overheadCase, batchingCase, snapshotStoreCase, gatewayCase, stateSizeCase, compressionCase, responsesCase, batchCase];
 
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { case: { type: 'string' }, quick: { type: 'boolean' } } });

@@ -12,6 +12,7 @@ import type { RegionRedis } from './connection.js';
 import { countField, jsonField } from './hash-fields.js';
 import { isBatchId, newBatchId } from './ids.js';
 import type { RegionKeys } from './keys.js';
+import { indexPage, putIndexedRecord } from './indexed-records.js';
 import { runScript, type LuaScript } from './scripts.js';
 
 const optionalTime = z.string().transform((text, context) => {
@@ -57,20 +58,6 @@ const STATUS_TIME_FIELD: Partial<Record<BatchStatus, keyof BatchHash>> = {
   expired: 'expiredAtMs',
   cancelling: 'cancellingAtMs',
   cancelled: 'cancelledAtMs',
-};
-
-/**
- * Create a batch. KEYS[1] batch hash, KEYS[2] the tenant's batch index.
- * ARGV[1] batch id, ARGV[2] created-at ms, ARGV[3..] field/value pairs.
- */
-const CREATE_BATCH: LuaScript = {
-  name: 'bambaCreateBatch',
-  keys: 2,
-  lua: `
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-return 1
-`,
 };
 
 /**
@@ -164,7 +151,7 @@ export class BatchStore {
       inProgressAtMs: '', finalizingAtMs: '', completedAtMs: '', failedAtMs: '', expiredAtMs: '', cancellingAtMs: '', cancelledAtMs: '',
       outputFileId: '', errorFileId: '', total: '0', completed: '0', failed: '0', errors: '[]', metadata: JSON.stringify(batch.metadata),
     };
-    await runScript(this.redis, CREATE_BATCH, [this.keys.batch(tenant, id), this.keys.tenantBatches(tenant)], [id, createdAtMs, ...Object.entries(hash).flat()]);
+    await putIndexedRecord(this.redis, this.keys.batch(tenant, id), this.keys.tenantBatches(tenant), id, createdAtMs, hash);
     await this.countStatus(null, 'validating');
     return (await this.get(tenant, id))!;
   }
@@ -182,14 +169,8 @@ export class BatchStore {
 
   /** A page of the tenant's batches, newest first, after the batch `after`. */
   async list(tenant: string, query: { after: string | null; limit: number }): Promise<{ batches: BatchRecord[]; hasMore: boolean }> {
-    const index = this.keys.tenantBatches(tenant);
-    let start = 0;
-    if (query.after) {
-      const rank = await this.redis.zrevrank(index, query.after);
-      if (rank === null) return { batches: [], hasMore: false };
-      start = rank + 1;
-    }
-    const ids = await this.redis.zrevrange(index, start, start + query.limit);
+    const ids = await indexPage(this.redis, this.keys.tenantBatches(tenant), { after: query.after, order: 'desc' }, 0, query.limit + 1);
+    if (ids === null) return { batches: [], hasMore: false };
     const batches = (await Promise.all(ids.slice(0, query.limit).map((id) => this.get(tenant, id)))).filter((batch): batch is BatchRecord => batch !== null);
     return { batches, hasMore: ids.length > query.limit };
   }

@@ -15,6 +15,7 @@ import type { RegionRedis } from './connection.js';
 import { countField } from './hash-fields.js';
 import { isFileId, newFileId } from './ids.js';
 import type { RegionKeys } from './keys.js';
+import { indexPage, putIndexedRecord } from './indexed-records.js';
 import { runScript, type LuaScript } from './scripts.js';
 
 const fileHashSchema = z.object({
@@ -26,20 +27,6 @@ const fileHashSchema = z.object({
   createdAtMs: countField,
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
 });
-
-/**
- * Record a file. KEYS[1] file hash, KEYS[2] the tenant's file index.
- * ARGV[1] file id, ARGV[2] created-at ms, ARGV[3..] field/value pairs.
- */
-const PUT_FILE: LuaScript = {
-  name: 'bambaPutFile',
-  keys: 2,
-  lua: `
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-return 1
-`,
-};
 
 /**
  * Forget a file if it is the tenant's. KEYS[1] file hash, KEYS[2] the tenant's file index.
@@ -99,7 +86,7 @@ export class FileStore {
     try {
       await rename(temporary, this.pathOf(record.id));
       const fields = { v: String(WIRE_VERSION), tenant, filename: record.filename, purpose: record.purpose, bytes: String(record.bytes), createdAtMs: String(record.createdAtMs), sha256: record.sha256 };
-      await runScript(this.redis, PUT_FILE, [this.keys.file(tenant, record.id), this.keys.tenantFiles(tenant)], [record.id, record.createdAtMs, ...Object.entries(fields).flat()]);
+      await putIndexedRecord(this.redis, this.keys.file(tenant, record.id), this.keys.tenantFiles(tenant), record.id, record.createdAtMs, fields);
     } catch (error) {
       await rm(temporary, { force: true });
       await rm(this.pathOf(record.id), { force: true });
@@ -136,24 +123,18 @@ export class FileStore {
   /** A page of the tenant's files, newest first (or oldest first), after the file `after`. */
   async list(tenant: string, query: { after: string | null; limit: number; order: 'asc' | 'desc'; purpose: string | null }): Promise<FilePage> {
     const index = this.keys.tenantFiles(tenant);
-    let start = 0;
-    if (query.after) {
-      const rank = query.order === 'desc' ? await this.redis.zrevrank(index, query.after) : await this.redis.zrank(index, query.after);
-      if (rank === null) return { files: [], hasMore: false };
-      start = rank + 1;
-    }
     const files: FileRecord[] = [];
     // A purpose filter may skip entries: read pages until the page is full or the index ends.
     const chunk = Math.max(query.limit + 1, 64);
-    for (;;) {
-      const ids = query.order === 'desc' ? await this.redis.zrevrange(index, start, start + chunk - 1) : await this.redis.zrange(index, String(start), String(start + chunk - 1));
+    for (let start = 0; ; start += chunk) {
+      const ids = await indexPage(this.redis, index, query, start, chunk);
+      if (ids === null) return { files: [], hasMore: false };
       for (const id of ids) {
         const file = await this.get(tenant, id);
         if (file && (!query.purpose || file.purpose === query.purpose)) files.push(file);
         if (files.length > query.limit) return { files: files.slice(0, query.limit), hasMore: true };
       }
       if (ids.length < chunk) return { files, hasMore: false };
-      start += chunk;
     }
   }
 

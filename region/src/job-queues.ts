@@ -39,6 +39,7 @@ function openQueue(redis: RegionRedis, keys: RegionKeys, name: string): Queue {
 
 export class JobProducer {
   private readonly regionQueue: Queue;
+  private readonly batchQueue: Queue;
   /** Per-node queues for affinity, opened on first use. */
   private readonly nodeQueues = new Map<string, Queue>();
 
@@ -49,6 +50,7 @@ export class JobProducer {
     private readonly attempts: number,
   ) {
     this.regionQueue = openQueue(redis, keys, keys.generationQueue);
+    this.batchQueue = openQueue(redis, keys, keys.batchGenerationQueue);
   }
 
   private queueFor(nodeId: string | undefined): Queue {
@@ -69,24 +71,28 @@ export class JobProducer {
     return queue;
   }
 
-  /** Queue a job: to its affinity node's own queue when it names one, else to the region's. */
+  /**
+   * Queue a job: to its affinity node's own queue when it names one, a batch job to the region's
+   * batch queue, else to the region's queue.
+   */
   async submit(job: GenerationJob): Promise<void> {
     const checked = parseWire(generationJobSchema, job, 'generation job');
     // The node may have died a moment ago: its queue must be one the rescue sweeps (set first).
     if (checked.affinityNode) await this.redis.hset(this.keys.knownNodes, checked.affinityNode, '0');
-    await this.queueFor(checked.affinityNode).add(JOB_NAME, checked, generationJobOptions(checked, this.attempts));
+    const queue = checked.affinityNode || checked.priority === 'interactive' ? this.queueFor(checked.affinityNode) : this.batchQueue;
+    await queue.add(JOB_NAME, checked, generationJobOptions(checked, this.attempts));
   }
 
-  /** Jobs queued and not yet started, in the region queue. */
+  /** Interactive jobs queued in the region and not yet started (what admission limits). */
   async waitingJobs(): Promise<number> {
-    return Object.values(await this.waitingByPriority()).reduce((sum, count) => sum + count, 0);
+    return (await this.waitingByPriority()).interactive;
   }
 
-  /** Jobs queued and not yet started in the region queue, by priority (every job has one). */
+  /** Jobs queued in the region and not yet started, by priority. */
   async waitingByPriority(): Promise<Record<JobPriorityName, number>> {
-    const names = Object.keys(BULL_PRIORITY) as JobPriorityName[];
-    const counts = await this.regionQueue.getCountsPerPriority(names.map((name) => BULL_PRIORITY[name]));
-    return Object.fromEntries(names.map((name) => [name, counts[String(BULL_PRIORITY[name])] ?? 0])) as Record<JobPriorityName, number>;
+    const waiting = (queue: Queue) => queue.getJobCounts('wait', 'prioritized').then((counts) => Object.values(counts).reduce((sum, count) => sum + count, 0));
+    const [interactive, batch] = await Promise.all([waiting(this.regionQueue), waiting(this.batchQueue)]);
+    return { interactive, batch };
   }
 
   /**
@@ -94,7 +100,7 @@ export class JobProducer {
    * still waiting and is gone now; false when it runs (it is left to finish) or never existed.
    */
   async withdraw(requestId: string): Promise<boolean> {
-    return (await this.regionQueue.remove(requestId)) === 1;
+    return (await this.batchQueue.remove(requestId)) === 1;
   }
 
   /** The client went away: a queued job is dropped, a running one is told to stop. */
@@ -105,10 +111,11 @@ export class JobProducer {
     // published cancel stops it on its node instead.
     await this.queueFor(affinityNode).remove(requestId);
     if (affinityNode) await this.regionQueue.remove(requestId); // rescued off a dead node meanwhile
+    await this.batchQueue.remove(requestId);
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.regionQueue, ...this.nodeQueues.values()].map((queue) => queue.close()));
+    await Promise.all([this.regionQueue, this.batchQueue, ...this.nodeQueues.values()].map((queue) => queue.close()));
   }
 }
 

@@ -20,8 +20,13 @@ import { isBatchId, isFileId, isResponseId, sessionFamily, snapshotFamily } from
 export interface RegionKeys {
   /** BullMQ's own key prefix. */
   readonly bullPrefix: string;
-  /** BullMQ queue of the region's generation jobs. */
+  /** BullMQ queue of the region's interactive generation jobs. */
   readonly generationQueue: string;
+  /**
+   * BullMQ queue of the region's batch generation jobs: apart, so a gpu-node takes them only
+   * into the slots batches may hold (all but one), never into the one kept for interactive ones.
+   */
+  readonly batchGenerationQueue: string;
   /** BullMQ queue of one gpu-node's own jobs (affinity: turns of sessions resident there). */
   nodeQueue(nodeId: string): string;
   /** Redis Stream of one request's token events, in its gateway reader's relay group. */
@@ -111,6 +116,7 @@ export function regionKeys(prefix: string, region: string): RegionKeys {
   return {
     bullPrefix: prefix,
     generationQueue: `{generate-${region}}`,
+    batchGenerationQueue: `{generate-batch-${region}}`,
     nodeQueue: (nodeId) => `{generate-${region}-node-${checkName('node id', nodeId)}}`,
     requestStream: (group, requestId) => `${relay(group)}:stream:${requestId}`,
     relayWake: (group) => `${relay(group)}:wake`,

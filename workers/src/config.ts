@@ -32,9 +32,9 @@ export interface WorkersConfig {
   /** Batches this process runs at once. */
   batchConcurrency: number;
   /**
-   * Batch requests queued or running at once, over all batches of this process; 0: as many as
-   * the live gpu-nodes have slots (so an interactive request waits for at most one batch request
-   * per slot).
+   * Batch requests queued or running at once, over all batches of this process; 0: the live
+   * gpu-nodes' slots less one per node (at least one), so an interactive request finds a free
+   * slot, or waits for at most one batch request per slot.
    */
   batchMaxInFlight: number;
   /** Evaluate a prefix the requests share once, then resume each request from it. */

@@ -31,7 +31,8 @@ export async function startWorkers(config: WorkersConfig, log: (line: string) =>
     if (config.batchMaxInFlight > 0) return config.batchMaxInFlight;
     if (Date.now() - slots.readAtMs > SLOTS_MAX_AGE_MS) {
       const nodes = await registry.liveNodes().catch(() => []);
-      slots = { count: nodes.filter((node) => node.accepting).reduce((sum, node) => sum + node.slots, 0), readAtMs: Date.now() };
+      // One slot of every gpu-node stays free for interactive requests (a 1-slot node gives none).
+      slots = { count: nodes.filter((node) => node.accepting).reduce((sum, node) => sum + node.slots - 1, 0), readAtMs: Date.now() };
     }
     return slots.count;
   });

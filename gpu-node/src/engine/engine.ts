@@ -125,8 +125,9 @@ export interface Engine {
    * Append `promptTokens` to the slot, then generate. Generated tokens are fed back into the
    * slot as generation goes on (all but the last one, which was sampled but not yet evaluated).
    * Aborting `signal` ends generation within one decode step, with finish reason `cancelled`.
+   * `urgent` (an interactive request): its prompt is evaluated before waiting batch prompts.
    */
-  generate(slot: Slot, promptTokens: readonly number[], params: GenerationParams, signal?: AbortSignal): GenerationStream;
+  generate(slot: Slot, promptTokens: readonly number[], params: GenerationParams, signal?: AbortSignal, options?: { urgent?: boolean }): GenerationStream;
   /** The slot's state as a snapshot (our header + the engine's bytes). */
   exportState(slot: Slot): Promise<Buffer>;
   /**

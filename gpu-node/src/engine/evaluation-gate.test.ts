@@ -34,4 +34,21 @@ describe('EvaluationGate', () => {
     await Promise.all(Array.from({ length: 60 }, (_, index) => run(index % 7 === 0)));
     expect(overlap).toBe(false);
   });
+
+  it('lets an urgent prompt wait ahead of the other waiting prompts, behind earlier urgent ones', async () => {
+    const gate = new EvaluationGate();
+    const log: string[] = [];
+    let release!: () => void;
+    const running = gate.exclusive(() => new Promise<void>((resolve) => { release = resolve; }));
+    await tick();
+    const waiting = [
+      gate.exclusive(async () => { log.push('batch 1'); }),
+      gate.exclusive(async () => { log.push('batch 2'); }),
+      gate.exclusive(async () => { log.push('urgent 1'); }, true),
+      gate.exclusive(async () => { log.push('urgent 2'); }, true),
+    ];
+    release();
+    await Promise.all([running, ...waiting]);
+    expect(log).toEqual(['urgent 1', 'urgent 2', 'batch 1', 'batch 2']);
+  });
 });

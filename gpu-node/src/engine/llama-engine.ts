@@ -203,7 +203,7 @@ export class LlamaEngine implements Engine {
     await (tokens.length > 1 && this.isolatePrompts ? this.gate.exclusive(evaluation) : this.gate.shared(evaluation));
   }
 
-  generate(slot: Slot, promptTokens: readonly number[], params: GenerationParams, signal?: AbortSignal): GenerationStream {
+  generate(slot: Slot, promptTokens: readonly number[], params: GenerationParams, signal?: AbortSignal, options: { urgent?: boolean } = {}): GenerationStream {
     const own = this.own(slot);
     if (promptTokens.length === 0) throw new InvalidRequestError('nothing to evaluate: the prompt has no tokens', { code: 'empty_prompt' });
     this.assertFits(own, promptTokens.length);
@@ -213,7 +213,7 @@ export class LlamaEngine implements Engine {
     let fail!: (error: unknown) => void;
     const summary = new Promise<GenerationSummary>((resolve, reject) => { settle = resolve; fail = reject; });
     summary.catch(() => {}); // the iterator rethrows; an unobserved summary must not crash the process
-    const tokens = this.runGeneration(own, promptTokens, params, maxTokens, signal, settle, fail);
+    const tokens = this.runGeneration(own, promptTokens, params, maxTokens, signal, options.urgent ?? false, settle, fail);
     return { summary, [Symbol.asyncIterator]: () => tokens };
   }
 
@@ -223,6 +223,7 @@ export class LlamaEngine implements Engine {
     params: GenerationParams,
     maxTokens: number,
     signal: AbortSignal | undefined,
+    urgent: boolean,
     settle: (summary: GenerationSummary) => void,
     fail: (error: unknown) => void,
   ): AsyncGenerator<GeneratedToken, void, undefined> {
@@ -242,7 +243,7 @@ export class LlamaEngine implements Engine {
       while (completionTokens < maxTokens) {
         if (signal?.aborted) { finishReason = 'cancelled'; break; }
         // The first step evaluates the prompt: alone when it is more than one token.
-        const step = await (completionTokens === 0 && promptTokens.length > 1 && this.isolatePrompts ? this.gate.exclusive(() => iterator.next()) : this.gate.shared(() => iterator.next()));
+        const step = await (completionTokens === 0 && promptTokens.length > 1 && this.isolatePrompts ? this.gate.exclusive(() => iterator.next(), urgent) : this.gate.shared(() => iterator.next()));
         if (step.done) {
           // An end-of-generation token: what was held back (a possible stop string, an incomplete
           // character) is the end of the answer.

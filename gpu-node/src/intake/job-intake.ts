@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import type { RegionKeys, RegionRedis } from '@bamba/region';
 import { parseGenerationJob, type GenerationJob } from '@bamba/shared';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { SlotScheduler } from '../scheduler/slot-scheduler.js';
+import type { SlotKind, SlotScheduler } from '../scheduler/slot-scheduler.js';
 import type { RunOutcome } from '../serving/run-generation.js';
 import { bounded } from '../util/bounded.js';
 import { RunInterrupted } from './interruption.js';
@@ -62,6 +62,11 @@ export class JobIntake {
   private readonly worker: Worker;
   /** This node's own queue: turns of sessions resident here (affinity). */
   private readonly ownWorker: Worker;
+  /**
+   * The region's batch queue: a job fetched from it waits for a slot a batch may take (never the
+   * last free one), so the loop holds no slot while the batch queue is empty.
+   */
+  private readonly batchWorker: Worker;
   private readonly running = new Map<string, { controller: AbortController; done: Promise<void> }>();
   private stopping = false;
   private loops: Array<Promise<void>> = [];
@@ -72,6 +77,7 @@ export class JobIntake {
   constructor(private readonly options: JobIntakeOptions) {
     this.worker = this.manualWorker(options.keys.generationQueue);
     this.ownWorker = this.manualWorker(options.ownQueue);
+    this.batchWorker = this.manualWorker(options.keys.batchGenerationQueue);
   }
 
   /** A BullMQ worker without a processor: this class fetches, locks and completes jobs itself. */
@@ -93,7 +99,8 @@ export class JobIntake {
   start(): void {
     void this.worker.startStalledCheckTimer();
     void this.ownWorker.startStalledCheckTimer();
-    this.loops = [this.pullJobs(this.worker, 'reserve-first'), this.pullJobs(this.ownWorker, 'fetch-first')];
+    void this.batchWorker.startStalledCheckTimer();
+    this.loops = [this.pullJobs(this.worker, 'reserve-first'), this.pullJobs(this.ownWorker, 'fetch-first'), this.pullJobs(this.batchWorker, 'fetch-first', 'batch')];
   }
 
   /** Jobs running now. */
@@ -117,7 +124,7 @@ export class JobIntake {
     for (const run of this.running.values()) run.controller.abort(new RunInterrupted('node-stopping'));
     // Each step is bounded: with Redis gone, a hand-back or a blocking fetch could wait for ever.
     await bounded(Promise.all([...this.running.values()].map((run) => run.done)), stepLimitMs);
-    await bounded(Promise.all([...this.loops, this.worker.close(), this.ownWorker.close()]), stepLimitMs);
+    await bounded(Promise.all([...this.loops, this.worker.close(), this.ownWorker.close(), this.batchWorker.close()]), stepLimitMs);
   }
 
   /**
@@ -126,10 +133,10 @@ export class JobIntake {
    * here only while this node reports a free slot, so that wait is short, and the job's lock is
    * renewed from the moment it is fetched, so it never looks stalled meanwhile.
    */
-  private async pullJobs(worker: Worker, order: 'reserve-first' | 'fetch-first'): Promise<void> {
+  private async pullJobs(worker: Worker, order: 'reserve-first' | 'fetch-first', kind: SlotKind = 'any'): Promise<void> {
     const { scheduler, log } = this.options;
     while (!this.stopping) {
-      if (order === 'reserve-first' && !(await scheduler.reserve())) break; // woken without a slot: stopping
+      if (order === 'reserve-first' && !(await scheduler.reserve(kind))) break; // woken without a slot: stopping
       const token = randomUUID();
       let job: Job | undefined;
       try {
@@ -145,7 +152,7 @@ export class JobIntake {
         continue;
       }
       const lock = this.keepLocked(job, token);
-      const reserved = order === 'reserve-first' || (await scheduler.reserve());
+      const reserved = order === 'reserve-first' || (await scheduler.reserve(kind));
       if (this.stopping || !reserved) {
         // Taken while stopping: straight back to the queue, for another node.
         lock.stop();

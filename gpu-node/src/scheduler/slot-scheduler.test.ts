@@ -38,4 +38,24 @@ describe('SlotScheduler', () => {
   it('treats a release without a reservation as a bug', () => {
     expect(() => new SlotScheduler(1).release()).toThrow(/bug/);
   });
+
+  it('never gives a batch reservation the last free slot of a multi-slot node', async () => {
+    const scheduler = new SlotScheduler(3);
+    expect(scheduler.tryReserve('batch')).toBe(true);
+    expect(scheduler.tryReserve('batch')).toBe(true);
+    expect(scheduler.tryReserve('batch')).toBe(false); // the last free slot is not for batches
+    const batchWaiter = scheduler.reserve('batch');
+    expect(scheduler.tryReserve('any')).toBe(true); // an interactive request still finds one
+    expect(scheduler.busy).toBe(3);
+    scheduler.release(); // the interactive request's slot: free again, but the last free one
+    expect(scheduler.busy).toBe(2);
+    scheduler.release(); // a batch request's: now the waiting batch reservation may take one
+    expect(await batchWaiter).toBe(true);
+    expect(scheduler.busy).toBe(2);
+    const busy = new SlotScheduler(3);
+    busy.tryReserve('any'); // an interactive request (or its snapshot write) holds one
+    busy.tryReserve('batch');
+    expect(busy.tryReserve('batch')).toBe(false); // one slot stays free for the next interactive one
+    expect(new SlotScheduler(1).tryReserve('batch')).toBe(true); // a one-slot node still runs batches
+  });
 });

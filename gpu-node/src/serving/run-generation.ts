@@ -103,7 +103,7 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
     const newTokens = conversation.promptTokens.slice(restored.cachedTokens);
     let stream;
     try {
-      stream = deps.engine.generate(restored.slot, newTokens, job.params, signal);
+      stream = deps.engine.generate(restored.slot, newTokens, job.params, signal, { urgent: job.priority === 'interactive' });
     } catch (error) {
       if (error instanceof BambaError && !error.retryable) return await reject(error);
       throw error;
@@ -132,7 +132,10 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
       timeToFirstTokenMs: summary.timeToFirstTokenMs,
       totalMs: summary.totalMs,
     });
-    const boundary = conversation.messages ? turnBoundary(deps, conversation.messages, answer) : null;
+    // A batch request's end state is not cached: such answers are rarely continued, and saving
+    // them would hold the slot (and the context, while exporting) after every one of them; a
+    // batch seeds the prefixes its requests share on purpose instead.
+    const boundary = conversation.messages && job.priority !== 'batch' ? turnBoundary(deps, conversation.messages, answer) : null;
     persisted = true;
     if (!conversation.session) {
       // Nothing to commit: the answer ends now, and the prefix-cache snapshot is written after
