@@ -6,6 +6,10 @@
  * stalled more often than allowed fails for good. A job whose failure is the client's (or
  * otherwise permanent) fails with `UnrecoverableError`, so it is not retried.
  *
+ * Three queues: the region's interactive queue (a slot reserved first, then a job awaited), this
+ * node's own queue (affinity turns) and the region's batch queue (a job awaited first, then a
+ * slot a batch may take: never the last free one, which stays for interactive requests).
+ *
  * Stopping drains: no new jobs are taken, running ones may finish within the drain time, the
  * rest are interrupted and handed back to the queue for another node.
  */
