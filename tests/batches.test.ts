@@ -109,8 +109,11 @@ describe('batches', () => {
 
   it('cancels: queued requests are taken back, running ones finish, every request is in one file once', async () => {
     const lines = Array.from({ length: 48 }, (_, index) => requestLine(`c${index}`, { ...chatBody(index), max_tokens: 48 }));
-    const created = await client.batches.create({ input_file_id: (await uploadLines(lines)).id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    const input = await uploadLines(lines);
+    const created = await client.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
     await waitForBatch(created.id, (batch) => batch.request_counts!.completed > 0);
+    // Its input cannot go while it runs (a restarted workers process reads it again).
+    await expect(client.files.delete(input.id)).rejects.toMatchObject({ status: 409, code: 'file_in_use' });
     const cancelling = await client.batches.cancel(created.id);
     expect(['cancelling', 'cancelled']).toContain(cancelling.status);
     const batch = await waitForBatch(created.id, finished);
@@ -123,8 +126,9 @@ describe('batches', () => {
     expect(errors.every((line) => line.error.code === 'batch_cancelled')).toBe(true);
     expect([...output, ...errors].map((line) => line.custom_id).sort()).toEqual(lines.map((_, index) => `c${index}`).sort());
     expect(batch.request_counts).toEqual({ total: 48, completed: output.length, failed: errors.length });
-    // Cancelling again changes nothing.
+    // Cancelling again changes nothing; the input file may go now.
     expect(await client.batches.cancel(created.id)).toEqual(batch);
+    expect(await client.files.delete(input.id)).toMatchObject({ deleted: true });
   });
 
   it('lists batches newest first, page by page, and keeps tenants apart', async () => {

@@ -125,7 +125,8 @@ export interface Files {
   /** The file's bytes (checked against its checksum), or null. */
   content(tenant: string, fileId: string): Promise<Uint8Array | null>;
   list(tenant: string, query: { after: string | null; limit: number; order: 'asc' | 'desc'; purpose: string | null }): Promise<{ files: FileRecord[]; hasMore: boolean }>;
-  delete(tenant: string, fileId: string): Promise<boolean>;
+  /** `in_use` while a running batch reads it. */
+  delete(tenant: string, fileId: string): Promise<'deleted' | 'not_found' | 'in_use'>;
 }
 
 /** Batches (the Batch API); the workers run them. Another tenant's batch reads as missing. */

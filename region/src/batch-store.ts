@@ -61,9 +61,11 @@ const STATUS_TIME_FIELD: Partial<Record<BatchStatus, keyof BatchHash>> = {
 };
 
 /**
- * Move a batch to a status, only from the listed ones; optionally drop its results hash.
- * KEYS[1] batch hash, KEYS[2] its results hash. ARGV[1] new status, ARGV[2] allowed statuses
- * (space-separated), ARGV[3] '1' to delete the results, ARGV[4..] field/value pairs to set.
+ * Move a batch to a status, only from the listed ones; optionally let its results hash expire
+ * (after a day: a run of the batch that is late finalizes from the same results, writing the
+ * same files). KEYS[1] batch hash, KEYS[2] its results hash. ARGV[1] new status, ARGV[2]
+ * allowed statuses (space-separated), ARGV[3] '1' to let the results expire, ARGV[4..]
+ * field/value pairs to set.
  * Returns the status it left, or false when it was in none of the allowed ones.
  */
 const ADVANCE_BATCH: LuaScript = {
@@ -79,20 +81,22 @@ end
 if not allowed then return false end
 redis.call('HSET', KEYS[1], 'status', ARGV[1])
 if #ARGV >= 4 then redis.call('HSET', KEYS[1], unpack(ARGV, 4)) end
-if ARGV[3] == '1' then redis.call('DEL', KEYS[2]) end
+if ARGV[3] == '1' then redis.call('EXPIRE', KEYS[2], 86400) end
 return current
 `,
 };
 
 /**
- * Record one request's result, once. KEYS[1] batch hash, KEYS[2] results hash.
- * ARGV[1] input line, ARGV[2] output line (JSON), ARGV[3] 'completed' or 'failed'.
- * Returns 1 (recorded and counted) or 0 (recorded before).
+ * Record one request's result, once, while the batch runs. KEYS[1] batch hash, KEYS[2] results
+ * hash. ARGV[1] input line, ARGV[2] output line (JSON), ARGV[3] 'completed' or 'failed'.
+ * Returns 1 (recorded and counted) or 0 (recorded before, or the batch is finished).
  */
 const RECORD_RESULT: LuaScript = {
   name: 'bambaRecordBatchResult',
   keys: 2,
   lua: `
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'in_progress' and status ~= 'cancelling' then return 0 end
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
 return 1
@@ -177,7 +181,7 @@ export class BatchStore {
 
   /**
    * Move the batch to `to` when it is in one of `from`, with the time of the change and `fields`;
-   * `dropResults` deletes its results hash in the same step. False when it was not in `from`.
+   * `dropResults` lets its results hash expire. False when it was not in `from`.
    */
   async advance(tenant: string, batchId: string, to: BatchStatus, from: readonly BatchStatus[], fields: Partial<Record<keyof BatchHash, string>> = {}, dropResults = false): Promise<boolean> {
     const timeField = STATUS_TIME_FIELD[to];
@@ -196,6 +200,11 @@ export class BatchStore {
   /** Record one request's output line (JSON) once; false when it was recorded before. */
   async recordResult(tenant: string, batchId: string, line: number, outputLine: string, outcome: 'completed' | 'failed'): Promise<boolean> {
     return (await runScript(this.redis, RECORD_RESULT, this.keysOf(tenant, batchId), [line, outputLine, outcome])) === 1;
+  }
+
+  /** The input lines that have a recorded result. */
+  async resultLines(tenant: string, batchId: string): Promise<Set<number>> {
+    return new Set((await this.redis.hkeys(this.keys.batchResults(tenant, batchId))).map(Number));
   }
 
   /** Every recorded result: input line → output line (JSON). */

@@ -29,16 +29,32 @@ const fileHashSchema = z.object({
 });
 
 /**
- * Forget a file if it is the tenant's. KEYS[1] file hash, KEYS[2] the tenant's file index.
- * ARGV[1] file id, ARGV[2] tenant. Returns 1 (deleted) or 0 (no such file of this tenant).
+ * Forget a file if it is the tenant's and no running batch reads it. KEYS[1] file hash, KEYS[2]
+ * the tenant's file index, KEYS[3] the file's users. ARGV[1] file id, ARGV[2] tenant.
+ * Returns 1 (deleted), 0 (no such file of this tenant) or -1 (a running batch reads it).
  */
 const DELETE_FILE: LuaScript = {
   name: 'bambaDeleteFile',
-  keys: 2,
+  keys: 3,
   lua: `
 if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[2] then return 0 end
+if redis.call('SCARD', KEYS[3]) > 0 then return -1 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+`,
+};
+
+/**
+ * Mark a file as read by a running batch, if it exists. KEYS[1] file hash, KEYS[2] its users.
+ * ARGV[1] batch id. Returns 1, or 0 when there is no such file.
+ */
+const USE_FILE: LuaScript = {
+  name: 'bambaUseFile',
+  keys: 2,
+  lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SADD', KEYS[2], ARGV[1])
 return 1
 `,
 };
@@ -138,11 +154,23 @@ export class FileStore {
     }
   }
 
-  /** Delete the tenant's file (record first: the commit point; then its bytes). */
-  async delete(tenant: string, fileId: string): Promise<boolean> {
-    if (!isFileId(fileId)) return false;
-    const deleted = (await runScript(this.redis, DELETE_FILE, [this.keys.file(tenant, fileId), this.keys.tenantFiles(tenant)], [fileId, tenant])) === 1;
-    if (deleted) await rm(this.pathOf(fileId), { force: true });
-    return deleted;
+  /** Delete the tenant's file (record first: the commit point; then its bytes); `in_use` while a running batch reads it. */
+  async delete(tenant: string, fileId: string): Promise<'deleted' | 'not_found' | 'in_use'> {
+    if (!isFileId(fileId)) return 'not_found';
+    const outcome = Number(await runScript(this.redis, DELETE_FILE, [this.keys.file(tenant, fileId), this.keys.tenantFiles(tenant), this.keys.fileUsers(tenant, fileId)], [fileId, tenant]));
+    if (outcome === -1) return 'in_use';
+    if (outcome === 0) return 'not_found';
+    await rm(this.pathOf(fileId), { force: true });
+    return 'deleted';
+  }
+
+  /** A running batch reads the file (it cannot be deleted until `release`); false when it is gone. */
+  async use(tenant: string, fileId: string, batchId: string): Promise<boolean> {
+    return (await runScript(this.redis, USE_FILE, [this.keys.file(tenant, fileId), this.keys.fileUsers(tenant, fileId)], [batchId])) === 1;
+  }
+
+  /** The batch no longer reads the file. */
+  async release(tenant: string, fileId: string, batchId: string): Promise<void> {
+    await this.redis.srem(this.keys.fileUsers(tenant, fileId), batchId);
   }
 }

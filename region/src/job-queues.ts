@@ -20,14 +20,19 @@ const JOB_NAME = 'generate';
 /** Open handles on gpu-nodes' own queues a producer keeps (a queue is cheap to open again). */
 const NODE_QUEUES_KEPT = 64;
 
-/** The BullMQ options of a generation job. */
+/**
+ * The BullMQ options of a generation job. A batch job goes as soon as it finishes: its token
+ * stream (kept a while after its end) is what a restarted workers process reads, and a job id
+ * the queue still held after its stream expired would make queueing the request again a no-op.
+ */
 export function generationJobOptions(job: GenerationJob, attempts: number): JobsOptions {
+  const batch = job.priority === 'batch';
   return {
     jobId: job.requestId,
     priority: BULL_PRIORITY[job.priority],
     attempts,
-    removeOnComplete: { age: KEEP_COMPLETED_SECONDS },
-    removeOnFail: { age: KEEP_FAILED_SECONDS },
+    removeOnComplete: batch ? true : { age: KEEP_COMPLETED_SECONDS },
+    removeOnFail: batch ? true : { age: KEEP_FAILED_SECONDS },
   };
 }
 
@@ -81,6 +86,11 @@ export class JobProducer {
     if (checked.affinityNode) await this.redis.hset(this.keys.knownNodes, checked.affinityNode, '0');
     const queue = checked.affinityNode || checked.priority === 'interactive' ? this.queueFor(checked.affinityNode) : this.batchQueue;
     await queue.add(JOB_NAME, checked, generationJobOptions(checked, this.attempts));
+  }
+
+  /** Whether a request's token stream exists (its job started, or finished a short while ago). */
+  async hasStream(relayGroup: string, requestId: string): Promise<boolean> {
+    return (await this.redis.exists(this.keys.requestStream(relayGroup, requestId))) === 1;
   }
 
   /** Interactive jobs queued in the region and not yet started (what admission limits). */

@@ -80,6 +80,8 @@ export interface RegionKeys {
   file(tenant: string, fileId: string): string;
   /** A tenant's files (ZSET, score = created epoch ms): listing order. */
   tenantFiles(tenant: string): string;
+  /** The running batches reading a file (SET of batch ids): it cannot be deleted meanwhile. */
+  fileUsers(tenant: string, fileId: string): string;
   /** A batch's record (HASH, fields in `batch-store.ts`), in its tenant's slot. */
   batch(tenant: string, batchId: string): string;
   /** A batch's finished requests (HASH line → output line JSON) until it is finalized. */
@@ -148,6 +150,7 @@ export function regionKeys(prefix: string, region: string): RegionKeys {
       return `${base}:{t:${checkName('tenant', tenant)}}:file:${fileId}`;
     },
     tenantFiles: (tenant) => `${base}:{t:${checkName('tenant', tenant)}}:files`,
+    fileUsers: (tenant, fileId) => `${base}:{t:${checkName('tenant', tenant)}}:file-users:${fileId}`,
     batch: (tenant, batchId) => {
       if (!isBatchId(batchId)) throw new InternalInvariantError(`'${batchId.slice(0, 40)}' is not a batch id; parse ids before building keys`);
       return `${base}:{t:${checkName('tenant', tenant)}}:batch:${batchId}`;

@@ -108,12 +108,13 @@ export function batchToWire(batch: BatchRecord) {
 }
 
 /** One line of a batch's output or error file, in OpenAI's format. */
-export interface BatchOutputLine {
-  id: string;
-  custom_id: string | null;
-  response: { status_code: number; request_id: string; body: unknown } | null;
-  error: { code: string; message: string; line?: number } | null;
-}
+export const batchOutputLineSchema = z.object({
+  id: z.string(),
+  custom_id: z.string().nullable(),
+  response: z.object({ status_code: z.number().int(), request_id: z.string(), body: z.unknown() }).nullable(),
+  error: z.object({ code: z.string(), message: z.string(), line: z.number().int().optional() }).nullable(),
+});
+export type BatchOutputLine = z.infer<typeof batchOutputLineSchema>;
 
 /** A request line that may run: its place in the file and the validated request. */
 export interface BatchItem {

@@ -1,9 +1,9 @@
 /**
  * One request of a batch: queued as a generation job at batch priority (its id derived from the
- * batch and the line, so queueing it again after a restart adds nothing while the job exists),
- * followed through its token stream to the end, and turned into its output line with the same
- * builders as the interactive answer. A job the queue no longer has is queued again; a result
- * is only recorded by the runner, once.
+ * batch and the line), followed through its token stream to the end, and turned into its output
+ * line with the same builders as the interactive answer. After a restart, a request whose stream
+ * exists is read from it, one still queued is left there, and one that left no trace is queued
+ * again; a result is only recorded by the runner, once.
  */
 import { followRequestStream, type JobProducer, type NodeRegistry, type RegionKeys, type RegionRedis } from '@bamba/region';
 import {
@@ -66,6 +66,17 @@ function failureLine(batch: BatchRecord, item: BatchItem, error: unknown): ItemO
 const NO_NODE_POLL_MS = 1000;
 
 /**
+ * Queue a batch job unless it ran already: its token stream exists while it runs and a while
+ * after it ended (then it is read from there). A job still waiting has no stream yet; queueing it
+ * again adds nothing (same id). A finished batch job leaves the queue at once, so one whose
+ * stream expired too (this process was down a long time) is queued and run again.
+ */
+async function submitOnce(deps: BatchItemDeps, job: GenerationJob): Promise<void> {
+  if (await deps.producer.hasStream(job.relayGroup, job.requestId)) return;
+  await deps.producer.submit(job);
+}
+
+/**
  * The model a request names, as the live gpu-nodes serve it (its context decides max_tokens), as
  * the gateway's admission finds it; null when stopped or withdrawn while no gpu-node is alive.
  */
@@ -88,11 +99,11 @@ async function servedModel(deps: BatchItemDeps, modelId: string, withdrawn: Abor
  * in the prefix cache. Best effort: when it fails, the requests evaluate the prefix themselves.
  * Resolves once the state is saved (or seeding gave up).
  */
-export async function seedSharedPrefix(deps: BatchItemDeps, batch: BatchRecord, prefix: SharedPrefix, index: number, withdrawn: AbortSignal, stopping: AbortSignal): Promise<void> {
+export async function seedSharedPrefix(deps: BatchItemDeps, batch: BatchRecord, prefix: SharedPrefix, withdrawn: AbortSignal, stopping: AbortSignal): Promise<void> {
   const model = await servedModel(deps, prefix.model, withdrawn, stopping);
   if (!model || model instanceof NotFoundError) return;
-  const requestId = `${batch.id}-p${index}`;
-  await deps.producer.submit({
+  const requestId = `${batch.id}-p${prefix.key}`;
+  await submitOnce(deps, {
     v: WIRE_VERSION, requestId, tenant: batch.tenant, model: model.id, input: { kind: 'chat', messages: prefix.messages },
     params: { temperature: 0, topP: 1, topK: 0, maxTokens: 1, seed: 0, stop: [] }, priority: 'batch', relayGroup: batch.id,
     deadlineAtMs: batch.expiresAtMs, enqueuedAtMs: Date.now(), prefillOnly: true,
@@ -133,8 +144,7 @@ export async function runBatchItem(deps: BatchItemDeps, batch: BatchRecord, item
     deadlineAtMs: batch.expiresAtMs,
     enqueuedAtMs: Date.now(),
   };
-  // Queued again after a restart, this adds nothing while BullMQ still has the job.
-  await deps.producer.submit(job);
+  await submitOnce(deps, job);
 
   const follow = new AbortController();
   const stop = () => follow.abort();
@@ -150,7 +160,7 @@ export async function runBatchItem(deps: BatchItemDeps, batch: BatchRecord, item
       if (piece.kind === 'restart') text = '';
       else if (piece.kind === 'text') text += piece.text;
       else if (piece.kind === 'end') {
-        const identity = { id: requestId, created: Math.floor(Date.now() / 1000), model: request.model };
+        const identity = { id: `chatcmpl-${requestId.slice('batch_'.length)}`, created: Math.floor(Date.now() / 1000), model: request.model };
         const body = completeResponse(request, identity, text, piece.finishReason, usageOf(piece.promptTokens, piece.completionTokens, piece.cachedTokens));
         return {
           kind: 'result',

@@ -9,7 +9,9 @@
  */
 import { batchFileId, type BatchStore, type FileStore } from '@bamba/region';
 import {
+  batchOutputLineSchema,
   checkBatchLine,
+  parseWireJson,
   isRequestLine,
   MAX_BATCH_REQUESTS,
   unrunLine,
@@ -71,11 +73,19 @@ export async function runBatch(deps: BatchRunnerDeps, job: { batchId: string; te
   let batch = await batches.get(tenant, job.batchId);
   if (!batch || FINISHED.has(batch.status)) return;
 
-  const content = await deps.files.content(tenant, batch.inputFileId);
-  const checked = content ? checkInput(content, batch, deps.defaults) : { code: 'input_file_missing', message: `input file ${batch.inputFileId} no longer exists`, param: 'input_file_id', line: null };
+  let content: Buffer | null;
+  try {
+    content = await deps.files.content(tenant, batch.inputFileId);
+  } catch (error) {
+    // Missing from this process's file store, or damaged: running again would not change that.
+    deps.log(`batch ${batch.id}: input file unreadable: ${(error as Error).message}`);
+    content = null;
+  }
+  const checked = content ? checkInput(content, batch, deps.defaults) : { code: 'input_file_missing', message: `input file ${batch.inputFileId} cannot be read (deleted, or not in this workers process's BAMBA_FILES_DIR)`, param: 'input_file_id', line: null };
   if (!('items' in checked)) {
     deps.log(`batch ${batch.id} failed: ${checked.message}`);
     await batches.advance(tenant, batch.id, 'failed', ['validating', 'in_progress', 'cancelling'], { errors: JSON.stringify([checked]) });
+    await deps.files.release(tenant, batch.inputFileId, batch.id);
     return;
   }
   if (batch.status === 'validating') {
@@ -86,12 +96,15 @@ export async function runBatch(deps: BatchRunnerDeps, job: { batchId: string; te
   // Stop taking requests on a cancel or at the end of the window.
   const withdraw = new AbortController();
   let stopReason: 'cancelled' | 'expired' | null = null;
+  /** Another run of this batch finished it (a run that lost its lock for a while, say). */
+  let finishedElsewhere = false;
   const checkStatus = async () => {
     if (withdraw.signal.aborted) return;
     const now = await batches.get(tenant, job.batchId).catch(() => null);
-    if (now?.status === 'cancelling' || (now && FINISHED.has(now.status))) stopReason = 'cancelled';
+    if (now && FINISHED.has(now.status)) finishedElsewhere = true;
+    else if (now?.status === 'cancelling') stopReason = 'cancelled';
     else if (Date.now() >= (now ?? batch!).expiresAtMs) stopReason = 'expired';
-    if (stopReason) withdraw.abort();
+    if (stopReason || finishedElsewhere) withdraw.abort();
   };
   await checkStatus();
   const ticker = setInterval(() => void checkStatus(), STATUS_CHECK_MS);
@@ -103,8 +116,15 @@ export async function runBatch(deps: BatchRunnerDeps, job: { batchId: string; te
   if (stopping.aborted) return; // the next run carries on
 
   batch = await batches.get(tenant, job.batchId);
-  if (!batch) return;
+  if (!batch || finishedElsewhere || FINISHED.has(batch.status)) return;
   if (batch.status === 'cancelling') stopReason = 'cancelled';
+  else if (!stopReason && Date.now() >= batch.expiresAtMs) stopReason = 'expired';
+  if (!stopReason) {
+    // Every request must have its result before the batch completes; one without (its job was
+    // lost with Redis's last second, say) is run again rather than reported as not run.
+    const done = await batches.resultLines(tenant, batch.id);
+    if (checked.items.some((item) => !done.has(item.line))) throw new Error(`batch ${batch.id}: requests left without a result; running it again`);
+  }
   await finalize(deps, batch, checked, stopReason);
 }
 
@@ -127,13 +147,13 @@ async function inParallel<T>(deps: BatchRunnerDeps, entries: readonly T[], eithe
 }
 
 async function runItems(deps: BatchRunnerDeps, batch: BatchRecord, items: BatchItem[], withdrawn: AbortSignal, stopping: AbortSignal): Promise<void> {
-  const done = await deps.batches.results(batch.tenant, batch.id);
+  const done = await deps.batches.resultLines(batch.tenant, batch.id);
   const pending = items.filter((item) => !done.has(item.line));
   const either = AbortSignal.any([withdrawn, stopping]);
   if (deps.sharePrefixes) {
     const prefixes = sharedPrefixes(pending);
     if (prefixes.length > 0) deps.log(`batch ${batch.id}: seeding ${prefixes.length} shared prefixes for ${prefixes.reduce((sum, prefix) => sum + prefix.requests, 0)} requests`);
-    await inParallel(deps, prefixes, either, (prefix, index) => seedSharedPrefix(deps, batch, prefix, index, withdrawn, stopping));
+    await inParallel(deps, prefixes, either, (prefix) => seedSharedPrefix(deps, batch, prefix, withdrawn, stopping));
   }
   await inParallel(deps, pending, either, async (item) => {
     const outcome = await runBatchItem(deps, batch, item, withdrawn, stopping);
@@ -149,7 +169,12 @@ async function finalize(deps: BatchRunnerDeps, batch: BatchRecord, checked: Chec
   // A batch that ran to its end is `finalizing` while its files are written; a cancelled one
   // stays `cancelling`, an expiring one `in_progress`, until their final status. Running this
   // again after a crash writes the same files again (their ids come from the batch).
-  if (!stopReason && batch.status !== 'finalizing' && !(await batches.advance(batch.tenant, batch.id, 'finalizing', ['in_progress']))) return;
+  if (!stopReason && batch.status !== 'finalizing' && !(await batches.advance(batch.tenant, batch.id, 'finalizing', ['in_progress']))) {
+    // Cancelled in the meantime: it ends cancelled (with every result it has) instead.
+    const now = await batches.get(batch.tenant, batch.id);
+    if (now?.status === 'cancelling') await finalize(deps, now, checked, 'cancelled');
+    return;
+  }
   const results = await batches.results(batch.tenant, batch.id);
   const output: BatchOutputLine[] = [];
   const errors: BatchOutputLine[] = [];
@@ -165,7 +190,7 @@ async function finalize(deps: BatchRunnerDeps, batch: BatchRecord, checked: Chec
         errors.push(unrunLine(`batch_req_${batch.id.slice('batch_'.length)}_${item.line}`, item.customId, stopReason === 'expired' ? 'batch_expired' : 'batch_cancelled'));
         return;
       }
-      const line = JSON.parse(recorded) as BatchOutputLine;
+      const line = parseWireJson(batchOutputLineSchema, recorded, 'batch result');
       if (line.response?.status_code === 200) {
         output.push(line);
         completed++;
@@ -192,5 +217,6 @@ async function finalize(deps: BatchRunnerDeps, batch: BatchRecord, checked: Chec
     completed: String(completed),
     failed: String(checked.total - completed),
   }, true);
+  await files.release(batch.tenant, batch.inputFileId, batch.id); // its input may be deleted now
   deps.log(`batch ${batch.id} ${status}: ${completed} completed, ${checked.total - completed} failed`);
 }

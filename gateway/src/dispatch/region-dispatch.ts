@@ -5,6 +5,7 @@
  */
 import { followRequestStream, TenantUsage, type BatchQueue, type BatchStore, type FileStore, type ForkRefusal, type SnapshotStore, newItemId, newResponseId, type JobProducer, type NodeRegistry, type RegionKeys, type RegionRedis, type ResponseStore, type SessionStore, type StreamRelay } from '@bamba/region';
 import {
+  BambaError,
   DeadlineExceededError,
   inputFileNotFound,
   type BatchRecord,
@@ -187,8 +188,15 @@ export class RegionBatches implements Batches {
     if (!input || input.purpose !== 'batch') throw inputFileNotFound(request.inputFileId);
     const batch = await this.store.create(tenant, { endpoint: request.endpoint, inputFileId: request.inputFileId, metadata: request.metadata, expiresAtMs: Date.now() + this.windowMs });
     try {
+      // The input may not be deleted while the batch runs (its workers read it again after a restart).
+      if (!(await this.files.use(tenant, request.inputFileId, batch.id))) {
+        await this.store.advance(tenant, batch.id, 'failed', ['validating'], { errors: JSON.stringify([{ code: 'input_file_missing', message: 'the input file was deleted', param: 'input_file_id', line: null }]) });
+        throw inputFileNotFound(request.inputFileId);
+      }
       await this.queue.submit({ batchId: batch.id, tenant });
     } catch (error) {
+      if (error instanceof BambaError) throw error;
+      await this.files.release(tenant, request.inputFileId, batch.id).catch(() => {});
       // Not queued, it would never run: it fails now rather than wait for ever.
       await this.store.advance(tenant, batch.id, 'failed', ['validating'], { errors: JSON.stringify([{ code: 'not_queued', message: 'the batch could not be queued', param: null, line: null }]) }).catch(() => {});
       throw error;

@@ -3,7 +3,7 @@
  * OpenAI's shapes; scoped to the API key's tenant. Uploads have their own size limit
  * (`BAMBA_MAX_FILE_BYTES`, 413 above), checked while the body arrives, before it is parsed.
  */
-import { cleanFilename, fileToWire, InvalidRequestError, NotFoundError, PayloadTooLargeError, validateFilePurpose, validateListQuery } from '@bamba/shared';
+import { cleanFilename, ConflictError, fileToWire, InvalidRequestError, NotFoundError, PayloadTooLargeError, validateFilePurpose, validateListQuery } from '@bamba/shared';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { GatewayVariables } from '../gateway-env.js';
@@ -51,7 +51,9 @@ export function filesRoute(files: Files, maxFileBytes: number) {
       return c.body(content as Uint8Array<ArrayBuffer>, 200, { 'content-type': 'application/octet-stream' });
     })
     .delete('/:id', async (c) => {
-      if (!(await files.delete(c.get('tenant'), c.req.param('id')))) throw fileNotFound(c.req.param('id'));
+      const outcome = await files.delete(c.get('tenant'), c.req.param('id'));
+      if (outcome === 'not_found') throw fileNotFound(c.req.param('id'));
+      if (outcome === 'in_use') throw new ConflictError('the file is the input of a batch that is still running; delete it when the batch has finished', { param: 'file_id', code: 'file_in_use' });
       return c.json({ id: c.req.param('id'), object: 'file', deleted: true });
     });
 }

@@ -143,6 +143,9 @@ export class JobIntake {
       if (order === 'reserve-first' && !(await scheduler.reserve(kind))) break; // woken without a slot: stopping
       const token = randomUUID();
       let job: Job | undefined;
+      // The region loop's reservation, while it waits, is the slot kept for interactive requests.
+      const awaiting = order === 'reserve-first' && kind === 'any';
+      if (awaiting) scheduler.awaitingJob(1);
       try {
         job = await worker.getNextJob(token, { block: true });
       } catch (error) {
@@ -150,6 +153,8 @@ export class JobIntake {
         if (!this.stopping) log(`intake: fetching a job failed: ${(error as Error).message}`);
         await new Promise((resolve) => setTimeout(resolve, FETCH_RETRY_DELAY_MS));
         continue;
+      } finally {
+        if (awaiting) scheduler.awaitingJob(-1);
       }
       if (!job) {
         if (order === 'reserve-first') scheduler.release();

@@ -58,4 +58,16 @@ describe('SlotScheduler', () => {
     expect(busy.tryReserve('batch')).toBe(false); // one slot stays free for the next interactive one
     expect(new SlotScheduler(1).tryReserve('batch')).toBe(true); // a one-slot node still runs batches
   });
+
+  it('counts a reservation waiting for an interactive job as the kept slot: batches use the rest', async () => {
+    const scheduler = new SlotScheduler(2);
+    expect(scheduler.tryReserve('any')).toBe(true); // the region loop, about to wait for a job
+    const batch = scheduler.reserve('batch'); // no: that would be the last free slot...
+    scheduler.awaitingJob(1); // ...until the region loop's reservation waits: it is the kept slot
+    expect(await batch).toBe(true);
+    expect(scheduler.busy).toBe(2);
+    scheduler.awaitingJob(-1); // the region loop got an interactive job: it runs in its own slot
+    scheduler.release(); // the batch request ends
+    expect(scheduler.tryReserve('batch')).toBe(false); // the freed slot is kept for the next interactive one
+  });
 });

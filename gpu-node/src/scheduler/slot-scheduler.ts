@@ -5,12 +5,15 @@
  * keep taking a slot back from another (the region queue's loop from an affinity job, say).
  * A batch reservation never takes the last free slot (of a node with more than one): there is
  * always a slot for the next interactive request, which then waits for no batch request at all.
+ * A reservation held by a loop waiting for an interactive job is that slot (`awaitingJob`).
  * Plain TypeScript: no queue, no engine.
  */
 export type SlotKind = 'any' | 'batch';
 
 export class SlotScheduler {
   private reserved = 0;
+  /** Reservations held by loops waiting for an interactive job: the slot kept for one. */
+  private awaiting = 0;
   private waiters: Array<{ kind: SlotKind; resolve: (granted: boolean) => void }> = [];
 
   constructor(readonly slots: number) {
@@ -18,8 +21,9 @@ export class SlotScheduler {
   }
 
   private fits(kind: SlotKind): boolean {
-    if (kind === 'batch' && this.slots > 1) return this.reserved < this.slots - 1;
-    return this.reserved < this.slots;
+    if (this.reserved >= this.slots) return false;
+    if (kind === 'batch' && this.slots > 1) return this.reserved - Math.min(this.awaiting, 1) < this.slots - 1;
+    return true;
   }
 
   /** Reserve a slot now; `false` when none may be taken (capacity is a return value). */
@@ -39,11 +43,24 @@ export class SlotScheduler {
   release(): void {
     if (this.reserved === 0) throw new Error('bug: SlotScheduler.release without a reservation');
     this.reserved--;
-    const index = this.waiters.findIndex((waiter) => this.fits(waiter.kind));
-    if (index === -1) return;
-    const [next] = this.waiters.splice(index, 1);
-    this.reserved++; // handed over: reserved again, now by the waiter
-    next!.resolve(true);
+    this.grantWaiters();
+  }
+
+  /**
+   * A held reservation starts (+1) or stops (−1) waiting for an interactive job. While it waits it
+   * is the slot kept for interactive requests, so batch reservations may use the others.
+   */
+  awaitingJob(delta: 1 | -1): void {
+    this.awaiting += delta;
+    if (delta === 1) this.grantWaiters();
+  }
+
+  private grantWaiters(): void {
+    for (let index = this.waiters.findIndex((waiter) => this.fits(waiter.kind)); index !== -1; index = this.waiters.findIndex((waiter) => this.fits(waiter.kind))) {
+      const [next] = this.waiters.splice(index, 1);
+      this.reserved++; // handed over: reserved again, now by the waiter
+      next!.resolve(true);
+    }
   }
 
   /** Wake every waiter without a slot (shutdown). */
