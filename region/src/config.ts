@@ -18,6 +18,12 @@ export const regionEnvShape = {
   BAMBA_REGION: z.string().regex(keyNamePattern, 'BAMBA_REGION may hold letters, digits, _ . - only').default('local'),
 };
 
+/** How generation jobs are queued: shared by every producer (the gateway and the workers). */
+export const jobEnvShape = {
+  /** Runs a generation job gets (a dead or stopping node costs one). */
+  BAMBA_JOB_ATTEMPTS: z.coerce.number().int().positive().max(10).default(3),
+};
+
 /** Where uploaded files and batch results live: shared by the gateway and the workers. */
 export const filesEnvShape = {
   /** Directory of file contents (one file per id, written atomically); default `.data/files`. */

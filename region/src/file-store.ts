@@ -145,8 +145,7 @@ export class FileStore {
     for (let start = 0; ; start += chunk) {
       const ids = await indexPage(this.redis, index, query, start, chunk);
       if (ids === null) return { files: [], hasMore: false };
-      for (const id of ids) {
-        const file = await this.get(tenant, id);
+      for (const file of await Promise.all(ids.map((id) => this.get(tenant, id)))) {
         if (file && (!query.purpose || file.purpose === query.purpose)) files.push(file);
         if (files.length > query.limit) return { files: files.slice(0, query.limit), hasMore: true };
       }

@@ -3,7 +3,7 @@
  * where files live, the request defaults (the gateway's, so a batch request runs as it would
  * interactively), and how much batch work runs at once.
  */
-import { filesEnvShape, parseEnvironment, regionConfigFrom, regionEnvShape, type RegionConfig } from '@bamba/region';
+import { filesEnvShape, jobEnvShape, parseEnvironment, regionConfigFrom, regionEnvShape, type RegionConfig } from '@bamba/region';
 import { requestDefaultsEnvShape } from '@bamba/shared';
 import { z } from 'zod';
 
@@ -12,6 +12,7 @@ const positiveInt = z.coerce.number().int().positive();
 const schema = z.object({
   ...regionEnvShape,
   ...filesEnvShape,
+  ...jobEnvShape,
   ...requestDefaultsEnvShape,
   BAMBA_BATCH_CONCURRENCY: positiveInt.default(4),
   BAMBA_BATCH_MAX_IN_FLIGHT: z.coerce.number().int().min(0).default(0),
@@ -27,6 +28,8 @@ export const WORKERS_ENV_VARIABLES: readonly string[] = Object.keys(schema.shape
 export interface WorkersConfig {
   region: RegionConfig;
   filesDir: string;
+  /** Runs a batch request's generation job gets. */
+  jobAttempts: number;
   defaultMaxTokens: number;
   maxMessages: number;
   /** Batches this process runs at once. */
@@ -49,6 +52,7 @@ export function parseWorkersConfig(env: Record<string, string | undefined>): Wor
   return {
     region: regionConfigFrom(values),
     filesDir: values.BAMBA_FILES_DIR,
+    jobAttempts: values.BAMBA_JOB_ATTEMPTS,
     defaultMaxTokens: values.BAMBA_DEFAULT_MAX_TOKENS,
     maxMessages: values.BAMBA_MAX_MESSAGES,
     batchConcurrency: values.BAMBA_BATCH_CONCURRENCY,

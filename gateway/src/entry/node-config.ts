@@ -3,7 +3,7 @@
  * Redis is, the HTTP listener, the relay pool and logging. Read once from the environment.
  */
 import { readFileSync } from 'node:fs';
-import { filesEnvShape, parseEnvironment, regionConfigFrom, regionEnvShape, type RegionConfig } from '@bamba/region';
+import { filesEnvShape, jobEnvShape, parseEnvironment, regionConfigFrom, regionEnvShape, type RegionConfig } from '@bamba/region';
 import { z } from 'zod';
 import { appConfigFrom, appEnvShape, type AppConfig } from '../config.js';
 
@@ -12,11 +12,11 @@ const positiveInt = z.coerce.number().int().positive();
 const schema = z.object({
   ...regionEnvShape,
   ...filesEnvShape,
+  ...jobEnvShape,
   ...appEnvShape,
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   BAMBA_HOST: z.string().min(1).optional(),
   BAMBA_API_KEYS_FILE: z.string().min(1).optional(),
-  BAMBA_JOB_ATTEMPTS: positiveInt.max(10).default(3),
   BAMBA_SESSION_TTL_SECONDS: positiveInt.default(86_400),
   BAMBA_RESPONSE_TTL_SECONDS: positiveInt.default(30 * 86_400),
   BAMBA_RELAY_CONNECTIONS: positiveInt.max(64).default(4),
