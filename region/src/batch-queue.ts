@@ -8,11 +8,12 @@ import { parseWire, wireVersionField, WIRE_VERSION } from '@bamba/shared';
 import { Queue, Worker } from 'bullmq';
 import { z } from 'zod';
 import type { RegionRedis } from './connection.js';
+import { isBatchId } from './ids.js';
 import type { RegionKeys } from './keys.js';
 
 const batchJobSchema = z.object({
   ...wireVersionField,
-  batchId: z.string().regex(/^batch_[0-9a-f]{32}$/),
+  batchId: z.string().refine(isBatchId, 'not a batch id'),
   tenant: z.string().min(1),
 });
 export type BatchJob = Omit<z.infer<typeof batchJobSchema>, 'v'>;

@@ -29,7 +29,7 @@ const batchHashSchema = z.object({
   tenant: z.string().min(1),
   endpoint: z.enum(BATCH_ENDPOINTS),
   inputFileId: z.string().min(1),
-  status: z.enum(['validating', 'failed', 'in_progress', 'finalizing', 'completed', 'expired', 'cancelling', 'cancelled']),
+  status: z.enum(BATCH_STATUSES),
   createdAtMs: countField,
   expiresAtMs: countField,
   inProgressAtMs: optionalTime,

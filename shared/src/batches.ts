@@ -16,10 +16,14 @@ export const MAX_BATCH_REQUESTS = 50_000;
 /** The only completion window OpenAI offers. */
 export const BATCH_WINDOW_MS = 24 * 3600 * 1000;
 
-export type BatchStatus = 'validating' | 'failed' | 'in_progress' | 'finalizing' | 'completed' | 'expired' | 'cancelling' | 'cancelled';
-export const BATCH_STATUSES: readonly BatchStatus[] = ['validating', 'failed', 'in_progress', 'finalizing', 'completed', 'expired', 'cancelling', 'cancelled'];
-/** Statuses in which the workers still have work to do. */
-export const ACTIVE_BATCH_STATUSES: readonly BatchStatus[] = ['validating', 'in_progress', 'finalizing', 'cancelling'];
+export const BATCH_STATUSES = ['validating', 'failed', 'in_progress', 'finalizing', 'completed', 'expired', 'cancelling', 'cancelled'] as const;
+export type BatchStatus = (typeof BATCH_STATUSES)[number];
+const FINISHED_BATCH_STATUSES: ReadonlySet<string> = new Set<BatchStatus>(['completed', 'failed', 'expired', 'cancelled']);
+
+/** Whether a batch in this status is done for good (nothing more will change). */
+export function isFinishedBatch(status: string): boolean {
+  return FINISHED_BATCH_STATUSES.has(status);
+}
 
 export const createBatchSchema = z.object({
   input_file_id: z.string({ error: (issue) => (issue.input === undefined ? 'input_file_id is required' : 'input_file_id must be a string') }).min(1, 'input_file_id must not be empty'),

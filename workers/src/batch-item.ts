@@ -43,8 +43,8 @@ export function itemRequestId(batchId: string, line: number): string {
   return `${batchId}-${line}`;
 }
 
-/** The output line's own id, in OpenAI's `batch_req_…` form. */
-function outputLineId(batchId: string, line: number): string {
+/** An output line's own id, in OpenAI's `batch_req_…` form. */
+export function outputLineId(batchId: string, line: number): string {
   return `batch_req_${batchId.slice('batch_'.length)}_${line}`;
 }
 

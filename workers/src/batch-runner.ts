@@ -11,6 +11,7 @@ import { batchFileId, type BatchStore, type FileStore } from '@bamba/region';
 import {
   batchOutputLineSchema,
   checkBatchLine,
+  isFinishedBatch,
   parseWireJson,
   isRequestLine,
   MAX_BATCH_REQUESTS,
@@ -21,7 +22,7 @@ import {
   type BatchRecord,
   type ValidationDefaults,
 } from '@bamba/shared';
-import { runBatchItem, seedSharedPrefix, type BatchItemDeps } from './batch-item.js';
+import { outputLineId, runBatchItem, seedSharedPrefix, type BatchItemDeps } from './batch-item.js';
 import { sharedPrefixes } from './shared-prefixes.js';
 import type { InFlightLimit } from './in-flight-limit.js';
 
@@ -65,13 +66,11 @@ function checkInput(content: Buffer, batch: BatchRecord, defaults: ValidationDef
   return checked;
 }
 
-const FINISHED = new Set(['completed', 'failed', 'expired', 'cancelled']);
-
 export async function runBatch(deps: BatchRunnerDeps, job: { batchId: string; tenant: string }, stopping: AbortSignal): Promise<void> {
   const { batches } = deps;
   const { tenant } = job;
   let batch = await batches.get(tenant, job.batchId);
-  if (!batch || FINISHED.has(batch.status)) return;
+  if (!batch || isFinishedBatch(batch.status)) return;
 
   let content: Buffer | null;
   try {
@@ -101,7 +100,7 @@ export async function runBatch(deps: BatchRunnerDeps, job: { batchId: string; te
   const checkStatus = async () => {
     if (withdraw.signal.aborted) return;
     const now = await batches.get(tenant, job.batchId).catch(() => null);
-    if (now && FINISHED.has(now.status)) finishedElsewhere = true;
+    if (now && isFinishedBatch(now.status)) finishedElsewhere = true;
     else if (now?.status === 'cancelling') stopReason = 'cancelled';
     else if (Date.now() >= (now ?? batch!).expiresAtMs) stopReason = 'expired';
     if (stopReason || finishedElsewhere) withdraw.abort();
@@ -116,7 +115,7 @@ export async function runBatch(deps: BatchRunnerDeps, job: { batchId: string; te
   if (stopping.aborted) return; // the next run carries on
 
   batch = await batches.get(tenant, job.batchId);
-  if (!batch || finishedElsewhere || FINISHED.has(batch.status)) return;
+  if (!batch || finishedElsewhere || isFinishedBatch(batch.status)) return;
   if (batch.status === 'cancelling') stopReason = 'cancelled';
   else if (!stopReason && Date.now() >= batch.expiresAtMs) stopReason = 'expired';
   if (!stopReason) {
@@ -181,13 +180,13 @@ async function finalize(deps: BatchRunnerDeps, batch: BatchRecord, checked: Chec
   let completed = 0;
   const byLine = new Map<number, () => void>();
   for (const entry of checked.invalid) {
-    byLine.set(entry.error.line!, () => errors.push({ id: `batch_req_${batch.id.slice('batch_'.length)}_${entry.error.line}`, custom_id: entry.customId, response: null, error: { code: entry.error.code, message: entry.error.message, line: entry.error.line! } }));
+    byLine.set(entry.error.line!, () => errors.push({ id: outputLineId(batch.id, entry.error.line!), custom_id: entry.customId, response: null, error: { code: entry.error.code, message: entry.error.message, line: entry.error.line! } }));
   }
   for (const item of checked.items) {
     byLine.set(item.line, () => {
       const recorded = results.get(item.line);
       if (!recorded) {
-        errors.push(unrunLine(`batch_req_${batch.id.slice('batch_'.length)}_${item.line}`, item.customId, stopReason === 'expired' ? 'batch_expired' : 'batch_cancelled'));
+        errors.push(unrunLine(outputLineId(batch.id, item.line), item.customId, stopReason === 'expired' ? 'batch_expired' : 'batch_cancelled'));
         return;
       }
       const line = parseWireJson(batchOutputLineSchema, recorded, 'batch result');

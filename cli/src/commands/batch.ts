@@ -10,6 +10,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
+import { isFinishedBatch } from '@bamba/shared';
 import { applyFlags } from '../flags.js';
 import { createProgressBar } from '../progress-bar.js';
 
@@ -24,7 +25,6 @@ options: --url URL (BAMBA_URL), --api-key KEY (BAMBA_API_KEY)
 `;
 
 const POLL_MS = 1000;
-const FINISHED = ['completed', 'failed', 'expired', 'cancelled'];
 
 interface BatchWire {
   id: string;
@@ -65,7 +65,7 @@ async function waitForBatch(gateway: Gateway, batchId: string): Promise<BatchWir
     const batch = await gateway.json<BatchWire>(`/v1/batches/${batchId}`);
     const { total, completed, failed } = batch.request_counts;
     if (total > 0) bar.draw((completed + failed) / total, `${completed} done, ${failed} failed of ${total} (${batch.status})`);
-    if (FINISHED.includes(batch.status)) {
+    if (isFinishedBatch(batch.status)) {
       bar.end();
       return batch;
     }
@@ -124,7 +124,7 @@ export async function runBatchCommand(args: string[]): Promise<number> {
       process.stdout.write(`${JSON.stringify(batch, null, 2)}\n`);
       return 0;
     }
-    if (!FINISHED.includes(batch.status)) throw new Error(`${batch.id} is ${batch.status}: results come when it has finished (bamba batch status ${batch.id})`);
+    if (!isFinishedBatch(batch.status)) throw new Error(`${batch.id} is ${batch.status}: results come when it has finished (bamba batch status ${batch.id})`);
     const output = batch.output_file_id ? Buffer.from(await (await gateway.call(`/v1/files/${batch.output_file_id}/content`)).arrayBuffer()) : Buffer.alloc(0);
     if (settings.BAMBA_OUT) {
       writeFileSync(settings.BAMBA_OUT, output);
