@@ -1,5 +1,6 @@
 /** What a gpu-node announces about itself every heartbeat (JSON in Redis, short expiry). */
 import { z } from 'zod';
+import { NotFoundError } from './errors.js';
 import { parseWireJson, wireVersionField } from './wire.js';
 
 export const servedModelSchema = z.object({
@@ -39,4 +40,15 @@ export type NodeStatus = z.infer<typeof nodeStatusSchema>;
 /** Parse a status read from Redis. Throws `WireFormatError`. */
 export function parseNodeStatus(text: string): NodeStatus {
   return parseWireJson(nodeStatusSchema, text, 'node status');
+}
+
+/**
+ * The model `modelId` as live gpu-nodes serve it (its context bounds max_tokens), or a 404 naming
+ * the models they do serve. For the gateway's admission and the workers' batch requests alike.
+ */
+export function servedModel(nodes: readonly NodeStatus[], modelId: string): ServedModel {
+  const model = nodes.flatMap((node) => node.models).find((served) => served.id === modelId);
+  if (model) return model;
+  const known = [...new Set(nodes.flatMap((node) => node.models.map((served) => served.id)))].join(', ');
+  throw new NotFoundError(`model '${modelId}' does not exist; available: ${known}`, { param: 'model', code: 'model_not_found' });
 }

@@ -14,12 +14,14 @@ import {
   errorToWire,
   fitMaxTokens,
   NotFoundError,
+  servedModel,
   usageOf,
   WIRE_VERSION,
   type BatchItem,
   type BatchOutputLine,
   type BatchRecord,
   type GenerationJob,
+  type ServedModel,
 } from '@bamba/shared';
 import type { SharedPrefix } from './shared-prefixes.js';
 
@@ -80,15 +82,17 @@ async function submitOnce(deps: BatchItemDeps, job: GenerationJob): Promise<void
  * The model a request names, as the live gpu-nodes serve it (its context decides max_tokens), as
  * the gateway's admission finds it; null when stopped or withdrawn while no gpu-node is alive.
  */
-async function servedModel(deps: BatchItemDeps, modelId: string, withdrawn: AbortSignal, stopping: AbortSignal): Promise<{ id: string; contextSize: number } | NotFoundError | null> {
+async function modelOf(deps: BatchItemDeps, modelId: string, withdrawn: AbortSignal, stopping: AbortSignal): Promise<ServedModel | NotFoundError | null> {
   for (;;) {
     if (stopping.aborted || withdrawn.aborted) return null;
     const nodes = await deps.registry.liveNodes();
-    const model = nodes.flatMap((node) => node.models).find((served) => served.id === modelId);
-    if (model) return model;
     if (nodes.length > 0) {
-      const known = [...new Set(nodes.flatMap((node) => node.models.map((served) => served.id)))].join(', ');
-      return new NotFoundError(`model '${modelId}' does not exist; available: ${known}`, { param: 'model', code: 'model_not_found' });
+      try {
+        return servedModel(nodes, modelId);
+      } catch (error) {
+        if (error instanceof NotFoundError) return error;
+        throw error;
+      }
     }
     await new Promise((resolve) => setTimeout(resolve, NO_NODE_POLL_MS)); // no gpu-node yet: wait, do not fail the batch
   }
@@ -100,7 +104,7 @@ async function servedModel(deps: BatchItemDeps, modelId: string, withdrawn: Abor
  * Resolves once the state is saved (or seeding gave up).
  */
 export async function seedSharedPrefix(deps: BatchItemDeps, batch: BatchRecord, prefix: SharedPrefix, withdrawn: AbortSignal, stopping: AbortSignal): Promise<void> {
-  const model = await servedModel(deps, prefix.model, withdrawn, stopping);
+  const model = await modelOf(deps, prefix.model, withdrawn, stopping);
   if (!model || model instanceof NotFoundError) return;
   const requestId = `${batch.id}-p${prefix.key}`;
   await submitOnce(deps, {
@@ -123,7 +127,7 @@ export async function seedSharedPrefix(deps: BatchItemDeps, batch: BatchRecord, 
  */
 export async function runBatchItem(deps: BatchItemDeps, batch: BatchRecord, item: BatchItem, withdrawn: AbortSignal, stopping: AbortSignal): Promise<ItemOutcome> {
   const requestId = itemRequestId(batch.id, item.line);
-  const model = await servedModel(deps, item.request.model, withdrawn, stopping);
+  const model = await modelOf(deps, item.request.model, withdrawn, stopping);
   if (!model) return stopping.aborted ? { kind: 'stopped' } : { kind: 'withdrawn' };
   if (model instanceof NotFoundError) return failureLine(batch, item, model);
   let request;

@@ -2,7 +2,7 @@
  * The cheap checks before a request costs anything: a gpu-node is alive, the model exists, the
  * token budget fits its context, the queue has room. Throws the matching HTTP error.
  */
-import { fitMaxTokens, NotFoundError, RateLimitError, ServiceUnavailableError, type NodeStatus, type ValidatedGenerationRequest } from '@bamba/shared';
+import { fitMaxTokens, servedModel, RateLimitError, ServiceUnavailableError, type NodeStatus, type ValidatedGenerationRequest } from '@bamba/shared';
 import type { AppConfig } from '../config.js';
 import type { RegionState } from '../ports.js';
 
@@ -22,12 +22,7 @@ export async function admit(region: RegionState, config: AppConfig, request: Val
   // A recent answer that would refuse the request is read again: a node may have just come up.
   const nodes = serves(recent) ? recent : await region.liveNodes();
   if (nodes.length === 0) throw new ServiceUnavailableError('no gpu-node is alive in this region; try again shortly', { code: 'no_gpu_node' });
-  const model = nodes.flatMap((node) => node.models).find((served) => served.id === request.model);
-  if (!model) {
-    const known = [...new Set(nodes.flatMap((node) => node.models.map((served) => served.id)))].join(', ');
-    throw new NotFoundError(`model '${request.model}' does not exist; available: ${known}`, { param: 'model', code: 'model_not_found' });
-  }
-  const fitted = fitMaxTokens(request, model);
+  const fitted = fitMaxTokens(request, servedModel(nodes, request.model));
   if (waiting >= config.queueMaxWaiting) throw new RateLimitError(`the queue is full (${waiting} requests waiting); retry shortly`, 1);
   return { request: fitted, nodes };
 }
