@@ -42,6 +42,12 @@ function openQueue(redis: RegionRedis, keys: RegionKeys, name: string): Queue {
   return queue;
 }
 
+/** Jobs waiting in a queue (not yet taken by a node). */
+async function waitingIn(queue: Queue): Promise<number> {
+  const counts = await queue.getJobCounts('wait', 'prioritized');
+  return Object.values(counts).reduce((sum, count) => sum + count, 0);
+}
+
 export class JobProducer {
   private readonly regionQueue: Queue;
   private readonly batchQueue: Queue;
@@ -93,15 +99,14 @@ export class JobProducer {
     return (await this.redis.exists(this.keys.requestStream(relayGroup, requestId))) === 1;
   }
 
-  /** Interactive jobs queued in the region and not yet started (what admission limits). */
-  async waitingJobs(): Promise<number> {
-    return (await this.waitingByPriority()).interactive;
+  /** Interactive jobs queued in the region and not yet started (what admission limits, per request). */
+  waitingJobs(): Promise<number> {
+    return waitingIn(this.regionQueue);
   }
 
   /** Jobs queued in the region and not yet started, by priority. */
   async waitingByPriority(): Promise<Record<JobPriorityName, number>> {
-    const waiting = (queue: Queue) => queue.getJobCounts('wait', 'prioritized').then((counts) => Object.values(counts).reduce((sum, count) => sum + count, 0));
-    const [interactive, batch] = await Promise.all([waiting(this.regionQueue), waiting(this.batchQueue)]);
+    const [interactive, batch] = await Promise.all([waitingIn(this.regionQueue), waitingIn(this.batchQueue)]);
     return { interactive, batch };
   }
 
