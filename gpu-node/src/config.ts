@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
-import { keyNamePattern, parseEnvironment, regionConfigFrom, regionEnvShape, type RegionConfig } from '@bamba/region';
+import { keyNamePattern, logLevelEnvShape, parseEnvironment, regionConfigFrom, regionEnvShape, type RegionConfig } from '@bamba/region';
 import { z } from 'zod';
 
 const booleanText = z.enum(['true', 'false', '1', '0']).transform((text) => text === 'true' || text === '1');
@@ -31,7 +31,7 @@ const schema = z.object({
   BAMBA_PREFIX_CACHE: booleanText.default(true),
   BAMBA_EVENT_FLUSH_MS: z.coerce.number().int().min(0).max(1000).default(10),
   BAMBA_DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
-  BAMBA_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ...logLevelEnvShape,
   BAMBA_FAULT_INJECTION: z.enum(['none', 'die-after-commit']).default('none'),
 });
 

@@ -18,6 +18,11 @@ export const regionEnvShape = {
   BAMBA_REGION: z.string().regex(keyNamePattern, 'BAMBA_REGION may hold letters, digits, _ . - only').default('local'),
 };
 
+/** How much a process of the region logs (the gateway, the gpu-nodes, the workers). */
+export const logLevelEnvShape = {
+  BAMBA_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+};
+
 /** How generation jobs are queued: shared by every producer (the gateway and the workers). */
 export const jobEnvShape = {
   /** Runs a generation job gets (a dead or stopping node costs one). */

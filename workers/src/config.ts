@@ -3,7 +3,7 @@
  * where files live, the request defaults (the gateway's, so a batch request runs as it would
  * interactively), and how much batch work runs at once.
  */
-import { filesEnvShape, jobEnvShape, parseEnvironment, regionConfigFrom, regionEnvShape, type RegionConfig } from '@bamba/region';
+import { filesEnvShape, jobEnvShape, logLevelEnvShape, parseEnvironment, regionConfigFrom, regionEnvShape, type RegionConfig } from '@bamba/region';
 import { requestDefaultsEnvShape } from '@bamba/shared';
 import { z } from 'zod';
 
@@ -19,7 +19,7 @@ const schema = z.object({
   BAMBA_BATCH_SHARED_PREFIXES: z.enum(['true', 'false', '1', '0']).transform((text) => text === 'true' || text === '1').default(true),
   BAMBA_BATCH_LOCK_DURATION_MS: positiveInt.default(30_000),
   BAMBA_BATCH_STALLED_INTERVAL_MS: positiveInt.default(15_000),
-  BAMBA_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ...logLevelEnvShape,
 });
 
 /** Every environment variable `bamba workers` reads (each is also a flag). */

@@ -3,7 +3,7 @@
  * Redis is, the HTTP listener, the relay pool and logging. Read once from the environment.
  */
 import { readFileSync } from 'node:fs';
-import { filesEnvShape, jobEnvShape, parseEnvironment, regionConfigFrom, regionEnvShape, type RegionConfig } from '@bamba/region';
+import { filesEnvShape, jobEnvShape, logLevelEnvShape, parseEnvironment, regionConfigFrom, regionEnvShape, type RegionConfig } from '@bamba/region';
 import { z } from 'zod';
 import { appConfigFrom, appEnvShape, type AppConfig } from '../config.js';
 
@@ -20,7 +20,7 @@ const schema = z.object({
   BAMBA_SESSION_TTL_SECONDS: positiveInt.default(86_400),
   BAMBA_RESPONSE_TTL_SECONDS: positiveInt.default(30 * 86_400),
   BAMBA_RELAY_CONNECTIONS: positiveInt.max(64).default(4),
-  BAMBA_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ...logLevelEnvShape,
   BAMBA_ALLOW_NO_AUTH: z.enum(['true', 'false', '1', '0']).transform((text) => text === 'true' || text === '1').default(false),
 });
 
