@@ -91,5 +91,10 @@ export function listPage<T extends { id: string }>(items: T[], query: { after: s
   const ordered = query.order === 'asc' ? items : [...items].reverse();
   const start = query.after ? ordered.findIndex((item) => item.id === query.after) + 1 : 0;
   const data = ordered.slice(start, start + query.limit);
-  return { object: 'list' as const, data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: start + data.length < ordered.length };
+  return listObject(data, start + data.length < ordered.length);
+}
+
+/** OpenAI's cursor-paged list object around one page. */
+export function listObject<T extends { id: string }>(data: T[], hasMore: boolean) {
+  return { object: 'list' as const, data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: hasMore };
 }

@@ -6,6 +6,7 @@ import { batchToWire, InvalidRequestError, NotFoundError, validateCreateBatch, v
 import { Hono } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import type { Batches } from '../ports.js';
+import { listObject } from '../responses/response-shapes.js';
 import { readJsonBody } from './request-body.js';
 
 const batchNotFound = (id: string) => new NotFoundError(`batch '${id.slice(0, 64)}' does not exist`, { param: 'batch_id', code: 'batch_not_found' });
@@ -19,8 +20,7 @@ export function batchesRoute(batches: Batches) {
     .get('/', async (c) => {
       const query = validateListQuery(c.req.query());
       const page = await batches.list(c.get('tenant'), query);
-      const data = page.batches.map(batchToWire);
-      return c.json({ object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.hasMore });
+      return c.json(listObject(page.batches.map(batchToWire), page.hasMore));
     })
     .get('/:id', async (c) => {
       const batch = await batches.get(c.get('tenant'), c.req.param('id'));

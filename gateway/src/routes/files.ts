@@ -8,6 +8,7 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { GatewayVariables } from '../gateway-env.js';
 import type { Files } from '../ports.js';
+import { listObject } from '../responses/response-shapes.js';
 
 const fileNotFound = (id: string) => new NotFoundError(`file '${id}' does not exist`, { param: 'file_id', code: 'file_not_found' });
 
@@ -37,8 +38,7 @@ export function filesRoute(files: Files, maxFileBytes: number) {
       const query = validateListQuery(c.req.query(), FILE_LIST_LIMITS);
       const purpose = c.req.query('purpose') || null;
       const page = await files.list(c.get('tenant'), { ...query, purpose });
-      const data = page.files.map(fileToWire);
-      return c.json({ object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.hasMore });
+      return c.json(listObject(page.files.map(fileToWire), page.hasMore));
     })
     .get('/:id', async (c) => {
       const file = await files.get(c.get('tenant'), c.req.param('id'));
