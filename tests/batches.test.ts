@@ -215,7 +215,7 @@ describe('batches', () => {
     const submitted = await cli('submit', input, '--wait');
     expect(submitted.status, submitted.stderr).toBe(0);
     const batchId = submitted.stdout.trim();
-    expect(batchId).toMatch(/^batch_[0-9a-f]{32}$/);
+    expect(batchId).toMatch(/^batch_local_[0-9a-f]{32}$/);
     expect(submitted.stderr).toContain(`${batchId}: completed, 2 completed, 1 failed of 3`);
     expect(submitted.stderr).toContain('line 3: invalid_json');
     const status = await cli('status', batchId);

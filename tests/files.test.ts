@@ -33,7 +33,7 @@ describe('files', () => {
     const text = lines(3);
     const file = await upload(tenantA, text, 'nested/dir/input.jsonl');
     expect(file).toMatchObject({ object: 'file', bytes: Buffer.byteLength(text), filename: 'input.jsonl', purpose: 'batch', status: 'processed' });
-    expect(file.id).toMatch(/^file-[0-9a-f]{32}$/);
+    expect(file.id).toMatch(/^file-local_[0-9a-f]{32}$/);
     expect(await tenantA.files.retrieve(file.id)).toEqual(file);
     expect(await (await tenantA.files.content(file.id)).text()).toBe(text);
     expect(await tenantA.files.delete(file.id)).toMatchObject({ id: file.id, deleted: true });

@@ -147,7 +147,7 @@ export class BatchStore {
   }
 
   async create(tenant: string, batch: NewBatch): Promise<BatchRecord> {
-    const id = newBatchId();
+    const id = newBatchId(this.keys.region);
     const createdAtMs = Date.now();
     const hash: Record<keyof BatchHash, string> = {
       v: String(WIRE_VERSION), tenant, endpoint: batch.endpoint, inputFileId: batch.inputFileId, status: 'validating',

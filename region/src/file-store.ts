@@ -82,7 +82,7 @@ export class FileStore {
   async put(tenant: string, file: NewFile): Promise<FileRecord> {
     if (file.id !== undefined && !isFileId(file.id)) throw new InternalInvariantError(`'${file.id.slice(0, 40)}' is not a file id`);
     const record: FileRecord = {
-      id: file.id ?? newFileId(),
+      id: file.id ?? newFileId(this.keys.region),
       tenant,
       filename: file.filename,
       purpose: file.purpose,

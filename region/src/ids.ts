@@ -4,23 +4,28 @@
  * slot, so every Lua script that changes them touches a single slot. A fork keeps the family of
  * its source; a new session or a stateless request's cache snapshot starts a family of its own.
  *
- * Formats: `sess_<family:16 hex><own:16 hex>`, `snap_<family:16 hex><own:16 hex>`, `resp_<32 hex>`,
- * `file-<32 hex>`, `batch_<32 hex>`.
+ * Formats: `sess_<home>_<family:16 hex><own:16 hex>`, `snap_<family:16 hex><own:16 hex>`,
+ * `resp_<home>_<32 hex>`, `file-<home>_<32 hex>`, `batch_<home>_<32 hex>`. `<home>` is the region
+ * that made the id (`shared/regions.ts`: the edge routes by it without a lookup); a region whose
+ * name cannot be a tag leaves it out, and ids without one still parse.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { homeRegionOf, regionIdTag } from '@bamba/shared';
 
-const SESSION_ID = /^sess_([0-9a-f]{16})[0-9a-f]{16}$/;
+const HOME = '(?:[a-z][a-z0-9]{0,15}_)?';
+const SESSION_ID = new RegExp(`^sess_${HOME}([0-9a-f]{16})[0-9a-f]{16}$`);
 const SNAPSHOT_ID = /^snap_([0-9a-f]{16})[0-9a-f]{16}$/;
 
 const hex16 = () => randomBytes(8).toString('hex');
 
-export function newSessionId(): string {
-  return `sess_${hex16()}${hex16()}`;
+/** A new session id made in `region`. */
+export function newSessionId(region: string): string {
+  return `sess_${regionIdTag(region)}${hex16()}${hex16()}`;
 }
 
-/** A new session id in the family of `sessionId` (a fork). */
-export function forkSessionId(sessionId: string): string {
-  return `sess_${sessionFamily(sessionId) ?? hex16()}${hex16()}`;
+/** A new session id in the family of `sessionId`, made in `region` (a fork, or a moved session). */
+export function forkSessionId(sessionId: string, region: string): string {
+  return `sess_${regionIdTag(region)}${sessionFamily(sessionId) ?? hex16()}${hex16()}`;
 }
 
 /** The family of a session id, or null when the text is not one of our session ids. */
@@ -46,11 +51,11 @@ export function isSnapshotId(text: string): boolean {
   return SNAPSHOT_ID.test(text);
 }
 
-const RESPONSE_ID = /^resp_[0-9a-f]{32}$/;
+const RESPONSE_ID = new RegExp(`^resp_${HOME}[0-9a-f]{32}$`);
 
-/** A new response id (also its generation job's request id). */
-export function newResponseId(): string {
-  return `resp_${hex16()}${hex16()}`;
+/** A new response id made in `region` (also its generation job's request id). */
+export function newResponseId(region: string): string {
+  return `resp_${regionIdTag(region)}${hex16()}${hex16()}`;
 }
 
 export function isResponseId(text: string): boolean {
@@ -62,21 +67,21 @@ export function newItemId(): string {
   return `msg_${hex16()}${hex16()}`;
 }
 
-const FILE_ID = /^file-[0-9a-f]{32}$/;
+const FILE_ID = new RegExp(`^file-${HOME}[0-9a-f]{32}$`);
 
-/** A new uploaded file's id (OpenAI's `file-…` form). */
-export function newFileId(): string {
-  return `file-${hex16()}${hex16()}`;
+/** A new uploaded file's id (OpenAI's `file-…` form), made in `region`. */
+export function newFileId(region: string): string {
+  return `file-${regionIdTag(region)}${hex16()}${hex16()}`;
 }
 
 export function isFileId(text: string): boolean {
   return FILE_ID.test(text);
 }
 
-const BATCH_ID = /^batch_[0-9a-f]{32}$/;
+const BATCH_ID = new RegExp(`^batch_${HOME}[0-9a-f]{32}$`);
 
-export function newBatchId(): string {
-  return `batch_${hex16()}${hex16()}`;
+export function newBatchId(region: string): string {
+  return `batch_${regionIdTag(region)}${hex16()}${hex16()}`;
 }
 
 export function isBatchId(text: string): boolean {
@@ -88,5 +93,6 @@ export function isBatchId(text: string): boolean {
  * finalization that runs again after a crash replaces the same file instead of adding another.
  */
 export function batchFileId(batchId: string, kind: 'output' | 'error'): string {
-  return `file-${createHash('sha256').update(`${batchId}:${kind}`).digest('hex').slice(0, 32)}`;
+  const home = homeRegionOf(batchId);
+  return `file-${home ? `${home}_` : ''}${createHash('sha256').update(`${batchId}:${kind}`).digest('hex').slice(0, 32)}`;
 }

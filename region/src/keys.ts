@@ -18,6 +18,8 @@ import { keyNamePattern } from './config.js';
 import { isBatchId, isFileId, isResponseId, sessionFamily, snapshotFamily } from './ids.js';
 
 export interface RegionKeys {
+  /** The region's name (`BAMBA_REGION`): the home in the ids it makes. */
+  readonly region: string;
   /** BullMQ's own key prefix. */
   readonly bullPrefix: string;
   /** BullMQ queue of the region's interactive generation jobs. */
@@ -116,6 +118,7 @@ export function regionKeys(prefix: string, region: string): RegionKeys {
   const snapshotMeta = (snapshotId: string) => `${family(snapshotId, snapshotFamily)}:snapshot:${snapshotId}`;
   const relay = (group: string) => `${base}:{r:${checkName('relay group', group)}}`;
   return {
+    region,
     bullPrefix: prefix,
     generationQueue: `{generate-${region}}`,
     batchGenerationQueue: `{generate-batch-${region}}`,

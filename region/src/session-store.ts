@@ -304,7 +304,7 @@ export class SessionStore {
 
   /** Create a session; `QuotaExceededError` when the tenant holds `maxSessions` already. */
   async create(tenant: string, request: ValidatedCreateSession, ttlSeconds: number, maxSessions = Number.POSITIVE_INFINITY): Promise<SessionView> {
-    const sessionId = newSessionId();
+    const sessionId = newSessionId(this.keys.region);
     await this.admit(tenant, sessionId, ttlSeconds, maxSessions);
     const messages: ChatMessage[] = [...(request.system ? [{ role: 'system' as const, content: request.system }] : []), ...(request.items ?? [])]
       .map((message) => ({ ...message, id: message.id ?? newItemId() }));
@@ -417,7 +417,7 @@ export class SessionStore {
     if (!isSessionId(sessionId)) return 'not_found';
     const source = await this.redis.hmget(this.keys.session(sessionId), F.tenant, F.ttlSeconds);
     if (source[0] !== tenant) return 'not_found';
-    const forkId = forkSessionId(sessionId);
+    const forkId = forkSessionId(sessionId, this.keys.region);
     await this.admit(tenant, forkId, Number(source[1]), maxSessions);
     const outcome = await this.forkAdmitted(tenant, sessionId, forkId, keepMessages);
     if (typeof outcome === 'string') await this.tenants.forgetSession(tenant, forkId).catch(() => {});

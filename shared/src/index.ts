@@ -13,3 +13,5 @@ export * from './files.js';
 export * from './answer-pieces.js';
 export * from './completion-shapes.js';
 export * from './batches.js';
+export * from './regions.js';
+export * from './edge-signature.js';

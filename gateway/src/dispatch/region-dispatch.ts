@@ -157,10 +157,10 @@ export class RegionSessions implements Sessions {
 
 /** Stored responses in the region's Redis, kept for the gateway's stored-response TTL. */
 export class RegionResponses implements ResponseRecords {
-  constructor(private readonly store: ResponseStore, private readonly ttlSeconds: number) {}
+  constructor(private readonly store: ResponseStore, private readonly ttlSeconds: number, private readonly region: string) {}
 
   newId(): string {
-    return newResponseId();
+    return newResponseId(this.region);
   }
   create(record: NewResponse): Promise<void> {
     return this.store.create(record, this.ttlSeconds);

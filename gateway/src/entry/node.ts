@@ -53,7 +53,7 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
   const batchStore = new BatchStore(redis, keys);
   const dispatch = new RegionDispatch(config.region.region, redis, producer, relay, registry, keys, snapshots, batchStore);
   const sessions = new RegionSessions(new SessionStore(redis, keys, snapshots), config.sessionTtlSeconds, config.maxSessionsPerTenant);
-  const responses = new RegionResponses(new ResponseStore(redis, keys), config.responseTtlSeconds);
+  const responses = new RegionResponses(new ResponseStore(redis, keys), config.responseTtlSeconds, keys.region);
   const files = new FileStore(redis, keys, resolve(config.filesDir));
   const batchQueue = new BatchQueue(redis, keys);
   const batches = new RegionBatches(batchStore, batchQueue, files, config.batchWindowMs);
