@@ -33,6 +33,14 @@ export function sessionFamily(sessionId: string): string | null {
   return SESSION_ID.exec(sessionId)?.[1] ?? null;
 }
 
+/**
+ * The id a session gets in `region` when a move (`moveId`) brings it there: in its family, and
+ * the same for every retry of that move, so a move that runs again overwrites its own copy.
+ */
+export function movedSessionId(sessionId: string, region: string, moveId: string): string {
+  return `sess_${regionIdTag(region)}${sessionFamily(sessionId) ?? hex16()}${createHash('sha256').update(moveId).digest('hex').slice(0, 16)}`;
+}
+
 /** Whether `text` is one of our session ids (anything else can only be "not found"). */
 export function isSessionId(text: string): boolean {
   return SESSION_ID.test(text);

@@ -6,7 +6,7 @@
 export { regionEnvShape, filesEnvShape, jobEnvShape, logLevelEnvShape, regionConfigFrom, parseEnvironment, keyNamePattern, type RegionConfig, type RedisTarget } from './config.js';
 export { connectRedis, isCluster, type RegionRedis, type ConnectOptions } from './connection.js';
 export { regionKeys, type RegionKeys } from './keys.js';
-export { newSessionId, isSessionId, sessionFamily, newSnapshotId, isSnapshotId, newResponseId, isResponseId, newItemId, newFileId, isFileId, newBatchId, isBatchId, batchFileId } from './ids.js';
+export { newSessionId, isSessionId, sessionFamily, movedSessionId, newSnapshotId, isSnapshotId, newResponseId, isResponseId, newItemId, newFileId, isFileId, newBatchId, isBatchId, batchFileId } from './ids.js';
 export { ResponseStore } from './response-store.js';
 export { followRequestStream } from './request-stream-reader.js';
 export { SessionStore, TurnCommitRefused, type ForkRefusal, type SessionView, type TurnCommit, type CommitOutcome } from './session-store.js';
@@ -21,3 +21,5 @@ export { TenantUsage, type TenantUsageFigures } from './tenant-usage.js';
 export { FileStore, type NewFile, type FilePage } from './file-store.js';
 export { BatchStore, type BatchFigures, type NewBatch } from './batch-store.js';
 export { BatchQueue, startBatchWorker, type BatchJob, type BatchWorker, type BatchWorkerOptions } from './batch-queue.js';
+export { SessionTransfer, sessionCopySchema, type SessionCopy, type ReplicaOutcome } from './session-transfer.js';
+export { RegionWorkQueue, startRegionWorker, MoveRefused, moveResultSchema, type MoveJob, type MoveResult, type ReplicateJob, type RegionWorkHandlers } from './region-work-queue.js';

@@ -18,6 +18,8 @@ import { keyNamePattern } from './config.js';
 import { isBatchId, isFileId, isResponseId, sessionFamily, snapshotFamily } from './ids.js';
 
 export interface RegionKeys {
+  /** BullMQ queue of the workers' cross-region work: replicating sessions, moving them in. */
+  readonly regionWorkQueue: string;
   /** The region's name (`BAMBA_REGION`): the home in the ids it makes. */
   readonly region: string;
   /** BullMQ's own key prefix. */
@@ -52,8 +54,10 @@ export interface RegionKeys {
   session(sessionId: string): string;
   /** Session transcript (LIST of JSON messages): the source of truth. */
   sessionTranscript(sessionId: string): string;
-  /** One turn at a time: holds the request id of the running turn. */
+  /** One turn at a time: holds the request id of the running turn (or of a move exporting it). */
   sessionLock(sessionId: string): string;
+  /** A moved session's forwarding record: its id in the region it moved to (expires with it). */
+  sessionForward(sessionId: string): string;
   /** Every snapshot taken for the session's turns (SET), dropped with the session. */
   sessionSnapshots(sessionId: string): string;
   /** Snapshot metadata (HASH): tenant, fingerprint, token count and hash, bytes, chunks. */
@@ -133,6 +137,7 @@ export function regionKeys(prefix: string, region: string): RegionKeys {
     session,
     sessionTranscript: (sessionId) => `${session(sessionId)}:transcript`,
     sessionLock: (sessionId) => `${session(sessionId)}:lock`,
+    sessionForward: (sessionId) => `${session(sessionId)}:moved-to`,
     sessionSnapshots: (sessionId) => `${session(sessionId)}:snapshots`,
     snapshotMeta,
     snapshotOwners: (snapshotId) => `${snapshotMeta(snapshotId)}:owners`,
@@ -161,6 +166,7 @@ export function regionKeys(prefix: string, region: string): RegionKeys {
     batchResults: (tenant, batchId) => `${base}:{t:${checkName('tenant', tenant)}}:batch:${batchId}:results`,
     tenantBatches: (tenant) => `${base}:{t:${checkName('tenant', tenant)}}:batches`,
     batchQueue: `{batches-${region}}`,
+    regionWorkQueue: `{region-work-${region}}`,
     batchStatusCounts: `${base}:{batches}:by-status`,
     batchRequestCounts: `${base}:{batches}:requests`,
     batchWorkers: `${base}:{batches}:workers`,

@@ -194,6 +194,19 @@ export class SnapshotStore {
     return Buffer.concat(parts as Buffer[]);
   }
 
+  /** How many chunks the snapshot is stored in, or null when it is gone. */
+  async chunkCount(snapshotId: string): Promise<number | null> {
+    if (!isSnapshotId(snapshotId)) return null;
+    const meta = metaSchema.safeParse(await this.redis.hgetall(this.keys.snapshotMeta(snapshotId)));
+    return meta.success ? meta.data.chunks : null;
+  }
+
+  /** One stored chunk (a move reads them one at a time), or null when it is gone. */
+  async readChunk(snapshotId: string, index: number): Promise<Buffer | null> {
+    if (!isSnapshotId(snapshotId) || !Number.isInteger(index) || index < 0) return null;
+    return this.redis.getBuffer(this.keys.snapshotChunk(snapshotId, index));
+  }
+
   /**
    * Among candidate token-sequence hashes (longest first), the first whose prefix-cache entry
    * names a stored snapshot. Entries whose snapshot is gone are dropped on the way.

@@ -1,0 +1,247 @@
+/**
+ * Sessions crossing regions. Replication: a region keeps a copy (a replica) of another region's
+ * session, the transcript only, applied only when its turn count is newer, so a job that runs
+ * twice or late changes nothing. Moves: the source locks the session for the move (its turn
+ * lock, held by the move's id), the target imports transcript and snapshot under a new id, and
+ * the source swaps the session for a forwarding record in one script; until that swap the
+ * source's session is untouched, so a move that fails anywhere leaves it as it was.
+ */
+import { chatMessageSchema, parseWireJson, type SessionRecord } from '@bamba/shared';
+import { z } from 'zod';
+import type { RegionRedis } from './connection.js';
+import { isSessionId, movedSessionId } from './ids.js';
+import type { RegionKeys } from './keys.js';
+import { runScript, scriptRefusal, type LuaScript } from './scripts.js';
+import { newSessionHash, SESSION_FIELD as F, sessionFromHash } from './session-fields.js';
+import { SNAPSHOT_META_FIELD, type SnapshotStore } from './snapshot-store.js';
+import { TenantUsage } from './tenant-usage.js';
+
+/** A session as it travels between regions: the record (no snapshot, no residency) and its transcript. */
+export const sessionCopySchema = z.object({
+  id: z.string().refine(isSessionId, 'not a session id'),
+  tenant: z.string().min(1),
+  model: z.string().min(1),
+  createdAtMs: z.number().int().min(0),
+  version: z.number().int().min(0),
+  ttlSeconds: z.number().int().positive(),
+  metadata: z.record(z.string(), z.string()),
+  messages: z.array(chatMessageSchema),
+});
+export type SessionCopy = z.infer<typeof sessionCopySchema>;
+
+export type ReplicaOutcome = 'applied' | 'stale' | 'moved' | 'busy';
+
+/**
+ * Apply a replica if it is newer. KEYS[1] hash, KEYS[2] transcript, KEYS[3] lock, KEYS[4] owners
+ * of the current snapshot (any family key when none), KEYS[5] forwarding record.
+ * ARGV[1] the replica's version, ARGV[2] the current snapshot id as read ('' = none), ARGV[3] TTL
+ * seconds, ARGV[4] the hash fields (JSON object), ARGV[5..] transcript messages (JSON).
+ * Returns 'applied', 'stale' (this region has as many turns or more), 'moved'; or SESSION_BUSY,
+ * SNAPSHOT_MOVED (read again).
+ */
+const APPLY_REPLICA: LuaScript = {
+  name: 'bambaApplyReplica',
+  keys: 5,
+  lua: `
+if redis.call('EXISTS', KEYS[5]) == 1 then return 'moved' end
+if redis.call('EXISTS', KEYS[3]) == 1 then return redis.error_reply('SESSION_BUSY') end
+local version = tonumber(redis.call('HGET', KEYS[1], '${F.version}') or '-1')
+if version >= tonumber(ARGV[1]) then return 'stale' end
+local snapshot = redis.call('HGET', KEYS[1], '${F.snapshotId}') or ''
+if snapshot ~= ARGV[2] then return redis.error_reply('SNAPSHOT_MOVED') end
+if snapshot ~= '' then redis.call('SREM', KEYS[4], KEYS[1]) end
+redis.call('DEL', KEYS[1], KEYS[2])
+local fields = cjson.decode(ARGV[4])
+for name, value in pairs(fields) do redis.call('HSET', KEYS[1], name, value) end
+for index = 5, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[index]) end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+if #ARGV >= 5 then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
+return 'applied'
+`,
+};
+
+/**
+ * Lock a session for a move (its turn lock, held by the move id; the same move may take it
+ * again). KEYS[1] hash, KEYS[2] lock. ARGV[1] move id, ARGV[2] lock TTL ms.
+ * Returns 1, or NO_SESSION, SESSION_BUSY.
+ */
+const LOCK_FOR_MOVE: LuaScript = {
+  name: 'bambaLockForMove',
+  keys: 2,
+  lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NO_SESSION') end
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[1] then return redis.error_reply('SESSION_BUSY') end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return 1
+`,
+};
+
+/**
+ * Swap a moved session for its forwarding record. KEYS[1] hash, KEYS[2] transcript, KEYS[3] lock,
+ * KEYS[4] snapshot set, KEYS[5] owners of the current snapshot (any family key when none),
+ * KEYS[6] forwarding record. ARGV[1] move id, ARGV[2] the new id, ARGV[3] current snapshot id as read.
+ * Returns {'moved', tenant, snapshot ids…} or {'already'}; or LOST_LOCK, SNAPSHOT_MOVED.
+ */
+const COMMIT_MOVE: LuaScript = {
+  name: 'bambaCommitMove',
+  keys: 6,
+  lua: `
+if redis.call('GET', KEYS[6]) == ARGV[2] then return {'already'} end
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return redis.error_reply('LOST_LOCK') end
+if (redis.call('HGET', KEYS[1], '${F.snapshotId}') or '') ~= ARGV[3] then return redis.error_reply('SNAPSHOT_MOVED') end
+local tenant = redis.call('HGET', KEYS[1], '${F.tenant}')
+local ttl = redis.call('HGET', KEYS[1], '${F.ttlSeconds}')
+local snapshots = redis.call('SMEMBERS', KEYS[4])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[4], KEYS[3])
+if ARGV[3] ~= '' then redis.call('SREM', KEYS[5], KEYS[1]) end
+redis.call('SET', KEYS[6], ARGV[2], 'EX', ttl)
+local reply = {'moved', tenant}
+for _, id in ipairs(snapshots) do table.insert(reply, id) end
+return reply
+`,
+};
+
+const RELEASE_MOVE_LOCK: LuaScript = {
+  name: 'bambaReleaseMoveLock',
+  keys: 1,
+  lua: `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`,
+};
+
+/** Attempts against turns committing meanwhile (a snapshot pointer that moved under us). */
+const OPTIMISTIC_ATTEMPTS = 5;
+
+export class SessionTransfer {
+  private readonly tenants: TenantUsage;
+
+  constructor(
+    private readonly redis: RegionRedis,
+    private readonly keys: RegionKeys,
+    private readonly snapshots: SnapshotStore,
+  ) {
+    this.tenants = new TenantUsage(redis, keys);
+  }
+
+  /** Where a moved session went (its new id), or null. */
+  async forwardOf(sessionId: string): Promise<string | null> {
+    if (!isSessionId(sessionId)) return null;
+    return this.redis.get(this.keys.sessionForward(sessionId));
+  }
+
+  /** The session as it travels (a replica or a move), with its record; null when it does not exist. */
+  async copyOf(sessionId: string): Promise<{ copy: SessionCopy; record: SessionRecord } | null> {
+    if (!isSessionId(sessionId)) return null;
+    const [hash, transcript] = await Promise.all([this.redis.hgetall(this.keys.session(sessionId)), this.redis.lrange(this.keys.sessionTranscript(sessionId), 0, -1)]);
+    const record = sessionFromHash(sessionId, hash);
+    if (!record) return null;
+    const messages = transcript.map((message) => parseWireJson(chatMessageSchema, message, 'transcript message'));
+    const { tenant, model, createdAtMs, version, ttlSeconds, metadata } = record;
+    return { copy: { id: sessionId, tenant, model, createdAtMs, version, ttlSeconds, metadata, messages }, record };
+  }
+
+  /** Keep `copy` as this region's copy of the session unless this region's is as new or newer. */
+  async applyReplica(copy: SessionCopy): Promise<ReplicaOutcome> {
+    const fields = newSessionHash({ tenant: copy.tenant, model: copy.model, createdAtMs: copy.createdAtMs, version: copy.version, tokenCount: 0, snapshotId: '', snapshotBytes: 0, residentNode: '', ttlSeconds: copy.ttlSeconds, metadata: copy.metadata });
+    for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
+      const snapshotId = (await this.redis.hget(this.keys.session(copy.id), F.snapshotId)) ?? '';
+      try {
+        const outcome = (await runScript(this.redis, APPLY_REPLICA, [
+          this.keys.session(copy.id), this.keys.sessionTranscript(copy.id), this.keys.sessionLock(copy.id),
+          snapshotId ? this.keys.snapshotOwners(snapshotId) : this.keys.session(copy.id), this.keys.sessionForward(copy.id),
+        ], [copy.version, snapshotId, copy.ttlSeconds, JSON.stringify(fields), ...copy.messages.map((message) => JSON.stringify(message))])) as ReplicaOutcome;
+        // Its state is now the transcript's: the session holds no snapshot bytes here any more.
+        if (outcome === 'applied') await this.tenants.renewSession(copy.tenant, copy.id, copy.ttlSeconds, 0).catch(() => {});
+        return outcome;
+      } catch (error) {
+        const refusal = scriptRefusal(error, ['SESSION_BUSY', 'SNAPSHOT_MOVED'] as const);
+        if (refusal === 'SESSION_BUSY') return 'busy';
+        if (refusal !== 'SNAPSHOT_MOVED') throw error;
+      }
+    }
+    return 'busy';
+  }
+
+  /** Lock a session for move `moveId` (no turn can start or commit until the move ends). */
+  async lockForMove(sessionId: string, moveId: string, ttlMs: number): Promise<'locked' | 'not_found' | 'busy'> {
+    if (!isSessionId(sessionId)) return 'not_found';
+    try {
+      await runScript(this.redis, LOCK_FOR_MOVE, [this.keys.session(sessionId), this.keys.sessionLock(sessionId)], [moveId, ttlMs]);
+      return 'locked';
+    } catch (error) {
+      const refusal = scriptRefusal(error, ['NO_SESSION', 'SESSION_BUSY'] as const);
+      if (refusal === 'NO_SESSION') return 'not_found';
+      if (refusal === 'SESSION_BUSY') return 'busy';
+      throw error;
+    }
+  }
+
+  /** The move did not happen: give the session back. */
+  async releaseMove(sessionId: string, moveId: string): Promise<void> {
+    if (!isSessionId(sessionId)) return;
+    await runScript(this.redis, RELEASE_MOVE_LOCK, [this.keys.sessionLock(sessionId)], [moveId]);
+  }
+
+  /** The id the session gets in this region when move `moveId` brings it here. */
+  movedId(sessionId: string, moveId: string): string {
+    return movedSessionId(sessionId, this.keys.region, moveId);
+  }
+
+  /**
+   * Create the moved session here under `newId`: the transcript, and the snapshot when one came
+   * along (already stored here under the new id's family). Running it again rewrites the same.
+   */
+  async importMoved(newId: string, copy: SessionCopy, snapshot: { snapshotId: string; tokenCount: number; bytes: number } | null): Promise<void> {
+    const hash = newSessionHash({
+      tenant: copy.tenant, model: copy.model, createdAtMs: copy.createdAtMs, version: copy.version, tokenCount: snapshot?.tokenCount ?? 0,
+      snapshotId: snapshot?.snapshotId ?? '', snapshotBytes: snapshot?.bytes ?? 0, residentNode: '', ttlSeconds: copy.ttlSeconds, metadata: copy.metadata,
+    });
+    const ttl = copy.ttlSeconds;
+    await this.tenants.admitSession(copy.tenant, newId, ttl, Number.POSITIVE_INFINITY);
+    const transaction = this.redis.multi()
+      .del(this.keys.session(newId), this.keys.sessionTranscript(newId))
+      .hset(this.keys.session(newId), hash)
+      .expire(this.keys.session(newId), ttl);
+    if (copy.messages.length > 0) transaction.rpush(this.keys.sessionTranscript(newId), ...copy.messages.map((message) => JSON.stringify(message))).expire(this.keys.sessionTranscript(newId), ttl);
+    if (snapshot) {
+      transaction
+        .sadd(this.keys.snapshotOwners(snapshot.snapshotId), this.keys.session(newId)).expire(this.keys.snapshotOwners(snapshot.snapshotId), ttl)
+        .sadd(this.keys.sessionSnapshots(newId), snapshot.snapshotId).expire(this.keys.sessionSnapshots(newId), ttl)
+        .hdel(this.keys.snapshotMeta(snapshot.snapshotId), SNAPSHOT_META_FIELD.pinnedUntilMs);
+    }
+    const results = await transaction.exec();
+    const failed = results?.find(([error]) => error);
+    if (failed) throw failed[0];
+    await this.tenants.renewSession(copy.tenant, newId, ttl, snapshot?.bytes ?? 0).catch(() => {});
+  }
+
+  /**
+   * The session moved to `newId`: replace it by its forwarding record, atomically with the check
+   * that move `moveId` still holds it. 'lost' when the lock expired (the move must not complete).
+   */
+  async commitMove(sessionId: string, moveId: string, newId: string): Promise<'moved' | 'lost'> {
+    for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
+      const snapshotId = (await this.redis.hget(this.keys.session(sessionId), F.snapshotId)) ?? '';
+      let reply: string[];
+      try {
+        reply = (await runScript(this.redis, COMMIT_MOVE, [
+          this.keys.session(sessionId), this.keys.sessionTranscript(sessionId), this.keys.sessionLock(sessionId),
+          this.keys.sessionSnapshots(sessionId), snapshotId ? this.keys.snapshotOwners(snapshotId) : this.keys.session(sessionId), this.keys.sessionForward(sessionId),
+        ], [moveId, newId, snapshotId])) as string[];
+      } catch (error) {
+        const refusal = scriptRefusal(error, ['LOST_LOCK', 'SNAPSHOT_MOVED'] as const);
+        if (refusal === 'LOST_LOCK') return 'lost';
+        if (refusal !== 'SNAPSHOT_MOVED') throw error;
+        continue;
+      }
+      if (reply[0] === 'moved') {
+        await this.tenants.forgetSession(reply[1]!, sessionId).catch(() => {});
+        for (const snapshot of new Set([...reply.slice(2), ...(snapshotId ? [snapshotId] : [])])) await this.snapshots.forget(snapshot);
+      }
+      return 'moved';
+    }
+    return 'lost';
+  }
+}
