@@ -2,7 +2,8 @@
  * The gateway app, built from ports so the same code serves on Node and in Workers. Errors of
  * every route become OpenAI-shaped JSON here and only here; every request gets one log line.
  */
-import { BambaError, errorToWire, PayloadTooLargeError } from '@bamba/shared';
+import { BambaError, errorToWire, MOVED_TO_HEADER, PayloadTooLargeError } from '@bamba/shared';
+import { SessionMovedError } from './generation/session-turn.js';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
@@ -10,12 +11,13 @@ import { apiKeyAuth } from './auth.js';
 import type { AppConfig } from './config.js';
 import type { GatewayVariables } from './gateway-env.js';
 import type { GatewayMetrics } from './metrics.js';
-import type { Batches, Clock, Files, GenerationPort, PageScripts, RegionState, ResponseRecords, Sessions } from './ports.js';
+import type { Batches, Clock, Files, GenerationPort, PageScripts, RegionState, ResponseRecords, Sessions, Transfers } from './ports.js';
 import { RequestLogEntry, silentLogger, type GatewayLogger } from './request-log.js';
 import { batchesRoute } from './routes/batches.js';
 import { chatCompletionsRoute } from './routes/chat-completions.js';
 import { completionsRoute } from './routes/completions.js';
 import { filesRoute } from './routes/files.js';
+import { internalRoutes } from './routes/internal.js';
 import { conversationsRoute } from './routes/conversations.js';
 import { healthRoutes } from './routes/health.js';
 import { modelsRoute } from './routes/models.js';
@@ -33,6 +35,8 @@ export interface GatewayPorts {
   metrics: GatewayMetrics;
   files: Files;
   batches: Batches;
+  /** Sessions crossing regions (replicas, moves). */
+  transfers: Transfers;
   /** The browser scripts of the playground and the status page. */
   pageScripts: PageScripts;
   logger?: GatewayLogger;
@@ -47,7 +51,10 @@ export interface GatewayPorts {
 /** Routes as labelled in metrics and logs: the matched pattern, not the raw path. */
 const ROUTE_PATTERNS: Array<[RegExp, string]> = [
   [/^\/assets\/[^/]+$/, '/assets/:name'],
-  [/^\/v1\/sessions\/[^/]+\/fork$/, '/v1/sessions/:id/fork'],
+  [/^\/v1\/sessions\/[^/]+\/(fork|move)$/, '/v1/sessions/:id/$1'],
+  [/^\/internal\/v1\/replicas\/[^/]+$/, '/internal/v1/replicas/:id'],
+  [/^\/internal\/v1\/sessions\/[^/]+\/export(\/commit|\/abort)?$/, '/internal/v1/sessions/:id/export$1'],
+  [/^\/internal\/v1\/snapshots\/[^/]+\/chunks\/[^/]+$/, '/internal/v1/snapshots/:id/chunks/:index'],
   [/^\/v1\/sessions\/[^/]+$/, '/v1/sessions/:id'],
   [/^\/v1\/responses\/[^/]+\/(cancel|input_items)$/, '/v1/responses/:id/$1'],
   [/^\/v1\/responses\/[^/]+$/, '/v1/responses/:id'],
@@ -95,14 +102,15 @@ export function createApp(ports: GatewayPorts) {
   });
   app.route('/', healthRoutes(region, metrics, config.metricsToken));
   app.route('/', pageRoutes({ region, recent, scripts: ports.pageScripts, clock, metricsToken: config.metricsToken }));
-  app.use('/v1/*', apiKeyAuth(config.apiKeys));
+  app.route('/internal/v1', internalRoutes(ports.transfers, config.edgeSecret, clock));
+  app.use('/v1/*', apiKeyAuth(config.apiKeys, config.edgeSecret, clock));
   const requestBodyLimit = bodyLimit({ maxSize: config.maxBodyBytes, onError: () => { throw new PayloadTooLargeError(config.maxBodyBytes); } });
   // Uploads have their own, larger limit (in the files route); every other body this one.
   app.use('/v1/*', (c, next) => (c.req.method === 'POST' && c.req.path === '/v1/files' ? next() : requestBodyLimit(c, next)));
   app.route('/v1/models', modelsRoute(region));
   app.route('/v1/chat/completions', chatCompletionsRoute(deps));
   app.route('/v1/completions', completionsRoute(deps));
-  app.route('/v1/sessions', sessionsRoute(sessions, region));
+  app.route('/v1/sessions', sessionsRoute(sessions, region, ports.transfers));
   app.route('/v1/responses', responsesRoute({ ...deps, responses: ports.responses, running }));
   app.route('/v1/conversations', conversationsRoute(sessions));
   app.route('/v1/files', filesRoute(ports.files, config.maxFileBytes));
@@ -119,6 +127,7 @@ export function createApp(ports: GatewayPorts) {
     if (!known || known.status === 500) logger.error(`${c.req.method} ${routeLabel(c.req.path)} failed`, known?.cause ?? error);
     const wire = errorToWire(known ?? error);
     if (known?.retryAfterSeconds) c.header('Retry-After', String(known.retryAfterSeconds));
+    if (known instanceof SessionMovedError) c.header(MOVED_TO_HEADER, known.movedTo);
     c.get('log')?.set({ errorType: wire.type, errorCode: wire.code });
     return c.json({ error: { message: wire.message, type: wire.type, param: wire.param, code: wire.code } }, wire.status as 400);
   });

@@ -3,7 +3,7 @@
  * entry merges `appEnvShape` into its own environment schema (Node: `entry/node-config.ts`) and
  * calls `appConfigFrom` on the parsed values. Runtime-neutral: no file or network access here.
  */
-import { BATCH_WINDOW_MS, requestDefaultsEnvShape } from '@bamba/shared';
+import { BATCH_WINDOW_MS, MIN_EDGE_SECRET_LENGTH, requestDefaultsEnvShape } from '@bamba/shared';
 import { z } from 'zod';
 
 const positiveInt = z.coerce.number().int().positive();
@@ -21,6 +21,7 @@ export const appEnvShape = {
   BAMBA_METRICS_TOKEN: z.string().min(1).optional(),
   BAMBA_MAX_SESSIONS_PER_TENANT: positiveInt.default(10_000),
   BAMBA_MAX_SESSION_BYTES_PER_TENANT: positiveInt.default(4 * 1024 ** 3),
+  BAMBA_EDGE_SECRET: z.string().min(MIN_EDGE_SECRET_LENGTH, `BAMBA_EDGE_SECRET must hold at least ${MIN_EDGE_SECRET_LENGTH} characters`).optional(),
 };
 
 export interface AppConfig {
@@ -47,6 +48,11 @@ export interface AppConfig {
   maxSessionsPerTenant: number;
   /** Bytes of saved session state one tenant may hold (turns beyond it: 429 `quota_exceeded`). */
   maxSessionBytesPerTenant: number;
+  /**
+   * Secret shared by the edge and the regions: requests signed with it act for the tenant they
+   * name, and regions call each other's internal routes with it. Null: no edge, no peers.
+   */
+  edgeSecret: string | null;
 }
 
 /** Tenant names appear in Redis keys and logs: letters, digits, _ . - only. */
@@ -84,5 +90,6 @@ export function appConfigFrom(values: AppEnv, apiKeysFileText = ''): AppConfig {
     metricsToken: values.BAMBA_METRICS_TOKEN ?? null,
     maxSessionsPerTenant: values.BAMBA_MAX_SESSIONS_PER_TENANT,
     maxSessionBytesPerTenant: values.BAMBA_MAX_SESSION_BYTES_PER_TENANT,
+    edgeSecret: values.BAMBA_EDGE_SECRET ?? null,
   };
 }

@@ -6,4 +6,6 @@ export interface GatewayVariables {
   tenant: string;
   /** The request's log line, written when the request (or its stream) ends. */
   log: RequestLogEntry;
+  /** The edge sent it here because the session's home region is down (signed). */
+  failover: boolean;
 }

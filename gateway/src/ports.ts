@@ -116,6 +116,32 @@ export interface Sessions {
   stateOf(session: SessionRecord, liveNodeIds: ReadonlySet<string>): Promise<SessionStateLocation>;
   /** What a tenant holds: live sessions, and the bytes of their saved states (never evicted). */
   usage(tenant: string): Promise<{ sessions: number; sessionBytes: number }>;
+  /** The id a moved session has now (it left this region), or null. */
+  movedTo(sessionId: string): Promise<string | null>;
+}
+
+/** What a move brought into this region. */
+export interface MovedHere {
+  newId: string;
+  /** Whether its saved state came along (else its next turn replays), and why not. */
+  snapshotMoved: boolean;
+  reason: string;
+}
+
+/**
+ * Sessions crossing regions: replicas from other regions, this region's side of a move out
+ * (export, chunks, commit), and moves in (run by the workers, waited for here).
+ */
+export interface Transfers {
+  /** Keep another region's copy of a session unless ours is as new; 400 for a malformed copy. */
+  applyReplica(body: unknown): Promise<'applied' | 'stale' | 'moved' | 'busy'>;
+  /** Lock the tenant's session for a move and describe it (JSON for the target). */
+  exportForMove(sessionId: string, tenant: string, moveId: string, lockTtlMs: number): Promise<object | 'not_found' | 'busy'>;
+  snapshotChunk(snapshotId: string, index: number): Promise<Uint8Array | null>;
+  commitMove(sessionId: string, moveId: string, newId: string): Promise<'moved' | 'lost'>;
+  releaseMove(sessionId: string, moveId: string): Promise<void>;
+  /** Bring the tenant's session from its home region here; resolves once it lives here. */
+  moveHere(tenant: string, sessionId: string, deadlineAtMs: number): Promise<MovedHere>;
 }
 
 /** Uploaded files (the Files API). Another tenant's file reads as missing. */

@@ -29,6 +29,7 @@ const schema = z.object({
   BAMBA_SNAPSHOT_BUDGET_BYTES: positiveInt.default(2 * 1024 ** 3),
   BAMBA_RESIDENT_SESSIONS: z.coerce.number().int().min(0).optional(),
   BAMBA_PREFIX_CACHE: booleanText.default(true),
+  BAMBA_REPLICATE_SESSIONS: booleanText.default(false),
   BAMBA_EVENT_FLUSH_MS: z.coerce.number().int().min(0).max(1000).default(10),
   BAMBA_DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
   ...logLevelEnvShape,
@@ -65,6 +66,8 @@ export interface GpuNodeConfig {
   residentSessions: number;
   /** Snapshot stateless chat requests too, so re-sent histories resume (exact-prefix cache). */
   prefixCache: boolean;
+  /** Queue each committed session turn for replication to another region (the workers send it). */
+  replicateSessions: boolean;
   /** A request's later token deltas are written to Redis at most this often (ms). */
   eventFlushMs: number;
   /** On stop, running generations may finish within this long; the rest go back to the queue. */
@@ -94,6 +97,7 @@ export function parseGpuNodeConfig(env: Record<string, string | undefined>): Gpu
     snapshotBudgetBytes: values.BAMBA_SNAPSHOT_BUDGET_BYTES,
     residentSessions: values.BAMBA_RESIDENT_SESSIONS ?? values.BAMBA_SLOTS,
     prefixCache: values.BAMBA_PREFIX_CACHE,
+    replicateSessions: values.BAMBA_REPLICATE_SESSIONS,
     eventFlushMs: values.BAMBA_EVENT_FLUSH_MS,
     drainTimeoutMs: values.BAMBA_DRAIN_TIMEOUT_MS,
     logLevel: values.BAMBA_LOG_LEVEL,

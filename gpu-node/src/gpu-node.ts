@@ -6,6 +6,7 @@ import {
   connectRedis,
   isCancelled,
   NodeRegistry,
+  RegionWorkQueue,
   regionKeys,
   SessionStore,
   SnapshotStore,
@@ -56,6 +57,7 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
   const registry = new NodeRegistry(redis, keys);
   const scheduler = new SlotScheduler(config.slots);
   const snapshots = new SnapshotStore(redis, keys, config.snapshotBudgetBytes);
+  const regionWork = config.replicateSessions ? new RegionWorkQueue(redis, keys) : null;
   const serving: ServingDeps = {
     engine,
     nodeId: config.nodeId,
@@ -65,6 +67,7 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
     prefixCache: config.prefixCache,
     pendingSnapshots: new PendingSnapshots(),
     log,
+    ...(regionWork ? { replicate: (sessionId: string, version: number) => regionWork.replicate(sessionId, version) } : {}),
     // Testing the one window a commit cannot close: the node dies after the commit, before the end event.
     ...(config.faultInjection === 'die-after-commit' ? { afterCommit: () => process.kill(process.pid, 'SIGKILL') } : {}),
   };
@@ -150,6 +153,7 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
       await bounded(Promise.all([heartbeat.beat() /* no more affinity turns here */, sweeper.stop()]), STOP_STEP_TIMEOUT_MS);
       await intake.stop(config.drainTimeoutMs, STOP_STEP_TIMEOUT_MS);
       await bounded(Promise.all([heartbeat.stop(config.nodeId), writer.flush()]), STOP_STEP_TIMEOUT_MS);
+      await regionWork?.close().catch(() => {});
       subscriber.disconnect();
       redis.disconnect();
       await engine.close();

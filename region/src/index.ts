@@ -21,5 +21,5 @@ export { TenantUsage, type TenantUsageFigures } from './tenant-usage.js';
 export { FileStore, type NewFile, type FilePage } from './file-store.js';
 export { BatchStore, type BatchFigures, type NewBatch } from './batch-store.js';
 export { BatchQueue, startBatchWorker, type BatchJob, type BatchWorker, type BatchWorkerOptions } from './batch-queue.js';
-export { SessionTransfer, sessionCopySchema, type SessionCopy, type ReplicaOutcome } from './session-transfer.js';
+export { SessionTransfer, sessionCopySchema, sessionExportSchema, exportedSnapshotSchema, type SessionCopy, type SessionExport, type ReplicaOutcome } from './session-transfer.js';
 export { RegionWorkQueue, startRegionWorker, MoveRefused, moveResultSchema, type MoveJob, type MoveResult, type ReplicateJob, type RegionWorkHandlers } from './region-work-queue.js';

@@ -31,6 +31,23 @@ export type SessionCopy = z.infer<typeof sessionCopySchema>;
 
 export type ReplicaOutcome = 'applied' | 'stale' | 'moved' | 'busy';
 
+/** A stored snapshot as a move sees it: what it is, and how many chunks to fetch. */
+export const exportedSnapshotSchema = z.object({
+  snapshotId: z.string(),
+  fingerprint: z.string(),
+  tokenCount: z.number().int().min(0),
+  tokenHash: z.string(),
+  bytes: z.number().int().positive(),
+  chunks: z.number().int().positive(),
+});
+
+/** What the source region's export answers: the session locked for the move, or where it went. */
+export const sessionExportSchema = z.union([
+  z.object({ copy: sessionCopySchema, snapshot: exportedSnapshotSchema.nullable() }),
+  z.object({ movedTo: z.string().refine(isSessionId, 'not a session id') }),
+]);
+export type SessionExport = z.infer<typeof sessionExportSchema>;
+
 /**
  * Apply a replica if it is newer. KEYS[1] hash, KEYS[2] transcript, KEYS[3] lock, KEYS[4] owners
  * of the current snapshot (any family key when none), KEYS[5] forwarding record.
@@ -123,6 +140,28 @@ export class SessionTransfer {
     private readonly snapshots: SnapshotStore,
   ) {
     this.tenants = new TenantUsage(redis, keys);
+  }
+
+  /**
+   * Lock the session for move `moveId` and describe it for the target: transcript, and the
+   * latest snapshot when it is still stored. `tenant` must own it (anything else is not found).
+   */
+  async exportForMove(sessionId: string, tenant: string, moveId: string, lockTtlMs: number): Promise<SessionExport | 'not_found' | 'busy'> {
+    const movedTo = await this.forwardOf(sessionId);
+    if (movedTo) return { movedTo };
+    const before = await this.copyOf(sessionId);
+    if (!before || before.record.tenant !== tenant) return 'not_found';
+    const locked = await this.lockForMove(sessionId, moveId, lockTtlMs);
+    if (locked !== 'locked') return locked;
+    const found = await this.copyOf(sessionId); // read again under the lock: no turn commits now
+    if (!found) {
+      await this.releaseMove(sessionId, moveId);
+      return 'not_found';
+    }
+    const { snapshotId } = found.record;
+    const [info, chunks] = snapshotId ? await Promise.all([this.snapshots.info(snapshotId), this.snapshots.chunkCount(snapshotId)]) : [null, null];
+    const snapshot = info && chunks ? { snapshotId, fingerprint: info.fingerprint, tokenCount: info.tokenCount, tokenHash: info.tokenHash, bytes: info.bytes, chunks } : null;
+    return { copy: found.copy, snapshot };
   }
 
   /** Where a moved session went (its new id), or null. */

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import type { ChatMessage } from './jobs.js';
 import { parseRequestBody } from './openai-requests.js';
+import { REGION_NAME_PATTERN } from './regions.js';
 
 /** Where a session's state lives now. */
 export type SessionStateLocation = 'resident' | 'snapshot' | 'transcript';
@@ -71,6 +72,15 @@ export interface ValidatedForkSession {
 export function validateForkSession(body: unknown): ValidatedForkSession {
   if (body === undefined) return { keepMessages: null };
   return { keepMessages: parseRequestBody(forkSessionSchema, body).keep_messages ?? null };
+}
+
+export const moveSessionSchema = z.object({
+  region: z.string({ error: (issue) => (issue.input === undefined ? 'region is required' : 'region must be a string') }).regex(REGION_NAME_PATTERN, 'region must be a region name (lowercase letters and digits)'),
+});
+
+/** `POST /v1/sessions/{id}/move`: the region the session moves to. */
+export function validateMoveSession(body: unknown): { region: string } {
+  return parseRequestBody(moveSessionSchema, body);
 }
 
 /** The session object the API returns. */

@@ -3,10 +3,15 @@
  * (`JobProducer`), token events come back through the multiplexed relay (`StreamRelay`), the
  * node registry answers what is alive.
  */
-import { followRequestStream, TenantUsage, type BatchQueue, type BatchStore, type FileStore, type ForkRefusal, type SnapshotStore, newItemId, newResponseId, type JobProducer, type NodeRegistry, type RegionKeys, type RegionRedis, type ResponseStore, type SessionStore, type StreamRelay } from '@bamba/region';
+import { followRequestStream, MoveRefused, sessionCopySchema, type RegionWorkQueue, type SessionTransfer, TenantUsage, type BatchQueue, type BatchStore, type FileStore, type ForkRefusal, type SnapshotStore, newItemId, newResponseId, type JobProducer, type NodeRegistry, type RegionKeys, type RegionRedis, type ResponseStore, type SessionStore, type StreamRelay } from '@bamba/region';
 import {
   BambaError,
+  ConflictError,
   DeadlineExceededError,
+  homeRegionOf,
+  InvalidRequestError,
+  NotFoundError,
+  ServiceUnavailableError,
   inputFileNotFound,
   type BatchRecord,
   type ValidatedCreateBatch,
@@ -23,7 +28,7 @@ import {
   type StreamEvent,
   type ValidatedCreateSession,
 } from '@bamba/shared';
-import type { Batches, GenerationPort, RegionFigures, RegionState, ResponseRecords, Sessions, SessionView } from '../ports.js';
+import type { Batches, GenerationPort, MovedHere, RegionFigures, RegionState, ResponseRecords, Sessions, SessionView, Transfers } from '../ports.js';
 
 export class RegionDispatch implements RegionState, GenerationPort {
   private readonly tenants: TenantUsage;
@@ -115,7 +120,11 @@ export class RegionDispatch implements RegionState, GenerationPort {
 
 /** Sessions in the region's Redis; new sessions get the gateway's TTL and count against the tenant's limit. */
 export class RegionSessions implements Sessions {
-  constructor(private readonly store: SessionStore, private readonly ttlSeconds: number, private readonly maxSessionsPerTenant: number) {}
+  constructor(private readonly store: SessionStore, private readonly transfer: SessionTransfer, private readonly ttlSeconds: number, private readonly maxSessionsPerTenant: number) {}
+
+  movedTo(sessionId: string): Promise<string | null> {
+    return this.transfer.forwardOf(sessionId);
+  }
 
   create(tenant: string, request: ValidatedCreateSession): Promise<SessionView> {
     return this.store.create(tenant, request, this.ttlSeconds, this.maxSessionsPerTenant);
@@ -217,5 +226,42 @@ export class RegionBatches implements Batches {
     if (!batch) return null;
     await this.store.advance(tenant, batchId, 'cancelling', ['validating', 'in_progress']);
     return this.store.get(tenant, batchId);
+  }
+}
+
+/** Sessions crossing regions, in the region's Redis; moves in are run by the workers (waited for here). */
+export class RegionTransfers implements Transfers {
+  constructor(private readonly transfer: SessionTransfer, private readonly snapshots: SnapshotStore, private readonly work: RegionWorkQueue) {}
+
+  async applyReplica(body: unknown): Promise<'applied' | 'stale' | 'moved' | 'busy'> {
+    const copy = sessionCopySchema.safeParse(body);
+    if (!copy.success) throw new InvalidRequestError(`malformed session replica: ${copy.error.issues[0]?.message ?? 'invalid'}`, { code: 'invalid_value' });
+    return this.transfer.applyReplica(copy.data);
+  }
+  exportForMove(sessionId: string, tenant: string, moveId: string, lockTtlMs: number) {
+    return this.transfer.exportForMove(sessionId, tenant, moveId, lockTtlMs);
+  }
+  snapshotChunk(snapshotId: string, index: number): Promise<Uint8Array | null> {
+    return this.snapshots.readChunk(snapshotId, index);
+  }
+  commitMove(sessionId: string, moveId: string, newId: string): Promise<'moved' | 'lost'> {
+    return this.transfer.commitMove(sessionId, moveId, newId);
+  }
+  releaseMove(sessionId: string, moveId: string): Promise<void> {
+    return this.transfer.releaseMove(sessionId, moveId);
+  }
+  async moveHere(tenant: string, sessionId: string, deadlineAtMs: number): Promise<MovedHere> {
+    const source = homeRegionOf(sessionId);
+    if (!source) throw new InvalidRequestError(`session '${sessionId}' names no home region, so it cannot move`, { param: 'session_id', code: 'invalid_value' });
+    try {
+      return await this.work.move({ kind: 'move', moveId: `move-${crypto.randomUUID().replace(/-/g, '')}`, sessionId, source, tenant, deadlineAtMs });
+    } catch (error) {
+      if (error instanceof MoveRefused) {
+        if (error.code === 'session_not_found') throw new NotFoundError(`session '${sessionId}' does not exist`, { param: 'session_id', code: 'session_not_found' });
+        if (error.code === 'session_busy') throw new ConflictError(`session '${sessionId}' is running a turn; retry the move when it ends`, { code: 'session_busy' });
+        throw new InvalidRequestError(error.message, { param: 'region', code: 'invalid_value' });
+      }
+      throw new ServiceUnavailableError(`the move did not complete: ${error instanceof Error ? error.message : String(error)}`, { code: 'move_failed', retryAfterSeconds: 2, cause: error });
+    }
   }
 }

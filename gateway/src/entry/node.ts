@@ -11,6 +11,8 @@ import {
   FileStore,
   JobProducer,
   NodeRegistry,
+  RegionWorkQueue,
+  SessionTransfer,
   redisOutageError,
   regionKeys,
   ResponseStore,
@@ -20,7 +22,7 @@ import {
 } from '@bamba/region';
 import { serve } from '@hono/node-server';
 import { createApp } from '../app.js';
-import { RegionBatches, RegionDispatch, RegionResponses, RegionSessions } from '../dispatch/region-dispatch.js';
+import { RegionBatches, RegionDispatch, RegionResponses, RegionSessions, RegionTransfers } from '../dispatch/region-dispatch.js';
 import type { GatewayMetrics } from '../metrics.js';
 import { createPinoLogger } from '../observability/pino-logger.js';
 import { PromMetrics } from '../observability/prom-metrics.js';
@@ -52,12 +54,15 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
   const snapshots = new SnapshotStore(redis, keys, READ_ONLY_BUDGET_BYTES);
   const batchStore = new BatchStore(redis, keys);
   const dispatch = new RegionDispatch(config.region.region, redis, producer, relay, registry, keys, snapshots, batchStore);
-  const sessions = new RegionSessions(new SessionStore(redis, keys, snapshots), config.sessionTtlSeconds, config.maxSessionsPerTenant);
+  const transfer = new SessionTransfer(redis, keys, snapshots);
+  const sessions = new RegionSessions(new SessionStore(redis, keys, snapshots), transfer, config.sessionTtlSeconds, config.maxSessionsPerTenant);
+  const regionWork = new RegionWorkQueue(redis, keys);
+  const transfers = new RegionTransfers(transfer, snapshots, regionWork);
   const responses = new RegionResponses(new ResponseStore(redis, keys), config.responseTtlSeconds, keys.region);
   const files = new FileStore(redis, keys, resolve(config.filesDir));
   const batchQueue = new BatchQueue(redis, keys);
   const batches = new RegionBatches(batchStore, batchQueue, files, config.batchWindowMs);
-  const app = createApp({ region: dispatch, generation: dispatch, sessions, responses, files, batches, config, metrics: runtime.metrics ?? new PromMetrics(), pageScripts: loadPageScripts(), logger, classifyError: redisOutageError });
+  const app = createApp({ region: dispatch, generation: dispatch, sessions, responses, files, batches, transfers, config, metrics: runtime.metrics ?? new PromMetrics(), pageScripts: loadPageScripts(), logger, classifyError: redisOutageError });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const started = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(started));
     started.once('error', reject);
@@ -81,6 +86,7 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
       await relay.close();
       await producer.close();
       await batchQueue.close();
+      await regionWork.close();
       redis.disconnect();
     },
   };

@@ -10,7 +10,7 @@ import type { GatewayMetrics } from '../metrics.js';
 import type { RequestLogEntry } from '../request-log.js';
 import type { Clock, GenerationPort, RegionState, Sessions } from '../ports.js';
 import { admit } from './admission.js';
-import { lockSessionTurn, type LockedTurn } from './session-turn.js';
+import { checkSessionHome, lockSessionTurn, type LockedTurn } from './session-turn.js';
 
 export interface GenerationDeps {
   region: RegionState;
@@ -61,11 +61,14 @@ export interface BeginOptions {
   canRestart: () => boolean;
   /** Told where the job's token events go, once it is queued. */
   onQueued?: (relayGroup: string) => void;
+  /** The edge sent a session turn here because its home region is down (a replica may serve it). */
+  failover?: boolean;
 }
 
 export async function beginGeneration(deps: GenerationDeps, validated: ValidatedGenerationRequest, options: BeginOptions): Promise<StartedGeneration> {
   const { config, metrics, clock } = deps;
   const { tenant, requestId, log, arrivedMs } = options;
+  if (validated.sessionId) checkSessionHome(validated.sessionId, deps.region.name, options.failover ?? false);
   const { request, nodes } = await admit(deps.region, config, validated);
   const lock: LockedTurn | null = request.sessionId
     ? await lockSessionTurn(deps.sessions, tenant, request.sessionId, request.model, requestId, config.requestDeadlineMs, nodes, config.maxSessionBytesPerTenant)

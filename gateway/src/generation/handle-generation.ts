@@ -20,7 +20,7 @@ export async function handleGeneration(c: Context<{ Variables: GatewayVariables 
   c.header('x-request-id', requestId); // on every answer, errors included: what to quote when asking about it
 
   let relayedText = false;
-  const generation = await beginGeneration(deps, validated, { tenant, requestId, log, arrivedMs, signal: c.req.raw.signal, canRestart: () => !relayedText });
+  const generation = await beginGeneration(deps, validated, { tenant, requestId, log, arrivedMs, signal: c.req.raw.signal, canRestart: () => !relayedText, failover: c.get('failover') });
   const { request } = generation;
   c.header('x-bamba-resume', generation.start.resume);
   const usageAtEnd = (piece: EndPiece): Usage => {

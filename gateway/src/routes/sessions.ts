@@ -1,12 +1,15 @@
-/** /v1/sessions: create, read, delete and fork server-side conversations. */
-import { InvalidRequestError, NotFoundError, ServiceUnavailableError, sessionToWire, validateCreateSession, validateForkSession } from '@bamba/shared';
+/** /v1/sessions: create, read, delete, fork and move server-side conversations. */
+import { homeRegionOf, InvalidRequestError, NotFoundError, ServiceUnavailableError, sessionToWire, validateCreateSession, validateForkSession, validateMoveSession } from '@bamba/shared';
 import { Hono } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
-import { sessionBusy, sessionNotFound } from '../generation/session-turn.js';
-import type { RegionState, Sessions, SessionView } from '../ports.js';
+import { checkSessionHome, sessionBusy, sessionMissing } from '../generation/session-turn.js';
+import type { RegionState, Sessions, SessionView, Transfers } from '../ports.js';
 import { parseJsonText, readJsonBody } from './request-body.js';
 
-export function sessionsRoute(sessions: Sessions, region: RegionState) {
+/** How long a move may take (the workers pull the state from the source region). */
+const MOVE_DEADLINE_MS = 120_000;
+
+export function sessionsRoute(sessions: Sessions, region: RegionState, transfers: Transfers) {
   const respond = async (view: SessionView) => {
     const live = new Set((await region.liveNodes()).map((node) => node.nodeId));
     return sessionToWire(view.session, view.messages, await sessions.stateOf(view.session, live));
@@ -23,24 +26,40 @@ export function sessionsRoute(sessions: Sessions, region: RegionState) {
       return c.json(await respond(await sessions.create(c.get('tenant'), request)), 201);
     })
     .get('/:id', async (c) => {
+      checkSessionHome(c.req.param('id'), region.name, c.get('failover'));
       const view = await sessions.get(c.get('tenant'), c.req.param('id'));
-      if (!view) throw sessionNotFound(c.req.param('id'));
+      if (!view) throw await sessionMissing(sessions, c.req.param('id'));
       return c.json(await respond(view));
     })
     .delete('/:id', async (c) => {
+      checkSessionHome(c.req.param('id'), region.name, false);
       const outcome = await sessions.delete(c.get('tenant'), c.req.param('id'));
-      if (outcome === 'not_found') throw sessionNotFound(c.req.param('id'));
+      if (outcome === 'not_found') throw await sessionMissing(sessions, c.req.param('id'));
       if (outcome === 'busy') throw sessionBusy(c.req.param('id'));
       return c.json({ id: c.req.param('id'), object: 'session.deleted', deleted: true });
     })
     .post('/:id/fork', async (c) => {
+      checkSessionHome(c.req.param('id'), region.name, false);
       // The body is optional: none forks the whole session.
       const text = await c.req.text();
       const request = validateForkSession(text.trim() === '' ? undefined : parseJsonText(text));
       const outcome = await sessions.fork(c.get('tenant'), c.req.param('id'), request.keepMessages);
-      if (outcome === 'not_found') throw sessionNotFound(c.req.param('id'));
+      if (outcome === 'not_found') throw await sessionMissing(sessions, c.req.param('id'));
       if (outcome === 'busy') throw sessionBusy(c.req.param('id'));
       if (outcome === 'too_few_messages') throw new InvalidRequestError(`keep_messages is ${request.keepMessages}, more than the session's messages`, { param: 'keep_messages', code: 'invalid_value' });
       return c.json(await respond(outcome), 201);
+    })
+    // A move runs in the region the session moves to: its workers pull the session from home.
+    .post('/:id/move', async (c) => {
+      const sessionId = c.req.param('id');
+      const { region: target } = validateMoveSession(await readJsonBody(c));
+      const home = homeRegionOf(sessionId);
+      if (target !== region.name) throw new InvalidRequestError(`this is region '${region.name}'; send a move to '${target}' to that region (the edge does this)`, { param: 'region', code: 'invalid_value' });
+      if (home === null) throw await sessionMissing(sessions, sessionId);
+      const view = home === region.name
+        ? await sessions.get(c.get('tenant'), sessionId) // already here: nothing to move
+        : await sessions.get(c.get('tenant'), (await transfers.moveHere(c.get('tenant'), sessionId, Date.now() + MOVE_DEADLINE_MS)).newId);
+      if (!view) throw await sessionMissing(sessions, sessionId);
+      return c.json(await respond(view));
     });
 }

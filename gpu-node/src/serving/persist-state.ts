@@ -75,6 +75,8 @@ export async function persistTurn(deps: ServingDeps, job: GenerationJob, convers
         turn,
       }, session.snapshotId);
       committedSnapshot = outcome.kind === 'committed' ? outcome.snapshotId : '';
+      // Off the answer's path: a lost enqueue is caught up by the session's next commit (whole transcripts travel).
+      if (outcome.kind === 'committed') void deps.replicate?.(session.id, outcome.version).catch((error: Error) => deps.log(`persist: replication not queued (${error.message})`));
       deps.afterCommit?.();
     } catch (error) {
       if (error instanceof TurnCommitRefused) return new ConflictError(`the turn was not committed (${error.reason}): the session changed or the turn was abandoned`, { code: 'session_conflict' });

@@ -15,6 +15,8 @@ export interface ServingDeps {
   prefixCache: boolean;
   /** Prefix-cache snapshots being written after their answer ended. */
   pendingSnapshots: PendingSnapshots;
+  /** Queue a committed session turn for replication to another region (multi-region only). */
+  replicate?: (sessionId: string, version: number) => Promise<void>;
   /** Fault injection for reliability tests: called right after a session turn committed. */
   afterCommit?: () => void;
   log: (message: string) => void;
