@@ -3,7 +3,7 @@
  * entry merges `appEnvShape` into its own environment schema (Node: `entry/node-config.ts`) and
  * calls `appConfigFrom` on the parsed values. Runtime-neutral: no file or network access here.
  */
-import { BATCH_WINDOW_MS, MIN_EDGE_SECRET_LENGTH, requestDefaultsEnvShape } from '@bamba/shared';
+import { BATCH_WINDOW_MS, crossRegionEnvShape, requestDefaultsEnvShape } from '@bamba/shared';
 import { z } from 'zod';
 
 const positiveInt = z.coerce.number().int().positive();
@@ -21,7 +21,7 @@ export const appEnvShape = {
   BAMBA_METRICS_TOKEN: z.string().min(1).optional(),
   BAMBA_MAX_SESSIONS_PER_TENANT: positiveInt.default(10_000),
   BAMBA_MAX_SESSION_BYTES_PER_TENANT: positiveInt.default(4 * 1024 ** 3),
-  BAMBA_EDGE_SECRET: z.string().min(MIN_EDGE_SECRET_LENGTH, `BAMBA_EDGE_SECRET must hold at least ${MIN_EDGE_SECRET_LENGTH} characters`).optional(),
+  BAMBA_EDGE_SECRET: crossRegionEnvShape.BAMBA_EDGE_SECRET,
 };
 
 export interface AppConfig {

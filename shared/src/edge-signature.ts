@@ -26,9 +26,6 @@ export const MOVED_TO_HEADER = 'x-bamba-moved-to';
 /** A signed request older or newer than this (clock skew included) is refused. */
 export const EDGE_SIGNATURE_WINDOW_MS = 60_000;
 
-/** Shortest secret accepted: 32 characters. */
-export const MIN_EDGE_SECRET_LENGTH = 32;
-
 export interface EdgeClaims {
   /** The tenant the request acts for; '' for a region-to-region call. */
   tenant: string;

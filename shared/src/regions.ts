@@ -21,6 +21,16 @@ export function homeRegionOf(id: string): string | null {
   return HOME_OF_ID.exec(id)?.[1] ?? null;
 }
 
+/**
+ * The variables every process that talks across regions reads (the edge, region gateways, the
+ * workers): the shared secret, and the region map.
+ */
+export const crossRegionEnvShape = {
+  BAMBA_EDGE_SECRET: z.string().min(32, 'BAMBA_EDGE_SECRET must hold at least 32 characters').optional(),
+  /** The region map, a JSON array (see `parseRegionMap`). */
+  BAMBA_REGIONS: z.string().min(1).optional(),
+};
+
 /** Cloudflare's continent codes (`request.cf.continent`). */
 export const CONTINENTS = ['AF', 'AN', 'AS', 'EU', 'NA', 'OC', 'SA'] as const;
 

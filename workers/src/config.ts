@@ -4,7 +4,7 @@
  * interactively), and how much batch work runs at once.
  */
 import { filesEnvShape, jobEnvShape, logLevelEnvShape, parseEnvironment, regionConfigFrom, regionEnvShape, type RegionConfig } from '@bamba/region';
-import { requestDefaultsEnvShape } from '@bamba/shared';
+import { crossRegionEnvShape, parseRegionMap, requestDefaultsEnvShape, type RegionMap } from '@bamba/shared';
 import { z } from 'zod';
 
 const positiveInt = z.coerce.number().int().positive();
@@ -14,6 +14,8 @@ const schema = z.object({
   ...filesEnvShape,
   ...jobEnvShape,
   ...requestDefaultsEnvShape,
+  ...crossRegionEnvShape,
+  BAMBA_REGION_WORK_CONCURRENCY: positiveInt.max(64).default(4),
   BAMBA_BATCH_CONCURRENCY: positiveInt.default(4),
   BAMBA_BATCH_MAX_IN_FLIGHT: z.coerce.number().int().min(0).default(0),
   BAMBA_BATCH_SHARED_PREFIXES: z.enum(['true', 'false', '1', '0']).transform((text) => text === 'true' || text === '1').default(true),
@@ -45,10 +47,15 @@ export interface WorkersConfig {
   batchLockDurationMs: number;
   batchStalledIntervalMs: number;
   logLevel: string;
+  /** Replication and moves, when this region has peers (BAMBA_REGIONS and BAMBA_EDGE_SECRET). */
+  crossRegion: { map: RegionMap; secret: string; concurrency: number } | null;
 }
 
 export function parseWorkersConfig(env: Record<string, string | undefined>): WorkersConfig {
   const values = parseEnvironment(schema, env);
+  if ((values.BAMBA_REGIONS === undefined) !== (values.BAMBA_EDGE_SECRET === undefined)) throw new Error('BAMBA_REGIONS and BAMBA_EDGE_SECRET go together: set both (regions that replicate and move sessions) or neither');
+  const map = values.BAMBA_REGIONS === undefined ? null : parseRegionMap(values.BAMBA_REGIONS);
+  if (map && !map.get(values.BAMBA_REGION)) throw new Error(`BAMBA_REGIONS: this region ('${values.BAMBA_REGION}', BAMBA_REGION) is not in the map`);
   return {
     region: regionConfigFrom(values),
     filesDir: values.BAMBA_FILES_DIR,
@@ -61,5 +68,6 @@ export function parseWorkersConfig(env: Record<string, string | undefined>): Wor
     batchLockDurationMs: values.BAMBA_BATCH_LOCK_DURATION_MS,
     batchStalledIntervalMs: values.BAMBA_BATCH_STALLED_INTERVAL_MS,
     logLevel: values.BAMBA_LOG_LEVEL,
+    crossRegion: map && values.BAMBA_EDGE_SECRET ? { map, secret: values.BAMBA_EDGE_SECRET, concurrency: values.BAMBA_REGION_WORK_CONCURRENCY } : null,
   };
 }

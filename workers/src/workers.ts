@@ -5,10 +5,13 @@
  */
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { BatchStore, connectRedis, FileStore, JobProducer, NodeRegistry, regionKeys, startBatchWorker } from '@bamba/region';
+import { BatchStore, connectRedis, FileStore, JobProducer, NodeRegistry, regionKeys, SessionStore, SessionTransfer, SnapshotStore, startBatchWorker, startRegionWorker } from '@bamba/region';
 import type { WorkersConfig } from './config.js';
 import { runBatch } from './batch-runner.js';
 import { InFlightLimit } from './in-flight-limit.js';
+import { moveSession } from './move-session.js';
+import { RegionPeers } from './region-peers.js';
+import { replicateSession } from './replicate-session.js';
 
 export interface RunningWorkers {
   /** Stop taking work; running batches stop where they are and carry on in the next process. */
@@ -59,13 +62,35 @@ export async function startWorkers(config: WorkersConfig, log: (line: string) =>
     onError: (error) => log(`batch run stopped: ${error instanceof Error ? error.message : String(error)} (it runs again)`),
   });
   log(`running batches (${config.batchConcurrency} at once)`);
+  const regionWorker = config.crossRegion ? startCrossRegionWork(config, redis, keys, registry, log) : null;
   return {
     async stop() {
       clearInterval(report);
+      await regionWorker?.close();
       await worker.close();
       await batches.forgetProcess(processId);
       await producer.close();
       redis.disconnect();
     },
   };
+}
+
+/** Replication and moves (a region with peers): one BullMQ worker on the region's work queue. */
+function startCrossRegionWork(config: WorkersConfig, redis: ReturnType<typeof connectRedis>, keys: ReturnType<typeof regionKeys>, registry: NodeRegistry, log: (line: string) => void) {
+  const { map, secret, concurrency } = config.crossRegion!;
+  // The snapshot store is written here only by moves; the gpu-nodes own the budget (eviction).
+  const snapshots = new SnapshotStore(redis, keys, Number.MAX_SAFE_INTEGER);
+  const transfer = new SessionTransfer(redis, keys, snapshots);
+  const peers = new RegionPeers(map, secret);
+  const here = config.region.region;
+  const worker = startRegionWorker(redis, keys, {
+    replicate: async (job) => { await replicateSession({ here, map, transfer, peers }, job.sessionId); },
+    move: async (job) => {
+      const result = await moveSession({ here, peers, transfer, sessions: new SessionStore(redis, keys, snapshots), snapshots, registry }, job);
+      log(`moved session ${job.sessionId} here as ${result.newId} (${result.reason})`);
+      return result;
+    },
+  }, { concurrency, onError: (error) => log(`cross-region work: ${error instanceof Error ? error.message : String(error)} (retried)`) });
+  log(`replicating sessions and taking moves (regions: ${map.regions.map((entry) => entry.name).join(', ')})`);
+  return worker;
 }

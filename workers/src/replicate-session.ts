@@ -1,0 +1,33 @@
+/**
+ * Replicate one session to the region that should hold a copy: a region's own session goes to
+ * its backup region; a session of another region that this region served during a failover goes
+ * back home. The whole transcript travels (it is small), so a later job covers an earlier one
+ * that was lost, and the receiver keeps it only if it is newer.
+ */
+import type { SessionTransfer } from '@bamba/region';
+import { backupOf, homeRegionOf, type RegionMap } from '@bamba/shared';
+import type { RegionPeers } from './region-peers.js';
+
+export interface ReplicateDeps {
+  here: string;
+  map: RegionMap;
+  transfer: SessionTransfer;
+  peers: RegionPeers;
+}
+
+/** Where a copy of `sessionId` goes from region `here`, or null (no other region). */
+export function replicaTarget(map: RegionMap, here: string, sessionId: string): string | null {
+  const home = homeRegionOf(sessionId);
+  if (home !== null && home !== here) return map.get(home) ? home : null;
+  return backupOf(map, here);
+}
+
+/** Returns what the receiver did; throws (to be retried) when it could not be delivered. */
+export async function replicateSession(deps: ReplicateDeps, sessionId: string): Promise<string> {
+  const target = replicaTarget(deps.map, deps.here, sessionId);
+  if (!target) return 'no-target';
+  const found = await deps.transfer.copyOf(sessionId);
+  if (!found) return 'gone'; // deleted, expired or moved since: nothing to copy
+  const answer = (await deps.peers.json(target, 'PUT', `/internal/v1/replicas/${sessionId}`, found.copy)) as { outcome?: string };
+  return answer.outcome ?? 'unknown';
+}
