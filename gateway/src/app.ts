@@ -1,18 +1,17 @@
 /**
- * The gateway app, built from ports so the same code serves on Node and in Workers. Errors of
- * every route become OpenAI-shaped JSON here and only here; every request gets one log line.
+ * The region gateway app, built from ports backed by the region's Redis (the edge builds its
+ * own app, `edge/edge-app.ts`, on the same request frame, auth and validation). Errors of every
+ * route become OpenAI-shaped JSON in the frame; every request gets one log line.
  */
-import { BambaError, errorToWire, MOVED_TO_HEADER, PayloadTooLargeError } from '@bamba/shared';
-import { SessionMovedError } from './generation/session-turn.js';
+import type { BambaError } from '@bamba/shared';
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
-import { HTTPException } from 'hono/http-exception';
+import { installRequestFrame, limitBodies } from './app-frame.js';
 import { apiKeyAuth } from './auth.js';
 import type { AppConfig } from './config.js';
 import type { GatewayVariables } from './gateway-env.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { Batches, Clock, Files, GenerationPort, PageScripts, RegionState, ResponseRecords, Sessions, Transfers } from './ports.js';
-import { RequestLogEntry, silentLogger, type GatewayLogger } from './request-log.js';
+import { silentLogger, type GatewayLogger } from './request-log.js';
 import { batchesRoute } from './routes/batches.js';
 import { chatCompletionsRoute } from './routes/chat-completions.js';
 import { completionsRoute } from './routes/completions.js';
@@ -48,33 +47,6 @@ export interface GatewayPorts {
   classifyError?: (error: unknown) => BambaError | null;
 }
 
-/** Routes as labelled in metrics and logs: the matched pattern, not the raw path. */
-const ROUTE_PATTERNS: Array<[RegExp, string]> = [
-  [/^\/assets\/[^/]+$/, '/assets/:name'],
-  [/^\/v1\/sessions\/[^/]+\/(fork|move)$/, '/v1/sessions/:id/$1'],
-  [/^\/internal\/v1\/replicas\/[^/]+$/, '/internal/v1/replicas/:id'],
-  [/^\/internal\/v1\/sessions\/[^/]+\/export(\/commit|\/abort)?$/, '/internal/v1/sessions/:id/export$1'],
-  [/^\/internal\/v1\/snapshots\/[^/]+\/chunks\/[^/]+$/, '/internal/v1/snapshots/:id/chunks/:index'],
-  [/^\/v1\/sessions\/[^/]+$/, '/v1/sessions/:id'],
-  [/^\/v1\/responses\/[^/]+\/(cancel|input_items)$/, '/v1/responses/:id/$1'],
-  [/^\/v1\/responses\/[^/]+$/, '/v1/responses/:id'],
-  [/^\/v1\/conversations\/[^/]+\/items\/[^/]+$/, '/v1/conversations/:id/items/:item'],
-  [/^\/v1\/conversations\/[^/]+\/items$/, '/v1/conversations/:id/items'],
-  [/^\/v1\/conversations\/[^/]+$/, '/v1/conversations/:id'],
-  [/^\/v1\/batches\/[^/]+\/cancel$/, '/v1/batches/:id/cancel'],
-  [/^\/v1\/batches\/[^/]+$/, '/v1/batches/:id'],
-  [/^\/v1\/files\/[^/]+\/content$/, '/v1/files/:id/content'],
-  [/^\/v1\/files\/[^/]+$/, '/v1/files/:id'],
-];
-
-function routeLabel(path: string): string {
-  for (const [pattern, label] of ROUTE_PATTERNS) {
-    const match = pattern.exec(path);
-    if (match) return label.replace('$1', match[1] ?? '');
-  }
-  return /^\/(|status|status\.json|healthz|readyz|metrics|v1\/models|v1\/chat\/completions|v1\/completions|v1\/sessions|v1\/responses|v1\/conversations|v1\/files|v1\/batches)$/.test(path) ? path : 'other';
-}
-
 export function createApp(ports: GatewayPorts) {
   const { region, generation, sessions, config } = ports;
   const clock = ports.clock ?? { nowMs: () => Date.now() };
@@ -88,25 +60,12 @@ export function createApp(ports: GatewayPorts) {
   const running = new Map<string, AbortController>();
 
   const app = new Hono<{ Variables: GatewayVariables }>();
-  app.use('*', async (c, next) => {
-    const route = routeLabel(c.req.path);
-    const log = new RequestLogEntry(logger, c.req.method, route, clock.nowMs());
-    c.set('log', log);
-    await next();
-    // Refused before its body was read (401, 413, …): the server drops the rest of the body by
-    // closing the connection, so say so, or a keep-alive client may send its next request on a
-    // connection that is about to close.
-    if (c.res.status >= 400 && !c.req.raw.bodyUsed && Number(c.req.header('content-length') ?? 0) > 0) c.res.headers.set('Connection', 'close');
-    metrics.countRequest(route, c.res.status);
-    if (!log.deferred) log.write(c.res.status, clock.nowMs());
-  });
+  installRequestFrame(app, { logger, metrics, clock, classifyError });
   app.route('/', healthRoutes(region, metrics, config.metricsToken));
   app.route('/', pageRoutes({ region, recent, scripts: ports.pageScripts, clock, metricsToken: config.metricsToken }));
   app.route('/internal/v1', internalRoutes(ports.transfers, config.edgeSecret, clock));
   app.use('/v1/*', apiKeyAuth(config.apiKeys, config.edgeSecret, clock));
-  const requestBodyLimit = bodyLimit({ maxSize: config.maxBodyBytes, onError: () => { throw new PayloadTooLargeError(config.maxBodyBytes); } });
-  // Uploads have their own, larger limit (in the files route); every other body this one.
-  app.use('/v1/*', (c, next) => (c.req.method === 'POST' && c.req.path === '/v1/files' ? next() : requestBodyLimit(c, next)));
+  app.use('/v1/*', limitBodies(config));
   app.route('/v1/models', modelsRoute(region));
   app.route('/v1/chat/completions', chatCompletionsRoute(deps));
   app.route('/v1/completions', completionsRoute(deps));
@@ -116,21 +75,6 @@ export function createApp(ports: GatewayPorts) {
   app.route('/v1/files', filesRoute(ports.files, config.maxFileBytes));
   app.route('/v1/batches', batchesRoute(ports.batches));
 
-  app.notFound((c) => c.json({ error: { message: `no route for ${c.req.method} ${c.req.path}`, type: 'invalid_request_error', param: null, code: 'unknown_url' } }, 404));
-  app.onError((error, c) => {
-    if (error instanceof HTTPException && !(error.cause instanceof BambaError)) {
-      // Hono's own refusals (e.g. method not allowed) are client errors with their status.
-      return c.json({ error: { message: error.message, type: 'invalid_request_error', param: null, code: null } }, error.status);
-    }
-    const known = error instanceof BambaError ? error : classifyError(error);
-    // Unexpected failures get a stack in the log; known refusals (503, 4xx) only their request line.
-    if (!known || known.status === 500) logger.error(`${c.req.method} ${routeLabel(c.req.path)} failed`, known?.cause ?? error);
-    const wire = errorToWire(known ?? error);
-    if (known?.retryAfterSeconds) c.header('Retry-After', String(known.retryAfterSeconds));
-    if (known instanceof SessionMovedError) c.header(MOVED_TO_HEADER, known.movedTo);
-    c.get('log')?.set({ errorType: wire.type, errorCode: wire.code });
-    return c.json({ error: { message: wire.message, type: wire.type, param: wire.param, code: wire.code } }, wire.status as 400);
-  });
   return app;
 }
 

@@ -15,6 +15,15 @@ const fileNotFound = (id: string) => new NotFoundError(`file '${id}' does not ex
 /** OpenAI lists up to 10,000 files a page, all of them by default. */
 const FILE_LIST_LIMITS = { defaultLimit: 10_000, maxLimit: 10_000 };
 
+/** An upload's fields (the edge checks them too, before the bytes travel on). */
+export function checkUpload(form: Record<string, unknown>): { purpose: ReturnType<typeof validateFilePurpose>; file: File } {
+  const purpose = validateFilePurpose(form.purpose);
+  const file = form.file;
+  if (!(file instanceof File)) throw new InvalidRequestError('file is required: one file in the multipart field "file"', { param: 'file', code: 'missing_required_parameter' });
+  if (file.size === 0) throw new InvalidRequestError('the file is empty', { param: 'file', code: 'invalid_value' });
+  return { purpose, file };
+}
+
 export function filesRoute(files: Files, maxFileBytes: number) {
   return new Hono<{ Variables: GatewayVariables }>()
     .post('/', bodyLimit({ maxSize: maxFileBytes, onError: () => { throw new PayloadTooLargeError(maxFileBytes); } }), async (c) => {
@@ -27,10 +36,7 @@ export function filesRoute(files: Files, maxFileBytes: number) {
       } catch {
         throw new InvalidRequestError('the multipart body could not be read', { code: 'invalid_body' });
       }
-      const purpose = validateFilePurpose(form.purpose);
-      const file = form.file;
-      if (!(file instanceof File)) throw new InvalidRequestError('file is required: one file in the multipart field "file"', { param: 'file', code: 'missing_required_parameter' });
-      if (file.size === 0) throw new InvalidRequestError('the file is empty', { param: 'file', code: 'invalid_value' });
+      const { purpose, file } = checkUpload(form);
       const record = await files.put(c.get('tenant'), { filename: cleanFilename(file.name), purpose, content: new Uint8Array(await file.arrayBuffer()) });
       return c.json(fileToWire(record));
     })

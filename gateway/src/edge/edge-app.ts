@@ -1,0 +1,328 @@
+/**
+ * The edge app (Cloudflare Workers): the same request frame, API-key auth, body limits and
+ * request validation as a region gateway, so a bad request never leaves the edge; then the
+ * request goes to a region over a signed hop and its answer (SSE included) streams back.
+ *
+ * Where a request goes:
+ * - a stateful id in the path or body (`sess_eu_…`, `resp_eu_…`, `batch_eu_…`, `file-eu_…`)
+ *   goes to its home region; a session that moved answers 409 + `x-bamba-moved-to`, and the edge
+ *   follows to its new id; a session turn (or read) whose home cannot be reached goes to the
+ *   home's backup region, which holds the replicated transcript (`failover`);
+ * - anything new goes to the best usable region (`x-bamba-prefer-region`, then the client's
+ *   continent and distance, then weight), and, when that region cannot be reached or answers
+ *   503/429, once to the next one.
+ */
+import {
+  backupOf,
+  homeRegionOf,
+  InvalidRequestError,
+  MOVED_TO_HEADER,
+  NotFoundError,
+  PayloadTooLargeError,
+  PREFER_REGION_HEADER,
+  rankRegions,
+  ServiceUnavailableError,
+  validateChatCompletionRequest,
+  validateCompletionRequest,
+  validateConversationItems,
+  validateConversationUpdate,
+  validateCreateBatch,
+  validateCreateConversation,
+  validateCreateResponse,
+  validateCreateSession,
+  validateForkSession,
+  validateListQuery,
+  validateMoveSession,
+  type ClientPlace,
+  type RegionMap,
+} from '@bamba/shared';
+import { Hono, type Context } from 'hono';
+import { installRequestFrame, limitBodies } from '../app-frame.js';
+import { apiKeyAuth } from '../auth.js';
+import type { AppConfig } from '../config.js';
+import type { GatewayVariables } from '../gateway-env.js';
+import type { Clock } from '../ports.js';
+import { silentLogger, type GatewayLogger } from '../request-log.js';
+import { randomSeed } from '../routes/chat-completions.js';
+import { checkUpload } from '../routes/files.js';
+import { parseJsonText } from '../routes/request-body.js';
+import type { RegionHealth } from './region-health.js';
+import { RegionUnreachable, type RegionHops } from './region-hop.js';
+
+export interface EdgeConfig extends AppConfig {
+  regions: RegionMap;
+}
+
+export interface EdgePorts {
+  config: EdgeConfig;
+  health: RegionHealth;
+  hops: RegionHops;
+  logger?: GatewayLogger;
+  clock?: Clock;
+}
+
+/** How long the models list waits for each region. */
+const MODELS_TIMEOUT_MS = 3_000;
+/** Forwarding records followed per request (a session moved more than once). */
+const MAX_FORWARDS = 3;
+
+type EdgeContext = Context<{ Variables: GatewayVariables }>;
+
+/** Where a request goes. */
+type Plan =
+  /** New work: the best usable region, then once the next one. */
+  | { kind: 'new' }
+  /** The home of `id`; `replicaOk`: a session turn or read, which the home's backup may serve when home is down. */
+  | { kind: 'home'; id: string; idInBody: boolean; replicaOk: boolean }
+  /** This region and no other (a move's target). */
+  | { kind: 'region'; region: string };
+
+export function createEdgeApp(ports: EdgePorts) {
+  const { config, health, hops } = ports;
+  const clock = ports.clock ?? { nowMs: () => Date.now() };
+  const logger = ports.logger ?? silentLogger;
+  const defaults = () => ({ maxTokens: config.defaultMaxTokens, maxMessages: config.maxMessages, randomSeed });
+  const app = new Hono<{ Variables: GatewayVariables }>();
+  installRequestFrame(app, { logger, metrics: { countRequest: () => {} }, clock, classifyError: () => null });
+
+  // Region health is read in the background, never on a request's path.
+  app.use('*', async (c, next) => {
+    const refreshing = health.refresh().catch(() => {});
+    try {
+      c.executionCtx.waitUntil(refreshing);
+    } catch {
+      /* not in workerd: the promise runs on its own */
+    }
+    return next();
+  });
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => {
+    await health.refresh();
+    const regions = Object.fromEntries(config.regions.regions.map(({ name }) => [name, health.usable(name, true) ? 'usable' : health.view(name)]));
+    const ready = Object.values(regions).includes('usable');
+    return c.json({ status: ready ? 'ready' : 'not_ready', regions }, ready ? 200 : 503);
+  });
+
+  app.use('/v1/*', apiKeyAuth(config.apiKeys));
+  app.use('/v1/*', limitBodies(config));
+
+  /** Send the request per `plan`, following a moved session to its new id. */
+  const relay = async (c: EdgeContext, plan: Plan, body: ArrayBuffer | string | null): Promise<Response> => {
+    let path = `${c.req.path}${new URL(c.req.url).search}`;
+    let current = plan;
+    for (let forward = 0; ; forward++) {
+      const response = await send(c, current, path, body);
+      const movedTo = response.headers.get(MOVED_TO_HEADER);
+      if (current.kind !== 'home' || response.status !== 409 || !movedTo || forward >= MAX_FORWARDS) return response;
+      await response.body?.cancel();
+      const oldId = current.id;
+      path = path.split(`/${oldId}`).join(`/${movedTo}`);
+      if (current.idInBody && typeof body === 'string') body = JSON.stringify({ ...(JSON.parse(body) as object), session_id: movedTo });
+      current = { ...current, id: movedTo };
+    }
+  };
+
+  const hopOf = (c: EdgeContext, path: string, body: ArrayBuffer | string | null, failover: boolean) => ({
+    method: c.req.method, pathWithQuery: path, tenant: c.get('tenant'), failover, headers: c.req.raw.headers, body, signal: c.req.raw.signal,
+  });
+
+  /** One region, its answer; the breaker learns from it. */
+  const hopTo = async (c: EdgeContext, region: string, path: string, body: ArrayBuffer | string | null, failover: boolean): Promise<Response> => {
+    health.beginHop(region);
+    try {
+      const response = await hops.send(region, hopOf(c, path, body, failover));
+      health.recordSuccess(region);
+      return response;
+    } catch (error) {
+      if (error instanceof RegionUnreachable) health.recordFailure(region);
+      throw error;
+    }
+  };
+
+  const send = async (c: EdgeContext, plan: Plan, path: string, body: ArrayBuffer | string | null): Promise<Response> => {
+    if (plan.kind === 'region') {
+      try {
+        return await hopTo(c, plan.region, path, body, false);
+      } catch (error) {
+        throw unavailable(error, plan.region);
+      }
+    }
+    if (plan.kind === 'home') {
+      const home = homeRegionOf(plan.id);
+      if (home !== null && !config.regions.get(home)) throw new NotFoundError(`'${plan.id}' names region '${home}', which this edge does not know`, { code: 'not_found' });
+      if (home !== null) {
+        const backup = plan.replicaOk ? backupOf(config.regions, home) : null;
+        if (health.usable(home, false) || backup === null) {
+          try {
+            return await hopTo(c, home, path, body, false);
+          } catch (error) {
+            if (!(error instanceof RegionUnreachable) || backup === null) throw unavailable(error, home);
+          }
+        }
+        // Home is down: its backup continues from the replicated transcript.
+        try {
+          return await hopTo(c, backup!, path, body, true);
+        } catch (error) {
+          throw unavailable(error, `${home} (and its backup ${backup})`);
+        }
+      }
+    }
+    // New work (or an id without a home): the best usable region, then once the next.
+    const ranked = health.order(rankRegions(config.regions, placeOf(c), c.req.header(PREFER_REGION_HEADER) ?? null), true);
+    let lastError: unknown = null;
+    for (const region of ranked.slice(0, 2)) {
+      try {
+        const response = await hopTo(c, region, path, body, false);
+        if ((response.status === 503 || response.status === 429) && region === ranked[0] && ranked.length > 1) {
+          await response.body?.cancel();
+          lastError = new ServiceUnavailableError(`region '${region}' answered ${response.status}`);
+          continue;
+        }
+        return response;
+      } catch (error) {
+        if (!(error instanceof RegionUnreachable)) throw error;
+        lastError = error;
+      }
+    }
+    throw unavailable(lastError, ranked.slice(0, 2).join(', '));
+  };
+
+  const readText = async (c: EdgeContext) => {
+    const text = await c.req.text();
+    if (text.trim() === '') throw new InvalidRequestError('request body is empty; send a JSON object', { code: 'invalid_body' });
+    return { text, json: parseJsonText(text) };
+  };
+  const home = (id: string, replicaOk = false): Plan => ({ kind: 'home', id, idInBody: false, replicaOk });
+
+  app.get('/v1/models', async (c) => {
+    const usable = config.regions.regions.map((entry) => entry.name).filter((name) => health.usable(name, false));
+    const answers = await Promise.all(usable.map(async (region) => {
+      try {
+        const response = await hopTo(c, region, '/v1/models', null, false);
+        if (!response.ok) return [];
+        return ((await response.json()) as { data?: Array<{ id: string }> }).data ?? [];
+      } catch {
+        return [];
+      }
+    }));
+    const models = new Map<string, { id: string }>();
+    for (const model of answers.flat()) if (!models.has(model.id)) models.set(model.id, model);
+    if (answers.every((list) => list.length === 0) && usable.length === 0) throw new ServiceUnavailableError('no region can be reached; try again shortly', { retryAfterSeconds: 2 });
+    return c.json({ object: 'list', data: [...models.values()] });
+  });
+
+  app.post('/v1/chat/completions', async (c) => {
+    const { text, json } = await readText(c);
+    const request = validateChatCompletionRequest(json, defaults());
+    return relay(c, request.sessionId ? { kind: 'home', id: request.sessionId, idInBody: true, replicaOk: true } : { kind: 'new' }, text);
+  });
+  app.post('/v1/completions', async (c) => {
+    const { text, json } = await readText(c);
+    validateCompletionRequest(json, defaults());
+    return relay(c, { kind: 'new' }, text);
+  });
+
+  app.post('/v1/sessions', async (c) => {
+    const { text, json } = await readText(c);
+    validateCreateSession(json);
+    return relay(c, { kind: 'new' }, text);
+  });
+  app.get('/v1/sessions/:id', (c) => relay(c, home(c.req.param('id'), true), null));
+  app.delete('/v1/sessions/:id', (c) => relay(c, home(c.req.param('id')), null));
+  app.post('/v1/sessions/:id/fork', async (c) => {
+    const text = await c.req.text();
+    validateForkSession(text.trim() === '' ? undefined : parseJsonText(text));
+    return relay(c, home(c.req.param('id')), text);
+  });
+  // A move runs in the region the session moves to (its workers pull the session).
+  app.post('/v1/sessions/:id/move', async (c) => {
+    const { text, json } = await readText(c);
+    const { region } = validateMoveSession(json);
+    if (!config.regions.get(region)) throw new InvalidRequestError(`region '${region}' does not exist; regions: ${config.regions.regions.map((entry) => entry.name).join(', ')}`, { param: 'region', code: 'invalid_value' });
+    return relay(c, { kind: 'region', region }, text);
+  });
+
+  app.post('/v1/responses', async (c) => {
+    const { text, json } = await readText(c);
+    const request = validateCreateResponse(json, defaults());
+    const stateful = request.previousResponseId ?? request.conversationId;
+    return relay(c, stateful ? home(stateful) : { kind: 'new' }, text);
+  });
+  app.on(['GET', 'DELETE'], '/v1/responses/:id', (c) => relay(c, home(c.req.param('id')), null));
+  app.post('/v1/responses/:id/cancel', (c) => relay(c, home(c.req.param('id')), null));
+  app.get('/v1/responses/:id/input_items', (c) => {
+    validateListQuery(c.req.query());
+    return relay(c, home(c.req.param('id')), null);
+  });
+
+  app.post('/v1/conversations', async (c) => {
+    const { text, json } = await readText(c);
+    validateCreateConversation(json);
+    return relay(c, { kind: 'new' }, text);
+  });
+  app.on(['GET', 'DELETE'], '/v1/conversations/:id', (c) => relay(c, home(c.req.param('id')), null));
+  app.post('/v1/conversations/:id', async (c) => {
+    const { text, json } = await readText(c);
+    validateConversationUpdate(json);
+    return relay(c, home(c.req.param('id')), text);
+  });
+  app.get('/v1/conversations/:id/items', (c) => {
+    validateListQuery(c.req.query());
+    return relay(c, home(c.req.param('id')), null);
+  });
+  app.post('/v1/conversations/:id/items', async (c) => {
+    const { text, json } = await readText(c);
+    validateConversationItems(json);
+    return relay(c, home(c.req.param('id')), text);
+  });
+  app.on(['GET', 'DELETE'], '/v1/conversations/:id/items/:item', (c) => relay(c, home(c.req.param('id')), null));
+
+  app.post('/v1/files', async (c) => {
+    const type = c.req.header('content-type') ?? '';
+    if (!type.toLowerCase().startsWith('multipart/form-data')) throw new InvalidRequestError('upload a file as multipart/form-data with the fields file and purpose', { code: 'invalid_body' });
+    const declared = Number(c.req.header('content-length') ?? 0);
+    if (declared > config.maxFileBytes) throw new PayloadTooLargeError(config.maxFileBytes);
+    const bytes = await c.req.arrayBuffer();
+    if (bytes.byteLength > config.maxFileBytes) throw new PayloadTooLargeError(config.maxFileBytes);
+    let form: FormData;
+    try {
+      form = await new Request('http://edge/upload', { method: 'POST', headers: { 'content-type': type }, body: bytes }).formData();
+    } catch {
+      throw new InvalidRequestError('the multipart body could not be read', { code: 'invalid_body' });
+    }
+    checkUpload({ purpose: form.get('purpose') ?? undefined, file: form.get('file') ?? undefined });
+    return relay(c, { kind: 'new' }, bytes);
+  });
+  app.get('/v1/files', (c) => relay(c, { kind: 'new' }, null));
+  app.on(['GET', 'DELETE'], '/v1/files/:id', (c) => relay(c, home(c.req.param('id')), null));
+  app.get('/v1/files/:id/content', (c) => relay(c, home(c.req.param('id')), null));
+
+  app.post('/v1/batches', async (c) => {
+    const { text, json } = await readText(c);
+    const request = validateCreateBatch(json);
+    // A batch runs where its input file is.
+    return relay(c, home(request.inputFileId), text);
+  });
+  app.get('/v1/batches', (c) => {
+    validateListQuery(c.req.query());
+    return relay(c, { kind: 'new' }, null);
+  });
+  app.get('/v1/batches/:id', (c) => relay(c, home(c.req.param('id')), null));
+  app.post('/v1/batches/:id/cancel', (c) => relay(c, home(c.req.param('id')), null));
+  return app;
+}
+
+/** Cloudflare's `request.cf` location, when there is one (absent on Node). */
+function placeOf(c: EdgeContext): ClientPlace {
+  const cf = (c.req.raw as Request & { cf?: Record<string, unknown> }).cf;
+  if (!cf) return {};
+  const number = (value: unknown) => (value === undefined || value === null || value === '' || !Number.isFinite(Number(value)) ? undefined : Number(value));
+  return { continent: typeof cf.continent === 'string' ? cf.continent : undefined, latitude: number(cf.latitude), longitude: number(cf.longitude) };
+}
+
+function unavailable(error: unknown, where: string): Error {
+  if (!(error instanceof RegionUnreachable) && !(error instanceof ServiceUnavailableError)) return error instanceof Error ? error : new Error(String(error));
+  return new ServiceUnavailableError(`region ${where} cannot serve this request now; try again shortly`, { code: 'region_unavailable', retryAfterSeconds: 2, cause: error });
+}
+
+export type EdgeApp = ReturnType<typeof createEdgeApp>;

@@ -1,0 +1,75 @@
+/**
+ * The edge's one hop to a region: the request as the client sent it (method, path, query, the
+ * body already read and checked), signed for the tenant, with the client's abort signal, so a
+ * client that goes away cancels the region request and with it the job. The answer's body is
+ * passed through as a stream (SSE is never buffered). A region that cannot be reached throws
+ * `RegionUnreachable`; any answer, errors included, is the region's to give.
+ */
+import { REGION_HEADER, signEdgeRequest, type RegionMap } from '@bamba/shared';
+
+/** Request headers that travel on to the region (never the client's Authorization). */
+const FORWARDED_REQUEST_HEADERS = ['content-type', 'accept', 'last-event-id', 'idempotency-key', 'x-request-id'];
+/** Response headers that stop at the edge (hop-by-hop). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer']);
+
+export class RegionUnreachable extends Error {
+  constructor(readonly region: string, cause: unknown) {
+    super(`region '${region}' could not be reached: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
+export interface Hop {
+  method: string;
+  /** Path and query, as signed. */
+  pathWithQuery: string;
+  tenant: string;
+  failover: boolean;
+  headers: Headers;
+  body: ArrayBuffer | string | null;
+  signal: AbortSignal;
+}
+
+export class RegionHops {
+  constructor(
+    private readonly map: RegionMap,
+    private readonly secret: string,
+    private readonly nowMs: () => number,
+    private readonly fetchImpl: typeof fetch = (input, init) => fetch(input, init),
+  ) {}
+
+  async send(region: string, hop: Hop): Promise<Response> {
+    const entry = this.map.get(region);
+    if (!entry) throw new RegionUnreachable(region, new Error('not in the region map'));
+    const headers = new Headers();
+    for (const name of FORWARDED_REQUEST_HEADERS) {
+      const value = hop.headers.get(name);
+      if (value !== null) headers.set(name, value);
+    }
+    const signed = await signEdgeRequest(this.secret, { tenant: hop.tenant, failover: hop.failover }, hop.method, hop.pathWithQuery, this.nowMs());
+    for (const [name, value] of Object.entries(signed)) headers.set(name, value);
+    let upstream: Response;
+    try {
+      upstream = await this.fetchImpl(`${entry.url}${hop.pathWithQuery}`, { method: hop.method, headers, body: hop.body, signal: hop.signal, redirect: 'manual' });
+    } catch (error) {
+      if (hop.signal.aborted) throw error; // the client went away: nothing to fall back to
+      throw new RegionUnreachable(region, error);
+    }
+    const answer = new Headers();
+    upstream.headers.forEach((value, name) => { if (!HOP_BY_HOP.has(name.toLowerCase())) answer.set(name, value); });
+    answer.set(REGION_HEADER, region);
+    return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers: answer });
+  }
+
+  /** Whether the region says it is ready (`/readyz` within `timeoutMs`). */
+  async ready(region: string, timeoutMs: number): Promise<boolean> {
+    const entry = this.map.get(region);
+    if (!entry) return false;
+    try {
+      const response = await this.fetchImpl(`${entry.url}/readyz`, { signal: AbortSignal.timeout(timeoutMs) });
+      await response.body?.cancel();
+      return response.ok;
+    } catch {
+      return false;
+    }
+  }
+}
