@@ -1,0 +1,131 @@
+// The edge's routing, on Node with fake regions (the fakes are the point: each records what
+// reached it and checks the signature the way a region does). workerd runs the same app in
+// gateway/edge-test/, and tests/multi-region.test.ts runs it in front of real regions.
+import { EDGE_HEADER, MOVED_TO_HEADER, parseRegionMap, REGION_HEADER, verifyEdgeRequest } from '@bamba/shared';
+import { describe, expect, it } from 'vitest';
+import { appConfigFrom, appEnvShape } from '../config.js';
+import { createEdgeApp } from './edge-app.js';
+import { RegionHealth } from './region-health.js';
+import { RegionHops } from './region-hop.js';
+import { z } from 'zod';
+
+const SECRET = 'a-test-secret-that-is-long-enough-000';
+const map = parseRegionMap(JSON.stringify([
+  { name: 'us', url: 'http://us.test', continent: 'NA' },
+  { name: 'eu', url: 'http://eu.test', continent: 'EU' },
+]));
+const SESSION_US = `sess_us_${'a'.repeat(32)}`;
+const SESSION_EU = `sess_eu_${'b'.repeat(32)}`;
+
+interface Seen { region: string; method: string; path: string; tenant: string; failover: boolean; body: string }
+type RegionBehaviour = (seen: Seen) => Response | 'unreachable';
+
+function edge(behaviour: Partial<Record<string, RegionBehaviour>>) {
+  const seen: Seen[] = [];
+  const fetchImpl = (async (input: RequestInfo | URL, init?: RequestInit) => {
+    const url = new URL(String(input));
+    const region = url.hostname.split('.')[0]!;
+    const headers = new Headers(init?.headers);
+    if (url.pathname === '/readyz') return new Response('{}', { status: 200 });
+    const claims = await verifyEdgeRequest(SECRET, (name) => headers.get(name), init?.method ?? 'GET', `${url.pathname}${url.search}`, Date.now());
+    if ('refused' in claims) return new Response('bad signature', { status: 401 });
+    const body = init?.body === undefined || init.body === null ? '' : typeof init.body === 'string' ? init.body : new TextDecoder().decode(init.body as ArrayBuffer);
+    const entry = { region, method: init?.method ?? 'GET', path: `${url.pathname}${url.search}`, tenant: claims.tenant, failover: claims.failover, body };
+    seen.push(entry);
+    const answer = behaviour[region]?.(entry) ?? Response.json({ ok: true });
+    if (answer === 'unreachable') throw new TypeError('fetch failed');
+    return answer;
+  }) as typeof fetch;
+  const config = { ...appConfigFrom(z.object(appEnvShape).parse({ BAMBA_API_KEYS: 'key-a:tenant-a' })), edgeSecret: SECRET, regions: map };
+  const hops = new RegionHops(map, SECRET, () => Date.now(), fetchImpl);
+  const health = new RegionHealth(map, (region) => hops.ready(region, 500), () => Date.now());
+  const app = createEdgeApp({ config, health, hops });
+  const call = (path: string, init: RequestInit & { json?: unknown } = {}) => app.request(path, {
+    ...init,
+    headers: { authorization: 'Bearer key-a', ...(init.json !== undefined ? { 'content-type': 'application/json' } : {}), ...(init.headers as Record<string, string> | undefined) },
+    ...(init.json !== undefined ? { body: JSON.stringify(init.json), method: init.method ?? 'POST' } : {}),
+  });
+  return { call, seen };
+}
+
+const chat = (extra: object = {}) => ({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], ...extra });
+
+describe('edge routing', () => {
+  it('refuses bad keys and bad bodies without calling any region', async () => {
+    const { call, seen } = edge({});
+    expect((await call('/v1/models', { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
+    const bad = await call('/v1/chat/completions', { json: { model: 'tiny', messages: 'no' } });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { type: string } }).error.type).toBe('invalid_request_error');
+    expect((await call('/v1/chat/completions', { method: 'POST', body: '{', headers: { 'content-type': 'application/json' } })).status).toBe(400);
+    expect((await call('/v1/sessions/x/move', { json: { region: 'mars' } })).status).toBe(400);
+    expect((await call(`/v1/sessions/sess_ap_${'c'.repeat(32)}`)).status).toBe(404);
+    // A client's own edge headers are never passed on: the edge signs for the key's tenant.
+    expect((await call('/v1/models', { headers: { [EDGE_HEADER.tenant]: 'someone-else' } })).status).toBe(401);
+    expect(seen).toEqual([]);
+  });
+
+  it('sends new work to the preferred or nearest region, signed for the tenant, and says which answered', async () => {
+    const { call, seen } = edge({});
+    const preferred = await call('/v1/chat/completions', { json: chat(), headers: { 'x-bamba-prefer-region': 'eu' } });
+    expect(preferred.headers.get(REGION_HEADER)).toBe('eu');
+    const plain = await call('/v1/sessions', { json: { model: 'tiny' } });
+    expect(plain.headers.get(REGION_HEADER)).toBe('us'); // no location known: map order
+    expect(seen.map(({ region, tenant, failover }) => ({ region, tenant, failover }))).toEqual([
+      { region: 'eu', tenant: 'tenant-a', failover: false },
+      { region: 'us', tenant: 'tenant-a', failover: false },
+    ]);
+    expect(JSON.parse(seen[0]!.body)).toEqual(chat());
+  });
+
+  it('sends a stateful id home, and a session turn to the backup when home cannot be reached', async () => {
+    const { call, seen } = edge({ us: () => 'unreachable' });
+    const turn = await call('/v1/chat/completions', { json: chat({ session_id: SESSION_US }) });
+    expect(turn.status).toBe(200);
+    expect(turn.headers.get(REGION_HEADER)).toBe('eu');
+    expect(seen.map(({ region, failover }) => ({ region, failover }))).toEqual([{ region: 'us', failover: false }, { region: 'eu', failover: true }]);
+    // The breaker is open now: the next turn goes to the backup at once.
+    await call('/v1/chat/completions', { json: chat({ session_id: SESSION_US }) });
+    expect(seen.slice(2).map(({ region, failover }) => ({ region, failover }))).toEqual([{ region: 'eu', failover: true }]);
+    // What a replica cannot do (delete, fork) is refused while home is down.
+    const deleted = await call(`/v1/sessions/${SESSION_US}`, { method: 'DELETE' });
+    expect(deleted.status).toBe(503);
+    expect(((await deleted.json()) as { error: { code: string } }).error.code).toBe('region_unavailable');
+  });
+
+  it('tries new work once elsewhere when a region answers 503, and follows a moved session', async () => {
+    const { call, seen } = edge({
+      us: (request) => (request.path.startsWith('/v1/chat') && !request.body.includes('session_id') ? Response.json({ error: { message: 'busy' } }, { status: 503 }) : Response.json({ error: { code: 'session_moved' } }, { status: 409, headers: { [MOVED_TO_HEADER]: SESSION_EU } })),
+    });
+    const retried = await call('/v1/chat/completions', { json: chat() });
+    expect(retried.headers.get(REGION_HEADER)).toBe('eu');
+    const followed = await call('/v1/chat/completions', { json: chat({ session_id: SESSION_US }) });
+    expect(followed.status).toBe(200);
+    expect(followed.headers.get(REGION_HEADER)).toBe('eu');
+    expect(JSON.parse(seen.at(-1)!.body).session_id).toBe(SESSION_EU);
+    const read = await call(`/v1/sessions/${SESSION_US}`);
+    expect(read.headers.get(REGION_HEADER)).toBe('eu');
+    expect(seen.at(-1)!.path).toBe(`/v1/sessions/${SESSION_EU}`);
+  });
+
+  it('lists the models of every reachable region once', async () => {
+    const models = (names: string[]) => () => Response.json({ object: 'list', data: names.map((id) => ({ id, object: 'model' })) });
+    const { call } = edge({ us: models(['tiny', 'small']), eu: models(['tiny']) });
+    const list = (await (await call('/v1/models')).json()) as { data: Array<{ id: string }> };
+    expect(list.data.map((model) => model.id).sort()).toEqual(['small', 'tiny']);
+  });
+
+  it('streams a region answer through as it comes', async () => {
+    let push: (text: string) => void = () => {};
+    let close: () => void = () => {};
+    const body = new ReadableStream<Uint8Array>({ start(controller) { push = (text) => controller.enqueue(new TextEncoder().encode(text)); close = () => controller.close(); } });
+    const { call } = edge({ us: () => new Response(body, { headers: { 'content-type': 'text/event-stream' } }) });
+    const response = await call('/v1/chat/completions', { json: chat({ stream: true }) });
+    const reader = response.body!.getReader();
+    push('data: one\n\n');
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe('data: one\n\n'); // before the region finished
+    push('data: [DONE]\n\n');
+    close();
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe('data: [DONE]\n\n');
+  });
+});
