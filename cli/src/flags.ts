@@ -15,8 +15,11 @@ export function flagOf(envName: string): string {
   return `--${name.toLowerCase().replace(/_/g, '-')}`;
 }
 
-/** Merge `--name value` / `--name=value` flags into a copy of `env`. Throws on a bare word. */
-export function applyFlags(args: readonly string[], env: Record<string, string | undefined>, allowed: ReadonlySet<string>): Record<string, string | undefined> {
+/**
+ * Merge `--name value` / `--name=value` flags into a copy of `env`. Throws on a bare word.
+ * A switch (`booleans`) may stand alone: `--edge` is `--edge true`.
+ */
+export function applyFlags(args: readonly string[], env: Record<string, string | undefined>, allowed: ReadonlySet<string>, booleans: ReadonlySet<string> = new Set()): Record<string, string | undefined> {
   const merged = { ...env };
   for (let index = 0; index < args.length; index++) {
     const arg = args[index]!;
@@ -24,7 +27,8 @@ export function applyFlags(args: readonly string[], env: Record<string, string |
     const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
     const name = envNameOf(flag);
     if (!allowed.has(name)) throw new Error(`unknown option '${flag}'`);
-    const value = inline ?? args[++index];
+    const bare = inline === undefined && booleans.has(name) && (index + 1 >= args.length || args[index + 1]!.startsWith('--'));
+    const value = bare ? 'true' : inline ?? args[++index];
     if (value === undefined) throw new Error(`option '${flag}' needs a value`);
     merged[name] = value;
   }

@@ -38,6 +38,8 @@ export interface StackOptions {
   workers?: number;
   /** Environment for every workers process. */
   workersEnv?: Record<string, string>;
+  /** The region's name (BAMBA_REGION of every process; default `local`). */
+  region?: string;
 }
 
 export interface TestStack {
@@ -103,7 +105,8 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
       redisEnv = { REDIS_URL: local.url };
     }
     const prefix = `test-${randomUUID().slice(0, 8)}`;
-    const keys = regionKeys(prefix, 'local');
+    const regionName = options.region ?? 'local';
+    const keys = regionKeys(prefix, regionName);
     const target = options.cluster
       ? { kind: 'cluster' as const, nodes: servers.map((server) => ({ host: '127.0.0.1', port: server.port })) }
       : { kind: 'single' as const, url: servers[0]!.url };
@@ -111,7 +114,7 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
     const registry = new NodeRegistry(redis, keys);
     const producer = new JobProducer(redis, keys, 1);
     const filesDir = join(dataDir, 'files');
-    const common = { ...redisEnv, BAMBA_REDIS_PREFIX: prefix, BAMBA_REGION: 'local', BAMBA_FILES_DIR: filesDir };
+    const common = { ...redisEnv, BAMBA_REDIS_PREFIX: prefix, BAMBA_REGION: regionName, BAMBA_FILES_DIR: filesDir };
     const gatewayEnv = { PORT: options.gatewayProcess ? String(await freePort()) : '0', ...common, ...options.gatewayEnv };
     const gatewayChild = options.gatewayProcess ? await startGatewayProcess(gatewayEnv) : null;
     const gateway = gatewayChild?.gateway ?? await startGateway(parseGatewayConfig(gatewayEnv), process.env.BAMBA_TEST_GATEWAY_STDERR === '1' ? {} : { logger: silentLogger });
@@ -189,7 +192,7 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
     for (let index = 0; index < (options.gpuNodes ?? 1); index++) await startNode(`node-${index}`);
     for (let index = 0; index < (options.workers ?? 0); index++) await startWorkers(`workers-${index}`);
 
-    return {
+    const stack: TestStack = {
       url: gateway.url,
       redis,
       keys,
@@ -218,7 +221,7 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
       },
       async stop() {
         await producer.close();
-        await gateway.close();
+        await stack.gateway.close(); // (a test may have replaced it)
         await Promise.all([...nodes.keys()].map((nodeId) => stopNode(nodeId)));
         await Promise.all([...workers.keys()].map((name) => stopWorkers(name)));
         connection.disconnect();
@@ -226,6 +229,7 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
         rmSync(dataDir, { recursive: true, force: true });
       },
     };
+    return stack;
   } catch (error) {
     for (const child of nodes.values()) child.kill('SIGKILL');
     for (const child of workers.values()) child.kill('SIGKILL');

@@ -61,8 +61,6 @@ export interface EdgePorts {
   clock?: Clock;
 }
 
-/** How long the models list waits for each region. */
-const MODELS_TIMEOUT_MS = 3_000;
 /** Forwarding records followed per request (a session moved more than once). */
 const MAX_FORWARDS = 3;
 
@@ -196,18 +194,22 @@ export function createEdgeApp(ports: EdgePorts) {
 
   app.get('/v1/models', async (c) => {
     const usable = config.regions.regions.map((entry) => entry.name).filter((name) => health.usable(name, false));
+    // null: the region did not answer with a list.
     const answers = await Promise.all(usable.map(async (region) => {
       try {
         const response = await hopTo(c, region, '/v1/models', null, false);
-        if (!response.ok) return [];
+        if (!response.ok) {
+          await response.body?.cancel();
+          return null;
+        }
         return ((await response.json()) as { data?: Array<{ id: string }> }).data ?? [];
       } catch {
-        return [];
+        return null;
       }
     }));
+    if (answers.every((list) => list === null)) throw new ServiceUnavailableError('no region answered; try again shortly', { code: 'region_unavailable', retryAfterSeconds: 2 });
     const models = new Map<string, { id: string }>();
-    for (const model of answers.flat()) if (!models.has(model.id)) models.set(model.id, model);
-    if (answers.every((list) => list.length === 0) && usable.length === 0) throw new ServiceUnavailableError('no region can be reached; try again shortly', { retryAfterSeconds: 2 });
+    for (const model of answers.flatMap((list) => list ?? [])) if (!models.has(model.id)) models.set(model.id, model);
     return c.json({ object: 'list', data: [...models.values()] });
   });
 

@@ -1,0 +1,181 @@
+/**
+ * Two regions (each its own redis-server, gateway, gpu-node and workers) behind the edge Worker
+ * running under `wrangler dev` (workerd), all real processes on loopback: routing by preference
+ * and by the id's home, streaming through the edge, edge → region trust, failover to the
+ * replicated transcript and back, moving a session with its state, and a client disconnect at
+ * the edge cancelling the job in the region.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startEdgeDev, type EdgeDev } from '@bamba/cli/edge-dev';
+import { freePort } from '@bamba/cli/local-redis';
+import { parseGatewayConfig, silentLogger, startGateway } from '@bamba/gateway';
+import { SessionStore, SnapshotStore } from '@bamba/region';
+import { EDGE_HEADER, signEdgeRequest } from '@bamba/shared';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MODEL_ID, readSse, startTestStack, type TestStack } from './support/stack.js';
+
+const SECRET = randomBytes(32).toString('hex');
+const EDGE_KEY = 'edge-key-0123';
+const REGION_KEY = 'region-key-0123';
+let us: TestStack;
+let eu: TestStack;
+let edge: EdgeDev;
+let workDir: string;
+
+beforeAll(async () => {
+  workDir = mkdtempSync(join(tmpdir(), 'bamba-edge-'));
+  const [usPort, euPort, edgePort] = [await freePort(), await freePort(), await freePort()];
+  const regions = JSON.stringify([
+    { name: 'us', url: `http://127.0.0.1:${usPort}`, continent: 'NA' },
+    { name: 'eu', url: `http://127.0.0.1:${euPort}`, continent: 'EU' },
+  ]);
+  const region = (name: string, port: number) => startTestStack({
+    region: name,
+    workers: 1,
+    nodeEnv: { BAMBA_REPLICATE_SESSIONS: 'true', BAMBA_CONTEXT_SIZE: '4096' },
+    gatewayEnv: { PORT: String(port), BAMBA_HOST: '127.0.0.1', BAMBA_EDGE_SECRET: SECRET, BAMBA_API_KEYS: `${REGION_KEY}:tenant-a` },
+    workersEnv: { BAMBA_EDGE_SECRET: SECRET, BAMBA_REGIONS: regions },
+  });
+  [us, eu] = await Promise.all([region('us', usPort), region('eu', euPort)]);
+  edge = await startEdgeDev({
+    port: edgePort,
+    workDir,
+    bindings: { BAMBA_API_KEYS: `${EDGE_KEY}:tenant-a`, BAMBA_EDGE_SECRET: SECRET, BAMBA_REGIONS: regions, BAMBA_EDGE_BREAKER_OPEN_MS: '1500' },
+  });
+});
+afterAll(async () => {
+  await edge?.stop();
+  await Promise.all([us?.stop(), eu?.stop()]);
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+});
+
+const AUTH = { authorization: `Bearer ${EDGE_KEY}` };
+const post = (path: string, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal) =>
+  fetch(`${edge.url}${path}`, { method: 'POST', headers: { ...AUTH, 'content-type': 'application/json', ...headers }, body: JSON.stringify(body), ...(signal ? { signal } : {}) });
+const turn = (sessionId: string, content: string) => post('/v1/chat/completions', { model: MODEL_ID, session_id: sessionId, messages: [{ role: 'user', content }], max_tokens: 12, temperature: 0 });
+const newSession = async (region: string) => {
+  const response = await post('/v1/sessions', { model: MODEL_ID, system: 'You answer in a few words.' }, { 'x-bamba-prefer-region': region });
+  expect(response.status).toBe(201);
+  expect(response.headers.get('x-bamba-region')).toBe(region);
+  return ((await response.json()) as { id: string }).id;
+};
+const sessionsOf = (stack: TestStack) => new SessionStore(stack.redis, stack.keys, new SnapshotStore(stack.redis, stack.keys, Number.MAX_SAFE_INTEGER));
+
+describe('the edge in front of two regions', () => {
+  it('streams a chat through the edge to the end, from the preferred region', async () => {
+    const response = await post('/v1/chat/completions', { model: MODEL_ID, messages: [{ role: 'user', content: 'hello' }], max_tokens: 16, stream: true }, { 'x-bamba-prefer-region': 'eu' });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('x-bamba-region')).toBe('eu');
+    const events = await readSse(response);
+    expect(events.at(-1)).toBe('[DONE]');
+    expect(events.filter((event) => event !== '[DONE]').map((event) => JSON.parse(event).choices[0]?.finish_reason).filter(Boolean)).toEqual(['length']);
+    const models = (await (await fetch(`${edge.url}/v1/models`, { headers: AUTH })).json()) as { data: Array<{ id: string }> };
+    expect(models.data.map((model) => model.id)).toEqual([MODEL_ID]);
+  });
+
+  it('keeps a session made in eu in eu: its id says so and its turns go there', async () => {
+    const sessionId = await newSession('eu');
+    expect(sessionId).toMatch(/^sess_eu_[0-9a-f]{32}$/);
+    for (const content of ['first', 'second']) {
+      const response = await turn(sessionId, content);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('x-bamba-region')).toBe('eu');
+    }
+    expect((await sessionsOf(eu).get('tenant-a', sessionId))?.session.version).toBe(2);
+    expect(await sessionsOf(us).get('tenant-a', sessionId).then((view) => view?.session.version ?? 0)).toBeLessThanOrEqual(2); // a replica at most
+  });
+
+  it('a region refuses a tenant header without a valid, fresh signature (401), and still takes its own API keys', async () => {
+    const direct = (headers: Record<string, string>) => fetch(`${us.url}/v1/models`, { headers });
+    expect((await direct({ [EDGE_HEADER.tenant]: 'tenant-a' })).status).toBe(401);
+    const forged = await signEdgeRequest('not-the-shared-secret-0123456789abcdef', { tenant: 'tenant-a', failover: false }, 'GET', '/v1/models', Date.now());
+    expect((await direct(forged)).status).toBe(401);
+    const stale = await signEdgeRequest(SECRET, { tenant: 'tenant-a', failover: false }, 'GET', '/v1/models', Date.now() - 5 * 60_000);
+    expect((await direct(stale)).status).toBe(401);
+    const otherPath = await signEdgeRequest(SECRET, { tenant: 'tenant-a', failover: false }, 'GET', '/v1/files', Date.now());
+    expect((await direct(otherPath)).status).toBe(401);
+    const internal = await signEdgeRequest(SECRET, { tenant: '', failover: false }, 'GET', '/v1/models', Date.now());
+    expect((await direct(internal)).status).toBe(401); // a region-to-region signature names no tenant
+    const good = await signEdgeRequest(SECRET, { tenant: 'tenant-a', failover: false }, 'GET', '/v1/models', Date.now());
+    expect((await direct(good)).status).toBe(200);
+    expect((await direct({ authorization: `Bearer ${REGION_KEY}` })).status).toBe(200);
+    expect((await fetch(`${us.url}/internal/v1/replicas/x`, { method: 'PUT', body: '{}' })).status).toBe(401);
+  });
+
+  it('when us is down, eu answers its session from the replicated transcript (a replay), and us carries on from there once back', async () => {
+    const sessionId = await newSession('us');
+    const answers: string[] = [];
+    for (const content of ['one', 'two']) {
+      const response = await turn(sessionId, content);
+      expect(response.headers.get('x-bamba-region')).toBe('us');
+      answers.push(((await response.json()) as { choices: Array<{ message: { content: string } }> }).choices[0]!.message.content);
+    }
+    await eu.waitFor('the transcript to reach eu', async () => ((await sessionsOf(eu).get('tenant-a', sessionId))?.session.version === 2 ? true : undefined), 20_000);
+
+    await us.gateway.close(); // us cannot be reached now
+    const failedOver = await turn(sessionId, 'three');
+    expect(failedOver.status).toBe(200);
+    expect(failedOver.headers.get('x-bamba-region')).toBe('eu');
+    expect(failedOver.headers.get('x-bamba-resume')).toBe('replay');
+    const third = ((await failedOver.json()) as { choices: Array<{ message: { content: string } }> }).choices[0]!.message.content;
+    // The same as a stateless request carrying the whole history.
+    const history = [{ role: 'system', content: 'You answer in a few words.' }, { role: 'user', content: 'one' }, { role: 'assistant', content: answers[0] }, { role: 'user', content: 'two' }, { role: 'assistant', content: answers[1] }, { role: 'user', content: 'three' }];
+    const replay = await post('/v1/chat/completions', { model: MODEL_ID, messages: history, max_tokens: 12, temperature: 0 }, { 'x-bamba-prefer-region': 'eu' });
+    expect(((await replay.json()) as { choices: Array<{ message: { content: string } }> }).choices[0]!.message.content).toBe(third);
+
+    // us comes back: eu's workers hand the failover turn home, and the next turn there continues it.
+    us.gateway = await startGateway(parseGatewayConfig(us.gatewayEnv), { logger: silentLogger });
+    await us.waitFor('the failover turn to reach us', async () => ((await sessionsOf(us).get('tenant-a', sessionId))?.session.version === 3 ? true : undefined), 20_000);
+    // The edge tries us again once its breaker lets it (BAMBA_EDGE_BREAKER_OPEN_MS); its readiness says when.
+    await us.waitFor('the edge to try us again', async () => {
+      const ready = (await (await fetch(`${edge.url}/readyz`)).json()) as { regions: Record<string, string> };
+      return ready.regions.us === 'usable' ? true : undefined;
+    }, 20_000);
+    const back = await turn(sessionId, 'four');
+    expect(back.status).toBe(200);
+    expect(back.headers.get('x-bamba-region')).toBe('us');
+    expect((await sessionsOf(us).get('tenant-a', sessionId))?.session.version).toBe(4);
+    const transcript = (await sessionsOf(us).get('tenant-a', sessionId))!.messages.map((message) => message.content);
+    expect(transcript.slice(0, 7)).toEqual([...history.map((message) => message.content), third]);
+    expect(transcript[7]).toBe('four');
+  });
+
+  it('moves a session us → eu with its state: the old id keeps working and resumes from the moved snapshot', async () => {
+    const sessionId = await newSession('us');
+    for (const content of ['alpha', 'beta']) expect((await turn(sessionId, content)).headers.get('x-bamba-region')).toBe('us');
+    const moved = await post(`/v1/sessions/${sessionId}/move`, { region: 'eu' });
+    expect(moved.status).toBe(200);
+    expect(moved.headers.get('x-bamba-region')).toBe('eu');
+    const session = (await moved.json()) as { id: string; turns: number; state: string };
+    expect(session.id).toMatch(/^sess_eu_/);
+    expect(session).toMatchObject({ turns: 2, state: 'snapshot' });
+    expect(await sessionsOf(us).get('tenant-a', sessionId)).toBeNull();
+
+    const next = await turn(sessionId, 'gamma'); // the old id: the edge follows the forwarding record
+    expect(next.status).toBe(200);
+    expect(next.headers.get('x-bamba-region')).toBe('eu');
+    expect(next.headers.get('x-bamba-resume')).toBe('snapshot');
+    const usage = ((await next.json()) as { usage: { prompt_tokens_details: { cached_tokens: number } } }).usage;
+    expect(usage.prompt_tokens_details.cached_tokens).toBeGreaterThan(0);
+    expect((await sessionsOf(eu).get('tenant-a', session.id))?.session.version).toBe(3);
+    // A move to a region that does not exist changes nothing.
+    expect((await post(`/v1/sessions/${session.id}/move`, { region: 'mars' })).status).toBe(400);
+  });
+
+  it('a client that disconnects at the edge cancels the job in the region', async () => {
+    const controller = new AbortController();
+    const response = await post('/v1/chat/completions', { model: MODEL_ID, messages: [{ role: 'user', content: 'talk for a long time' }], max_tokens: 3500, temperature: 0, stream: true }, { 'x-bamba-prefer-region': 'eu' }, controller.signal);
+    expect(response.headers.get('x-bamba-region')).toBe('eu');
+    const first = await readSse(response, 2);
+    const requestId = JSON.parse(first[0]!).id as string;
+    controller.abort();
+    await eu.waitFor('the gpu-node to stop the generation', async () => ((await eu.nodeStatuses())[0]?.busySlots === 0 ? true : undefined), 30_000);
+    const events = await eu.streamEvents(requestId);
+    const generated = events.reduce((sum, event) => sum + (event.type === 'token-delta' ? event.tokens : 0), 0);
+    expect(events.some((event) => event.type === 'generation-end')).toBe(false);
+    expect(generated).toBeLessThan(3500);
+  });
+});
