@@ -15,12 +15,13 @@ import { batchingCase } from './cases/batching.js';
 import { compressionCase } from './cases/compression.js';
 import { gatewayCase } from './cases/gateway.js';
 import { overheadCase } from './cases/overhead.js';
+import { regionMoveCase } from './cases/region-move.js';
 import { responsesCase } from './cases/responses.js';
 import { resumeCase } from './cases/resume.js';
 import { snapshotStoreCase } from './cases/snapshot-store.js';
 import { stateSizeCase } from './cases/state-size.js';
 
-const CASES: BenchCase[] = [resumeCase, overheadCase, batchingCase, snapshotStoreCase, gatewayCase, stateSizeCase, compressionCase, responsesCase, batchCase];
+const CASES: BenchCase[] = [resumeCase, overheadCase, batchingCase, snapshotStoreCase, gatewayCase, stateSizeCase, compressionCase, responsesCase, batchCase, regionMoveCase];
 
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { case: { type: 'string' }, quick: { type: 'boolean' } } });

@@ -42,7 +42,7 @@ export class RegionHealth {
   private state(region: string): RegionHealthState {
     let state = this.states.get(region);
     if (!state) {
-      state = { failures: 0, openUntilMs: 0, trialSinceMs: 0, ready: true, readyAtMs: 0, probing: false };
+      state = { failures: 0, openUntilMs: 0, trialSinceMs: 0, ready: true, readyAtMs: Number.NEGATIVE_INFINITY, probing: false };
       this.states.set(region, state);
     }
     return state;

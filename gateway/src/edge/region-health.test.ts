@@ -1,0 +1,58 @@
+import { parseRegionMap } from '@bamba/shared';
+import { describe, expect, it } from 'vitest';
+import { RegionHealth } from './region-health.js';
+
+const map = parseRegionMap('[{"name":"us","url":"http://us"},{"name":"eu","url":"http://eu"}]');
+
+function health(ready: Record<string, boolean> = {}) {
+  let now = 0;
+  const tracker = new RegionHealth(map, async (region) => ready[region] ?? true, () => now, { failureThreshold: 2, openMs: 1000, readyCacheMs: 500 });
+  return { tracker, advance: (ms: number) => { now += ms; } };
+}
+
+describe('region health', () => {
+  it('opens after repeated failures, lets one trial through when half-open, closes on success', () => {
+    const { tracker, advance } = health();
+    tracker.recordFailure('us');
+    expect(tracker.view('us')).toBe('closed');
+    tracker.recordFailure('us');
+    expect(tracker.view('us')).toBe('open');
+    expect(tracker.usable('us', false)).toBe(false);
+    expect(tracker.order(['us', 'eu'], true)).toEqual(['eu', 'us']); // kept as a last resort
+    advance(1000);
+    expect(tracker.view('us')).toBe('half-open');
+    expect(tracker.usable('us', false)).toBe(true);
+    tracker.beginHop('us');
+    expect(tracker.usable('us', false)).toBe(false); // the trial is out
+    advance(1000);
+    expect(tracker.usable('us', false)).toBe(true); // a trial that never answered is given up
+    tracker.beginHop('us');
+    tracker.recordSuccess('us');
+    expect(tracker.view('us')).toBe('closed');
+    expect(tracker.usable('us', true)).toBe(true);
+  });
+
+  it('a failed trial opens the breaker again', () => {
+    const { tracker, advance } = health();
+    tracker.recordFailure('us');
+    tracker.recordFailure('us');
+    advance(1000);
+    tracker.beginHop('us');
+    tracker.recordFailure('us');
+    expect(tracker.view('us')).toBe('open');
+  });
+
+  it('skips a region that is up but not ready for new work only, and reads readiness at most once per cache period', async () => {
+    const probes: string[] = [];
+    let now = 0;
+    const tracker = new RegionHealth(map, async (region) => { probes.push(region); return region !== 'eu'; }, () => now, { failureThreshold: 1, openMs: 1000, readyCacheMs: 500 });
+    await tracker.refresh();
+    await tracker.refresh();
+    expect(probes).toEqual(['us', 'eu']);
+    expect(tracker.usable('eu', true)).toBe(false);
+    expect(tracker.usable('eu', false)).toBe(true); // its own sessions still go home
+    now += 500;
+    await tracker.refresh();
+    expect(probes).toHaveLength(4);
+  });
+});

@@ -1,0 +1,101 @@
+/**
+ * Sessions crossing regions, against a real redis-server: a replica is kept only when newer and
+ * never while a turn runs; a move holds the session's lock, imports under a new id that a retry
+ * reproduces, and swaps the source for a forwarding record only while it still holds the lock.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { regionKeys } from './keys.js';
+import { SessionStore } from './session-store.js';
+import { SessionTransfer, type SessionCopy } from './session-transfer.js';
+import { SnapshotStore } from './snapshot-store.js';
+import { startTestRedis, type TestRedis } from './testing/local-redis.js';
+
+let server: TestRedis;
+const us = regionKeys('transfer-test', 'us');
+const eu = regionKeys('transfer-test', 'eu');
+const stores = (keys: typeof us) => {
+  const snapshots = new SnapshotStore(server.redis, keys, 1024 ** 3);
+  return { snapshots, sessions: new SessionStore(server.redis, keys, snapshots), transfer: new SessionTransfer(server.redis, keys, snapshots) };
+};
+beforeAll(async () => { server = await startTestRedis(); });
+afterAll(async () => server?.stop());
+
+const turn = { requestId: 'r', finishReason: 'length' as const, promptTokens: 1, completionTokens: 1, cachedTokens: 0, resume: 'replay' as const };
+
+async function sessionWithTurns(turns: number) {
+  const { sessions } = stores(us);
+  const { session } = await sessions.create('tenant-a', { model: 'm', system: 'sys', metadata: { k: 'v' } }, 3600);
+  for (let version = 0; version < turns; version++) {
+    const requestId = `req-${version}`;
+    await sessions.lockTurn('tenant-a', session.id, requestId, 60_000);
+    await sessions.commitTurn({ sessionId: session.id, tenant: 'tenant-a', ttlSeconds: 3600, requestId, expectedVersion: version, snapshotId: '', tokenCount: 0, snapshotBytes: 0, residentNode: '', messages: [{ role: 'user', content: `q${version}` }, { role: 'assistant', content: `a${version}` }], turn: { ...turn, requestId } }, '');
+  }
+  return session.id;
+}
+
+describe('replicas', () => {
+  it('are ids of their home region, kept when newer, ignored when not, and never applied while a turn runs', async () => {
+    const id = await sessionWithTurns(2);
+    expect(id).toMatch(/^sess_us_[0-9a-f]{32}$/);
+    const copy = (await stores(us).transfer.copyOf(id))!.copy;
+    const backup = stores(eu);
+    expect(await backup.transfer.applyReplica(copy)).toBe('applied');
+    expect((await backup.sessions.get('tenant-a', id))?.messages.map((message) => message.content)).toEqual(['sys', 'q0', 'a0', 'q1', 'a1']);
+    expect(await backup.transfer.applyReplica(copy)).toBe('stale'); // again: no change
+    const older: SessionCopy = { ...copy, version: 1, messages: copy.messages.slice(0, 3) };
+    expect(await backup.transfer.applyReplica(older)).toBe('stale');
+    expect((await backup.sessions.get('tenant-a', id))?.session.version).toBe(2);
+    await backup.sessions.lockTurn('tenant-a', id, 'running', 60_000);
+    expect(await backup.transfer.applyReplica({ ...copy, version: 3, messages: [...copy.messages, { role: 'user', content: 'q2' }, { role: 'assistant', content: 'a2' }] })).toBe('busy');
+    expect((await backup.sessions.get('tenant-a', id))?.session.version).toBe(2);
+  });
+});
+
+describe('moves', () => {
+  it('lock the source, import under a reproducible id, then leave a forwarding record', async () => {
+    const id = await sessionWithTurns(1);
+    const source = stores(us);
+    const target = stores(eu);
+    const snapshot = await source.snapshots.put(Buffer.alloc(3 * 1024 * 1024 + 5, 7), { tenant: 'tenant-a', fingerprint: 'f'.repeat(64), tokenCount: 9, tokenHash: 'h'.repeat(64), indexPrefix: false, sessionId: id });
+    await server.redis.hset(us.session(id), 'snapshotId', snapshot.snapshotId, 'tokenCount', '9', 'snapshotBytes', String(snapshot.bytes));
+
+    expect(await source.transfer.exportForMove(id, 'tenant-b', 'move-'.padEnd(37, '1'), 60_000)).toBe('not_found'); // another tenant's
+    const moveId = `move-${'a'.repeat(32)}`;
+    const exported = await source.transfer.exportForMove(id, 'tenant-a', moveId, 60_000);
+    if (typeof exported === 'string' || 'movedTo' in exported) throw new Error('expected an export');
+    expect(exported.snapshot).toMatchObject({ snapshotId: snapshot.snapshotId, chunks: 4, bytes: snapshot.bytes });
+    // Locked for the move: no turn starts, no other move either.
+    expect(await source.sessions.lockTurn('tenant-a', id, 'turn', 60_000)).toBe('busy');
+    expect(await source.transfer.exportForMove(id, 'tenant-a', `move-${'b'.repeat(32)}`, 60_000)).toBe('busy');
+    expect(await source.transfer.exportForMove(id, 'tenant-a', moveId, 60_000)).not.toBe('busy'); // the same move may retry
+
+    const chunks = await Promise.all(Array.from({ length: 4 }, (_, index) => source.snapshots.readChunk(snapshot.snapshotId, index)));
+    const newId = target.transfer.movedId(id, moveId);
+    expect(newId).toBe(target.transfer.movedId(id, moveId));
+    expect(newId).toMatch(/^sess_eu_/);
+    const stored = await target.snapshots.put(Buffer.concat(chunks as Buffer[]), { tenant: 'tenant-a', fingerprint: 'f'.repeat(64), tokenCount: 9, tokenHash: 'h'.repeat(64), indexPrefix: false, sessionId: newId, pinMs: 60_000 });
+    await target.transfer.importMoved(newId, exported.copy, stored);
+    const moved = await target.sessions.get('tenant-a', newId);
+    expect(moved?.session).toMatchObject({ version: 1, snapshotId: stored.snapshotId, tokenCount: 9, metadata: { k: 'v' } });
+    expect(await target.snapshots.read(stored.snapshotId)).toEqual(Buffer.concat(chunks as Buffer[]));
+
+    expect(await source.transfer.commitMove(id, `move-${'c'.repeat(32)}`, newId)).toBe('lost'); // not the lock holder
+    expect(await source.transfer.commitMove(id, moveId, newId)).toBe('moved');
+    expect(await source.transfer.commitMove(id, moveId, newId)).toBe('moved'); // a retry after the swap
+    expect(await source.sessions.get('tenant-a', id)).toBeNull();
+    expect(await source.transfer.forwardOf(id)).toBe(newId);
+    expect(await source.snapshots.exists(snapshot.snapshotId)).toBe(false);
+    expect(await source.transfer.exportForMove(id, 'tenant-a', moveId, 60_000)).toEqual({ movedTo: newId });
+    expect(await source.transfer.applyReplica(exported.copy)).toBe('moved'); // a late replica does not bring it back
+  });
+
+  it('released, leave the session as it was', async () => {
+    const id = await sessionWithTurns(1);
+    const source = stores(us);
+    const moveId = `move-${'d'.repeat(32)}`;
+    await source.transfer.exportForMove(id, 'tenant-a', moveId, 60_000);
+    await source.transfer.releaseMove(id, moveId);
+    expect(await source.sessions.lockTurn('tenant-a', id, 'turn', 60_000)).not.toBe('busy');
+    expect((await source.sessions.get('tenant-a', id))?.session.version).toBe(1);
+  });
+});
