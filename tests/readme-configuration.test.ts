@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { applyFlags, COMMAND_OPTIONS, flagOf, readModelConfig } from '@bamba/cli/options';
+import { EDGE_ENV_VARIABLES } from '@bamba/gateway';
 import { describe, expect, it } from 'vitest';
 
 interface Table {
@@ -26,7 +27,9 @@ function configurationTables(): Table[] {
     if (line.startsWith('|')) {
       const cells = line.slice(1, -1).split('|').map((cell) => cell.trim());
       if (!current) {
-        current = { commands: [...caption.matchAll(/`bamba ([a-z-]+)/g)].map((match) => match[1]!), headers: cells, rows: [] };
+        // The edge is no `bamba` command: its table's caption names its wrangler config.
+        const commands = caption.includes('wrangler.toml') ? ['edge'] : [...caption.matchAll(/`bamba ([a-z-]+)/g)].map((match) => match[1]!);
+        current = { commands, headers: cells, rows: [] };
         tables.push(current);
       } else if (!/^-+$/.test(cells[0]!)) {
         current.rows.push(cells);
@@ -49,7 +52,14 @@ describe('README configuration tables', () => {
     for (const table of tables) expect(table.commands.length, `a table with headers ${table.headers.join(', ')} names no command`).toBeGreaterThan(0);
   });
 
-  for (const table of tables.filter((candidate) => !candidate.commands.includes('model'))) {
+  it('every variable of the edge table is a binding the edge reads, and every binding it reads is listed', () => {
+    const documented = tables.filter((table) => table.commands.includes('edge')).flatMap((table) => table.rows.flatMap((row) => variablesIn(row[0]!)));
+    expect(documented.length).toBeGreaterThan(0);
+    for (const variable of documented) expect(EDGE_ENV_VARIABLES, variable).toContain(variable);
+    for (const variable of EDGE_ENV_VARIABLES) expect(documented, `${variable} of the edge is not in the README`).toContain(variable);
+  });
+
+  for (const table of tables.filter((candidate) => !candidate.commands.includes('model') && !candidate.commands.includes('edge'))) {
     for (const command of table.commands) {
       it(`every variable of the ${command} table is a flag of bamba ${command}`, () => {
         const options = COMMAND_OPTIONS[command];

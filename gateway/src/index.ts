@@ -7,3 +7,5 @@ export { silentLogger, type GatewayLogger, type RequestLogRecord } from './reque
 export { PromMetrics } from './observability/prom-metrics.js';
 export { startGateway, type RunningGateway, type GatewayRuntime } from './entry/node.js';
 export { parseGatewayConfig, GATEWAY_ENV_VARIABLES, type GatewayConfig } from './entry/node-config.js';
+export { EDGE_ENV_VARIABLES } from './edge/edge-config.js';
+export { createEdgeApp, type EdgeConfig } from './edge/edge-app.js';
