@@ -165,6 +165,16 @@ describe('the edge in front of two regions', () => {
     expect((await post(`/v1/sessions/${session.id}/move`, { region: 'mars' })).status).toBe(400);
   });
 
+  it('replication waits out a workers restart: the queued turn reaches the backup once workers run again', async () => {
+    await us.stopWorkers('workers-0', 'SIGKILL');
+    const sessionId = await newSession('us');
+    expect((await turn(sessionId, 'while workers are down')).status).toBe(200);
+    await new Promise((done) => setTimeout(done, 500));
+    expect(await sessionsOf(eu).get('tenant-a', sessionId)).toBeNull(); // nobody sent it yet
+    await us.startWorkers('workers-0');
+    await eu.waitFor('the queued replica to arrive', async () => ((await sessionsOf(eu).get('tenant-a', sessionId))?.session.version === 1 ? true : undefined), 20_000);
+  });
+
   it('a client that disconnects at the edge cancels the job in the region', async () => {
     const controller = new AbortController();
     const response = await post('/v1/chat/completions', { model: MODEL_ID, messages: [{ role: 'user', content: 'talk for a long time' }], max_tokens: 3500, temperature: 0, stream: true }, { 'x-bamba-prefer-region': 'eu' }, controller.signal);
