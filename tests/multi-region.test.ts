@@ -153,6 +153,8 @@ describe('the edge in front of two regions', () => {
     expect(session.id).toMatch(/^sess_eu_/);
     expect(session).toMatchObject({ turns: 2, state: 'snapshot' });
     expect(await sessionsOf(us).get('tenant-a', sessionId)).toBeNull();
+    // The session left us: the replica us kept at eu goes (eu holds the session itself now).
+    await eu.waitFor('the old replica to be dropped', async () => ((await sessionsOf(eu).get('tenant-a', sessionId)) === null ? true : undefined), 20_000);
 
     const next = await turn(sessionId, 'gamma'); // the old id: the edge follows the forwarding record
     expect(next.status).toBe(200);
@@ -173,6 +175,9 @@ describe('the edge in front of two regions', () => {
     expect(await sessionsOf(eu).get('tenant-a', sessionId)).toBeNull(); // nobody sent it yet
     await us.startWorkers('workers-0');
     await eu.waitFor('the queued replica to arrive', async () => ((await sessionsOf(eu).get('tenant-a', sessionId))?.session.version === 1 ? true : undefined), 20_000);
+    // Deleted at home: its replica goes too.
+    expect((await fetch(`${edge.url}/v1/sessions/${sessionId}`, { method: 'DELETE', headers: AUTH })).status).toBe(200);
+    await eu.waitFor('the replica to be dropped', async () => ((await sessionsOf(eu).get('tenant-a', sessionId)) === null ? true : undefined), 20_000);
   });
 
   it('a client that disconnects at the edge cancels the job in the region', async () => {

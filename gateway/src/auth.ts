@@ -47,7 +47,7 @@ function signedPath(url: string): string {
  * tenant), the only kind internal routes take and the one kind API routes refuse.
  */
 async function edgeClaims(c: Context, edgeSecret: string | null, internal: boolean, nowMs: number) {
-  if (edgeSecret === null) throw new AuthenticationError('this region takes no edge or region traffic (BAMBA_EDGE_SECRET is not set)');
+  if (edgeSecret === null) throw new AuthenticationError('this server takes no signed edge or region requests (x-bamba-edge-* headers)');
   const claims = await verifyEdgeRequest(edgeSecret, (name) => c.req.header(name), c.req.method, signedPath(c.req.url), nowMs);
   if ('refused' in claims) throw new AuthenticationError(claims.refused);
   if (internal !== (claims.tenant === '')) throw new AuthenticationError(internal ? 'internal routes take region-to-region calls only' : 'a region-to-region signature names no tenant');

@@ -56,8 +56,11 @@ export class RegionWorkQueue {
     this.queue.on('error', () => { /* surfaced per call */ });
   }
 
-  /** Replicate the session as of turn `version` (queued once per turn). */
-  async replicate(sessionId: string, version: number): Promise<void> {
+  /**
+   * Replicate the session as of turn `version` (queued once per turn), or, with 'gone', its
+   * absence: it was deleted or moved away, so its replica goes too.
+   */
+  async replicate(sessionId: string, version: number | 'gone'): Promise<void> {
     const data = parseWire(replicateJobSchema, { v: WIRE_VERSION, kind: 'replicate', sessionId }, 'replicate job');
     await this.queue.add('replicate', data, {
       jobId: `replicate-${sessionId}-${version}`,

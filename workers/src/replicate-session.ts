@@ -1,7 +1,7 @@
 /**
  * Replicate one session to the region that should hold a copy: a region's own session goes to
  * its backup region; a session of another region that this region served during a failover goes
- * back home. The whole transcript travels (it is small), so a later job covers an earlier one
+ * back home; a session deleted or moved away takes its replica with it. The whole transcript travels (it is small), so a later job covers an earlier one
  * that was lost, and the receiver keeps it only if it is newer.
  */
 import type { SessionTransfer } from '@bamba/region';
@@ -27,7 +27,12 @@ export async function replicateSession(deps: ReplicateDeps, sessionId: string): 
   const target = replicaTarget(deps.map, deps.here, sessionId);
   if (!target) return 'no-target';
   const found = await deps.transfer.copyOf(sessionId);
-  if (!found) return 'gone'; // deleted, expired or moved since: nothing to copy
+  if (!found) {
+    // Deleted, expired or moved since: the copy there goes too (404: it had none).
+    const response = await deps.peers.call(target, 'DELETE', `/internal/v1/replicas/${sessionId}`);
+    if (!response.ok && response.status !== 404) throw new Error(`dropping the replica at region '${target}': HTTP ${response.status}`);
+    return 'dropped';
+  }
   const answer = (await deps.peers.json(target, 'PUT', `/internal/v1/replicas/${sessionId}`, found.copy)) as { outcome?: string };
   return answer.outcome ?? 'unknown';
 }

@@ -120,7 +120,14 @@ export class RegionDispatch implements RegionState, GenerationPort {
 
 /** Sessions in the region's Redis; new sessions get the gateway's TTL and count against the tenant's limit. */
 export class RegionSessions implements Sessions {
-  constructor(private readonly store: SessionStore, private readonly transfer: SessionTransfer, private readonly ttlSeconds: number, private readonly maxSessionsPerTenant: number) {}
+  constructor(
+    private readonly store: SessionStore,
+    private readonly transfer: SessionTransfer,
+    private readonly ttlSeconds: number,
+    private readonly maxSessionsPerTenant: number,
+    /** Set when sessions are replicated to other regions: a deleted session's replica goes too. */
+    private readonly work: RegionWorkQueue | null,
+  ) {}
 
   movedTo(sessionId: string): Promise<string | null> {
     return this.transfer.forwardOf(sessionId);
@@ -135,8 +142,10 @@ export class RegionSessions implements Sessions {
   get(tenant: string, sessionId: string): Promise<SessionView | null> {
     return this.store.get(tenant, sessionId);
   }
-  delete(tenant: string, sessionId: string): Promise<'deleted' | 'not_found' | 'busy'> {
-    return this.store.delete(tenant, sessionId);
+  async delete(tenant: string, sessionId: string): Promise<'deleted' | 'not_found' | 'busy'> {
+    const outcome = await this.store.delete(tenant, sessionId);
+    if (outcome === 'deleted' && this.work) await this.work.replicate(sessionId, 'gone').catch(() => { /* the replica expires with its TTL */ });
+    return outcome;
   }
   fork(tenant: string, sessionId: string, keepMessages: number | null): Promise<SessionView | ForkRefusal> {
     return this.store.fork(tenant, sessionId, keepMessages, this.maxSessionsPerTenant);
@@ -231,7 +240,15 @@ export class RegionBatches implements Batches {
 
 /** Sessions crossing regions, in the region's Redis; moves in are run by the workers (waited for here). */
 export class RegionTransfers implements Transfers {
-  constructor(private readonly transfer: SessionTransfer, private readonly snapshots: SnapshotStore, private readonly work: RegionWorkQueue) {}
+  constructor(private readonly here: string, private readonly transfer: SessionTransfer, private readonly sessions: SessionStore, private readonly snapshots: SnapshotStore, private readonly work: RegionWorkQueue, private readonly replicating: boolean) {}
+
+  async dropReplica(sessionId: string): Promise<'dropped' | 'not_found' | 'busy'> {
+    const home = homeRegionOf(sessionId);
+    const found = home !== null && home !== this.here ? await this.transfer.copyOf(sessionId) : null;
+    if (!found) return 'not_found';
+    const outcome = await this.sessions.delete(found.record.tenant, sessionId);
+    return outcome === 'deleted' ? 'dropped' : outcome;
+  }
 
   async applyReplica(body: unknown): Promise<'applied' | 'stale' | 'moved' | 'busy'> {
     const copy = sessionCopySchema.safeParse(body);
@@ -244,8 +261,10 @@ export class RegionTransfers implements Transfers {
   snapshotChunk(snapshotId: string, index: number): Promise<Uint8Array | null> {
     return this.snapshots.readChunk(snapshotId, index);
   }
-  commitMove(sessionId: string, moveId: string, newId: string): Promise<'moved' | 'lost'> {
-    return this.transfer.commitMove(sessionId, moveId, newId);
+  async commitMove(sessionId: string, moveId: string, newId: string): Promise<'moved' | 'lost'> {
+    const outcome = await this.transfer.commitMove(sessionId, moveId, newId);
+    if (outcome === 'moved' && this.replicating) await this.work.replicate(sessionId, 'gone').catch(() => { /* the replica expires with its TTL */ });
+    return outcome;
   }
   releaseMove(sessionId: string, moveId: string): Promise<void> {
     return this.transfer.releaseMove(sessionId, moveId);

@@ -55,9 +55,12 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
   const batchStore = new BatchStore(redis, keys);
   const dispatch = new RegionDispatch(config.region.region, redis, producer, relay, registry, keys, snapshots, batchStore);
   const transfer = new SessionTransfer(redis, keys, snapshots);
-  const sessions = new RegionSessions(new SessionStore(redis, keys, snapshots), transfer, config.sessionTtlSeconds, config.maxSessionsPerTenant);
   const regionWork = new RegionWorkQueue(redis, keys);
-  const transfers = new RegionTransfers(transfer, snapshots, regionWork);
+  // With a shared secret this region has peers: deletions and moves reach their replicas.
+  const replicating = config.edgeSecret !== null;
+  const sessionStore = new SessionStore(redis, keys, snapshots);
+  const sessions = new RegionSessions(sessionStore, transfer, config.sessionTtlSeconds, config.maxSessionsPerTenant, replicating ? regionWork : null);
+  const transfers = new RegionTransfers(keys.region, transfer, sessionStore, snapshots, regionWork, replicating);
   const responses = new RegionResponses(new ResponseStore(redis, keys), config.responseTtlSeconds, keys.region);
   const files = new FileStore(redis, keys, resolve(config.filesDir));
   const batchQueue = new BatchQueue(redis, keys);

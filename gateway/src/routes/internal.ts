@@ -32,6 +32,12 @@ export function internalRoutes(transfers: Transfers, edgeSecret: string | null, 
       if (outcome === 'busy') throw sessionBusy(c.req.param('id'));
       return c.json({ outcome });
     })
+    .delete('/replicas/:id', async (c) => {
+      const outcome = await transfers.dropReplica(c.req.param('id'));
+      if (outcome === 'busy') throw sessionBusy(c.req.param('id'));
+      if (outcome === 'not_found') throw new NotFoundError('no such replica', { code: 'session_not_found' });
+      return c.json({ outcome });
+    })
     .post('/sessions/:id/export', async (c) => {
       const request = parse(exportSchema, await readJsonBody(c));
       const exported = await transfers.exportForMove(c.req.param('id'), request.tenant, request.moveId, request.lockTtlMs);
