@@ -270,6 +270,7 @@ export class RegionTransfers implements Transfers {
     return this.transfer.releaseMove(sessionId, moveId);
   }
   async moveHere(tenant: string, sessionId: string, deadlineAtMs: number): Promise<MovedHere> {
+    if (!this.replicating) throw new InvalidRequestError('this region has no other regions (BAMBA_EDGE_SECRET is not set), so no session can move here', { param: 'region', code: 'invalid_value' });
     const source = homeRegionOf(sessionId);
     if (!source) throw new InvalidRequestError(`session '${sessionId}' names no home region, so it cannot move`, { param: 'session_id', code: 'invalid_value' });
     try {
