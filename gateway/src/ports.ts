@@ -116,8 +116,8 @@ export interface Sessions {
   stateOf(session: SessionRecord, liveNodeIds: ReadonlySet<string>): Promise<SessionStateLocation>;
   /** What a tenant holds: live sessions, and the bytes of their saved states (never evicted). */
   usage(tenant: string): Promise<{ sessions: number; sessionBytes: number }>;
-  /** The id a moved session has now (it left this region), or null. */
-  movedTo(sessionId: string): Promise<string | null>;
+  /** The id the tenant's moved session has now (it left this region), or null. */
+  movedTo(tenant: string, sessionId: string): Promise<string | null>;
 }
 
 /** What a move brought into this region. */
@@ -134,7 +134,7 @@ export interface MovedHere {
  */
 export interface Transfers {
   /** Keep another region's copy of a session unless ours is as new; 400 for a malformed copy. */
-  applyReplica(body: unknown): Promise<'applied' | 'stale' | 'moved' | 'busy'>;
+  applyReplica(sessionId: string, body: unknown): Promise<'applied' | 'stale' | 'moved' | 'busy' | 'conflict'>;
   /** Drop this region's copy of another region's session (never one of this region's own). */
   dropReplica(sessionId: string): Promise<'dropped' | 'not_found' | 'busy'>;
   /** Lock the tenant's session for a move and describe it (JSON for the target). */

@@ -28,7 +28,7 @@ async function sessionWithTurns(turns: number) {
   for (let version = 0; version < turns; version++) {
     const requestId = `req-${version}`;
     await sessions.lockTurn('tenant-a', session.id, requestId, 60_000);
-    await sessions.commitTurn({ sessionId: session.id, tenant: 'tenant-a', ttlSeconds: 3600, requestId, expectedVersion: version, snapshotId: '', tokenCount: 0, snapshotBytes: 0, residentNode: '', messages: [{ role: 'user', content: `q${version}` }, { role: 'assistant', content: `a${version}` }], turn: { ...turn, requestId } }, '');
+    await sessions.commitTurn({ sessionId: session.id, tenant: 'tenant-a', ttlSeconds: 3600, requestId, expectedVersion: version, snapshotId: '', tokenCount: 0, snapshotBytes: 0, residentNode: '', messages: [{ role: 'user', content: `q${version}`, id: `msg_q${version}` }, { role: 'assistant', content: `a${version}`, id: `msg_a${version}` }], turn: { ...turn, requestId } }, '');
   }
   return session.id;
 }
@@ -48,6 +48,22 @@ describe('replicas', () => {
     await backup.sessions.lockTurn('tenant-a', id, 'running', 60_000);
     expect(await backup.transfer.applyReplica({ ...copy, version: 3, messages: [...copy.messages, { role: 'user', content: 'q2' }, { role: 'assistant', content: 'a2' }] })).toBe('busy');
     expect((await backup.sessions.get('tenant-a', id))?.session.version).toBe(2);
+    await backup.sessions.unlockTurn(id, 'running');
+    // A replica that does not continue this copy's history (both sides went on) changes nothing.
+    const forked: SessionCopy = { ...copy, version: 3, messages: [...copy.messages.slice(0, 3), { role: 'user', content: 'other', id: 'msg_other' }, { role: 'assistant', content: 'x', id: 'msg_x' }, { role: 'user', content: 'q2', id: 'msg_q2' }, { role: 'assistant', content: 'a2', id: 'msg_a2' }] };
+    expect(await backup.transfer.applyReplica(forked)).toBe('conflict');
+    expect((await backup.sessions.get('tenant-a', id))?.messages.map((message) => message.content)).toEqual(['sys', 'q0', 'a0', 'q1', 'a1']);
+  });
+
+  it('once dropped, are not brought back by a replication job still in flight', async () => {
+    const id = await sessionWithTurns(1);
+    const copy = (await stores(us).transfer.copyOf(id))!.copy;
+    const backup = stores(eu);
+    expect(await backup.transfer.applyReplica(copy)).toBe('applied');
+    expect(await stores(us).transfer.dropReplica(id, stores(us).sessions)).toBe('not_found'); // never a region's own session
+    expect(await backup.transfer.dropReplica(id, backup.sessions)).toBe('dropped');
+    expect(await backup.transfer.applyReplica({ ...copy, version: 2 })).toBe('moved');
+    expect(await backup.sessions.get('tenant-a', id)).toBeNull();
   });
 });
 
@@ -83,7 +99,8 @@ describe('moves', () => {
     expect(await source.transfer.commitMove(id, moveId, newId)).toBe('moved');
     expect(await source.transfer.commitMove(id, moveId, newId)).toBe('moved'); // a retry after the swap
     expect(await source.sessions.get('tenant-a', id)).toBeNull();
-    expect(await source.transfer.forwardOf(id)).toBe(newId);
+    expect(await source.transfer.forwardOf('tenant-a', id)).toBe(newId);
+    expect(await source.transfer.forwardOf('tenant-b', id)).toBeNull(); // another tenant learns nothing
     expect(await source.snapshots.exists(snapshot.snapshotId)).toBe(false);
     expect(await source.transfer.exportForMove(id, 'tenant-a', moveId, 60_000)).toEqual({ movedTo: newId });
     expect(await source.transfer.applyReplica(exported.copy)).toBe('moved'); // a late replica does not bring it back

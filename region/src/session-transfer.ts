@@ -6,14 +6,17 @@
  * the source swaps the session for a forwarding record in one script; until that swap the
  * source's session is untouched, so a move that fails anywhere leaves it as it was.
  */
-import { chatMessageSchema, parseWireJson, type SessionRecord } from '@bamba/shared';
+import { chatMessageSchema, homeRegionOf, parseWireJson, type SessionRecord } from '@bamba/shared';
 import { z } from 'zod';
 import type { RegionRedis } from './connection.js';
-import { isSessionId, movedSessionId } from './ids.js';
+import { isSessionId, isSnapshotId, movedSessionId } from './ids.js';
 import type { RegionKeys } from './keys.js';
 import { runScript, scriptRefusal, type LuaScript } from './scripts.js';
 import { newSessionHash, SESSION_FIELD as F, sessionFromHash } from './session-fields.js';
-import { SNAPSHOT_META_FIELD, type SnapshotStore } from './snapshot-store.js';
+import { SNAPSHOT_CHUNK_BYTES, SNAPSHOT_META_FIELD, type SnapshotStore } from './snapshot-store.js';
+
+/** Largest snapshot a move takes (a 9B state at its longest context is well below). */
+const MAX_MOVED_SNAPSHOT_BYTES = 16 * 1024 ** 3;
 import { TenantUsage } from './tenant-usage.js';
 
 /** A session as it travels between regions: the record (no snapshot, no residency) and its transcript. */
@@ -29,17 +32,28 @@ export const sessionCopySchema = z.object({
 });
 export type SessionCopy = z.infer<typeof sessionCopySchema>;
 
-export type ReplicaOutcome = 'applied' | 'stale' | 'moved' | 'busy';
+/**
+ * What applying a replica did. `conflict`: this region's transcript is not a prefix of the
+ * replica's (both sides committed a turn on the same history, e.g. during a failover): nothing
+ * changes, and the worker reports it. `moved`: the session moved or was dropped here.
+ */
+export type ReplicaOutcome = 'applied' | 'stale' | 'moved' | 'busy' | 'conflict';
+
+/** A forwarding record: who owns the session, and its id now (`GONE`: deleted, its replica dropped). */
+const forwardSchema = z.object({ tenant: z.string(), to: z.string() });
+const GONE = '';
+/** A dropped replica's tombstone outlives any replication job still in flight for it. */
+const TOMBSTONE_TTL_SECONDS = 86_400;
 
 /** A stored snapshot as a move sees it: what it is, and how many chunks to fetch. */
 export const exportedSnapshotSchema = z.object({
-  snapshotId: z.string(),
-  fingerprint: z.string(),
+  snapshotId: z.string().refine(isSnapshotId, 'not a snapshot id'),
+  fingerprint: z.string().regex(/^[0-9a-f]{64}$/),
   tokenCount: z.number().int().min(0),
-  tokenHash: z.string(),
-  bytes: z.number().int().positive(),
+  tokenHash: z.string().regex(/^[0-9a-f]{64}$/),
+  bytes: z.number().int().positive().max(MAX_MOVED_SNAPSHOT_BYTES),
   chunks: z.number().int().positive(),
-});
+}).refine((snapshot) => snapshot.chunks === Math.ceil(snapshot.bytes / SNAPSHOT_CHUNK_BYTES), 'chunks does not match bytes');
 
 /** What the source region's export answers: the session locked for the move, or where it went. */
 export const sessionExportSchema = z.union([
@@ -64,6 +78,18 @@ if redis.call('EXISTS', KEYS[5]) == 1 then return 'moved' end
 if redis.call('EXISTS', KEYS[3]) == 1 then return redis.error_reply('SESSION_BUSY') end
 local version = tonumber(redis.call('HGET', KEYS[1], '${F.version}') or '-1')
 if version >= tonumber(ARGV[1]) then return 'stale' end
+-- The replica must continue this region's history: every message here, the same item (by its
+-- id, else the same JSON) at the same place.
+local here = redis.call('LRANGE', KEYS[2], 0, -1)
+if #here > #ARGV - 4 then return 'conflict' end
+for index, entry in ipairs(here) do
+  local theirs = ARGV[index + 4]
+  if entry ~= theirs then
+    local ok, mine = pcall(cjson.decode, entry)
+    local okTheirs, other = pcall(cjson.decode, theirs)
+    if not (ok and okTheirs and type(mine) == 'table' and type(other) == 'table' and mine.id ~= nil and mine.id == other.id) then return 'conflict' end
+  end
+end
 local snapshot = redis.call('HGET', KEYS[1], '${F.snapshotId}') or ''
 if snapshot ~= ARGV[2] then return redis.error_reply('SNAPSHOT_MOVED') end
 if snapshot ~= '' then redis.call('SREM', KEYS[4], KEYS[1]) end
@@ -104,7 +130,8 @@ const COMMIT_MOVE: LuaScript = {
   name: 'bambaCommitMove',
   keys: 6,
   lua: `
-if redis.call('GET', KEYS[6]) == ARGV[2] then return {'already'} end
+local forward = redis.call('GET', KEYS[6])
+if forward and cjson.decode(forward).to == ARGV[2] then return {'already'} end
 if redis.call('GET', KEYS[3]) ~= ARGV[1] then return redis.error_reply('LOST_LOCK') end
 if (redis.call('HGET', KEYS[1], '${F.snapshotId}') or '') ~= ARGV[3] then return redis.error_reply('SNAPSHOT_MOVED') end
 local tenant = redis.call('HGET', KEYS[1], '${F.tenant}')
@@ -112,7 +139,7 @@ local ttl = redis.call('HGET', KEYS[1], '${F.ttlSeconds}')
 local snapshots = redis.call('SMEMBERS', KEYS[4])
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[4], KEYS[3])
 if ARGV[3] ~= '' then redis.call('SREM', KEYS[5], KEYS[1]) end
-redis.call('SET', KEYS[6], ARGV[2], 'EX', ttl)
+redis.call('SET', KEYS[6], cjson.encode({tenant = tenant, to = ARGV[2]}), 'EX', ttl)
 local reply = {'moved', tenant}
 for _, id in ipairs(snapshots) do table.insert(reply, id) end
 return reply
@@ -147,7 +174,7 @@ export class SessionTransfer {
    * latest snapshot when it is still stored. `tenant` must own it (anything else is not found).
    */
   async exportForMove(sessionId: string, tenant: string, moveId: string, lockTtlMs: number): Promise<SessionExport | 'not_found' | 'busy'> {
-    const movedTo = await this.forwardOf(sessionId);
+    const movedTo = await this.forwardOf(tenant, sessionId);
     if (movedTo) return { movedTo };
     const before = await this.copyOf(sessionId);
     if (!before || before.record.tenant !== tenant) return 'not_found';
@@ -164,10 +191,27 @@ export class SessionTransfer {
     return { copy: found.copy, snapshot };
   }
 
-  /** Where a moved session went (its new id), or null. */
-  async forwardOf(sessionId: string): Promise<string | null> {
+  /** Where the tenant's moved session went (its new id), or null (another tenant's reads as none). */
+  async forwardOf(tenant: string, sessionId: string): Promise<string | null> {
     if (!isSessionId(sessionId)) return null;
-    return this.redis.get(this.keys.sessionForward(sessionId));
+    const text = await this.redis.get(this.keys.sessionForward(sessionId));
+    if (text === null) return null;
+    const forward = forwardSchema.safeParse(JSON.parse(text));
+    return forward.success && forward.data.tenant === tenant && forward.data.to !== GONE ? forward.data.to : null;
+  }
+
+  /**
+   * Drop this region's replica of another region's session, leaving a tombstone so a replication
+   * job still in flight cannot bring it back. Never a session of this region's own.
+   */
+  async dropReplica(sessionId: string, sessions: { delete(tenant: string, sessionId: string): Promise<'deleted' | 'not_found' | 'busy'> }): Promise<'dropped' | 'not_found' | 'busy'> {
+    const home = homeRegionOf(sessionId);
+    if (home === null || home === this.keys.region) return 'not_found';
+    const found = await this.copyOf(sessionId);
+    await this.redis.set(this.keys.sessionForward(sessionId), JSON.stringify({ tenant: found?.record.tenant ?? '', to: GONE }), 'EX', TOMBSTONE_TTL_SECONDS);
+    if (!found) return 'not_found';
+    const outcome = await sessions.delete(found.record.tenant, sessionId);
+    return outcome === 'deleted' ? 'dropped' : outcome;
   }
 
   /** The session as it travels (a replica or a move), with its record; null when it does not exist. */
@@ -191,8 +235,9 @@ export class SessionTransfer {
           this.keys.session(copy.id), this.keys.sessionTranscript(copy.id), this.keys.sessionLock(copy.id),
           snapshotId ? this.keys.snapshotOwners(snapshotId) : this.keys.session(copy.id), this.keys.sessionForward(copy.id),
         ], [copy.version, snapshotId, copy.ttlSeconds, JSON.stringify(fields), ...copy.messages.map((message) => JSON.stringify(message))])) as ReplicaOutcome;
-        // Its state is now the transcript's: the session holds no snapshot bytes here any more.
-        if (outcome === 'applied') await this.tenants.renewSession(copy.tenant, copy.id, copy.ttlSeconds, 0).catch(() => {});
+        // A region's own session (back from a failover) holds no snapshot bytes now; another
+        // region's replica is not counted against the tenant here at all.
+        if (outcome === 'applied' && homeRegionOf(copy.id) === this.keys.region) await this.tenants.renewSession(copy.tenant, copy.id, copy.ttlSeconds, 0).catch(() => {});
         return outcome;
       } catch (error) {
         const refusal = scriptRefusal(error, ['SESSION_BUSY', 'SNAPSHOT_MOVED'] as const);

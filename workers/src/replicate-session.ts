@@ -6,7 +6,10 @@
  */
 import type { SessionTransfer } from '@bamba/region';
 import { backupOf, homeRegionOf, type RegionMap } from '@bamba/shared';
+import { z } from 'zod';
 import type { RegionPeers } from './region-peers.js';
+
+const replicaAnswerSchema = z.object({ outcome: z.enum(['applied', 'stale', 'moved', 'conflict']) });
 
 export interface ReplicateDeps {
   here: string;
@@ -23,7 +26,7 @@ export function replicaTarget(map: RegionMap, here: string, sessionId: string): 
 }
 
 /** Returns what the receiver did; throws (to be retried) when it could not be delivered. */
-export async function replicateSession(deps: ReplicateDeps, sessionId: string): Promise<string> {
+export async function replicateSession(deps: ReplicateDeps, sessionId: string): Promise<'applied' | 'stale' | 'moved' | 'conflict' | 'dropped' | 'no-target'> {
   const target = replicaTarget(deps.map, deps.here, sessionId);
   if (!target) return 'no-target';
   const found = await deps.transfer.copyOf(sessionId);
@@ -33,6 +36,6 @@ export async function replicateSession(deps: ReplicateDeps, sessionId: string): 
     if (!response.ok && response.status !== 404) throw new Error(`dropping the replica at region '${target}': HTTP ${response.status}`);
     return 'dropped';
   }
-  const answer = (await deps.peers.json(target, 'PUT', `/internal/v1/replicas/${sessionId}`, found.copy)) as { outcome?: string };
-  return answer.outcome ?? 'unknown';
+  const answer = replicaAnswerSchema.parse(await deps.peers.json(target, 'PUT', `/internal/v1/replicas/${sessionId}`, found.copy));
+  return answer.outcome;
 }

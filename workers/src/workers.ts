@@ -84,7 +84,12 @@ function startCrossRegionWork(config: WorkersConfig, redis: ReturnType<typeof co
   const peers = new RegionPeers(map, secret);
   const here = config.region.region;
   const worker = startRegionWorker(redis, keys, {
-    replicate: async (job) => { await replicateSession({ here, map, transfer, peers }, job.sessionId); },
+    replicate: async (job) => {
+      const outcome = await replicateSession({ here, map, transfer, peers }, job.sessionId);
+      // Both regions committed a turn on the same history (a failover while home still served):
+      // each keeps its own; say so, since only a person can merge them.
+      if (outcome === 'conflict') log(`replication conflict: session ${job.sessionId} has turns here that its other region's copy lacks, and the other way round; neither was overwritten`);
+    },
     move: async (job) => {
       const result = await moveSession({ here, peers, transfer, sessions: new SessionStore(redis, keys, snapshots), snapshots, registry }, job);
       log(`moved session ${job.sessionId} here as ${result.newId} (${result.reason})`);

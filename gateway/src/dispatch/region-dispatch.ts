@@ -3,7 +3,7 @@
  * (`JobProducer`), token events come back through the multiplexed relay (`StreamRelay`), the
  * node registry answers what is alive.
  */
-import { followRequestStream, MoveRefused, sessionCopySchema, type RegionWorkQueue, type SessionTransfer, TenantUsage, type BatchQueue, type BatchStore, type FileStore, type ForkRefusal, type SnapshotStore, newItemId, newResponseId, type JobProducer, type NodeRegistry, type RegionKeys, type RegionRedis, type ResponseStore, type SessionStore, type StreamRelay } from '@bamba/region';
+import { followRequestStream, isSessionId, MoveRefused, sessionCopySchema, type RegionWorkQueue, type ReplicaOutcome, type SessionTransfer, TenantUsage, type BatchQueue, type BatchStore, type FileStore, type ForkRefusal, type SnapshotStore, newItemId, newResponseId, type JobProducer, type NodeRegistry, type RegionKeys, type RegionRedis, type ResponseStore, type SessionStore, type StreamRelay } from '@bamba/region';
 import {
   BambaError,
   ConflictError,
@@ -129,8 +129,8 @@ export class RegionSessions implements Sessions {
     private readonly work: RegionWorkQueue | null,
   ) {}
 
-  movedTo(sessionId: string): Promise<string | null> {
-    return this.transfer.forwardOf(sessionId);
+  movedTo(tenant: string, sessionId: string): Promise<string | null> {
+    return this.transfer.forwardOf(tenant, sessionId);
   }
 
   create(tenant: string, request: ValidatedCreateSession): Promise<SessionView> {
@@ -240,19 +240,16 @@ export class RegionBatches implements Batches {
 
 /** Sessions crossing regions, in the region's Redis; moves in are run by the workers (waited for here). */
 export class RegionTransfers implements Transfers {
-  constructor(private readonly here: string, private readonly transfer: SessionTransfer, private readonly sessions: SessionStore, private readonly snapshots: SnapshotStore, private readonly work: RegionWorkQueue, private readonly replicating: boolean) {}
+  constructor(private readonly transfer: SessionTransfer, private readonly sessions: SessionStore, private readonly snapshots: SnapshotStore, private readonly work: RegionWorkQueue, private readonly replicating: boolean) {}
 
-  async dropReplica(sessionId: string): Promise<'dropped' | 'not_found' | 'busy'> {
-    const home = homeRegionOf(sessionId);
-    const found = home !== null && home !== this.here ? await this.transfer.copyOf(sessionId) : null;
-    if (!found) return 'not_found';
-    const outcome = await this.sessions.delete(found.record.tenant, sessionId);
-    return outcome === 'deleted' ? 'dropped' : outcome;
+  dropReplica(sessionId: string): Promise<'dropped' | 'not_found' | 'busy'> {
+    return this.transfer.dropReplica(sessionId, this.sessions);
   }
 
-  async applyReplica(body: unknown): Promise<'applied' | 'stale' | 'moved' | 'busy'> {
+  async applyReplica(sessionId: string, body: unknown): Promise<ReplicaOutcome> {
     const copy = sessionCopySchema.safeParse(body);
     if (!copy.success) throw new InvalidRequestError(`malformed session replica: ${copy.error.issues[0]?.message ?? 'invalid'}`, { code: 'invalid_value' });
+    if (copy.data.id !== sessionId) throw new InvalidRequestError('the replica is of another session than the path names', { code: 'invalid_value' });
     return this.transfer.applyReplica(copy.data);
   }
   exportForMove(sessionId: string, tenant: string, moveId: string, lockTtlMs: number) {
@@ -262,6 +259,7 @@ export class RegionTransfers implements Transfers {
     return this.snapshots.readChunk(snapshotId, index);
   }
   async commitMove(sessionId: string, moveId: string, newId: string): Promise<'moved' | 'lost'> {
+    if (!isSessionId(newId)) throw new InvalidRequestError('newId is not a session id', { code: 'invalid_value' });
     const outcome = await this.transfer.commitMove(sessionId, moveId, newId);
     if (outcome === 'moved' && this.replicating) await this.work.replicate(sessionId, 'gone').catch(() => { /* the replica expires with its TTL */ });
     return outcome;

@@ -60,7 +60,7 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
   const replicating = config.edgeSecret !== null;
   const sessionStore = new SessionStore(redis, keys, snapshots);
   const sessions = new RegionSessions(sessionStore, transfer, config.sessionTtlSeconds, config.maxSessionsPerTenant, replicating ? regionWork : null);
-  const transfers = new RegionTransfers(keys.region, transfer, sessionStore, snapshots, regionWork, replicating);
+  const transfers = new RegionTransfers(transfer, sessionStore, snapshots, regionWork, replicating);
   const responses = new RegionResponses(new ResponseStore(redis, keys), config.responseTtlSeconds, keys.region);
   const files = new FileStore(redis, keys, resolve(config.filesDir));
   const batchQueue = new BatchQueue(redis, keys);

@@ -19,8 +19,8 @@ export class SessionMovedError extends ConflictError {
 }
 
 /** Not found here: because it moved away (409 naming its new id), or because there is no such session (404). */
-export async function sessionMissing(sessions: Sessions, sessionId: string): Promise<BambaError> {
-  const movedTo = await sessions.movedTo(sessionId);
+export async function sessionMissing(sessions: Sessions, tenant: string, sessionId: string): Promise<BambaError> {
+  const movedTo = await sessions.movedTo(tenant, sessionId);
   return movedTo ? new SessionMovedError(sessionId, movedTo) : sessionNotFound(sessionId);
 }
 
@@ -51,7 +51,7 @@ export async function lockSessionTurn(sessions: Sessions, tenant: string, sessio
   const release = () => sessions.unlockTurn(sessionId, requestId).catch(() => {});
   if (lockResult.status === 'rejected') throw lockResult.reason;
   const locked = lockResult.value;
-  if (locked === 'not_found') throw await sessionMissing(sessions, sessionId);
+  if (locked === 'not_found') throw await sessionMissing(sessions, tenant, sessionId);
   if (locked === 'busy') throw sessionBusy(sessionId);
   if (usageResult.status === 'rejected') {
     await release(); // taken a moment ago: never leave it behind on an error

@@ -27,7 +27,7 @@ export function internalRoutes(transfers: Transfers, edgeSecret: string | null, 
   return new Hono()
     .use('*', internalAuth(edgeSecret, clock))
     .put('/replicas/:id', async (c) => {
-      const outcome = await transfers.applyReplica(await readJsonBody(c));
+      const outcome = await transfers.applyReplica(c.req.param('id'), await readJsonBody(c));
       // Busy: a turn runs here now; the replicating job tries again shortly.
       if (outcome === 'busy') throw sessionBusy(c.req.param('id'));
       return c.json({ outcome });

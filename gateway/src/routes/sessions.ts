@@ -28,13 +28,13 @@ export function sessionsRoute(sessions: Sessions, region: RegionState, transfers
     .get('/:id', async (c) => {
       checkSessionHome(c.req.param('id'), region.name, c.get('failover'));
       const view = await sessions.get(c.get('tenant'), c.req.param('id'));
-      if (!view) throw await sessionMissing(sessions, c.req.param('id'));
+      if (!view) throw await sessionMissing(sessions, c.get('tenant'), c.req.param('id'));
       return c.json(await respond(view));
     })
     .delete('/:id', async (c) => {
       checkSessionHome(c.req.param('id'), region.name, false);
       const outcome = await sessions.delete(c.get('tenant'), c.req.param('id'));
-      if (outcome === 'not_found') throw await sessionMissing(sessions, c.req.param('id'));
+      if (outcome === 'not_found') throw await sessionMissing(sessions, c.get('tenant'), c.req.param('id'));
       if (outcome === 'busy') throw sessionBusy(c.req.param('id'));
       return c.json({ id: c.req.param('id'), object: 'session.deleted', deleted: true });
     })
@@ -44,7 +44,7 @@ export function sessionsRoute(sessions: Sessions, region: RegionState, transfers
       const text = await c.req.text();
       const request = validateForkSession(text.trim() === '' ? undefined : parseJsonText(text));
       const outcome = await sessions.fork(c.get('tenant'), c.req.param('id'), request.keepMessages);
-      if (outcome === 'not_found') throw await sessionMissing(sessions, c.req.param('id'));
+      if (outcome === 'not_found') throw await sessionMissing(sessions, c.get('tenant'), c.req.param('id'));
       if (outcome === 'busy') throw sessionBusy(c.req.param('id'));
       if (outcome === 'too_few_messages') throw new InvalidRequestError(`keep_messages is ${request.keepMessages}, more than the session's messages`, { param: 'keep_messages', code: 'invalid_value' });
       return c.json(await respond(outcome), 201);
@@ -55,11 +55,11 @@ export function sessionsRoute(sessions: Sessions, region: RegionState, transfers
       const { region: target } = validateMoveSession(await readJsonBody(c));
       const home = homeRegionOf(sessionId);
       if (target !== region.name) throw new InvalidRequestError(`this is region '${region.name}'; send a move to '${target}' to that region (the edge does this)`, { param: 'region', code: 'invalid_value' });
-      if (home === null) throw await sessionMissing(sessions, sessionId);
+      if (home === null) throw await sessionMissing(sessions, c.get('tenant'), sessionId);
       const view = home === region.name
         ? await sessions.get(c.get('tenant'), sessionId) // already here: nothing to move
         : await sessions.get(c.get('tenant'), (await transfers.moveHere(c.get('tenant'), sessionId, Date.now() + MOVE_DEADLINE_MS)).newId);
-      if (!view) throw await sessionMissing(sessions, sessionId);
+      if (!view) throw await sessionMissing(sessions, c.get('tenant'), sessionId);
       return c.json(await respond(view));
     });
 }
