@@ -3,7 +3,7 @@
  * entry merges `appEnvShape` into its own environment schema (Node: `entry/node-config.ts`) and
  * calls `appConfigFrom` on the parsed values. Runtime-neutral: no file or network access here.
  */
-import { BATCH_WINDOW_MS, crossRegionEnvShape, requestDefaultsEnvShape } from '@bamba/shared';
+import { BATCH_WINDOW_MS, crossRegionEnvShape, randomSeed, requestDefaultsEnvShape, type ValidationDefaults } from '@bamba/shared';
 import { z } from 'zod';
 
 const positiveInt = z.coerce.number().int().positive();
@@ -92,4 +92,9 @@ export function appConfigFrom(values: AppEnv, apiKeysFileText = ''): AppConfig {
     maxSessionBytesPerTenant: values.BAMBA_MAX_SESSION_BYTES_PER_TENANT,
     edgeSecret: values.BAMBA_EDGE_SECRET ?? null,
   };
+}
+
+/** The defaults every request is validated with, from the app's settings. */
+export function validationDefaults(config: AppConfig): ValidationDefaults {
+  return { maxTokens: config.defaultMaxTokens, maxMessages: config.maxMessages, randomSeed };
 }

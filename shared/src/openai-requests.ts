@@ -67,6 +67,11 @@ export interface ValidatedGenerationRequest {
   sessionId: string | null;
 }
 
+/** A seed for a request that sets none (what `ValidationDefaults.randomSeed` is everywhere but in tests). */
+export function randomSeed(): number {
+  return Math.floor(Math.random() * 2 ** 31);
+}
+
 export interface ValidationDefaults {
   /** Used when the request sets no max_tokens. */
   maxTokens: number;

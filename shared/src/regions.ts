@@ -26,7 +26,7 @@ export function homeRegionOf(id: string): string | null {
  * workers): the shared secret, and the region map.
  */
 export const crossRegionEnvShape = {
-  BAMBA_EDGE_SECRET: z.string().min(32, 'BAMBA_EDGE_SECRET must hold at least 32 characters').optional(),
+  BAMBA_EDGE_SECRET: z.string().min(32, 'BAMBA_EDGE_SECRET must hold at least 32 characters').refine((secret) => !/change-?me/i.test(secret), 'BAMBA_EDGE_SECRET is a placeholder; generate one (openssl rand -hex 32)').optional(),
   /** The region map, a JSON array (see `parseRegionMap`). */
   BAMBA_REGIONS: z.string().min(1).optional(),
 };

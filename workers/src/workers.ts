@@ -5,6 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
+import { randomSeed } from '@bamba/shared';
 import { BatchStore, connectRedis, FileStore, JobProducer, NodeRegistry, regionKeys, SessionStore, SessionTransfer, SnapshotStore, startBatchWorker, startRegionWorker } from '@bamba/region';
 import type { WorkersConfig } from './config.js';
 import { runBatch } from './batch-runner.js';
@@ -46,7 +47,7 @@ export async function startWorkers(config: WorkersConfig, log: (line: string) =>
     registry,
     batches,
     files: new FileStore(redis, keys, resolve(config.filesDir)),
-    defaults: { maxTokens: config.defaultMaxTokens, maxMessages: config.maxMessages, randomSeed: () => Math.floor(Math.random() * 2 ** 31) },
+    defaults: { maxTokens: config.defaultMaxTokens, maxMessages: config.maxMessages, randomSeed },
     inFlight,
     sharePrefixes: config.batchSharedPrefixes,
     log,

@@ -39,11 +39,10 @@ import {
 import { Hono, type Context } from 'hono';
 import { installRequestFrame, limitBodies } from '../app-frame.js';
 import { apiKeyAuth } from '../auth.js';
-import type { AppConfig } from '../config.js';
+import { validationDefaults, type AppConfig } from '../config.js';
 import type { GatewayVariables } from '../gateway-env.js';
 import type { Clock } from '../ports.js';
 import { silentLogger, type GatewayLogger } from '../request-log.js';
-import { randomSeed } from '../routes/chat-completions.js';
 import { checkUpload } from '../routes/files.js';
 import { parseJsonText } from '../routes/request-body.js';
 import type { RegionHealth } from './region-health.js';
@@ -79,7 +78,7 @@ export function createEdgeApp(ports: EdgePorts) {
   const { config, health, hops } = ports;
   const clock = ports.clock ?? { nowMs: () => Date.now() };
   const logger = ports.logger ?? silentLogger;
-  const defaults = () => ({ maxTokens: config.defaultMaxTokens, maxMessages: config.maxMessages, randomSeed });
+  const defaults = () => validationDefaults(config);
   const app = new Hono<{ Variables: GatewayVariables }>();
   installRequestFrame(app, { logger, metrics: { countRequest: () => {} }, clock, classifyError: () => null });
 

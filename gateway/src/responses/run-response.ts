@@ -25,7 +25,7 @@ import type { Context } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import { beginGeneration, type GenerationDeps } from '../generation/begin-generation.js';
 import { SSE_HEADERS, sseBody } from '../generation/sse-body.js';
-import { randomSeed } from '../routes/chat-completions.js';
+import { validationDefaults } from '../config.js';
 import type { ResponseRecords } from '../ports.js';
 import { foldResponse, outcomeOf, responseEvent } from './response-events.js';
 import { responseObject, viewOf } from './response-shapes.js';
@@ -50,7 +50,7 @@ function contextAfter(parent: ResponseRecord): ChatMessage[] {
 
 export async function createResponse(c: Context<{ Variables: GatewayVariables }>, deps: ResponseDeps, body: unknown): Promise<Response> {
   const { config, clock } = deps;
-  const validated = validateCreateResponse(body, { maxTokens: config.defaultMaxTokens, maxMessages: config.maxMessages, randomSeed });
+  const validated = validateCreateResponse(body, validationDefaults(config));
   const tenant = c.get('tenant');
   const log = c.get('log');
   const arrivedMs = clock.nowMs();

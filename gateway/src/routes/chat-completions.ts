@@ -4,14 +4,11 @@ import { Hono } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import { handleGeneration, type GenerationDeps } from '../generation/handle-generation.js';
 import { readJsonBody } from './request-body.js';
+import { validationDefaults } from '../config.js';
 
 export function chatCompletionsRoute(deps: GenerationDeps) {
   return new Hono<{ Variables: GatewayVariables }>().post('/', async (c) => {
-    const request = validateChatCompletionRequest(await readJsonBody(c), { maxTokens: deps.config.defaultMaxTokens, maxMessages: deps.config.maxMessages, randomSeed });
+    const request = validateChatCompletionRequest(await readJsonBody(c), validationDefaults(deps.config));
     return handleGeneration(c, deps, request);
   });
-}
-
-export function randomSeed(): number {
-  return Math.floor(Math.random() * 2 ** 31);
 }

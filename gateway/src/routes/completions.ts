@@ -3,12 +3,12 @@ import { validateCompletionRequest } from '@bamba/shared';
 import { Hono } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import { handleGeneration, type GenerationDeps } from '../generation/handle-generation.js';
-import { randomSeed } from './chat-completions.js';
+import { validationDefaults } from '../config.js';
 import { readJsonBody } from './request-body.js';
 
 export function completionsRoute(deps: GenerationDeps) {
   return new Hono<{ Variables: GatewayVariables }>().post('/', async (c) => {
-    const request = validateCompletionRequest(await readJsonBody(c), { maxTokens: deps.config.defaultMaxTokens, maxMessages: deps.config.maxMessages, randomSeed });
+    const request = validateCompletionRequest(await readJsonBody(c), validationDefaults(deps.config));
     return handleGeneration(c, deps, request);
   });
 }
