@@ -36,7 +36,7 @@ beforeAll(async () => {
     region: name,
     workers: 1,
     nodeEnv: { BAMBA_REPLICATE_SESSIONS: 'true', BAMBA_CONTEXT_SIZE: '4096' },
-    gatewayEnv: { PORT: String(port), BAMBA_HOST: '127.0.0.1', BAMBA_EDGE_SECRET: SECRET, BAMBA_API_KEYS: `${REGION_KEY}:tenant-a` },
+    gatewayEnv: { PORT: String(port), BAMBA_HOST: '127.0.0.1', BAMBA_EDGE_SECRET: SECRET, BAMBA_API_KEYS: `${REGION_KEY}:tenant-a`, BAMBA_REPLICATE_SESSIONS: 'true' },
     workersEnv: { BAMBA_EDGE_SECRET: SECRET, BAMBA_REGIONS: regions },
   });
   [us, eu] = await Promise.all([region('us', usPort), region('eu', euPort)]);

@@ -71,7 +71,7 @@ export function createApp(ports: GatewayPorts) {
   app.route('/v1/completions', completionsRoute(deps));
   app.route('/v1/sessions', sessionsRoute(sessions, region, ports.transfers));
   app.route('/v1/responses', responsesRoute({ ...deps, responses: ports.responses, running }));
-  app.route('/v1/conversations', conversationsRoute(sessions));
+  app.route('/v1/conversations', conversationsRoute(sessions, region));
   app.route('/v1/files', filesRoute(ports.files, config.maxFileBytes));
   app.route('/v1/batches', batchesRoute(ports.batches));
 

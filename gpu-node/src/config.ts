@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
-import { keyNamePattern, logLevelEnvShape, parseEnvironment, regionConfigFrom, regionEnvShape, type RegionConfig } from '@bamba/region';
+import { keyNamePattern, logLevelEnvShape, parseEnvironment, regionConfigFrom, regionEnvShape, type RegionConfig, replicationEnvShape } from '@bamba/region';
 import { z } from 'zod';
 
 const booleanText = z.enum(['true', 'false', '1', '0']).transform((text) => text === 'true' || text === '1');
@@ -29,7 +29,7 @@ const schema = z.object({
   BAMBA_SNAPSHOT_BUDGET_BYTES: positiveInt.default(2 * 1024 ** 3),
   BAMBA_RESIDENT_SESSIONS: z.coerce.number().int().min(0).optional(),
   BAMBA_PREFIX_CACHE: booleanText.default(true),
-  BAMBA_REPLICATE_SESSIONS: booleanText.default(false),
+  ...replicationEnvShape,
   BAMBA_EVENT_FLUSH_MS: z.coerce.number().int().min(0).max(1000).default(10),
   BAMBA_DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
   ...logLevelEnvShape,

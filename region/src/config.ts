@@ -29,6 +29,14 @@ export const jobEnvShape = {
   BAMBA_JOB_ATTEMPTS: z.coerce.number().int().positive().max(10).default(3),
 };
 
+/**
+ * Whether the region's sessions are replicated to another region: the gpu-nodes queue each
+ * committed turn, the gateway each deletion (the workers, with BAMBA_REGIONS, send them).
+ */
+export const replicationEnvShape = {
+  BAMBA_REPLICATE_SESSIONS: z.enum(['true', 'false', '1', '0']).transform((text) => text === 'true' || text === '1').default(false),
+};
+
 /** Where uploaded files and batch results live: shared by the gateway and the workers. */
 export const filesEnvShape = {
   /** Directory of file contents (one file per id, written atomically); default `.data/files`. */

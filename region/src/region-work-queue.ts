@@ -5,7 +5,7 @@
  * (one job per move, its id the move's). Jobs are retried until they succeed or, for a move,
  * until its deadline passes; a workers process that dies leaves them to the next one.
  */
-import { parseWire, wireVersionField, WIRE_VERSION, REGION_NAME_PATTERN } from '@bamba/shared';
+import { MOVE_ID_PATTERN, parseWire, wireVersionField, WIRE_VERSION, REGION_NAME_PATTERN } from '@bamba/shared';
 import { Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import { z } from 'zod';
 import type { RegionRedis } from './connection.js';
@@ -16,7 +16,7 @@ const replicateJobSchema = z.object({ ...wireVersionField, kind: z.literal('repl
 const moveJobSchema = z.object({
   ...wireVersionField,
   kind: z.literal('move'),
-  moveId: z.string().regex(/^move-[0-9a-f]{32}$/),
+  moveId: z.string().regex(MOVE_ID_PATTERN),
   sessionId: z.string().refine(isSessionId, 'not a session id'),
   /** Where the session lives now (this region pulls it from there). */
   source: z.string().regex(REGION_NAME_PATTERN),
@@ -43,7 +43,7 @@ const KEEP_FINISHED_SECONDS = 600;
 
 /** A move that cannot succeed (no such session, wrong tenant, …): not retried. */
 export class MoveRefused extends Error {
-  constructor(readonly code: 'session_not_found' | 'session_busy' | 'region_unknown', message: string) {
+  constructor(readonly code: 'session_not_found' | 'session_busy' | 'region_unknown' | 'expired', message: string) {
     super(message);
   }
 }
@@ -101,7 +101,7 @@ export class RegionWorkQueue {
 }
 
 function refusalFrom(reason: string): Error {
-  const match = /^refused:(session_not_found|session_busy|region_unknown):(.*)$/s.exec(reason);
+  const match = /^refused:(session_not_found|session_busy|region_unknown|expired):(.*)$/s.exec(reason);
   return match ? new MoveRefused(match[1] as MoveRefused['code'], match[2]!) : new Error(reason);
 }
 

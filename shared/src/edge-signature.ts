@@ -18,6 +18,8 @@ export const EDGE_HEADER = {
 
 /** On every answer that went through the edge: the region that answered. */
 export const REGION_HEADER = 'x-bamba-region';
+/** On a snapshot chunk a region exports: its SHA-256 (hex), checked by the region that fetches it. */
+export const CHUNK_DIGEST_HEADER = 'x-bamba-chunk-sha256';
 /** A client's wish for where a new conversation lives. */
 export const PREFER_REGION_HEADER = 'x-bamba-prefer-region';
 /** A region's answer for a session that moved: its id now (the edge follows it). */

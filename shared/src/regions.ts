@@ -31,6 +31,16 @@ export const crossRegionEnvShape = {
   BAMBA_REGIONS: z.string().min(1).optional(),
 };
 
+/** Forwarding records followed for one request (a session moved more than once). */
+export const MAX_SESSION_FORWARDS = 3;
+
+/** A move's id: its job id, the holder of the session's lock at home, and the seed of its new id. */
+export const MOVE_ID_PATTERN = /^move-[0-9a-f]{32}$/;
+
+export function newMoveId(): string {
+  return `move-${crypto.randomUUID().replace(/-/g, '')}`;
+}
+
 /** Cloudflare's continent codes (`request.cf.continent`). */
 export const CONTINENTS = ['AF', 'AN', 'AS', 'EU', 'NA', 'OC', 'SA'] as const;
 

@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { MoveRefused, sessionExportSchema, type MoveJob, type MoveResult, type NodeRegistry, type SessionStore, type SessionTransfer, type SnapshotInfo, type SnapshotStore } from '@bamba/region';
-import { decodeSnapshot, homeRegionOf } from '@bamba/shared';
+import { CHUNK_DIGEST_HEADER, decodeSnapshot, homeRegionOf, MAX_SESSION_FORWARDS } from '@bamba/shared';
 import { z } from 'zod';
 import { PeerError, type RegionPeers } from './region-peers.js';
 
@@ -18,8 +18,6 @@ import { PeerError, type RegionPeers } from './region-peers.js';
 const MOVE_LOCK_MS = 60_000;
 /** A moved snapshot cannot be evicted before the new session owns it. */
 const SNAPSHOT_PIN_MS = 120_000;
-/** A session moved twice is followed through at most this many forwarding records. */
-const MAX_FORWARDS = 3;
 
 export interface MoveDeps {
   here: string;
@@ -33,7 +31,7 @@ export interface MoveDeps {
 async function exportFrom(deps: MoveDeps, job: MoveJob) {
   let sessionId = job.sessionId;
   let source = job.source;
-  for (let hop = 0; hop <= MAX_FORWARDS; hop++) {
+  for (let hop = 0; hop <= MAX_SESSION_FORWARDS; hop++) {
     if (!deps.peers.has(source)) throw new MoveRefused('region_unknown', `the session's home region '${source}' is not in this region's BAMBA_REGIONS`);
     let answer: unknown;
     try {
@@ -50,16 +48,20 @@ async function exportFrom(deps: MoveDeps, job: MoveJob) {
     source = homeRegionOf(sessionId) ?? source;
     if (source === deps.here) return { sessionId, source, exported: null };
   }
-  throw new Error(`session '${job.sessionId}' was forwarded more than ${MAX_FORWARDS} times`);
+  throw new Error(`session '${job.sessionId}' was forwarded more than ${MAX_SESSION_FORWARDS} times`);
 }
 
-async function fetchSnapshot(deps: MoveDeps, source: string, snapshot: { snapshotId: string; chunks: number; bytes: number }): Promise<Buffer> {
+/** The export lock is taken again (same move id: renewed) after this many chunks, so a long transfer keeps it. */
+const CHUNKS_PER_LOCK_RENEWAL = 16;
+
+async function fetchSnapshot(deps: MoveDeps, source: string, snapshot: { snapshotId: string; chunks: number; bytes: number }, renewLock: () => Promise<void>): Promise<Buffer> {
   const parts: Buffer[] = [];
   for (let index = 0; index < snapshot.chunks; index++) {
+    if (index > 0 && index % CHUNKS_PER_LOCK_RENEWAL === 0) await renewLock();
     const response = await deps.peers.call(source, 'GET', `/internal/v1/snapshots/${snapshot.snapshotId}/chunks/${index}`);
     if (!response.ok) throw new Error(`snapshot chunk ${index}: HTTP ${response.status}`);
     const bytes = Buffer.from(await response.arrayBuffer());
-    if (createHash('sha256').update(bytes).digest('hex') !== response.headers.get('x-bamba-chunk-sha256')) throw new Error(`snapshot chunk ${index} does not match its digest`);
+    if (createHash('sha256').update(bytes).digest('hex') !== response.headers.get(CHUNK_DIGEST_HEADER)) throw new Error(`snapshot chunk ${index} does not match its digest`);
     parts.push(bytes);
   }
   const whole = Buffer.concat(parts);
@@ -70,18 +72,24 @@ async function fetchSnapshot(deps: MoveDeps, source: string, snapshot: { snapsho
 }
 
 export async function moveSession(deps: MoveDeps, job: MoveJob): Promise<MoveResult> {
+  // Whoever asked has been answered (503) by now: a late move would surprise them.
+  if (Date.now() > job.deadlineAtMs) throw new MoveRefused('expired', 'the move was not started before its deadline');
   const found = await exportFrom(deps, job);
   if (!found.exported) return { newId: found.sessionId, snapshotMoved: false, reason: 'the session lives here already' };
   const { sessionId, source } = found;
   const { copy, snapshot } = found.exported;
   const newId = deps.transfer.movedId(sessionId, job.moveId);
+  const renewLock = async () => { await deps.peers.json(source, 'POST', `/internal/v1/sessions/${sessionId}/export`, { tenant: job.tenant, moveId: job.moveId, lockTtlMs: MOVE_LOCK_MS }); };
+  /** Whether the commit was sent and its answer is unknown: then the copy here may be the session, and stays. */
+  let commitUnknown = false;
+  let imported = false;
   try {
     let stored: SnapshotInfo | null = null;
     let reason = 'the session had no saved state; its next turn replays';
     if (snapshot) {
       const served = (await deps.registry.liveNodes()).some((node) => node.models.some((model) => model.fingerprint === snapshot.fingerprint));
       if (served) {
-        const bytes = await fetchSnapshot(deps, source, snapshot);
+        const bytes = await fetchSnapshot(deps, source, snapshot, renewLock);
         stored = await deps.snapshots.put(bytes, { tenant: copy.tenant, fingerprint: snapshot.fingerprint, tokenCount: snapshot.tokenCount, tokenHash: snapshot.tokenHash, indexPrefix: true, sessionId: newId, pinMs: SNAPSHOT_PIN_MS });
         reason = 'state moved';
       } else {
@@ -89,13 +97,16 @@ export async function moveSession(deps: MoveDeps, job: MoveJob): Promise<MoveRes
       }
     }
     await deps.transfer.importMoved(newId, copy, stored);
+    imported = true;
+    commitUnknown = true;
     const committed = z.object({ outcome: z.enum(['moved', 'lost']) }).parse(await deps.peers.json(source, 'POST', `/internal/v1/sessions/${sessionId}/export/commit`, { moveId: job.moveId, newId }));
-    if (committed.outcome === 'lost') {
-      await deps.sessions.delete(copy.tenant, newId).catch(() => {});
-      throw new Error('the home region let go of the session before the move completed');
-    }
+    commitUnknown = false;
+    if (committed.outcome === 'lost') throw new Error('the home region let go of the session before the move completed');
     return { newId, snapshotMoved: stored !== null, reason };
   } catch (error) {
+    // Not moved: the copy here goes (a retry makes it again), the session at home is given back.
+    // Unless the commit's answer was lost: a retry finds the forwarding record and keeps the copy.
+    if (imported && !commitUnknown) await deps.sessions.delete(copy.tenant, newId).catch(() => {});
     await deps.peers.call(source, 'POST', `/internal/v1/sessions/${sessionId}/export/abort`, { moveId: job.moveId }).catch(() => {});
     throw error;
   }

@@ -10,6 +10,7 @@ import {
   DeadlineExceededError,
   homeRegionOf,
   InvalidRequestError,
+  newMoveId,
   NotFoundError,
   ServiceUnavailableError,
   inputFileNotFound,
@@ -133,8 +134,15 @@ export class RegionSessions implements Sessions {
     return this.transfer.forwardOf(tenant, sessionId);
   }
 
-  create(tenant: string, request: ValidatedCreateSession): Promise<SessionView> {
-    return this.store.create(tenant, request, this.ttlSeconds, this.maxSessionsPerTenant);
+  async create(tenant: string, request: ValidatedCreateSession): Promise<SessionView> {
+    const view = await this.store.create(tenant, request, this.ttlSeconds, this.maxSessionsPerTenant);
+    await this.replicate(view.session.id, view.session.version);
+    return view;
+  }
+
+  /** Queue the session's replication (best effort: its next commit queues it again). */
+  private async replicate(sessionId: string, version: number | 'gone'): Promise<void> {
+    await this.work?.replicate(sessionId, version).catch(() => { /* caught up by its next change, or its TTL */ });
   }
   usage(tenant: string): Promise<{ sessions: number; sessionBytes: number }> {
     return this.store.usage(tenant);
@@ -144,11 +152,13 @@ export class RegionSessions implements Sessions {
   }
   async delete(tenant: string, sessionId: string): Promise<'deleted' | 'not_found' | 'busy'> {
     const outcome = await this.store.delete(tenant, sessionId);
-    if (outcome === 'deleted' && this.work) await this.work.replicate(sessionId, 'gone').catch(() => { /* the replica expires with its TTL */ });
+    if (outcome === 'deleted') await this.replicate(sessionId, 'gone');
     return outcome;
   }
-  fork(tenant: string, sessionId: string, keepMessages: number | null): Promise<SessionView | ForkRefusal> {
-    return this.store.fork(tenant, sessionId, keepMessages, this.maxSessionsPerTenant);
+  async fork(tenant: string, sessionId: string, keepMessages: number | null): Promise<SessionView | ForkRefusal> {
+    const outcome = await this.store.fork(tenant, sessionId, keepMessages, this.maxSessionsPerTenant);
+    if (typeof outcome !== 'string') await this.replicate(outcome.session.id, outcome.session.version);
+    return outcome;
   }
   lockTurn(tenant: string, sessionId: string, requestId: string, ttlMs: number): Promise<SessionRecord | 'not_found' | 'busy'> {
     return this.store.lockTurn(tenant, sessionId, requestId, ttlMs);
@@ -240,7 +250,16 @@ export class RegionBatches implements Batches {
 
 /** Sessions crossing regions, in the region's Redis; moves in are run by the workers (waited for here). */
 export class RegionTransfers implements Transfers {
-  constructor(private readonly transfer: SessionTransfer, private readonly sessions: SessionStore, private readonly snapshots: SnapshotStore, private readonly work: RegionWorkQueue, private readonly replicating: boolean) {}
+  constructor(
+    private readonly transfer: SessionTransfer,
+    private readonly sessions: SessionStore,
+    private readonly snapshots: SnapshotStore,
+    private readonly work: RegionWorkQueue,
+    /** Sessions are replicated: one moved away takes its replica with it. */
+    private readonly replicating: boolean,
+    /** This region has peers (a shared secret): sessions may move here. */
+    private readonly hasPeers: boolean,
+  ) {}
 
   dropReplica(sessionId: string): Promise<'dropped' | 'not_found' | 'busy'> {
     return this.transfer.dropReplica(sessionId, this.sessions);
@@ -268,15 +287,16 @@ export class RegionTransfers implements Transfers {
     return this.transfer.releaseMove(sessionId, moveId);
   }
   async moveHere(tenant: string, sessionId: string, deadlineAtMs: number): Promise<MovedHere> {
-    if (!this.replicating) throw new InvalidRequestError('this region has no other regions (BAMBA_EDGE_SECRET is not set), so no session can move here', { param: 'region', code: 'invalid_value' });
+    if (!this.hasPeers) throw new InvalidRequestError('this region has no other regions (BAMBA_EDGE_SECRET is not set), so no session can move here', { param: 'region', code: 'invalid_value' });
     const source = homeRegionOf(sessionId);
     if (!source) throw new InvalidRequestError(`session '${sessionId}' names no home region, so it cannot move`, { param: 'session_id', code: 'invalid_value' });
     try {
-      return await this.work.move({ kind: 'move', moveId: `move-${crypto.randomUUID().replace(/-/g, '')}`, sessionId, source, tenant, deadlineAtMs });
+      return await this.work.move({ kind: 'move', moveId: newMoveId(), sessionId, source, tenant, deadlineAtMs });
     } catch (error) {
       if (error instanceof MoveRefused) {
         if (error.code === 'session_not_found') throw new NotFoundError(`session '${sessionId}' does not exist`, { param: 'session_id', code: 'session_not_found' });
         if (error.code === 'session_busy') throw new ConflictError(`session '${sessionId}' is running a turn; retry the move when it ends`, { code: 'session_busy' });
+        if (error.code === 'expired') throw new ServiceUnavailableError('the move was not started in time; try again', { code: 'move_failed', retryAfterSeconds: 2 });
         throw new InvalidRequestError(error.message, { param: 'region', code: 'invalid_value' });
       }
       throw new ServiceUnavailableError(`the move did not complete: ${error instanceof Error ? error.message : String(error)}`, { code: 'move_failed', retryAfterSeconds: 2, cause: error });

@@ -108,6 +108,23 @@ describe('edge routing', () => {
     expect(seen.at(-1)!.path).toBe(`/v1/sessions/${SESSION_EU}`);
   });
 
+  it('tries stateless generation elsewhere when a region cannot be reached, but never what stores something', async () => {
+    const { call, seen } = edge({ us: () => 'unreachable' });
+    const chatted = await call('/v1/chat/completions', { json: chat() });
+    expect(chatted.headers.get(REGION_HEADER)).toBe('eu');
+    const { call: callAgain, seen: seenAgain } = edge({ us: () => 'unreachable' });
+    const created = await callAgain('/v1/sessions', { json: { model: 'tiny' } });
+    expect(created.status).toBe(503); // us may have made it before failing: not made twice
+    expect(seenAgain.map((entry) => entry.region)).toEqual(['us']);
+    expect(seen.map((entry) => entry.region)).toEqual(['us', 'eu']);
+  });
+
+  it('takes a 502 from in front of a region as the region being down', async () => {
+    const { call } = edge({ us: () => new Response('bad gateway', { status: 502 }) });
+    const turn = await call('/v1/chat/completions', { json: chat({ session_id: SESSION_US }) });
+    expect(turn.headers.get(REGION_HEADER)).toBe('eu');
+  });
+
   it('lists the models of every reachable region once', async () => {
     const models = (names: string[]) => () => Response.json({ object: 'list', data: names.map((id) => ({ id, object: 'model' })) });
     const { call } = edge({ us: models(['tiny', 'small']), eu: models(['tiny']) });

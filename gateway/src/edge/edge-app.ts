@@ -16,6 +16,7 @@ import {
   backupOf,
   homeRegionOf,
   InvalidRequestError,
+  MAX_SESSION_FORWARDS,
   MOVED_TO_HEADER,
   NotFoundError,
   PayloadTooLargeError,
@@ -60,17 +61,25 @@ export interface EdgePorts {
   clock?: Clock;
 }
 
-/** Forwarding records followed per request (a session moved more than once). */
-const MAX_FORWARDS = 3;
 
 type EdgeContext = Context<{ Variables: GatewayVariables }>;
 
+/** Largest upload through the edge (it holds it in memory twice to check it). */
+const EDGE_MAX_UPLOAD_BYTES = 32 * 1024 * 1024;
+
 /** Where a request goes. */
 type Plan =
-  /** New work: the best usable region, then once the next one. */
-  | { kind: 'new' }
-  /** The home of `id`; `replicaOk`: a session turn or read, which the home's backup may serve when home is down. */
-  | { kind: 'home'; id: string; idInBody: boolean; replicaOk: boolean }
+  /**
+   * New work: the best usable region; when it answers 503/429, once the next one. `repeatable`:
+   * nothing is stored (a stateless generation), so a region that could not be reached (it may
+   * have taken the request before failing) is also worth one more try elsewhere.
+   */
+  | { kind: 'new'; repeatable: boolean }
+  /**
+   * The home of `id`; `bodyField`: where the body names it (rewritten when following a move);
+   * `replicaOk`: a session turn or read, which the home's backup may serve when home is down.
+   */
+  | { kind: 'home'; id: string; bodyField: 'session_id' | 'conversation' | null; replicaOk: boolean }
   /** This region and no other (a move's target). */
   | { kind: 'region'; region: string };
 
@@ -105,16 +114,18 @@ export function createEdgeApp(ports: EdgePorts) {
 
   /** Send the request per `plan`, following a moved session to its new id. */
   const relay = async (c: EdgeContext, plan: Plan, body: ArrayBuffer | string | null): Promise<Response> => {
-    let path = `${c.req.path}${new URL(c.req.url).search}`;
+    // The path as the client encoded it: what the region will check the signature against.
+    const url = new URL(c.req.url);
+    let path = `${url.pathname}${url.search}`;
     let current = plan;
     for (let forward = 0; ; forward++) {
       const response = await send(c, current, path, body);
       const movedTo = response.headers.get(MOVED_TO_HEADER);
-      if (current.kind !== 'home' || response.status !== 409 || !movedTo || forward >= MAX_FORWARDS) return response;
+      if (current.kind !== 'home' || response.status !== 409 || !movedTo || forward >= MAX_SESSION_FORWARDS) return response;
       await response.body?.cancel();
       const oldId = current.id;
       path = path.split(`/${oldId}`).join(`/${movedTo}`);
-      if (current.idInBody && typeof body === 'string') body = JSON.stringify({ ...(JSON.parse(body) as object), session_id: movedTo });
+      if (current.bodyField && typeof body === 'string') body = JSON.stringify({ ...(JSON.parse(body) as object), [current.bodyField]: movedTo });
       current = { ...current, id: movedTo };
     }
   };
@@ -165,19 +176,22 @@ export function createEdgeApp(ports: EdgePorts) {
       }
     }
     // New work (or an id without a home): the best usable region, then once the next.
+    const repeatable = plan.kind === 'new' && plan.repeatable;
     const ranked = health.order(rankRegions(config.regions, placeOf(c), c.req.header(PREFER_REGION_HEADER) ?? null), true);
     let lastError: unknown = null;
-    for (const region of ranked.slice(0, 2)) {
+    for (const [attempt, region] of ranked.slice(0, 2).entries()) {
+      const last = attempt === Math.min(ranked.length, 2) - 1;
       try {
         const response = await hopTo(c, region, path, body, false);
-        if ((response.status === 503 || response.status === 429) && region === ranked[0] && ranked.length > 1) {
+        // A 503/429 is a region refusing before it did anything: safe to send elsewhere.
+        if ((response.status === 503 || response.status === 429) && !last) {
           await response.body?.cancel();
           lastError = new ServiceUnavailableError(`region '${region}' answered ${response.status}`);
           continue;
         }
         return response;
       } catch (error) {
-        if (!(error instanceof RegionUnreachable)) throw error;
+        if (!(error instanceof RegionUnreachable) || !repeatable) throw unavailable(error, region);
         lastError = error;
       }
     }
@@ -189,7 +203,9 @@ export function createEdgeApp(ports: EdgePorts) {
     if (text.trim() === '') throw new InvalidRequestError('request body is empty; send a JSON object', { code: 'invalid_body' });
     return { text, json: parseJsonText(text) };
   };
-  const home = (id: string, replicaOk = false): Plan => ({ kind: 'home', id, idInBody: false, replicaOk });
+  const home = (id: string, replicaOk = false): Plan => ({ kind: 'home', id, bodyField: null, replicaOk });
+  const fresh: Plan = { kind: 'new', repeatable: false };
+  const readOnly: Plan = { kind: 'new', repeatable: true };
 
   app.get('/v1/models', async (c) => {
     const usable = config.regions.regions.map((entry) => entry.name).filter((name) => health.usable(name, false));
@@ -215,18 +231,18 @@ export function createEdgeApp(ports: EdgePorts) {
   app.post('/v1/chat/completions', async (c) => {
     const { text, json } = await readText(c);
     const request = validateChatCompletionRequest(json, defaults());
-    return relay(c, request.sessionId ? { kind: 'home', id: request.sessionId, idInBody: true, replicaOk: true } : { kind: 'new' }, text);
+    return relay(c, request.sessionId ? { kind: 'home', id: request.sessionId, bodyField: 'session_id', replicaOk: true } : { kind: 'new', repeatable: true }, text);
   });
   app.post('/v1/completions', async (c) => {
     const { text, json } = await readText(c);
     validateCompletionRequest(json, defaults());
-    return relay(c, { kind: 'new' }, text);
+    return relay(c, { kind: 'new', repeatable: true }, text);
   });
 
   app.post('/v1/sessions', async (c) => {
     const { text, json } = await readText(c);
     validateCreateSession(json);
-    return relay(c, { kind: 'new' }, text);
+    return relay(c, fresh, text);
   });
   app.get('/v1/sessions/:id', (c) => relay(c, home(c.req.param('id'), true), null));
   app.delete('/v1/sessions/:id', (c) => relay(c, home(c.req.param('id')), null));
@@ -246,8 +262,8 @@ export function createEdgeApp(ports: EdgePorts) {
   app.post('/v1/responses', async (c) => {
     const { text, json } = await readText(c);
     const request = validateCreateResponse(json, defaults());
-    const stateful = request.previousResponseId ?? request.conversationId;
-    return relay(c, stateful ? home(stateful) : { kind: 'new' }, text);
+    if (request.conversationId) return relay(c, { kind: 'home', id: request.conversationId, bodyField: 'conversation', replicaOk: false }, text);
+    return relay(c, request.previousResponseId ? home(request.previousResponseId) : fresh, text);
   });
   app.on(['GET', 'DELETE'], '/v1/responses/:id', (c) => relay(c, home(c.req.param('id')), null));
   app.post('/v1/responses/:id/cancel', (c) => relay(c, home(c.req.param('id')), null));
@@ -259,7 +275,7 @@ export function createEdgeApp(ports: EdgePorts) {
   app.post('/v1/conversations', async (c) => {
     const { text, json } = await readText(c);
     validateCreateConversation(json);
-    return relay(c, { kind: 'new' }, text);
+    return relay(c, fresh, text);
   });
   app.on(['GET', 'DELETE'], '/v1/conversations/:id', (c) => relay(c, home(c.req.param('id')), null));
   app.post('/v1/conversations/:id', async (c) => {
@@ -281,10 +297,12 @@ export function createEdgeApp(ports: EdgePorts) {
   app.post('/v1/files', async (c) => {
     const type = c.req.header('content-type') ?? '';
     if (!type.toLowerCase().startsWith('multipart/form-data')) throw new InvalidRequestError('upload a file as multipart/form-data with the fields file and purpose', { code: 'invalid_body' });
+    // The edge reads an upload whole to check it (a Worker has 128 MB of memory): larger files go to a region directly.
+    const limit = Math.min(config.maxFileBytes, EDGE_MAX_UPLOAD_BYTES);
     const declared = Number(c.req.header('content-length') ?? 0);
-    if (declared > config.maxFileBytes) throw new PayloadTooLargeError(config.maxFileBytes);
+    if (declared > limit) throw new PayloadTooLargeError(limit);
     const bytes = await c.req.arrayBuffer();
-    if (bytes.byteLength > config.maxFileBytes) throw new PayloadTooLargeError(config.maxFileBytes);
+    if (bytes.byteLength > limit) throw new PayloadTooLargeError(limit);
     let form: FormData;
     try {
       form = await new Request('http://edge/upload', { method: 'POST', headers: { 'content-type': type }, body: bytes }).formData();
@@ -292,9 +310,9 @@ export function createEdgeApp(ports: EdgePorts) {
       throw new InvalidRequestError('the multipart body could not be read', { code: 'invalid_body' });
     }
     checkUpload({ purpose: form.get('purpose') ?? undefined, file: form.get('file') ?? undefined });
-    return relay(c, { kind: 'new' }, bytes);
+    return relay(c, fresh, bytes);
   });
-  app.get('/v1/files', (c) => relay(c, { kind: 'new' }, null));
+  app.get('/v1/files', (c) => relay(c, readOnly, null));
   app.on(['GET', 'DELETE'], '/v1/files/:id', (c) => relay(c, home(c.req.param('id')), null));
   app.get('/v1/files/:id/content', (c) => relay(c, home(c.req.param('id')), null));
 
@@ -306,7 +324,7 @@ export function createEdgeApp(ports: EdgePorts) {
   });
   app.get('/v1/batches', (c) => {
     validateListQuery(c.req.query());
-    return relay(c, { kind: 'new' }, null);
+    return relay(c, readOnly, null);
   });
   app.get('/v1/batches/:id', (c) => relay(c, home(c.req.param('id')), null));
   app.post('/v1/batches/:id/cancel', (c) => relay(c, home(c.req.param('id')), null));

@@ -54,6 +54,11 @@ export class RegionHops {
       if (hop.signal.aborted) throw error; // the client went away: nothing to fall back to
       throw new RegionUnreachable(region, error);
     }
+    // A proxy in front of a region that cannot reach it answers 502: the region is down all the same.
+    if (upstream.status === 502) {
+      await upstream.body?.cancel();
+      throw new RegionUnreachable(region, new Error('HTTP 502 from in front of the region'));
+    }
     const answer = new Headers();
     upstream.headers.forEach((value, name) => { if (!HOP_BY_HOP.has(name.toLowerCase())) answer.set(name, value); });
     answer.set(REGION_HEADER, region);

@@ -3,7 +3,7 @@
  * Redis is, the HTTP listener, the relay pool and logging. Read once from the environment.
  */
 import { readFileSync } from 'node:fs';
-import { filesEnvShape, jobEnvShape, logLevelEnvShape, parseEnvironment, regionConfigFrom, regionEnvShape, type RegionConfig } from '@bamba/region';
+import { filesEnvShape, jobEnvShape, logLevelEnvShape, parseEnvironment, regionConfigFrom, regionEnvShape, replicationEnvShape, type RegionConfig } from '@bamba/region';
 import { z } from 'zod';
 import { appConfigFrom, appEnvShape, type AppConfig } from '../config.js';
 
@@ -13,6 +13,7 @@ const schema = z.object({
   ...regionEnvShape,
   ...filesEnvShape,
   ...jobEnvShape,
+  ...replicationEnvShape,
   ...appEnvShape,
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   BAMBA_HOST: z.string().min(1).optional(),
@@ -47,6 +48,8 @@ export interface GatewayConfig extends AppConfig {
   logLevel: string;
   /** Directory of uploaded files' contents (shared with the workers). */
   filesDir: string;
+  /** Sessions are replicated to another region: a deleted or moved-away session's replica goes too. */
+  replicateSessions: boolean;
   /** Serve a non-loopback interface without API keys (BAMBA_ALLOW_NO_AUTH): an explicit choice. */
   allowNoAuth: boolean;
 }
@@ -64,6 +67,7 @@ export function parseGatewayConfig(env: Record<string, string | undefined>): Gat
     port: values.PORT,
     host,
     allowNoAuth: values.BAMBA_ALLOW_NO_AUTH,
+    replicateSessions: values.BAMBA_REPLICATE_SESSIONS,
     region: regionConfigFrom(values),
     jobAttempts: values.BAMBA_JOB_ATTEMPTS,
     sessionTtlSeconds: values.BAMBA_SESSION_TTL_SECONDS,

@@ -56,11 +56,10 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
   const dispatch = new RegionDispatch(config.region.region, redis, producer, relay, registry, keys, snapshots, batchStore);
   const transfer = new SessionTransfer(redis, keys, snapshots);
   const regionWork = new RegionWorkQueue(redis, keys);
-  // With a shared secret this region has peers: deletions and moves reach their replicas.
-  const replicating = config.edgeSecret !== null;
+  const replicating = config.replicateSessions;
   const sessionStore = new SessionStore(redis, keys, snapshots);
   const sessions = new RegionSessions(sessionStore, transfer, config.sessionTtlSeconds, config.maxSessionsPerTenant, replicating ? regionWork : null);
-  const transfers = new RegionTransfers(transfer, sessionStore, snapshots, regionWork, replicating);
+  const transfers = new RegionTransfers(transfer, sessionStore, snapshots, regionWork, replicating, config.edgeSecret !== null);
   const responses = new RegionResponses(new ResponseStore(redis, keys), config.responseTtlSeconds, keys.region);
   const files = new FileStore(redis, keys, resolve(config.filesDir));
   const batchQueue = new BatchQueue(redis, keys);

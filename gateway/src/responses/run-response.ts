@@ -26,6 +26,7 @@ import type { GatewayVariables } from '../gateway-env.js';
 import { beginGeneration, type GenerationDeps } from '../generation/begin-generation.js';
 import { SSE_HEADERS, sseBody } from '../generation/sse-body.js';
 import { validationDefaults } from '../config.js';
+import { checkSessionHome, sessionMissing } from '../generation/session-turn.js';
 import type { ResponseRecords } from '../ports.js';
 import { foldResponse, outcomeOf, responseEvent } from './response-events.js';
 import { responseObject, viewOf } from './response-shapes.js';
@@ -65,8 +66,12 @@ export async function createResponse(c: Context<{ Variables: GatewayVariables }>
     if (!parent.outcome) throw new InvalidRequestError(`previous response '${parent.id}' is still ${parent.status}; continue from it once it has finished`, { param: 'previous_response_id', code: 'previous_response_in_progress' });
     history = contextAfter(parent);
   } else if (validated.conversationId) {
+    checkSessionHome(validated.conversationId, deps.region.name, false);
     const conversation = await deps.sessions.get(tenant, validated.conversationId);
-    if (!conversation) throw new NotFoundError(`conversation '${validated.conversationId}' does not exist`, { param: 'conversation', code: 'conversation_not_found' });
+    if (!conversation) {
+      if (await deps.sessions.movedTo(tenant, validated.conversationId)) throw await sessionMissing(deps.sessions, tenant, validated.conversationId);
+      throw new NotFoundError(`conversation '${validated.conversationId}' does not exist`, { param: 'conversation', code: 'conversation_not_found' });
+    }
     history = conversation.messages;
   }
   const input = validated.input.map((message, index) => ({ ...message, id: transcriptItemId(responseId, index) }));

@@ -15,24 +15,29 @@ import {
 } from '@bamba/shared';
 import { Hono } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
-import { sessionBusy } from '../generation/session-turn.js';
-import type { Sessions } from '../ports.js';
+import { checkSessionHome, sessionBusy, sessionMissing } from '../generation/session-turn.js';
+import type { RegionState, Sessions } from '../ports.js';
 import { conversationObject, listPage, messageItem } from '../responses/response-shapes.js';
 import { readJsonBody } from './request-body.js';
 
 const conversationNotFound = (id: string) => new NotFoundError(`conversation '${id}' does not exist`, { param: 'conversation_id', code: 'conversation_not_found' });
 const itemNotFound = (id: string) => new NotFoundError(`item '${id}' does not exist in this conversation`, { param: 'item_id', code: 'item_not_found' });
 
-export function conversationsRoute(sessions: Sessions) {
+export function conversationsRoute(sessions: Sessions, region: RegionState) {
+  /** Not here: it moved to another region (409 with its new id, which the edge follows), or there is none (404). */
+  const missing = async (tenant: string, id: string) => ((await sessions.movedTo(tenant, id)) ? sessionMissing(sessions, tenant, id) : conversationNotFound(id));
   const load = async (tenant: string, id: string) => {
     const view = await sessions.get(tenant, id);
-    if (!view) throw conversationNotFound(id);
+    if (!view) throw await missing(tenant, id);
     return view;
   };
   const itemsOf = (sessionId: string, messages: ChatMessage[]) => messages.map((message, index) => messageItem(message, transcriptItemId(sessionId, index)));
   const withIds = (messages: ChatMessage[]) => messages.map((message) => ({ ...message, id: sessions.newItemId() }));
 
   return new Hono<{ Variables: GatewayVariables }>()
+    // A conversation is a session: it lives in the region its id names (a replica elsewhere is read-only).
+    .use('/:id/*', async (c, next) => { checkSessionHome(c.req.param('id')!, region.name, false); await next(); })
+    .use('/:id', async (c, next) => { checkSessionHome(c.req.param('id')!, region.name, false); await next(); })
     .post('/', async (c) => {
       const request = validateCreateConversation(await readJsonBody(c));
       const view = await sessions.create(c.get('tenant'), { model: ANY_MODEL, system: null, metadata: request.metadata, items: withIds(request.items) });
@@ -41,12 +46,12 @@ export function conversationsRoute(sessions: Sessions) {
     .get('/:id', async (c) => c.json(conversationObject((await load(c.get('tenant'), c.req.param('id'))).session)))
     .post('/:id', async (c) => {
       const metadata = validateConversationUpdate(await readJsonBody(c));
-      if ((await sessions.setMetadata(c.get('tenant'), c.req.param('id'), metadata)) === 'not_found') throw conversationNotFound(c.req.param('id'));
+      if ((await sessions.setMetadata(c.get('tenant'), c.req.param('id'), metadata)) === 'not_found') throw await missing(c.get('tenant'), c.req.param('id'));
       return c.json(conversationObject((await load(c.get('tenant'), c.req.param('id'))).session));
     })
     .delete('/:id', async (c) => {
       const outcome = await sessions.delete(c.get('tenant'), c.req.param('id'));
-      if (outcome === 'not_found') throw conversationNotFound(c.req.param('id'));
+      if (outcome === 'not_found') throw await missing(c.get('tenant'), c.req.param('id'));
       if (outcome === 'busy') throw sessionBusy(c.req.param('id'));
       return c.json({ id: c.req.param('id'), object: 'conversation.deleted', deleted: true });
     })
@@ -58,7 +63,7 @@ export function conversationsRoute(sessions: Sessions) {
     .post('/:id/items', async (c) => {
       const messages = withIds(validateConversationItems(await readJsonBody(c)));
       const outcome = await sessions.appendItems(c.get('tenant'), c.req.param('id'), messages);
-      if (outcome === 'not_found') throw conversationNotFound(c.req.param('id'));
+      if (outcome === 'not_found') throw await missing(c.get('tenant'), c.req.param('id'));
       if (outcome === 'busy') throw sessionBusy(c.req.param('id'));
       const data = itemsOf(c.req.param('id'), messages);
       return c.json({ object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: false });
@@ -71,7 +76,7 @@ export function conversationsRoute(sessions: Sessions) {
     })
     .delete('/:id/items/:item', async (c) => {
       const outcome = await sessions.deleteItem(c.get('tenant'), c.req.param('id'), c.req.param('item'));
-      if (outcome === 'not_found') throw conversationNotFound(c.req.param('id'));
+      if (outcome === 'not_found') throw await missing(c.get('tenant'), c.req.param('id'));
       if (outcome === 'busy') throw sessionBusy(c.req.param('id'));
       if (outcome === 'item_not_found') throw itemNotFound(c.req.param('item'));
       return c.json(conversationObject((await load(c.get('tenant'), c.req.param('id'))).session));

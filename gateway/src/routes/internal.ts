@@ -4,7 +4,7 @@
  * this region's side of moving a session out: export (locks it), its snapshot's chunks, commit
  * (the session becomes a forwarding record) or abort.
  */
-import { InvalidRequestError, NotFoundError } from '@bamba/shared';
+import { CHUNK_DIGEST_HEADER, InvalidRequestError, MOVE_ID_PATTERN, NotFoundError } from '@bamba/shared';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { internalAuth } from '../auth.js';
@@ -12,7 +12,7 @@ import type { Clock, Transfers } from '../ports.js';
 import { readJsonBody } from './request-body.js';
 import { sessionBusy } from '../generation/session-turn.js';
 
-const MOVE_ID = z.string().regex(/^move-[0-9a-f]{32}$/);
+const MOVE_ID = z.string().regex(MOVE_ID_PATTERN);
 const exportSchema = z.object({ tenant: z.string().min(1), moveId: MOVE_ID, lockTtlMs: z.number().int().min(1000).max(600_000) });
 const commitSchema = z.object({ moveId: MOVE_ID, newId: z.string().min(1).max(128) });
 const abortSchema = z.object({ moveId: MOVE_ID });
@@ -49,7 +49,7 @@ export function internalRoutes(transfers: Transfers, edgeSecret: string | null, 
       const bytes = await transfers.snapshotChunk(c.req.param('id'), Number(c.req.param('index')));
       if (!bytes) throw new NotFoundError('no such snapshot chunk', { code: 'snapshot_not_found' });
       const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
-      return c.body(bytes as Uint8Array<ArrayBuffer>, 200, { 'content-type': 'application/octet-stream', 'x-bamba-chunk-sha256': Array.from(digest, (byte) => byte.toString(16).padStart(2, '0')).join('') });
+      return c.body(bytes as Uint8Array<ArrayBuffer>, 200, { 'content-type': 'application/octet-stream', [CHUNK_DIGEST_HEADER]: Array.from(digest, (byte) => byte.toString(16).padStart(2, '0')).join('') });
     })
     .post('/sessions/:id/export/commit', async (c) => {
       const request = parse(commitSchema, await readJsonBody(c));
