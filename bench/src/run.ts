@@ -13,6 +13,7 @@ import type { BenchCase, BenchTable } from './case.js';
 import { batchCase } from './cases/batch.js';
 import { batchingCase } from './cases/batching.js';
 import { compressionCase } from './cases/compression.js';
+import { edgeHopCase } from './cases/edge-hop.js';
 import { gatewayCase } from './cases/gateway.js';
 import { overheadCase } from './cases/overhead.js';
 import { regionMoveCase } from './cases/region-move.js';
@@ -21,7 +22,7 @@ import { resumeCase } from './cases/resume.js';
 import { snapshotStoreCase } from './cases/snapshot-store.js';
 import { stateSizeCase } from './cases/state-size.js';
 
-const CASES: BenchCase[] = [resumeCase, overheadCase, batchingCase, snapshotStoreCase, gatewayCase, stateSizeCase, compressionCase, responsesCase, batchCase, regionMoveCase];
+const CASES: BenchCase[] = [resumeCase, overheadCase, batchingCase, snapshotStoreCase, gatewayCase, stateSizeCase, compressionCase, responsesCase, batchCase, regionMoveCase, edgeHopCase];
 
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { case: { type: 'string' }, quick: { type: 'boolean' } } });

@@ -9,9 +9,9 @@ export interface TimedStream {
 }
 
 /** POST `body` with `stream: true` to `baseUrl + path` and read the stream to its end. Throws unless 200. */
-export async function timedStream(baseUrl: string, path: string, body: object, textMarker: string): Promise<TimedStream> {
+export async function timedStream(baseUrl: string, path: string, body: object, textMarker: string, headers: Record<string, string> = {}): Promise<TimedStream> {
   const started = performance.now();
-  const response = await fetch(`${baseUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, stream: true }) });
+  const response = await fetch(`${baseUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ ...body, stream: true }) });
   if (response.status !== 200) throw new Error(`${path} failed: ${response.status} ${await response.text()}`);
   const reader = response.body!.getReader();
   const decoder = new TextDecoder();
