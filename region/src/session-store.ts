@@ -76,8 +76,8 @@ return redis.call('HGETALL', KEYS[1])
 `,
 };
 
-/** Release a turn lock only if this request still holds it. KEYS[1] lock. ARGV[1] request id. */
-const RELEASE_LOCK: LuaScript = {
+/** Release a turn lock only if this request (or move) still holds it. KEYS[1] lock. ARGV[1] request id. */
+export const RELEASE_LOCK: LuaScript = {
   name: 'bambaReleaseTurnLock',
   keys: 1,
   lua: `
@@ -272,8 +272,16 @@ return 0
 `,
 };
 
-/** Attempts of an optimistic script (fork, delete) against turns committing meanwhile. */
-const OPTIMISTIC_ATTEMPTS = 5;
+/** A script's NO_SESSION / SESSION_BUSY refusal as an outcome; anything else is rethrown. */
+export function sessionRefusal(error: unknown): 'not_found' | 'busy' {
+  const refusal = scriptRefusal(error, ['NO_SESSION', 'SESSION_BUSY'] as const);
+  if (refusal === 'NO_SESSION') return 'not_found';
+  if (refusal === 'SESSION_BUSY') return 'busy';
+  throw error;
+}
+
+/** Attempts of an optimistic script (fork, delete, replica, move) against turns committing meanwhile. */
+export const OPTIMISTIC_ATTEMPTS = 5;
 
 export class SessionStore {
   private readonly tenants: TenantUsage;
@@ -362,10 +370,7 @@ export class SessionStore {
       for (let index = 0; index + 1 < fields.length; index += 2) hash[fields[index]!] = fields[index + 1]!;
       return sessionFromHash(sessionId, hash) ?? 'not_found';
     } catch (error) {
-      const refusal = scriptRefusal(error, ['NO_SESSION', 'SESSION_BUSY']);
-      if (refusal === 'NO_SESSION') return 'not_found';
-      if (refusal === 'SESSION_BUSY') return 'busy';
-      throw error;
+      return sessionRefusal(error);
     }
   }
 
@@ -490,10 +495,7 @@ export class SessionStore {
     try {
       return outcome(await runScript(this.redis, script, [this.keys.session(sessionId), this.keys.sessionTranscript(sessionId), this.keys.sessionLock(sessionId)], args));
     } catch (error) {
-      const refusal = scriptRefusal(error, ['NO_SESSION', 'SESSION_BUSY'] as const);
-      if (refusal === 'NO_SESSION') return 'not_found';
-      if (refusal === 'SESSION_BUSY') return 'busy';
-      throw error;
+      return sessionRefusal(error);
     }
   }
 

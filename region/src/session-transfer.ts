@@ -13,6 +13,7 @@ import { isSessionId, isSnapshotId, movedSessionId } from './ids.js';
 import type { RegionKeys } from './keys.js';
 import { runScript, scriptRefusal, type LuaScript } from './scripts.js';
 import { newSessionHash, SESSION_FIELD as F, sessionFromHash } from './session-fields.js';
+import { OPTIMISTIC_ATTEMPTS, RELEASE_LOCK, sessionRefusal } from './session-store.js';
 import { SNAPSHOT_CHUNK_BYTES, SNAPSHOT_META_FIELD, type SnapshotStore } from './snapshot-store.js';
 
 /** Largest snapshot a move takes (a 9B state at its longest context is well below). */
@@ -146,17 +147,7 @@ return reply
 `,
 };
 
-const RELEASE_MOVE_LOCK: LuaScript = {
-  name: 'bambaReleaseMoveLock',
-  keys: 1,
-  lua: `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`,
-};
 
-/** Attempts against turns committing meanwhile (a snapshot pointer that moved under us). */
-const OPTIMISTIC_ATTEMPTS = 5;
 
 export class SessionTransfer {
   private readonly tenants: TenantUsage;
@@ -255,17 +246,14 @@ export class SessionTransfer {
       await runScript(this.redis, LOCK_FOR_MOVE, [this.keys.session(sessionId), this.keys.sessionLock(sessionId)], [moveId, ttlMs]);
       return 'locked';
     } catch (error) {
-      const refusal = scriptRefusal(error, ['NO_SESSION', 'SESSION_BUSY'] as const);
-      if (refusal === 'NO_SESSION') return 'not_found';
-      if (refusal === 'SESSION_BUSY') return 'busy';
-      throw error;
+      return sessionRefusal(error);
     }
   }
 
   /** The move did not happen: give the session back. */
   async releaseMove(sessionId: string, moveId: string): Promise<void> {
     if (!isSessionId(sessionId)) return;
-    await runScript(this.redis, RELEASE_MOVE_LOCK, [this.keys.sessionLock(sessionId)], [moveId]);
+    await runScript(this.redis, RELEASE_LOCK, [this.keys.sessionLock(sessionId)], [moveId]);
   }
 
   /** The id the session gets in this region when move `moveId` brings it here. */
