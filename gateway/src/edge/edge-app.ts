@@ -38,6 +38,7 @@ import {
   type RegionMap,
 } from '@bamba/shared';
 import { Hono, type Context } from 'hono';
+import { z } from 'zod';
 import { installRequestFrame, limitBodies } from '../app-frame.js';
 import { apiKeyAuth } from '../auth.js';
 import { validationDefaults, type AppConfig } from '../config.js';
@@ -63,6 +64,9 @@ export interface EdgePorts {
 
 
 type EdgeContext = Context<{ Variables: GatewayVariables }>;
+
+/** A region's `/v1/models` answer, as far as the edge merges it (other fields pass through). */
+const modelListSchema = z.object({ data: z.array(z.looseObject({ id: z.string() })) });
 
 /** Largest upload through the edge (it holds it in memory twice to check it). */
 const EDGE_MAX_UPLOAD_BYTES = 32 * 1024 * 1024;
@@ -217,7 +221,8 @@ export function createEdgeApp(ports: EdgePorts) {
           await response.body?.cancel();
           return null;
         }
-        return ((await response.json()) as { data?: Array<{ id: string }> }).data ?? [];
+        const list = modelListSchema.safeParse(await response.json());
+        return list.success ? list.data.data : null;
       } catch {
         return null;
       }
