@@ -49,10 +49,22 @@ describe('replicas', () => {
     expect(await backup.transfer.applyReplica({ ...copy, version: 3, messages: [...copy.messages, { role: 'user', content: 'q2' }, { role: 'assistant', content: 'a2' }] })).toBe('busy');
     expect((await backup.sessions.get('tenant-a', id))?.session.version).toBe(2);
     await backup.sessions.unlockTurn(id, 'running');
-    // A replica that does not continue this copy's history (both sides went on) changes nothing.
+    // The home region's newer copy wins at the backup, whatever the backup holds (an item deleted at home goes).
+    const trimmed: SessionCopy = { ...copy, version: 3, messages: [...copy.messages.slice(0, 3), { role: 'user', content: 'q2', id: 'msg_q2' }, { role: 'assistant', content: 'a2', id: 'msg_a2' }] };
+    expect(await backup.transfer.applyReplica(trimmed)).toBe('applied');
+    expect((await backup.sessions.get('tenant-a', id))?.messages.map((message) => message.content)).toEqual(['sys', 'q0', 'a0', 'q2', 'a2']);
+  });
+
+  it('coming home, must continue the home history: a diverged copy is a conflict and changes nothing', async () => {
+    const id = await sessionWithTurns(2);
+    const home = stores(us);
+    const copy = (await home.transfer.copyOf(id))!.copy;
     const forked: SessionCopy = { ...copy, version: 3, messages: [...copy.messages.slice(0, 3), { role: 'user', content: 'other', id: 'msg_other' }, { role: 'assistant', content: 'x', id: 'msg_x' }, { role: 'user', content: 'q2', id: 'msg_q2' }, { role: 'assistant', content: 'a2', id: 'msg_a2' }] };
-    expect(await backup.transfer.applyReplica(forked)).toBe('conflict');
-    expect((await backup.sessions.get('tenant-a', id))?.messages.map((message) => message.content)).toEqual(['sys', 'q0', 'a0', 'q1', 'a1']);
+    expect(await home.transfer.applyReplica(forked)).toBe('conflict');
+    expect((await home.sessions.get('tenant-a', id))?.messages.map((message) => message.content)).toEqual(['sys', 'q0', 'a0', 'q1', 'a1']);
+    const continued: SessionCopy = { ...copy, version: 3, messages: [...copy.messages, { role: 'user', content: 'q2', id: 'msg_q2' }, { role: 'assistant', content: 'a2', id: 'msg_a2' }] };
+    expect(await home.transfer.applyReplica(continued)).toBe('applied');
+    expect((await home.sessions.get('tenant-a', id))?.session.version).toBe(3);
   });
 
   it('once dropped, are not brought back by a replication job still in flight', async () => {

@@ -67,7 +67,8 @@ export type SessionExport = z.infer<typeof sessionExportSchema>;
  * Apply a replica if it is newer. KEYS[1] hash, KEYS[2] transcript, KEYS[3] lock, KEYS[4] owners
  * of the current snapshot (any family key when none), KEYS[5] forwarding record.
  * ARGV[1] the replica's version, ARGV[2] the current snapshot id as read ('' = none), ARGV[3] TTL
- * seconds, ARGV[4] the hash fields (JSON object), ARGV[5..] transcript messages (JSON).
+ * seconds, ARGV[4] the hash fields (JSON object), ARGV[5] '1' to check lineage (this region's own
+ * session: its history must not be overwritten), ARGV[6..] transcript messages (JSON).
  * Returns 'applied', 'stale' (this region has as many turns or more), 'moved'; or SESSION_BUSY,
  * SNAPSHOT_MOVED (read again).
  */
@@ -79,17 +80,20 @@ if redis.call('EXISTS', KEYS[5]) == 1 then return 'moved' end
 if redis.call('EXISTS', KEYS[3]) == 1 then return redis.error_reply('SESSION_BUSY') end
 local version = tonumber(redis.call('HGET', KEYS[1], '${F.version}') or '-1')
 if version >= tonumber(ARGV[1]) then return 'stale' end
--- The replica must continue this region's history: every message here, the same item (by its
--- id, else the same JSON) at the same place.
+-- This region's own session (turns coming home after a failover) must not lose history: the copy
+-- must continue it, every message here the same item (by id, else the same JSON) at the same
+-- place. Another region's session is that region's to decide: its newer copy always wins.
 local here = redis.call('LRANGE', KEYS[2], 0, -1)
-if #here > #ARGV - 4 then return 'conflict' end
+if ARGV[5] == '1' then
+if #here > #ARGV - 5 then return 'conflict' end
 for index, entry in ipairs(here) do
-  local theirs = ARGV[index + 4]
+  local theirs = ARGV[index + 5]
   if entry ~= theirs then
     local ok, mine = pcall(cjson.decode, entry)
     local okTheirs, other = pcall(cjson.decode, theirs)
     if not (ok and okTheirs and type(mine) == 'table' and type(other) == 'table' and mine.id ~= nil and mine.id == other.id) then return 'conflict' end
   end
+end
 end
 local snapshot = redis.call('HGET', KEYS[1], '${F.snapshotId}') or ''
 if snapshot ~= ARGV[2] then return redis.error_reply('SNAPSHOT_MOVED') end
@@ -97,9 +101,9 @@ if snapshot ~= '' then redis.call('SREM', KEYS[4], KEYS[1]) end
 redis.call('DEL', KEYS[1], KEYS[2])
 local fields = cjson.decode(ARGV[4])
 for name, value in pairs(fields) do redis.call('HSET', KEYS[1], name, value) end
-for index = 5, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[index]) end
+for index = 6, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[index]) end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-if #ARGV >= 5 then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
+if #ARGV >= 6 then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
 return 'applied'
 `,
 };
@@ -225,7 +229,7 @@ export class SessionTransfer {
         const outcome = (await runScript(this.redis, APPLY_REPLICA, [
           this.keys.session(copy.id), this.keys.sessionTranscript(copy.id), this.keys.sessionLock(copy.id),
           snapshotId ? this.keys.snapshotOwners(snapshotId) : this.keys.session(copy.id), this.keys.sessionForward(copy.id),
-        ], [copy.version, snapshotId, copy.ttlSeconds, JSON.stringify(fields), ...copy.messages.map((message) => JSON.stringify(message))])) as ReplicaOutcome;
+        ], [copy.version, snapshotId, copy.ttlSeconds, JSON.stringify(fields), homeRegionOf(copy.id) === this.keys.region ? '1' : '0', ...copy.messages.map((message) => JSON.stringify(message))])) as ReplicaOutcome;
         // A region's own session (back from a failover) holds no snapshot bytes now; another
         // region's replica is not counted against the tenant here at all.
         if (outcome === 'applied' && homeRegionOf(copy.id) === this.keys.region) await this.tenants.renewSession(copy.tenant, copy.id, copy.ttlSeconds, 0).catch(() => {});
