@@ -29,12 +29,14 @@ describe('damaged or missing snapshots fall back to replaying the transcript', (
   let sessions: ReturnType<typeof sessionClient>;
   beforeAll(async () => {
     // No resident sessions: every turn must go through the snapshot in Redis.
-    stack = await startTestStack({ nodeEnv: { BAMBA_RESIDENT_SESSIONS: '0' } });
+    // (nor states in host memory).
+    stack = await startTestStack({ nodeEnv: { BAMBA_RESIDENT_SESSIONS: '0', BAMBA_HOST_TIER_BYTES: '0' } });
     sessions = sessionClient(stack.url);
   });
   afterAll(async () => stack?.stop());
 
-  const snapshotIdOf = async (sessionId: string) => (await stack.redis.hget(stack.keys.session(sessionId), 'snapshotId'))!;
+  // A turn's snapshot lands after its end event: wait for the session to point at it.
+  const snapshotIdOf = (sessionId: string) => stack.waitFor('the turn\'s snapshot', async () => (await stack.redis.hget(stack.keys.session(sessionId), 'snapshotId')) || undefined);
 
   async function expectReplayWithSameAnswer(sessionId: string, content: string): Promise<void> {
     const expected = await directGreedy(engine, [...(await historyOf(stack, sessionId)), { role: 'user', content }], 24);
@@ -89,7 +91,7 @@ describe('the snapshot memory budget', () => {
   let sessions: ReturnType<typeof sessionClient>;
   const BUDGET_BYTES = 2_000_000; // about four tiny-model snapshots
   beforeAll(async () => {
-    stack = await startTestStack({ nodeEnv: { BAMBA_RESIDENT_SESSIONS: '0', BAMBA_SNAPSHOT_BUDGET_BYTES: String(BUDGET_BYTES) } });
+    stack = await startTestStack({ nodeEnv: { BAMBA_RESIDENT_SESSIONS: '0', BAMBA_HOST_TIER_BYTES: '0', BAMBA_SNAPSHOT_BUDGET_BYTES: String(BUDGET_BYTES) } });
     sessions = sessionClient(stack.url);
   });
   afterAll(async () => stack?.stop());
@@ -97,7 +99,7 @@ describe('the snapshot memory budget', () => {
   it('evicts cache snapshots least-recently-used first and never a live session’s state', async () => {
     const sessionId = await sessions.create();
     await sessions.turn(sessionId, 'keep my state');
-    const sessionSnapshot = (await stack.redis.hget(stack.keys.session(sessionId), 'snapshotId'))!;
+    const sessionSnapshot = await stack.waitFor('the turn\'s snapshot', async () => (await stack.redis.hget(stack.keys.session(sessionId), 'snapshotId')) || undefined);
     const histories: ChatTemplateMessage[][] = [];
     for (let index = 0; index < 12; index++) {
       const messages: ChatTemplateMessage[] = [{ role: 'user', content: `stateless question ${index}` }];
@@ -184,7 +186,11 @@ describe('a snapshot that cannot be taken', () => {
     const sessionId = await sessions.create();
     const first = await sessions.turn(sessionId, 'no snapshot for me');
     expect(first.status).toBe(200);
-    const view = await sessions.get(sessionId);
+    // The state is saved after the end event; once that failed, the session says so.
+    const view = await stack.waitFor('the failed save to settle', async () => {
+      const read = await sessions.get(sessionId);
+      return read.json.state === 'transcript' ? read : undefined;
+    });
     expect(view.json).toMatchObject({ turns: 1, snapshot_bytes: 0, state: 'transcript' });
     expect(view.json.messages).toEqual([{ role: 'user', content: 'no snapshot for me' }, { role: 'assistant', content: first.text }]);
     const starts = (await stack.streamEvents(first.requestId)).filter((event) => event.type === 'generation-start');

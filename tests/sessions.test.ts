@@ -202,7 +202,7 @@ describe('one turn at a time, forks and tenants', () => {
   it('deletes a session with its transcript and snapshot', async () => {
     const sessionId = await sessions.create();
     await sessions.turn(sessionId, 'soon gone');
-    const snapshotId = (await stack.redis.hget(stack.keys.session(sessionId), 'snapshotId'))!;
+    const snapshotId = await stack.waitFor('the turn\'s snapshot', async () => (await stack.redis.hget(stack.keys.session(sessionId), 'snapshotId')) || undefined);
     expect(await stack.redis.exists(stack.keys.snapshotMeta(snapshotId))).toBe(1);
     const deleted = await sessions.delete(sessionId);
     expect(deleted.json).toEqual({ id: sessionId, object: 'session.deleted', deleted: true });

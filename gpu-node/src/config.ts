@@ -2,7 +2,7 @@
  * The gpu-node's configuration, read once from the environment (CLI flags are mapped onto the
  * same names by the CLI). Nothing else in the gpu-node reads `process.env`.
  */
-import { hostname } from 'node:os';
+import { freemem, hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
 import { keyNamePattern, logLevelEnvShape, parseEnvironment, regionConfigFrom, regionEnvShape, type RegionConfig, replicationEnvShape } from '@bamba/region';
@@ -28,12 +28,14 @@ const schema = z.object({
   BAMBA_HEARTBEAT_MS: positiveInt.default(1_000),
   BAMBA_SNAPSHOT_BUDGET_BYTES: positiveInt.default(2 * 1024 ** 3),
   BAMBA_RESIDENT_SESSIONS: z.coerce.number().int().min(0).optional(),
+  BAMBA_HOST_TIER_BYTES: z.coerce.number().int().min(0).optional(),
+  BAMBA_SYSTEM_CHECKPOINT_TOKENS: z.coerce.number().int().min(0).default(256),
   BAMBA_PREFIX_CACHE: booleanText.default(true),
   ...replicationEnvShape,
   BAMBA_EVENT_FLUSH_MS: z.coerce.number().int().min(0).max(1000).default(10),
   BAMBA_DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
   ...logLevelEnvShape,
-  BAMBA_FAULT_INJECTION: z.enum(['none', 'die-after-commit']).default('none'),
+  BAMBA_FAULT_INJECTION: z.enum(['none', 'die-after-commit', 'die-after-end']).default('none'),
 });
 
 /** Every environment variable `bamba gpu-node` reads (each is also a flag). */
@@ -73,8 +75,15 @@ export interface GpuNodeConfig {
   /** On stop, running generations may finish within this long; the rest go back to the queue. */
   drainTimeoutMs: number;
   logLevel: string;
-  /** Reliability testing only: `die-after-commit` SIGKILLs the node between a turn's commit and its end event. */
-  faultInjection: 'none' | 'die-after-commit';
+  /**
+   * Reliability testing only: `die-after-commit` SIGKILLs the node between a turn's commit and its
+   * end event, `die-after-end` between its end event and its snapshot landing.
+   */
+  faultInjection: 'none' | 'die-after-commit' | 'die-after-end';
+  /** Bytes of session states kept in host memory after their turn (the second tier; 0: none). */
+  hostTierBytes: number;
+  /** A system prompt of at least this many tokens gets its state saved for later conversations (0: never). */
+  systemCheckpointTokens: number;
 }
 
 export function parseGpuNodeConfig(env: Record<string, string | undefined>): GpuNodeConfig {
@@ -102,5 +111,8 @@ export function parseGpuNodeConfig(env: Record<string, string | undefined>): Gpu
     drainTimeoutMs: values.BAMBA_DRAIN_TIMEOUT_MS,
     logLevel: values.BAMBA_LOG_LEVEL,
     faultInjection: values.BAMBA_FAULT_INJECTION,
+    // Default: a quarter of the memory free at start (a host tier fills only as sessions come).
+    hostTierBytes: values.BAMBA_HOST_TIER_BYTES ?? Math.floor(freemem() / 4),
+    systemCheckpointTokens: values.BAMBA_SYSTEM_CHECKPOINT_TOKENS,
   };
 }

@@ -18,6 +18,7 @@ import type { Engine, Slot } from './engine/engine.js';
 import { createLlamaEngine } from './engine/llama-engine.js';
 import { interruptionOf } from './intake/interruption.js';
 import { JobIntake, type IntakeOutcome } from './intake/job-intake.js';
+import { HostTier } from './scheduler/host-tier.js';
 import { StrandedJobSweeper } from './intake/stranded-jobs.js';
 import { Heartbeat } from './registry/heartbeat.js';
 import { ResidencyTable } from './scheduler/residency-table.js';
@@ -64,12 +65,16 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
     snapshots,
     sessions: new SessionStore(redis, keys, snapshots),
     residency: new ResidencyTable<Slot>(Math.min(config.residentSessions, config.slots)),
+    hostTier: new HostTier<Buffer>(config.hostTierBytes),
+    systemCheckpointTokens: config.systemCheckpointTokens,
+    prefixLookups: { systemHits: 0, turnHits: 0, misses: 0 },
     prefixCache: config.prefixCache,
     pendingSnapshots: new PendingSnapshots(),
     log,
     ...(regionWork ? { replicate: (sessionId: string, version: number) => regionWork.replicate(sessionId, version) } : {}),
     // Testing the one window a commit cannot close: the node dies after the commit, before the end event.
     ...(config.faultInjection === 'die-after-commit' ? { afterCommit: () => process.kill(process.pid, 'SIGKILL') } : {}),
+    ...(config.faultInjection === 'die-after-end' ? { afterEnd: () => process.kill(process.pid, 'SIGKILL') } : {}),
   };
   const startedAtMs = Date.now();
   let accepting = true;
@@ -83,6 +88,9 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
     busySlots: intake.runningCount,
     maxBusySlots: intake.maxRunning,
     residentSessions: serving.residency.size,
+    hostTierSessions: config.hostTierBytes > 0 ? serving.hostTier.size : null,
+    hostTierBytes: config.hostTierBytes > 0 ? serving.hostTier.bytes : null,
+    prefixLookups: { ...serving.prefixLookups },
     snapshotBudgetBytes: config.snapshotBudgetBytes,
     completedRequests: intake.completed,
     accepting,

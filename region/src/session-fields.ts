@@ -2,7 +2,7 @@
  * The session record's fields in Redis (one HASH per session), spelled once: the zod schema
  * that parses a hash read from Redis, and `SESSION_FIELD`, which the Lua scripts interpolate.
  */
-import { parseWire, WIRE_VERSION, WireFormatError, type SessionRecord } from '@bamba/shared';
+import { parseWire, RESUME_PATHS, WIRE_VERSION, WireFormatError, type SessionRecord } from '@bamba/shared';
 import { z } from 'zod';
 import { countField, jsonField } from './hash-fields.js';
 
@@ -14,7 +14,7 @@ export const committedTurnSchema = z.object({
   promptTokens: z.number().int().min(0),
   completionTokens: z.number().int().min(0),
   cachedTokens: z.number().int().min(0),
-  resume: z.enum(['resident', 'snapshot', 'replay']),
+  resume: z.enum(RESUME_PATHS),
 });
 export type CommittedTurn = z.infer<typeof committedTurnSchema>;
 

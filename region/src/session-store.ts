@@ -146,6 +146,31 @@ return {'committed', version + 1, snapshot}
 };
 
 /**
+ * Point a committed turn's session at the snapshot taken for it, written after the turn's end:
+ * only if no later turn committed meanwhile. KEYS[1] session hash, KEYS[2] the session's snapshot
+ * set, KEYS[3] the snapshot's meta, KEYS[4] its owners, KEYS[5] owners of the current snapshot
+ * (any family key when none). ARGV[1] the turn's version, ARGV[2] snapshot id, ARGV[3] token
+ * count, ARGV[4] bytes, ARGV[5] resident node or '', ARGV[6] the current snapshot id as read.
+ * Returns 1, 0 (a later turn, or the session is gone: the caller forgets the snapshot), or
+ * SNAPSHOT_MOVED (read again).
+ */
+const ATTACH_SNAPSHOT: LuaScript = {
+  name: 'bambaAttachSnapshot',
+  keys: 5,
+  lua: `${OWN_SNAPSHOT_LUA}
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[3]) == 0 then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], '${F.version}')) ~= tonumber(ARGV[1]) then return 0 end
+local old = redis.call('HGET', KEYS[1], '${F.snapshotId}') or ''
+if old ~= ARGV[6] then return redis.error_reply('SNAPSHOT_MOVED') end
+if old ~= '' and old ~= ARGV[2] then redis.call('SREM', KEYS[5], KEYS[1]) end
+redis.call('HSET', KEYS[1], '${F.snapshotId}', ARGV[2], '${F.tokenCount}', ARGV[3], '${F.snapshotBytes}', ARGV[4], '${F.residentNode}', ARGV[5])
+redis.call('HDEL', KEYS[3], '${SNAPSHOT_META_FIELD.pinnedUntilMs}')
+ownSnapshot(KEYS[4], KEYS[1], KEYS[2], ARGV[2], redis.call('HGET', KEYS[1], '${F.ttlSeconds}'))
+return 1
+`,
+};
+
+/**
  * Fork a session: a new session (same family) with the same transcript and the same snapshot,
  * now owned by both, so nothing is copied or recomputed. A fork of the first messages only
  * keeps those and no snapshot (its next turn finds the state of that point in the prefix cache,
@@ -412,6 +437,28 @@ export class SessionStore {
     // The session's expiry moved, and its state's bytes are what it holds now ('' = no snapshot).
     await this.tenants.renewSession(commit.tenant, sessionId, commit.ttlSeconds, reply[2] ? commit.snapshotBytes : 0).catch(() => { /* caught up at its next change */ });
     return { kind: 'committed', version: Number(reply[1]), snapshotId: reply[2] };
+  }
+
+  /**
+   * The snapshot taken at turn `version`'s end landed: the session now resumes from it. False
+   * when a later turn committed first (or the session went): the caller forgets the snapshot.
+   */
+  async attachSnapshot(session: { id: string; tenant: string; ttlSeconds: number }, version: number, snapshot: { snapshotId: string; tokenCount: number; bytes: number }, residentNode: string): Promise<boolean> {
+    const sessionId = session.id;
+    for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
+      const current = (await this.redis.hget(this.keys.session(sessionId), F.snapshotId)) ?? '';
+      try {
+        const attached = (await runScript(this.redis, ATTACH_SNAPSHOT, [
+          this.keys.session(sessionId), this.keys.sessionSnapshots(sessionId), this.keys.snapshotMeta(snapshot.snapshotId), this.keys.snapshotOwners(snapshot.snapshotId),
+          current ? this.keys.snapshotOwners(current) : this.placeholder(sessionId),
+        ], [version, snapshot.snapshotId, snapshot.tokenCount, snapshot.bytes, residentNode, current])) === 1;
+        if (attached) await this.tenants.renewSession(session.tenant, sessionId, session.ttlSeconds, snapshot.bytes).catch(() => { /* caught up at its next change */ });
+        return attached;
+      } catch (error) {
+        if (!scriptRefusal(error, ['SNAPSHOT_MOVED'] as const)) throw error;
+      }
+    }
+    return false;
   }
 
   /**

@@ -25,6 +25,15 @@ export const nodeStatusSchema = z.object({
   maxBusySlots: z.number().int().min(0),
   /** Sessions whose state the node keeps in a slot for their next turn. */
   residentSessions: z.number().int().min(0).default(0),
+  /** Sessions whose state the node keeps in host memory (its second tier), and their bytes; null: no such tier. */
+  hostTierSessions: z.number().int().min(0).nullable().default(null),
+  hostTierBytes: z.number().int().min(0).nullable().default(null),
+  /** Prefix-cache lookups of this node since start, by the boundary they found (or missed). */
+  prefixLookups: z.object({
+    systemHits: z.number().int().min(0),
+    turnHits: z.number().int().min(0),
+    misses: z.number().int().min(0),
+  }).default({ systemHits: 0, turnHits: 0, misses: 0 }),
   /** The region's snapshot byte budget as this node enforces it (its eviction target). */
   snapshotBudgetBytes: z.number().int().min(0).nullable().default(null),
   /** Requests finished since start. */

@@ -11,7 +11,9 @@ import { parseWireJson, WIRE_VERSION, wireVersionField } from './wire.js';
 export type FinishReason = 'stop' | 'length';
 
 /** How a request's state was obtained: kept in a slot, loaded from Redis, or recomputed. */
-export type ResumePath = 'resident' | 'snapshot' | 'replay';
+/** How a turn's state was restored: its slot, the node's host-memory tier, a stored snapshot, or none (replay). */
+export type ResumePath = 'resident' | 'host' | 'snapshot' | 'replay';
+export const RESUME_PATHS = ['resident', 'host', 'snapshot', 'replay'] as const;
 
 const wireErrorSchema = z.object({
   message: z.string(),
@@ -31,7 +33,7 @@ export const generationStartEventSchema = z.object({
   promptTokens: z.number().int().min(0),
   /** Prompt tokens whose state was restored instead of recomputed. */
   cachedTokens: z.number().int().min(0),
-  resume: z.enum(['resident', 'snapshot', 'replay']),
+  resume: z.enum(RESUME_PATHS),
 });
 export const tokenDeltaEventSchema = z.object({
   ...base,

@@ -24,6 +24,9 @@ export class PromMetrics implements GatewayMetrics {
   private readonly residentSessions = new Gauge({ name: 'bamba_node_resident_sessions', help: 'Sessions whose state a live gpu-node keeps in a slot.', labelNames: ['node'] as const, registers: [this.registry] });
   private readonly busySlots = new Gauge({ name: 'bamba_node_busy_slots', help: 'Slots running a request, per live gpu-node.', labelNames: ['node'] as const, registers: [this.registry] });
   private readonly slots = new Gauge({ name: 'bamba_node_slots', help: 'Slots per live gpu-node.', labelNames: ['node'] as const, registers: [this.registry] });
+  private readonly hostTierSessions = new Gauge({ name: 'bamba_node_host_tier_sessions', help: 'Sessions whose state a live gpu-node keeps in host memory.', labelNames: ['node'] as const, registers: [this.registry] });
+  private readonly hostTierBytes = new Gauge({ name: 'bamba_node_host_tier_bytes', help: 'Bytes of session states a live gpu-node keeps in host memory.', labelNames: ['node'] as const, registers: [this.registry] });
+  private readonly prefixLookups = new Gauge({ name: 'bamba_prefix_cache_lookups', help: 'Prefix-cache lookups of the live gpu-nodes since they started, by the boundary found (system prompt, turn) or a miss.', labelNames: ['boundary', 'outcome'] as const, registers: [this.registry] });
   private readonly maxBusySlots = new Gauge({ name: 'bamba_node_max_busy_slots', help: 'Highest busy-slot count a live gpu-node has seen.', labelNames: ['node'] as const, registers: [this.registry] });
 
   readonly contentType = this.registry.contentType;
@@ -47,13 +50,19 @@ export class PromMetrics implements GatewayMetrics {
   async render(region: RegionReport): Promise<string> {
     // Region figures are a snapshot of now: nodes that left must not linger as stale series, and
     // a figure the region could not answer now is reset, not left at its last value.
-    for (const gauge of [this.busySlots, this.slots, this.maxBusySlots, this.residentSessions, this.queueDepth, this.sessions, this.snapshotBytes, this.snapshotBudgetBytes, this.batches, this.batchRequestsInFlight, this.batchRequestsFinished, this.batchCompletionTokens]) gauge.reset();
+    for (const gauge of [this.busySlots, this.slots, this.maxBusySlots, this.residentSessions, this.hostTierSessions, this.hostTierBytes, this.prefixLookups, this.queueDepth, this.sessions, this.snapshotBytes, this.snapshotBudgetBytes, this.batches, this.batchRequestsInFlight, this.batchRequestsFinished, this.batchCompletionTokens]) gauge.reset();
     for (const node of region.nodes) {
       this.busySlots.set({ node: node.nodeId }, node.busySlots);
       this.slots.set({ node: node.nodeId }, node.slots);
       this.maxBusySlots.set({ node: node.nodeId }, node.maxBusySlots);
       this.residentSessions.set({ node: node.nodeId }, node.residentSessions);
+      if (node.hostTierSessions !== null) this.hostTierSessions.set({ node: node.nodeId }, node.hostTierSessions);
+      if (node.hostTierBytes !== null) this.hostTierBytes.set({ node: node.nodeId }, node.hostTierBytes);
     }
+    const lookups = region.nodes.reduce((sum, node) => ({ systemHits: sum.systemHits + node.prefixLookups.systemHits, turnHits: sum.turnHits + node.prefixLookups.turnHits, misses: sum.misses + node.prefixLookups.misses }), { systemHits: 0, turnHits: 0, misses: 0 });
+    this.prefixLookups.set({ boundary: 'system', outcome: 'hit' }, lookups.systemHits);
+    this.prefixLookups.set({ boundary: 'turn', outcome: 'hit' }, lookups.turnHits);
+    this.prefixLookups.set({ boundary: 'any', outcome: 'miss' }, lookups.misses);
     for (const [priority, waiting] of Object.entries(region.queue ?? {})) this.queueDepth.set({ priority }, waiting);
     if (region.sessions !== null) this.sessions.set(region.sessions);
     if (region.snapshotBytes !== null) this.snapshotBytes.set(region.snapshotBytes);

@@ -21,8 +21,8 @@ export function statusToWire(report: RegionReport, recent: RecentActivityReport,
         busy_slots: node.busySlots,
         max_busy_slots: node.maxBusySlots,
         resident_sessions: node.residentSessions,
-        // No gpu-node keeps states in host memory yet: null says "no such tier", not "empty".
-        host_tier_sessions: null,
+        // null says "no such tier" (a node without one), not "empty".
+        host_tier_sessions: node.hostTierSessions,
         completed_requests: node.completedRequests,
         accepting: node.accepting,
         started_at_ms: node.startedAtMs,

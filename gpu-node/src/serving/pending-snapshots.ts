@@ -13,6 +13,11 @@ export class PendingSnapshots {
     return `${tenant}\u0000${fingerprint}\u0000${tokenHash}`;
   }
 
+  /** A session turn's state being saved after its end event (its next turn here waits for it). */
+  static sessionKey(sessionId: string): string {
+    return `session\u0000${sessionId}`;
+  }
+
   /** Remember `write` under `key` until it settles. */
   track(key: string, write: Promise<unknown>): void {
     const settled = write.then(() => {}, () => {});

@@ -26,7 +26,7 @@ export async function prefillPrefix(deps: ServingDeps, job: GenerationJob, event
   const restored = await restoreState(deps, { tenant: job.tenant, messages, session: null, promptTokens: boundary });
   try {
     events.start(boundary.length, restored.cachedTokens, restored.resume);
-    await deps.engine.evaluate(restored.slot, boundary.slice(restored.cachedTokens));
+    await deps.engine.evaluate(restored.slot, boundary.slice(restored.heldTokens));
     const snapshot = await deps.engine.exportState(restored.slot);
     await deps.snapshots.put(snapshot, { tenant: job.tenant, fingerprint: deps.engine.info.fingerprint, tokenCount: boundary.length, tokenHash: hash, indexPrefix: true });
     await end(restored.cachedTokens);

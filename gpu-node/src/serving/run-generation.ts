@@ -15,7 +15,7 @@ import {
 import type { CommittedTurn, TokenEvents } from '@bamba/region';
 import { tokenSequenceHash } from '../state/snapshot-codec.js';
 import { PendingSnapshots } from './pending-snapshots.js';
-import { persistTurn, turnBoundary } from './persist-state.js';
+import { commitTranscript, persistStateless, saveTurnState, turnBoundary } from './persist-state.js';
 import { prefillPrefix } from './prefill-prefix.js';
 import { restoreState, type ConversationState } from './restore-state.js';
 import type { ServingDeps } from './serving-deps.js';
@@ -48,6 +48,9 @@ async function conversationOf(deps: ServingDeps, job: GenerationJob): Promise<Co
   if (!job.session) {
     return { tenant: job.tenant, messages: job.input.messages, session: null, promptTokens: deps.engine.tokenizeChat(job.input.messages) };
   }
+  // The previous turn's state may still be being saved here: wait for it (a few seconds at most),
+  // then read the session, which points at it once it landed.
+  await deps.pendingSnapshots.settle([PendingSnapshots.sessionKey(job.session.sessionId)]);
   const loaded = await deps.sessions.load(job.session.sessionId);
   if (!loaded || loaded.session.tenant !== job.tenant) throw new NotFoundError(`session '${job.session.sessionId}' does not exist`, { param: 'session_id', code: 'session_not_found' });
   const { session, transcript, lastTurn } = loaded;
@@ -100,7 +103,7 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
   let persisted = false;
   try {
     if (signal.aborted) return { kind: 'cancelled' }; // interrupted while the state was restored
-    const newTokens = conversation.promptTokens.slice(restored.cachedTokens);
+    const newTokens = conversation.promptTokens.slice(restored.heldTokens);
     let stream;
     try {
       stream = deps.engine.generate(restored.slot, newTokens, job.params, signal, { urgent: job.priority === 'interactive' });
@@ -136,11 +139,11 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
     // them would hold the slot (and the context, while exporting) after every one of them; a
     // batch seeds the prefixes its requests share on purpose instead.
     const boundary = conversation.messages && job.priority !== 'batch' ? turnBoundary(deps, conversation.messages, answer) : null;
-    persisted = true;
     if (!conversation.session) {
+      persisted = true;
       // Nothing to commit: the answer ends now, and the prefix-cache snapshot is written after
       // it (a follow-up on this node waits for the write instead of missing the cache).
-      const persisting = persistTurn(deps, job, conversation, restored, answer, turn, boundary);
+      const persisting = persistStateless(deps, conversation, restored, boundary);
       if (boundary && deps.prefixCache) deps.pendingSnapshots.track(PendingSnapshots.key(job.tenant, deps.engine.info.fingerprint, tokenSequenceHash(boundary)), persisting);
       try {
         await end();
@@ -149,10 +152,22 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
       }
       return { kind: 'finished', completionTokens: summary.completionTokens };
     }
-    // A session turn's end event says "committed": the commit comes first.
-    const refused = await persistTurn(deps, job, conversation, restored, answer, turn, boundary);
-    if (refused) return await reject(refused);
-    await end();
+    // A session turn's end event says "committed": the commit comes first; the state is saved
+    // after the end event, and a next turn on this node waits for it.
+    const committed = await commitTranscript(deps, job, conversation.session, answer, turn);
+    if (typeof committed !== 'number') return await reject(committed);
+    persisted = true;
+    let ended!: () => void;
+    const endWritten = new Promise<void>((resolve) => { ended = resolve; });
+    const saving = endWritten.then(() => saveTurnState(deps, conversation, restored, boundary, committed));
+    deps.pendingSnapshots.track(PendingSnapshots.sessionKey(conversation.session.id), saving);
+    try {
+      await end();
+      deps.afterEnd?.();
+    } finally {
+      ended();
+      await saving;
+    }
     return { kind: 'finished', completionTokens: summary.completionTokens };
   } finally {
     if (!persisted) await deps.engine.releaseSlot(restored.slot);
