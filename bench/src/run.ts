@@ -14,6 +14,7 @@ import { batchCase } from './cases/batch.js';
 import { batchingCase } from './cases/batching.js';
 import { compressionCase } from './cases/compression.js';
 import { edgeHopCase } from './cases/edge-hop.js';
+import { exportStallCase } from './cases/export-stall.js';
 import { gatewayCase } from './cases/gateway.js';
 import { overheadCase } from './cases/overhead.js';
 import { regionMoveCase } from './cases/region-move.js';
@@ -22,7 +23,7 @@ import { resumeCase } from './cases/resume.js';
 import { snapshotStoreCase } from './cases/snapshot-store.js';
 import { stateSizeCase } from './cases/state-size.js';
 
-const CASES: BenchCase[] = [resumeCase, overheadCase, batchingCase, snapshotStoreCase, gatewayCase, stateSizeCase, compressionCase, responsesCase, batchCase, regionMoveCase, edgeHopCase];
+const CASES: BenchCase[] = [resumeCase, overheadCase, batchingCase, snapshotStoreCase, gatewayCase, stateSizeCase, compressionCase, responsesCase, batchCase, regionMoveCase, edgeHopCase, exportStallCase];
 
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { case: { type: 'string' }, quick: { type: 'boolean' } } });

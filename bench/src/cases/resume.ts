@@ -1,7 +1,8 @@
 /**
  * Resume vs replay: time to first token of the next turn after H tokens of history on the
- * `small` preset, through the HTTP API, with the state resident in a slot, loaded from a Redis
- * snapshot, or rebuilt by replaying the transcript; plus snapshot export/import alone.
+ * `small` preset, through the HTTP API, with the state resident in a slot, in the node's host-
+ * memory tier, loaded from a Redis snapshot, or rebuilt by replaying the transcript; plus
+ * snapshot export/import alone.
  * The character-level vocabulary makes H characters of system prompt H tokens of history.
  */
 import { resolve } from 'node:path';
@@ -37,8 +38,8 @@ export const resumeCase: BenchCase = {
     // Replaying 8K tokens on this CPU takes ~20 s, so the longest history is measured once.
     const repetitionsFor = (history: number) => (quick || history > 4096 ? 1 : 3);
     const nodeEnv = { BAMBA_SLOTS: '2', BAMBA_CONTEXT_SIZE: String(CONTEXT), BAMBA_THREADS: '1' };
-    const results: Record<number, { resident: number[]; snapshot: number[]; replay: number[] }> = {};
-    for (const history of histories) results[history] = { resident: [], snapshot: [], replay: [] };
+    const results: Record<number, { resident: number[]; host: number[]; snapshot: number[]; replay: number[] }> = {};
+    for (const history of histories) results[history] = { resident: [], host: [], snapshot: [], replay: [] };
 
     progress('stack with resident sessions (small model)');
     const residentStack = await startTestStack({ model: { path: modelPath, id: MODEL_ID }, nodeEnv });
@@ -57,8 +58,25 @@ export const resumeCase: BenchCase = {
       await residentStack.stop();
     }
 
-    progress('stack without resident sessions: every resume loads the Redis snapshot');
-    const snapshotStack = await startTestStack({ model: { path: modelPath, id: MODEL_ID }, nodeEnv: { ...nodeEnv, BAMBA_RESIDENT_SESSIONS: '0' } });
+    progress('stack without resident slots: every resume comes from the host-memory tier');
+    const hostStack = await startTestStack({ model: { path: modelPath, id: MODEL_ID }, nodeEnv: { ...nodeEnv, BAMBA_RESIDENT_SESSIONS: '0' } });
+    try {
+      for (const history of histories) {
+        for (let repetition = 0; repetition < repetitionsFor(history); repetition++) {
+          progress(`host, H=${history}, ${repetition + 1}/${repetitionsFor(history)}`);
+          const sessionId = await createSession(hostStack, history);
+          await timedTurn(hostStack, sessionId, 'first turn');
+          const turn = await timedTurn(hostStack, sessionId, 'second turn');
+          if (turn.resume !== 'host') throw new Error(`expected a host-tier resume, got ${turn.resume}`);
+          results[history]!.host.push(turn.ttftMs);
+        }
+      }
+    } finally {
+      await hostStack.stop();
+    }
+
+    progress('stack without resident slots or host tier: every resume loads the Redis snapshot');
+    const snapshotStack = await startTestStack({ model: { path: modelPath, id: MODEL_ID }, nodeEnv: { ...nodeEnv, BAMBA_RESIDENT_SESSIONS: '0', BAMBA_HOST_TIER_BYTES: '0' } });
     try {
       for (const history of histories) {
         for (let repetition = 0; repetition < repetitionsFor(history); repetition++) {
@@ -67,8 +85,9 @@ export const resumeCase: BenchCase = {
           const replayed = await createSession(snapshotStack, history);
           await timedTurn(snapshotStack, resumed, 'first turn');
           await timedTurn(snapshotStack, replayed, 'first turn');
-          const snapshotId = await snapshotStack.redis.hget(snapshotStack.keys.session(replayed), 'snapshotId');
-          await snapshotStack.redis.del(snapshotStack.keys.snapshotMeta(snapshotId!)); // force the transcript replay
+          // A turn's snapshot lands after its end: wait for it, then delete it to force the replay.
+          const snapshotId = await snapshotStack.waitFor('the first turn\'s snapshot', async () => (await snapshotStack.redis.hget(snapshotStack.keys.session(replayed), 'snapshotId')) || undefined, 60_000);
+          await snapshotStack.redis.del(snapshotStack.keys.snapshotMeta(snapshotId)); // force the transcript replay
           const fromSnapshot = await timedTurn(snapshotStack, resumed, 'second turn');
           const fromReplay = await timedTurn(snapshotStack, replayed, 'second turn');
           if (fromSnapshot.resume !== 'snapshot' || fromReplay.resume !== 'replay') throw new Error(`unexpected resume paths ${fromSnapshot.resume}/${fromReplay.resume}`);
@@ -109,17 +128,17 @@ export const resumeCase: BenchCase = {
     }
 
     const rows = histories.map((history) => {
-      const { resident, snapshot, replay } = results[history]!;
-      const [residentMs, snapshotMs, replayMs] = [median(resident), median(snapshot), median(replay)];
-      return [history, round(residentMs, 1), round(snapshotMs, 1), round(replayMs, 1), round(replayMs / snapshotMs, 2), round(replayMs / residentMs, 2),
+      const { resident, host, snapshot, replay } = results[history]!;
+      const [residentMs, hostMs, snapshotMs, replayMs] = [median(resident), median(host), median(snapshot), median(replay)];
+      return [history, round(residentMs, 1), round(hostMs, 1), round(snapshotMs, 1), round(replayMs, 1), round(hostMs / residentMs, 2), round(snapshotMs / residentMs, 2), round(replayMs / snapshotMs, 2), round(replayMs / residentMs, 2),
         round(transfer[history]!.bytes / 1e6, 2), round(transfer[history]!.exportMs, 1), round(transfer[history]!.importMs, 1)];
     });
     return {
       raw: { results, transfer, repetitions: Object.fromEntries(histories.map((history) => [history, repetitionsFor(history)])) },
       tables: [{
         title: 'Resume vs replay (small preset, through the HTTP API)',
-        note: `Time to first token of a session's next turn after H tokens of history (plus the first turn), streaming, median of 3 (1 at 8K). Resident: the state stayed in the node's slot. Snapshot: the node keeps no resident sessions and loads the turn's state from Redis. Replay: the snapshot was deleted, so the transcript is re-evaluated. Export/import: the engine alone, in-process, median of 5.`,
-        columns: ['H (tokens)', 'TTFT resident (ms)', 'TTFT snapshot (ms)', 'TTFT replay (ms)', 'replay/snapshot', 'replay/resident', 'snapshot MB', 'export (ms)', 'import (ms)'],
+        note: `Time to first token of a session's next turn after H tokens of history (plus the first turn), streaming, median of 3 (1 at 8K). Resident: the state stayed in the node's slot. Host: the node keeps no resident slots, so the state comes from its host-memory tier. Snapshot: no resident slots and no host tier: the turn's state is loaded from Redis. Replay: the snapshot was deleted, so the transcript is re-evaluated. Export/import: the engine alone, in-process, median of 5. Goal: host and snapshot ≤ 1.3× resident at 8K.`,
+        columns: ['H (tokens)', 'TTFT resident (ms)', 'TTFT host (ms)', 'TTFT snapshot (ms)', 'TTFT replay (ms)', 'host/resident', 'snapshot/resident', 'replay/snapshot', 'replay/resident', 'snapshot MB', 'export (ms)', 'import (ms)'],
         rows,
       }],
     };

@@ -278,8 +278,12 @@ export class LlamaEngine implements Engine {
   async exportState(slot: Slot): Promise<Buffer> {
     const own = this.own(slot);
     const tokens = [...own.sequence.contextTokens];
+    // Between decode steps, and ahead of them: llama.cpp saves under the context-wide lock, so
+    // the other slots pause for the copy either way; through the gate the save waits for the
+    // step running now only (waiting for the lock itself, it starved while others decoded). The
+    // bytes are read back, and later sent to Redis, with the lock free.
     const payload = await withStateFile(this.stateDir, async (path) => {
-      await own.sequence.saveStateToFile(path);
+      await this.gate.exclusive(() => own.sequence.saveStateToFile(path), true);
       return readFile(path);
     });
     return await wrapSnapshot(this.info.fingerprint, tokens, payload);
@@ -292,7 +296,7 @@ export class LlamaEngine implements Engine {
     try {
       await withStateFile(this.stateDir, async (path) => {
         await writeFile(path, payload);
-        await own.sequence.loadStateFromFile(path, { acceptRisk: true });
+        await this.gate.exclusive(() => own.sequence.loadStateFromFile(path, { acceptRisk: true }), true);
       });
     } catch (error) {
       await own.sequence.clearHistory();
