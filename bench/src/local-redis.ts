@@ -3,14 +3,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocalRedis } from '@bamba/cli/local-redis';
-import { connectRedis, type RegionRedis } from '@bamba/region';
+import { connectRedis, type RedisTarget, type RegionRedis } from '@bamba/region';
 
-export async function withLocalRedis<T>(use: (redis: RegionRedis) => Promise<T>): Promise<T> {
+export async function withLocalRedis<T>(use: (redis: RegionRedis, target: RedisTarget) => Promise<T>): Promise<T> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bamba-bench-redis-'));
   const localRedis = await startLocalRedis({ dataDir, appendOnly: false });
-  const redis = connectRedis({ kind: 'single', url: localRedis.url }, { role: 'bench', mode: 'queue' });
+  const target: RedisTarget = { kind: 'single', url: localRedis.url };
+  const redis = connectRedis(target, { role: 'bench', mode: 'queue' });
   try {
-    return await use(redis);
+    return await use(redis, target);
   } finally {
     redis.disconnect();
     await localRedis.stop();

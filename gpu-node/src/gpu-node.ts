@@ -3,6 +3,7 @@
  * the heartbeat, and the cancellation listener, wired together.
  */
 import {
+  connectBulkBytes,
   connectRedis,
   isCancelled,
   NodeRegistry,
@@ -57,7 +58,8 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
   const writer = new TokenEventWriter(redis, keys, config.nodeId, { flushIntervalMs: config.eventFlushMs });
   const registry = new NodeRegistry(redis, keys);
   const scheduler = new SlotScheduler(config.slots);
-  const snapshots = new SnapshotStore(redis, keys, config.snapshotBudgetBytes);
+  const snapshotBytes = connectBulkBytes(config.region.redis, { role: `gpu-node:${config.nodeId}`, mode: 'queue' });
+  const snapshots = new SnapshotStore(redis, keys, config.snapshotBudgetBytes, snapshotBytes);
   const regionWork = config.replicateSessions ? new RegionWorkQueue(redis, keys) : null;
   const serving: ServingDeps = {
     engine,
@@ -162,6 +164,7 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
       await intake.stop(config.drainTimeoutMs, STOP_STEP_TIMEOUT_MS);
       await bounded(Promise.all([heartbeat.stop(config.nodeId), writer.flush()]), STOP_STEP_TIMEOUT_MS);
       await regionWork?.close().catch(() => {});
+      await snapshotBytes.close();
       subscriber.disconnect();
       redis.disconnect();
       await engine.close();

@@ -5,6 +5,7 @@
  */
 export { regionEnvShape, filesEnvShape, jobEnvShape, logLevelEnvShape, replicationEnvShape, regionConfigFrom, parseEnvironment, keyNamePattern, type RegionConfig, type RedisTarget } from './config.js';
 export { connectRedis, isCluster, type RegionRedis, type ConnectOptions } from './connection.js';
+export { connectBulkBytes, ioredisBulkBytes, BULK_CONNECTIONS_DEFAULT, type BulkBytes, type BulkBytesOptions } from './bulk-bytes.js';
 export { regionKeys, type RegionKeys } from './keys.js';
 export { newSessionId, isSessionId, sessionFamily, movedSessionId, newSnapshotId, isSnapshotId, newResponseId, isResponseId, newItemId, newFileId, isFileId, newBatchId, isBatchId, batchFileId } from './ids.js';
 export { ResponseStore } from './response-store.js';

@@ -12,6 +12,7 @@
  * evicted.
  */
 import { z } from 'zod';
+import { ioredisBulkBytes, type BulkBytes } from './bulk-bytes.js';
 import type { RegionRedis } from './connection.js';
 import { countField } from './hash-fields.js';
 import { newSnapshotId, sessionFamily, isSnapshotId } from './ids.js';
@@ -137,7 +138,16 @@ return tonumber(bytes)
 export type ForgetOutcome = 'deleted' | 'gone' | 'owned' | 'pinned' | 'writing';
 
 export class SnapshotStore {
-  constructor(private readonly redis: RegionRedis, private readonly keys: RegionKeys, private readonly budgetBytes: number) {}
+  private readonly bulk: BulkBytes;
+
+  /**
+   * `bulk` moves the chunks' bytes (default: the `redis` connection itself); everything else
+   * (index, metadata, prefix entries, deletes) goes over `redis`. Whoever passes a `bulk`
+   * closes it.
+   */
+  constructor(private readonly redis: RegionRedis, private readonly keys: RegionKeys, private readonly budgetBytes: number, bulk?: BulkBytes) {
+    this.bulk = bulk ?? ioredisBulkBytes(redis);
+  }
 
   private get indexKeys(): string[] {
     return [this.keys.snapshotLru, this.keys.snapshotSizes, this.keys.snapshotBytes];
@@ -151,8 +161,9 @@ export class SnapshotStore {
     // Indexed first: if this process dies before the metadata lands, eviction finds the entry
     // without metadata and deletes the chunks written so far.
     await runScript(this.redis, INDEX_ADD, this.indexKeys, [snapshotId, snapshot.length, nowMs]);
+    // Every chunk's SET has been answered before the metadata is written: it is the commit point.
     await Promise.all(Array.from({ length: chunks }, (_, index) =>
-      this.redis.set(this.keys.snapshotChunk(snapshotId, index), snapshot.subarray(index * SNAPSHOT_CHUNK_BYTES, (index + 1) * SNAPSHOT_CHUNK_BYTES))));
+      this.bulk.set(this.keys.snapshotChunk(snapshotId, index), snapshot.subarray(index * SNAPSHOT_CHUNK_BYTES, (index + 1) * SNAPSHOT_CHUNK_BYTES))));
     const prefixKey = this.keys.prefixEntry(options.tenant, options.fingerprint, options.tokenHash);
     await this.redis.hset(this.keys.snapshotMeta(snapshotId), {
       tenant: options.tenant,
@@ -188,10 +199,23 @@ export class SnapshotStore {
     if (!isSnapshotId(snapshotId)) return null;
     const meta = metaSchema.safeParse(await this.redis.hgetall(this.keys.snapshotMeta(snapshotId)));
     if (!meta.success) return null;
-    const parts = await Promise.all(Array.from({ length: meta.data.chunks }, (_, index) => this.redis.getBuffer(this.keys.snapshotChunk(snapshotId, index))));
+    const { bytes, chunks } = meta.data;
+    // Each chunk is copied into place as it arrives (while later ones are still on the wire)
+    // rather than all concatenated at the end. Chunk i holds bytes [i MiB, (i+1) MiB).
+    let snapshot = Buffer.allocUnsafeSlow(bytes);
+    let sizesMatch = Math.max(1, Math.ceil(bytes / SNAPSHOT_CHUNK_BYTES)) === chunks;
+    const parts = await Promise.all(Array.from({ length: chunks }, async (_, index) => {
+      const part = await this.bulk.get(this.keys.snapshotChunk(snapshotId, index));
+      if (part !== null && part.length === Math.min(SNAPSHOT_CHUNK_BYTES, bytes - index * SNAPSHOT_CHUNK_BYTES)) part.copy(snapshot, index * SNAPSHOT_CHUNK_BYTES);
+      else sizesMatch = false;
+      return part;
+    }));
     if (parts.some((part) => part === null)) return null;
+    // A chunk of another size (not written by this store): the bytes as stored, for the
+    // snapshot's own header and checksum to reject.
+    if (!sizesMatch) snapshot = Buffer.concat(parts as Buffer[]);
     await this.redis.zadd(this.keys.snapshotLru, 'XX', Date.now(), snapshotId);
-    return Buffer.concat(parts as Buffer[]);
+    return snapshot;
   }
 
   /** How many chunks the snapshot is stored in, or null when it is gone. */
@@ -204,7 +228,7 @@ export class SnapshotStore {
   /** One stored chunk (a move reads them one at a time), or null when it is gone. */
   async readChunk(snapshotId: string, index: number): Promise<Buffer | null> {
     if (!isSnapshotId(snapshotId) || !Number.isInteger(index) || index < 0) return null;
-    return this.redis.getBuffer(this.keys.snapshotChunk(snapshotId, index));
+    return this.bulk.get(this.keys.snapshotChunk(snapshotId, index));
   }
 
   /**

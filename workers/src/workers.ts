@@ -6,7 +6,7 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { randomSeed } from '@bamba/shared';
-import { BatchStore, connectRedis, FileStore, JobProducer, NodeRegistry, regionKeys, SessionStore, SessionTransfer, SnapshotStore, startBatchWorker, startRegionWorker } from '@bamba/region';
+import { BatchStore, connectBulkBytes, connectRedis, FileStore, JobProducer, NodeRegistry, regionKeys, SessionStore, SessionTransfer, SnapshotStore, startBatchWorker, startRegionWorker } from '@bamba/region';
 import type { WorkersConfig } from './config.js';
 import { runBatch } from './batch-runner.js';
 import { InFlightLimit } from './in-flight-limit.js';
@@ -80,7 +80,8 @@ export async function startWorkers(config: WorkersConfig, log: (line: string) =>
 function startCrossRegionWork(config: WorkersConfig, redis: ReturnType<typeof connectRedis>, keys: ReturnType<typeof regionKeys>, registry: NodeRegistry, log: (line: string) => void) {
   const { map, secret, concurrency } = config.crossRegion!;
   // The snapshot store is written here only by moves; the gpu-nodes own the budget (eviction).
-  const snapshots = new SnapshotStore(redis, keys, Number.MAX_SAFE_INTEGER);
+  const snapshotBytes = connectBulkBytes(config.region.redis, { role: 'workers', mode: 'queue' });
+  const snapshots = new SnapshotStore(redis, keys, Number.MAX_SAFE_INTEGER, snapshotBytes);
   const transfer = new SessionTransfer(redis, keys, snapshots);
   const peers = new RegionPeers(map, secret);
   const here = config.region.region;
@@ -98,5 +99,10 @@ function startCrossRegionWork(config: WorkersConfig, redis: ReturnType<typeof co
     },
   }, { concurrency, onError: (error) => log(`cross-region work: ${error instanceof Error ? error.message : String(error)} (retried)`) });
   log(`replicating sessions and taking moves (regions: ${map.regions.map((entry) => entry.name).join(', ')})`);
-  return worker;
+  return {
+    async close() {
+      await worker.close();
+      await snapshotBytes.close();
+    },
+  };
 }

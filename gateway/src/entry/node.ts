@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import {
   BatchQueue,
   BatchStore,
+  connectBulkBytes,
   connectRedis,
   FileStore,
   JobProducer,
@@ -51,7 +52,9 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
   const producer = new JobProducer(redis, keys, config.jobAttempts);
   const relay = new StreamRelay(config.region.redis, keys, redis, { connections: config.relayConnections, slowConsumerMs: config.slowClientMs });
   const registry = new NodeRegistry(redis, keys, (nodeId, error) => logger.error(`node ${nodeId} published a malformed status`, error));
-  const snapshots = new SnapshotStore(redis, keys, READ_ONLY_BUDGET_BYTES);
+  // Reads only (a session's state, a move's chunks one at a time): two connections are plenty.
+  const snapshotBytes = connectBulkBytes(config.region.redis, { role: 'gateway', connections: 2 });
+  const snapshots = new SnapshotStore(redis, keys, READ_ONLY_BUDGET_BYTES, snapshotBytes);
   const batchStore = new BatchStore(redis, keys);
   const dispatch = new RegionDispatch(config.region.region, redis, producer, relay, registry, keys, snapshots, batchStore);
   const transfer = new SessionTransfer(redis, keys, snapshots);
@@ -89,6 +92,7 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
       await producer.close();
       await batchQueue.close();
       await regionWork.close();
+      await snapshotBytes.close();
       redis.disconnect();
     },
   };
