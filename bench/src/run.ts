@@ -20,10 +20,11 @@ import { overheadCase } from './cases/overhead.js';
 import { regionMoveCase } from './cases/region-move.js';
 import { responsesCase } from './cases/responses.js';
 import { resumeCase } from './cases/resume.js';
+import { snapshotDriftCase } from './cases/snapshot-drift.js';
 import { snapshotStoreCase } from './cases/snapshot-store.js';
 import { stateSizeCase } from './cases/state-size.js';
 
-const CASES: BenchCase[] = [resumeCase, overheadCase, batchingCase, snapshotStoreCase, gatewayCase, stateSizeCase, compressionCase, responsesCase, batchCase, regionMoveCase, edgeHopCase, exportStallCase];
+const CASES: BenchCase[] = [resumeCase, overheadCase, batchingCase, snapshotStoreCase, gatewayCase, stateSizeCase, compressionCase, snapshotDriftCase, responsesCase, batchCase, regionMoveCase, edgeHopCase, exportStallCase];
 
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { case: { type: 'string' }, quick: { type: 'boolean' } } });

@@ -31,6 +31,7 @@ const schema = z.object({
   BAMBA_HOST_TIER_BYTES: z.coerce.number().int().min(0).optional(),
   BAMBA_SYSTEM_CHECKPOINT_TOKENS: z.coerce.number().int().min(0).default(256),
   BAMBA_PREFIX_CACHE: booleanText.default(true),
+  BAMBA_SNAPSHOT_ENCODING: z.enum(['f32', 'bf16']).default('f32'),
   ...replicationEnvShape,
   BAMBA_EVENT_FLUSH_MS: z.coerce.number().int().min(0).max(1000).default(10),
   BAMBA_DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
@@ -68,6 +69,8 @@ export interface GpuNodeConfig {
   residentSessions: number;
   /** Snapshot stateless chat requests too, so re-sent histories resume (exact-prefix cache). */
   prefixCache: boolean;
+  /** How snapshots are stored: `f32` as llama.cpp wrote them, `bf16` recurrent state (about half the bytes). Both are read. */
+  snapshotEncoding: 'f32' | 'bf16';
   /** Queue each committed session turn for replication to another region (the workers send it). */
   replicateSessions: boolean;
   /** A request's later token deltas are written to Redis at most this often (ms). */
@@ -106,6 +109,7 @@ export function parseGpuNodeConfig(env: Record<string, string | undefined>): Gpu
     snapshotBudgetBytes: values.BAMBA_SNAPSHOT_BUDGET_BYTES,
     residentSessions: values.BAMBA_RESIDENT_SESSIONS ?? values.BAMBA_SLOTS,
     prefixCache: values.BAMBA_PREFIX_CACHE,
+    snapshotEncoding: values.BAMBA_SNAPSHOT_ENCODING,
     replicateSessions: values.BAMBA_REPLICATE_SESSIONS,
     eventFlushMs: values.BAMBA_EVENT_FLUSH_MS,
     drainTimeoutMs: values.BAMBA_DRAIN_TIMEOUT_MS,

@@ -48,6 +48,7 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
     slots: config.slots,
     flashAttention: config.flashAttention,
     isolatePrompts: config.isolatePrompts,
+    snapshotEncoding: config.snapshotEncoding,
     ...(config.stateDir ? { stateDir: config.stateDir } : {}),
     ...(config.contextSize ? { contextSize: config.contextSize } : {}),
     ...(config.threads ? { threads: config.threads } : {}),

@@ -83,6 +83,10 @@ describe('state size', () => {
     const oneToken = estimateStateBytes(MODEL_PRESETS['bamba-9b-shape'], 1);
     expect(oneToken.fixedBytes).toBe(29 * (3 * (8192 + 256) * 4 + 128 * 8192 * 4));
     expect(oneToken.perTokenBytes).toBe(3 * 2 * 8 * 128 * 2 + 16);
+    // Stored as bf16, the recurrent part halves; attention K/V per token does not change.
+    const bf16 = estimateStateBytes(MODEL_PRESETS['bamba-9b-shape'], 1, 'bf16');
+    expect(bf16.fixedBytes).toBe(oneToken.fixedBytes / 2);
+    expect(bf16.perTokenBytes).toBe(oneToken.perTokenBytes);
     // A transformer of Llama 3.1 8B's shape needs 128 KiB per token instead.
     expect(transformerKvBytes(LLAMA_3_1_8B_KV_SHAPE, 1)).toBe(128 * 1024);
   });

@@ -1,6 +1,7 @@
 /**
  * Per-sequence state bytes of a `granitehybrid` model, computed from its shape: the memory
- * argument of the project. Mamba2 layers keep a fixed conv + SSM state (F32); attention layers
+ * argument of the project. Mamba2 layers keep a fixed conv + SSM state (F32, or BF16 in a
+ * snapshot stored with recurrent state as bf16); attention layers
  * keep F16 K and V per token; llama.cpp adds a small per-cell record per token. The header
  * bytes llama.cpp adds to a state file (a few hundred) are not included.
  */
@@ -8,6 +9,7 @@ import { ssmInnerSize, type ModelShape } from './presets.js';
 
 const F32_BYTES = 4;
 const F16_BYTES = 2;
+const BF16_BYTES = 2;
 /** llama.cpp's per-token cell record in a state file (position, sequence ids, token). */
 const CELL_RECORD_BYTES = 16;
 
@@ -20,12 +22,17 @@ export interface StateSizeEstimate {
   totalBytes: number;
 }
 
-export function estimateStateBytes(shape: ModelShape, tokens: number): StateSizeEstimate {
+/**
+ * `recurrentEncoding`: how the Mamba2 conv and SSM state is stored: `f32` as llama.cpp keeps it
+ * (default), `bf16` as a snapshot with the recurrentBf16 encoding stores it.
+ */
+export function estimateStateBytes(shape: ModelShape, tokens: number, recurrentEncoding: 'f32' | 'bf16' = 'f32'): StateSizeEstimate {
   const innerSize = ssmInnerSize(shape);
   const { convKernel, stateSize, groupCount } = shape.ssm;
   const recurrentLayers = shape.blockCount - shape.attentionLayers.length;
-  const convStateBytes = (convKernel - 1) * (innerSize + 2 * groupCount * stateSize) * F32_BYTES;
-  const ssmStateBytes = stateSize * innerSize * F32_BYTES;
+  const valueBytes = recurrentEncoding === 'bf16' ? BF16_BYTES : F32_BYTES;
+  const convStateBytes = (convKernel - 1) * (innerSize + 2 * groupCount * stateSize) * valueBytes;
+  const ssmStateBytes = stateSize * innerSize * valueBytes;
   const fixedBytes = recurrentLayers * (convStateBytes + ssmStateBytes);
   const headDim = shape.embeddingLength / shape.headCount;
   const perTokenBytes = shape.attentionLayers.length * 2 * shape.headCountKv * headDim * F16_BYTES + CELL_RECORD_BYTES;

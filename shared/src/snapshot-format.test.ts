@@ -61,6 +61,17 @@ describe('snapshot format', () => {
     expect(rejection(full)).toBe('snapshot_header_corrupt');
   });
 
+  it('carries the recurrent-bf16 encoding code and rejects an unknown one', () => {
+    const payload = new Uint8Array(4);
+    const bytes = new Uint8Array(SNAPSHOT_HEADER_BYTES + payload.length);
+    bytes.set(encodeSnapshotHeader({ ...header, compression: SnapshotCompression.recurrentBf16, payloadBytes: payload.length }));
+    expect(decodeSnapshot(bytes).header.compression).toBe(SnapshotCompression.recurrentBf16);
+    // An unknown code with a valid header checksum: a newer writer, not corruption.
+    const unknown = encodeSnapshotHeader({ ...header, compression: 7 as never, payloadBytes: payload.length });
+    bytes.set(unknown);
+    expect(rejection(bytes)).toBe('snapshot_version_unsupported');
+  });
+
   it('refuses to encode out-of-range fields', () => {
     expect(() => encodeSnapshotHeader({ ...header, tokenCount: -1 })).toThrow(TypeError);
     expect(() => encodeSnapshotHeader({ ...header, fingerprint: 'xyz' })).toThrow(TypeError);

@@ -10,7 +10,7 @@
  * |-------:|------:|----------------------------------------------------|
  * |      0 |     8 | magic `BAMBASNP`                                   |
  * |      8 |     2 | format version (`SNAPSHOT_FORMAT_VERSION`)         |
- * |     10 |     2 | compression (0 = none)                             |
+ * |     10 |     2 | payload encoding (`SnapshotCompression`)           |
  * |     12 |     4 | header bytes (128)                                 |
  * |     16 |    32 | model fingerprint (sha-256)                        |
  * |     48 |     4 | token count                                        |
@@ -27,9 +27,21 @@ export const SNAPSHOT_HEADER_BYTES = 128;
 /** Length in bytes of every digest in the header (sha-256). */
 export const SNAPSHOT_DIGEST_BYTES = 32;
 
-/** Payload compression codes. Only `none` exists until a measurement says compression pays. */
-export const SnapshotCompression = { none: 0 } as const;
+/**
+ * Payload encoding codes (the header's `compression` field). `none`: llama.cpp's state file as it
+ * wrote it (recurrent state f32). `recurrentBf16`: the same layout with every f32 recurrent
+ * (Mamba conv and SSM) tensor stored as bf16, rounded to nearest even; the reader widens it back
+ * to f32 before llama.cpp sees it. Attention K/V is stored as written either way. General-purpose
+ * compression (deflate) did not pay (BENCHMARKS.md, "Snapshot compression").
+ */
+export const SnapshotCompression = { none: 0, recurrentBf16: 1 } as const;
 export type SnapshotCompressionCode = (typeof SnapshotCompression)[keyof typeof SnapshotCompression];
+
+const KNOWN_COMPRESSION_CODES: ReadonlySet<number> = new Set(Object.values(SnapshotCompression));
+
+function isCompressionCode(code: number): code is SnapshotCompressionCode {
+  return KNOWN_COMPRESSION_CODES.has(code);
+}
 
 /** The decoded header of a snapshot. Digests are lowercase hex strings of 64 characters. */
 export interface SnapshotHeader {
@@ -41,9 +53,9 @@ export interface SnapshotHeader {
   tokenCount: number;
   /** sha-256 of the token sequence (uint32 little-endian ids): the prefix-cache key. */
   tokenHash: string;
-  /** sha-256 of the payload bytes as stored. */
+  /** sha-256 of the payload bytes as stored (encoded, before any widening back to f32). */
   payloadChecksum: string;
-  /** Payload length in bytes. */
+  /** Stored payload length in bytes. */
   payloadBytes: number;
 }
 
@@ -143,7 +155,7 @@ export function decodeSnapshot(snapshot: Uint8Array): { header: SnapshotHeader; 
   }
   const headerBytes = view.getUint32(OFFSET.headerBytes, true);
   const compression = view.getUint16(OFFSET.compression, true);
-  if (headerBytes !== SNAPSHOT_HEADER_BYTES || compression !== SnapshotCompression.none) {
+  if (headerBytes !== SNAPSHOT_HEADER_BYTES || !isCompressionCode(compression)) {
     throw new SnapshotRejectedError('snapshot_version_unsupported', 'snapshot uses a header size or compression this build does not know');
   }
   const payloadBytesBig = view.getBigUint64(OFFSET.payloadBytes, true);
@@ -162,7 +174,7 @@ export function decodeSnapshot(snapshot: Uint8Array): { header: SnapshotHeader; 
   return {
     header: {
       formatVersion,
-      compression: SnapshotCompression.none,
+      compression,
       fingerprint: digest(OFFSET.fingerprint),
       tokenCount: view.getUint32(OFFSET.tokenCount, true),
       tokenHash: digest(OFFSET.tokenHash),

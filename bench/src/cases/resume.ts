@@ -75,8 +75,9 @@ export const resumeCase: BenchCase = {
       await hostStack.stop();
     }
 
+    // No system-prompt checkpoints either: the replayed session's history starts with the same system prompt.
     progress('stack without resident slots or host tier: every resume loads the Redis snapshot');
-    const snapshotStack = await startTestStack({ model: { path: modelPath, id: MODEL_ID }, nodeEnv: { ...nodeEnv, BAMBA_RESIDENT_SESSIONS: '0', BAMBA_HOST_TIER_BYTES: '0' } });
+    const snapshotStack = await startTestStack({ model: { path: modelPath, id: MODEL_ID }, nodeEnv: { ...nodeEnv, BAMBA_RESIDENT_SESSIONS: '0', BAMBA_HOST_TIER_BYTES: '0', BAMBA_SYSTEM_CHECKPOINT_TOKENS: '0' } });
     try {
       for (const history of histories) {
         for (let repetition = 0; repetition < repetitionsFor(history); repetition++) {

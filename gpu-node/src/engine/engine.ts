@@ -4,6 +4,9 @@
  * (`llama-engine.ts`), and scheduler tests can use a fake.
  */
 import type { SamplingParams } from '@bamba/shared';
+import type { SnapshotEncoding } from '../state/recurrent-bf16.js';
+
+export type { SnapshotEncoding };
 
 /** One slot = one sequence of the engine's single context. Opaque outside the engine. */
 export interface Slot {
@@ -35,7 +38,13 @@ export interface EngineOptions {
   isolatePrompts?: boolean;
   /** Folder for llama.cpp's state files on export and import. Default /dev/shm (else the OS temp dir). */
   stateDir?: string;
+  /**
+   * How `exportState` stores state: `f32` as llama.cpp wrote it, or `bf16` for the recurrent
+   * (Mamba) tensors, about half the bytes. Import reads either. Default `f32`.
+   */
+  snapshotEncoding?: SnapshotEncoding;
 }
+
 
 /** What a loaded engine is. */
 export interface EngineInfo {
@@ -128,8 +137,11 @@ export interface Engine {
    * `urgent` (an interactive request): its prompt is evaluated before waiting batch prompts.
    */
   generate(slot: Slot, promptTokens: readonly number[], params: GenerationParams, signal?: AbortSignal, options?: { urgent?: boolean }): GenerationStream;
-  /** The slot's state as a snapshot (our header + the engine's bytes). */
-  exportState(slot: Slot): Promise<Buffer>;
+  /**
+   * The slot's state as a snapshot (our header + the engine's bytes), stored in the engine's
+   * snapshot encoding unless `options.encoding` says otherwise.
+   */
+  exportState(slot: Slot, options?: { encoding?: SnapshotEncoding }): Promise<Buffer>;
   /**
    * Replace the slot's state with a snapshot. Throws `SnapshotRejectedError` for a snapshot
    * from another fingerprint, corrupt or truncated bytes; the slot is then empty and usable.

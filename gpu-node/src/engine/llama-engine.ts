@@ -19,6 +19,7 @@ import {
 } from 'node-llama-cpp';
 import { tokenSequenceHash, unwrapSnapshot, wrapSnapshot } from '../state/snapshot-codec.js';
 import { DEFAULT_STATE_DIR, withStateFile } from '../state/state-file.js';
+import { stateMemoryKindOf, type StateMemoryKind } from '../state/state-layout.js';
 import { ChatTemplate } from './chat-template.js';
 import { ChatTokenizer } from './chat-tokenizer.js';
 import type {
@@ -31,6 +32,7 @@ import type {
   GenerationStream,
   GenerationSummary,
   Slot,
+  SnapshotEncoding,
 } from './engine.js';
 import { EvaluationGate } from './evaluation-gate.js';
 import { computeModelFingerprint } from './fingerprint.js';
@@ -80,7 +82,8 @@ export async function createLlamaEngine(options: EngineOptions): Promise<LlamaEn
       vocabSize: vocabularySize(model),
       engineVersion,
     };
-    return new LlamaEngine(model, context, info, options.isolatePrompts ?? true, options.stateDir ?? DEFAULT_STATE_DIR);
+    const snapshots = { encoding: options.snapshotEncoding ?? 'f32', memory: stateMemoryKindOf(model.fileInfo.metadata.general?.architecture) } as const;
+    return new LlamaEngine(model, context, info, options.isolatePrompts ?? true, options.stateDir ?? DEFAULT_STATE_DIR, snapshots);
   } catch (error) {
     await model.dispose();
     throw error;
@@ -124,6 +127,8 @@ export class LlamaEngine implements Engine {
     private readonly isolatePrompts: boolean,
     /** Where llama.cpp's state files go on export and import. */
     private readonly stateDir: string,
+    /** Default export encoding, and the model's memory modules (null: unknown layout, always f32). */
+    private readonly snapshots: { encoding: SnapshotEncoding; memory: StateMemoryKind | null },
   ) {
     // Checkpoints let node-llama-cpp rewind recurrent state; we never rewind, so skip their RAM.
     this.slots = Array.from({ length: info.slots }, (_, index) => ({
@@ -275,7 +280,7 @@ export class LlamaEngine implements Engine {
     }
   }
 
-  async exportState(slot: Slot): Promise<Buffer> {
+  async exportState(slot: Slot, options: { encoding?: SnapshotEncoding } = {}): Promise<Buffer> {
     const own = this.own(slot);
     const tokens = [...own.sequence.contextTokens];
     // Between decode steps, and ahead of them: llama.cpp saves under the context-wide lock, so
@@ -286,12 +291,12 @@ export class LlamaEngine implements Engine {
       await this.gate.exclusive(() => own.sequence.saveStateToFile(path), true);
       return readFile(path);
     });
-    return await wrapSnapshot(this.info.fingerprint, tokens, payload);
+    return await wrapSnapshot(this.info.fingerprint, tokens, payload, { encoding: options.encoding ?? this.snapshots.encoding, memory: this.snapshots.memory });
   }
 
   async importState(slot: Slot, snapshot: Uint8Array): Promise<void> {
     const own = this.own(slot);
-    const { header, payload } = await unwrapSnapshot(snapshot, { fingerprint: this.info.fingerprint, maxTokens: this.info.contextSize });
+    const { header, payload } = await unwrapSnapshot(snapshot, { fingerprint: this.info.fingerprint, maxTokens: this.info.contextSize, memory: this.snapshots.memory });
     await own.sequence.clearHistory();
     try {
       await withStateFile(this.stateDir, async (path) => {
