@@ -23,6 +23,18 @@ async function timedTurn(stack: TestStack, sessionId: string, content: string): 
   return { ttftMs: turn.ttftMs, resume: turn.resume, cached: Number(/"cached_tokens":(\d+)/.exec(turn.body)?.[1] ?? -1) };
 }
 
+/**
+ * A turn's state is saved after its end event; a next turn sent at once waits for that save. To
+ * time the resume itself, the next turn goes once the session points at its new state (as when
+ * a person reads the answer before replying).
+ */
+async function stateLanded(stack: TestStack, sessionId: string, turns: number): Promise<void> {
+  await stack.waitFor('the turn\'s state to land', async () => {
+    const session = (await (await fetch(`${stack.url}/v1/sessions/${sessionId}`)).json()) as { turns: number; snapshot_bytes: number; token_count: number };
+    return session.turns === turns && session.snapshot_bytes > 0 ? true : undefined;
+  }, 120_000);
+}
+
 async function createSession(stack: TestStack, historyTokens: number): Promise<string> {
   const system = 'The quick brown fox jumps over the lazy dog. '.repeat(Math.ceil(historyTokens / 45)).slice(0, historyTokens);
   const response = await fetch(`${stack.url}/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL_ID, system }) });
@@ -49,6 +61,7 @@ export const resumeCase: BenchCase = {
           progress(`resident, H=${history}, ${repetition + 1}/${repetitionsFor(history)}`);
           const sessionId = await createSession(residentStack, history);
           await timedTurn(residentStack, sessionId, 'first turn');
+          await stateLanded(residentStack, sessionId, 1);
           const turn = await timedTurn(residentStack, sessionId, 'second turn');
           if (turn.resume !== 'resident') throw new Error(`expected a resident resume, got ${turn.resume}`);
           results[history]!.resident.push(turn.ttftMs);
@@ -66,6 +79,7 @@ export const resumeCase: BenchCase = {
           progress(`host, H=${history}, ${repetition + 1}/${repetitionsFor(history)}`);
           const sessionId = await createSession(hostStack, history);
           await timedTurn(hostStack, sessionId, 'first turn');
+          await stateLanded(hostStack, sessionId, 1);
           const turn = await timedTurn(hostStack, sessionId, 'second turn');
           if (turn.resume !== 'host') throw new Error(`expected a host-tier resume, got ${turn.resume}`);
           results[history]!.host.push(turn.ttftMs);
@@ -86,6 +100,7 @@ export const resumeCase: BenchCase = {
           const replayed = await createSession(snapshotStack, history);
           await timedTurn(snapshotStack, resumed, 'first turn');
           await timedTurn(snapshotStack, replayed, 'first turn');
+          await stateLanded(snapshotStack, resumed, 1);
           // A turn's snapshot lands after its end: wait for it, then delete it to force the replay.
           const snapshotId = await snapshotStack.waitFor('the first turn\'s snapshot', async () => (await snapshotStack.redis.hget(snapshotStack.keys.session(replayed), 'snapshotId')) || undefined, 60_000);
           await snapshotStack.redis.del(snapshotStack.keys.snapshotMeta(snapshotId)); // force the transcript replay
@@ -138,7 +153,7 @@ export const resumeCase: BenchCase = {
       raw: { results, transfer, repetitions: Object.fromEntries(histories.map((history) => [history, repetitionsFor(history)])) },
       tables: [{
         title: 'Resume vs replay (small preset, through the HTTP API)',
-        note: `Time to first token of a session's next turn after H tokens of history (plus the first turn), streaming, median of 3 (1 at 8K). Resident: the state stayed in the node's slot. Host: the node keeps no resident slots, so the state comes from its host-memory tier. Snapshot: no resident slots and no host tier: the turn's state is loaded from Redis. Replay: the snapshot was deleted, so the transcript is re-evaluated. Export/import: the engine alone, in-process, median of 5. Goal: host and snapshot ≤ 1.3× resident at 8K.`,
+        note: `Time to first token of a session's next turn after H tokens of history (plus the first turn), sent once the first turn's state has landed (it is saved after the end event), streaming, median of 3 (1 at 8K). Resident: the state stayed in the node's slot. Host: the node keeps no resident slots, so the state comes from its host-memory tier. Snapshot: no resident slots and no host tier: the turn's state is loaded from Redis. Replay: the snapshot was deleted, so the transcript is re-evaluated. Export/import: the engine alone, in-process, median of 5. Goal: host and snapshot ≤ 1.3× resident at 8K.`,
         columns: ['H (tokens)', 'TTFT resident (ms)', 'TTFT host (ms)', 'TTFT snapshot (ms)', 'TTFT replay (ms)', 'host/resident', 'snapshot/resident', 'replay/snapshot', 'replay/resident', 'snapshot MB', 'export (ms)', 'import (ms)'],
         rows,
       }],
