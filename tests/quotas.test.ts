@@ -52,8 +52,9 @@ describe('per-tenant limits', () => {
 describe('session-owned snapshots beyond the snapshot budget', () => {
   let stack: TestStack;
   beforeAll(async () => {
-    // A budget of about two snapshots, three sessions that each own one, nothing kept resident.
-    stack = await startTestStack({ nodeEnv: { BAMBA_RESIDENT_SESSIONS: '0', BAMBA_SNAPSHOT_BUDGET_BYTES: '900000' } });
+    // A budget of about two snapshots, three sessions that each own one, nothing kept resident
+    // (in a slot or in host memory).
+    stack = await startTestStack({ nodeEnv: { BAMBA_RESIDENT_SESSIONS: '0', BAMBA_HOST_TIER_BYTES: '0', BAMBA_SNAPSHOT_BUDGET_BYTES: '900000' } });
   });
   afterAll(async () => stack?.stop());
 

@@ -69,7 +69,11 @@ describe('a session whose turns run on different nodes', () => {
       }
       history.push({ role: 'user', content }, { role: 'assistant', content: expected });
     }
-    const view = await sessions.get(sessionId);
+    // The last turn's state is saved after its end event: the session points at it once it landed.
+    const view = await stack.waitFor('the last turn\'s state', async () => {
+      const read = await sessions.get(sessionId);
+      return read.json.token_count === boundaryTokens(history) ? read : undefined;
+    });
     expect(view.json).toMatchObject({ id: sessionId, object: 'session', model: MODEL_ID, turns: 4, token_count: boundaryTokens(history) });
     expect(view.json.messages).toEqual(history);
     expect(view.json.snapshot_bytes).toBeGreaterThan(0);
