@@ -8,21 +8,13 @@ import { ensureCachedModel } from '@bamba/model-gen';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { directGreedy, startDirectEngine } from './support/direct-engine.js';
-import { sessionClient } from './support/session-client.js';
+import { historyOf, sessionClient } from './support/session-client.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 
 let engine: Engine;
 beforeAll(async () => { engine = await startDirectEngine(); });
 afterAll(async () => engine?.close());
 
-async function historyOf(stack: TestStack, sessionId: string): Promise<ChatTemplateMessage[]> {
-  const transcript = await stack.redis.lrange(stack.keys.sessionTranscript(sessionId), 0, -1);
-  // Entries also carry their item id (the Conversations API's); the history is role and content.
-  return transcript.map((entry) => {
-    const { role, content } = JSON.parse(entry) as ChatTemplateMessage;
-    return { role, content };
-  });
-}
 
 describe('damaged or missing snapshots fall back to replaying the transcript', () => {
   let stack: TestStack;

@@ -7,20 +7,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChatTemplateMessage, Engine } from '@bamba/gpu-node';
 import { directGreedy, startDirectEngine } from './support/direct-engine.js';
-import { sessionClient } from './support/session-client.js';
+import { historyOf, sessionClient } from './support/session-client.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 
 let engine: Engine;
 beforeAll(async () => { engine = await startDirectEngine(); });
 afterAll(async () => engine?.close());
 
-async function historyOf(stack: TestStack, sessionId: string): Promise<ChatTemplateMessage[]> {
-  const transcript = await stack.redis.lrange(stack.keys.sessionTranscript(sessionId), 0, -1);
-  return transcript.map((entry) => {
-    const { role, content } = JSON.parse(entry) as ChatTemplateMessage;
-    return { role, content };
-  });
-}
 
 describe('the host-memory tier', () => {
   let stack: TestStack;

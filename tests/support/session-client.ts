@@ -1,5 +1,6 @@
 /** Thin helpers for the sessions API in end-to-end tests. */
-import { MODEL_ID, postJson } from './stack.js';
+import type { ChatTemplateMessage } from '@bamba/gpu-node';
+import { MODEL_ID, postJson, type TestStack } from './stack.js';
 
 export interface TurnResult {
   status: number;
@@ -40,4 +41,13 @@ export function sessionClient(url: string, apiKey?: string) {
       return this.chat({ session_id: sessionId, messages: [{ role: 'user', content }], ...extra });
     },
   };
+}
+
+/** A session's committed history as the engine renders it: role and content (entries also carry item ids). */
+export async function historyOf(stack: TestStack, sessionId: string): Promise<ChatTemplateMessage[]> {
+  const transcript = await stack.redis.lrange(stack.keys.sessionTranscript(sessionId), 0, -1);
+  return transcript.map((entry) => {
+    const { role, content } = JSON.parse(entry) as ChatTemplateMessage;
+    return { role, content };
+  });
 }
