@@ -40,6 +40,8 @@ describe('per-tenant limits', () => {
     expect((await c.turn(sessions[1]!, 'two')).status).toBe(200);
     expect((await c.turn(sessions[0]!, 'three')).status).toBe(200);
     expect((await c.turn(sessions[2]!, 'four')).status).toBe(200);
+    // A turn's state (and its bytes in the tenant's usage) lands after the turn's end event.
+    await stack.waitFor('the fourth turn\'s state', async () => ((await c.get(sessions[2]!)).json.snapshot_bytes > 0 ? true : undefined));
     const refused = await c.turn(sessions[1]!, 'five');
     expect(refused.status).toBe(429);
     expect(refused.json.error).toMatchObject({ code: 'quota_exceeded' });

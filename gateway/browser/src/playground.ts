@@ -30,8 +30,14 @@ interface SessionWire {
   turns: number;
   messages: Array<{ role: string; content: string }>;
   snapshot_bytes: number;
+  /** Tokens the session's saved state covers. */
+  token_count: number;
   state: string;
 }
+
+/** How long the page waits for a turn's saved state to land before showing its figures anyway. */
+const STATE_LANDING_READS = 10;
+const STATE_LANDING_PAUSE_MS = 100;
 
 const keys = storedKey('bamba.apiKey');
 const SESSIONS_KEY = 'bamba.sessions';
@@ -319,8 +325,14 @@ function send(text: string): Promise<void> {
     const streamed = await withKey(() => streamTurn(turnSession, text, answer));
     // A turn that failed committed nothing: give the text back so it can be sent again.
     if (!streamed) messageInput.value = text;
-    // The committed session is the truth: its messages, and the snapshot its turn saved.
-    const after = await withKey(() => fetchSession(turnSession.id));
+    // The committed session is the truth: its messages, and the snapshot its turn saved (which
+    // lands just after the answer ends: read again briefly until the session points at it).
+    const tokensBefore = current?.token_count ?? 0;
+    let after = await withKey(() => fetchSession(turnSession.id));
+    for (let attempt = 0; streamed && after && after.token_count <= tokensBefore && attempt < STATE_LANDING_READS; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, STATE_LANDING_PAUSE_MS));
+      after = await withKey(() => fetchSession(turnSession.id));
+    }
     if (after) {
       if (streamed) {
         const stats = statsOf(after.id);
