@@ -161,6 +161,8 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
     const endWritten = new Promise<void>((resolve) => { ended = resolve; });
     const saving = endWritten.then(() => saveTurnState(deps, conversation, restored, boundary, committed));
     deps.pendingSnapshots.track(PendingSnapshots.sessionKey(conversation.session.id), saving);
+    // Its snapshot is also a prefix-cache entry (a fork, or a re-sent history, finds it): lookups here wait for it too.
+    if (boundary) deps.pendingSnapshots.track(PendingSnapshots.key(job.tenant, deps.engine.info.fingerprint, tokenSequenceHash(boundary)), saving);
     try {
       await end();
       deps.afterEnd?.();
