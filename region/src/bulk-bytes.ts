@@ -68,6 +68,9 @@ export function connectBulkBytes(target: RedisTarget, options: BulkBytesOptions)
   return nodeRedisPool(target.url, options);
 }
 
+/** How long a request-mode call waits for its connection before it fails. */
+const FAIL_FAST_CONNECT_MS = 2_000;
+
 function nodeRedisPool(url: string, options: BulkBytesOptions): BulkBytes {
   const size = options.connections ?? BULK_CONNECTIONS_DEFAULT;
   if (!Number.isInteger(size) || size < 1) throw new Error(`bulk connections must be a positive integer, got ${size}`);
@@ -85,11 +88,20 @@ function nodeRedisPool(url: string, options: BulkBytesOptions): BulkBytes {
   for (const attempt of connected) attempt.catch(() => {});
   let next = 0;
   let closed = false;
+  const failFast = (options.mode ?? 'request') === 'request';
   const pick = async () => {
     if (closed) throw new Error('bulk bytes client is closed');
     const index = next;
     next = (next + 1) % size;
-    await connected[index];
+    if (failFast) {
+      // A request must not hang on a Redis that is down (node-redis retries its connection for ever).
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([connected[index], new Promise<void>((resolve) => { timer = setTimeout(resolve, FAIL_FAST_CONNECT_MS); })]);
+      clearTimeout(timer);
+      if (!clients[index]!.isReady) throw new Error('Redis cannot be reached (snapshot byte connection not ready)');
+    } else {
+      await connected[index];
+    }
     return byteClients[index]!;
   };
   return {

@@ -54,6 +54,9 @@ export type CommitOutcome =
   /** This request's turn was committed before (a retry after the committing node died). */
   | { kind: 'already-committed'; version: number; turn: CommittedTurn; answer: string };
 
+/** A commit's `snapshotId` meaning "keep the session's current snapshot" (its turn's state is saved later). */
+export const KEEP_SNAPSHOT = '=';
+
 /** Why a commit was refused: the turn lost its lock, raced another, or the session is gone. */
 export class TurnCommitRefused extends Error {
   constructor(readonly reason: 'LOST_LOCK' | 'VERSION_CONFLICT' | 'NO_SESSION') {
@@ -106,9 +109,10 @@ end
  * set, KEYS[5] new snapshot's meta, KEYS[6] its owners, KEYS[7] owners of the previous snapshot
  * (KEYS[5..7] are any key of the family when there is no such snapshot; never touched then).
  * ARGV[1] request id, ARGV[2] expected version, ARGV[3] new snapshot id or '', ARGV[4] token
- * count, ARGV[5] snapshot bytes, ARGV[6] resident node or '', ARGV[7] the turn (JSON),
+ * count, ARGV[5] snapshot bytes (both ignored with KEEP_SNAPSHOT: the current pointer stays), ARGV[6]
+ * resident node or '', ARGV[7] the turn (JSON),
  * ARGV[8..] messages (JSON) to append.
- * Returns {'committed', version, snapshot id} or {'already', version, turn JSON, last message},
+ * Returns {'committed', version, snapshot id, its bytes} or {'already', version, turn JSON, last message},
  * or an error: NO_SESSION, LOST_LOCK, VERSION_CONFLICT.
  */
 const COMMIT_TURN: LuaScript = {
@@ -125,23 +129,27 @@ end
 if redis.call('GET', KEYS[3]) ~= ARGV[1] then return redis.error_reply('LOST_LOCK') end
 if version ~= expected then return redis.error_reply('VERSION_CONFLICT') end
 local snapshot, tokens, bytes, resident = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-if snapshot ~= '' and redis.call('EXISTS', KEYS[5]) == 0 then
+local old = redis.call('HGET', KEYS[1], '${F.snapshotId}') or ''
+-- '${KEEP_SNAPSHOT}': the turn's state is saved later; the session keeps pointing where it points now.
+local keep = snapshot == '${KEEP_SNAPSHOT}'
+if keep then
+  snapshot, tokens, bytes = old, redis.call('HGET', KEYS[1], '${F.tokenCount}') or '0', redis.call('HGET', KEYS[1], '${F.snapshotBytes}') or '0'
+elseif snapshot ~= '' and redis.call('EXISTS', KEYS[5]) == 0 then
   snapshot, tokens, bytes, resident = '', '0', '0', ''
 end
 for index = 8, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[index]) end
-local old = redis.call('HGET', KEYS[1], '${F.snapshotId}') or ''
 if old ~= '' and old ~= snapshot then redis.call('SREM', KEYS[7], KEYS[1]) end
 redis.call('HSET', KEYS[1], '${F.version}', version + 1, '${F.tokenCount}', tokens, '${F.snapshotId}', snapshot,
   '${F.snapshotBytes}', bytes, '${F.residentNode}', resident, '${F.lastTurn}', ARGV[7])
 local ttl = redis.call('HGET', KEYS[1], '${F.ttlSeconds}')
-if snapshot ~= '' then
+if snapshot ~= '' and not keep then
   redis.call('HDEL', KEYS[5], '${SNAPSHOT_META_FIELD.pinnedUntilMs}') -- owned now: the pin has done its job
   ownSnapshot(KEYS[6], KEYS[1], KEYS[4], snapshot, ttl)
 end
 redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('EXPIRE', KEYS[2], ttl)
 redis.call('DEL', KEYS[3])
-return {'committed', version + 1, snapshot}
+return {'committed', version + 1, snapshot, bytes}
 `,
 };
 
@@ -409,6 +417,8 @@ export class SessionStore {
   async commitTurn(commit: TurnCommit, previousSnapshotId: string): Promise<CommitOutcome> {
     const { sessionId } = commit;
     const placeholder = this.placeholder(sessionId);
+    const keep = commit.snapshotId === KEEP_SNAPSHOT;
+    const newSnapshot = keep ? '' : commit.snapshotId;
     let reply: [string, number, string, string?];
     try {
       reply = (await runScript(this.redis, COMMIT_TURN, [
@@ -416,9 +426,9 @@ export class SessionStore {
         this.keys.sessionTranscript(sessionId),
         this.keys.sessionLock(sessionId),
         this.keys.sessionSnapshots(sessionId),
-        commit.snapshotId ? this.keys.snapshotMeta(commit.snapshotId) : placeholder,
-        commit.snapshotId ? this.keys.snapshotOwners(commit.snapshotId) : placeholder,
-        previousSnapshotId ? this.keys.snapshotOwners(previousSnapshotId) : placeholder,
+        newSnapshot ? this.keys.snapshotMeta(newSnapshot) : placeholder,
+        newSnapshot ? this.keys.snapshotOwners(newSnapshot) : placeholder,
+        previousSnapshotId && !keep ? this.keys.snapshotOwners(previousSnapshotId) : placeholder,
       ], [
         commit.requestId, commit.expectedVersion, commit.snapshotId, commit.tokenCount, commit.snapshotBytes, commit.residentNode,
         JSON.stringify(commit.turn), ...commit.messages.map((message) => JSON.stringify(message)),
@@ -435,7 +445,8 @@ export class SessionStore {
       return { kind: 'already-committed', version: Number(reply[1]), turn, answer: answer.content };
     }
     // The session's expiry moved, and its state's bytes are what it holds now ('' = no snapshot).
-    await this.tenants.renewSession(commit.tenant, sessionId, commit.ttlSeconds, reply[2] ? commit.snapshotBytes : 0).catch(() => { /* caught up at its next change */ });
+    const heldBytes = keep ? Number(reply[3] ?? 0) : reply[2] ? commit.snapshotBytes : 0;
+    await this.tenants.renewSession(commit.tenant, sessionId, commit.ttlSeconds, heldBytes).catch(() => { /* caught up at its next change */ });
     return { kind: 'committed', version: Number(reply[1]), snapshotId: reply[2] };
   }
 

@@ -28,4 +28,13 @@ describe('ResidencyTable', () => {
     expect(none.keep('x', 5, 'h', 1).map((resident) => resident.slot)).toEqual([5]);
     expect(none.size).toBe(0);
   });
+
+  it('hands back the slot of an older state of the same session when a newer one is kept', () => {
+    const table = new ResidencyTable<string>(4);
+    table.keep('s', 'slot-a', 'h1', 1);
+    expect(table.keep('s', 'slot-b', 'h2', 2).map((resident) => resident.slot)).toEqual(['slot-a']);
+    expect(table.keep('s', 'slot-b', 'h3', 3)).toEqual([]); // the same slot is not handed back
+    expect(table.size).toBe(1);
+  });
 });
+

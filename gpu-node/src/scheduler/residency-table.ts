@@ -17,8 +17,10 @@ export class ResidencyTable<S> {
 
   /** Keep a session's slot after its turn. Returns residents pushed out to stay within capacity. */
   keep(sessionId: string, slot: S, tokenHash: string, nowMs: number): Resident<S>[] {
+    // An older state of the same session in another slot (a save that landed late) goes out too.
+    const replaced = this.residents.get(sessionId);
     this.residents.set(sessionId, { sessionId, slot, tokenHash, lastUsedMs: nowMs });
-    const pushedOut: Resident<S>[] = [];
+    const pushedOut: Resident<S>[] = replaced && replaced.slot !== slot ? [replaced] : [];
     while (this.residents.size > this.capacity) pushedOut.push(this.evictLeastRecent()!);
     return pushedOut;
   }

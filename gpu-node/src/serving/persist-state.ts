@@ -12,7 +12,7 @@
  * turn on this node waits for that).
  */
 import { answerItemId, ConflictError, transcriptItemId, type ChatMessage, type GenerationJob, type SessionRecord } from '@bamba/shared';
-import { TurnCommitRefused, type CommittedTurn, type SnapshotInfo } from '@bamba/region';
+import { KEEP_SNAPSHOT, TurnCommitRefused, type CommittedTurn, type SnapshotInfo } from '@bamba/region';
 import { tokenSequenceHash } from '../state/snapshot-codec.js';
 import type { ConversationState, RestoredState } from './restore-state.js';
 import { isPrefix, type ServingDeps } from './serving-deps.js';
@@ -82,9 +82,10 @@ export async function commitTranscript(deps: ServingDeps, job: GenerationJob, se
       requestId: job.requestId,
       expectedVersion: job.session!.expectedVersion,
       messages: turnMessages,
-      snapshotId: session.snapshotId,
-      tokenCount: session.tokenCount,
-      snapshotBytes: session.snapshotBytes,
+      // Whatever the session points at when the commit runs (a save that landed meanwhile included).
+      snapshotId: KEEP_SNAPSHOT,
+      tokenCount: 0,
+      snapshotBytes: 0,
       residentNode: keepsState ? deps.nodeId : '',
       turn,
     }, session.snapshotId);
@@ -111,7 +112,9 @@ export async function saveTurnState(deps: ServingDeps, conversation: Conversatio
   try {
     const saved = boundary && conversation.messages ? await snapshotAtBoundary(deps, restored, conversation, boundary) : null;
     if (!saved) return;
-    const attached = await deps.sessions.attachSnapshot(session, version, saved.info, deps.nodeId).catch((error: Error) => {
+    // Turns come here only while this node will hold the state (a slot, or the host tier has room for it).
+    const holds = deps.residency.capacity > 0 || deps.hostTier.budgetBytes >= saved.bytes.length;
+    const attached = await deps.sessions.attachSnapshot(session, version, saved.info, holds ? deps.nodeId : '').catch((error: Error) => {
       deps.log(`persist: the turn's snapshot was not attached (${error.message}); the next turn resumes from the one before`);
       return false;
     });

@@ -93,6 +93,8 @@ export async function restoreState(deps: ServingDeps, conversation: Conversation
     if (!conversation.messages || !(session || deps.prefixCache)) return { slot, resume: 'replay', cachedTokens: 0, heldTokens: 0 };
     const system = systemPromptTokens(deps, conversation.messages, promptTokens);
     const prefixes = boundaryPrefixes(deps, conversation.messages, promptTokens);
+    // A long conversation's probed boundaries do not reach back to its system prompt: look it up too.
+    if (system && !prefixes.some((tokens) => tokens.length === system.length)) prefixes.push(system);
     const hashes = prefixes.map((tokens) => tokenSequenceHash(tokens));
     await deps.pendingSnapshots.settle(hashes.map((hash) => PendingSnapshots.key(conversation.tenant, deps.engine.info.fingerprint, hash)));
     const found = await deps.snapshots.findPrefix(conversation.tenant, deps.engine.info.fingerprint, hashes);

@@ -159,7 +159,9 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
     persisted = true;
     let ended!: () => void;
     const endWritten = new Promise<void>((resolve) => { ended = resolve; });
-    const saving = endWritten.then(() => saveTurnState(deps, conversation, restored, boundary, committed));
+    // The answer is out: a save that fails costs the next turn time, never this job (no retry).
+    const saving = endWritten.then(() => saveTurnState(deps, conversation, restored, boundary, committed))
+      .catch((error: Error) => deps.log(`persist: the turn's state was not saved (${error.message})`));
     deps.pendingSnapshots.track(PendingSnapshots.sessionKey(conversation.session.id), saving);
     // Its snapshot is also a prefix-cache entry (a fork, or a re-sent history, finds it): lookups here wait for it too.
     if (boundary) deps.pendingSnapshots.track(PendingSnapshots.key(job.tenant, deps.engine.info.fingerprint, tokenSequenceHash(boundary)), saving);
