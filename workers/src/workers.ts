@@ -6,7 +6,7 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { randomSeed } from '@bamba/shared';
-import { BatchStore, connectBulkBytes, connectRedis, FileStore, JobProducer, NodeRegistry, regionKeys, SessionStore, SessionTransfer, SnapshotStore, startBatchWorker, startRegionWorker } from '@bamba/region';
+import { BatchStore, connectBulkBytes, connectRedis, FileStore, JobProducer, NodeRegistry, regionKeys, SessionStore, SessionTransfer, SnapshotStore, startBatchWorker, startRegionWorker, type RegionKeys, type RegionRedis } from '@bamba/region';
 import type { WorkersConfig } from './config.js';
 import { runBatch } from './batch-runner.js';
 import { InFlightLimit } from './in-flight-limit.js';
@@ -77,7 +77,7 @@ export async function startWorkers(config: WorkersConfig, log: (line: string) =>
 }
 
 /** Replication and moves (a region with peers): one BullMQ worker on the region's work queue. */
-function startCrossRegionWork(config: WorkersConfig, redis: ReturnType<typeof connectRedis>, keys: ReturnType<typeof regionKeys>, registry: NodeRegistry, log: (line: string) => void) {
+function startCrossRegionWork(config: WorkersConfig, redis: RegionRedis, keys: RegionKeys, registry: NodeRegistry, log: (line: string) => void) {
   const { map, secret, concurrency } = config.crossRegion!;
   // The snapshot store is written here only by moves; the gpu-nodes own the budget (eviction).
   const snapshotBytes = connectBulkBytes(config.region.redis, { role: 'workers', mode: 'queue' });
@@ -85,15 +85,17 @@ function startCrossRegionWork(config: WorkersConfig, redis: ReturnType<typeof co
   const transfer = new SessionTransfer(redis, keys, snapshots);
   const peers = new RegionPeers(map, secret);
   const here = config.region.region;
+  const replicateDeps = { here, map, transfer, peers };
+  const moveDeps = { here, peers, transfer, sessions: new SessionStore(redis, keys, snapshots), snapshots, registry };
   const worker = startRegionWorker(redis, keys, {
     replicate: async (job) => {
-      const outcome = await replicateSession({ here, map, transfer, peers }, job.sessionId);
+      const outcome = await replicateSession(replicateDeps, job.sessionId);
       // Both regions committed a turn on the same history (a failover while home still served):
       // each keeps its own; say so, since only a person can merge them.
       if (outcome === 'conflict') log(`replication conflict: session ${job.sessionId} has turns here that its other region's copy lacks, and the other way round; neither was overwritten`);
     },
     move: async (job) => {
-      const result = await moveSession({ here, peers, transfer, sessions: new SessionStore(redis, keys, snapshots), snapshots, registry }, job);
+      const result = await moveSession(moveDeps, job);
       log(`moved session ${job.sessionId} here as ${result.newId} (${result.reason})`);
       return result;
     },
