@@ -18,10 +18,13 @@ export class SessionMovedError extends ConflictError {
   }
 }
 
-/** Not found here: because it moved away (409 naming its new id), or because there is no such session (404). */
-export async function sessionMissing(sessions: Sessions, tenant: string, sessionId: string): Promise<BambaError> {
+/**
+ * Not found here: because it moved away (409 naming its new id), or because there is no such
+ * session (`notFound`, by default the session's 404; a conversation says so in its own words).
+ */
+export async function sessionMissing(sessions: Sessions, tenant: string, sessionId: string, notFound: (id: string) => BambaError = sessionNotFound): Promise<BambaError> {
   const movedTo = await sessions.movedTo(tenant, sessionId);
-  return movedTo ? new SessionMovedError(sessionId, movedTo) : sessionNotFound(sessionId);
+  return movedTo ? new SessionMovedError(sessionId, movedTo) : notFound(sessionId);
 }
 
 /**

@@ -68,10 +68,7 @@ export async function createResponse(c: Context<{ Variables: GatewayVariables }>
   } else if (validated.conversationId) {
     checkSessionHome(validated.conversationId, deps.region.name, false);
     const conversation = await deps.sessions.get(tenant, validated.conversationId);
-    if (!conversation) {
-      if (await deps.sessions.movedTo(tenant, validated.conversationId)) throw await sessionMissing(deps.sessions, tenant, validated.conversationId);
-      throw new NotFoundError(`conversation '${validated.conversationId}' does not exist`, { param: 'conversation', code: 'conversation_not_found' });
-    }
+    if (!conversation) throw await sessionMissing(deps.sessions, tenant, validated.conversationId, (id) => new NotFoundError(`conversation '${id}' does not exist`, { param: 'conversation', code: 'conversation_not_found' }));
     history = conversation.messages;
   }
   const input = validated.input.map((message, index) => ({ ...message, id: transcriptItemId(responseId, index) }));

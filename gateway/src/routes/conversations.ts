@@ -25,7 +25,7 @@ const itemNotFound = (id: string) => new NotFoundError(`item '${id}' does not ex
 
 export function conversationsRoute(sessions: Sessions, region: RegionState) {
   /** Not here: it moved to another region (409 with its new id, which the edge follows), or there is none (404). */
-  const missing = async (tenant: string, id: string) => ((await sessions.movedTo(tenant, id)) ? sessionMissing(sessions, tenant, id) : conversationNotFound(id));
+  const missing = (tenant: string, id: string) => sessionMissing(sessions, tenant, id, conversationNotFound);
   const load = async (tenant: string, id: string) => {
     const view = await sessions.get(tenant, id);
     if (!view) throw await missing(tenant, id);
