@@ -13,7 +13,7 @@ import {
   validateListQuery,
   type ChatMessage,
 } from '@bamba/shared';
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import { checkSessionHome, sessionBusy, sessionMissing } from '../generation/session-turn.js';
 import type { RegionState, Sessions } from '../ports.js';
@@ -26,6 +26,11 @@ const itemNotFound = (id: string) => new NotFoundError(`item '${id}' does not ex
 export function conversationsRoute(sessions: Sessions, region: RegionState) {
   /** Not here: it moved to another region (409 with its new id, which the edge follows), or there is none (404). */
   const missing = (tenant: string, id: string) => sessionMissing(sessions, tenant, id, conversationNotFound);
+  /** A conversation is a session: it lives in the region its id names (a replica elsewhere is read-only). */
+  const atHome: MiddlewareHandler = async (c, next) => {
+    checkSessionHome(c.req.param('id')!, region.name, false);
+    await next();
+  };
   const load = async (tenant: string, id: string) => {
     const view = await sessions.get(tenant, id);
     if (!view) throw await missing(tenant, id);
@@ -35,9 +40,8 @@ export function conversationsRoute(sessions: Sessions, region: RegionState) {
   const withIds = (messages: ChatMessage[]) => messages.map((message) => ({ ...message, id: sessions.newItemId() }));
 
   return new Hono<{ Variables: GatewayVariables }>()
-    // A conversation is a session: it lives in the region its id names (a replica elsewhere is read-only).
-    .use('/:id/*', async (c, next) => { checkSessionHome(c.req.param('id')!, region.name, false); await next(); })
-    .use('/:id', async (c, next) => { checkSessionHome(c.req.param('id')!, region.name, false); await next(); })
+    .use('/:id/*', atHome)
+    .use('/:id', atHome)
     .post('/', async (c) => {
       const request = validateCreateConversation(await readJsonBody(c));
       const view = await sessions.create(c.get('tenant'), { model: ANY_MODEL, system: null, metadata: request.metadata, items: withIds(request.items) });
