@@ -27,7 +27,7 @@ let workDir: string;
 
 beforeAll(async () => {
   workDir = mkdtempSync(join(tmpdir(), 'bamba-edge-'));
-  const [usPort, euPort, edgePort] = [await freePort(), await freePort(), await freePort()];
+  const [usPort, euPort] = [await freePort(), await freePort()];
   const regions = JSON.stringify([
     { name: 'us', url: `http://127.0.0.1:${usPort}`, continent: 'NA' },
     { name: 'eu', url: `http://127.0.0.1:${euPort}`, continent: 'EU' },
@@ -41,7 +41,6 @@ beforeAll(async () => {
   });
   [us, eu] = await Promise.all([region('us', usPort), region('eu', euPort)]);
   edge = await startEdgeDev({
-    port: edgePort,
     workDir,
     bindings: { BAMBA_API_KEYS: `${EDGE_KEY}:tenant-a`, BAMBA_EDGE_SECRET: SECRET, BAMBA_REGIONS: regions, BAMBA_EDGE_BREAKER_OPEN_MS: '1500' },
   });

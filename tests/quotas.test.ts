@@ -70,8 +70,9 @@ describe('session-owned snapshots beyond the snapshot budget', () => {
       expect(second.resume).toBe('snapshot');
       expect(second.cachedTokens).toBeGreaterThan(0);
     }
+    // A turn's state lands after its end event: wait for the last one before reading the store.
+    for (const id of ids) await stack.waitFor(`${id}'s snapshot`, async () => ((await sessions.get(id)).json.state === 'snapshot' ? true : undefined));
     // Owned snapshots exceed the budget; the store kept them (the budget bounds cache entries only).
     expect(Number(await stack.redis.get(stack.keys.snapshotBytes))).toBeGreaterThan(900_000);
-    for (const id of ids) expect((await sessions.get(id)).json.state).toBe('snapshot');
   });
 });

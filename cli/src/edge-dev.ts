@@ -9,10 +9,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from './local-redis.js';
 
 /** The edge's wrangler config, from this package's place in the repository. */
 export const EDGE_WRANGLER_CONFIG = resolve(dirname(fileURLToPath(import.meta.url)), '../../infra/edge/wrangler.toml');
 const READY_TIMEOUT_MS = 60_000;
+const PORT_ATTEMPTS = 3;
+const PORT_TAKEN = /Address already in use/;
 
 /** What keeps wrangler from calling out (metrics, the `cf` object) or talking to a terminal. */
 export const WRANGLER_OFFLINE_ENV = { WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_HIDE_BANNER: 'true', CI: 'true' };
@@ -29,7 +32,12 @@ export interface EdgeDev {
 }
 
 export interface EdgeDevOptions {
-  port: number;
+  /**
+   * Where the edge listens. Without one, a free port is picked, and picked again if another
+   * process takes it before wrangler binds it (ephemeral ports are shared with every outgoing
+   * connection on the machine).
+   */
+  port?: number;
   /** The Worker's bindings (vars and secrets). */
   bindings: Record<string, string>;
   /** Where the env file and wrangler's state go. */
@@ -48,11 +56,22 @@ export async function startEdgeDev(options: EdgeDevOptions): Promise<EdgeDev> {
   mkdirSync(options.workDir, { recursive: true });
   const envFile = join(options.workDir, 'edge.env');
   writeFileSync(envFile, `${Object.entries(options.bindings).map(([name, value]) => envFileLine(name, value)).join('\n')}\n`, { mode: 0o600 });
+  if (options.port !== undefined) return launchEdgeDev(options, envFile, options.port);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launchEdgeDev(options, envFile, await freePort());
+    } catch (error) {
+      if (attempt >= PORT_ATTEMPTS || !PORT_TAKEN.test((error as Error).message)) throw error;
+    }
+  }
+}
+
+async function launchEdgeDev(options: EdgeDevOptions, envFile: string, port: number): Promise<EdgeDev> {
   const child = spawn(process.execPath, [
-    wranglerBin(), 'dev', '-c', EDGE_WRANGLER_CONFIG, '--ip', '127.0.0.1', '--port', String(options.port), '--inspector-port', '0',
+    wranglerBin(), 'dev', '-c', EDGE_WRANGLER_CONFIG, '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', '0',
     '--env-file', envFile, '--persist-to', join(options.workDir, 'state'), '--show-interactive-dev-session=false', '--log-level', 'info',
   ], { env: { ...process.env, ...WRANGLER_OFFLINE_ENV }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  const url = `http://127.0.0.1:${options.port}`;
+  const url = `http://127.0.0.1:${port}`;
   let output = '';
   const ready = new Promise<void>((resolveReady, reject) => {
     const timer = setTimeout(() => reject(new Error(`wrangler dev did not become ready within ${READY_TIMEOUT_MS / 1000} s:\n${output.slice(-2000)}`)), READY_TIMEOUT_MS);

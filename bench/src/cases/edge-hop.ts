@@ -26,7 +26,6 @@ export const edgeHopCase: BenchCase = {
     const region = await startTestStack({ region: 'us', gatewayEnv: { PORT: String(regionPort), BAMBA_EDGE_SECRET: secret } });
     const workDir = mkdtempSync(join(tmpdir(), 'bamba-bench-edge-'));
     const edge = await startEdgeDev({
-      port: await freePort(),
       workDir,
       bindings: { BAMBA_API_KEYS: 'bench-key:local', BAMBA_EDGE_SECRET: secret, BAMBA_REGIONS: JSON.stringify([{ name: 'us', url: `http://127.0.0.1:${regionPort}` }]) },
     });
