@@ -13,13 +13,14 @@ import { DEFAULT_MODEL_SEED, ensureCachedModel } from '@bamba/model-gen';
 import type { BenchCase } from '../case.js';
 import { median, progress, round } from '../measure.js';
 
-const DECODERS = 3;
+export const DECODERS = 3;
 /** Long enough answers that several exports happen while every decoder still runs. */
 const ANSWER_TOKENS = { tiny: 2000, small: 600 } as const;
 
-interface StallFigures { exports: number; exportMs: number; medianGapMs: number; worstGapDuringExportMs: number; worstGapElsewhereMs: number; stateMB: number }
+export interface StallFigures { exports: number; exportMs: number; medianGapMs: number; worstGapDuringExportMs: number; worstGapElsewhereMs: number; stateMB: number }
 
-async function measure(engine: Engine, history: number, exportsWanted: number, answerTokens: number): Promise<StallFigures> {
+/** On an engine with at least DECODERS + 1 free slots. */
+export async function measureExportStall(engine: Engine, history: number, exportsWanted: number, answerTokens: number): Promise<StallFigures> {
   const exporter = engine.acquireSlot()!;
   await engine.evaluate(exporter, engine.tokenize('The quick brown fox jumps over the lazy dog. '.repeat(Math.ceil(history / 45)).slice(0, history)));
   const decoders = Array.from({ length: DECODERS }, () => engine.acquireSlot()!);
@@ -56,6 +57,12 @@ async function measure(engine: Engine, history: number, exportsWanted: number, a
   };
 }
 
+export const STALL_COLUMNS = ['preset', 'H (tokens)', 'state MB', 'exports', 'export (ms)', 'median gap (ms)', 'worst gap during export (ms)', 'worst gap otherwise (ms)', 'worst during ÷ median'];
+
+export function stallRow(model: string, history: number, figures: StallFigures): Array<string | number> {
+  return [model, history, round(figures.stateMB, 2), figures.exports, round(figures.exportMs, 1), round(figures.medianGapMs, 1), round(figures.worstGapDuringExportMs, 1), round(figures.worstGapElsewhereMs, 1), round(figures.worstGapDuringExportMs / figures.medianGapMs, 2)];
+}
+
 export const exportStallCase: BenchCase = {
   name: 'export-stall',
   description: "other slots' largest inter-token gap during a state export ÷ their median gap (tiny, small)",
@@ -69,9 +76,9 @@ export const exportStallCase: BenchCase = {
       try {
         for (const history of histories) {
           progress(`${preset}, H=${history}`);
-          const figures = await measure(engine, history, quick ? 3 : 8, ANSWER_TOKENS[preset]);
+          const figures = await measureExportStall(engine, history, quick ? 3 : 8, ANSWER_TOKENS[preset]);
           raw[`${preset}-${history}`] = figures;
-          rows.push([preset, history, round(figures.stateMB, 2), figures.exports, round(figures.exportMs, 1), round(figures.medianGapMs, 1), round(figures.worstGapDuringExportMs, 1), round(figures.worstGapElsewhereMs, 1), round(figures.worstGapDuringExportMs / figures.medianGapMs, 2)]);
+          rows.push(stallRow(preset, history, figures));
         }
       } finally {
         await engine.close();
@@ -82,7 +89,7 @@ export const exportStallCase: BenchCase = {
       tables: [{
         title: 'Export stall: other slots during a state export',
         note: `${DECODERS} slots decode long greedy answers (tiny ${ANSWER_TOKENS.tiny} tokens, small ${ANSWER_TOKENS.small}) (batched decode steps) while a fourth slot holding H tokens of state is exported repeatedly (60 ms apart). Gaps are between consecutive tokens of the decoding slots; "during export" are gaps that overlap an export. In-process engine, 1 thread, 2-core machine. Goal: worst gap during an export ≤ 2× the median gap. A 9B-sized state cannot be measured here (its weights do not fit this machine's CPU budget in reasonable time); see bench/gpu/.`,
-        columns: ['preset', 'H (tokens)', 'state MB', 'exports', 'export (ms)', 'median gap (ms)', 'worst gap during export (ms)', 'worst gap otherwise (ms)', 'worst during ÷ median'],
+        columns: STALL_COLUMNS,
         rows,
       }],
     };

@@ -7,9 +7,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
-import { createLlamaEngine } from '@bamba/gpu-node';
+import { createLlamaEngine, type Engine } from '@bamba/gpu-node';
 import { DEFAULT_MODEL_SEED, ensureCachedModel, estimateStateBytes, MODEL_PRESETS, type ModelPresetName } from '@bamba/model-gen';
-import { BULK_CONNECTIONS_DEFAULT, connectBulkBytes, ioredisBulkBytes, regionKeys, SnapshotStore, type BulkBytes } from '@bamba/region';
+import { BULK_CONNECTIONS_DEFAULT, connectBulkBytes, ioredisBulkBytes, regionKeys, SnapshotStore, type BulkBytes, type RegionRedis } from '@bamba/region';
 import type { BenchCase } from '../case.js';
 import { withLocalRedis } from '../local-redis.js';
 import { median, progress, round } from '../measure.js';
@@ -23,6 +23,34 @@ async function timeMs(action: () => Promise<unknown>): Promise<number> {
   const started = performance.now();
   await action();
   return performance.now() - started;
+}
+
+export interface RoundTripTimes { size: number; exports: number[]; stores: number[]; imports: number[]; plain: number[] }
+
+/**
+ * A slot holding `tokens` tokens: its state exported from the engine, written to and read back
+ * from the chunked Redis store, imported into another slot; and the same bytes as one plain
+ * SET + GET. Milliseconds per repetition.
+ */
+export async function storeRoundTrip(engine: Engine, store: SnapshotStore, redis: RegionRedis, tokens: number, repetitions: number): Promise<RoundTripTimes> {
+  const slot = engine.acquireSlot()!;
+  const target = engine.acquireSlot()!;
+  try {
+    await engine.evaluate(slot, engine.tokenize('y'.repeat(tokens)));
+    const times: RoundTripTimes = { size: 0, exports: [], stores: [], imports: [], plain: [] };
+    for (let repetition = 0; repetition < repetitions; repetition++) {
+      let snapshot: Buffer = Buffer.alloc(0);
+      times.exports.push(await timeMs(async () => { snapshot = await engine.exportState(slot); }));
+      times.size = snapshot.length;
+      times.stores.push(await timeMs(async () => { const info = await store.put(snapshot, { tenant: 'bench', fingerprint: engine.info.fingerprint, tokenCount: tokens, tokenHash: `${tokens}-${repetition}`.padStart(64, '0'), indexPrefix: false }); snapshot = (await store.read(info.snapshotId))!; await store.forget(info.snapshotId); }));
+      times.imports.push(await timeMs(() => engine.importState(target, snapshot)));
+      times.plain.push(await timeMs(async () => { await redis.set('bench:plain', snapshot); await redis.getBuffer('bench:plain'); await redis.del('bench:plain'); }));
+    }
+    return times;
+  } finally {
+    await engine.releaseSlot(slot);
+    await engine.releaseSlot(target);
+  }
 }
 
 export const snapshotStoreCase: BenchCase = {
@@ -41,22 +69,7 @@ export const snapshotStoreCase: BenchCase = {
           progress(`${preset}: snapshot after ${tokens} tokens`);
           const engine = await createLlamaEngine({ modelPath: ensureCachedModel(resolve('.cache'), preset, DEFAULT_MODEL_SEED), device: 'cpu', slots: 2, contextSize: 2048 });
           try {
-            const slot = engine.acquireSlot()!;
-            const target = engine.acquireSlot()!;
-            await engine.evaluate(slot, engine.tokenize('y'.repeat(tokens)));
-            const exports: number[] = [];
-            const stores: number[] = [];
-            const imports: number[] = [];
-            const plain: number[] = [];
-            let size = 0;
-            for (let repetition = 0; repetition < REPETITIONS; repetition++) {
-              let snapshot: Buffer = Buffer.alloc(0);
-              exports.push(await timeMs(async () => { snapshot = await engine.exportState(slot); }));
-              size = snapshot.length;
-              stores.push(await timeMs(async () => { const info = await store.put(snapshot, { tenant: 'bench', fingerprint: engine.info.fingerprint, tokenCount: tokens, tokenHash: `${repetition}`.padStart(64, '0'), indexPrefix: false }); snapshot = (await store.read(info.snapshotId))!; }));
-              imports.push(await timeMs(() => engine.importState(target, snapshot)));
-              plain.push(await timeMs(async () => { await redis.set('bench:plain', snapshot); await redis.getBuffer('bench:plain'); }));
-            }
+            const { size, exports, stores, imports, plain } = await storeRoundTrip(engine, store, redis, tokens, REPETITIONS);
             if (preset === 'small') smallBytes = size;
             const total = median(exports) + median(stores) + median(imports);
             rows.push([preset, round(size / 1e6, 2), round(median(exports), 1), round(median(stores), 1), round(median(imports), 1), round(size / 1e6 / (total / 1000), 0), round(size / 1e6 / (median(plain) / 1000), 0), round(median(plain) / total, 2)]);

@@ -43,6 +43,12 @@ export interface EngineOptions {
    * (Mamba) tensors, about half the bytes. Import reads either. Default `f32`.
    */
   snapshotEncoding?: SnapshotEncoding;
+  /**
+   * Let node-llama-cpp refuse a context its memory estimate says will not fit. Default true. The
+   * GPU capacity benchmark turns it off: llama.cpp's own allocation is the test of what fits, and
+   * the estimate does not know that a hybrid's Mamba layers keep no per-token cache.
+   */
+  memorySafetyChecks?: boolean;
 }
 
 

@@ -64,6 +64,7 @@ export async function createLlamaEngine(options: EngineOptions): Promise<LlamaEn
       sequences: slots,
       flashAttention,
       threads: options.threads ?? Math.max(1, availableParallelism() - 1),
+      ignoreMemorySafetyChecks: options.memorySafetyChecks === false,
     });
     const engineVersion = `node-llama-cpp@${NODE_LLAMA_CPP_VERSION}/llama.cpp@${llama.llamaCppRelease.release}`;
     const fingerprint = computeModelFingerprint(options.modelPath, engineVersion, {
