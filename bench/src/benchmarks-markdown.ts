@@ -16,7 +16,7 @@ const PREAMBLE = [
   '',
   'Written by `npm run bench`; do not edit by hand. Every figure is a median or a ratio measured side by side in one run on the machine named under each case (these machines are noisy: compare ratios, not absolute numbers across runs). A `--case` run replaces only its own section.',
   '',
-  'Reproduce: `npm run bench` (all cases), `npm run bench -- --case NAME`, `npm run bench -- --quick` (smoke run, writes `bench/results/*-quick.json` only). Raw results: `bench/results/`. GPU: `bench/gpu/`.',
+  'Reproduce: `npm run bench` (all cases), `npm run bench -- --case NAME`, `npm run bench -- --quick` (smoke run, writes `bench/results/*-quick.json` only). Raw results: `bench/results/`. GPU (H200): [bench/gpu/README.md](bench/gpu/README.md) says what has run on a GPU and links each `bench/gpu/RESULTS-<date>.md`.',
   '',
   '## Results',
   '',

@@ -1,0 +1,25 @@
+/**
+ * The models a GPU run uses, written by our own generator: the tiny model (the reference check's,
+ * the same file the tests use) and, for a dry run, the tiny transformer. The two big models are
+ * written on the host by bench/gpu/fill-weights.py from preambles bench/gpu/pack.mjs made here.
+ * Usage: node bench/dist/gpu/models.js CACHE_DIR   (prints the paths as JSON)
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { DEFAULT_MODEL_SEED, ensureCachedModel, planTransformer, TRANSFORMER_PRESETS, writeGguf, type TransformerPresetName } from '@bamba/model-gen';
+
+/** A random-weight transformer of a preset's shape, written once into `cacheDir/models`. */
+export function ensureTransformer(cacheDir: string, preset: TransformerPresetName): string {
+  const path = join(cacheDir, 'models', `${preset}-seed1.gguf`);
+  if (!existsSync(path)) {
+    mkdirSync(join(cacheDir, 'models'), { recursive: true });
+    process.stderr.write(`writing ${preset} (random weights)…\n`);
+    writeGguf(path, planTransformer(TRANSFORMER_PRESETS[preset], 1).document);
+  }
+  return path;
+}
+
+if (process.argv[1]?.endsWith('models.js')) {
+  const cacheDir = resolve(process.argv[2] ?? '.cache');
+  process.stdout.write(`${JSON.stringify({ tiny: ensureCachedModel(cacheDir, 'tiny', DEFAULT_MODEL_SEED), llamaTiny: ensureTransformer(cacheDir, 'llama-tiny-shape') })}\n`);
+}
