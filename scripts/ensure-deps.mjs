@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // First step of `npm start` and `npm test`: make a fresh clone runnable with no other command.
-// Installs dependencies when missing or stale, installs Debian's chromium for the page tests
-// when it is missing and this is a Debian-like machine run as root, and stops with one line when
+// Installs dependencies when missing or stale, installs Debian's chromium (the page tests) and
+// python3-numpy (the reference-mapping test) when they are missing and this is a Debian-like
+// machine run as root, and stops with one line when
 // something the project cannot install itself (Node too old, no redis-server) is missing.
 // Plain JS with no dependencies: it runs before node_modules exists.
 import { spawnSync } from 'node:child_process';
@@ -12,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const needRedis = process.argv.includes('--need-redis');
 const needChromium = process.argv.includes('--need-chromium');
+const needNumpy = process.argv.includes('--need-numpy');
 
 function stop(line) {
   process.stderr.write(`${line}\n`);
@@ -43,16 +45,32 @@ if (needRedis && !process.env.REDIS_URL) {
   }
 }
 
+const canApt = () => process.getuid?.() === 0 && spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status === 0;
+
+/** Installs a Debian package for `purpose` (an image without package lists needs an update first), or stops with `fix`. */
+function aptInstall(pkg, purpose, fix) {
+  process.stderr.write(`Installing ${pkg} for ${purpose} (apt-get install -y ${pkg})…\n`);
+  const apt = (args) => spawnSync('apt-get', args, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }).status === 0;
+  if (!apt(['install', '-y', pkg]) && !(apt(['update']) && apt(['install', '-y', pkg]))) stop(`apt-get could not install ${pkg}: ${fix}.`);
+}
+
 // The page tests drive Debian's chromium with playwright-core (which downloads no browser).
 if (needChromium) {
   const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
   if (!existsSync(chromium)) {
     const fix = 'install it (Debian/Ubuntu: apt-get install -y chromium) or set CHROMIUM_PATH to a Chromium binary';
-    const canApt = process.getuid?.() === 0 && spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status === 0;
-    if (!canApt || process.env.CHROMIUM_PATH) stop(`${chromium} not found (the page tests need it): ${fix}.`);
-    process.stderr.write('Installing chromium for the page tests (apt-get install -y chromium)…\n');
-    const apt = (args) => spawnSync('apt-get', args, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }).status === 0;
-    // An image without package lists needs an update first.
-    if (!apt(['install', '-y', 'chromium']) && !(apt(['update']) && apt(['install', '-y', 'chromium']))) stop(`apt-get could not install chromium: ${fix}.`);
+    if (!canApt() || process.env.CHROMIUM_PATH) stop(`${chromium} not found (the page tests need it): ${fix}.`);
+    aptInstall('chromium', 'the page tests', fix);
+  }
+}
+
+// The reference-mapping test runs bench/gpu/reference/check.py, which needs python3 with numpy.
+if (needNumpy) {
+  const hasNumpy = () => spawnSync('python3', ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0;
+  if (!hasNumpy()) {
+    const fix = 'install it (Debian/Ubuntu: apt-get install -y python3-numpy; elsewhere: python3 -m pip install numpy)';
+    if (!canApt()) stop(`python3 cannot import numpy (the reference-mapping test needs it): ${fix}.`);
+    aptInstall('python3-numpy', 'the reference-mapping test', fix);
+    if (!hasNumpy()) stop(`python3 still cannot import numpy after installing python3-numpy: ${fix}.`);
   }
 }

@@ -1,6 +1,6 @@
 /** @bamba/gpu-node: the engine, the intake, and serving a job end to end. */
 export * from './engine/engine.js';
-export { createLlamaEngine, LlamaEngine } from './engine/llama-engine.js';
+export { createLlamaEngine, LlamaEngine, loadLlama } from './engine/llama-engine.js';
 export { computeModelFingerprint, type StateLayout } from './engine/fingerprint.js';
 export { tokenSequenceHash, wrapSnapshot, unwrapSnapshot } from './state/snapshot-codec.js';
 export {

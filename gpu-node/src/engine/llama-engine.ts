@@ -98,7 +98,8 @@ function vocabularySize(model: LlamaModel): number {
   return tokens.length;
 }
 
-async function loadLlama(device: EngineOptions['device']): Promise<Llama> {
+/** node-llama-cpp's binding for a device (`auto`: CUDA when usable, else the CPU); never compiles. */
+export async function loadLlama(device: EngineOptions['device']): Promise<Llama> {
   // `build: 'never'`: a serving process must not start a 5-minute compile or reach the network.
   const common = { build: 'never', logLevel: LlamaLogLevel.warn, progressLogs: false } as const;
   if (device === 'cpu') return getLlama({ ...common, gpu: false });
