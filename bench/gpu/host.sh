@@ -36,6 +36,8 @@ step() {
 log "unpacking .gpu/ into $work"
 for archive in node redis; do tar -xJf ".gpu/$archive.tar.xz" -C "$work" || { log "cannot unpack .gpu/$archive.tar.xz"; exit 1; }; done
 export PATH="$work/node/bin:$work/redis:$PATH"
+# nvcc and nvidia-smi where CUDA images keep them, when they are not on PATH already.
+for dir in /usr/local/cuda/bin /usr/local/nvidia/bin; do [ -d "$dir" ] && export PATH="$PATH:$dir"; done
 tar -xJf .gpu/app.tar.xz || { log "cannot unpack .gpu/app.tar.xz"; exit 1; }
 llama_src=node_modules/node-llama-cpp/llama/llama.cpp
 rm -rf "$llama_src" && mkdir -p "$llama_src/.git" && tar -xJf .gpu/llama-src.tar.xz -C "$llama_src"
@@ -68,12 +70,14 @@ else
   hybrid="$models/bamba-9b-shape.gguf"; transformer="$models/llama-3.1-8b-shape.gguf"
 fi
 tiny="$work/models/tiny-seed42-g2.gguf"
+# Proof that what serves below is the binding built above (no prebuilt binary travels).
+step binding 10 node bench/dist/gpu/binding.js "$([ -n "$dry" ] && echo cpu || echo cuda)" || exit 1
 
 step reference 60 bash bench/gpu/reference/run.sh "$tiny" "$results" $dry
 step stack 150 node bench/dist/gpu/stack.js $dry --hybrid "$hybrid" --out "$results/stack.json"
 step capacity 150 node bench/dist/gpu/capacity.js $dry --validate --hybrid "$hybrid" --transformer "$transformer" --out "$results/capacity.json"
-throughput_args=(--batches 1,32 --outputs 4096)
+throughput_args=(--batches 32 --outputs 4096)
 [ -n "$dry" ] && throughput_args=(--dry-run)
-step throughput 90 node bench/dist/gpu/throughput.js "${throughput_args[@]}" --hybrid "$hybrid" --transformer "$transformer" --out "$work/throughput.json" \
+step throughput 200 node bench/dist/gpu/throughput.js "${throughput_args[@]}" --hybrid "$hybrid" --transformer "$transformer" --out "$work/throughput.json" \
   && cp "$work/throughput.md" "$results/throughput.md"
 log "done in ${SECONDS}s; results in $results"

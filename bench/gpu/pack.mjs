@@ -49,7 +49,11 @@ const modules = Object.entries(lock.packages)
   .filter(([path, entry]) => path.startsWith('node_modules/') && !entry.dev && existsSync(join(root, path)))
   .map(([path]) => path)
   .filter((path) => !path.startsWith('node_modules/@node-llama-cpp/') && !UNUSED_PACKAGES.some((name) => path === `node_modules/${name}` || path.startsWith(`node_modules/${name}/`)));
-const dists = workspaces.map((workspace) => `${workspace}/dist`).filter((path) => existsSync(join(root, path)));
+// Each workspace's dist/ and any one level down (the gateway's page scripts: gateway/browser/dist).
+const dists = workspaces.flatMap((workspace) => [
+  `${workspace}/dist`,
+  ...readdirSync(join(root, workspace), { withFileTypes: true }).filter((entry) => entry.isDirectory() && !['node_modules', 'dist', 'src'].includes(entry.name)).map((entry) => `${workspace}/${entry.name}/dist`),
+]).filter((path) => existsSync(join(root, path)));
 if (!dists.includes('bench/dist')) throw new Error('bench/dist is missing: run `npm run build` first');
 const listFile = join(stage, 'app.list');
 // node_modules/.bin: `npm run` finds cmake-js there when node-llama-cpp builds.

@@ -31,6 +31,10 @@ export interface ResumeRun {
   threads?: number;
   /** Where the in-process engine writes state files (the gpu-nodes read BAMBA_STATE_DIR). */
   stateDir?: string;
+  /** Skip the host-tier stack (default: measured). */
+  skipHost?: boolean;
+  /** Skip the in-process export/import timing (default: measured). */
+  skipTransfer?: boolean;
 }
 
 export interface ResumeFigures {
@@ -71,40 +75,30 @@ export async function measureResume(run: ResumeRun): Promise<ResumeFigures> {
   for (const history of histories) results[history] = { resident: [], host: [], snapshot: [], replay: [] };
   const turn = (stack: TestStack, sessionId: string, content: string) => timedTurn(stack, modelId, sessionId, content);
 
+  /** Second turns on a stack where every resume should take `path`: their times to first token. */
+  const secondTurns = async (path: 'resident' | 'host', nodeOverrides: Record<string, string>) => {
+    const stack = await startTestStack({ model, nodeEnv: { ...nodeEnv, ...nodeOverrides }, gatewayEnv });
+    try {
+      for (const history of histories) {
+        for (let repetition = 0; repetition < repetitionsFor(history); repetition++) {
+          progress(`${path}, H=${history}, ${repetition + 1}/${repetitionsFor(history)}`);
+          const sessionId = await createSession(stack, modelId, history);
+          await turn(stack, sessionId, 'first turn');
+          await stateLanded(stack, sessionId, 1);
+          const second = await turn(stack, sessionId, 'second turn');
+          if (second.resume !== path) throw new Error(`expected a ${path} resume, got ${second.resume}`);
+          results[history]![path].push(second.ttftMs);
+        }
+      }
+    } finally {
+      await stack.stop();
+    }
+  };
   progress(`stack with resident sessions (${modelId})`);
-  const residentStack = await startTestStack({ model, nodeEnv, gatewayEnv });
-  try {
-    for (const history of histories) {
-      for (let repetition = 0; repetition < repetitionsFor(history); repetition++) {
-        progress(`resident, H=${history}, ${repetition + 1}/${repetitionsFor(history)}`);
-        const sessionId = await createSession(residentStack, modelId, history);
-        await turn(residentStack, sessionId, 'first turn');
-        await stateLanded(residentStack, sessionId, 1);
-        const second = await turn(residentStack, sessionId, 'second turn');
-        if (second.resume !== 'resident') throw new Error(`expected a resident resume, got ${second.resume}`);
-        results[history]!.resident.push(second.ttftMs);
-      }
-    }
-  } finally {
-    await residentStack.stop();
-  }
-
-  progress('stack without resident slots: every resume comes from the host-memory tier');
-  const hostStack = await startTestStack({ model, nodeEnv: { ...nodeEnv, BAMBA_RESIDENT_SESSIONS: '0' }, gatewayEnv });
-  try {
-    for (const history of histories) {
-      for (let repetition = 0; repetition < repetitionsFor(history); repetition++) {
-        progress(`host, H=${history}, ${repetition + 1}/${repetitionsFor(history)}`);
-        const sessionId = await createSession(hostStack, modelId, history);
-        await turn(hostStack, sessionId, 'first turn');
-        await stateLanded(hostStack, sessionId, 1);
-        const second = await turn(hostStack, sessionId, 'second turn');
-        if (second.resume !== 'host') throw new Error(`expected a host-tier resume, got ${second.resume}`);
-        results[history]!.host.push(second.ttftMs);
-      }
-    }
-  } finally {
-    await hostStack.stop();
+  await secondTurns('resident', {});
+  if (!run.skipHost) {
+    progress('stack without resident slots: every resume comes from the host-memory tier');
+    await secondTurns('host', { BAMBA_RESIDENT_SESSIONS: '0' });
   }
 
   // No system-prompt checkpoints either: the replayed session's history starts with the same system prompt.
@@ -133,9 +127,10 @@ export async function measureResume(run: ResumeRun): Promise<ResumeFigures> {
     await snapshotStack.stop();
   }
 
+  const transfer: ResumeFigures['transfer'] = {};
+  if (run.skipTransfer) return { results, transfer };
   progress('snapshot export/import alone, in-process');
   const engine = await createLlamaEngine({ modelPath, device: run.device, slots: 2, contextSize: run.context, ...(run.threads ? { threads: run.threads } : {}), ...(run.stateDir ? { stateDir: run.stateDir } : {}) });
-  const transfer: ResumeFigures['transfer'] = {};
   try {
     for (const history of histories) {
       const slot = engine.acquireSlot()!;
@@ -169,8 +164,11 @@ export function resumeRows(histories: readonly number[], { results, transfer }: 
   return histories.map((history) => {
     const { resident, host, snapshot, replay } = results[history]!;
     const [residentMs, hostMs, snapshotMs, replayMs] = [median(resident), median(host), median(snapshot), median(replay)];
-    return [history, round(residentMs, 1), round(hostMs, 1), round(snapshotMs, 1), round(replayMs, 1), round(hostMs / residentMs, 2), round(snapshotMs / residentMs, 2), round(replayMs / snapshotMs, 2), round(replayMs / residentMs, 2),
-      round(transfer[history]!.bytes / 1e6, 2), round(transfer[history]!.exportMs, 1), round(transfer[history]!.importMs, 1)];
+    // A path a run skipped shows as a dash, not NaN.
+    const shown = (value: number, digits: number) => (Number.isFinite(value) ? round(value, digits) : '—');
+    const moved = transfer[history];
+    return [history, shown(residentMs, 1), shown(hostMs, 1), shown(snapshotMs, 1), shown(replayMs, 1), shown(hostMs / residentMs, 2), shown(snapshotMs / residentMs, 2), shown(replayMs / snapshotMs, 2), shown(replayMs / residentMs, 2),
+      moved ? round(moved.bytes / 1e6, 2) : '—', moved ? round(moved.exportMs, 1) : '—', moved ? round(moved.importMs, 1) : '—'];
   });
 }
 

@@ -52,12 +52,18 @@ function log(line: string): void {
   process.stderr.write(`capacity: ${line}\n`);
 }
 
-/** Free bytes on the GPU (nvidia-smi), or the machine's free RAM on the CPU. */
+/** Free bytes on the GPU (nvidia-smi, else torch), or the machine's free RAM on the CPU. */
 function freeDeviceBytes(device: EngineDevice): number {
   if (device !== 'cuda') return freemem();
-  const mib = Number(execFileSync('nvidia-smi', ['--query-gpu=memory.free', '--format=csv,noheader,nounits'], { encoding: 'utf8' }).split('\n')[0]);
-  if (!Number.isFinite(mib)) throw new Error('nvidia-smi gave no free memory figure');
-  return mib * 2 ** 20;
+  try {
+    const mib = Number(execFileSync('nvidia-smi', ['--query-gpu=memory.free', '--format=csv,noheader,nounits'], { encoding: 'utf8' }).split('\n')[0]);
+    if (Number.isFinite(mib) && mib > 0) return mib * 2 ** 20;
+  } catch {
+    /* no nvidia-smi on PATH: ask torch */
+  }
+  const bytes = Number(execFileSync('python3', ['-c', 'import torch; print(torch.cuda.mem_get_info()[0])'], { encoding: 'utf8' }).trim());
+  if (!Number.isFinite(bytes) || bytes <= 0) throw new Error('neither nvidia-smi nor torch gave the free GPU memory');
+  return bytes;
 }
 
 async function fillAndDecode(engine: Engine, sequences: number, context: number, answerTokens: number, allLong: boolean) {
@@ -157,5 +163,6 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   process.stderr.write(`capacity: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  process.exitCode = 1;
+  // Exit now: a failure part-way can leave handles open, and host.sh's next step is waiting.
+  process.exit(1);
 });

@@ -100,5 +100,6 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   process.stderr.write(`gpu-throughput: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  process.exitCode = 1;
+  // Exit now: a failure part-way can leave handles open, and host.sh's next step is waiting.
+  process.exit(1);
 });
