@@ -7,6 +7,7 @@ fixed exponent and random sign/mantissa, F32 norms at 1, SSM A at -1) so the mod
 finite numbers. Usage: fill-weights.py PREAMBLE MANIFEST OUT
 """
 import json
+import os
 import sys
 
 import numpy as np
@@ -15,7 +16,9 @@ preamble_path, manifest_path, out_path = sys.argv[1:4]
 manifest = json.load(open(manifest_path))
 rng = np.random.default_rng(1)
 block = ((rng.integers(0, 1 << 16, size=32 << 20, dtype=np.uint32) & 0x83FF) | (9 << 10)).astype(np.uint16).tobytes()  # 64 MiB of F16 in [2^-6, 2^-5)
-with open(out_path, 'wb') as out:
+# Written beside the target and renamed when complete: an existing OUT is always a whole model.
+part_path = out_path + '.part'
+with open(part_path, 'wb') as out:
     out.write(open(preamble_path, 'rb').read())
     base = out.tell()
     for tensor in manifest['tensors']:
@@ -30,4 +33,5 @@ with open(out_path, 'wb') as out:
             value = -1.0 if tensor['name'].endswith('ssm_a') else (0.0 if 'bias' in tensor['name'] else 1.0)
             out.write(np.full(remaining // 4, value, dtype=np.float32).tobytes())
     out.truncate(base + manifest['dataBytes'])
+os.replace(part_path, out_path)
 print(out_path, base + manifest['dataBytes'])

@@ -52,21 +52,25 @@ if [ "$(df --output=avail -k /dev/shm 2>/dev/null | tail -1 || echo 0)" -lt $((8
 
 models="$work/models"
 mkdir -p "$models"
+# A rerun on a warm machine finds its build from the first run (ignored paths stay): no rebuild.
+built_already() {
+  node bench/dist/gpu/binding.js "$1" >/dev/null 2>&1 && log "build: our $1 binding from an earlier run is here; not rebuilt"
+}
 # node-llama-cpp names a local build after its custom cmake options, read from these variables
 # both when it builds and when a process loads the binary: they stay exported for every step.
 if [ -n "$dry" ]; then
   # The CPU build: the same offline path, no CUDA; an option that changes nothing (ccache is off by
   # default) so that loading goes through the same named-build lookup as on the GPU.
   export NODE_LLAMA_CPP_CMAKE_OPTION_GGML_CCACHE=OFF
-  step build 60 node node_modules/node-llama-cpp/dist/cli/cli.js source build --gpu false --noUsageExample || exit 1
+  built_already cpu || step build 60 node node_modules/node-llama-cpp/dist/cli/cli.js source build --gpu false --noUsageExample || exit 1
   step models 20 node bench/dist/gpu/models.js "$work" || exit 1
   hybrid="$work/models/tiny-seed42-g2.gguf"; transformer="$work/models/llama-tiny-shape-seed1.gguf"
 else
   # node-llama-cpp 3.21.1's prebuilt CUDA binary has no sm_90 code: build its llama.cpp for Hopper.
   # Flash attention kernels off: they double the build, and every measurement here runs without them.
   export NODE_LLAMA_CPP_CMAKE_OPTION_CMAKE_CUDA_ARCHITECTURES=90 NODE_LLAMA_CPP_CMAKE_OPTION_GGML_CUDA_FA=OFF
-  step build 200 node node_modules/node-llama-cpp/dist/cli/cli.js source build --gpu cuda --noUsageExample || exit 1
-  step models 60 bash -c "node bench/dist/gpu/models.js '$work' && for m in bamba-9b-shape llama-3.1-8b-shape; do python3 bench/gpu/fill-weights.py .gpu/models/\$m.preamble .gpu/models/\$m.json '$models'/\$m.gguf || exit 1; done" || exit 1
+  built_already cuda || step build 200 node node_modules/node-llama-cpp/dist/cli/cli.js source build --gpu cuda --noUsageExample || exit 1
+  step models 60 bash -c "node bench/dist/gpu/models.js '$work' && for m in bamba-9b-shape llama-3.1-8b-shape; do [ -f '$models'/\$m.gguf ] || python3 bench/gpu/fill-weights.py .gpu/models/\$m.preamble .gpu/models/\$m.json '$models'/\$m.gguf || exit 1; done" || exit 1
   hybrid="$models/bamba-9b-shape.gguf"; transformer="$models/llama-3.1-8b-shape.gguf"
 fi
 tiny="$work/models/tiny-seed42-g2.gguf"

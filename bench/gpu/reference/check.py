@@ -255,7 +255,7 @@ def verdict(result: dict[str, Any], problems: list[str], comparisons: list[dict[
         forced = [item for item in result["comparisons"] if item.get("informational")]
         if torch.get("rotaryNote") and forced and all(item["pass"] for item in forced):
             return "differs only in RoPE width: " + torch["rotaryNote"]
-        return "differences beyond tolerance: " + ", ".join(f"{item['reference']} vs {item['dump']['device']}/{item['dump']['kvCache']} ({item['allStepsMaxAbsDiff']:.2e} > {item['tolerance']:.0e} or greedy differs)" for item in failed)
+        return "differences beyond tolerance: " + ", ".join(f"{item['reference']} vs {item['dump']['device']}/{item['dump']['kvCache']} ({item['allStepsMaxAbsDiff']:.2e} > {item['tolerance']:.2g} or greedy differs)" for item in failed)
     if not sensitivity_ok:
         return "a transform mistake would go unnoticed: " + ", ".join(item["mistake"] for item in result["sensitivity"] if item["detected"] is False)
     if not comparisons:
@@ -285,7 +285,7 @@ def markdown(result: dict[str, Any]) -> str:
         for item in result["comparisons"]:
             dump = item["dump"]
             greedy = "yes" if item["greedyEqual"] else "near tie" if all(d["nearTie"] for p in item["prompts"] for d in p["greedyDivergences"]) else "no"
-            lines.append(f"| {item['reference']}{' (informational)' if item.get('informational') else ''} | {dump['device']}, K/V {dump['kvCache']} | {item['tolerance']:.0e} | {item['nextTokenMaxAbsDiff']:.2e} | {item['allStepsMaxAbsDiff']:.2e} | {greedy} | {'yes' if item['pass'] else 'no'} |")
+            lines.append(f"| {item['reference']}{' (informational)' if item.get('informational') else ''} | {dump['device']}, K/V {dump['kvCache']} | {item['tolerance']:.2g} | {item['nextTokenMaxAbsDiff']:.2e} | {item['allStepsMaxAbsDiff']:.2e} | {greedy} | {'yes' if item['pass'] else 'no'} |")
     if result.get("sensitivity"):
         lines += ["", "Sensitivity (numpy reference with a deliberate mistake; each must be detected):"]
         for item in result["sensitivity"]:

@@ -19,9 +19,13 @@ DUMP_FORMAT = "bamba-reference-dump/1"
 # Default tolerances on log-probabilities (max abs difference), by what llama.cpp computed in.
 # Measured on the CPU here: F32 weights with an F32 K/V cache agree with the float64 numpy
 # reference to 4e-5 (tiny and an F32 copy of small); an F16 K/V cache (what the gpu-node serves
-# with) adds up to 7.5e-3; F16 weights (small) reach 1.8e-2 from llama.cpp's half-precision matmuls.
+# with) adds up to 1e-2. F16 weights (small) reach 1.8e-2 with node-llama-cpp's prebuilt CPU
+# binary and 6.6e-2 with a native build of the same source (other SIMD paths for the half-
+# precision matmuls), so their tolerance is set by what it must still catch: the smallest
+# deliberate mapping mistake the sensitivity check detects on small differs by 2.4, ten times it.
 TOLERANCE_F32 = 1e-3
-TOLERANCE_HALF = 5e-2
+TOLERANCE_HALF_KV = 5e-2
+TOLERANCE_HALF_WEIGHTS = 0.25
 
 LogProbs = Callable[[list[int]], np.ndarray]
 
@@ -45,8 +49,9 @@ def load_dump(path: str) -> dict[str, Any]:
 
 
 def default_tolerance(dump: dict[str, Any], weight_types: set[str]) -> float:
-    half = dump["engine"].get("kvCache", "F16") != "F32" or bool(weight_types - {"F32"})
-    return TOLERANCE_HALF if half else TOLERANCE_F32
+    if weight_types - {"F32"}:
+        return TOLERANCE_HALF_WEIGHTS
+    return TOLERANCE_HALF_KV if dump["engine"].get("kvCache", "F16") != "F32" else TOLERANCE_F32
 
 
 def compare_prompt(log_probs: LogProbs, prompt: dict[str, Any], tolerance: float) -> dict[str, Any]:

@@ -90,7 +90,7 @@ async function measureCapacity(contender: Contender, context: number, options: {
       engine = await createLlamaEngine({ modelPath: contender.modelPath, device: options.device, slots: sequences, contextSize: context, isolatePrompts: false, memorySafetyChecks: false });
       const result = await fillAndDecode(engine, sequences, context, options.answerTokens, false);
       const limitedBy = options.cap < Math.min(memoryLimit, MAX_SEQUENCES_PER_CONTEXT) ? 'dry run' : sequences === MAX_SEQUENCES_PER_CONTEXT && memoryLimit > MAX_SEQUENCES_PER_CONTEXT ? 'llama.cpp (256 per context)' : 'memory';
-      log(`${contender.name} at ${context}: ${sequences} sequences decode ${round(result.tokensPerSecond, 1)} tokens/s`);
+      log(`${contender.name} at ${context}: ${sequences} sequences decode ${round(result.tokensPerSecond, 1)} tokens/s${result.endedEarly ? ` (${result.endedEarly} ended at once)` : ''}`);
       return { model: contender.name, context, perSequenceMiB: round(perSequence / 2 ** 20, 1), memoryLimit, sequences, limitedBy, tokensPerSecond: round(result.tokensPerSecond, 1), stepsPerSecond: round(result.stepsPerSecond, 2), attempts: attempt };
     } catch (error) {
       log(`${contender.name} at ${context}: ${sequences} sequences failed (${(error as Error).message.split('\n')[0]})`);

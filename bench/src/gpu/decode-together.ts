@@ -8,6 +8,8 @@ import { GREEDY, type Engine, type Slot } from '@bamba/gpu-node';
 
 export interface DecodeTogetherResult {
   slots: number;
+  /** Slots that produced the end-of-text token within two tokens (not in the window). */
+  endedEarly: number;
   /** Tokens per second of all slots together, inside the window. */
   tokensPerSecond: number;
   /** Decode steps per second (each step gives every slot one token). */
@@ -35,11 +37,14 @@ export async function decodeTogether(engine: Engine, slots: readonly Slot[], pro
     const prompt = prompts[index]!;
     for await (const _token of engine.generate(slot, prompt.slice(-1), { ...GREEDY, maxTokens: answerTokens })) times[index]!.push(performance.now());
   }));
-  if (times.some((list) => list.length < 2)) throw new Error('a slot produced fewer than 2 tokens: no decode window to time');
-  const start = Math.max(...times.map((list) => list[0]!));
-  const end = Math.min(...times.map((list) => list.at(-1)!));
+  // Random weights can pick the end-of-text token at any step: a slot that ends within its first
+  // two tokens is left out of the window (and counted), the others are timed as they decode.
+  const decoding = times.filter((list) => list.length >= 2);
+  if (decoding.length === 0) throw new Error('every slot ended within two tokens: no decode window to time');
+  const start = Math.max(...decoding.map((list) => list[0]!));
+  const end = Math.min(...decoding.map((list) => list.at(-1)!));
   if (end <= start) throw new Error('the slots never decoded all together: raise the answer length');
-  const tokensInWindow = times.reduce((sum, list) => sum + list.filter((time) => time > start && time <= end).length, 0);
+  const tokensInWindow = decoding.reduce((sum, list) => sum + list.filter((time) => time > start && time <= end).length, 0);
   const windowSeconds = (end - start) / 1000;
-  return { slots: slots.length, tokensPerSecond: tokensInWindow / windowSeconds, stepsPerSecond: tokensInWindow / slots.length / windowSeconds, windowSeconds, tokensInWindow };
+  return { slots: slots.length, endedEarly: slots.length - decoding.length, tokensPerSecond: tokensInWindow / windowSeconds, stepsPerSecond: tokensInWindow / decoding.length / windowSeconds, windowSeconds, tokensInWindow };
 }
