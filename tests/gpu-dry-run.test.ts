@@ -68,7 +68,9 @@ describe('the GPU run, dry', () => {
     expect(report.match(/^### /gm)).toHaveLength(3);
     const rows = tableRows(report);
     expect(rows).toHaveLength(6); // two histories in each of the three tables
-    for (const row of rows) for (const cell of row.slice(1)) if (cell !== 'bamba-tiny') expect(Number(cell), row.join(' | ')).toBeGreaterThanOrEqual(0);
+    // The resume table leaves its in-process export/import columns to the round-trip table.
+    for (const row of rows.slice(0, 2)) expect(row.slice(-3)).toEqual(['—', '—', '—']);
+    for (const row of rows) for (const cell of row.slice(1)) if (cell !== 'bamba-tiny' && cell !== '—') expect(Number(cell), row.join(' | ')).toBeGreaterThanOrEqual(0);
   });
 
   it('the host script parses', () => {
