@@ -194,6 +194,11 @@ def run(arguments: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         except Exception as error:  # keep the numpy results: report what broke in the transformers run
             import traceback
             result["torch"] = {"problems": [f"transformers reference failed: {type(error).__name__}: {error}"], "traceback": traceback.format_exc()}
+            try:
+                from torch_reference import versions
+                result["torch"].update(versions())
+            except Exception:
+                pass
         problems += result["torch"]["problems"]
 
     result["comparisons"] = comparisons
@@ -218,12 +223,14 @@ def run_torch(arguments: argparse.Namespace, shape: BambaShape, state: dict[str,
         "problems": list(reference.problems),
         "configuredRotaryDims": reference.configured_rotary_dims,
         "ggufRotaryDims": shape.rope_dims,
+        # How the config, the RoPE and the mixer came out in this version (torch_reference.py).
+        "details": reference.details,
     }
     if reference.problems:
         return info
     for path, dump in dumps:
         comparisons.append({"reference": label, "dump": describe_dump(path, dump), **compare_dump(reference.log_probs, dump, tolerance_of(dump))})
-    if reference.configured_rotary_dims != shape.rope_dims:
+    if reference.configured_rotary_dims is not None and reference.configured_rotary_dims != shape.rope_dims:
         # BambaConfig hardcodes partial_rotary_factor = 0.5 "for BC"; whether a transformers version
         # applies it decides how many dims its RoPE rotates. Compare both readings, say which matches.
         info["rotaryNote"] = (f"this transformers' BambaForCausalLM rotates {reference.configured_rotary_dims} of {shape.head_dim} head dims; "
