@@ -146,7 +146,7 @@ describe('the edge in front of two regions', () => {
     const sessionId = await newSession('us');
     for (const content of ['alpha', 'beta']) expect((await turn(sessionId, content)).headers.get('x-bamba-region')).toBe('us');
     const moved = await post(`/v1/sessions/${sessionId}/move`, { region: 'eu' });
-    expect(moved.status).toBe(200);
+    expect(moved.status, await moved.clone().text()).toBe(200);
     expect(moved.headers.get('x-bamba-region')).toBe('eu');
     const session = (await moved.json()) as { id: string; turns: number; state: string };
     expect(session.id).toMatch(/^sess_eu_/);

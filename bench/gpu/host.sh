@@ -26,8 +26,14 @@ step() {
   if [ "$left" -lt "$needs" ]; then log "SKIPPED $name: ${left}s left, it needs about ${needs}s"; return 1; fi
   log "step $name (up to ${left}s)"
   local started=$SECONDS
-  timeout --signal=TERM --kill-after=10 "$left" "$@" >"$work/$name.log" 2>&1
+  # Its own process group: whatever the step leaves running (the gpu-nodes of a stack cut short
+  # hold GPU memory the next step would count as taken) is killed with it. Redis runs detached.
+  setsid timeout --signal=TERM --kill-after=10 "$left" "$@" >"$work/$name.log" 2>&1 &
+  local pid=$!
+  wait "$pid"
   local code=$?
+  kill -KILL -- "-$pid" 2>/dev/null
+  pkill -KILL -f "$work/redis/redis-server.bin" 2>/dev/null
   grep -v '^llama_kv_cache: the V embeddings\|padding V cache' "$work/$name.log" | tail -n 60 >>"$results/host.log"
   if [ "$code" -eq 0 ]; then log "ok $name in $((SECONDS - started))s"; else log "FAILED $name (exit $code) after $((SECONDS - started))s"; fi
   return "$code"

@@ -84,12 +84,16 @@ export class RegionWorkQueue {
       removeOnFail: { age: KEEP_FINISHED_SECONDS },
     });
     for (;;) {
-      const found = await Job.fromId(this.queue, job.moveId);
-      if (!found) throw new Error('the move job vanished');
-      const state = await found.getState();
-      if (state === 'completed') return moveResultSchema.parse(found.returnvalue);
-      if (state === 'failed' && found.attemptsMade >= MOVE_ATTEMPTS) throw refusalFrom(found.failedReason);
-      if (state === 'failed' && found.failedReason.startsWith('refused:')) throw refusalFrom(found.failedReason);
+      // The state first, then the job: a job read before it finished holds no return value yet,
+      // even when its state, read a moment later, says completed.
+      const state = await this.queue.getJobState(job.moveId);
+      if (state === 'unknown') throw new Error('the move job vanished');
+      if (state === 'completed' || state === 'failed') {
+        const found = await Job.fromId(this.queue, job.moveId);
+        if (!found) throw new Error('the move job vanished');
+        if (state === 'completed') return moveResultSchema.parse(found.returnvalue);
+        if (found.attemptsMade >= MOVE_ATTEMPTS || found.failedReason.startsWith('refused:')) throw refusalFrom(found.failedReason);
+      }
       if (Date.now() > job.deadlineAtMs) throw new Error('the move did not finish in time; it may still complete');
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
