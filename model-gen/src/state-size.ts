@@ -6,6 +6,7 @@
  * bytes llama.cpp adds to a state file (a few hundred) are not included.
  */
 import { ssmInnerSize, type ModelShape } from './presets.js';
+import type { TransformerShape } from './transformer-plan.js';
 
 const F32_BYTES = 4;
 const F16_BYTES = 2;
@@ -42,6 +43,11 @@ export function estimateStateBytes(shape: ModelShape, tokens: number, recurrentE
 /** The KV cache of a plain transformer with `layers` attention layers, F16 K and V. */
 export function transformerKvBytes(shapeOf: { layers: number; kvHeads: number; headDim: number }, tokens: number): number {
   return shapeOf.layers * 2 * shapeOf.kvHeads * shapeOf.headDim * F16_BYTES * tokens;
+}
+
+/** The K/V shape of a generated transformer preset. */
+export function transformerKvShape(shape: Pick<TransformerShape, 'blockCount' | 'headCountKv' | 'headCount' | 'embeddingLength'>): { layers: number; kvHeads: number; headDim: number } {
+  return { layers: shape.blockCount, kvHeads: shape.headCountKv, headDim: shape.embeddingLength / shape.headCount };
 }
 
 /** Llama 3.1 8B: 32 layers, 8 KV heads of 128 (128 KiB per token). */

@@ -25,9 +25,8 @@ export interface ResumeRun {
   context: number;
   histories: number[];
   repetitionsFor(history: number): number;
-  /** Extra gpu-node settings (threads, say). */
-  nodeEnv?: Record<string, string>;
   gatewayEnv?: Record<string, string>;
+  /** CPU threads of the gpu-nodes and the in-process engine (default: theirs). */
   threads?: number;
   /** Where the in-process engine writes state files (the gpu-nodes read BAMBA_STATE_DIR). */
   stateDir?: string;
@@ -69,7 +68,7 @@ async function createSession(stack: TestStack, modelId: string, historyTokens: n
 export async function measureResume(run: ResumeRun): Promise<ResumeFigures> {
   const { modelPath, modelId, histories, repetitionsFor } = run;
   const model = { path: modelPath, id: modelId };
-  const nodeEnv = { BAMBA_SLOTS: '2', BAMBA_CONTEXT_SIZE: String(run.context), BAMBA_DEVICE: run.device, ...run.nodeEnv };
+  const nodeEnv = { BAMBA_SLOTS: '2', BAMBA_CONTEXT_SIZE: String(run.context), BAMBA_DEVICE: run.device, ...(run.threads ? { BAMBA_THREADS: String(run.threads) } : {}) };
   const gatewayEnv = run.gatewayEnv ?? {};
   const results: ResumeFigures['results'] = {};
   for (const history of histories) results[history] = { resident: [], host: [], snapshot: [], replay: [] };
@@ -186,7 +185,6 @@ export const resumeCase: BenchCase = {
       context: 10_000,
       histories,
       repetitionsFor,
-      nodeEnv: { BAMBA_THREADS: '1' },
       threads: 1,
     });
     return {

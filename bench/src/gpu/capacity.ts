@@ -22,7 +22,7 @@ import { freemem } from 'node:os';
 import { statSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createLlamaEngine, type Engine, type EngineDevice, type Slot } from '@bamba/gpu-node';
-import { estimateStateBytes, MODEL_PRESETS, TRANSFORMER_PRESETS, transformerKvBytes } from '@bamba/model-gen';
+import { estimateStateBytes, MODEL_PRESETS, TRANSFORMER_PRESETS, transformerKvBytes, transformerKvShape } from '@bamba/model-gen';
 import { round } from '../measure.js';
 import { benchPrompt, decodeTogether } from './decode-together.js';
 
@@ -146,7 +146,7 @@ async function main(): Promise<void> {
   const transformerShape = TRANSFORMER_PRESETS[dryRun ? 'llama-tiny-shape' : 'llama-3.1-8b-shape'];
   const contenders: Contender[] = [
     { name: hybridShape.preset, modelPath: values.hybrid, perSequenceBytes: (context) => estimateStateBytes(hybridShape, context).totalBytes },
-    { name: transformerShape.preset, modelPath: values.transformer, perSequenceBytes: (context) => transformerKvBytes({ layers: transformerShape.blockCount, kvHeads: transformerShape.headCountKv, headDim: transformerShape.embeddingLength / transformerShape.headCount }, context) },
+    { name: transformerShape.preset, modelPath: values.transformer, perSequenceBytes: (context) => transformerKvBytes(transformerKvShape(transformerShape), context) },
   ];
   const contexts = (values.contexts ?? (dryRun ? '512,1024' : '8192,32768')).split(',').map(Number);
   const options = { device, reserveBytes: dryRun ? 0 : 8 * GiB, cap: dryRun ? 6 : MAX_SEQUENCES_PER_CONTEXT, answerTokens: dryRun ? 24 : 48 };

@@ -13,7 +13,7 @@
 import { statSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createLlamaEngine, type EngineDevice } from '@bamba/gpu-node';
-import { estimateStateBytes, MODEL_PRESETS, TRANSFORMER_PRESETS, transformerKvBytes } from '@bamba/model-gen';
+import { estimateStateBytes, MODEL_PRESETS, TRANSFORMER_PRESETS, transformerKvBytes, transformerKvShape } from '@bamba/model-gen';
 import { round } from '../measure.js';
 import { benchPrompt, decodeTogether } from './decode-together.js';
 
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
       name: transformerShape.preset,
       modelPath: values.transformer,
       embeddingBytes: transformerShape.embeddingLength * vocab(transformerShape) * 2,
-      sequenceBytes: (tokens) => transformerKvBytes({ layers: transformerShape.blockCount, kvHeads: transformerShape.headCountKv, headDim: transformerShape.embeddingLength / transformerShape.headCount }, tokens),
+      sequenceBytes: (tokens) => transformerKvBytes(transformerKvShape(transformerShape), tokens),
     },
   ];
   const rows: Array<{ model: string; batch: number; output: number; tokensPerSecond: number; bandwidthTBs: number; hbmShare: number }> = [];
