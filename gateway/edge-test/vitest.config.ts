@@ -18,6 +18,8 @@ export default defineConfig({
         BAMBA_REGIONS: JSON.stringify([{ name: 'us', url: 'http://127.0.0.1:9', continent: 'NA' }, { name: 'eu', url: 'http://127.0.0.2:9', continent: 'EU' }]),
         BAMBA_EDGE_BREAKER_OPEN_MS: '60000',
       },
+      // More API keys in KV (key `api-keys`); edge-kv-keys.test.ts writes them.
+      kvNamespaces: ['BAMBA_API_KEYS_KV'],
     },
   })],
   test: { name: 'edge-workerd', include: ['*.test.ts'] },
