@@ -47,12 +47,13 @@ async function main(): Promise<number> {
   // A --quick smoke run never replaces measured results; a --case run replaces only its case.
   const resultsPath = join(resultsDir, `${machine.date.slice(0, 10)}${machine.quick ? '-quick' : ''}.json`);
   const previous = existsSync(resultsPath) ? (JSON.parse(readFileSync(resultsPath, 'utf8')) as { results: Record<string, { tables: BenchTable[] }> }).results : {};
-  const results: Record<string, { raw: unknown; tables: BenchTable[]; seconds: number }> = {};
+  // Each case keeps when it ran: a --case run rewrites the file's machine header, not older cases' dates.
+  const results: Record<string, { raw: unknown; tables: BenchTable[]; seconds: number; measuredAt: string }> = {};
   for (const [index, benchCase] of selected.entries()) {
     process.stderr.write(`[${index + 1}/${selected.length}] ${benchCase.name}: ${benchCase.description}\n`);
     const started = Date.now();
     const { tables, raw } = await benchCase.run({ quick: machine.quick });
-    results[benchCase.name] = { raw, tables, seconds: (Date.now() - started) / 1000 };
+    results[benchCase.name] = { raw, tables, seconds: (Date.now() - started) / 1000, measuredAt: new Date(started).toISOString() };
     for (const table of tables) process.stdout.write(`\n${markdownTable(table)}`);
   }
   const merged = { ...previous, ...results };
