@@ -80,6 +80,11 @@ describe('bad requests', () => {
       expect(response.json.error.message.length).toBeGreaterThan(5);
       if (badCase.code) expect(response.json.error.code).toBe(badCase.code);
       if (badCase.param) expect(response.json.error.param).toBe(badCase.param);
+      // Refused by a generation route (past auth and the body limit): the answer has its request id.
+      const path = badCase.path ?? chat;
+      if ((path === chat || path === completions) && badCase.status !== 401 && badCase.status !== 413) {
+        expect(response.headers.get('x-request-id')).toMatch(path === chat ? /^chatcmpl-[0-9a-f]{32}$/ : /^cmpl-[0-9a-f]{32}$/);
+      }
       expect(await jobCounts()).toBe(jobsBefore); // refused before anything was queued
     });
   }

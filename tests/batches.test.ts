@@ -6,7 +6,7 @@
  * mid-batch lose no request and duplicate none.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import OpenAI, { toFile } from 'openai';
@@ -179,6 +179,23 @@ describe('batches', () => {
       const interactive = await client.chat.completions.create({ ...chatBody(index), max_tokens: 32 } as OpenAI.ChatCompletionCreateParamsNonStreaming);
       expect(output[index]!.response.body.choices[0].message.content).toBe(interactive.choices[0]!.message.content);
     }
+  });
+
+  it('leaves a batch whose input this workers process cannot read to run again, instead of failing it', async () => {
+    // A workers process whose BAMBA_FILES_DIR is not the gateway's sees the record but not the bytes.
+    const file = await uploadLines([requestLine('m0', chatBody(40)), requestLine('m1', chatBody(41))]);
+    const bytesPath = join(stack.filesDir, file.id);
+    const hidden = `${bytesPath}.hidden`;
+    renameSync(bytesPath, hidden);
+    const batch = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    // BullMQ counts the runs that threw (the job's `atm` field): two, and the batch is still waiting.
+    const jobKey = `${stack.keys.bullPrefix}:${stack.keys.batchQueue}:${batch.id}`;
+    await stack.waitFor('two runs of the batch', async () => (Number(await stack.redis.hget(jobKey, 'atm')) >= 2 ? true : undefined), 30_000);
+    expect((await client.batches.retrieve(batch.id)).status).toBe('validating');
+    renameSync(hidden, bytesPath); // the bytes are back (another workers process could read them)
+    const done = await waitForBatch(batch.id, finished);
+    expect(done.status).toBe('completed');
+    expect((await outputLines(done.output_file_id)).map((line) => line.custom_id)).toEqual(['m0', 'm1']);
   });
 
   it('fails a batch of more than 50,000 requests, counting lines before checking any', async () => {

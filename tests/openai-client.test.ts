@@ -52,6 +52,7 @@ describe('openai client against the stack', () => {
       if (chunk.usage) usage = chunk.usage;
       const choice = chunk.choices[0];
       if (!choice) continue;
+      expect(chunk.usage).toBeNull(); // OpenAI's chunks before the usage chunk say usage: null
       text += choice.delta.content ?? '';
       if (choice.finish_reason) finishReason = choice.finish_reason;
     }

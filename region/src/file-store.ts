@@ -73,7 +73,8 @@ export interface FilePage {
 }
 
 export class FileStore {
-  constructor(private readonly redis: RegionRedis, private readonly keys: RegionKeys, private readonly directory: string) {}
+  /** `directory`: where the bytes are, shared by every gateway and workers process of the region. */
+  constructor(private readonly redis: RegionRedis, private readonly keys: RegionKeys, readonly directory: string) {}
 
   private pathOf(fileId: string): string {
     return join(this.directory, fileId);

@@ -30,13 +30,17 @@ export function completeResponse(request: ValidatedGenerationRequest, identity: 
   return { ...identity, object: 'text_completion', choices: [{ index: 0, text, logprobs: null, finish_reason: finishReason }], usage };
 }
 
-/** One streamed chunk. `text === null` with a finish reason is the closing chunk. */
+/**
+ * One streamed chunk. `text === null` with a finish reason is the closing chunk. With
+ * `stream_options.include_usage`, every chunk before the usage chunk says `usage: null`, as OpenAI's do.
+ */
 export function streamChunk(request: ValidatedGenerationRequest, identity: Identity, piece: { text: string; first?: boolean } | null, finishReason: FinishReason | null) {
+  const usage = request.includeUsage ? { usage: null } : {};
   if (request.endpoint === 'chat') {
     const delta = piece ? (piece.first ? { role: 'assistant', content: piece.text } : { content: piece.text }) : {};
-    return { ...identity, object: 'chat.completion.chunk', choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }] };
+    return { ...identity, object: 'chat.completion.chunk', choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }], ...usage };
   }
-  return { ...identity, object: 'text_completion', choices: [{ index: 0, text: piece?.text ?? '', logprobs: null, finish_reason: finishReason }] };
+  return { ...identity, object: 'text_completion', choices: [{ index: 0, text: piece?.text ?? '', logprobs: null, finish_reason: finishReason }], ...usage };
 }
 
 /** The extra final chunk for `stream_options.include_usage`: no choices, only usage. */

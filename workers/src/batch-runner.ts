@@ -70,17 +70,26 @@ export async function runBatch(deps: BatchRunnerDeps, job: { batchId: string; te
   const { batches } = deps;
   const { tenant } = job;
   let batch = await batches.get(tenant, job.batchId);
-  if (!batch || isFinishedBatch(batch.status)) return;
+  if (!batch) return;
+  if (isFinishedBatch(batch.status)) {
+    // A run that died between the final status and the release: the input file is free now.
+    await deps.files.release(tenant, batch.inputFileId, batch.id);
+    return;
+  }
 
   let content: Buffer | null;
   try {
-    content = await deps.files.content(tenant, batch.inputFileId);
+    content = await deps.files.content(tenant, batch.inputFileId); // null: its record is gone
   } catch (error) {
-    // Missing from this process's file store, or damaged: running again would not change that.
-    deps.log(`batch ${batch.id}: input file unreadable: ${(error as Error).message}`);
+    // The record is there but this process cannot read the bytes (a workers process whose
+    // BAMBA_FILES_DIR is not the gateways', or a damaged copy): another workers process may, so
+    // the batch runs again, until it is cancelled or its window ends.
+    const message = `batch ${batch.id}: input file ${batch.inputFileId} unreadable here (${(error as Error).message}); BAMBA_FILES_DIR is ${deps.files.directory}`;
+    if (batch.status !== 'cancelling' && Date.now() < batch.expiresAtMs) throw new Error(`${message}; running it again`);
+    deps.log(message);
     content = null;
   }
-  const checked = content ? checkInput(content, batch, deps.defaults) : { code: 'input_file_missing', message: `input file ${batch.inputFileId} cannot be read (deleted, or not in this workers process's BAMBA_FILES_DIR)`, param: 'input_file_id', line: null };
+  const checked = content ? checkInput(content, batch, deps.defaults) : { code: 'input_file_missing', message: `input file ${batch.inputFileId} cannot be read (deleted, or not in any workers process's BAMBA_FILES_DIR before the batch ended)`, param: 'input_file_id', line: null };
   if (!('items' in checked)) {
     deps.log(`batch ${batch.id} failed: ${checked.message}`);
     await batches.advance(tenant, batch.id, 'failed', ['validating', 'in_progress', 'cancelling'], { errors: JSON.stringify([checked]) });

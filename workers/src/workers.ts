@@ -62,7 +62,8 @@ export async function startWorkers(config: WorkersConfig, log: (line: string) =>
     stalledIntervalMs: config.batchStalledIntervalMs,
     onError: (error) => log(`batch run stopped: ${error instanceof Error ? error.message : String(error)} (it runs again)`),
   });
-  log(`running batches (${config.batchConcurrency} at once)`);
+  // Every gateway and workers process of the region must share this directory (uploads land there).
+  log(`running batches (${config.batchConcurrency} at once; files in ${deps.files.directory})`);
   const regionWorker = config.crossRegion ? startCrossRegionWork(config, redis, keys, registry, log) : null;
   return {
     async stop() {

@@ -10,14 +10,23 @@ import { sse, SSE_HEADERS, sseBody } from './sse-body.js';
 
 export type { GenerationDeps } from './begin-generation.js';
 
-export async function handleGeneration(c: Context<{ Variables: GatewayVariables }>, deps: GenerationDeps, validated: ValidatedGenerationRequest): Promise<Response> {
+/**
+ * The request's id, on every answer from here on, validation errors included: what to quote when
+ * asking about it. Taken before the body is read, so a refused request has one too.
+ */
+export function assignRequestId(c: Context<{ Variables: GatewayVariables }>, endpoint: ValidatedGenerationRequest['endpoint']): string {
+  const requestId = newRequestId(endpoint === 'chat' ? 'chatcmpl' : 'cmpl');
+  c.get('log').set({ requestId, tenant: c.get('tenant') });
+  c.header('x-request-id', requestId);
+  return requestId;
+}
+
+export async function handleGeneration(c: Context<{ Variables: GatewayVariables }>, deps: GenerationDeps, validated: ValidatedGenerationRequest, requestId: string): Promise<Response> {
   const { config, metrics, clock } = deps;
   const arrivedMs = clock.nowMs();
   const tenant = c.get('tenant');
   const log = c.get('log');
-  const requestId = newRequestId(validated.endpoint === 'chat' ? 'chatcmpl' : 'cmpl');
-  log.set({ requestId, tenant, streamed: validated.stream });
-  c.header('x-request-id', requestId); // on every answer, errors included: what to quote when asking about it
+  log.set({ streamed: validated.stream });
 
   let relayedText = false;
   const generation = await beginGeneration(deps, validated, { tenant, requestId, log, arrivedMs, signal: c.req.raw.signal, canRestart: () => !relayedText, failover: c.get('failover') });
