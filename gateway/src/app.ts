@@ -45,6 +45,8 @@ export interface GatewayPorts {
    * returns the error to answer with; anything else unexpected is a 500.
    */
   classifyError?: (error: unknown) => BambaError | null;
+  /** Aborted when this gateway stops and its drain time is up: open generations end with a 503 / final error event. */
+  stopping?: AbortSignal;
 }
 
 export function createApp(ports: GatewayPorts) {
@@ -55,7 +57,7 @@ export function createApp(ports: GatewayPorts) {
   const metrics = withRecentActivity(ports.metrics, recent);
   const logger = ports.logger ?? silentLogger;
   const classifyError = ports.classifyError ?? (() => null);
-  const deps = { region, generation, sessions, config, metrics, clock };
+  const deps = { region, generation, sessions, config, metrics, clock, stopping: ports.stopping };
   /** Background responses this process runs (cancelled here: stopped at once). */
   const running = new Map<string, AbortController>();
 

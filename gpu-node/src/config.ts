@@ -5,7 +5,7 @@
 import { freemem, hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
-import { keyNamePattern, logLevelEnvShape, parseEnvironment, regionConfigFrom, regionEnvShape, type RegionConfig, replicationEnvShape } from '@bamba/region';
+import { drainEnvShape, keyNamePattern, logLevelEnvShape, parseEnvironment, regionConfigFrom, regionEnvShape, type RegionConfig, replicationEnvShape } from '@bamba/region';
 import { z } from 'zod';
 
 const booleanText = z.enum(['true', 'false', '1', '0']).transform((text) => text === 'true' || text === '1');
@@ -34,7 +34,7 @@ const schema = z.object({
   BAMBA_SNAPSHOT_ENCODING: z.enum(['f32', 'bf16']).default('f32'),
   ...replicationEnvShape,
   BAMBA_EVENT_FLUSH_MS: z.coerce.number().int().min(0).max(1000).default(10),
-  BAMBA_DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
+  ...drainEnvShape,
   ...logLevelEnvShape,
   BAMBA_FAULT_INJECTION: z.enum(['none', 'die-after-commit', 'die-after-end']).default('none'),
 });

@@ -37,6 +37,11 @@ export const replicationEnvShape = {
   BAMBA_REPLICATE_SESSIONS: z.enum(['true', 'false', '1', '0']).transform((text) => text === 'true' || text === '1').default(false),
 };
 
+/** How long a stopping process lets running generations finish: the gpu-node and the gateway alike. */
+export const drainEnvShape = {
+  BAMBA_DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
+};
+
 /** Where uploaded files and batch results live: shared by the gateway and the workers. */
 export const filesEnvShape = {
   /** Directory of file contents (one file per id, written atomically); default `.data/files`. */

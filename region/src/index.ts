@@ -3,7 +3,7 @@
  * ioredis, and with the gpu-node's intake the only user of BullMQ). Key names, Lua scripts,
  * record fields and job options are each written once, here.
  */
-export { regionEnvShape, filesEnvShape, jobEnvShape, logLevelEnvShape, replicationEnvShape, regionConfigFrom, parseEnvironment, keyNamePattern, type RegionConfig, type RedisTarget } from './config.js';
+export { regionEnvShape, drainEnvShape, filesEnvShape, jobEnvShape, logLevelEnvShape, replicationEnvShape, regionConfigFrom, parseEnvironment, keyNamePattern, type RegionConfig, type RedisTarget } from './config.js';
 export { connectRedis, isCluster, type RegionRedis, type ConnectOptions } from './connection.js';
 export { connectBulkBytes, ioredisBulkBytes, BULK_CONNECTIONS_DEFAULT, type BulkBytes, type BulkBytesOptions } from './bulk-bytes.js';
 export { regionKeys, type RegionKeys } from './keys.js';

@@ -21,8 +21,15 @@ import { GPU_NODE_OPTIONS, TINY_MODEL_ID } from './gpu-node.js';
 import { WORKERS_OPTIONS } from './workers.js';
 
 const READY_TIMEOUT_MS = 120_000;
-/** How long a child may take to stop (gpu-nodes drain running work meanwhile) before it is killed. */
-const CHILD_STOP_TIMEOUT_MS = 3_500;
+/** Running generations' drain when the stack stops (Ctrl-C), unless BAMBA_DRAIN_TIMEOUT_MS says otherwise. */
+const LOCAL_DRAIN_MS = 2_000;
+/** How long a child may take to stop beyond the drain (the gateway's last answers, closing) before it is killed. */
+const CHILD_STOP_MARGIN_MS = 3_000;
+/** A child that dies once the stack is up is started again after this long... */
+const RESTART_DELAY_MS = 1_000;
+/** ...unless it died more than this many times within the window: then it will not stay up, and the stack stops. */
+const RESTARTS_PER_WINDOW = 3;
+const RESTART_WINDOW_MS = 60_000;
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 
 function isAlive(pid: number): boolean {
@@ -92,6 +99,8 @@ export async function runStartCommand(args: string[]): Promise<number> {
   const redises: LocalRedis[] = [];
   let edge: EdgeDev | null = null;
   let shuttingDown = false;
+  const drainMs = Number(settings.BAMBA_DRAIN_TIMEOUT_MS ?? LOCAL_DRAIN_MS);
+  const childStopMs = (Number.isFinite(drainMs) ? drainMs : LOCAL_DRAIN_MS) + CHILD_STOP_MARGIN_MS;
   // Every child stops at once (Ctrl-C reaches them too); whoever is not gone within the grace
   // period is killed, so the whole stack is down within a few seconds.
   const shutdown = async (code: number): Promise<number> => {
@@ -102,7 +111,7 @@ export async function runStartCommand(args: string[]): Promise<number> {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise<void>((done) => child.once('exit', () => done()));
       child.kill('SIGTERM');
-      const stopped = await Promise.race([exited.then(() => true), new Promise<boolean>((done) => setTimeout(() => done(false), CHILD_STOP_TIMEOUT_MS))]);
+      const stopped = await Promise.race([exited.then(() => true), new Promise<boolean>((done) => setTimeout(() => done(false), childStopMs))]);
       if (!stopped) {
         child.kill('SIGKILL');
         await exited;
@@ -118,7 +127,7 @@ export async function runStartCommand(args: string[]): Promise<number> {
     const modelPath = settings.BAMBA_MODEL_PATH ?? ensureCachedModel(cacheDir, 'tiny', DEFAULT_MODEL_SEED);
     const modelId = settings.BAMBA_MODEL_ID ?? (settings.BAMBA_MODEL_PATH ? undefined : TINY_MODEL_ID);
     // A local stack stops within seconds of Ctrl-C: running generations get a short drain.
-    const common = { BAMBA_DRAIN_TIMEOUT_MS: '2000', ...settings, BAMBA_MODEL_PATH: modelPath, ...(modelId ? { BAMBA_MODEL_ID: modelId } : {}) };
+    const common = { BAMBA_DRAIN_TIMEOUT_MS: String(LOCAL_DRAIN_MS), ...settings, BAMBA_MODEL_PATH: modelPath, ...(modelId ? { BAMBA_MODEL_ID: modelId } : {}) };
     delete (common as Record<string, string | undefined>).BAMBA_REGIONS;
     delete (common as Record<string, string | undefined>).BAMBA_EDGE;
 
@@ -131,7 +140,31 @@ export async function runStartCommand(args: string[]): Promise<number> {
     const secret = regionNames ? randomBytes(32).toString('hex') : null;
     const regionMap = regionNames ? JSON.stringify(regions.map(({ name, port: regionPort }) => ({ name: name!, url: `http://127.0.0.1:${regionPort}` }))) : null;
 
+    /** Set once every region answered ready: from then on a child that dies is started again. */
+    let up = false;
     const exited = new Promise<string>((resolveExit) => {
+      // One process of the stack; a crash before the stack is up stops it (a configuration
+      // error would only repeat), after that it is restarted, unless it keeps dying.
+      const supervise = (label: string, name: string, env: Record<string, string | undefined>) => {
+        const deaths: number[] = [];
+        const launch = () => {
+          const child = spawn(process.execPath, [MAIN, name], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+          children.push(child);
+          child.once('exit', (code, signal) => {
+            if (shuttingDown) return;
+            const why = `${label} exited (${signal ?? `code ${code}`})`;
+            if (!up) return resolveExit(why);
+            const now = Date.now();
+            deaths.push(now);
+            while (deaths[0]! < now - RESTART_WINDOW_MS) deaths.shift();
+            if (deaths.length > RESTARTS_PER_WINDOW) return resolveExit(`${why}, its ${deaths.length}th exit within ${RESTART_WINDOW_MS / 1000} s`);
+            children.splice(children.indexOf(child), 1);
+            process.stderr.write(`bamba start: ${why}; starting it again\n`);
+            setTimeout(() => { if (!shuttingDown) launch(); }, RESTART_DELAY_MS);
+          });
+        };
+        launch();
+      };
       const spawnRegion = async (region: (typeof regions)[number]) => {
         let redisUrl = settings.REDIS_URL;
         if (!redisUrl && !settings.REDIS_CLUSTER_NODES) {
@@ -151,11 +184,7 @@ export async function runStartCommand(args: string[]): Promise<number> {
           ...(secret && regionMap ? { BAMBA_EDGE_SECRET: secret, BAMBA_REGIONS: regionMap } : {}),
           ...((regionNames?.length ?? 0) > 1 ? { BAMBA_REPLICATE_SESSIONS: 'true' } : {}),
         };
-        for (const name of ['gpu-node', 'gateway', 'workers']) {
-          const child = spawn(process.execPath, [MAIN, name], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-          children.push(child);
-          child.once('exit', (code, signal) => resolveExit(`${region.name ? `${region.name} ` : ''}${name} exited (${signal ?? `code ${code}`})`));
-        }
+        for (const name of ['gpu-node', 'gateway', 'workers']) supervise(`${region.name ? `${region.name} ` : ''}${name}`, name, env);
       };
       void Promise.all(regions.map(spawnRegion)).catch((error: Error) => resolveExit(`a region did not start: ${error.message}`));
     });
@@ -163,6 +192,7 @@ export async function runStartCommand(args: string[]): Promise<number> {
     const failed = exited.then((reason) => { throw new Error(reason); });
     const allReady = Promise.all(regions.map((region) => waitUntilReady(`http://127.0.0.1:${region.port}`)));
     if (!(await Promise.race([allReady, failed])).every(Boolean)) throw new Error(`the stack did not become ready within ${READY_TIMEOUT_MS / 1000} s`);
+    up = true;
 
     let apiKeyHint = settings.BAMBA_API_KEYS || settings.BAMBA_API_KEYS_FILE ? '<your key>' : null;
     if (edgeWanted) {

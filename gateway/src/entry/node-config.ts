@@ -3,7 +3,7 @@
  * Redis is, the HTTP listener, the relay pool and logging. Read once from the environment.
  */
 import { readFileSync } from 'node:fs';
-import { filesEnvShape, jobEnvShape, logLevelEnvShape, parseEnvironment, regionConfigFrom, regionEnvShape, replicationEnvShape, type RegionConfig } from '@bamba/region';
+import { drainEnvShape, filesEnvShape, jobEnvShape, logLevelEnvShape, parseEnvironment, regionConfigFrom, regionEnvShape, replicationEnvShape, type RegionConfig } from '@bamba/region';
 import { z } from 'zod';
 import { appConfigFrom, appEnvShape, type AppConfig } from '../config.js';
 
@@ -14,6 +14,7 @@ const schema = z.object({
   ...filesEnvShape,
   ...jobEnvShape,
   ...replicationEnvShape,
+  ...drainEnvShape,
   ...appEnvShape,
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   BAMBA_HOST: z.string().min(1).optional(),
@@ -52,6 +53,8 @@ export interface GatewayConfig extends AppConfig {
   replicateSessions: boolean;
   /** Serve a non-loopback interface without API keys (BAMBA_ALLOW_NO_AUTH): an explicit choice. */
   allowNoAuth: boolean;
+  /** On stop, open requests may finish within this long; the rest end with a 503 / final error event. */
+  drainTimeoutMs: number;
 }
 
 /** Parse the gateway's environment (reads BAMBA_API_KEYS_FILE when set). Throws naming the variable. */
@@ -75,5 +78,6 @@ export function parseGatewayConfig(env: Record<string, string | undefined>): Gat
     relayConnections: values.BAMBA_RELAY_CONNECTIONS,
     filesDir: values.BAMBA_FILES_DIR,
     logLevel: values.BAMBA_LOG_LEVEL,
+    drainTimeoutMs: values.BAMBA_DRAIN_TIMEOUT_MS,
   };
 }

@@ -2,6 +2,7 @@
  * Node entry: the gateway in a region, serving HTTP with @hono/node-server and dispatching
  * through the region's Redis. Wiring only.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import {
@@ -44,6 +45,8 @@ export interface GatewayRuntime {
 
 /** The snapshot store is only read here (a session's state); the gpu-nodes own the budget. */
 const READ_ONLY_BUDGET_BYTES = Number.MAX_SAFE_INTEGER;
+/** After the drain, how long the requests still open have to write their 503 or final error event. */
+const STOP_ANSWER_MS = 1_000;
 
 export async function startGateway(config: GatewayConfig, runtime: GatewayRuntime = {}): Promise<RunningGateway> {
   const logger = runtime.logger ?? createPinoLogger(config.logLevel);
@@ -67,11 +70,22 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
   const files = new FileStore(redis, keys, resolve(config.filesDir));
   const batchQueue = new BatchQueue(redis, keys);
   const batches = new RegionBatches(batchStore, batchQueue, files, config.batchWindowMs);
-  const app = createApp({ region: dispatch, generation: dispatch, sessions, responses, files, batches, transfers, config, metrics: runtime.metrics ?? new PromMetrics(), pageScripts: loadPageScripts(), logger, classifyError: redisOutageError });
+  const stopping = new AbortController();
+  const app = createApp({ stopping: stopping.signal, region: dispatch, generation: dispatch, sessions, responses, files, batches, transfers, config, metrics: runtime.metrics ?? new PromMetrics(), pageScripts: loadPageScripts(), logger, classifyError: redisOutageError });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const started = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(started));
     started.once('error', reject);
   });
+  // Requests whose answers are still being written (a stream stays here until it ends).
+  const open = new Set<ServerResponse>();
+  server.on('request', (_request: IncomingMessage, response: ServerResponse) => {
+    open.add(response);
+    response.once('close', () => open.delete(response));
+  });
+  const allAnswered = async (withinMs: number) => {
+    const deadline = Date.now() + withinMs;
+    while (open.size > 0 && Date.now() < deadline) await new Promise((resolveWait) => setTimeout(resolveWait, 20));
+  };
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
   if (config.apiKeys.size === 0) {
@@ -84,9 +98,16 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
     url,
     config,
     async close() {
-      // Stop accepting, cut open connections (streams included), then let go of Redis.
+      // Stop accepting; open requests may finish within the drain time; those still open then
+      // end with a 503 or a final error event (their jobs cancelled); then let go of Redis.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      const http = server as unknown as { closeIdleConnections?: () => void; closeAllConnections?: () => void };
+      http.closeIdleConnections?.();
+      await allAnswered(config.drainTimeoutMs);
+      if (open.size > 0) logger.info(`stopping: ${open.size} requests still open after the ${config.drainTimeoutMs} ms drain end with gateway_stopping`);
+      stopping.abort();
+      await allAnswered(STOP_ANSWER_MS);
+      http.closeAllConnections?.();
       await closed;
       await relay.close();
       await producer.close();

@@ -4,7 +4,7 @@
  * refusals found on the gpu-node still become plain HTTP errors). What follows (the answer as
  * chat chunks, or as Responses events) is the caller's; `finish` must run on every way out.
  */
-import { answerOf, ServerError, type AnswerPiece, type GenerationJobDraft, type ValidatedGenerationRequest } from '@bamba/shared';
+import { answerOf, ServerError, ServiceUnavailableError, type AnswerPiece, type GenerationJobDraft, type ValidatedGenerationRequest } from '@bamba/shared';
 import type { AppConfig } from '../config.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { RequestLogEntry } from '../request-log.js';
@@ -19,6 +19,16 @@ export interface GenerationDeps {
   config: AppConfig;
   metrics: GatewayMetrics;
   clock: Clock;
+  /** Aborted when this gateway stops and its drain time is up (see `gatewayStopping`). */
+  stopping?: AbortSignal | undefined;
+}
+
+/**
+ * What a generation still open when its gateway stops ends with: its job is cancelled (a session
+ * turn is not committed), so sending it again is safe.
+ */
+export function gatewayStopping(): ServiceUnavailableError {
+  return new ServiceUnavailableError('this gateway is stopping; send the request again', { code: 'gateway_stopping', retryAfterSeconds: 1 });
 }
 
 /** Ids are also BullMQ job ids and stream names: letters, digits and '-' only. */
@@ -44,7 +54,7 @@ export interface StartedGeneration {
   noteEnd(piece: EndPiece): void;
   /** Cancel the job now (the client stopped reading): dropped if queued, stopped if running. */
   cancel(): void;
-  /** Whether the job was cancelled (the client went away, or `cancel`). */
+  /** Whether the job was cancelled (the client went away, or `cancel`); not when the gateway stopped it. */
   readonly cancelled: boolean;
   /** Stop the generation if still running and give back the session lock unless committed. */
   finish(): Promise<void>;
@@ -68,6 +78,7 @@ export interface BeginOptions {
 export async function beginGeneration(deps: GenerationDeps, validated: ValidatedGenerationRequest, options: BeginOptions): Promise<StartedGeneration> {
   const { config, metrics, clock } = deps;
   const { tenant, requestId, log, arrivedMs } = options;
+  if (deps.stopping?.aborted) throw gatewayStopping();
   if (validated.sessionId) checkSessionHome(validated.sessionId, deps.region.name, options.failover ?? false);
   const { request, nodes } = await admit(deps.region, config, validated);
   const lock: LockedTurn | null = request.sessionId
@@ -92,6 +103,13 @@ export async function beginGeneration(deps: GenerationDeps, validated: Validated
   const onGone = () => abort.abort();
   if (options.signal.aborted) abort.abort();
   else options.signal.addEventListener('abort', onGone, { once: true });
+  // The gateway stopping cancels the job too, but the client hears why (`gatewayStopping`).
+  let stoppedByGateway = false;
+  const onStopping = () => {
+    stoppedByGateway = true;
+    abort.abort();
+  };
+  deps.stopping?.addEventListener('abort', onStopping, { once: true });
   let committed = false;
   const pieces = answerOf(deps.generation.generate(job, abort.signal, options.onQueued), options.canRestart)[Symbol.asyncIterator]();
   let finished = false;
@@ -99,18 +117,29 @@ export async function beginGeneration(deps: GenerationDeps, validated: Validated
     if (finished) return;
     finished = true;
     options.signal.removeEventListener('abort', onGone);
+    deps.stopping?.removeEventListener('abort', onStopping);
     await pieces.return(undefined).catch(() => {});
     if (!committed) await lock?.release();
   };
+  /** The next piece; whatever ends the pieces once the gateway stopped them is `gatewayStopping`. */
+  const nextStep = async (): Promise<IteratorResult<AnswerPiece>> => {
+    try {
+      const step = await pieces.next();
+      if (step.done && stoppedByGateway) throw gatewayStopping();
+      return step;
+    } catch (error) {
+      throw stoppedByGateway ? gatewayStopping() : error;
+    }
+  };
   const next = async (): Promise<AnswerPiece> => {
-    const step = await pieces.next();
+    const step = await nextStep();
     if (step.done) throw new ServerError('the request ended without an answer');
     return step.value;
   };
 
   let first: AnswerPiece;
   try {
-    const step = await pieces.next();
+    const step = await nextStep();
     if (step.done) throw new ServerError('the request was cancelled before it started');
     first = step.value;
     if (first.kind !== 'start') throw new ServerError('the generation did not start with a start event');
@@ -129,7 +158,7 @@ export async function beginGeneration(deps: GenerationDeps, validated: Validated
     finish,
     cancel: onGone,
     get cancelled() {
-      return abort.signal.aborted;
+      return abort.signal.aborted && !stoppedByGateway;
     },
     noteText() {
       if (firstTokenSeen) return;

@@ -1,0 +1,71 @@
+/**
+ * A gateway that stops: requests that finish within its drain are answered as usual; those still
+ * open after it end with 503 `gateway_stopping` (a final error event on a stream), their jobs are
+ * cancelled, and a session turn cut this way is not committed, so sending it again is safe.
+ */
+import { parseGatewayConfig, silentLogger, startGateway } from '@bamba/gateway';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MODEL_ID, postJson, readSse, startTestStack, type TestStack } from './support/stack.js';
+
+let stack: TestStack;
+beforeAll(async () => { stack = await startTestStack(); });
+afterAll(async () => stack?.stop());
+
+/** A second gateway on the same region, to stop while requests run through it. */
+const twin = (drainMs: number) => startGateway(parseGatewayConfig({ ...stack.gatewayEnv, PORT: '0', BAMBA_DRAIN_TIMEOUT_MS: String(drainMs) }), { logger: silentLogger });
+const chat = (url: string, body: Record<string, unknown>) => fetch(`${url}/v1/chat/completions`, {
+  method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL_ID, temperature: 0, ...body }),
+});
+const idle = () => stack.waitFor('every slot free again', async () => ((await stack.nodeStatuses())[0]?.busySlots === 0 ? true : undefined));
+
+describe('a gateway that stops', () => {
+  it('answers what finishes within the drain', async () => {
+    const gateway = await twin(5_000);
+    const answer = chat(gateway.url, { messages: [{ role: 'user', content: 'quick' }], max_tokens: 200 });
+    await stack.waitFor('the request to run', async () => ((await stack.nodeStatuses())[0]!.busySlots >= 1 ? true : undefined));
+    const stopped = gateway.close();
+    const response = await answer;
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBeGreaterThan(0);
+    await stopped;
+    await expect(chat(gateway.url, { messages: [{ role: 'user', content: 'late' }], max_tokens: 4 })).rejects.toThrow(); // no longer listening
+  });
+
+  it('ends what is still open after the drain with gateway_stopping, cancels those jobs and commits no cut session turn', async () => {
+    const session = await postJson(`${stack.url}/v1/sessions`, { model: MODEL_ID });
+    const sessionId = session.json.id as string;
+    const gateway = await twin(0);
+    const long = { messages: [{ role: 'user', content: 'a long answer' }], max_tokens: 900 };
+    const stream = await chat(gateway.url, { ...long, stream: true });
+    const turn = await chat(gateway.url, { ...long, session_id: sessionId, stream: true });
+    const firstEvents = await Promise.all([stream, turn].map(async (response) => {
+      expect(response.status).toBe(200);
+      const reader = response.body!.getReader();
+      await reader.read(); // generating: headers and a first chunk are out
+      return reader;
+    }));
+    const plain = chat(gateway.url, long); // not streamed: no answer yet when the gateway stops
+    await stack.waitFor('the plain request to run', async () => ((await stack.nodeStatuses())[0]!.busySlots >= 3 ? true : undefined));
+    await gateway.close();
+
+    for (const reader of firstEvents) {
+      const events = await readSse(new Response(new ReadableStream({ pull: async (controller) => {
+        const { done, value } = await reader.read();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      } })));
+      expect(events.at(-1)).not.toBe('[DONE]');
+      expect(JSON.parse(events.at(-1)!)).toMatchObject({ error: { type: 'service_unavailable_error', code: 'gateway_stopping' } });
+    }
+    const refused = await plain;
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('gateway_stopping');
+
+    await idle(); // the three jobs were cancelled, not left running
+    const view = await fetch(`${stack.url}/v1/sessions/${sessionId}`);
+    expect(((await view.json()) as { turns: number }).turns).toBe(0);
+    const again = await postJson(`${stack.url}/v1/chat/completions`, { model: MODEL_ID, session_id: sessionId, messages: long.messages, max_tokens: 4, temperature: 0 });
+    expect(again.status).toBe(200);
+  });
+});
