@@ -189,6 +189,14 @@ describe('responses', () => {
     await expect(client.responses.create({ ...greedy, input: 'x', background: true, store: false })).rejects.toMatchObject({ status: 400, param: 'background' });
     await expect(client.responses.create({ model: 'no-such-model', input: 'x' })).rejects.toMatchObject({ status: 404, code: 'model_not_found' });
     await expect(client.responses.create({ model: 'no-such-model', input: 'x', background: true })).rejects.toMatchObject({ status: 404, code: 'model_not_found' });
+    // Limits found past validation name the Responses API's fields, not Chat Completions'.
+    await expect(client.responses.create({ ...greedy, input: 'x', max_output_tokens: 100_000 })).rejects.toMatchObject({ status: 400, param: 'max_output_tokens', code: 'max_tokens_too_large' });
+    await expect(client.responses.create({ ...greedy, input: 'y'.repeat(1500) })).rejects.toMatchObject({ status: 400, param: 'input', code: 'context_length_exceeded' });
+  });
+
+  it('says the limit that applied when none was asked for', async () => {
+    const response = await client.responses.create({ model: MODEL_ID, temperature: 0, input: 'x' });
+    expect(response.max_output_tokens).toBe(512); // BAMBA_DEFAULT_MAX_TOKENS
   });
 });
 
@@ -217,6 +225,10 @@ describe('conversations', () => {
     const page = await client.conversations.items.list(conversation.id, { limit: 2 });
     expect(page.data).toHaveLength(2);
     expect(page.has_more).toBe(true);
+    // A cursor that is not an item here gives an empty page, never the first page again.
+    const unknown = await client.conversations.items.list(conversation.id, { limit: 2, after: 'msg_not_here' });
+    expect(unknown.data).toEqual([]);
+    expect(unknown.has_more).toBe(false);
 
     const updated = await client.conversations.update(conversation.id, { metadata: { topic: 'changed' } });
     expect(updated.metadata).toEqual({ topic: 'changed' });

@@ -91,7 +91,7 @@ export function messageOfItem(item: unknown, param: string): ChatMessage {
     text = '';
     for (const [index, part] of content.entries()) {
       if (part.type !== 'input_text' && part.type !== 'output_text' && part.type !== 'text') throw unsupported(`${param}.content[${index}].type`, `content parts of type '${part.type}'`);
-      if (typeof part.text !== 'string') throw new InvalidRequestError(`${param}.content[${index}].text must be a string`, { param: `${param}.content[${index}].text` });
+      if (typeof part.text !== 'string') throw new InvalidRequestError(`${param}.content[${index}].text must be a string`, { param: `${param}.content[${index}].text`, code: 'invalid_value' });
       text += part.text;
     }
   }

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import type { ResponseRecord } from '@bamba/shared';
 import { describe, expect, it } from 'vitest';
 import { eventAfter, ResponseEventSequence, type ResponseStreamEvent } from './response-events.js';
-import { viewOf } from './response-shapes.js';
+import { responseObject, viewOf } from './response-shapes.js';
 
 const record: ResponseRecord = {
   id: 'resp_00000000000000000000000000000000', tenant: 't', status: 'in_progress', model: 'm', createdAtMs: 0, background: true,
@@ -48,5 +48,15 @@ describe('response event numbers', () => {
         expect(before + after).toBe(text);
       }
     }));
+  });
+});
+
+describe('the response object of an ended response', () => {
+  it('labels a failed or cancelled response\'s partial answer incomplete, a completed one completed', () => {
+    for (const [status, itemStatus] of [['completed', 'completed'], ['incomplete', 'incomplete'], ['failed', 'incomplete'], ['cancelled', 'incomplete']] as const) {
+      const outcome = { status, outputText: 'partial', usage: null, error: status === 'failed' ? { code: 'node_failed', message: 'x' } : null, incompleteReason: null, completedAtMs: 0 };
+      const object = responseObject({ ...viewOf(record), status, outcome });
+      expect(object.output.map((item) => item.status), status).toEqual([itemStatus]);
+    }
   });
 });

@@ -56,7 +56,8 @@ export function responseObject(view: ResponseView) {
     max_output_tokens: record.maxOutputTokens,
     metadata: record.metadata,
     model: record.model,
-    output: hasAnswer ? [outputMessage(record.id, outcome.outputText, outcome.status === 'incomplete' ? 'incomplete' : 'completed')] : [],
+    // A failed or cancelled response's partial answer is an incomplete message.
+    output: hasAnswer ? [outputMessage(record.id, outcome.outputText, outcome.status === 'completed' ? 'completed' : 'incomplete')] : [],
     parallel_tool_calls: false,
     previous_response_id: record.previousResponseId,
     conversation: record.conversationId ? { id: record.conversationId } : null,
@@ -89,7 +90,10 @@ export function conversationObject(session: SessionRecord) {
 /** One page of a list (`after` = the last id of the previous page), in OpenAI's list shape. */
 export function listPage<T extends { id: string }>(items: T[], query: { after: string | null; limit: number; order: 'asc' | 'desc' }) {
   const ordered = query.order === 'asc' ? items : [...items].reverse();
-  const start = query.after ? ordered.findIndex((item) => item.id === query.after) + 1 : 0;
+  const after = query.after ? ordered.findIndex((item) => item.id === query.after) : -1;
+  // A cursor that is not (or no longer) in the list: an empty page, never the first page again.
+  if (query.after && after === -1) return listObject([], false);
+  const start = after + 1;
   const data = ordered.slice(start, start + query.limit);
   return listObject(data, start + data.length < ordered.length);
 }

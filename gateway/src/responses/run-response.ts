@@ -12,6 +12,7 @@
  * outcome written by whoever sees the end first (this gateway, or a reader of their stream).
  */
 import {
+  BambaError,
   InvalidRequestError,
   NotFoundError,
   transcriptItemId,
@@ -97,15 +98,31 @@ export async function createResponse(c: Context<{ Variables: GatewayVariables }>
     metadata: validated.metadata,
     temperature: validated.params.temperature,
     topP: validated.params.topP,
-    maxOutputTokens: validated.maxTokensRequested ? validated.params.maxTokens : null,
+    // What caps the answer, asked for or the default (what `incomplete_details: max_output_tokens` refers to).
+    maxOutputTokens: validated.params.maxTokens,
     input,
     history,
     relayGroup: '',
     deadlineAtMs: arrivedMs + config.requestDeadlineMs,
   };
-  return validated.background
-    ? runInBackground(c, deps, record, generationRequest)
-    : runInForeground(c, deps, record, generationRequest, validated.store);
+  try {
+    return await (validated.background
+      ? runInBackground(c, deps, record, generationRequest)
+      : runInForeground(c, deps, record, generationRequest, validated.store));
+  } catch (error) {
+    throw inResponsesTerms(error);
+  }
+}
+
+/** Chat Completions names in refusals found on the way (admission, the gpu-node), as the Responses API calls them. */
+const RESPONSES_PARAMS: Record<string, string> = { max_tokens: 'max_output_tokens', messages: 'input' };
+
+function inResponsesTerms(error: unknown): unknown {
+  // A refusal from the gpu-node arrives rebuilt from the wire: a BambaError of type invalid_request_error.
+  if (!(error instanceof BambaError) || error.type !== 'invalid_request_error' || !error.param || !(error.param in RESPONSES_PARAMS)) return error;
+  const param = RESPONSES_PARAMS[error.param]!;
+  const message = error.message.startsWith(`${error.param} `) ? `${param}${error.message.slice(error.param.length)}` : error.message;
+  return new BambaError(error.type, error.status, error.retryable, message, { param, code: error.code, cause: error });
 }
 
 async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps: ResponseDeps, record: NewResponse, request: ValidatedGenerationRequest): Promise<Response> {
