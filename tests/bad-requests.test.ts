@@ -18,7 +18,7 @@ const good = { model: MODEL_ID, messages: [{ role: 'user', content: 'hi' }], max
 const chat = '/v1/chat/completions';
 const completions = '/v1/completions';
 
-interface Case { name: string; path?: string; body: unknown; headers?: Record<string, string>; status: number; type: string; code?: string; param?: string }
+interface Case { name: string; path?: string; body: unknown; headers?: Record<string, string>; status: number; type: string; code?: string; param?: string; message?: RegExp }
 const cases: Case[] = [
   { name: 'invalid JSON', body: '{"model": ', status: 400, type: 'invalid_request_error', code: 'invalid_json' },
   { name: 'empty body', body: '', status: 400, type: 'invalid_request_error' },
@@ -31,6 +31,7 @@ const cases: Case[] = [
   { name: 'more messages than allowed, even malformed ones', body: { ...good, messages: Array.from({ length: 5000 }, () => 7) }, status: 400, type: 'invalid_request_error', code: 'too_many_messages' },
   { name: 'messages not an array', body: { ...good, messages: 'hi' }, status: 400, type: 'invalid_request_error', param: 'messages' },
   { name: 'message without content', body: { ...good, messages: [{ role: 'user' }] }, status: 400, type: 'invalid_request_error', param: 'messages[0].content' },
+  { name: 'message without role', body: { ...good, messages: [{ content: 'hi' }] }, status: 400, type: 'invalid_request_error', param: 'messages[0].role', message: /role is required/ },
   { name: 'unknown role', body: { ...good, messages: [{ role: 'wizard', content: 'hi' }] }, status: 400, type: 'invalid_request_error', param: 'messages[0].role' },
   { name: 'content of the wrong type', body: { ...good, messages: [{ role: 'user', content: 42 }] }, status: 400, type: 'invalid_request_error', param: 'messages[0].content' },
   { name: 'max_tokens 0', body: { ...good, max_tokens: 0 }, status: 400, type: 'invalid_request_error', param: 'max_tokens' },
@@ -42,7 +43,9 @@ const cases: Case[] = [
   { name: 'top_p of 0', body: { ...good, top_p: 0 }, status: 400, type: 'invalid_request_error', param: 'top_p' },
   { name: 'negative seed', body: { ...good, seed: -1 }, status: 400, type: 'invalid_request_error', param: 'seed' },
   { name: 'n = 2', body: { ...good, n: 2 }, status: 400, type: 'invalid_request_error', param: 'n' },
-  { name: 'five stop strings', body: { ...good, stop: ['a', 'b', 'c', 'd', 'e'] }, status: 400, type: 'invalid_request_error', param: 'stop' },
+  { name: 'five stop strings', body: { ...good, stop: ['a', 'b', 'c', 'd', 'e'] }, status: 400, type: 'invalid_request_error', param: 'stop', message: /at most 4/ },
+  { name: 'max_tokens beyond 2^53', body: { ...good, max_tokens: 1e300 }, status: 400, type: 'invalid_request_error', code: 'max_tokens_too_large' },
+  { name: 'metadata key too long', path: '/v1/sessions', body: { model: MODEL_ID, metadata: { ['k'.repeat(65)]: 'v' } }, status: 400, type: 'invalid_request_error', message: /keys hold at most 64/ },
   { name: 'stream not a boolean', body: { ...good, stream: 'yes' }, status: 400, type: 'invalid_request_error', param: 'stream', code: 'invalid_value' },
   { name: 'tools', body: { ...good, tools: [{ type: 'function', function: { name: 'f' } }] }, status: 400, type: 'invalid_request_error', param: 'tools' },
   { name: 'logprobs', body: { ...good, logprobs: true }, status: 400, type: 'invalid_request_error', param: 'logprobs' },
@@ -80,6 +83,7 @@ describe('bad requests', () => {
       expect(response.json.error.message.length).toBeGreaterThan(5);
       if (badCase.code) expect(response.json.error.code).toBe(badCase.code);
       if (badCase.param) expect(response.json.error.param).toBe(badCase.param);
+      if (badCase.message) expect(response.json.error.message).toMatch(badCase.message);
       // Refused by a generation route (past auth and the body limit): the answer has its request id.
       const path = badCase.path ?? chat;
       if ((path === chat || path === completions) && badCase.status !== 401 && badCase.status !== 413) {

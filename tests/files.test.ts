@@ -52,6 +52,10 @@ describe('files', () => {
     expect(seen.slice(0, 5)).toEqual([...made].reverse());
     const oldest = await tenantA.files.list({ order: 'asc', limit: 1 });
     expect(oldest.data[0]!.id).not.toBe(made[4]);
+    // Filtering by purpose: ours, one of OpenAI's that no file here has, and one nobody knows.
+    expect((await tenantA.files.list({ purpose: 'batch', limit: 2 })).data).toHaveLength(2);
+    expect((await tenantA.files.list({ purpose: 'fine-tune' })).data).toEqual([]);
+    await expect(tenantA.files.list({ purpose: 'nonsense' })).rejects.toMatchObject({ status: 400, param: 'purpose' });
   });
 
   it('refuses bad uploads with 4xx and stores nothing', async () => {
@@ -66,12 +70,25 @@ describe('files', () => {
     const missing = await fetch(`${stack.url}/v1/files`, { method: 'POST', headers: { authorization: `Bearer ${KEY_A}` }, body: noFile });
     expect(missing.status).toBe(400);
     expect(((await missing.json()) as { error: { param: string } }).error.param).toBe('file');
+    // A field sent twice says so, rather than "required" or "must be one of".
+    for (const [field, twice] of [['file', (form: FormData) => { form.append('file', new Blob(['a']), 'a.jsonl'); form.append('file', new Blob(['b']), 'b.jsonl'); form.set('purpose', 'batch'); }], ['purpose', (form: FormData) => { form.append('purpose', 'batch'); form.append('purpose', 'batch'); form.set('file', new Blob(['a']), 'a.jsonl'); }]] as const) {
+      const form = new FormData();
+      twice(form);
+      const refused = await fetch(`${stack.url}/v1/files`, { method: 'POST', headers: { authorization: `Bearer ${KEY_A}` }, body: form });
+      expect(refused.status, field).toBe(400);
+      const { error } = (await refused.json()) as { error: { param: string; message: string } };
+      expect(error.param, field).toBe(field);
+      expect(error.message, field).toMatch(/sent 2 times/);
+    }
     expect(readdirSync(filesDir).length).toBe(before);
   });
 
   it('keeps tenants apart', async () => {
     const file = await upload(tenantA, lines(2));
     await expect(tenantB.files.retrieve(file.id)).rejects.toMatchObject({ status: 404 });
+    const long = await fetch(`${stack.url}/v1/files/file-${'a'.repeat(3000)}`, { headers: { authorization: `Bearer ${KEY_B}` } });
+    expect(long.status).toBe(404);
+    expect(((await long.json()) as { error: { message: string } }).error.message.length).toBeLessThan(120); // the id is not echoed whole
     await expect(tenantB.files.content(file.id)).rejects.toMatchObject({ status: 404 });
     await expect(tenantB.files.delete(file.id)).rejects.toMatchObject({ status: 404 });
     expect((await tenantB.files.list()).data.map((entry) => entry.id)).not.toContain(file.id);

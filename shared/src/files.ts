@@ -33,9 +33,24 @@ export function fileToWire(file: FileRecord) {
   };
 }
 
+/** Purposes OpenAI lists files by; those other than ours match nothing here. */
+const OPENAI_FILE_PURPOSES = ['assistants', 'assistants_output', 'batch', 'batch_output', 'fine-tune', 'fine-tune-results', 'vision', 'user_data', 'evals'];
+
+/**
+ * The `purpose` filter of a file list: null for none, `'none-here'` for an OpenAI purpose no file
+ * here can have (an empty page, nothing read); 400 for a value OpenAI does not know either.
+ */
+export function validatePurposeFilter(purpose: string | undefined): FilePurpose | null | 'none-here' {
+  if (purpose === undefined || purpose === '') return null;
+  if (purpose === 'batch' || purpose === 'batch_output') return purpose;
+  if (OPENAI_FILE_PURPOSES.includes(purpose)) return 'none-here';
+  throw new InvalidRequestError(`purpose must be one of: ${OPENAI_FILE_PURPOSES.join(', ')}`, { param: 'purpose', code: 'invalid_value' });
+}
+
 /** The purpose field of an upload: 400 naming it unless it is one we serve. */
 export function validateFilePurpose(purpose: unknown): (typeof FILE_PURPOSES)[number] {
   if (purpose === undefined || purpose === '') throw new InvalidRequestError('purpose is required', { param: 'purpose', code: 'missing_required_parameter' });
+  if (Array.isArray(purpose)) throw new InvalidRequestError(`purpose was sent ${purpose.length} times; send it once`, { param: 'purpose', code: 'invalid_value' });
   if (typeof purpose !== 'string' || !(FILE_PURPOSES as readonly string[]).includes(purpose)) {
     throw new InvalidRequestError(`purpose must be one of: ${FILE_PURPOSES.join(', ')} (this server runs batches only)`, { param: 'purpose', code: 'invalid_value' });
   }

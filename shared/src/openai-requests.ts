@@ -13,19 +13,29 @@ const MAX_SEED = 2 ** 31 - 1;
 
 const textPart = z.object({ type: z.literal('text'), text: z.string() });
 const messageSchema = z.object({
-  role: z.enum(['system', 'developer', 'user', 'assistant'], { error: (issue) => `unknown role '${String(issue.input)}': expected system, developer, user or assistant` }),
+  role: z.enum(['system', 'developer', 'user', 'assistant'], { error: (issue) => (issue.input === undefined ? 'role is required: system, developer, user or assistant' : `unknown role '${String(issue.input).slice(0, 40)}': expected system, developer, user or assistant`) }),
   content: z.union([z.string(), z.array(textPart).min(1)], { error: 'content must be a string or an array of text parts' }),
   name: z.string().optional(),
 });
 
+/**
+ * A token limit: a whole number ≥ 1. Not zod's int(), which refuses integers beyond 2^53 with its
+ * own message: any whole number above the model's limit is `max_tokens_too_large` (fitMaxTokens).
+ */
+export function tokenLimitSchema(name: string) {
+  return z.number({ error: `${name} must be a number` }).refine(Number.isInteger, `${name} must be a whole number`).refine((value) => value >= 1, `${name} must be at least 1`);
+}
+
 const samplingFields = {
   model: z.string({ error: (issue) => (issue.input === undefined ? 'model is required' : 'model must be a string') }).min(1, 'model must not be empty'),
-  max_tokens: z.number().int().min(1, 'max_tokens must be at least 1').nullish(),
+  max_tokens: tokenLimitSchema('max_tokens').nullish(),
   temperature: z.number().min(0).max(2).nullish(),
   top_p: z.number().gt(0).max(1).nullish(),
   top_k: z.number().int().min(0).nullish(),
   seed: z.number().int().min(0).max(MAX_SEED).nullish(),
-  stop: z.union([z.string().min(1), z.array(z.string().min(1)).max(MAX_STOP_STRINGS, `at most ${MAX_STOP_STRINGS} stop strings`)]).nullish(),
+  // One string is a list of one: so a list too long says so, not zod's "Invalid input" of a union.
+  stop: z.preprocess((value) => (typeof value === 'string' ? [value] : value), z.array(z.string({ error: 'stop strings must be strings' }).min(1, 'stop strings must not be empty'), { error: 'stop must be a string or an array of strings' })
+    .max(MAX_STOP_STRINGS, `stop holds at most ${MAX_STOP_STRINGS} strings`)).nullish(),
   n: z.number().int().nullish(),
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
@@ -36,7 +46,7 @@ const samplingFields = {
 export const chatCompletionRequestSchema = z.object({
   ...samplingFields,
   messages: z.array(messageSchema, { error: 'messages must be an array' }).min(1, 'messages must hold at least one message'),
-  max_completion_tokens: z.number().int().min(1, 'max_completion_tokens must be at least 1').nullish(),
+  max_completion_tokens: tokenLimitSchema('max_completion_tokens').nullish(),
   /** Extension: continue a server-side session; `messages` then holds only the new turn. */
   session_id: z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/, 'session_id has unexpected characters').nullish(),
   tools: z.unknown().optional(),

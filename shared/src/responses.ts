@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { InvalidRequestError } from './errors.js';
 import type { ChatMessage } from './jobs.js';
-import { parseRequestBody, resolveSampling, toInvalidRequest, type ValidationDefaults } from './openai-requests.js';
+import { parseRequestBody, resolveSampling, tokenLimitSchema, toInvalidRequest, type ValidationDefaults } from './openai-requests.js';
 import type { SamplingParams } from './sampling.js';
 import { metadataSchema } from './sessions.js';
 
@@ -20,7 +20,7 @@ const textPart = z.object({
 
 const messageItem = z.object({
   type: z.literal('message').optional(),
-  role: z.enum(['user', 'assistant', 'system', 'developer'], { error: (issue) => `unknown role '${String(issue.input)}': expected user, assistant, system or developer` }),
+  role: z.enum(['user', 'assistant', 'system', 'developer'], { error: (issue) => (issue.input === undefined ? 'role is required: user, assistant, system or developer' : `unknown role '${String(issue.input).slice(0, 40)}': expected user, assistant, system or developer`) }),
   content: z.union([z.string(), z.array(textPart).min(1, 'content must hold at least one part')], { error: 'content must be a string or an array of input_text parts' }),
 }).passthrough();
 
@@ -36,7 +36,7 @@ const responseRequestSchema = z.object({
   store: z.boolean().nullish(),
   stream: z.boolean().nullish(),
   background: z.boolean().nullish(),
-  max_output_tokens: z.number().int().min(1, 'max_output_tokens must be at least 1').nullish(),
+  max_output_tokens: tokenLimitSchema('max_output_tokens').nullish(),
   temperature: z.number().min(0).max(2).nullish(),
   top_p: z.number().gt(0).max(1).nullish(),
   metadata: metadataSchema.nullish(),

@@ -30,7 +30,12 @@ export interface SessionRecord {
 const MAX_METADATA_KEYS = 16;
 
 /** OpenAI's metadata: at most 16 string pairs, keys up to 64 characters, values up to 512. */
-export const metadataSchema = z.record(z.string().max(64, 'metadata keys hold at most 64 characters'), z.string().max(512, 'metadata values hold at most 512 characters'), { error: 'metadata must be an object of strings' })
+export const metadataSchema = z.record(
+  z.string().max(64, 'metadata keys hold at most 64 characters'),
+  z.string({ error: 'metadata values must be strings' }).max(512, 'metadata values hold at most 512 characters'),
+  // A key's own message (its length) rather than the record's.
+  { error: (issue) => (issue.code === 'invalid_key' ? 'metadata keys hold at most 64 characters' : 'metadata must be an object of strings') },
+)
   .refine((metadata) => Object.keys(metadata).length <= MAX_METADATA_KEYS, `metadata holds at most ${MAX_METADATA_KEYS} keys`);
 
 export const createSessionSchema = z.object({

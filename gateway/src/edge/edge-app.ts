@@ -34,6 +34,7 @@ import {
   validateForkSession,
   validateListQuery,
   validateMoveSession,
+  validatePurposeFilter,
   type ClientPlace,
   type RegionMap,
 } from '@bamba/shared';
@@ -45,7 +46,7 @@ import { validationDefaults, type AppConfig } from '../config.js';
 import type { GatewayVariables } from '../gateway-env.js';
 import type { Clock } from '../ports.js';
 import { silentLogger, type GatewayLogger } from '../request-log.js';
-import { checkUpload } from '../routes/files.js';
+import { checkUpload, FILE_LIST_LIMITS } from '../routes/files.js';
 import { parseJsonText } from '../routes/request-body.js';
 import type { RegionHealth } from './region-health.js';
 import { RegionUnreachable, type RegionHops } from './region-hop.js';
@@ -317,7 +318,11 @@ export function createEdgeApp(ports: EdgePorts) {
     checkUpload({ purpose: form.get('purpose') ?? undefined, file: form.get('file') ?? undefined });
     return relay(c, fresh, bytes);
   });
-  app.get('/v1/files', (c) => relay(c, readOnly, null));
+  app.get('/v1/files', (c) => {
+    validateListQuery(c.req.query(), FILE_LIST_LIMITS);
+    validatePurposeFilter(c.req.query('purpose'));
+    return relay(c, readOnly, null);
+  });
   app.on(['GET', 'DELETE'], '/v1/files/:id', (c) => relay(c, home(c.req.param('id')), null));
   app.get('/v1/files/:id/content', (c) => relay(c, home(c.req.param('id')), null));
 

@@ -3,22 +3,23 @@
  * OpenAI's shapes; scoped to the API key's tenant. Uploads have their own size limit
  * (`BAMBA_MAX_FILE_BYTES`, 413 above), checked while the body arrives, before it is parsed.
  */
-import { cleanFilename, ConflictError, fileToWire, InvalidRequestError, NotFoundError, PayloadTooLargeError, validateFilePurpose, validateListQuery } from '@bamba/shared';
+import { cleanFilename, ConflictError, fileToWire, InvalidRequestError, NotFoundError, PayloadTooLargeError, validateFilePurpose, validateListQuery, validatePurposeFilter } from '@bamba/shared';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { GatewayVariables } from '../gateway-env.js';
 import type { Files } from '../ports.js';
 import { listObject } from '../responses/response-shapes.js';
 
-const fileNotFound = (id: string) => new NotFoundError(`file '${id}' does not exist`, { param: 'file_id', code: 'file_not_found' });
+const fileNotFound = (id: string) => new NotFoundError(`file '${id.length > 64 ? `${id.slice(0, 64)}…` : id}' does not exist`, { param: 'file_id', code: 'file_not_found' });
 
 /** OpenAI lists up to 10,000 files a page, all of them by default. */
-const FILE_LIST_LIMITS = { defaultLimit: 10_000, maxLimit: 10_000 };
+export const FILE_LIST_LIMITS = { defaultLimit: 10_000, maxLimit: 10_000 };
 
 /** An upload's fields (the edge checks them too, before the bytes travel on). */
 export function checkUpload(form: Record<string, unknown>): { purpose: ReturnType<typeof validateFilePurpose>; file: File } {
   const purpose = validateFilePurpose(form.purpose);
   const file = form.file;
+  if (Array.isArray(file)) throw new InvalidRequestError(`the field "file" was sent ${file.length} times; upload one file per request`, { param: 'file', code: 'invalid_value' });
   if (!(file instanceof File)) throw new InvalidRequestError('file is required: one file in the multipart field "file"', { param: 'file', code: 'missing_required_parameter' });
   if (file.size === 0) throw new InvalidRequestError('the file is empty', { param: 'file', code: 'invalid_value' });
   return { purpose, file };
@@ -42,7 +43,8 @@ export function filesRoute(files: Files, maxFileBytes: number) {
     })
     .get('/', async (c) => {
       const query = validateListQuery(c.req.query(), FILE_LIST_LIMITS);
-      const purpose = c.req.query('purpose') || null;
+      const purpose = validatePurposeFilter(c.req.query('purpose'));
+      if (purpose === 'none-here') return c.json(listObject([], false));
       const page = await files.list(c.get('tenant'), { ...query, purpose });
       return c.json(listObject(page.files.map(fileToWire), page.hasMore));
     })
