@@ -66,3 +66,30 @@ describe('a gpu-node dies mid-generation', () => {
     }
   });
 });
+
+describe('a gpu-node dies mid-generation, long before its job lock would expire', () => {
+  let slow: TestStack;
+  beforeAll(async () => {
+    // A lock as long as the defaults' (30 s) or longer: the job shows no sign of its dead node for a minute.
+    slow = await startTestStack({ gpuNodes: 1, nodeEnv: { BAMBA_SLOTS: '2', BAMBA_CONTEXT_SIZE: '4096', BAMBA_LOCK_DURATION_MS: '60000', BAMBA_STALLED_INTERVAL_MS: '30000' } });
+  });
+  afterAll(async () => slow?.stop());
+
+  it('tells a streaming client node_failed once the node misses its heartbeats, while its job still looks active', async () => {
+    const response = await fetch(`${slow.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request('stream then die quietly', true)) });
+    expect(response.status).toBe(200);
+    const reader = response.body!.getReader();
+    const decoder = new TextDecoder();
+    let head = '';
+    while (!head.includes('"content"')) head += decoder.decode((await reader.read()).value, { stream: true });
+    const requestId = /"id":"([^"]+)"/.exec(head)![1]!;
+    const [nodeId, node] = [...slow.nodes.entries()][0]!;
+    node.kill('SIGKILL');
+    slow.nodes.delete(nodeId);
+    const rest = await readSse(new Response(new ReadableStream({ pull: async (controller) => { const { done, value } = await reader.read(); if (done) controller.close(); else controller.enqueue(value); } })));
+    expect(JSON.parse(rest.at(-1)!).error).toMatchObject({ type: 'server_error', code: 'node_failed' });
+    // The gateway did not wait for the job's lock to expire: BullMQ still counts the job as running.
+    const active = await slow.redis.lrange(`${slow.keys.bullPrefix}:${slow.keys.generationQueue}:active`, 0, -1);
+    expect(active).toContain(requestId);
+  });
+});

@@ -29,6 +29,7 @@ import {
   type StreamEvent,
   type ValidatedCreateSession,
 } from '@bamba/shared';
+import { NODE_WATCH_MS, withNodeWatch } from './node-watch.js';
 import type { Batches, GenerationPort, MovedHere, RegionFigures, RegionState, ResponseRecords, Sessions, SessionView, Transfers } from '../ports.js';
 
 export class RegionDispatch implements RegionState, GenerationPort {
@@ -106,7 +107,10 @@ export class RegionDispatch implements RegionState, GenerationPort {
     const deadline = setTimeout(() => subscription.fail(new DeadlineExceededError('the request did not finish before its deadline')), Math.max(0, job.deadlineAtMs - Date.now()));
     let ended = false;
     try {
-      for await (const event of subscription) {
+      // The shared cached read first; a node missing from it is looked up fresh (it may be newer than the cache).
+      const has = (nodes: NodeStatus[], nodeId: string) => nodes.some((node) => node.nodeId === nodeId);
+      const live = async (nodeId: string) => has(await this.liveNodes(NODE_WATCH_MS), nodeId) || has(await this.liveNodes(), nodeId);
+      for await (const event of withNodeWatch(subscription, live)) {
         if (event.type === 'generation-end' || event.type === 'generation-error') ended = true;
         yield event;
       }

@@ -1,0 +1,52 @@
+/**
+ * The node watch with a scripted event source and registry (the fakes are the point): a dead
+ * attempt's node yields one `generation-retry` for that attempt; a live node, an ended attempt
+ * or a later attempt's node yields none.
+ */
+import { WIRE_VERSION, type StreamEvent } from '@bamba/shared';
+import { describe, expect, it } from 'vitest';
+import { withNodeWatch } from './node-watch.js';
+
+const start = (attempt: number, nodeId: string): StreamEvent => ({ v: WIRE_VERSION, type: 'generation-start', attempt, nodeId, promptTokens: 1, cachedTokens: 0, resume: 'replay' });
+const delta = (attempt: number): StreamEvent => ({ v: WIRE_VERSION, type: 'token-delta', attempt, text: 'x', tokens: 1 });
+const end = (attempt: number): StreamEvent => ({ v: WIRE_VERSION, type: 'generation-end', attempt, finishReason: 'length', promptTokens: 1, completionTokens: 1, cachedTokens: 0, timeToFirstTokenMs: 0, totalMs: 0 });
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Events with pauses between them: a number of milliseconds, or a promise to wait for. */
+async function* scripted(script: Array<StreamEvent | number | Promise<unknown>>): AsyncGenerator<StreamEvent> {
+  for (const step of script) {
+    if (typeof step === 'number') await sleep(step);
+    else if (step instanceof Promise) await step;
+    else yield step;
+  }
+}
+
+async function collect(source: AsyncIterable<StreamEvent>, live: (nodeId: string) => boolean) {
+  const seen: string[] = [];
+  for await (const event of withNodeWatch(source, async (nodeId) => live(nodeId), 5)) seen.push(`${event.type}:${event.attempt}`);
+  return seen;
+}
+
+describe('node watch', () => {
+  it('reports the attempt of a node that left the registry, once, then passes the retried attempt through', async () => {
+    // Node a dies after its first delta; the retried attempt starts on b only after the watch looked.
+    let aAlive = true;
+    let sawDead!: () => void;
+    const watchLooked = new Promise<void>((resolve) => { sawDead = resolve; });
+    const source = scripted([start(1, 'a'), delta(1), watchLooked, 20, start(2, 'b'), delta(2), end(2)]);
+    setTimeout(() => { aAlive = false; }, 5);
+    const live = (nodeId: string) => {
+      if (nodeId === 'a' && !aAlive) sawDead();
+      return nodeId === 'b' || aAlive;
+    };
+    expect(await collect(source, live)).toEqual(['generation-start:1', 'token-delta:1', 'generation-retry:1', 'generation-start:2', 'token-delta:2', 'generation-end:2']);
+  });
+
+  it('adds nothing while the node is live, or after the attempt ended', async () => {
+    expect(await collect(scripted([start(1, 'a'), 20, delta(1), end(1), 20]), () => true)).toEqual(['generation-start:1', 'token-delta:1', 'generation-end:1']);
+    let alive = true;
+    const afterEnd = scripted([start(1, 'a'), end(1), 20]);
+    setTimeout(() => { alive = false; }, 1);
+    expect(await collect(afterEnd, () => alive)).toEqual(['generation-start:1', 'generation-end:1']);
+  });
+});

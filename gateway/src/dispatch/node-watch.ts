@@ -1,0 +1,56 @@
+/**
+ * A request's events, plus one the gateway adds itself: when the gpu-node running the current
+ * attempt leaves the registry (it missed its heartbeats: it died), a `generation-retry` for that
+ * attempt, as a stopping node writes one. `answerOf` then fails a request that already relayed
+ * text with `node_failed` at once, and lets one that did not wait for the retried attempt.
+ * Without it, a reader learns of a dead node only when its job's lock expires and another node
+ * starts the job again (BAMBA_LOCK_DURATION_MS, 30 s by default), or not at all when the job
+ * has no attempts left.
+ */
+import { WIRE_VERSION, type StreamEvent } from '@bamba/shared';
+
+/** How often the node of a running attempt is looked up (the registry read is cached and shared). */
+export const NODE_WATCH_MS = 1_000;
+
+export async function* withNodeWatch(events: AsyncIterable<StreamEvent>, isLive: (nodeId: string) => Promise<boolean>, intervalMs = NODE_WATCH_MS): AsyncGenerator<StreamEvent, void, undefined> {
+  const iterator = events[Symbol.asyncIterator]();
+  /** The attempt running now and its node; null before a start and once it ended or was reported gone. */
+  let watched: { nodeId: string; attempt: number } | null = null;
+  let goneAttempt: number | null = null;
+  let wake: (() => void) | null = null;
+  const timer = setInterval(() => {
+    const target = watched;
+    if (!target) return;
+    void isLive(target.nodeId).then((live) => {
+      if (live || watched !== target) return;
+      watched = null;
+      goneAttempt = target.attempt;
+      wake?.();
+    }, () => { /* the registry cannot be read now: look again next time */ });
+  }, intervalMs);
+  let pending = iterator.next();
+  try {
+    for (;;) {
+      const woken = new Promise<'woken'>((resolve) => { wake = () => resolve('woken'); });
+      const step = await Promise.race([pending, woken]);
+      wake = null;
+      if (step === 'woken') {
+        if (goneAttempt !== null) {
+          yield { v: WIRE_VERSION, type: 'generation-retry', attempt: goneAttempt, reason: 'the gpu-node running it stopped answering (no heartbeat)' };
+          goneAttempt = null;
+        }
+        continue;
+      }
+      if (step.done) return;
+      const event = step.value;
+      if (event.type === 'generation-start' && event.attempt > (watched?.attempt ?? 0)) watched = { nodeId: event.nodeId, attempt: event.attempt };
+      else if (event.type === 'generation-end' || event.type === 'generation-error' || (event.type === 'generation-retry' && event.attempt === watched?.attempt)) watched = null;
+      yield event;
+      pending = iterator.next();
+    }
+  } finally {
+    clearInterval(timer);
+    // Not awaited: a source's return may wait for the read still pending when a watch event went out.
+    void iterator.return?.()?.catch(() => {});
+  }
+}
