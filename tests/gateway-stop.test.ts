@@ -26,6 +26,7 @@ describe('a gateway that stops', () => {
     const stopped = gateway.close();
     const response = await answer;
     expect(response.status).toBe(200);
+    expect(response.headers.get('connection')).toBe('close'); // draining: the client reconnects elsewhere
     expect(((await response.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBeGreaterThan(0);
     await stopped;
     await expect(chat(gateway.url, { messages: [{ role: 'user', content: 'late' }], max_tokens: 4 })).rejects.toThrow(); // no longer listening

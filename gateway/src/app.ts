@@ -24,6 +24,7 @@ import { pageRoutes } from './routes/pages.js';
 import { responsesRoute } from './routes/responses.js';
 import { sessionsRoute } from './routes/sessions.js';
 import { RecentActivity, withRecentActivity } from './status/recent-activity.js';
+import type { GatewayStop } from './gateway-stop.js';
 
 export interface GatewayPorts {
   region: RegionState;
@@ -45,8 +46,8 @@ export interface GatewayPorts {
    * returns the error to answer with; anything else unexpected is a 500.
    */
   classifyError?: (error: unknown) => BambaError | null;
-  /** Aborted when this gateway stops and its drain time is up: open generations end with a 503 / final error event. */
-  stopping?: AbortSignal;
+  /** This gateway's stop (the Node entry's `close`): drains, then ends open generations with `gateway_stopping`. */
+  stop?: GatewayStop;
 }
 
 export function createApp(ports: GatewayPorts) {
@@ -57,12 +58,21 @@ export function createApp(ports: GatewayPorts) {
   const metrics = withRecentActivity(ports.metrics, recent);
   const logger = ports.logger ?? silentLogger;
   const classifyError = ports.classifyError ?? (() => null);
-  const deps = { region, generation, sessions, config, metrics, clock, stopping: ports.stopping };
+  const { stop } = ports;
+  const deps = { region, generation, sessions, config, metrics, clock, stop };
   /** Background responses this process runs (cancelled here: stopped at once). */
   const running = new Map<string, AbortController>();
 
   const app = new Hono<{ Variables: GatewayVariables }>();
   installRequestFrame(app, { logger, metrics, clock, classifyError });
+  if (stop) {
+    // Draining: not ready, and every answer closes its connection so keep-alive clients reconnect elsewhere.
+    app.use('*', async (c, next) => {
+      if (stop.draining && c.req.path === '/readyz') return c.json({ status: 'stopping' }, 503);
+      await next();
+      if (stop.draining) c.header('Connection', 'close');
+    });
+  }
   app.route('/', healthRoutes(region, metrics, config.metricsToken));
   app.route('/', pageRoutes({ region, recent, scripts: ports.pageScripts, clock, metricsToken: config.metricsToken }));
   app.route('/internal/v1', internalRoutes(ports.transfers, config.edgeSecret, clock));

@@ -21,9 +21,13 @@ async function* scripted(script: Array<StreamEvent | number | Promise<unknown>>)
   }
 }
 
-async function collect(source: AsyncIterable<StreamEvent>, live: (nodeId: string) => boolean) {
+/** What the watch passes on, read by a consumer that takes `readerMs` over each event. */
+async function collect(source: AsyncIterable<StreamEvent>, live: (nodeId: string) => boolean, readerMs = 0) {
   const seen: string[] = [];
-  for await (const event of withNodeWatch(source, async (nodeId) => live(nodeId), 5)) seen.push(`${event.type}:${event.attempt}`);
+  for await (const event of withNodeWatch(source, async (nodeId) => live(nodeId), 5)) {
+    seen.push(`${event.type}:${event.attempt}`);
+    if (readerMs > 0) await sleep(readerMs);
+  }
   return seen;
 }
 
@@ -40,6 +44,27 @@ describe('node watch', () => {
       return nodeId === 'b' || aAlive;
     };
     expect(await collect(source, live)).toEqual(['generation-start:1', 'token-delta:1', 'generation-retry:1', 'generation-start:2', 'token-delta:2', 'generation-end:2']);
+  });
+
+  it('still reports a dead node to a reader that was busy with the last event when it was seen gone', async () => {
+    let alive = true;
+    let sawDead!: () => void;
+    const watchLooked = new Promise<void>((resolve) => { sawDead = resolve; });
+    const source = scripted([start(1, 'a'), delta(1), watchLooked, 200, end(1)]);
+    setTimeout(() => { alive = false; }, 5);
+    const live = () => {
+      if (!alive) sawDead();
+      return alive;
+    };
+    // The reader spends 60 ms on each event: the watch sees the node gone while it is busy.
+    expect(await collect(source, live, 60)).toEqual(['generation-start:1', 'token-delta:1', 'generation-retry:1', 'generation-end:1']);
+  });
+
+  it('does not count one missed look as gone (a late heartbeat)', async () => {
+    let looks = 0;
+    // Missing from every other look only: never two in a row.
+    const live = () => (looks++ % 2 === 0);
+    expect(await collect(scripted([start(1, 'a'), 60, end(1)]), live)).toEqual(['generation-start:1', 'generation-end:1']);
   });
 
   it('adds nothing while the node is live, or after the attempt ended', async () => {

@@ -76,6 +76,13 @@ export class RegionDispatch implements RegionState, GenerationPort {
     return { queue, sessions, snapshotBytes, batches };
   }
 
+  /** Cancels on their way to Redis (a stopping gateway waits for them). */
+  private readonly cancelling = new Set<Promise<void>>();
+
+  async settleCancels(): Promise<void> {
+    await Promise.all([...this.cancelling]);
+  }
+
   follow(relayGroup: string, requestId: string, untilMs: number, signal: AbortSignal): AsyncIterable<StreamEvent> {
     return followRequestStream(this.redis, this.keys, relayGroup, requestId, untilMs, signal);
   }
@@ -90,7 +97,9 @@ export class RegionDispatch implements RegionState, GenerationPort {
     const cancel = () => {
       if (cancelled) return;
       cancelled = true;
-      void this.producer.cancel(draft.requestId, draft.affinityNode).catch(() => { /* the job's deadline ends it */ });
+      const sent = this.producer.cancel(draft.requestId, draft.affinityNode).catch(() => { /* the job's deadline ends it */ });
+      this.cancelling.add(sent);
+      void sent.finally(() => this.cancelling.delete(sent));
     };
     // Read before queueing, so no event can be missed; a relay that gives up cancels the job at once.
     const subscription = this.relay.subscribe(draft.requestId, cancel);

@@ -3,6 +3,7 @@
  * through the region's Redis. Wiring only.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { setMaxListeners } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import {
@@ -24,6 +25,7 @@ import {
 } from '@bamba/region';
 import { serve } from '@hono/node-server';
 import { createApp } from '../app.js';
+import { GatewayStop } from '../gateway-stop.js';
 import { RegionBatches, RegionDispatch, RegionResponses, RegionSessions, RegionTransfers } from '../dispatch/region-dispatch.js';
 import type { GatewayMetrics } from '../metrics.js';
 import { createPinoLogger } from '../observability/pino-logger.js';
@@ -70,8 +72,9 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
   const files = new FileStore(redis, keys, resolve(config.filesDir));
   const batchQueue = new BatchQueue(redis, keys);
   const batches = new RegionBatches(batchStore, batchQueue, files, config.batchWindowMs);
-  const stopping = new AbortController();
-  const app = createApp({ stopping: stopping.signal, region: dispatch, generation: dispatch, sessions, responses, files, batches, transfers, config, metrics: runtime.metrics ?? new PromMetrics(), pageScripts: loadPageScripts(), logger, classifyError: redisOutageError });
+  const stop = new GatewayStop();
+  setMaxListeners(0, stop.ended); // every open generation listens to it
+  const app = createApp({ stop, region: dispatch, generation: dispatch, sessions, responses, files, batches, transfers, config, metrics: runtime.metrics ?? new PromMetrics(), pageScripts: loadPageScripts(), logger, classifyError: redisOutageError });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const started = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(started));
     started.once('error', reject);
@@ -84,8 +87,12 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
   });
   const allAnswered = async (withinMs: number) => {
     const deadline = Date.now() + withinMs;
-    while (open.size > 0 && Date.now() < deadline) await new Promise((resolveWait) => setTimeout(resolveWait, 20));
+    while ((open.size > 0 || stop.holding > 0) && Date.now() < deadline) {
+      http.closeIdleConnections?.(); // keep-alive connections whose answer just ended
+      await new Promise((resolveWait) => setTimeout(resolveWait, 20));
+    }
   };
+  const http = server as unknown as { closeIdleConnections?: () => void; closeAllConnections?: () => void };
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
   if (config.apiKeys.size === 0) {
@@ -100,13 +107,13 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
     async close() {
       // Stop accepting; open requests may finish within the drain time; those still open then
       // end with a 503 or a final error event (their jobs cancelled); then let go of Redis.
+      stop.beginDrain();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      const http = server as unknown as { closeIdleConnections?: () => void; closeAllConnections?: () => void };
-      http.closeIdleConnections?.();
       await allAnswered(config.drainTimeoutMs);
-      if (open.size > 0) logger.info(`stopping: ${open.size} requests still open after the ${config.drainTimeoutMs} ms drain end with gateway_stopping`);
-      stopping.abort();
+      if (open.size + stop.holding > 0) logger.info(`stopping: ${open.size} requests and ${stop.holding} background responses still open after the ${config.drainTimeoutMs} ms drain end with gateway_stopping`);
+      stop.endDrain();
       await allAnswered(STOP_ANSWER_MS);
+      await dispatch.settleCancels(); // the cut jobs' cancels reach Redis before it is let go
       http.closeAllConnections?.();
       await closed;
       await relay.close();

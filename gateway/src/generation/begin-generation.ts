@@ -4,11 +4,12 @@
  * refusals found on the gpu-node still become plain HTTP errors). What follows (the answer as
  * chat chunks, or as Responses events) is the caller's; `finish` must run on every way out.
  */
-import { answerOf, ServerError, ServiceUnavailableError, type AnswerPiece, type GenerationJobDraft, type ValidatedGenerationRequest } from '@bamba/shared';
+import { answerOf, ServerError, type AnswerPiece, type GenerationJobDraft, type ValidatedGenerationRequest } from '@bamba/shared';
 import type { AppConfig } from '../config.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { RequestLogEntry } from '../request-log.js';
 import type { Clock, GenerationPort, RegionState, Sessions } from '../ports.js';
+import { gatewayStopping, type GatewayStop } from '../gateway-stop.js';
 import { admit } from './admission.js';
 import { checkSessionHome, lockSessionTurn, type LockedTurn } from './session-turn.js';
 
@@ -19,16 +20,8 @@ export interface GenerationDeps {
   config: AppConfig;
   metrics: GatewayMetrics;
   clock: Clock;
-  /** Aborted when this gateway stops and its drain time is up (see `gatewayStopping`). */
-  stopping?: AbortSignal | undefined;
-}
-
-/**
- * What a generation still open when its gateway stops ends with: its job is cancelled (a session
- * turn is not committed), so sending it again is safe.
- */
-export function gatewayStopping(): ServiceUnavailableError {
-  return new ServiceUnavailableError('this gateway is stopping; send the request again', { code: 'gateway_stopping', retryAfterSeconds: 1 });
+  /** This gateway's stop (absent in apps that never stop this way). */
+  stop?: GatewayStop | undefined;
 }
 
 /** Ids are also BullMQ job ids and stream names: letters, digits and '-' only. */
@@ -78,7 +71,7 @@ export interface BeginOptions {
 export async function beginGeneration(deps: GenerationDeps, validated: ValidatedGenerationRequest, options: BeginOptions): Promise<StartedGeneration> {
   const { config, metrics, clock } = deps;
   const { tenant, requestId, log, arrivedMs } = options;
-  if (deps.stopping?.aborted) throw gatewayStopping();
+  if (deps.stop?.draining) throw gatewayStopping(); // new work goes to a gateway that stays
   if (validated.sessionId) checkSessionHome(validated.sessionId, deps.region.name, options.failover ?? false);
   const { request, nodes } = await admit(deps.region, config, validated);
   const lock: LockedTurn | null = request.sessionId
@@ -106,10 +99,13 @@ export async function beginGeneration(deps: GenerationDeps, validated: Validated
   // The gateway stopping cancels the job too, but the client hears why (`gatewayStopping`).
   let stoppedByGateway = false;
   const onStopping = () => {
+    if (abort.signal.aborted) return; // the client left first: that is what ended it
     stoppedByGateway = true;
     abort.abort();
   };
-  deps.stopping?.addEventListener('abort', onStopping, { once: true });
+  // The drain may have ended while this request was admitted or took its session lock.
+  if (deps.stop?.ended.aborted) onStopping();
+  else deps.stop?.ended.addEventListener('abort', onStopping, { once: true });
   let committed = false;
   const pieces = answerOf(deps.generation.generate(job, abort.signal, options.onQueued), options.canRestart)[Symbol.asyncIterator]();
   let finished = false;
@@ -117,7 +113,7 @@ export async function beginGeneration(deps: GenerationDeps, validated: Validated
     if (finished) return;
     finished = true;
     options.signal.removeEventListener('abort', onGone);
-    deps.stopping?.removeEventListener('abort', onStopping);
+    deps.stop?.ended.removeEventListener('abort', onStopping);
     await pieces.return(undefined).catch(() => {});
     if (!committed) await lock?.release();
   };

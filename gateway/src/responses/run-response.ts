@@ -98,8 +98,9 @@ export async function createResponse(c: Context<{ Variables: GatewayVariables }>
     metadata: validated.metadata,
     temperature: validated.params.temperature,
     topP: validated.params.topP,
-    // What caps the answer, asked for or the default (what `incomplete_details: max_output_tokens` refers to).
-    maxOutputTokens: validated.params.maxTokens,
+    // What caps the answer, asked for or the default (what `incomplete_details: max_output_tokens`
+    // refers to); a value no model allows is refused at admission, stored meanwhile as a safe integer.
+    maxOutputTokens: Math.min(validated.params.maxTokens, Number.MAX_SAFE_INTEGER),
     input,
     history,
     relayGroup: '',
@@ -131,6 +132,8 @@ async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps
   await deps.responses.create(record);
   const abort = new AbortController();
   deps.running.set(record.id, abort);
+  // A stopping gateway's drain waits for it as for an open request.
+  const release = deps.stop?.hold() ?? (() => {});
   // A retried attempt may replace the first only while no text was folded (answerOf's rule, as
   // every reader of its stream applies it), or the stored answer would hold both attempts' text.
   let sawText = false;
@@ -149,6 +152,7 @@ async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps
   const first = await Promise.race([queued.then((relayGroup) => ({ relayGroup })), begun.then(() => null, (error: unknown) => ({ error }))]);
   if (first && 'error' in first) {
     deps.running.delete(record.id);
+    release();
     await deps.responses.delete(record.tenant, record.id).catch(() => {});
     throw first.error;
   }
@@ -159,6 +163,7 @@ async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps
     // Nobody could find its events: stop it rather than run it unseen.
     abort.abort();
     deps.running.delete(record.id);
+    release();
     void begun.then((generation) => generation.finish(), () => {});
     throw error;
   }
@@ -182,6 +187,7 @@ async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps
     if (abort.signal.aborted) outcome = outcomeOf(outcome.outputText, { cancelled: true }, clock.nowMs());
     await deps.responses.finish(record.id, outcome).catch(() => { /* a reader of its stream settles it */ });
     deps.running.delete(record.id);
+    release();
   })();
 
   if (request.stream) return streamStored(c, deps, stored, -1);
@@ -203,7 +209,8 @@ async function runInForeground(c: Context<{ Variables: GatewayVariables }>, deps
     onQueued: (group) => { relayGroup = group; },
   });
   c.header('x-bamba-resume', generation.start.resume);
-  const stored: ResponseRecord = { ...record, relayGroup, outcome: null };
+  // The limit as admitted (a default is capped to fit the model's context).
+  const stored: ResponseRecord = { ...record, maxOutputTokens: generation.request.params.maxTokens, relayGroup, outcome: null };
   try {
     if (store) await deps.responses.create(stored);
   } catch (error) {

@@ -9,6 +9,7 @@ import { answerOf, ConflictError, type AnswerPiece, type ResponseRecord } from '
 import type { Context } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import type { GenerationDeps } from '../generation/begin-generation.js';
+import { gatewayStopping } from '../gateway-stop.js';
 import { SSE_HEADERS, sseBody } from '../generation/sse-body.js';
 import type { ResponseRecords } from '../ports.js';
 import { eventAfter, foldResponse, ResponseEventSequence, responseEvent, type ResponseStreamEvent } from './response-events.js';
@@ -21,12 +22,14 @@ type StoredDeps = GenerationDeps & { responses: ResponseRecords };
 
 const openingStatusOf = (record: ResponseRecord) => (record.background ? 'queued' : 'in_progress');
 
-/** The pieces of a running response, read from its token stream. */
+/** The pieces of a running response, read from its token stream; `gatewayStopping` once this gateway's drain is up. */
 function followPieces(deps: StoredDeps, record: ResponseRecord, untilMs: number, signal: AbortSignal): () => Promise<AnswerPiece> {
   let text = '';
   const pieces = answerOf(deps.generation.follow(record.relayGroup, record.id, untilMs, signal), () => text === '')[Symbol.asyncIterator]();
   return async () => {
-    const step = await pieces.next();
+    if (deps.stop?.ended.aborted) throw gatewayStopping();
+    const step = await pieces.next().catch((error: unknown) => { throw deps.stop?.ended.aborted ? gatewayStopping() : error; });
+    if (step.done && deps.stop?.ended.aborted) throw gatewayStopping();
     if (step.done) throw new ConflictError('the response stream ended early', { code: 'stream_ended' });
     if (step.value.kind === 'text') text += step.value.text;
     return step.value;
@@ -38,6 +41,9 @@ export function streamStored(c: Context<{ Variables: GatewayVariables }>, deps: 
   const view = viewOf(record);
   const abort = new AbortController();
   c.req.raw.signal.addEventListener('abort', () => abort.abort(), { once: true });
+  // This gateway's drain is up: stop following (the reader gets a final gateway_stopping event).
+  const onStopped = () => abort.abort();
+  deps.stop?.ended.addEventListener('abort', onStopped, { once: true });
   c.get('log').deferred = true;
   const after = (events: ResponseStreamEvent[]) => events.map((event) => eventAfter(event, startingAfter)).filter((event) => event !== null).map(responseEvent).join('');
   return c.newResponse(sseBody(deps.config.slowClientMs, () => abort.abort(), async (write) => {
@@ -56,10 +62,12 @@ export function streamStored(c: Context<{ Variables: GatewayVariables }>, deps: 
       if (!record.relayGroup) throw new ConflictError('the response is not queued yet; retry in a moment', { code: 'response_not_started' });
       const next = followPieces(deps, record, record.deadlineAtMs + FOLLOW_MARGIN_MS, abort.signal);
       const { outcome } = await foldResponse(view, openingStatusOf(record), next, emit, () => clock.nowMs());
-      if (!abort.signal.aborted) await deps.responses.finish(record.id, outcome).catch(() => {});
+      // Not when this gateway stopped reading it: the response itself did not end.
+      if (!abort.signal.aborted && !deps.stop?.ended.aborted) await deps.responses.finish(record.id, outcome).catch(() => {});
     } catch {
       // The client went away: nothing to record, the response runs on.
     } finally {
+      deps.stop?.ended.removeEventListener('abort', onStopped);
       abort.abort(); // stops the follower if it is still polling
       c.get('log').write(200, clock.nowMs());
     }
