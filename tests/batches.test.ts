@@ -196,6 +196,14 @@ describe('batches', () => {
     const done = await waitForBatch(batch.id, finished);
     expect(done.status).toBe('completed');
     expect((await outputLines(done.output_file_id)).map((line) => line.custom_id)).toEqual(['m0', 'm1']);
+
+    // Cancelled while no workers process can read its input, before anything ran: it ends cancelled, not failed.
+    const unread = await uploadLines([requestLine('c0', chatBody(42))]);
+    renameSync(join(stack.filesDir, unread.id), join(stack.filesDir, `${unread.id}.hidden`));
+    const stuck = await client.batches.create({ input_file_id: unread.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    await stack.waitFor('a run of the batch', async () => (Number(await stack.redis.hget(`${stack.keys.bullPrefix}:${stack.keys.batchQueue}:${stuck.id}`, 'atm')) >= 1 ? true : undefined), 30_000);
+    await client.batches.cancel(stuck.id);
+    expect((await waitForBatch(stuck.id, finished)).status).toBe('cancelled');
   });
 
   it('fails a batch of more than 50,000 requests, counting lines before checking any', async () => {

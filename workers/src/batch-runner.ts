@@ -9,6 +9,7 @@
  */
 import { batchFileId, type BatchStore, type FileStore } from '@bamba/region';
 import {
+  BambaError,
   batchOutputLineSchema,
   checkBatchLine,
   isFinishedBatch,
@@ -66,6 +67,16 @@ function checkInput(content: Buffer, batch: BatchRecord, defaults: ValidationDef
   return checked;
 }
 
+/** When each batch last logged that its input is missing here. */
+const missingLogged = new Map<string, number>();
+function oncePerMinute(batchId: string): boolean {
+  const now = Date.now();
+  if (now - (missingLogged.get(batchId) ?? 0) < 60_000) return false;
+  missingLogged.set(batchId, now);
+  for (const [id, at] of missingLogged) if (now - at > 3_600_000) missingLogged.delete(id); // bounded
+  return true;
+}
+
 export async function runBatch(deps: BatchRunnerDeps, job: { batchId: string; tenant: string }, stopping: AbortSignal): Promise<void> {
   const { batches } = deps;
   const { tenant } = job;
@@ -81,11 +92,21 @@ export async function runBatch(deps: BatchRunnerDeps, job: { batchId: string; te
   try {
     content = await deps.files.content(tenant, batch.inputFileId); // null: its record is gone
   } catch (error) {
-    // The record is there but this process cannot read the bytes (a workers process whose
-    // BAMBA_FILES_DIR is not the gateways', or a damaged copy): another workers process may, so
-    // the batch runs again, until it is cancelled or its window ends.
+    // The record is there but this process has no bytes for it (a workers process whose
+    // BAMBA_FILES_DIR is not the gateways'): another workers process may, so the batch runs
+    // again (said once a minute), until it is cancelled or its window ends. Damaged bytes fail it.
     const message = `batch ${batch.id}: input file ${batch.inputFileId} unreadable here (${(error as Error).message}); BAMBA_FILES_DIR is ${deps.files.directory}`;
-    if (batch.status !== 'cancelling' && Date.now() < batch.expiresAtMs) throw new Error(`${message}; running it again`);
+    const missingHere = error instanceof BambaError && error.code === 'file_missing';
+    // Cancelled before any request ran: nothing to write, it ends cancelled. (With results, their
+    // custom ids are in the input, so a workers process that can read it writes them.)
+    if (missingHere && batch.status === 'cancelling' && (await batches.resultLines(tenant, batch.id)).size === 0) {
+      await finalize(deps, batch, { items: [], invalid: [], total: 0 }, 'cancelled');
+      return;
+    }
+    if (missingHere && Date.now() < batch.expiresAtMs) {
+      if (oncePerMinute(batch.id)) deps.log(`${message}; it runs again until another workers process can read it`);
+      throw new Error(`${message}; running it again`);
+    }
     deps.log(message);
     content = null;
   }
