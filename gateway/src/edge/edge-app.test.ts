@@ -20,11 +20,15 @@ const SESSION_EU = `sess_eu_${'b'.repeat(32)}`;
 interface Seen { region: string; method: string; path: string; tenant: string; failover: boolean; body: string }
 type RegionBehaviour = (seen: Seen) => Response | 'unreachable';
 
-function edge(behaviour: Partial<Record<string, RegionBehaviour>>) {
+/** `hung`: regions that take connections but never answer (until the caller gives up). */
+function edge(behaviour: Partial<Record<string, RegionBehaviour>>, hung: ReadonlySet<string> = new Set()) {
   const seen: Seen[] = [];
   const fetchImpl = (async (input: RequestInfo | URL, init?: RequestInit) => {
     const url = new URL(String(input));
     const region = url.hostname.split('.')[0]!;
+    if (hung.has(region)) {
+      return new Promise<Response>((_resolve, reject) => init?.signal?.addEventListener('abort', () => reject(new Error('aborted')), { once: true }));
+    }
     const headers = new Headers(init?.headers);
     if (url.pathname === '/readyz') return new Response('{}', { status: 200 });
     const claims = await verifyEdgeRequest(SECRET, (name) => headers.get(name), init?.method ?? 'GET', `${url.pathname}${url.search}`, Date.now());
@@ -117,6 +121,19 @@ describe('edge routing', () => {
     expect(created.status).toBe(503); // us may have made it before failing: not made twice
     expect(seenAgain.map((entry) => entry.region)).toEqual(['us']);
     expect(seen.map((entry) => entry.region)).toEqual(['us', 'eu']);
+  });
+
+  it('sends a session to its backup once home stops answering /readyz (hung, not refusing), and leaves a hung region out of the models', async () => {
+    const models = { eu: (entry: Seen) => (entry.path === '/v1/models' ? Response.json({ object: 'list', data: [{ id: 'tiny' }] }) : Response.json({ ok: true })) };
+    const { call, seen } = edge(models, new Set(['us']));
+    const ready = await call('/readyz'); // reads every region's readiness: us gives no answer in time
+    expect(((await ready.json()) as { regions: Record<string, string> }).regions.us).toBe('open');
+    const read = await call(`/v1/sessions/${SESSION_US}`);
+    expect(read.status).toBe(200);
+    expect(read.headers.get(REGION_HEADER)).toBe('eu');
+    expect(seen.map(({ region, failover }) => ({ region, failover }))).toEqual([{ region: 'eu', failover: true }]);
+    const listed = await call('/v1/models'); // us is skipped while its breaker is open; eu answers
+    expect(((await listed.json()) as { data: Array<{ id: string }> }).data.map((model) => model.id)).toEqual(['tiny']);
   });
 
   it('takes a 502 from in front of a region as the region being down', async () => {

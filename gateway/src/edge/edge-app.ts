@@ -69,6 +69,9 @@ type EdgeContext = Context<{ Variables: GatewayVariables }>;
 /** A region's `/v1/models` answer, as far as the edge merges it (other fields pass through). */
 const modelListSchema = z.object({ data: z.array(z.looseObject({ id: z.string() })) });
 
+/** How long `/v1/models` waits for each region's list. */
+const MODELS_TIMEOUT_MS = 2_000;
+
 /** Largest upload through the edge (it holds it in memory twice to check it). */
 const EDGE_MAX_UPLOAD_BYTES = 32 * 1024 * 1024;
 
@@ -135,15 +138,15 @@ export function createEdgeApp(ports: EdgePorts) {
     }
   };
 
-  const hopOf = (c: EdgeContext, path: string, body: ArrayBuffer | string | null, failover: boolean) => ({
-    method: c.req.method, pathWithQuery: path, tenant: c.get('tenant'), failover, headers: c.req.raw.headers, body, signal: c.req.raw.signal,
+  const hopOf = (c: EdgeContext, path: string, body: ArrayBuffer | string | null, failover: boolean, signal: AbortSignal) => ({
+    method: c.req.method, pathWithQuery: path, tenant: c.get('tenant'), failover, headers: c.req.raw.headers, body, signal,
   });
 
-  /** One region, its answer; the breaker learns from it. */
-  const hopTo = async (c: EdgeContext, region: string, path: string, body: ArrayBuffer | string | null, failover: boolean): Promise<Response> => {
+  /** One region, its answer; the breaker learns from it. `signal`: the client's unless given. */
+  const hopTo = async (c: EdgeContext, region: string, path: string, body: ArrayBuffer | string | null, failover: boolean, signal = c.req.raw.signal): Promise<Response> => {
     health.beginHop(region);
     try {
-      const response = await hops.send(region, hopOf(c, path, body, failover));
+      const response = await hops.send(region, hopOf(c, path, body, failover, signal));
       health.recordSuccess(region);
       return response;
     } catch (error) {
@@ -162,7 +165,7 @@ export function createEdgeApp(ports: EdgePorts) {
     }
     if (plan.kind === 'home') {
       const home = homeRegionOf(plan.id);
-      if (home !== null && !config.regions.get(home)) throw new NotFoundError(`'${plan.id}' names region '${home}', which this edge does not know`, { code: 'not_found' });
+      if (home !== null && !config.regions.get(home)) throw new NotFoundError(`'${plan.id}' names region '${home}', which this edge does not know`, { code: notFoundCodeOf(plan.id) });
       if (home !== null) {
         const backup = plan.replicaOk ? backupOf(config.regions, home) : null;
         if (health.usable(home, false) || backup === null) {
@@ -217,7 +220,8 @@ export function createEdgeApp(ports: EdgePorts) {
     // null: the region did not answer with a list.
     const answers = await Promise.all(usable.map(async (region) => {
       try {
-        const response = await hopTo(c, region, '/v1/models', null, false);
+        // A region that does not answer in time is left out, not waited for.
+        const response = await hopTo(c, region, '/v1/models', null, false, AbortSignal.timeout(MODELS_TIMEOUT_MS));
         if (!response.ok) {
           await response.body?.cancel();
           return null;
@@ -339,6 +343,14 @@ export function createEdgeApp(ports: EdgePorts) {
   app.get('/v1/batches/:id', (c) => relay(c, home(c.req.param('id')), null));
   app.post('/v1/batches/:id/cancel', (c) => relay(c, home(c.req.param('id')), null));
   return app;
+}
+
+/** The not-found code a region gives for this kind of id. */
+function notFoundCodeOf(id: string): string {
+  if (id.startsWith('sess_')) return 'session_not_found';
+  if (id.startsWith('resp_')) return 'response_not_found';
+  if (id.startsWith('batch_')) return 'batch_not_found';
+  return 'file_not_found';
 }
 
 /** Cloudflare's `request.cf` location, when there is one (absent on Node). */

@@ -6,7 +6,7 @@ const map = parseRegionMap('[{"name":"us","url":"http://us"},{"name":"eu","url":
 
 function health(ready: Record<string, boolean> = {}) {
   let now = 0;
-  const tracker = new RegionHealth(map, async (region) => ready[region] ?? true, () => now, { failureThreshold: 2, openMs: 1000, readyCacheMs: 500 });
+  const tracker = new RegionHealth(map, async (region) => ((ready[region] ?? true) ? 'ready' : 'not_ready'), () => now, { failureThreshold: 2, openMs: 1000, readyCacheMs: 500 });
   return { tracker, advance: (ms: number) => { now += ms; } };
 }
 
@@ -45,7 +45,7 @@ describe('region health', () => {
   it('skips a region that is up but not ready for new work only, and reads readiness at most once per cache period', async () => {
     const probes: string[] = [];
     let now = 0;
-    const tracker = new RegionHealth(map, async (region) => { probes.push(region); return region !== 'eu'; }, () => now, { failureThreshold: 1, openMs: 1000, readyCacheMs: 500 });
+    const tracker = new RegionHealth(map, async (region) => { probes.push(region); return region !== 'eu' ? 'ready' : 'not_ready'; }, () => now, { failureThreshold: 1, openMs: 1000, readyCacheMs: 500 });
     await tracker.refresh();
     await tracker.refresh();
     expect(probes).toEqual(['us', 'eu']);
@@ -54,5 +54,19 @@ describe('region health', () => {
     now += 500;
     await tracker.refresh();
     expect(probes).toHaveLength(4);
+  });
+
+  it('opens the breaker for a region whose /readyz gets no answer (hung or gone), so even its sessions go elsewhere', async () => {
+    let now = 0;
+    let hung = false;
+    const tracker = new RegionHealth(map, async (region) => (region === 'us' && hung ? 'unreachable' : 'ready'), () => now, { failureThreshold: 1, openMs: 1000, readyCacheMs: 500 });
+    await tracker.refresh();
+    expect(tracker.usable('us', false)).toBe(true);
+    hung = true;
+    now += 500;
+    await tracker.refresh();
+    expect(tracker.view('us')).toBe('open');
+    expect(tracker.usable('us', false)).toBe(false); // a session's turn goes to its backup
+    expect(tracker.usable('eu', false)).toBe(true);
   });
 });

@@ -3,7 +3,10 @@
  * hops themselves (a region that cannot be reached is skipped for `openMs`, then one request is
  * let through to try it: half-open), and `/readyz` read in the background at most every
  * `readyCacheMs` (a region that answers but is not ready, e.g. no gpu-node, is skipped for new
- * conversations). Unknown means healthy: the first request finds out.
+ * conversations). A `/readyz` that gets no answer at all (the region accepts connections but
+ * hangs, or cannot be reached) counts as a failed hop: the breaker opens, and a session's turns
+ * go to its backup instead of waiting on a region that will not answer. Unknown means healthy:
+ * the first request finds out.
  */
 import type { RegionMap } from '@bamba/shared';
 
@@ -23,18 +26,22 @@ interface RegionHealthState {
   trialSinceMs: number;
   ready: boolean;
   readyAtMs: number;
-  probing: boolean;
+  /** The reading under way, which a second `refresh` waits for too. */
+  probing: Promise<void> | null;
 }
 
 export type HealthView = 'closed' | 'open' | 'half-open';
+
+/** What a region's `/readyz` said: ready, answered but not ready (e.g. no gpu-node), or no answer in time. */
+export type Readiness = 'ready' | 'not_ready' | 'unreachable';
 
 export class RegionHealth {
   private readonly states = new Map<string, RegionHealthState>();
 
   constructor(
     private readonly map: RegionMap,
-    /** Whether the region says it is ready (`GET /readyz`); false when it cannot be reached. */
-    private readonly probe: (region: string) => Promise<boolean>,
+    /** What the region's `GET /readyz` says. */
+    private readonly probe: (region: string) => Promise<Readiness>,
     private readonly nowMs: () => number,
     private readonly options: HealthOptions = DEFAULT_HEALTH_OPTIONS,
   ) {}
@@ -42,7 +49,7 @@ export class RegionHealth {
   private state(region: string): RegionHealthState {
     let state = this.states.get(region);
     if (!state) {
-      state = { failures: 0, openUntilMs: 0, trialSinceMs: 0, ready: true, readyAtMs: Number.NEGATIVE_INFINITY, probing: false };
+      state = { failures: 0, openUntilMs: 0, trialSinceMs: 0, ready: true, readyAtMs: Number.NEGATIVE_INFINITY, probing: null };
       this.states.set(region, state);
     }
     return state;
@@ -86,18 +93,23 @@ export class RegionHealth {
     if (state.failures >= this.options.failureThreshold) state.openUntilMs = this.nowMs() + this.options.openMs;
   }
 
-  /** Read every region's `/readyz` whose last reading is older than the cache (returns when done). */
+  /** Read every region's `/readyz` whose last reading is older than the cache (returns when done, readings already under way included). */
   async refresh(): Promise<void> {
     await Promise.all(this.map.regions.map(async ({ name }) => {
       const state = this.state(name);
-      if (state.probing || this.nowMs() - state.readyAtMs < this.options.readyCacheMs) return;
-      state.probing = true;
-      try {
-        state.ready = await this.probe(name);
-        state.readyAtMs = this.nowMs();
-      } finally {
-        state.probing = false;
-      }
+      if (state.probing) return state.probing;
+      if (this.nowMs() - state.readyAtMs < this.options.readyCacheMs) return;
+      state.probing = (async () => {
+        try {
+          const readiness = await this.probe(name);
+          state.ready = readiness === 'ready';
+          state.readyAtMs = this.nowMs();
+          if (readiness === 'unreachable') this.recordFailure(name);
+        } finally {
+          state.probing = null;
+        }
+      })();
+      return state.probing;
     }));
   }
 

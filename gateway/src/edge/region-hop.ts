@@ -6,6 +6,7 @@
  * `RegionUnreachable`; any answer, errors included, is the region's to give.
  */
 import { REGION_HEADER, signEdgeRequest, type RegionMap } from '@bamba/shared';
+import type { Readiness } from './region-health.js';
 
 /** Request headers that travel on to the region (never the client's Authorization). */
 const FORWARDED_REQUEST_HEADERS = ['content-type', 'accept', 'last-event-id', 'idempotency-key', 'x-request-id'];
@@ -65,16 +66,18 @@ export class RegionHops {
     return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers: answer });
   }
 
-  /** Whether the region says it is ready (`/readyz` within `timeoutMs`). */
-  async ready(region: string, timeoutMs: number): Promise<boolean> {
+  /** What the region's `/readyz` says within `timeoutMs` (`unreachable`: no answer in time). */
+  async ready(region: string, timeoutMs: number): Promise<Readiness> {
     const entry = this.map.get(region);
-    if (!entry) return false;
+    if (!entry) return 'unreachable';
     try {
       const response = await this.fetchImpl(`${entry.url}/readyz`, { signal: AbortSignal.timeout(timeoutMs) });
       await response.body?.cancel();
-      return response.ok;
+      // Something in front of the region answering for it (502) is no answer from the region.
+      if (response.status === 502) return 'unreachable';
+      return response.ok ? 'ready' : 'not_ready';
     } catch {
-      return false;
+      return 'unreachable';
     }
   }
 }
