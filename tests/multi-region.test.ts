@@ -154,6 +154,8 @@ describe('the edge in front of two regions', () => {
     expect(await sessionsOf(us).get('tenant-a', sessionId)).toBeNull();
     // The session left us: the replica us kept at eu goes (eu holds the session itself now).
     await eu.waitFor('the old replica to be dropped', async () => ((await sessionsOf(eu).get('tenant-a', sessionId)) === null ? true : undefined), 20_000);
+    // The session that moved in gets a replica at its backup (us) right away, before any turn in eu.
+    await us.waitFor('the moved-in session to reach its backup', async () => ((await sessionsOf(us).get('tenant-a', session.id))?.session.version === 2 ? true : undefined), 20_000);
 
     const next = await turn(sessionId, 'gamma'); // the old id: the edge follows the forwarding record
     expect(next.status).toBe(200);
@@ -164,6 +166,21 @@ describe('the edge in front of two regions', () => {
     expect((await sessionsOf(eu).get('tenant-a', session.id))?.session.version).toBe(3);
     // A move to a region that does not exist changes nothing.
     expect((await post(`/v1/sessions/${session.id}/move`, { region: 'mars' })).status).toBe(400);
+
+    // Back home by its first id (which us itself forwards to eu), then away again by that same id.
+    const back = await post(`/v1/sessions/${sessionId}/move`, { region: 'us' });
+    expect(back.status, await back.clone().text()).toBe(200);
+    const home = (await back.json()) as { id: string; turns: number };
+    expect(home.id).toMatch(/^sess_us_/);
+    expect(home.turns).toBe(3);
+    const again = await post(`/v1/sessions/${sessionId}/move`, { region: 'eu' });
+    expect(again.status, await again.clone().text()).toBe(200);
+    const away = (await again.json()) as { id: string; turns: number };
+    expect(away.id).toMatch(/^sess_eu_/);
+    expect(away.turns).toBe(3);
+    const last = await turn(sessionId, 'delta'); // still the first id
+    expect(last.headers.get('x-bamba-region')).toBe('eu');
+    expect((await sessionsOf(eu).get('tenant-a', away.id))?.session.version).toBe(4);
   });
 
   it('replication waits out a workers restart: the queued turn reaches the backup once workers run again', async () => {

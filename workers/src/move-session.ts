@@ -32,6 +32,14 @@ async function exportFrom(deps: MoveDeps, job: MoveJob) {
   let sessionId = job.sessionId;
   let source = job.source;
   for (let hop = 0; hop <= MAX_SESSION_FORWARDS; hop++) {
+    if (source === deps.here) {
+      // The chain reached this region: the session lives here, unless this id moved on as well.
+      const onward = await deps.transfer.forwardOf(job.tenant, sessionId);
+      if (onward === null) return { sessionId, source, exported: null };
+      sessionId = onward;
+      source = homeRegionOf(onward) ?? source;
+      continue;
+    }
     if (!deps.peers.has(source)) throw new MoveRefused('region_unknown', `the session's home region '${source}' is not in this region's BAMBA_REGIONS`);
     let answer: unknown;
     try {
@@ -43,10 +51,9 @@ async function exportFrom(deps: MoveDeps, job: MoveJob) {
     }
     const exported = sessionExportSchema.parse(answer);
     if (!('movedTo' in exported)) return { sessionId, source, exported };
-    // It moved before: follow it (or it lives here already).
+    // It moved before: follow it (it may live here already).
     sessionId = exported.movedTo;
     source = homeRegionOf(sessionId) ?? source;
-    if (source === deps.here) return { sessionId, source, exported: null };
   }
   throw new Error(`session '${job.sessionId}' was forwarded more than ${MAX_SESSION_FORWARDS} times`);
 }

@@ -304,7 +304,13 @@ export class RegionTransfers implements Transfers {
     const source = homeRegionOf(sessionId);
     if (!source) throw new InvalidRequestError(`session '${sessionId}' names no home region, so it cannot move`, { param: 'session_id', code: 'invalid_value' });
     try {
-      return await this.work.move({ kind: 'move', moveId: newMoveId(), sessionId, source, tenant, deadlineAtMs });
+      const moved = await this.work.move({ kind: 'move', moveId: newMoveId(), sessionId, source, tenant, deadlineAtMs });
+      if (this.replicating) {
+        // The session now lives here: its backup gets a copy at once, not only with its next turn.
+        const view = await this.sessions.get(tenant, moved.newId).catch(() => null);
+        if (view) await this.work.replicate(moved.newId, view.session.version).catch(() => { /* its next turn replicates it */ });
+      }
+      return moved;
     } catch (error) {
       if (error instanceof MoveRefused) {
         if (error.code === 'session_not_found') throw new NotFoundError(`session '${sessionId}' does not exist`, { param: 'session_id', code: 'session_not_found' });

@@ -56,8 +56,11 @@ export function sessionsRoute(sessions: Sessions, region: RegionState, transfers
       const home = homeRegionOf(sessionId);
       if (target !== region.name) throw new InvalidRequestError(`this is region '${region.name}'; send a move to '${target}' to that region (the edge does this)`, { param: 'region', code: 'invalid_value' });
       if (home === null) throw await sessionMissing(sessions, c.get('tenant'), sessionId);
-      const view = home === region.name
-        ? await sessions.get(c.get('tenant'), sessionId) // already here: nothing to move
+      // Made here and never moved away: nothing to move. Made here but moved away since (its id
+      // forwards elsewhere): it comes back, followed from here like any other move.
+      const stayed = home === region.name && (await sessions.movedTo(c.get('tenant'), sessionId)) === null;
+      const view = stayed
+        ? await sessions.get(c.get('tenant'), sessionId)
         : await sessions.get(c.get('tenant'), (await transfers.moveHere(c.get('tenant'), sessionId, Date.now() + MOVE_DEADLINE_MS)).newId);
       if (!view) throw await sessionMissing(sessions, c.get('tenant'), sessionId);
       return c.json(await respond(view));
