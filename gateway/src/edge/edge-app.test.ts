@@ -110,6 +110,10 @@ describe('edge routing', () => {
     const read = await call(`/v1/sessions/${SESSION_US}`);
     expect(read.headers.get(REGION_HEADER)).toBe('eu');
     expect(seen.at(-1)!.path).toBe(`/v1/sessions/${SESSION_EU}`);
+    // The same id percent-encoded by the client is followed too.
+    const encoded = await call(`/v1/sessions/${SESSION_US.replaceAll('_', '%5F')}`);
+    expect(encoded.headers.get(REGION_HEADER)).toBe('eu');
+    expect(seen.at(-1)!.path).toBe(`/v1/sessions/${SESSION_EU}`);
   });
 
   it('tries stateless generation elsewhere when a region cannot be reached, but never what stores something', async () => {

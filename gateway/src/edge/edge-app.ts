@@ -132,7 +132,7 @@ export function createEdgeApp(ports: EdgePorts) {
       if (current.kind !== 'home' || response.status !== 409 || !movedTo || forward >= MAX_SESSION_FORWARDS) return response;
       await response.body?.cancel();
       const oldId = current.id;
-      path = path.split(`/${oldId}`).join(`/${movedTo}`);
+      path = withSegmentReplaced(path, oldId, movedTo);
       if (current.bodyField && typeof body === 'string') body = JSON.stringify({ ...(JSON.parse(body) as object), [current.bodyField]: movedTo });
       current = { ...current, id: movedTo };
     }
@@ -343,6 +343,21 @@ export function createEdgeApp(ports: EdgePorts) {
   app.get('/v1/batches/:id', (c) => relay(c, home(c.req.param('id')), null));
   app.post('/v1/batches/:id/cancel', (c) => relay(c, home(c.req.param('id')), null));
   return app;
+}
+
+/** `pathWithQuery` with the path segment that decodes to `from` replaced by `to` (a client may percent-encode ids). */
+function withSegmentReplaced(pathWithQuery: string, from: string, to: string): string {
+  const queryAt = pathWithQuery.indexOf('?');
+  const path = queryAt === -1 ? pathWithQuery : pathWithQuery.slice(0, queryAt);
+  const decoded = (segment: string) => {
+    try {
+      return decodeURIComponent(segment);
+    } catch {
+      return segment;
+    }
+  };
+  const replaced = path.split('/').map((segment) => (decoded(segment) === from ? to : segment)).join('/');
+  return queryAt === -1 ? replaced : `${replaced}${pathWithQuery.slice(queryAt)}`;
 }
 
 /** The not-found code a region gives for this kind of id. */
