@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { startEdgeDev, type EdgeDev } from '@bamba/cli/edge-dev';
 import { freePort } from '@bamba/cli/local-redis';
 import { parseGatewayConfig, silentLogger, startGateway } from '@bamba/gateway';
-import { SessionStore, SnapshotStore } from '@bamba/region';
+import { SessionStore, SessionTransfer, SnapshotStore } from '@bamba/region';
 import { EDGE_HEADER, signEdgeRequest } from '@bamba/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MODEL_ID, readSse, startTestStack, type TestStack } from './support/stack.js';
@@ -154,6 +154,9 @@ describe('the edge in front of two regions', () => {
     expect(await sessionsOf(us).get('tenant-a', sessionId)).toBeNull();
     // The session left us: the replica us kept at eu goes (eu holds the session itself now).
     await eu.waitFor('the old replica to be dropped', async () => ((await sessionsOf(eu).get('tenant-a', sessionId)) === null ? true : undefined), 20_000);
+    // The old id's tombstone at eu forwards to the new id: with us down, the old id still leads to the session.
+    const euTransfer = new SessionTransfer(eu.redis, eu.keys, new SnapshotStore(eu.redis, eu.keys, Number.MAX_SAFE_INTEGER));
+    expect(await euTransfer.forwardOf('tenant-a', sessionId)).toBe(session.id);
     // The session that moved in gets a replica at its backup (us) right away, before any turn in eu.
     await us.waitFor('the moved-in session to reach its backup', async () => ((await sessionsOf(us).get('tenant-a', session.id))?.session.version === 2 ? true : undefined), 20_000);
 

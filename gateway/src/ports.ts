@@ -136,7 +136,8 @@ export interface Transfers {
   /** Keep another region's copy of a session unless ours is as new; 400 for a malformed copy. */
   applyReplica(sessionId: string, body: unknown): Promise<'applied' | 'stale' | 'moved' | 'busy' | 'conflict'>;
   /** Drop this region's copy of another region's session (never one of this region's own). */
-  dropReplica(sessionId: string): Promise<'dropped' | 'not_found' | 'busy'>;
+  /** `movedTo`: the session moved there (its old id forwards), rather than being deleted. */
+  dropReplica(sessionId: string, movedTo?: { tenant: string; to: string } | null): Promise<'dropped' | 'not_found' | 'busy'>;
   /** Lock the tenant's session for a move and describe it (JSON for the target). */
   exportForMove(sessionId: string, tenant: string, moveId: string, lockTtlMs: number): Promise<object | 'not_found' | 'busy'>;
   snapshotChunk(snapshotId: string, index: number): Promise<Uint8Array | null>;

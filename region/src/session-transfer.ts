@@ -195,15 +195,27 @@ export class SessionTransfer {
     return forward.success && forward.data.tenant === tenant && forward.data.to !== GONE ? forward.data.to : null;
   }
 
+  /** This region's forwarding record of a session that moved away (any tenant's: for replication), or null. */
+  async movedAway(sessionId: string): Promise<{ tenant: string; to: string } | null> {
+    if (!isSessionId(sessionId)) return null;
+    const text = await this.redis.get(this.keys.sessionForward(sessionId));
+    const forward = text === null ? null : forwardSchema.safeParse(JSON.parse(text));
+    return forward?.success && forward.data.to !== GONE ? forward.data : null;
+  }
+
   /**
    * Drop this region's replica of another region's session, leaving a tombstone so a replication
-   * job still in flight cannot bring it back. Never a session of this region's own.
+   * job still in flight cannot bring it back. Never a session of this region's own. `movedTo`:
+   * the session moved (not deleted); the tombstone forwards its old id there, so a failover
+   * request by the old id finds it.
    */
-  async dropReplica(sessionId: string, sessions: { delete(tenant: string, sessionId: string): Promise<'deleted' | 'not_found' | 'busy'> }): Promise<'dropped' | 'not_found' | 'busy'> {
+  async dropReplica(sessionId: string, sessions: { delete(tenant: string, sessionId: string): Promise<'deleted' | 'not_found' | 'busy'> }, movedTo: { tenant: string; to: string } | null = null): Promise<'dropped' | 'not_found' | 'busy'> {
     const home = homeRegionOf(sessionId);
     if (home === null || home === this.keys.region) return 'not_found';
+    if (movedTo && !isSessionId(movedTo.to)) return 'not_found';
     const found = await this.copyOf(sessionId);
-    await this.redis.set(this.keys.sessionForward(sessionId), JSON.stringify({ tenant: found?.record.tenant ?? '', to: GONE }), 'EX', TOMBSTONE_TTL_SECONDS);
+    const tombstone = movedTo ?? { tenant: found?.record.tenant ?? '', to: GONE };
+    await this.redis.set(this.keys.sessionForward(sessionId), JSON.stringify(tombstone), 'EX', TOMBSTONE_TTL_SECONDS);
     if (!found) return 'not_found';
     const outcome = await sessions.delete(found.record.tenant, sessionId);
     return outcome === 'deleted' ? 'dropped' : outcome;

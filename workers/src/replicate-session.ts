@@ -31,8 +31,11 @@ export async function replicateSession(deps: ReplicateDeps, sessionId: string): 
   if (!target) return 'no-target';
   const found = await deps.transfer.copyOf(sessionId);
   if (!found) {
-    // Deleted, expired or moved since: the copy there goes too (404: it had none).
-    const response = await deps.peers.call(target, 'DELETE', `/internal/v1/replicas/${sessionId}`);
+    // Deleted, expired or moved since: the copy there goes too (404: it had none). A moved one
+    // leaves its new id there, so the old id still leads to it when this region is down.
+    const moved = await deps.transfer.movedAway(sessionId);
+    const query = moved ? `?${new URLSearchParams({ moved_to: moved.to, tenant: moved.tenant })}` : '';
+    const response = await deps.peers.call(target, 'DELETE', `/internal/v1/replicas/${sessionId}${query}`);
     if (!response.ok && response.status !== 404) throw new Error(`dropping the replica at region '${target}': HTTP ${response.status}`);
     return 'dropped';
   }

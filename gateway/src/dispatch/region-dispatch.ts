@@ -274,8 +274,8 @@ export class RegionTransfers implements Transfers {
     private readonly hasPeers: boolean,
   ) {}
 
-  dropReplica(sessionId: string): Promise<'dropped' | 'not_found' | 'busy'> {
-    return this.transfer.dropReplica(sessionId, this.sessions);
+  dropReplica(sessionId: string, movedTo: { tenant: string; to: string } | null = null): Promise<'dropped' | 'not_found' | 'busy'> {
+    return this.transfer.dropReplica(sessionId, this.sessions, movedTo);
   }
 
   async applyReplica(sessionId: string, body: unknown): Promise<ReplicaOutcome> {

@@ -16,6 +16,7 @@ const MOVE_ID = z.string().regex(MOVE_ID_PATTERN);
 const exportSchema = z.object({ tenant: z.string().min(1), moveId: MOVE_ID, lockTtlMs: z.number().int().min(1000).max(600_000) });
 const commitSchema = z.object({ moveId: MOVE_ID, newId: z.string().min(1).max(128) });
 const abortSchema = z.object({ moveId: MOVE_ID });
+const movedQuerySchema = z.object({ moved_to: z.string().min(1).max(128), tenant: z.string().min(1).max(64) }).partial().refine((query) => (query.moved_to === undefined) === (query.tenant === undefined));
 
 function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   const result = schema.safeParse(body);
@@ -33,7 +34,9 @@ export function internalRoutes(transfers: Transfers, edgeSecret: string | null, 
       return c.json({ outcome });
     })
     .delete('/replicas/:id', async (c) => {
-      const outcome = await transfers.dropReplica(c.req.param('id'));
+      // `?moved_to=<id>&tenant=<t>`: the session moved (its old id should forward), not deleted.
+      const moved = movedQuerySchema.safeParse(c.req.query());
+      const outcome = await transfers.dropReplica(c.req.param('id'), moved.success && moved.data.moved_to ? { tenant: moved.data.tenant!, to: moved.data.moved_to } : null);
       if (outcome === 'busy') throw sessionBusy(c.req.param('id'));
       if (outcome === 'not_found') throw new NotFoundError('no such replica', { code: 'session_not_found' });
       return c.json({ outcome });
