@@ -31,7 +31,7 @@ const cases: Case[] = [
   { name: 'more messages than allowed, even malformed ones', body: { ...good, messages: Array.from({ length: 5000 }, () => 7) }, status: 400, type: 'invalid_request_error', code: 'too_many_messages' },
   { name: 'messages not an array', body: { ...good, messages: 'hi' }, status: 400, type: 'invalid_request_error', param: 'messages' },
   { name: 'message without content', body: { ...good, messages: [{ role: 'user' }] }, status: 400, type: 'invalid_request_error', param: 'messages[0].content' },
-  { name: 'message without role', body: { ...good, messages: [{ content: 'hi' }] }, status: 400, type: 'invalid_request_error', param: 'messages[0].role', message: /role is required/ },
+  { name: 'message without role', body: { ...good, messages: [{ content: 'hi' }] }, status: 400, type: 'invalid_request_error', code: 'missing_required_parameter', param: 'messages[0].role', message: /role is required/ },
   { name: 'unknown role', body: { ...good, messages: [{ role: 'wizard', content: 'hi' }] }, status: 400, type: 'invalid_request_error', param: 'messages[0].role' },
   { name: 'content of the wrong type', body: { ...good, messages: [{ role: 'user', content: 42 }] }, status: 400, type: 'invalid_request_error', param: 'messages[0].content' },
   { name: 'max_tokens 0', body: { ...good, max_tokens: 0 }, status: 400, type: 'invalid_request_error', param: 'max_tokens' },

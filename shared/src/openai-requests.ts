@@ -96,7 +96,9 @@ export function toInvalidRequest(error: z.ZodError): InvalidRequestError {
   const issue = error.issues[0]!;
   const param = issue.path.reduce<string>((path, part) => (typeof part === 'number' ? `${path}[${part}]` : path ? `${path}.${String(part)}` : String(part)), '');
   const message = issue.message.startsWith('Invalid input') && param ? `${param}: ${issue.message}` : issue.message;
-  return new InvalidRequestError(message, { param: param || null, code: issue.code === 'invalid_type' && issue.input === undefined ? 'missing_required_parameter' : 'invalid_value' });
+  // A field left out fails as a wrong type, or as none of an enum's values: either way it is missing.
+  const missing = (issue.code === 'invalid_type' || issue.code === 'invalid_value') && 'input' in issue && issue.input === undefined;
+  return new InvalidRequestError(message, { param: param || null, code: missing ? 'missing_required_parameter' : 'invalid_value' });
 }
 
 /** Parse a request body (a JSON object) with `schema`; the first problem becomes a 400 naming the field. */
