@@ -5,7 +5,7 @@
  * ends with a clear node_failed error; nothing hangs and later requests succeed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MODEL_ID, postJson, readSse, startTestStack, type TestStack } from './support/stack.js';
+import { MODEL_ID, postJson, readSseRest, startTestStack, type TestStack } from './support/stack.js';
 
 let stack: TestStack;
 beforeAll(async () => {
@@ -54,7 +54,7 @@ describe('a gpu-node dies mid-generation', () => {
     while (!head.includes('"content"')) head += decoder.decode((await reader.read()).value, { stream: true }); // tokens reached the client
     const requestId = /"id":"([^"]+)"/.exec(head)![1]!;
     await killServingNode(async () => requestId);
-    const rest = await readSse(new Response(new ReadableStream({ pull: async (controller) => { const { done, value } = await reader.read(); if (done) controller.close(); else controller.enqueue(value); } })));
+    const rest = await readSseRest(reader);
     expect(rest.at(-1)).not.toBe('[DONE]');
     expect(JSON.parse(rest.at(-1)!).error).toMatchObject({ type: 'server_error', code: 'node_failed' });
   });
@@ -86,7 +86,7 @@ describe('a gpu-node dies mid-generation, long before its job lock would expire'
     const [nodeId, node] = [...slow.nodes.entries()][0]!;
     node.kill('SIGKILL');
     slow.nodes.delete(nodeId);
-    const rest = await readSse(new Response(new ReadableStream({ pull: async (controller) => { const { done, value } = await reader.read(); if (done) controller.close(); else controller.enqueue(value); } })));
+    const rest = await readSseRest(reader);
     expect(JSON.parse(rest.at(-1)!).error).toMatchObject({ type: 'server_error', code: 'node_failed' });
     // The gateway did not wait for the job's lock to expire: BullMQ still counts the job as running.
     const active = await slow.redis.lrange(`${slow.keys.bullPrefix}:${slow.keys.generationQueue}:active`, 0, -1);

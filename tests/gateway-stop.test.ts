@@ -5,7 +5,7 @@
  */
 import { parseGatewayConfig, silentLogger, startGateway } from '@bamba/gateway';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MODEL_ID, postJson, readSse, startTestStack, type TestStack } from './support/stack.js';
+import { MODEL_ID, postJson, readSseRest, startTestStack, type TestStack } from './support/stack.js';
 
 let stack: TestStack;
 beforeAll(async () => { stack = await startTestStack(); });
@@ -50,11 +50,7 @@ describe('a gateway that stops', () => {
     await gateway.close();
 
     for (const reader of firstEvents) {
-      const events = await readSse(new Response(new ReadableStream({ pull: async (controller) => {
-        const { done, value } = await reader.read();
-        if (done) controller.close();
-        else controller.enqueue(value);
-      } })));
+      const events = await readSseRest(reader);
       expect(events.at(-1)).not.toBe('[DONE]');
       expect(JSON.parse(events.at(-1)!)).toMatchObject({ error: { type: 'service_unavailable_error', code: 'gateway_stopping' } });
     }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort } from '@bamba/cli/local-redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MODEL_ID, readSse } from './support/stack.js';
+import { MODEL_ID, readSseRest } from './support/stack.js';
 
 const CLI = resolve('cli/dist/main.js');
 let dataDir: string;
@@ -86,11 +86,7 @@ describe('bamba start', () => {
     await reader.read(); // tokens are flowing
     const exited = new Promise<number | null>((resolveExit) => start.once('exit', (code) => resolveExit(code)));
     start.kill('SIGINT');
-    const events = await readSse(new Response(new ReadableStream({ pull: async (controller) => {
-      const { done, value } = await reader.read();
-      if (done) controller.close();
-      else controller.enqueue(value);
-    } })));
+    const events = await readSseRest(reader);
     const last = JSON.parse(events.at(-1)!) as { error?: { code: string } };
     // The gpu-node's drain hands the job back (node_failed), or the gateway's ends it (gateway_stopping).
     expect(['node_failed', 'gateway_stopping']).toContain(last.error?.code);

@@ -268,6 +268,17 @@ export async function postJson(url: string, body: unknown, headers: Record<strin
   return { status: response.status, headers: response.headers, json: json as Record<string, any>, text };
 }
 
+/** The rest of an SSE body whose first bytes were already read with `reader`: its `data:` payloads to the end. */
+export function readSseRest(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<string[]> {
+  return readSse(new Response(new ReadableStream({
+    pull: async (controller) => {
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+  })));
+}
+
 /** Read an SSE response's `data:` payloads until `limit` events (or the end). */
 export async function readSse(response: Response, limit = Infinity): Promise<string[]> {
   const reader = response.body!.getReader();
