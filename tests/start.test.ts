@@ -62,9 +62,11 @@ afterAll(async () => {
 });
 
 describe('bamba start', () => {
-  it('serves once ready, and starts a gpu-node or workers process that died again', async () => {
+  it('serves once ready, and starts a gpu-node, workers or redis-server process that died again', async () => {
     expect((await chat({ max_tokens: 4 })).status).toBe(200);
-    for (const role of ['gpu-node', 'workers']) {
+    const session = (await (await fetch(`${url}/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL_ID }) })).json()) as { id: string };
+    expect((await chat({ max_tokens: 4, session_id: session.id })).status).toBe(200);
+    for (const role of ['gpu-node', 'workers', 'redis-server']) {
       const before = stackProcesses().find((entry) => entry.role === role)!;
       expect(before, role).toBeDefined();
       process.kill(before.pid, 'SIGKILL');
@@ -74,6 +76,8 @@ describe('bamba start', () => {
     await waitFor('the stack to be ready again', async () => ((await fetch(`${url}/readyz`)).status === 200 ? true : undefined));
     const answer = await chat({ max_tokens: 4 });
     expect(answer.status).toBe(200);
+    // Redis came back from its append-only file: the committed turn is there.
+    expect(((await (await fetch(`${url}/v1/sessions/${session.id}`)).json()) as { turns: number }).turns).toBe(1);
     expect(start.exitCode).toBeNull();
   });
 

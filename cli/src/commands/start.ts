@@ -168,10 +168,35 @@ export async function runStartCommand(args: string[]): Promise<number> {
       const spawnRegion = async (region: (typeof regions)[number]) => {
         let redisUrl = settings.REDIS_URL;
         if (!redisUrl && !settings.REDIS_CLUSTER_NODES) {
-          const redis = await startLocalRedis({ dataDir: join(region.dir, 'redis'), appendOnly: true });
-          redises.push(redis);
-          record.redisPids.push(redis.process.pid!);
-          saveRecord();
+          const redisDir = join(region.dir, 'redis');
+          const redisLabel = `${region.name ? `${region.name} ` : ''}redis-server`;
+          const redisDeaths: number[] = [];
+          // Like the other processes: started again where it was (same port, same append-only
+          // file) when it dies once the stack is up; the services reconnect on their own.
+          const keepRedis = (redis: LocalRedis) => {
+            if (shuttingDown) return void redis.stop(); // came up while the stack was stopping
+            redises.push(redis);
+            record.redisPids.push(redis.process.pid!);
+            saveRecord();
+            redis.process.once('exit', (code, signal) => {
+              if (shuttingDown) return;
+              const why = `${redisLabel} exited (${signal ?? `code ${code}`})`;
+              if (!up) return resolveExit(why);
+              const now = Date.now();
+              redisDeaths.push(now);
+              while (redisDeaths[0]! < now - RESTART_WINDOW_MS) redisDeaths.shift();
+              if (redisDeaths.length > RESTARTS_PER_WINDOW) return resolveExit(`${why}, its ${redisDeaths.length}th exit within ${RESTART_WINDOW_MS / 1000} s`);
+              redises.splice(redises.indexOf(redis), 1);
+              record.redisPids = record.redisPids.filter((pid) => pid !== redis.process.pid);
+              process.stderr.write(`bamba start: ${why}; starting it again\n`);
+              setTimeout(() => {
+                if (shuttingDown) return;
+                startLocalRedis({ dataDir: redisDir, appendOnly: true, port: redis.port }).then(keepRedis, (error: Error) => resolveExit(`${redisLabel} did not start again: ${error.message}`));
+              }, RESTART_DELAY_MS);
+            });
+          };
+          const redis = await startLocalRedis({ dataDir: redisDir, appendOnly: true });
+          keepRedis(redis);
           redisUrl = redis.url;
           process.stderr.write(`redis${region.name ? ` (${region.name})` : ''}: private redis-server at ${redisUrl} (data in ${join(region.dir, 'redis')})\n`);
         }
