@@ -143,25 +143,32 @@ export async function runStartCommand(args: string[]): Promise<number> {
     /** Set once every region answered ready: from then on a child that dies is started again. */
     let up = false;
     const exited = new Promise<string>((resolveExit) => {
-      // One process of the stack; a crash before the stack is up stops it (a configuration
-      // error would only repeat), after that it is restarted, unless it keeps dying.
-      const supervise = (label: string, name: string, env: Record<string, string | undefined>) => {
+      /**
+       * What happens when a process of the stack exits: before the stack is up it stops the
+       * stack (a configuration error would only repeat); after, `restart` runs (once `forget`
+       * has dropped the dead process), unless it keeps dying.
+       */
+      const onExit = (label: string) => {
         const deaths: number[] = [];
+        return (code: number | null, signal: NodeJS.Signals | null, forget: () => void, restart: () => void) => {
+          if (shuttingDown) return;
+          const why = `${label} exited (${signal ?? `code ${code}`})`;
+          if (!up) return resolveExit(why);
+          const now = Date.now();
+          deaths.push(now);
+          while (deaths[0]! < now - RESTART_WINDOW_MS) deaths.shift();
+          if (deaths.length > RESTARTS_PER_WINDOW) return resolveExit(`${why}, its ${deaths.length}th exit within ${RESTART_WINDOW_MS / 1000} s`);
+          forget();
+          process.stderr.write(`bamba start: ${why}; starting it again\n`);
+          setTimeout(() => { if (!shuttingDown) restart(); }, RESTART_DELAY_MS);
+        };
+      };
+      const supervise = (label: string, name: string, env: Record<string, string | undefined>) => {
+        const exitedHere = onExit(label);
         const launch = () => {
           const child = spawn(process.execPath, [MAIN, name], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
           children.push(child);
-          child.once('exit', (code, signal) => {
-            if (shuttingDown) return;
-            const why = `${label} exited (${signal ?? `code ${code}`})`;
-            if (!up) return resolveExit(why);
-            const now = Date.now();
-            deaths.push(now);
-            while (deaths[0]! < now - RESTART_WINDOW_MS) deaths.shift();
-            if (deaths.length > RESTARTS_PER_WINDOW) return resolveExit(`${why}, its ${deaths.length}th exit within ${RESTART_WINDOW_MS / 1000} s`);
-            children.splice(children.indexOf(child), 1);
-            process.stderr.write(`bamba start: ${why}; starting it again\n`);
-            setTimeout(() => { if (!shuttingDown) launch(); }, RESTART_DELAY_MS);
-          });
+          child.once('exit', (code, signal) => exitedHere(code, signal, () => children.splice(children.indexOf(child), 1), launch));
         };
         launch();
       };
@@ -170,7 +177,7 @@ export async function runStartCommand(args: string[]): Promise<number> {
         if (!redisUrl && !settings.REDIS_CLUSTER_NODES) {
           const redisDir = join(region.dir, 'redis');
           const redisLabel = `${region.name ? `${region.name} ` : ''}redis-server`;
-          const redisDeaths: number[] = [];
+          const redisExited = onExit(redisLabel);
           // Like the other processes: started again where it was (same port, same append-only
           // file) when it dies once the stack is up; the services reconnect on their own.
           const keepRedis = (redis: LocalRedis) => {
@@ -178,22 +185,12 @@ export async function runStartCommand(args: string[]): Promise<number> {
             redises.push(redis);
             record.redisPids.push(redis.process.pid!);
             saveRecord();
-            redis.process.once('exit', (code, signal) => {
-              if (shuttingDown) return;
-              const why = `${redisLabel} exited (${signal ?? `code ${code}`})`;
-              if (!up) return resolveExit(why);
-              const now = Date.now();
-              redisDeaths.push(now);
-              while (redisDeaths[0]! < now - RESTART_WINDOW_MS) redisDeaths.shift();
-              if (redisDeaths.length > RESTARTS_PER_WINDOW) return resolveExit(`${why}, its ${redisDeaths.length}th exit within ${RESTART_WINDOW_MS / 1000} s`);
+            redis.process.once('exit', (code, signal) => redisExited(code, signal, () => {
               redises.splice(redises.indexOf(redis), 1);
               record.redisPids = record.redisPids.filter((pid) => pid !== redis.process.pid);
-              process.stderr.write(`bamba start: ${why}; starting it again\n`);
-              setTimeout(() => {
-                if (shuttingDown) return;
-                startLocalRedis({ dataDir: redisDir, appendOnly: true, port: redis.port }).then(keepRedis, (error: Error) => resolveExit(`${redisLabel} did not start again: ${error.message}`));
-              }, RESTART_DELAY_MS);
-            });
+            }, () => {
+              startLocalRedis({ dataDir: redisDir, appendOnly: true, port: redis.port }).then(keepRedis, (error: Error) => resolveExit(`${redisLabel} did not start again: ${error.message}`));
+            }));
           };
           const redis = await startLocalRedis({ dataDir: redisDir, appendOnly: true });
           keepRedis(redis);
