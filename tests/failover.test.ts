@@ -15,6 +15,17 @@ afterAll(async () => stack?.stop());
 
 const request = (content: string, stream: boolean) => ({ model: MODEL_ID, messages: [{ role: 'user', content }], max_tokens: 3000, temperature: 0, stream });
 
+/** Start a streaming chat and read it until tokens reached the client; its reader (for the rest) and request id. */
+async function streamUntilTokens(url: string, content: string) {
+  const response = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request(content, true)) });
+  expect(response.status).toBe(200);
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  let head = '';
+  while (!head.includes('"content"')) head += decoder.decode((await reader.read()).value, { stream: true });
+  return { reader, requestId: /"id":"([^"]+)"/.exec(head)![1]! };
+}
+
 /** Wait until the request's stream shows which node started it, and SIGKILL that node. */
 async function killServingNode(requestId: () => Promise<string | undefined>): Promise<string> {
   const nodeId = await stack.waitFor('the request to start on a node', async () => {
@@ -46,13 +57,7 @@ describe('a gpu-node dies mid-generation', () => {
   });
 
   it('a streaming request that already sent tokens ends with a clear node_failed error, never hangs', async () => {
-    const response = await fetch(`${stack.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request('stream then die', true)) });
-    expect(response.status).toBe(200);
-    const reader = response.body!.getReader();
-    const decoder = new TextDecoder();
-    let head = '';
-    while (!head.includes('"content"')) head += decoder.decode((await reader.read()).value, { stream: true }); // tokens reached the client
-    const requestId = /"id":"([^"]+)"/.exec(head)![1]!;
+    const { reader, requestId } = await streamUntilTokens(stack.url, 'stream then die');
     await killServingNode(async () => requestId);
     const rest = await readSseRest(reader);
     expect(rest.at(-1)).not.toBe('[DONE]');
@@ -76,13 +81,7 @@ describe('a gpu-node dies mid-generation, long before its job lock would expire'
   afterAll(async () => slow?.stop());
 
   it('tells a streaming client node_failed once the node misses its heartbeats, while its job still looks active', async () => {
-    const response = await fetch(`${slow.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request('stream then die quietly', true)) });
-    expect(response.status).toBe(200);
-    const reader = response.body!.getReader();
-    const decoder = new TextDecoder();
-    let head = '';
-    while (!head.includes('"content"')) head += decoder.decode((await reader.read()).value, { stream: true });
-    const requestId = /"id":"([^"]+)"/.exec(head)![1]!;
+    const { reader, requestId } = await streamUntilTokens(slow.url, 'stream then die quietly');
     const [nodeId, node] = [...slow.nodes.entries()][0]!;
     node.kill('SIGKILL');
     slow.nodes.delete(nodeId);
