@@ -15,16 +15,23 @@ afterAll(async () => stack?.stop());
 
 const request = (content: string, stream: boolean) => ({ model: MODEL_ID, messages: [{ role: 'user', content }], max_tokens: 3000, temperature: 0, stream });
 
-/** Start a streaming chat and read it until tokens reached the client; its reader (for the rest) and request id. */
-async function streamUntilTokens(url: string, content: string) {
-  const response = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request(content, true)) });
+/** Read an SSE response until tokens reached the client (`marker` seen); its reader (for the rest) and its first id. */
+async function readUntilTokens(response: Response, marker: string) {
   expect(response.status).toBe(200);
   const reader = response.body!.getReader();
   const decoder = new TextDecoder();
   let head = '';
-  while (!head.includes('"content"')) head += decoder.decode((await reader.read()).value, { stream: true });
+  while (!head.includes(marker)) head += decoder.decode((await reader.read()).value, { stream: true });
   return { reader, requestId: /"id":"([^"]+)"/.exec(head)![1]! };
 }
+
+const post = (url: string, body: unknown) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+/** Start a streaming chat and read it until tokens reached the client. */
+const streamUntilTokens = async (url: string, content: string) => readUntilTokens(await post(`${url}/v1/chat/completions`, request(content, true)), '"content"');
+
+/** The last event of a Responses stream, parsed. */
+const lastEvent = (events: string[]) => JSON.parse(events.at(-1)!) as { type: string; response: { status: string; error: { code: string } | null } };
 
 /** Wait until the request's stream shows which node started it, and SIGKILL that node. */
 async function killServingNode(requestId: () => Promise<string | undefined>): Promise<string> {
@@ -64,6 +71,37 @@ describe('a gpu-node dies mid-generation', () => {
     expect(JSON.parse(rest.at(-1)!).error).toMatchObject({ type: 'server_error', code: 'node_failed' });
   });
 
+  it('a non-streaming response completes on the surviving node; a reader of its stream that had its text is told node_failed, and the stored response says completed', async () => {
+    // The test before killed a node: two again, so one survives this kill.
+    if (stack.nodes.size < 2) await stack.startNode('node-for-responses');
+    const body = { model: MODEL_ID, input: 'survive this too', max_output_tokens: 3000, temperature: 0 };
+    const streamsBefore = new Set(await stack.streamKeys());
+    const pending = postJson(`${stack.url}/v1/responses`, body);
+    const responseId = await stack.waitFor('the response to be queued', async () => (await stack.streamKeys()).find((key) => !streamsBefore.has(key))?.split(':stream:')[1]);
+    // A second reader follows its token stream (it is stored once it started on a node).
+    const follower = await stack.waitFor('the stored response', async () => {
+      const response = await fetch(`${stack.url}/v1/responses/${responseId}?stream=true`);
+      if (response.status === 200) return response;
+      await response.body?.cancel();
+      return undefined;
+    });
+    const { reader } = await readUntilTokens(follower, 'response.output_text.delta');
+    const killed = await killServingNode(async () => responseId);
+    const followed = lastEvent(await readSseRest(reader));
+    expect(followed).toMatchObject({ type: 'response.failed', response: { error: { code: 'node_failed' } } });
+    const response = await pending;
+    expect(response.status).toBe(200);
+    expect(response.json).toMatchObject({ id: responseId, status: 'incomplete', usage: { output_tokens: 3000 } });
+    const starts = (await stack.streamEvents(responseId)).filter((event) => event.type === 'generation-start');
+    expect(starts.map((event) => event.attempt)).toEqual([1, 2]);
+    // The answer is the retried attempt's alone, as an undisturbed run gives it; the reader did not record its failure.
+    const again = await postJson(`${stack.url}/v1/responses`, { ...body, store: false });
+    expect(response.json.output[0].content[0].text).toBe(again.json.output[0].content[0].text);
+    const stored = await fetch(`${stack.url}/v1/responses/${responseId}`).then((reply) => reply.json());
+    expect(stored).toMatchObject({ status: 'incomplete', output: [{ content: [{ text: again.json.output[0].content[0].text }] }] });
+    await stack.startNode(`${killed}-replacement`);
+  });
+
   it('later requests succeed', async () => {
     for (let index = 0; index < 3; index++) {
       const response = await postJson(`${stack.url}/v1/chat/completions`, { ...request(`after ${index}`, false), max_tokens: 8 });
@@ -88,6 +126,21 @@ describe('a gpu-node dies mid-generation, long before its job lock would expire'
     const rest = await readSseRest(reader);
     expect(JSON.parse(rest.at(-1)!).error).toMatchObject({ type: 'server_error', code: 'node_failed' });
     // The gateway did not wait for the job's lock to expire: BullMQ still counts the job as running.
+    const active = await slow.redis.lrange(`${slow.keys.bullPrefix}:${slow.keys.generationQueue}:active`, 0, -1);
+    expect(active).toContain(requestId);
+  });
+
+  it('tells a reader of a stored response stream node_failed the same way', async () => {
+    await slow.startNode('slow-second');
+    const response = await post(`${slow.url}/v1/responses`, { model: MODEL_ID, input: 'background then die', max_output_tokens: 3000, temperature: 0, background: true, stream: true });
+    const { reader, requestId } = await readUntilTokens(response, 'response.output_text.delta');
+    const nodeId = await slow.waitFor('the response to start on a node', async () => {
+      const start = (await slow.streamEvents(requestId)).find((event) => event.type === 'generation-start');
+      return start?.type === 'generation-start' ? start.nodeId : undefined;
+    });
+    slow.nodes.get(nodeId)!.kill('SIGKILL');
+    slow.nodes.delete(nodeId);
+    expect(lastEvent(await readSseRest(reader))).toMatchObject({ type: 'response.failed', response: { error: { code: 'node_failed' } } });
     const active = await slow.redis.lrange(`${slow.keys.bullPrefix}:${slow.keys.generationQueue}:active`, 0, -1);
     expect(active).toContain(requestId);
   });

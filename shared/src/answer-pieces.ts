@@ -17,6 +17,12 @@ export type AnswerPiece =
   | { kind: 'end'; finishReason: FinishReason; promptTokens: number; completionTokens: number; cachedTokens: number };
 
 /**
+ * The code of a request that cannot follow its job's retry (text of the dead attempt already
+ * went out). It says what this reader could not do, not how the job ended: the job itself runs on.
+ */
+export const NODE_FAILED = 'node_failed';
+
+/**
  * `canRestart` says whether a retried attempt may replace what came before (false once text
  * went out to the client). Throws the generation's error, or a server error when the events
  * end without an end.
@@ -27,7 +33,7 @@ export async function* answerOf(events: AsyncIterable<StreamEvent>, canRestart: 
     if (event.attempt < attempt) continue; // a stale attempt's leftovers
     if (event.type === 'generation-start' && event.attempt > attempt) {
       if (attempt !== 0) {
-        if (!canRestart()) throw new ServerError('the gpu-node serving this request failed mid-generation; please retry', { code: 'node_failed' });
+        if (!canRestart()) throw new ServerError('the gpu-node serving this request failed mid-generation; please retry', { code: NODE_FAILED });
         yield { kind: 'restart' };
       }
       attempt = event.attempt;
@@ -38,7 +44,7 @@ export async function* answerOf(events: AsyncIterable<StreamEvent>, canRestart: 
     if (event.attempt !== attempt) continue; // events of an attempt whose start we did not see
     if (event.type === 'generation-retry') {
       // The node gave the job back (it is stopping): another attempt follows.
-      if (!canRestart()) throw new ServerError('the gpu-node serving this request stopped mid-generation; please retry', { code: 'node_failed' });
+      if (!canRestart()) throw new ServerError('the gpu-node serving this request stopped mid-generation; please retry', { code: NODE_FAILED });
       continue;
     }
     if (event.type === 'token-delta') {

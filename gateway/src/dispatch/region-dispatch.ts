@@ -83,8 +83,15 @@ export class RegionDispatch implements RegionState, GenerationPort {
     await Promise.all([...this.cancelling]);
   }
 
+  /** Whether a node is in the registry: the shared cached read first, then a fresh one (it may be newer than the cache). */
+  private readonly nodeLive = async (nodeId: string): Promise<boolean> => {
+    const has = (nodes: NodeStatus[]) => nodes.some((node) => node.nodeId === nodeId);
+    return has(await this.liveNodes(NODE_WATCH_MS)) || has(await this.liveNodes());
+  };
+
+  /** A request's events from its token stream, for a reader that did not start it; watched like `generate`'s. */
   follow(relayGroup: string, requestId: string, untilMs: number, signal: AbortSignal): AsyncIterable<StreamEvent> {
-    return followRequestStream(this.redis, this.keys, relayGroup, requestId, untilMs, signal);
+    return withNodeWatch(followRequestStream(this.redis, this.keys, relayGroup, requestId, untilMs, signal), this.nodeLive);
   }
 
   async cancel(requestId: string): Promise<void> {
@@ -116,10 +123,7 @@ export class RegionDispatch implements RegionState, GenerationPort {
     const deadline = setTimeout(() => subscription.fail(new DeadlineExceededError('the request did not finish before its deadline')), Math.max(0, job.deadlineAtMs - Date.now()));
     let ended = false;
     try {
-      // The shared cached read first; a node missing from it is looked up fresh (it may be newer than the cache).
-      const has = (nodes: NodeStatus[], nodeId: string) => nodes.some((node) => node.nodeId === nodeId);
-      const live = async (nodeId: string) => has(await this.liveNodes(NODE_WATCH_MS), nodeId) || has(await this.liveNodes(), nodeId);
-      for await (const event of withNodeWatch(subscription, live)) {
+      for await (const event of withNodeWatch(subscription, this.nodeLive)) {
         if (event.type === 'generation-end' || event.type === 'generation-error') ended = true;
         yield event;
       }

@@ -103,7 +103,7 @@ export interface FoldHooks {
 }
 
 export async function foldResponse(view: ResponseView, openingStatus: ResponseStatus, next: () => Promise<AnswerPiece>, emit: (events: ResponseStreamEvent[]) => Promise<void>, nowMs: () => number, hooks: FoldHooks = {}): Promise<{ outcome: ResponseOutcome; error: unknown }> {
-  const sequence = new ResponseEventSequence(view);
+  let sequence = new ResponseEventSequence(view);
   await emit(sequence.opening(openingStatus));
   let text = '';
   let outcome: ResponseOutcome;
@@ -125,8 +125,12 @@ export async function foldResponse(view: ResponseView, openingStatus: ResponseSt
       hooks.onEnd?.(piece);
       outcome = outcomeOf(text, { end: piece }, nowMs());
       break;
+    } else if (piece.kind === 'restart') {
+      // A retried attempt starts the answer again. The caller's canRestart allows this only while
+      // nothing was emitted past the opening (a stream) or when the events go nowhere (a plain reply).
+      text = '';
+      sequence = new ResponseEventSequence(view);
     }
-    // 'start' repeats and 'restart' come only before any text (answerOf's rule): nothing to undo.
   }
   await emit(sequence.closing(outcome));
   return { outcome, error: failure };

@@ -198,6 +198,8 @@ async function runInForeground(c: Context<{ Variables: GatewayVariables }>, deps
   const { config, metrics, clock } = deps;
   const log = c.get('log');
   let relayGroup = '';
+  // Only a stream relays text as it comes; a plain reply is sent whole at the end, so a retried
+  // attempt (a gpu-node died) may still replace what was folded so far, as for a chat.
   let relayedText = false;
   const generation = await beginGeneration(deps, request, {
     tenant: record.tenant,
@@ -218,7 +220,7 @@ async function runInForeground(c: Context<{ Variables: GatewayVariables }>, deps
     throw error;
   }
   const view = viewOf(stored, store);
-  const hooks = { onText: () => { relayedText = true; generation.noteText(); }, onEnd: generation.noteEnd };
+  const hooks = { onText: () => { relayedText = request.stream; generation.noteText(); }, onEnd: generation.noteEnd };
   const settle = async (outcome: Parameters<ResponseRecords['finish']>[1]) => {
     if (store) await deps.responses.finish(record.id, outcome).catch(() => { /* expired or deleted meanwhile */ });
   };

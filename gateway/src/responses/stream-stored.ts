@@ -5,7 +5,7 @@
  * same stream from its start, so numbers agree); once it has ended, from its stored answer.
  * A reader that sees the end first records the outcome (the gateway that ran it may be gone).
  */
-import { answerOf, ConflictError, type AnswerPiece, type ResponseRecord } from '@bamba/shared';
+import { answerOf, ConflictError, NODE_FAILED, type AnswerPiece, type ResponseRecord } from '@bamba/shared';
 import type { Context } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import type { GenerationDeps } from '../generation/begin-generation.js';
@@ -62,8 +62,11 @@ export function streamStored(c: Context<{ Variables: GatewayVariables }>, deps: 
       if (!record.relayGroup) throw new ConflictError('the response is not queued yet; retry in a moment', { code: 'response_not_started' });
       const next = followPieces(deps, record, record.deadlineAtMs + FOLLOW_MARGIN_MS, abort.signal);
       const { outcome } = await foldResponse(view, openingStatusOf(record), next, emit, () => clock.nowMs());
-      // Not when this gateway stopped reading it: the response itself did not end.
-      if (!abort.signal.aborted && !deps.stop?.ended.aborted) await deps.responses.finish(record.id, outcome).catch(() => {});
+      // Not when this gateway stopped reading it, nor when this reader could not follow a retry
+      // (it had sent the dead attempt's text): the response itself did not end. Its runner, or
+      // `settleIfStale` once the runner is gone, records how it did.
+      const readerOnly = abort.signal.aborted || deps.stop?.ended.aborted || outcome.error?.code === NODE_FAILED;
+      if (!readerOnly) await deps.responses.finish(record.id, outcome).catch(() => {});
     } catch {
       // The client went away: nothing to record, the response runs on.
     } finally {
