@@ -17,6 +17,10 @@ describe('no gpu-node alive', () => {
     const response = await postJson(`${stack.url}/v1/chat/completions`, long('hi'));
     expect(response.status).toBe(503);
     expect(response.json.error).toMatchObject({ type: 'service_unavailable_error', code: 'no_gpu_node' });
+    expect(response.headers.get('retry-after')).toBe('2');
+    const session = await postJson(`${stack.url}/v1/sessions`, { model: MODEL_ID });
+    expect(session.status).toBe(503);
+    expect(session.headers.get('retry-after')).toBe('2');
     expect((await fetch(`${stack.url}/readyz`)).status).toBe(503);
     expect((await fetch(`${stack.url}/healthz`)).status).toBe(200);
   });

@@ -12,6 +12,9 @@ export interface Admitted {
   nodes: NodeStatus[];
 }
 
+/** No gpu-node in the registry: one may be starting or restarting (a node announces itself within seconds). */
+export const noGpuNode = () => new ServiceUnavailableError('no gpu-node is alive in this region; try again shortly', { code: 'no_gpu_node', retryAfterSeconds: 2 });
+
 /** The node registry read for admission may be this old: it changes once per heartbeat anyway. */
 const NODES_MAX_AGE_MS = 200;
 
@@ -21,7 +24,7 @@ export async function admit(region: RegionState, config: AppConfig, request: Val
   const serves = (nodes: NodeStatus[]) => nodes.some((node) => node.models.some((served) => served.id === request.model));
   // A recent answer that would refuse the request is read again: a node may have just come up.
   const nodes = serves(recent) ? recent : await region.liveNodes();
-  if (nodes.length === 0) throw new ServiceUnavailableError('no gpu-node is alive in this region; try again shortly', { code: 'no_gpu_node' });
+  if (nodes.length === 0) throw noGpuNode();
   const fitted = fitMaxTokens(request, servedModel(nodes, request.model));
   if (waiting >= config.queueMaxWaiting) throw new RateLimitError(`the queue is full (${waiting} requests waiting); retry shortly`, 1);
   return { request: fitted, nodes };

@@ -1,7 +1,8 @@
 /** /v1/sessions: create, read, delete, fork and move server-side conversations. */
-import { homeRegionOf, InvalidRequestError, NotFoundError, ServiceUnavailableError, sessionToWire, validateCreateSession, validateForkSession, validateMoveSession } from '@bamba/shared';
+import { homeRegionOf, InvalidRequestError, NotFoundError, sessionToWire, validateCreateSession, validateForkSession, validateMoveSession } from '@bamba/shared';
 import { Hono } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
+import { noGpuNode } from '../generation/admission.js';
 import { checkSessionHome, sessionBusy, sessionMissing } from '../generation/session-turn.js';
 import type { RegionState, Sessions, SessionView, Transfers } from '../ports.js';
 import { parseJsonText, readJsonBody } from './request-body.js';
@@ -19,7 +20,7 @@ export function sessionsRoute(sessions: Sessions, region: RegionState, transfers
     .post('/', async (c) => {
       const request = validateCreateSession(await readJsonBody(c));
       const nodes = await region.liveNodes();
-      if (nodes.length === 0) throw new ServiceUnavailableError('no gpu-node is alive in this region; try again shortly', { code: 'no_gpu_node' });
+      if (nodes.length === 0) throw noGpuNode();
       if (!nodes.some((node) => node.models.some((model) => model.id === request.model))) {
         throw new NotFoundError(`model '${request.model}' does not exist`, { param: 'model', code: 'model_not_found' });
       }
