@@ -58,6 +58,22 @@ describe('files', () => {
     await expect(tenantA.files.list({ purpose: 'nonsense' })).rejects.toMatchObject({ status: 400, param: 'purpose' });
   });
 
+  it('lists inside a creation-time window (how the edge pages a list merged from regions)', async () => {
+    const all = (await tenantA.files.list({ limit: 100 })).data;
+    const middle = all[Math.floor(all.length / 2)]!.created_at;
+    const window = async (query: string) => {
+      const response = await fetch(`${stack.url}/v1/files?${query}`, { headers: { authorization: `Bearer ${KEY_A}` } });
+      return { status: response.status, json: (await response.json()) as { data: Array<{ id: string; created_at: number }>; error?: { param: string } } };
+    };
+    const before = await window(`created_before=${middle}`);
+    expect(before.json.data.map((file) => file.id)).toEqual(all.filter((file) => file.created_at < middle).map((file) => file.id));
+    const after = await window(`created_after=${middle - 1}&order=asc`);
+    expect(after.json.data.map((file) => file.id)).toEqual(all.filter((file) => file.created_at >= middle).map((file) => file.id).reverse());
+    expect((await window(`created_before=${middle + 1}&created_after=${middle - 1}`)).json.data.map((file) => file.id)).toEqual(all.filter((file) => file.created_at === middle).map((file) => file.id));
+    expect(await window('created_before=soon')).toMatchObject({ status: 400, json: { error: { param: 'created_before' } } });
+    expect(await window(`created_after=1&after=${all[0]!.id}`)).toMatchObject({ status: 400, json: { error: { param: 'after' } } });
+  });
+
   it('refuses bad uploads with 4xx and stores nothing', async () => {
     const before = readdirSync(filesDir).length;
     await expect(tenantA.files.create({ file: await toFile(Buffer.from('x'), 'a.jsonl'), purpose: 'fine-tune' })).rejects.toMatchObject({ status: 400, param: 'purpose' });

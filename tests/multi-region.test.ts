@@ -14,6 +14,7 @@ import { freePort } from '@bamba/cli/local-redis';
 import { parseGatewayConfig, silentLogger, startGateway } from '@bamba/gateway';
 import { SessionStore, SessionTransfer, SnapshotStore } from '@bamba/region';
 import { EDGE_HEADER, signEdgeRequest } from '@bamba/shared';
+import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MODEL_ID, readSse, startTestStack, type TestStack } from './support/stack.js';
 
@@ -197,6 +198,26 @@ describe('the edge in front of two regions', () => {
     // Deleted at home: its replica goes too.
     expect((await fetch(`${edge.url}/v1/sessions/${sessionId}`, { method: 'DELETE', headers: AUTH })).status).toBe(200);
     await eu.waitFor('the replica to be dropped', async () => ((await sessionsOf(eu).get('tenant-a', sessionId)) === null ? true : undefined), 20_000);
+  });
+
+  it('lists the files of both regions as one list, and the official client pages through it', async () => {
+    const made: string[] = [];
+    for (const region of ['us', 'eu', 'us', 'eu']) {
+      const form = new FormData();
+      form.set('purpose', 'batch');
+      form.set('file', new Blob([`{"custom_id":"${region}"}\n`]), `${region}.jsonl`);
+      const response = await fetch(`${edge.url}/v1/files`, { method: 'POST', headers: { ...AUTH, 'x-bamba-prefer-region': region }, body: form });
+      expect(response.headers.get('x-bamba-region')).toBe(region);
+      made.push(((await response.json()) as { id: string }).id);
+    }
+    const client = new OpenAI({ baseURL: `${edge.url}/v1`, apiKey: EDGE_KEY, maxRetries: 0 });
+    const whole = (await client.files.list()).data.map((file) => file.id);
+    expect([...whole].sort()).toEqual([...made].sort());
+    for (const order of ['desc', 'asc'] as const) {
+      const paged: string[] = [];
+      for await (const file of client.files.list({ limit: 1, order })) paged.push(file.id); // the client follows `after` across regions
+      expect(paged).toEqual(order === 'desc' ? whole : [...whole].reverse());
+    }
   });
 
   it('a client that disconnects at the edge cancels the job in the region', async () => {

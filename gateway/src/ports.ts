@@ -5,6 +5,7 @@
 import type {
   BatchRecord,
   ChatMessage,
+  CreatedWindow,
   FilePurpose,
   FileRecord,
   GenerationJobDraft,
@@ -153,7 +154,7 @@ export interface Files {
   get(tenant: string, fileId: string): Promise<FileRecord | null>;
   /** The file's bytes (checked against its checksum), or null. */
   content(tenant: string, fileId: string): Promise<Uint8Array | null>;
-  list(tenant: string, query: { after: string | null; limit: number; order: 'asc' | 'desc'; purpose: string | null }): Promise<{ files: FileRecord[]; hasMore: boolean }>;
+  list(tenant: string, query: { after: string | null; limit: number; order: 'asc' | 'desc'; purpose: string | null; window: CreatedWindow }): Promise<{ files: FileRecord[]; hasMore: boolean }>;
   /** `in_use` while a running batch reads it. */
   delete(tenant: string, fileId: string): Promise<'deleted' | 'not_found' | 'in_use'>;
 }
@@ -163,7 +164,7 @@ export interface Batches {
   /** Record the batch and queue it for the workers; 400 when the input file is not the tenant's batch input. */
   create(tenant: string, request: ValidatedCreateBatch): Promise<BatchRecord>;
   get(tenant: string, batchId: string): Promise<BatchRecord | null>;
-  list(tenant: string, query: { after: string | null; limit: number }): Promise<{ batches: BatchRecord[]; hasMore: boolean }>;
+  list(tenant: string, query: { after: string | null; limit: number; window: CreatedWindow }): Promise<{ batches: BatchRecord[]; hasMore: boolean }>;
   /** Ask the workers to stop it: the batch as it is now, or null when there is no such batch. */
   cancel(tenant: string, batchId: string): Promise<BatchRecord | null>;
 }

@@ -6,7 +6,7 @@
  * (HSETNX) and counted in the same script, so a worker that runs again after a crash can neither
  * lose nor double a result.
  */
-import { BATCH_ENDPOINTS, BATCH_STATUSES, parseWire, WIRE_VERSION, type BatchCounts, type BatchLineError, type BatchRecord, type BatchStatus } from '@bamba/shared';
+import { BATCH_ENDPOINTS, BATCH_STATUSES, parseWire, WIRE_VERSION, type BatchCounts, type BatchLineError, type BatchRecord, type BatchStatus, type CreatedWindow } from '@bamba/shared';
 import { z } from 'zod';
 import type { RegionRedis } from './connection.js';
 import { countField, jsonField } from './hash-fields.js';
@@ -171,9 +171,9 @@ export class BatchStore {
     return { ...rest, id: batchId, counts };
   }
 
-  /** A page of the tenant's batches, newest first, after the batch `after`. */
-  async list(tenant: string, query: { after: string | null; limit: number }): Promise<{ batches: BatchRecord[]; hasMore: boolean }> {
-    const ids = await indexPage(this.redis, this.keys.tenantBatches(tenant), { after: query.after, order: 'desc' }, 0, query.limit + 1);
+  /** A page of the tenant's batches, newest first, after the batch `after` or inside a creation-time window. */
+  async list(tenant: string, query: { after: string | null; limit: number; window?: CreatedWindow }): Promise<{ batches: BatchRecord[]; hasMore: boolean }> {
+    const ids = await indexPage(this.redis, this.keys.tenantBatches(tenant), { after: query.after, order: 'desc', ...(query.window ? { window: query.window } : {}) }, 0, query.limit + 1);
     if (ids === null) return { batches: [], hasMore: false };
     const batches = (await Promise.all(ids.slice(0, query.limit).map((id) => this.get(tenant, id)))).filter((batch): batch is BatchRecord => batch !== null);
     return { batches, hasMore: ids.length > query.limit };

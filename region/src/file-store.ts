@@ -9,7 +9,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { InternalInvariantError, parseWire, ServerError, WIRE_VERSION, type FilePurpose, type FileRecord } from '@bamba/shared';
+import { InternalInvariantError, parseWire, ServerError, WIRE_VERSION, type CreatedWindow, type FilePurpose, type FileRecord } from '@bamba/shared';
 import { z } from 'zod';
 import type { RegionRedis } from './connection.js';
 import { countField } from './hash-fields.js';
@@ -137,8 +137,8 @@ export class FileStore {
     return bytes;
   }
 
-  /** A page of the tenant's files, newest first (or oldest first), after the file `after`. */
-  async list(tenant: string, query: { after: string | null; limit: number; order: 'asc' | 'desc'; purpose: string | null }): Promise<FilePage> {
+  /** A page of the tenant's files, newest first (or oldest first), after the file `after` or inside a creation-time window. */
+  async list(tenant: string, query: { after: string | null; limit: number; order: 'asc' | 'desc'; purpose: string | null; window?: CreatedWindow }): Promise<FilePage> {
     const index = this.keys.tenantFiles(tenant);
     const files: FileRecord[] = [];
     // A purpose filter may skip entries: read pages until the page is full or the index ends.

@@ -197,6 +197,30 @@ export function validateListQuery(query: Record<string, string | undefined>, lim
   return { after: query.after || null, limit, order };
 }
 
+/**
+ * A window by creation time for a list of files or batches (unix seconds, both bounds
+ * exclusive): our extension, how the edge pages one list merged from several regions (an
+ * `after` id is the position in one region's list only, so the others are asked by time).
+ */
+export interface CreatedWindow {
+  createdBefore: number | null;
+  createdAfter: number | null;
+}
+
+export function validateCreatedWindow(query: Record<string, string | undefined>): CreatedWindow {
+  const bound = (param: 'created_before' | 'created_after') => {
+    const text = query[param];
+    if (text === undefined || text === '') return null;
+    if (!/^\d{1,15}$/.test(text)) throw new InvalidRequestError(`${param} must be a unix time in seconds (a non-negative integer)`, { param, code: 'invalid_value' });
+    return Number(text);
+  };
+  const window = { createdBefore: bound('created_before'), createdAfter: bound('created_after') };
+  if (query.after && (window.createdBefore !== null || window.createdAfter !== null)) {
+    throw new InvalidRequestError('send either after or created_before/created_after, not both', { param: 'after', code: 'invalid_value' });
+  }
+  return window;
+}
+
 /** A response's lifecycle, as OpenAI names it. */
 export type ResponseStatus = 'queued' | 'in_progress' | 'completed' | 'incomplete' | 'failed' | 'cancelled';
 export const ACTIVE_RESPONSE_STATUSES: readonly ResponseStatus[] = ['queued', 'in_progress'];

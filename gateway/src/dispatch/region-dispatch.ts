@@ -15,6 +15,7 @@ import {
   ServiceUnavailableError,
   inputFileNotFound,
   type BatchRecord,
+  type CreatedWindow,
   type ValidatedCreateBatch,
   WIRE_VERSION,
   type GenerationJob,
@@ -253,7 +254,7 @@ export class RegionBatches implements Batches {
     return this.store.get(tenant, batchId);
   }
 
-  list(tenant: string, query: { after: string | null; limit: number }): Promise<{ batches: BatchRecord[]; hasMore: boolean }> {
+  list(tenant: string, query: { after: string | null; limit: number; window: CreatedWindow }): Promise<{ batches: BatchRecord[]; hasMore: boolean }> {
     return this.store.list(tenant, query);
   }
 

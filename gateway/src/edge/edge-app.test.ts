@@ -153,6 +153,36 @@ describe('edge routing', () => {
     expect(list.data.map((model) => model.id).sort()).toEqual(['small', 'tiny']);
   });
 
+  it('lists batches from every region as one list, and pages on from an id of either region', async () => {
+    const BATCH_US = `batch_us_${'1'.repeat(32)}`;
+    const BATCH_EU = `batch_eu_${'2'.repeat(32)}`;
+    const batch = (id: string, created: number) => ({ id, object: 'batch', created_at: created });
+    const region = (items: ReturnType<typeof batch>[]) => (request: Seen) => {
+      const url = new URL(request.path, 'http://region');
+      const single = items.find((item) => url.pathname === `/v1/batches/${item.id}`);
+      if (single) return Response.json(single);
+      const before = Number(url.searchParams.get('created_before') ?? Infinity);
+      const after = url.searchParams.get('after');
+      const from = after ? items.findIndex((item) => item.id === after) + 1 : 0;
+      const data = items.slice(from).filter((item) => item.created_at < before);
+      return Response.json({ object: 'list', data, has_more: false });
+    };
+    const { call, seen } = edge({ us: region([batch(BATCH_US, 200)]), eu: region([batch(BATCH_EU, 300)]) });
+    const all = (await (await call('/v1/batches?limit=1')).json()) as { data: Array<{ id: string }>; has_more: boolean; last_id: string };
+    expect(all).toMatchObject({ data: [{ id: BATCH_EU }], has_more: true, last_id: BATCH_EU });
+    const next = (await (await call(`/v1/batches?limit=1&after=${BATCH_EU}`)).json()) as { data: Array<{ id: string }>; has_more: boolean };
+    expect(next).toMatchObject({ data: [{ id: BATCH_US }], has_more: false });
+    // The cursor's own region continued after it; the other was asked by time (newest first, us's items of the cursor's second come after eu's).
+    expect(seen.slice(-3).map(({ region, path }) => `${region} ${path}`).sort()).toEqual([
+      `eu /v1/batches/${BATCH_EU}`,
+      `eu /v1/batches?limit=1&after=${BATCH_EU}`,
+      'us /v1/batches?limit=1&created_before=301',
+    ]);
+    // An id no region here made starts no page; a bad window is refused at the edge.
+    expect(((await (await call(`/v1/batches?after=batch_ap_${'3'.repeat(32)}`)).json()) as { data: unknown[] }).data).toEqual([]);
+    expect((await call('/v1/batches?created_before=yesterday')).status).toBe(400);
+  });
+
   it('streams a region answer through as it comes', async () => {
     let push: (text: string) => void = () => {};
     let close: () => void = () => {};

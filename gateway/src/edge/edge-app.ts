@@ -10,7 +10,8 @@
  *   home's backup region, which holds the replicated transcript (`failover`);
  * - anything new goes to the best usable region (`x-bamba-prefer-region`, then the client's
  *   continent and distance, then weight), and, when that region cannot be reached or answers
- *   503/429, once to the next one.
+ *   503/429, once to the next one;
+ * - lists of files and batches, and the models, are asked of every usable region and merged.
  */
 import {
   backupOf,
@@ -31,11 +32,14 @@ import {
   validateCreateConversation,
   validateCreateResponse,
   validateCreateSession,
+  validateCreatedWindow,
   validateForkSession,
   validateListQuery,
   validateMoveSession,
   validatePurposeFilter,
   type ClientPlace,
+  type CreatedWindow,
+  type ListQuery,
   type RegionMap,
 } from '@bamba/shared';
 import { Hono, type Context } from 'hono';
@@ -48,6 +52,8 @@ import type { Clock } from '../ports.js';
 import { silentLogger, type GatewayLogger } from '../request-log.js';
 import { checkUpload, FILE_LIST_LIMITS } from '../routes/files.js';
 import { parseJsonText } from '../routes/request-body.js';
+import { listObject } from '../responses/response-shapes.js';
+import { mergePages, regionListSchema, windowAfter, type ListCursor } from './merged-list.js';
 import type { RegionHealth } from './region-health.js';
 import { RegionUnreachable, type RegionHops } from './region-hop.js';
 
@@ -71,6 +77,8 @@ const modelListSchema = z.object({ data: z.array(z.looseObject({ id: z.string() 
 
 /** How long `/v1/models` waits for each region's list. */
 const MODELS_TIMEOUT_MS = 2_000;
+/** How long a merged list of files or batches waits for each region's page (a page may hold 10,000 files). */
+const LIST_TIMEOUT_MS = 10_000;
 
 /** Largest upload through the edge (it holds it in memory twice to check it). */
 const EDGE_MAX_UPLOAD_BYTES = 32 * 1024 * 1024;
@@ -213,30 +221,79 @@ export function createEdgeApp(ports: EdgePorts) {
   };
   const home = (id: string, replicaOk = false): Plan => ({ kind: 'home', id, bodyField: null, replicaOk });
   const fresh: Plan = { kind: 'new', repeatable: false };
-  const readOnly: Plan = { kind: 'new', repeatable: true };
 
-  app.get('/v1/models', async (c) => {
+  /**
+   * Every usable region's answer to a GET of `pathOf(region)`, parsed, in the edge's region order;
+   * a region that does not answer within `timeoutMs`, or not with a 200 of that shape, is left out.
+   * 503 when none answered.
+   */
+  const askEveryRegion = async <T extends z.ZodType>(c: EdgeContext, pathOf: (region: string) => string, schema: T, timeoutMs: number): Promise<{ region: string; answer: z.infer<T> }[]> => {
     const usable = config.regions.regions.map((entry) => entry.name).filter((name) => health.usable(name, false));
-    // null: the region did not answer with a list.
     const answers = await Promise.all(usable.map(async (region) => {
       try {
-        // A region that does not answer in time is left out, not waited for.
-        const response = await hopTo(c, region, '/v1/models', null, false, AbortSignal.timeout(MODELS_TIMEOUT_MS));
+        const response = await hopTo(c, region, pathOf(region), null, false, AbortSignal.timeout(timeoutMs));
         if (!response.ok) {
           await response.body?.cancel();
           return null;
         }
-        const list = modelListSchema.safeParse(await response.json());
-        return list.success ? list.data.data : null;
+        const parsed = schema.safeParse(await response.json());
+        return parsed.success ? { region, answer: parsed.data as z.infer<T> } : null;
       } catch {
         return null;
       }
     }));
-    if (answers.every((list) => list === null)) throw new ServiceUnavailableError('no region answered; try again shortly', { code: 'region_unavailable', retryAfterSeconds: 2 });
+    const answered = answers.filter((answer) => answer !== null);
+    if (answered.length === 0) throw new ServiceUnavailableError('no region answered; try again shortly', { code: 'region_unavailable', retryAfterSeconds: 2 });
+    return answered;
+  };
+
+  app.get('/v1/models', async (c) => {
+    const answers = await askEveryRegion(c, () => '/v1/models', modelListSchema, MODELS_TIMEOUT_MS);
     const models = new Map<string, { id: string }>();
-    for (const model of answers.flatMap((list) => list ?? [])) if (!models.has(model.id)) models.set(model.id, model);
+    for (const model of answers.flatMap(({ answer }) => answer.data)) if (!models.has(model.id)) models.set(model.id, model);
     return c.json({ object: 'list', data: [...models.values()] });
   });
+
+  const rank = (region: string) => config.regions.regions.findIndex((entry) => entry.name === region);
+
+  /**
+   * `GET /v1/files` and `GET /v1/batches`: one list merged from every usable region (merged-list.ts).
+   * `filters`: query parameters every region gets as the client sent them.
+   */
+  const mergedList = async (c: EdgeContext, kind: 'files' | 'batches', query: ListQuery, window: CreatedWindow, filters: Record<string, string>): Promise<Response> => {
+    let cursor: ListCursor | null = null;
+    if (query.after) {
+      // Where the item the client names stands: its home region has it (an unknown one starts no page, as in a region).
+      const region = homeRegionOf(query.after);
+      if (region === null || !config.regions.get(region)) return c.json(listObject([], false));
+      let response: Response;
+      try {
+        response = await hopTo(c, region, `/v1/${kind}/${encodeURIComponent(query.after)}`, null, false, AbortSignal.timeout(LIST_TIMEOUT_MS));
+      } catch (error) {
+        throw unavailable(error, region);
+      }
+      if (response.status === 404) {
+        await response.body?.cancel();
+        return c.json(listObject([], false));
+      }
+      const item = response.ok ? regionListSchema.shape.data.element.safeParse(await response.json()) : null;
+      if (!item?.success) {
+        await response.body?.cancel().catch(() => {});
+        throw unavailable(new ServiceUnavailableError(`region ${region} answered ${response.status}`), region);
+      }
+      cursor = { id: item.data.id, region, createdAt: item.data.created_at };
+    }
+    const pathOf = (region: string) => {
+      const params = new URLSearchParams({ ...filters, limit: String(query.limit), ...(kind === 'files' ? { order: query.order } : {}) });
+      if (window.createdBefore !== null) params.set('created_before', String(window.createdBefore));
+      if (window.createdAfter !== null) params.set('created_after', String(window.createdAfter));
+      for (const [name, value] of Object.entries(windowAfter(region, cursor, query.order, rank))) params.set(name, value);
+      return `/v1/${kind}?${params}`;
+    };
+    const pages = await askEveryRegion(c, pathOf, regionListSchema, LIST_TIMEOUT_MS);
+    const merged = mergePages(pages.map(({ region, answer }) => ({ region, data: answer.data, hasMore: answer.has_more })), query.order, query.limit, rank);
+    return c.json(listObject(merged.data, merged.hasMore));
+  };
 
   app.post('/v1/chat/completions', async (c) => {
     const { text, json } = await readText(c);
@@ -323,9 +380,10 @@ export function createEdgeApp(ports: EdgePorts) {
     return relay(c, fresh, bytes);
   });
   app.get('/v1/files', (c) => {
-    validateListQuery(c.req.query(), FILE_LIST_LIMITS);
-    validatePurposeFilter(c.req.query('purpose'));
-    return relay(c, readOnly, null);
+    const query = validateListQuery(c.req.query(), FILE_LIST_LIMITS);
+    const purpose = validatePurposeFilter(c.req.query('purpose'));
+    if (purpose === 'none-here') return c.json(listObject([], false));
+    return mergedList(c, 'files', query, validateCreatedWindow(c.req.query()), purpose ? { purpose } : {});
   });
   app.on(['GET', 'DELETE'], '/v1/files/:id', (c) => relay(c, home(c.req.param('id')), null));
   app.get('/v1/files/:id/content', (c) => relay(c, home(c.req.param('id')), null));
@@ -337,8 +395,9 @@ export function createEdgeApp(ports: EdgePorts) {
     return relay(c, home(request.inputFileId), text);
   });
   app.get('/v1/batches', (c) => {
-    validateListQuery(c.req.query());
-    return relay(c, readOnly, null);
+    // Batches list newest first only (OpenAI's batches have no order).
+    const query = { ...validateListQuery(c.req.query()), order: 'desc' as const };
+    return mergedList(c, 'batches', query, validateCreatedWindow(c.req.query()), {});
   });
   app.get('/v1/batches/:id', (c) => relay(c, home(c.req.param('id')), null));
   app.post('/v1/batches/:id/cancel', (c) => relay(c, home(c.req.param('id')), null));

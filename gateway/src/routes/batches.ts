@@ -2,7 +2,7 @@
  * /v1/batches: create (from an uploaded input file), retrieve, list and cancel, in OpenAI's
  * shapes; scoped to the API key's tenant. The region's workers run them.
  */
-import { batchToWire, InvalidRequestError, NotFoundError, validateCreateBatch, validateListQuery } from '@bamba/shared';
+import { batchToWire, InvalidRequestError, NotFoundError, validateCreateBatch, validateCreatedWindow, validateListQuery } from '@bamba/shared';
 import { Hono } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import type { Batches } from '../ports.js';
@@ -19,7 +19,7 @@ export function batchesRoute(batches: Batches) {
     })
     .get('/', async (c) => {
       const query = validateListQuery(c.req.query());
-      const page = await batches.list(c.get('tenant'), query);
+      const page = await batches.list(c.get('tenant'), { ...query, window: validateCreatedWindow(c.req.query()) });
       return c.json(listObject(page.batches.map(batchToWire), page.hasMore));
     })
     .get('/:id', async (c) => {

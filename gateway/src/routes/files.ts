@@ -3,7 +3,7 @@
  * OpenAI's shapes; scoped to the API key's tenant. Uploads have their own size limit
  * (`BAMBA_MAX_FILE_BYTES`, 413 above), checked while the body arrives, before it is parsed.
  */
-import { cleanFilename, ConflictError, fileToWire, InvalidRequestError, NotFoundError, PayloadTooLargeError, validateFilePurpose, validateListQuery, validatePurposeFilter } from '@bamba/shared';
+import { cleanFilename, ConflictError, fileToWire, InvalidRequestError, NotFoundError, PayloadTooLargeError, validateCreatedWindow, validateFilePurpose, validateListQuery, validatePurposeFilter } from '@bamba/shared';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { GatewayVariables } from '../gateway-env.js';
@@ -45,7 +45,7 @@ export function filesRoute(files: Files, maxFileBytes: number) {
       const query = validateListQuery(c.req.query(), FILE_LIST_LIMITS);
       const purpose = validatePurposeFilter(c.req.query('purpose'));
       if (purpose === 'none-here') return c.json(listObject([], false));
-      const page = await files.list(c.get('tenant'), { ...query, purpose });
+      const page = await files.list(c.get('tenant'), { ...query, purpose, window: validateCreatedWindow(c.req.query()) });
       return c.json(listObject(page.files.map(fileToWire), page.hasMore));
     })
     .get('/:id', async (c) => {
