@@ -18,7 +18,7 @@ import type { GpuNodeConfig } from './config.js';
 import type { Engine, Slot } from './engine/engine.js';
 import { createLlamaEngine } from './engine/llama-engine.js';
 import { interruptionOf } from './intake/interruption.js';
-import { JobIntake, type IntakeOutcome } from './intake/job-intake.js';
+import { JobIntake, type IntakeOutcome, type JobContext } from './intake/job-intake.js';
 import { HostTier } from './scheduler/host-tier.js';
 import { StrandedJobSweeper } from './intake/stranded-jobs.js';
 import { Heartbeat } from './registry/heartbeat.js';
@@ -40,6 +40,8 @@ const STOP_STEP_TIMEOUT_MS = 2000;
 
 /** What a malformed job must still carry for its client to hear about the failure. */
 const replyAddress = generationJobSchema.pick({ requestId: true, relayGroup: true, deadlineAtMs: true });
+/** What a job says of the session turn it holds the lock of. */
+const turnAddress = generationJobSchema.pick({ requestId: true, session: true });
 
 export async function startGpuNode(config: GpuNodeConfig, log: (message: string) => void = (message) => process.stderr.write(`${message}\n`)): Promise<RunningGpuNode> {
   const engine = await createLlamaEngine({
@@ -62,11 +64,21 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
   const snapshotBytes = connectBulkBytes(config.region.redis, { role: `gpu-node:${config.nodeId}`, mode: 'queue' });
   const snapshots = new SnapshotStore(redis, keys, config.snapshotBudgetBytes, snapshotBytes);
   const regionWork = config.replicateSessions ? new RegionWorkQueue(redis, keys) : null;
+  const sessions = new SessionStore(redis, keys, snapshots);
+  /**
+   * A session turn that ended for good without a commit (refused, failed, cancelled) gives the
+   * session back now. Its gateway does too, but it may be gone (killed, or cut off from Redis),
+   * and the lock would hold every turn off until its TTL (the request deadline + 30 s).
+   */
+  const releaseTurn = async (job: unknown) => {
+    const turn = turnAddress.safeParse(job);
+    if (turn.success && turn.data.session) await sessions.unlockTurn(turn.data.session.sessionId, turn.data.requestId).catch(() => { /* its TTL ends it */ });
+  };
   const serving: ServingDeps = {
     engine,
     nodeId: config.nodeId,
     snapshots,
-    sessions: new SessionStore(redis, keys, snapshots),
+    sessions,
     residency: new ResidencyTable<Slot>(Math.min(config.residentSessions, config.slots)),
     hostTier: new HostTier<Buffer>(config.hostTierBytes),
     systemCheckpointTokens: config.systemCheckpointTokens,
@@ -118,33 +130,42 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
       if (!address.success) return;
       const failure = reason instanceof WireFormatError ? reason : new ServerError(`the job failed for good: ${reason.message}`, { code: 'job_failed' });
       await writer.forRequest(address.data, 1).error(errorToWire(failure));
+      await releaseTurn(data);
     },
-    run: async ({ job, attempt, isLastAttempt, signal }): Promise<IntakeOutcome> => {
-      const events = writer.forRequest(job, attempt);
-      const fail = async (error: ServerError | ServiceUnavailableError | DeadlineExceededError): Promise<IntakeOutcome> => {
-        await events.error(errorToWire(error)).catch(() => {});
-        return { kind: 'rejected', error };
-      };
-      let outcome;
-      try {
-        outcome = await runGeneration(serving, job, events, signal);
-      } catch (error) {
-        if (interruptionOf(signal) === 'lock-lost') return { kind: 'abandoned' };
-        if (!isLastAttempt) throw error; // BullMQ retries it, maybe elsewhere
-        return fail(new ServerError(`generation failed on node ${config.nodeId}`, { code: 'engine_error', cause: error }));
-      }
-      if (outcome.kind !== 'cancelled') return outcome;
-      switch (interruptionOf(signal)) {
-        case 'deadline': return fail(new DeadlineExceededError('the request did not finish before its deadline'));
-        case 'lock-lost': return { kind: 'abandoned' }; // another node may be running it now
-        case 'node-stopping':
-          if (isLastAttempt) return fail(new ServiceUnavailableError('the gpu-node stopped before the request finished and it has no attempts left; retry', { code: 'node_stopping' }));
-          await events.retry('node-stopping').catch(() => {});
-          return { kind: 'handed-back' };
-        default: return outcome; // the client went away
-      }
+    run: async (context): Promise<IntakeOutcome> => {
+      const outcome = await runJob(context);
+      // Not for a retried or handed-back job (another attempt holds the turn), nor an abandoned one (another node runs it).
+      if (outcome.kind === 'rejected' || outcome.kind === 'cancelled') await releaseTurn(context.job);
+      return outcome;
     },
   });
+
+  /** One run of a job, and what becomes of it; throws when BullMQ should retry it. */
+  async function runJob({ job, attempt, isLastAttempt, signal }: JobContext): Promise<IntakeOutcome> {
+    const events = writer.forRequest(job, attempt);
+    const fail = async (error: ServerError | ServiceUnavailableError | DeadlineExceededError): Promise<IntakeOutcome> => {
+      await events.error(errorToWire(error)).catch(() => {});
+      return { kind: 'rejected', error };
+    };
+    let outcome;
+    try {
+      outcome = await runGeneration(serving, job, events, signal);
+    } catch (error) {
+      if (interruptionOf(signal) === 'lock-lost') return { kind: 'abandoned' };
+      if (!isLastAttempt) throw error; // BullMQ retries it, maybe elsewhere
+      return fail(new ServerError(`generation failed on node ${config.nodeId}`, { code: 'engine_error', cause: error }));
+    }
+    if (outcome.kind !== 'cancelled') return outcome;
+    switch (interruptionOf(signal)) {
+      case 'deadline': return fail(new DeadlineExceededError('the request did not finish before its deadline'));
+      case 'lock-lost': return { kind: 'abandoned' }; // another node may be running it now
+      case 'node-stopping':
+        if (isLastAttempt) return fail(new ServiceUnavailableError('the gpu-node stopped before the request finished and it has no attempts left; retry', { code: 'node_stopping' }));
+        await events.retry('node-stopping').catch(() => {});
+        return { kind: 'handed-back' };
+      default: return outcome; // the client went away
+    }
+  }
 
   const sweeper = new StrandedJobSweeper(redis, keys, registry, config.stalledIntervalMs, log);
   await subscriber.subscribe(keys.cancelChannel);

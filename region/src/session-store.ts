@@ -65,16 +65,22 @@ export class TurnCommitRefused extends Error {
 }
 
 /**
- * Take a session's turn lock. KEYS[1] session hash, KEYS[2] lock.
+ * Take a session's turn lock. KEYS[1] session hash, KEYS[2] lock, KEYS[3] transcript.
  * ARGV[1] tenant, ARGV[2] request id, ARGV[3] lock TTL ms.
+ * The session lives at least as long as the lock: a turn that outlasts the session's TTL would
+ * otherwise find it gone at its commit and lose its whole answer (the commit sets the TTL anew).
  * Returns the hash (flat field list), or NO_SESSION (missing or another tenant's), SESSION_BUSY.
  */
 const LOCK_TURN: LuaScript = {
   name: 'bambaLockTurn',
-  keys: 2,
+  keys: 3,
   lua: `
 if redis.call('HGET', KEYS[1], '${F.tenant}') ~= ARGV[1] then return redis.error_reply('NO_SESSION') end
 if not redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3], 'NX') then return redis.error_reply('SESSION_BUSY') end
+for _, key in ipairs({KEYS[1], KEYS[3]}) do
+  local left = redis.call('PTTL', key)
+  if left >= 0 and left < tonumber(ARGV[3]) then redis.call('PEXPIRE', key, ARGV[3]) end
+end
 return redis.call('HGETALL', KEYS[1])
 `,
 };
@@ -107,7 +113,7 @@ end
  * Commit a turn: transcript append + snapshot pointer and ownership + version, together.
  * KEYS[1] session hash, KEYS[2] transcript, KEYS[3] turn lock, KEYS[4] the session's snapshot
  * set, KEYS[5] new snapshot's meta, KEYS[6] its owners, KEYS[7] owners of the previous snapshot
- * (KEYS[5..7] are any key of the family when there is no such snapshot; never touched then).
+ * (KEYS[5..7] are the session hash when there is no such snapshot; never touched then).
  * ARGV[1] request id, ARGV[2] expected version, ARGV[3] new snapshot id or '', ARGV[4] token
  * count, ARGV[5] snapshot bytes (both ignored with KEEP_SNAPSHOT: the current pointer stays), ARGV[6]
  * resident node or '', ARGV[7] the turn (JSON),
@@ -145,6 +151,9 @@ local ttl = redis.call('HGET', KEYS[1], '${F.ttlSeconds}')
 if snapshot ~= '' and not keep then
   redis.call('HDEL', KEYS[5], '${SNAPSHOT_META_FIELD.pinnedUntilMs}') -- owned now: the pin has done its job
   ownSnapshot(KEYS[6], KEYS[1], KEYS[4], snapshot, ttl)
+elseif snapshot ~= '' and KEYS[7] ~= KEYS[1] and string.find(KEYS[7], snapshot, 1, true) then
+  -- The kept snapshot stays owned as long as the session now lives (its sets expire with it).
+  ownSnapshot(KEYS[7], KEYS[1], KEYS[4], snapshot, ttl)
 end
 redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('EXPIRE', KEYS[2], ttl)
@@ -398,7 +407,7 @@ export class SessionStore {
   async lockTurn(tenant: string, sessionId: string, requestId: string, ttlMs: number): Promise<SessionRecord | 'not_found' | 'busy'> {
     if (!isSessionId(sessionId)) return 'not_found';
     try {
-      const fields = (await runScript(this.redis, LOCK_TURN, [this.keys.session(sessionId), this.keys.sessionLock(sessionId)], [tenant, requestId, ttlMs])) as string[];
+      const fields = (await runScript(this.redis, LOCK_TURN, [this.keys.session(sessionId), this.keys.sessionLock(sessionId), this.keys.sessionTranscript(sessionId)], [tenant, requestId, ttlMs])) as string[];
       const hash: Record<string, string> = {};
       for (let index = 0; index + 1 < fields.length; index += 2) hash[fields[index]!] = fields[index + 1]!;
       return sessionFromHash(sessionId, hash) ?? 'not_found';
@@ -428,7 +437,7 @@ export class SessionStore {
         this.keys.sessionSnapshots(sessionId),
         newSnapshot ? this.keys.snapshotMeta(newSnapshot) : placeholder,
         newSnapshot ? this.keys.snapshotOwners(newSnapshot) : placeholder,
-        previousSnapshotId && !keep ? this.keys.snapshotOwners(previousSnapshotId) : placeholder,
+        previousSnapshotId ? this.keys.snapshotOwners(previousSnapshotId) : placeholder,
       ], [
         commit.requestId, commit.expectedVersion, commit.snapshotId, commit.tokenCount, commit.snapshotBytes, commit.residentNode,
         JSON.stringify(commit.turn), ...commit.messages.map((message) => JSON.stringify(message)),
