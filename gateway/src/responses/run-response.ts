@@ -29,7 +29,7 @@ import { SSE_HEADERS, sseBody } from '../generation/sse-body.js';
 import { validationDefaults } from '../config.js';
 import { checkSessionHome, sessionMissing } from '../generation/session-turn.js';
 import type { ResponseRecords } from '../ports.js';
-import { foldResponse, outcomeOf, responseEvent } from './response-events.js';
+import { foldResponse, outcomeOf, responseEvent, type FoldHooks } from './response-events.js';
 import { responseObject, viewOf } from './response-shapes.js';
 import { streamStored } from './stream-stored.js';
 
@@ -220,7 +220,12 @@ async function runInForeground(c: Context<{ Variables: GatewayVariables }>, deps
     throw error;
   }
   const view = viewOf(stored, store);
-  const hooks = { onText: () => { relayedText = request.stream; generation.noteText(); }, onEnd: generation.noteEnd };
+  const hooks: FoldHooks = {
+    onText: () => { relayedText = request.stream; generation.noteText(); },
+    onEnd: generation.noteEnd,
+    // A plain reply's headers go out with it: they name the attempt that answered.
+    onStart: (start) => { if (!request.stream) c.header('x-bamba-resume', start.resume); },
+  };
   const settle = async (outcome: Parameters<ResponseRecords['finish']>[1]) => {
     if (store) await deps.responses.finish(record.id, outcome).catch(() => { /* expired or deleted meanwhile */ });
   };

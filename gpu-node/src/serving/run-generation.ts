@@ -72,12 +72,18 @@ async function answerCommitted(events: TokenEvents, turn: CommittedTurn, answer:
   return { kind: 'finished', completionTokens: turn.completionTokens };
 }
 
+/** A session turn that does not fit: its history is part of every turn, so say how to go on. */
+function sessionFull(refusal: BambaError): BambaError {
+  return new InvalidRequestError(`${refusal.message}; a session's history is part of every turn: fork it with fewer messages (POST /v1/sessions/{id}/fork with keep_messages) or start a new session`, { code: 'context_length_exceeded', param: refusal.param });
+}
+
 /**
  * Throws only for failures worth retrying on another attempt (engine or Redis faults);
  * anything the client caused is returned as `rejected` after its error event is written.
  */
 export async function runGeneration(deps: ServingDeps, job: GenerationJob, events: TokenEvents, signal: AbortSignal, nowMs = Date.now): Promise<RunOutcome> {
-  const reject = async (error: BambaError): Promise<RunOutcome> => {
+  const reject = async (refusal: BambaError): Promise<RunOutcome> => {
+    const error = job.session && refusal.code === 'context_length_exceeded' ? sessionFull(refusal) : refusal;
     await events.error(errorToWire(error));
     return { kind: 'rejected', error };
   };
