@@ -182,6 +182,30 @@ describe('responses', () => {
     await expect(client.responses.cancel(foreground.id)).rejects.toMatchObject({ status: 400 });
   });
 
+  it('cancel keeps what a running response had written; delete stops one that runs', async () => {
+    const startWriting = async (input: string) => {
+      const response = await client.responses.create({ model: MODEL_ID, max_output_tokens: 900, temperature: 0, input, background: true });
+      await stack.waitFor('the response to write text', async () => ((await stack.streamEvents(response.id)).some((event) => event.type === 'token-delta') ? true : undefined));
+      return response.id;
+    };
+    const written = async (id: string) => (await stack.streamEvents(id)).map((event) => (event.type === 'token-delta' ? event.text : '')).join('');
+
+    const cancelledId = await startWriting('Talk until cancelled.');
+    expect(await client.responses.cancel(cancelledId)).toMatchObject({ status: 'cancelled' });
+    const cancelled = await client.responses.retrieve(cancelledId);
+    expect(cancelled.status).toBe('cancelled');
+    expect(cancelled.output_text).not.toBe('');
+    expect((await written(cancelledId)).startsWith(cancelled.output_text)).toBe(true);
+    let replayed = '';
+    for await (const event of await client.responses.retrieve(cancelledId, { stream: true })) if (event.type === 'response.output_text.delta') replayed += event.delta;
+    expect(replayed).toBe(cancelled.output_text);
+
+    const deletedId = await startWriting('Talk until deleted.');
+    await expect(client.responses.delete(deletedId)).resolves.toMatchObject({ deleted: true });
+    await stack.waitFor('the gpu-node to stop the deleted response', async () => ((await stack.nodeStatuses()).every((node) => node.busySlots === 0) ? true : undefined));
+    expect((await stack.streamEvents(deletedId)).some((event) => event.type === 'generation-end')).toBe(false);
+  });
+
   it('refuses what it does not support, naming the field, and stores nothing', async () => {
     await expect(client.responses.create({ ...greedy, input: 'x', tools: [{ type: 'function', name: 'f', parameters: {}, strict: false }] })).rejects.toMatchObject({ status: 400, param: 'tools' });
     await expect(client.responses.create({ ...greedy, input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'http://example.invalid/x.png', detail: 'auto' }] }] })).rejects.toMatchObject({ status: 400, param: 'input[0].content[0].type' });

@@ -5,14 +5,14 @@
  * same stream from its start, so numbers agree); once it has ended, from its stored answer.
  * A reader that sees the end first records the outcome (the gateway that ran it may be gone).
  */
-import { answerOf, ConflictError, NODE_FAILED, type AnswerPiece, type ResponseRecord } from '@bamba/shared';
+import { answerOf, ConflictError, DeadlineExceededError, NODE_FAILED, type AnswerPiece, type ResponseOutcome, type ResponseRecord } from '@bamba/shared';
 import type { Context } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import type { GenerationDeps } from '../generation/begin-generation.js';
 import { gatewayStopping } from '../gateway-stop.js';
 import { SSE_HEADERS, sseBody } from '../generation/sse-body.js';
 import type { ResponseRecords } from '../ports.js';
-import { eventAfter, foldResponse, ResponseEventSequence, responseEvent, type ResponseStreamEvent } from './response-events.js';
+import { eventAfter, foldResponse, outcomeOf, ResponseEventSequence, responseEvent, type ResponseStreamEvent } from './response-events.js';
 import { viewOf } from './response-shapes.js';
 
 /** A follower waits this long past the response's deadline before it gives up on its stream. */
@@ -78,17 +78,49 @@ export function streamStored(c: Context<{ Variables: GatewayVariables }>, deps: 
 }
 
 /**
+ * How a running response stands now, from what its token stream holds: its outcome if it ended,
+ * else `running` with the text so far (the fold ran out of events, or it was never queued).
+ */
+async function standingOf(deps: StoredDeps, record: ResponseRecord): Promise<{ ended: ResponseOutcome } | { running: string; outcome: ResponseOutcome }> {
+  const abort = new AbortController();
+  // The follower ran past what the stream holds (its own DeadlineExceededError: a node's arrives
+  // rebuilt from the wire as a plain BambaError), or there is no stream yet.
+  const notYet = (error: unknown) => error instanceof DeadlineExceededError || (error instanceof ConflictError && (error.code === 'stream_ended' || error.code === 'response_not_started'));
+  const next = record.relayGroup
+    ? followPieces(deps, record, 0, abort.signal)
+    : () => Promise.reject(new ConflictError('the response was never queued', { code: 'response_not_started' }));
+  try {
+    const { outcome, error } = await foldResponse(viewOf(record), openingStatusOf(record), next, async () => {}, () => deps.clock.nowMs());
+    return notYet(error) ? { running: outcome.outputText, outcome } : { ended: outcome };
+  } finally {
+    abort.abort();
+  }
+}
+
+/**
  * A response still active past its deadline lost the gateway that ran it: settle it from its
  * token stream (its end, or `failed` when the stream never ended). Returns the record as it is now.
  */
 export async function settleIfStale(deps: StoredDeps, record: ResponseRecord): Promise<ResponseRecord> {
   if (record.outcome || deps.clock.nowMs() <= record.deadlineAtMs + FOLLOW_MARGIN_MS) return record;
-  const abort = new AbortController();
-  const next = record.relayGroup
-    ? followPieces(deps, record, 0, abort.signal)
-    : () => Promise.reject(new ConflictError('the response was never queued', { code: 'response_not_started' }));
-  const { outcome } = await foldResponse(viewOf(record), openingStatusOf(record), next, async () => {}, () => deps.clock.nowMs());
-  abort.abort();
+  const standing = await standingOf(deps, record);
+  const outcome = 'ended' in standing ? standing.ended : standing.outcome;
   await deps.responses.finish(record.id, outcome);
   return (await deps.responses.get(record.tenant, record.id)) ?? { ...record, outcome };
+}
+
+/**
+ * Stop a running response wherever it runs (dropped if queued, stopped if running) and record it
+ * `cancelled` with the text it had so far; one that ended meanwhile keeps its own outcome.
+ * False when another reader recorded an outcome first.
+ */
+export async function stopStored(deps: StoredDeps & { running: Map<string, AbortController> }, record: ResponseRecord): Promise<boolean> {
+  const standing = await standingOf(deps, record);
+  const outcome = 'ended' in standing ? standing.ended : outcomeOf(standing.running, { cancelled: true }, deps.clock.nowMs());
+  const recorded = await deps.responses.finish(record.id, outcome);
+  if ('running' in standing) {
+    deps.running.get(record.id)?.abort(); // run here: stop at once
+    await deps.generation.cancel(record.id); // run anywhere
+  }
+  return recorded;
 }

@@ -2,10 +2,9 @@
 import { InvalidRequestError, transcriptItemId, validateListQuery } from '@bamba/shared';
 import { Hono } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
-import { outcomeOf } from '../responses/response-events.js';
 import { listPage, messageItem, responseObject, viewOf } from '../responses/response-shapes.js';
 import { createResponse, responseNotFound, type ResponseDeps } from '../responses/run-response.js';
-import { settleIfStale, streamStored } from '../responses/stream-stored.js';
+import { settleIfStale, stopStored, streamStored } from '../responses/stream-stored.js';
 import { readJsonBody } from './request-body.js';
 
 function startingAfterOf(text: string | undefined): number {
@@ -33,19 +32,19 @@ export function responsesRoute(deps: ResponseDeps) {
       return c.json(responseObject(viewOf(record)));
     })
     .delete('/:id', async (c) => {
-      if (!(await deps.responses.delete(c.get('tenant'), c.req.param('id')))) throw responseNotFound(c.req.param('id'));
-      return c.json({ id: c.req.param('id'), object: 'response.deleted', deleted: true });
+      const record = await deps.responses.get(c.get('tenant'), c.req.param('id'));
+      if (!record || !(await deps.responses.delete(c.get('tenant'), record.id))) throw responseNotFound(c.req.param('id'));
+      // A background response runs for nobody once deleted: stop it. (A foreground one still has its client.)
+      if (record.background && !record.outcome) {
+        deps.running.get(record.id)?.abort();
+        await deps.generation.cancel(record.id);
+      }
+      return c.json({ id: record.id, object: 'response.deleted', deleted: true });
     })
     .post('/:id/cancel', async (c) => {
       const record = await load(c.get('tenant'), c.req.param('id'));
       if (!record.background) throw new InvalidRequestError('only background responses can be cancelled', { param: 'response_id', code: 'invalid_value' });
-      if (!record.outcome) {
-        const outcome = outcomeOf('', { cancelled: true }, deps.clock.nowMs());
-        if (await deps.responses.finish(record.id, outcome)) {
-          deps.running.get(record.id)?.abort(); // run here: stop at once
-          await deps.generation.cancel(record.id); // run anywhere: dropped if queued, stopped if running
-        }
-      }
+      if (!record.outcome) await stopStored(deps, record);
       return c.json(responseObject(viewOf((await deps.responses.get(c.get('tenant'), record.id)) ?? record)));
     })
     .get('/:id/input_items', async (c) => {
