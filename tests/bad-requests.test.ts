@@ -39,7 +39,9 @@ const cases: Case[] = [
   { name: 'max_tokens not an integer', body: { ...good, max_tokens: 1.5 }, status: 400, type: 'invalid_request_error', param: 'max_tokens' },
   { name: 'max_tokens above the model limit', body: { ...good, max_tokens: 5000 }, status: 400, type: 'invalid_request_error', code: 'max_tokens_too_large' },
   { name: 'max_completion_tokens 0', body: { ...good, max_tokens: undefined, max_completion_tokens: 0 }, status: 400, type: 'invalid_request_error', param: 'max_completion_tokens' },
-  { name: 'temperature above 2', body: { ...good, temperature: 3 }, status: 400, type: 'invalid_request_error', param: 'temperature' },
+  { name: 'temperature above 2', body: { ...good, temperature: 3 }, status: 400, type: 'invalid_request_error', param: 'temperature', code: 'invalid_value', message: /^temperature: / },
+  { name: 'max_tokens and max_completion_tokens that disagree', body: { ...good, max_completion_tokens: 5 }, status: 400, type: 'invalid_request_error', param: 'max_tokens', code: 'invalid_value' },
+  { name: 'completions with an empty prompt', path: completions, body: { model: MODEL_ID, prompt: '', max_tokens: 4 }, status: 400, type: 'invalid_request_error', param: 'prompt', code: 'invalid_value' },
   { name: 'top_p of 0', body: { ...good, top_p: 0 }, status: 400, type: 'invalid_request_error', param: 'top_p' },
   { name: 'negative seed', body: { ...good, seed: -1 }, status: 400, type: 'invalid_request_error', param: 'seed' },
   { name: 'n = 2', body: { ...good, n: 2 }, status: 400, type: 'invalid_request_error', param: 'n' },
@@ -63,7 +65,7 @@ const cases: Case[] = [
   { name: 'session_id with odd characters', body: { ...good, session_id: '../../etc' }, status: 400, type: 'invalid_request_error', param: 'session_id' },
   { name: 'system message in a session turn', body: { ...good, session_id: 'sess_any', messages: [{ role: 'system', content: 'new rules' }] }, status: 400, type: 'invalid_request_error', param: 'messages' },
   { name: 'session without a model', path: '/v1/sessions', body: { system: 'x' }, status: 400, type: 'invalid_request_error', param: 'model' },
-  { name: 'session for an unknown model', path: '/v1/sessions', body: { model: 'gpt-17' }, status: 404, type: 'invalid_request_error', code: 'model_not_found' },
+  { name: 'session for an unknown model', path: '/v1/sessions', body: { model: 'gpt-17' }, status: 404, type: 'invalid_request_error', code: 'model_not_found', message: /available: bamba-tiny/ },
   { name: 'session metadata of the wrong type', path: '/v1/sessions', body: { model: MODEL_ID, metadata: { a: 1 } }, status: 400, type: 'invalid_request_error' },
 ];
 

@@ -30,6 +30,8 @@ describe('openai client against the stack', () => {
   it('lists the served model', async () => {
     const models = await client.models.list();
     expect(models.data.map((model) => model.id)).toEqual([MODEL_ID]);
+    expect(await client.models.retrieve(MODEL_ID)).toEqual(models.data[0]);
+    await expect(client.models.retrieve('no-such-model')).rejects.toMatchObject({ status: 404, code: 'model_not_found', param: 'model' });
   });
 
   it('chat, non-streaming: greedy text equals the engine called directly', async () => {

@@ -256,6 +256,7 @@ describe('conversations', () => {
 
     const updated = await client.conversations.update(conversation.id, { metadata: { topic: 'changed' } });
     expect(updated.metadata).toEqual({ topic: 'changed' });
+    expect((await client.conversations.update(conversation.id, { metadata: null })).metadata).toEqual({}); // the client's way to clear it
     await client.conversations.delete(conversation.id);
     await expect(client.conversations.retrieve(conversation.id)).rejects.toMatchObject({ status: 404 });
   });

@@ -58,6 +58,11 @@ export function parseNodeStatus(text: string): NodeStatus {
 export function servedModel(nodes: readonly NodeStatus[], modelId: string): ServedModel {
   const model = nodes.flatMap((node) => node.models).find((served) => served.id === modelId);
   if (model) return model;
-  const known = [...new Set(nodes.flatMap((node) => node.models.map((served) => served.id)))].join(', ');
-  throw new NotFoundError(`model '${modelId}' does not exist; available: ${known}`, { param: 'model', code: 'model_not_found' });
+  throw modelNotFound(modelId, nodes.flatMap((node) => node.models.map((served) => served.id)));
+}
+
+/** OpenAI's 404 for a model nobody serves, naming those that are (the id cut short: it is the client's). */
+export function modelNotFound(modelId: string, available: readonly string[]): NotFoundError {
+  const id = modelId.length > 128 ? `${modelId.slice(0, 128)}…` : modelId;
+  return new NotFoundError(`model '${id}' does not exist; available: ${[...new Set(available)].join(', ') || 'none'}`, { param: 'model', code: 'model_not_found' });
 }

@@ -95,7 +95,9 @@ export interface ValidationDefaults {
 export function toInvalidRequest(error: z.ZodError): InvalidRequestError {
   const issue = error.issues[0]!;
   const param = issue.path.reduce<string>((path, part) => (typeof part === 'number' ? `${path}[${part}]` : path ? `${path}.${String(part)}` : String(part)), '');
-  const message = issue.message.startsWith('Invalid input') && param ? `${param}: ${issue.message}` : issue.message;
+  // A message that does not name its field (zod's own: "Too big: expected number to be <=2") gets it in front.
+  const field = issue.path.length > 0 ? String(issue.path[0]) : '';
+  const message = param && !issue.message.includes(field) ? `${param}: ${issue.message}` : issue.message;
   // A field left out fails as a wrong type, or as none of an enum's values: either way it is missing.
   const missing = (issue.code === 'invalid_type' || issue.code === 'invalid_value') && 'input' in issue && issue.input === undefined;
   return new InvalidRequestError(message, { param: param || null, code: missing ? 'missing_required_parameter' : 'invalid_value' });
@@ -151,7 +153,7 @@ export function validateChatCompletionRequest(body: unknown, defaults: Validatio
     throw new InvalidRequestError(`response_format '${request.response_format.type}' is not supported`, { param: 'response_format', code: 'unsupported_value' });
   }
   if (request.max_tokens != null && request.max_completion_tokens != null && request.max_tokens !== request.max_completion_tokens) {
-    throw new InvalidRequestError('max_tokens and max_completion_tokens disagree; send one', { param: 'max_tokens' });
+    throw new InvalidRequestError('max_tokens and max_completion_tokens disagree; send one', { param: 'max_tokens', code: 'invalid_value' });
   }
   const messages: ChatMessage[] = request.messages.map((message) => ({
     role: message.role === 'developer' ? 'system' : message.role,
@@ -168,7 +170,7 @@ export function validateCompletionRequest(body: unknown, defaults: ValidationDef
   if (request.echo) throw new InvalidRequestError('echo is not supported', { param: 'echo', code: 'unsupported_parameter' });
   if (request.suffix) throw new InvalidRequestError('suffix is not supported', { param: 'suffix', code: 'unsupported_parameter' });
   const prompt = typeof request.prompt === 'string' ? request.prompt : request.prompt[0]!;
-  if (prompt.length === 0) throw new InvalidRequestError('prompt must not be empty', { param: 'prompt' });
+  if (prompt.length === 0) throw new InvalidRequestError('prompt must not be empty', { param: 'prompt', code: 'invalid_value' });
   return { ...resolveSampling(request, request.max_tokens, defaults), input: { kind: 'completion', prompt }, endpoint: 'completion', sessionId: null };
 }
 

@@ -178,8 +178,9 @@ export function validateConversationItems(body: unknown): ChatMessage[] {
   return itemsOf(request.items, false);
 }
 
+/** The new metadata of a conversation; null (as OpenAI's client may send) clears it. */
 export function validateConversationUpdate(body: unknown): Record<string, string> {
-  return parseRequestBody(z.object({ metadata: metadataSchema }), body).metadata;
+  return parseRequestBody(z.object({ metadata: metadataSchema.nullable() }), body).metadata ?? {};
 }
 
 /** `after`, `limit` and `order` of a list call (OpenAI's defaults: 20, newest first). */

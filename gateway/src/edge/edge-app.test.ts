@@ -151,6 +151,10 @@ describe('edge routing', () => {
     const { call } = edge({ us: models(['tiny', 'small']), eu: models(['tiny']) });
     const list = (await (await call('/v1/models')).json()) as { data: Array<{ id: string }> };
     expect(list.data.map((model) => model.id).sort()).toEqual(['small', 'tiny']);
+    expect(await (await call('/v1/models/small')).json()).toEqual({ id: 'small', object: 'model' });
+    const missing = await call('/v1/models/large');
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { error: { code: string } }).error.code).toBe('model_not_found');
   });
 
   it('lists batches from every region as one list, and pages on from an id of either region', async () => {

@@ -18,6 +18,7 @@ import {
   homeRegionOf,
   InvalidRequestError,
   MAX_SESSION_FORWARDS,
+  modelNotFound,
   MOVED_TO_HEADER,
   NotFoundError,
   PayloadTooLargeError,
@@ -247,11 +248,19 @@ export function createEdgeApp(ports: EdgePorts) {
     return answered;
   };
 
-  app.get('/v1/models', async (c) => {
+  /** The union of the usable regions' models (the first region's entry for each id). */
+  const everyModel = async (c: EdgeContext) => {
     const answers = await askEveryRegion(c, () => '/v1/models', modelListSchema, MODELS_TIMEOUT_MS);
     const models = new Map<string, { id: string }>();
     for (const model of answers.flatMap(({ answer }) => answer.data)) if (!models.has(model.id)) models.set(model.id, model);
-    return c.json({ object: 'list', data: [...models.values()] });
+    return [...models.values()];
+  };
+  app.get('/v1/models', async (c) => c.json({ object: 'list', data: await everyModel(c) }));
+  app.get('/v1/models/:id', async (c) => {
+    const models = await everyModel(c);
+    const model = models.find((entry) => entry.id === c.req.param('id'));
+    if (!model) throw modelNotFound(c.req.param('id'), models.map((entry) => entry.id));
+    return c.json(model);
   });
 
   const rank = (region: string) => config.regions.regions.findIndex((entry) => entry.name === region);

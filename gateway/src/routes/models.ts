@@ -1,4 +1,5 @@
-/** GET /v1/models: the models the live gpu-nodes serve. */
+/** GET /v1/models and /v1/models/{id}: the models the live gpu-nodes serve. */
+import { modelNotFound } from '@bamba/shared';
 import { Hono } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import type { RegionState } from '../ports.js';
@@ -7,7 +8,7 @@ import type { RegionState } from '../ports.js';
 const MODELS_MAX_AGE_MS = 200;
 
 export function modelsRoute(region: RegionState) {
-  return new Hono<{ Variables: GatewayVariables }>().get('/', async (c) => {
+  const served = async () => {
     const nodes = await region.liveNodes(MODELS_MAX_AGE_MS);
     const models = new Map<string, { created: number; contextSize: number }>();
     for (const node of nodes) {
@@ -16,9 +17,14 @@ export function modelsRoute(region: RegionState) {
         if (!seen || node.startedAtMs < seen.created * 1000) models.set(model.id, { created: Math.floor(node.startedAtMs / 1000), contextSize: model.contextSize });
       }
     }
-    return c.json({
-      object: 'list',
-      data: [...models].map(([id, model]) => ({ id, object: 'model', created: model.created, owned_by: 'bamba-serve', context_length: model.contextSize })),
+    return [...models].map(([id, model]) => ({ id, object: 'model' as const, created: model.created, owned_by: 'bamba-serve', context_length: model.contextSize }));
+  };
+  return new Hono<{ Variables: GatewayVariables }>()
+    .get('/', async (c) => c.json({ object: 'list', data: await served() }))
+    .get('/:id', async (c) => {
+      const models = await served();
+      const model = models.find((entry) => entry.id === c.req.param('id'));
+      if (!model) throw modelNotFound(c.req.param('id'), models.map((entry) => entry.id));
+      return c.json(model);
     });
-  });
 }

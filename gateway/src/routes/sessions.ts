@@ -1,5 +1,5 @@
 /** /v1/sessions: create, read, delete, fork and move server-side conversations. */
-import { homeRegionOf, InvalidRequestError, NotFoundError, sessionToWire, validateCreateSession, validateForkSession, validateMoveSession } from '@bamba/shared';
+import { homeRegionOf, InvalidRequestError, servedModel, sessionToWire, validateCreateSession, validateForkSession, validateMoveSession } from '@bamba/shared';
 import { Hono } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import { noGpuNode } from '../generation/admission.js';
@@ -21,9 +21,7 @@ export function sessionsRoute(sessions: Sessions, region: RegionState, transfers
       const request = validateCreateSession(await readJsonBody(c));
       const nodes = await region.liveNodes();
       if (nodes.length === 0) throw noGpuNode();
-      if (!nodes.some((node) => node.models.some((model) => model.id === request.model))) {
-        throw new NotFoundError(`model '${request.model}' does not exist`, { param: 'model', code: 'model_not_found' });
-      }
+      servedModel(nodes, request.model); // 404 naming the models served when it is not one of them
       return c.json(await respond(await sessions.create(c.get('tenant'), request)), 201);
     })
     .get('/:id', async (c) => {
