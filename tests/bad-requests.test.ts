@@ -59,6 +59,7 @@ const cases: Case[] = [
   { name: 'malformed Authorization header', body: good, headers: { authorization: KEY }, status: 401, type: 'authentication_error' },
   { name: 'completions without prompt', path: completions, body: { model: MODEL_ID, max_tokens: 4 }, status: 400, type: 'invalid_request_error', param: 'prompt' },
   { name: 'completions with two prompts', path: completions, body: { model: MODEL_ID, prompt: ['a', 'b'], max_tokens: 4 }, status: 400, type: 'invalid_request_error', param: 'prompt' },
+  { name: 'completions with a session', path: completions, body: { model: MODEL_ID, prompt: 'a', session_id: 'sess_any' }, status: 400, type: 'invalid_request_error', param: 'session_id', code: 'unsupported_parameter' },
   { name: 'completions with echo', path: completions, body: { model: MODEL_ID, prompt: 'a', echo: true }, status: 400, type: 'invalid_request_error', param: 'echo' },
   { name: 'unknown route', path: '/v1/nothing-here', body: good, status: 404, type: 'invalid_request_error', code: 'unknown_url' },
   { name: 'turn of a session that does not exist', body: { ...good, session_id: 'sess_nope' }, status: 404, type: 'invalid_request_error', code: 'session_not_found' },

@@ -169,6 +169,8 @@ export function validateCompletionRequest(body: unknown, defaults: ValidationDef
   const request = parseRequestBody(completionRequestSchema, body);
   if (request.echo) throw new InvalidRequestError('echo is not supported', { param: 'echo', code: 'unsupported_parameter' });
   if (request.suffix) throw new InvalidRequestError('suffix is not supported', { param: 'suffix', code: 'unsupported_parameter' });
+  // Our extension, for chat only: taken silently here it would look like a session turn that never was.
+  if ((body as { session_id?: unknown }).session_id !== undefined) throw new InvalidRequestError('session_id works with /v1/chat/completions only (a session is a chat)', { param: 'session_id', code: 'unsupported_parameter' });
   const prompt = typeof request.prompt === 'string' ? request.prompt : request.prompt[0]!;
   if (prompt.length === 0) throw new InvalidRequestError('prompt must not be empty', { param: 'prompt', code: 'invalid_value' });
   return { ...resolveSampling(request, request.max_tokens, defaults), input: { kind: 'completion', prompt }, endpoint: 'completion', sessionId: null };
