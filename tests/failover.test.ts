@@ -102,6 +102,22 @@ describe('a gpu-node dies mid-generation', () => {
     await stack.startNode(`${killed}-replacement`);
   });
 
+  it('a background response completes on the surviving node, and is stored with the retried answer', async () => {
+    const body = { model: MODEL_ID, input: 'survive in the background', max_output_tokens: 3000, temperature: 0 };
+    const queued = await postJson(`${stack.url}/v1/responses`, { ...body, background: true });
+    expect(queued.json.status).toBe('queued');
+    // Killed once the dead attempt had text: the stored answer must be the retried attempt's alone.
+    await stack.waitFor('text from the first attempt', async () => ((await stack.streamEvents(queued.json.id)).some((event) => event.type === 'token-delta') ? true : undefined));
+    const killed = await killServingNode(async () => queued.json.id as string);
+    const stored = await stack.waitFor('the response to end', async () => {
+      const response = await fetch(`${stack.url}/v1/responses/${queued.json.id}`).then((reply) => reply.json());
+      return response.status === 'queued' || response.status === 'in_progress' ? undefined : response;
+    }, 60_000);
+    const again = await postJson(`${stack.url}/v1/responses`, { ...body, store: false });
+    expect(stored).toMatchObject({ status: 'incomplete', output: [{ content: [{ text: again.json.output[0].content[0].text }] }] });
+    await stack.startNode(`${killed}-replacement`);
+  });
+
   it('later requests succeed', async () => {
     for (let index = 0; index < 3; index++) {
       const response = await postJson(`${stack.url}/v1/chat/completions`, { ...request(`after ${index}`, false), max_tokens: 8 });

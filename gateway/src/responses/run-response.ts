@@ -134,9 +134,6 @@ async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps
   deps.running.set(record.id, abort);
   // A stopping gateway's drain waits for it as for an open request.
   const release = deps.stop?.hold() ?? (() => {});
-  // A retried attempt may replace the first only while no text was folded (answerOf's rule, as
-  // every reader of its stream applies it), or the stored answer would hold both attempts' text.
-  let sawText = false;
   let onQueued!: (relayGroup: string) => void;
   const queued = new Promise<string>((resolve) => { onQueued = resolve; });
   const begun = beginGeneration(deps, { ...request, stream: false }, {
@@ -145,7 +142,9 @@ async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps
     log: c.get('log'),
     arrivedMs: record.createdAtMs,
     signal: abort.signal,
-    canRestart: () => !sawText,
+    // Its events go nowhere but the stored answer, which a retried attempt starts again (a
+    // reader of its stream that had the dead attempt's text is told node_failed; the runner records the answer).
+    canRestart: () => true,
     onQueued,
   });
   // A refusal before the job is queued (unknown model, full queue) answers this request.
@@ -175,7 +174,7 @@ async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps
       const generation = await begun;
       try {
         ({ outcome } = await foldResponse(viewOf(stored), 'queued', generation.next, async () => {}, () => clock.nowMs(), {
-          onText: () => { sawText = true; generation.noteText(); },
+          onText: () => generation.noteText(),
           onEnd: (end) => generation.noteEnd(end),
         }));
       } finally {

@@ -22,10 +22,14 @@ type StoredDeps = GenerationDeps & { responses: ResponseRecords };
 
 const openingStatusOf = (record: ResponseRecord) => (record.background ? 'queued' : 'in_progress');
 
-/** The pieces of a running response, read from its token stream; `gatewayStopping` once this gateway's drain is up. */
-function followPieces(deps: StoredDeps, record: ResponseRecord, untilMs: number, signal: AbortSignal): () => Promise<AnswerPiece> {
+/**
+ * The pieces of a running response, read from its token stream; `gatewayStopping` once this
+ * gateway's drain is up. A reader that sends events on follows a retried attempt only while it
+ * sent no text (`forClient`); one whose events go nowhere always does.
+ */
+function followPieces(deps: StoredDeps, record: ResponseRecord, untilMs: number, signal: AbortSignal, forClient: boolean): () => Promise<AnswerPiece> {
   let text = '';
-  const pieces = answerOf(deps.generation.follow(record.relayGroup, record.id, untilMs, signal), () => text === '')[Symbol.asyncIterator]();
+  const pieces = answerOf(deps.generation.follow(record.relayGroup, record.id, untilMs, signal), () => !forClient || text === '')[Symbol.asyncIterator]();
   return async () => {
     if (deps.stop?.ended.aborted) throw gatewayStopping();
     const step = await pieces.next().catch((error: unknown) => { throw deps.stop?.ended.aborted ? gatewayStopping() : error; });
@@ -60,7 +64,7 @@ export function streamStored(c: Context<{ Variables: GatewayVariables }>, deps: 
         return;
       }
       if (!record.relayGroup) throw new ConflictError('the response is not queued yet; retry in a moment', { code: 'response_not_started' });
-      const next = followPieces(deps, record, record.deadlineAtMs + FOLLOW_MARGIN_MS, abort.signal);
+      const next = followPieces(deps, record, record.deadlineAtMs + FOLLOW_MARGIN_MS, abort.signal, true);
       const { outcome } = await foldResponse(view, openingStatusOf(record), next, emit, () => clock.nowMs());
       // Not when this gateway stopped reading it, nor when this reader could not follow a retry
       // (it had sent the dead attempt's text): the response itself did not end. Its runner, or
@@ -87,7 +91,7 @@ async function standingOf(deps: StoredDeps, record: ResponseRecord): Promise<{ e
   // rebuilt from the wire as a plain BambaError), or there is no stream yet.
   const notYet = (error: unknown) => error instanceof DeadlineExceededError || (error instanceof ConflictError && (error.code === 'stream_ended' || error.code === 'response_not_started'));
   const next = record.relayGroup
-    ? followPieces(deps, record, 0, abort.signal)
+    ? followPieces(deps, record, 0, abort.signal, false)
     : () => Promise.reject(new ConflictError('the response was never queued', { code: 'response_not_started' }));
   try {
     const { outcome, error } = await foldResponse(viewOf(record), openingStatusOf(record), next, async () => {}, () => deps.clock.nowMs());

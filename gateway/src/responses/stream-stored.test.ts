@@ -1,0 +1,65 @@
+/**
+ * Settling and stopping a stored response from its token stream, with a scripted stream (the
+ * script is the point: a retried attempt after text, which a live stack makes only by killing a
+ * node at the right moment). A reader whose events go nowhere follows the retry: the answer is
+ * the retried attempt's alone.
+ */
+import { DeadlineExceededError, WIRE_VERSION, type ResponseOutcome, type ResponseRecord, type StreamEvent } from '@bamba/shared';
+import { describe, expect, it } from 'vitest';
+import { settleIfStale, stopStored } from './stream-stored.js';
+
+const v = WIRE_VERSION;
+const start = (attempt: number): StreamEvent => ({ v, type: 'generation-start', attempt, nodeId: `node-${attempt}`, promptTokens: 3, cachedTokens: 0, resume: 'replay' });
+const text = (attempt: number, value: string): StreamEvent => ({ v, type: 'token-delta', attempt, text: value, tokens: 1 });
+const end = (attempt: number): StreamEvent => ({ v, type: 'generation-end', attempt, finishReason: 'stop', promptTokens: 3, completionTokens: 1, cachedTokens: 0, timeToFirstTokenMs: 1, totalMs: 2 });
+
+const record: ResponseRecord = {
+  id: 'resp_00000000000000000000000000000000', tenant: 't', status: 'in_progress', model: 'm', createdAtMs: 0, background: true,
+  instructions: null, previousResponseId: null, conversationId: null, metadata: {}, temperature: 0, topP: 1, maxOutputTokens: null,
+  input: [], history: [], relayGroup: 'g', deadlineAtMs: 0, outcome: null,
+};
+
+/** Deps around a scripted token stream that holds `events` (and nothing more arrives). */
+function depsOf(events: StreamEvent[]) {
+  const finished: ResponseOutcome[] = [];
+  const cancelled: string[] = [];
+  const deps = {
+    clock: { nowMs: () => 1_000_000 },
+    generation: {
+      // As the region's follower reads a stream with nothing more to come: its events, then past its deadline.
+      follow: async function* () {
+        yield* events;
+        if (!events.some((event) => event.type === 'generation-end' || event.type === 'generation-error')) {
+          throw new DeadlineExceededError('past its deadline');
+        }
+      },
+      cancel: async (id: string) => { cancelled.push(id); },
+    },
+    responses: {
+      finish: async (_id: string, outcome: ResponseOutcome) => { finished.push(outcome); return true; },
+      get: async () => null,
+    },
+    running: new Map<string, AbortController>(),
+  };
+  return { deps: deps as unknown as Parameters<typeof stopStored>[0], finished, cancelled };
+}
+
+describe('a stored response read from its token stream', () => {
+  it('settles a response whose retried attempt completed with that attempt\'s answer alone', async () => {
+    const { deps, finished } = depsOf([start(1), text(1, 'dead '), start(2), text(2, 'alive'), end(2)]);
+    await settleIfStale(deps, record);
+    expect(finished).toMatchObject([{ status: 'completed', outputText: 'alive' }]);
+  });
+
+  it('stops a running response as cancelled with the text written so far, and one that ended keeps its outcome', async () => {
+    const running = depsOf([start(1), text(1, 'dead '), start(2), text(2, 'so far')]);
+    await stopStored(running.deps, record);
+    expect(running.finished).toMatchObject([{ status: 'cancelled', outputText: 'so far' }]);
+    expect(running.cancelled).toEqual([record.id]);
+
+    const ended = depsOf([start(1), text(1, 'done'), end(1)]);
+    await stopStored(ended.deps, record);
+    expect(ended.finished).toMatchObject([{ status: 'completed', outputText: 'done' }]);
+    expect(ended.cancelled).toEqual([]);
+  });
+});
