@@ -16,10 +16,14 @@ let stack: TestStack;
 let browser: Browser;
 
 beforeAll(async () => {
-  [stack, browser] = await Promise.all([
+  // Both started at once; both kept when one fails, so afterAll stops the other (no stray redis-server).
+  const [started, launched] = await Promise.allSettled([
     startTestStack({ gpuNodes: 1, gatewayEnv: { BAMBA_API_KEYS: `${API_KEY}:tenant-play`, BAMBA_METRICS_TOKEN: METRICS_TOKEN } }),
     launchChromium(),
   ]);
+  if (started.status === 'fulfilled') stack = started.value;
+  if (launched.status === 'fulfilled') browser = launched.value;
+  for (const outcome of [started, launched]) if (outcome.status === 'rejected') throw outcome.reason;
 });
 afterAll(async () => {
   await browser?.close();

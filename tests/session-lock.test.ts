@@ -33,7 +33,8 @@ describe('a session turn lock', () => {
     const sessionId = await newSession('short');
     const client = new AbortController();
     const streaming = await turn(sessionId, 'go on', { max_tokens: 1500, stream: true }, client.signal);
-    await readSse(streaming, 2); // the turn is running: its lock is held
+    expect(streaming.status).toBe(200);
+    expect(await readSse(streaming, 2)).toHaveLength(2); // the turn is running: its lock is held
     expect(await stack.redis.exists(lockOf(sessionId))).toBe(1);
     for (const key of [stack.keys.session(sessionId), stack.keys.sessionTranscript(sessionId)]) {
       expect(await stack.redis.pttl(key)).toBeGreaterThan(SESSION_TTL_SECONDS * 1000);

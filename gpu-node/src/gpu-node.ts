@@ -125,17 +125,22 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
     onSlotFreed: () => { heartbeat.beat().catch(() => {}); }, // show the freed slot now, not at the next beat
     isCancelled: (requestId) => isCancelled(redis, keys, requestId),
     onRefused: async (data, reason) => {
-      // Tell the waiting client, if the job says enough to find its stream.
-      const address = replyAddress.safeParse(data);
-      if (!address.success) return;
-      const failure = reason instanceof WireFormatError ? reason : new ServerError(`the job failed for good: ${reason.message}`, { code: 'job_failed' });
-      await writer.forRequest(address.data, 1).error(errorToWire(failure));
-      await releaseTurn(data);
+      try {
+        // Tell the waiting client, if the job says enough to find its stream.
+        const address = replyAddress.safeParse(data);
+        if (!address.success) return;
+        const failure = reason instanceof WireFormatError ? reason : new ServerError(`the job failed for good: ${reason.message}`, { code: 'job_failed' });
+        await writer.forRequest(address.data, 1).error(errorToWire(failure));
+      } finally {
+        await releaseTurn(data);
+      }
     },
+    // Not for a retried or handed-back job (another attempt holds the turn), nor an abandoned one (another node runs it).
+    onEndedForGood: (job) => releaseTurn(job),
     run: async (context): Promise<IntakeOutcome> => {
       const outcome = await runJob(context);
-      // Not for a retried or handed-back job (another attempt holds the turn), nor an abandoned one (another node runs it).
-      if (outcome.kind === 'rejected' || outcome.kind === 'cancelled') await releaseTurn(context.job);
+      // The job's lock was lost meanwhile: whatever this run concluded, the job is another node's now.
+      if (outcome.kind !== 'finished' && interruptionOf(context.signal) === 'lock-lost') return { kind: 'abandoned' };
       return outcome;
     },
   });

@@ -53,6 +53,8 @@ export interface JobIntakeOptions {
   isCancelled: (requestId: string) => Promise<boolean>;
   /** A job whose data fails its schema, or that stalled too often: it fails for good; tell its client. */
   onRefused: (data: unknown, reason: Error) => Promise<void>;
+  /** A job that ended without an answer (refused, failed or cancelled) is marked so in the queue: it never runs again. */
+  onEndedForGood?: (job: GenerationJob) => Promise<void>;
   log: (message: string) => void;
   /** Called after a job's slot is free again (to publish node status at once). */
   onSlotFreed?: () => void;
@@ -242,6 +244,8 @@ export class JobIntake {
         default: await job.moveToCompleted({ outcome: outcome.kind }, token, false);
       }
       this.completed++;
+      // Only once the queue says so (a move that threw leaves the job to be retried).
+      if (outcome.kind === 'rejected' || outcome.kind === 'cancelled') await this.options.onEndedForGood?.(data).catch(() => {});
     } catch (error) {
       log(`intake: job ${job.id} failed: ${(error as Error).message}`);
       await job.moveToFailed(error as Error, token, false).catch((moveError: Error) => log(`intake: could not fail job ${job.id}: ${moveError.message}`));
