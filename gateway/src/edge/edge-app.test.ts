@@ -182,6 +182,15 @@ describe('edge routing', () => {
       `eu /v1/batches?limit=1&after=${BATCH_EU}`,
       'us /v1/batches?limit=1&created_before=301',
     ]);
+    // A region that cannot answer makes the merged list a 503 (a page without its part would skip
+    // its items for good); that region's own list is still there for the asking.
+    const down = edge({ us: () => 'unreachable', eu: region([batch(BATCH_EU, 300)]) });
+    const refused = await down.call('/v1/batches');
+    expect(refused.status).toBe(503);
+    expect(((await refused.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'region_unavailable', message: expect.stringContaining('region us') });
+    const alone = await down.call('/v1/batches', { headers: { 'x-bamba-prefer-region': 'eu' } });
+    expect(alone.headers.get(REGION_HEADER)).toBe('eu');
+    expect(((await alone.json()) as { data: Array<{ id: string }> }).data.map((item) => item.id)).toEqual([BATCH_EU]);
     // An id no region here made starts no page; a bad window is refused at the edge.
     expect(((await (await call(`/v1/batches?after=batch_ap_${'3'.repeat(32)}`)).json()) as { data: unknown[] }).data).toEqual([]);
     expect((await call('/v1/batches?created_before=yesterday')).status).toBe(400);

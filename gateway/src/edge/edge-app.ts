@@ -225,11 +225,15 @@ export function createEdgeApp(ports: EdgePorts) {
 
   /**
    * Every usable region's answer to a GET of `pathOf(region)`, parsed, in the edge's region order;
-   * a region that does not answer within `timeoutMs`, or not with a 200 of that shape, is left out.
-   * 503 when none answered.
+   * a region that does not answer within `timeoutMs`, or not with a 200 of that shape, is left out
+   * (`every`: then the whole answer is a 503 naming it, as it is when no region answered).
    */
-  const askEveryRegion = async <T extends z.ZodType>(c: EdgeContext, pathOf: (region: string) => string, schema: T, timeoutMs: number): Promise<{ region: string; answer: z.infer<T> }[]> => {
-    const usable = config.regions.regions.map((entry) => entry.name).filter((name) => health.usable(name, false));
+  const askEveryRegion = async <T extends z.ZodType>(c: EdgeContext, pathOf: (region: string) => string, schema: T, timeoutMs: number, every = false): Promise<{ region: string; answer: z.infer<T> }[]> => {
+    const all = config.regions.regions.map((entry) => entry.name);
+    const usable = all.filter((name) => health.usable(name, false));
+    const missing = (answered: string[]) => all.filter((name) => !answered.includes(name));
+    const refuse = (left: string[]) => new ServiceUnavailableError(`region ${left.join(', ')} did not answer, and this list needs every region's part; try again shortly, or list one region's items alone with x-bamba-prefer-region`, { code: 'region_unavailable', retryAfterSeconds: 2 });
+    if (every && usable.length < all.length) throw refuse(missing(usable));
     const answers = await Promise.all(usable.map(async (region) => {
       try {
         const response = await hopTo(c, region, pathOf(region), null, false, AbortSignal.timeout(timeoutMs));
@@ -244,6 +248,7 @@ export function createEdgeApp(ports: EdgePorts) {
       }
     }));
     const answered = answers.filter((answer) => answer !== null);
+    if (every && answered.length < all.length) throw refuse(missing(answered.map((answer) => answer.region)));
     if (answered.length === 0) throw new ServiceUnavailableError('no region answered; try again shortly', { code: 'region_unavailable', retryAfterSeconds: 2 });
     return answered;
   };
@@ -270,6 +275,9 @@ export function createEdgeApp(ports: EdgePorts) {
    * `filters`: query parameters every region gets as the client sent them.
    */
   const mergedList = async (c: EdgeContext, kind: 'files' | 'batches', query: ListQuery, window: CreatedWindow, filters: Record<string, string>): Promise<Response> => {
+    // One region's own list, unmerged (what a client can still page while another region is down).
+    const preferred = c.req.header(PREFER_REGION_HEADER);
+    if (preferred && config.regions.get(preferred)) return relay(c, { kind: 'region', region: preferred }, null);
     let cursor: ListCursor | null = null;
     if (query.after) {
       // Where the item the client names stands: its home region has it (an unknown one starts no page, as in a region).
@@ -285,7 +293,7 @@ export function createEdgeApp(ports: EdgePorts) {
         await response.body?.cancel();
         return c.json(listObject([], false));
       }
-      const item = response.ok ? regionListSchema.shape.data.element.safeParse(await response.json()) : null;
+      const item = response.ok ? regionListSchema.shape.data.element.safeParse(await response.json().catch(() => null)) : null;
       if (!item?.success) {
         await response.body?.cancel().catch(() => {});
         throw unavailable(new ServiceUnavailableError(`region ${region} answered ${response.status}`), region);
@@ -299,8 +307,9 @@ export function createEdgeApp(ports: EdgePorts) {
       for (const [name, value] of Object.entries(windowAfter(region, cursor, query.order, rank))) params.set(name, value);
       return `/v1/${kind}?${params}`;
     };
-    const pages = await askEveryRegion(c, pathOf, regionListSchema, LIST_TIMEOUT_MS);
-    const merged = mergePages(pages.map(({ region, answer }) => ({ region, data: answer.data, hasMore: answer.has_more })), query.order, query.limit, rank);
+    // Every region's part, or a page that would skip a missing region's items for good.
+    const pages = await askEveryRegion(c, pathOf, regionListSchema, LIST_TIMEOUT_MS, true);
+    const merged = mergePages(pages.map(({ region, answer }) => ({ region, data: answer.data, hasMore: answer.has_more })), query.order, query.limit, rank, cursor);
     return c.json(listObject(merged.data, merged.hasMore));
   };
 

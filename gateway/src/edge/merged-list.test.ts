@@ -10,8 +10,9 @@ const rank = (region: string) => REGIONS.indexOf(region);
 
 interface Stored { id: string; ms: number }
 
-/** A region's list call, as the region's index answers it. */
-function regionPage(items: Stored[], query: Record<string, string>, order: 'asc' | 'desc', limit: number) {
+/** A region's list call, as the region's index answers it (`ignoresWindow`: as a build without windows would). */
+function regionPage(items: Stored[], query: Record<string, string>, order: 'asc' | 'desc', limit: number, ignoresWindow = false) {
+  if (ignoresWindow) query = query.after ? { after: query.after } : {};
   const sorted = [...items].sort((a, b) => a.ms - b.ms || (a.id < b.id ? -1 : 1));
   if (order === 'desc') sorted.reverse();
   let from = 0;
@@ -24,12 +25,12 @@ function regionPage(items: Stored[], query: Record<string, string>, order: 'asc'
 }
 
 /** Every page of the merged list, as a client pages it with `after` = the last id it got. */
-function pageAll(stores: Record<string, Stored[]>, order: 'asc' | 'desc', limit: number): string[] {
+function pageAll(stores: Record<string, Stored[]>, order: 'asc' | 'desc', limit: number, ignoresWindow: ReadonlySet<string> = new Set()): string[] {
   const seen: string[] = [];
   let cursor: ListCursor | null = null;
   for (let pageCount = 0; pageCount < 100; pageCount++) {
-    const pages = REGIONS.map((region) => ({ region, ...regionPage(stores[region]!, windowAfter(region, cursor, order, rank), order, limit) }));
-    const merged = mergePages(pages, order, limit, rank);
+    const pages = REGIONS.map((region) => ({ region, ...regionPage(stores[region]!, windowAfter(region, cursor, order, rank), order, limit, ignoresWindow.has(region)) }));
+    const merged = mergePages(pages, order, limit, rank, cursor);
     seen.push(...merged.data.map((item) => item.id));
     if (!merged.hasMore) return seen;
     const last = merged.data.at(-1)!;
@@ -61,6 +62,14 @@ describe('a list merged from regions', () => {
       for (const limit of [1, 2, 3, 4]) expect(pageAll(stores, order, limit)).toEqual(whole);
     });
   }
+
+  it('never sends an item twice when a region ignores its window (an older build)', () => {
+    const whole = pageAll(stores, 'desc', 100);
+    // Page by page it may miss such a region's older items, but it ends, and repeats nothing.
+    const paged = pageAll(stores, 'desc', 2, new Set(['ap']));
+    expect(new Set(paged).size).toBe(paged.length);
+    expect(paged.every((id) => whole.includes(id))).toBe(true);
+  });
 
   it('says has_more when a region has more than it sent, even if the merged page is short', () => {
     const merged = mergePages([{ region: 'us', data: [{ id: 'us-a', created_at: 1 }], hasMore: true }, { region: 'eu', data: [], hasMore: false }], 'desc', 5, rank);

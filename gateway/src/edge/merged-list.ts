@@ -47,9 +47,16 @@ export interface RegionPage {
  * The first `limit` items of the regions' pages in the merged order. Each page is the start of
  * its region's items after the cursor, so the first `limit` of their union are the merged list's.
  */
-export function mergePages(pages: RegionPage[], order: ListQuery['order'], limit: number, rank: (region: string) => number): { data: ListedItem[]; hasMore: boolean } {
+export function mergePages(pages: RegionPage[], order: ListQuery['order'], limit: number, rank: (region: string) => number, cursor: ListCursor | null = null): { data: ListedItem[]; hasMore: boolean } {
   const sign = order === 'desc' ? -1 : 1;
-  const all = pages.flatMap((page) => page.data.map((item, index) => ({ item, rank: rank(page.region), index })));
+  // What a region sent from before the cursor is dropped (one that ignored its window, say an
+  // older build): the client saw it already, and sending it again could page for ever.
+  const pastCursor = (item: ListedItem, region: string) => {
+    if (!cursor || region === cursor.region) return true;
+    const byTime = sign * (item.created_at - cursor.createdAt);
+    return byTime > 0 || (byTime === 0 && sign * (rank(region) - rank(cursor.region)) > 0);
+  };
+  const all = pages.flatMap((page) => page.data.filter((item) => pastCursor(item, page.region)).map((item, index) => ({ item, rank: rank(page.region), index })));
   // A page is in its region's own order for `order` already: its index breaks the last ties.
   all.sort((a, b) => sign * (a.item.created_at - b.item.created_at) || sign * (a.rank - b.rank) || a.index - b.index);
   return { data: all.slice(0, limit).map((entry) => entry.item), hasMore: all.length > limit || pages.some((page) => page.hasMore) };
