@@ -5,7 +5,7 @@
 import { WireFormatError } from '@bamba/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { regionKeys } from './keys.js';
-import { SessionStore, TurnCommitRefused } from './session-store.js';
+import { KEEP_SNAPSHOT, SessionStore, TurnCommitRefused } from './session-store.js';
 import { SnapshotStore } from './snapshot-store.js';
 import { TenantUsage } from './tenant-usage.js';
 import { startTestRedis, type TestRedis } from './testing/local-redis.js';
@@ -69,6 +69,28 @@ describe('SessionStore', () => {
     const loaded = await sessions.load(session.id);
     expect(loaded!.transcript.map((message) => message.content)).toEqual(['be brief', 'q0', 'a0']);
     expect(loaded!.lastTurn?.requestId).toBe('req-1');
+  });
+
+  it('a commit that keeps the current snapshot keeps it owned for the session\'s new lifetime', async () => {
+    const { session } = await create();
+    const snapshotId = await snapshotFor(session.id, '5'.repeat(64));
+    await commit(session.id, 'req-keep-1', 0, snapshotId, '');
+    // Its ownership is about to run out (a session idle for most of its TTL)…
+    await server.redis.expire(keys.snapshotOwners(snapshotId), 5);
+    await server.redis.expire(keys.sessionSnapshots(session.id), 5);
+    expect(await commit(session.id, 'req-keep-2', 1, KEEP_SNAPSHOT, snapshotId)).toMatchObject({ kind: 'committed', version: 2, snapshotId });
+    // …and the turn that kept it renewed it with the session.
+    expect(await server.redis.ttl(keys.snapshotOwners(snapshotId))).toBeGreaterThan(3000);
+    expect(await server.redis.ttl(keys.sessionSnapshots(session.id))).toBeGreaterThan(3000);
+  });
+
+  it('taking a turn lock keeps the session alive at least as long as the lock', async () => {
+    const { session } = await create();
+    await server.redis.expire(keys.session(session.id), 2);
+    await server.redis.expire(keys.sessionTranscript(session.id), 2);
+    expect(await sessions.lockTurn('tenant-a', session.id, 'req-long', 60_000)).toMatchObject({ id: session.id });
+    expect(await server.redis.pttl(keys.session(session.id))).toBeGreaterThan(50_000);
+    expect(await server.redis.pttl(keys.sessionTranscript(session.id))).toBeGreaterThan(50_000);
   });
 
   it('commits without the snapshot when it vanished before the commit (the next turn replays)', async () => {

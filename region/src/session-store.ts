@@ -116,8 +116,8 @@ end
  * (KEYS[5..7] are the session hash when there is no such snapshot; never touched then).
  * ARGV[1] request id, ARGV[2] expected version, ARGV[3] new snapshot id or '', ARGV[4] token
  * count, ARGV[5] snapshot bytes (both ignored with KEEP_SNAPSHOT: the current pointer stays), ARGV[6]
- * resident node or '', ARGV[7] the turn (JSON),
- * ARGV[8..] messages (JSON) to append.
+ * resident node or '', ARGV[7] the turn (JSON), ARGV[8] the previous snapshot id as the caller read
+ * it ('' = none: KEYS[7] names its owners), ARGV[9..] messages (JSON) to append.
  * Returns {'committed', version, snapshot id, its bytes} or {'already', version, turn JSON, last message},
  * or an error: NO_SESSION, LOST_LOCK, VERSION_CONFLICT.
  */
@@ -143,7 +143,7 @@ if keep then
 elseif snapshot ~= '' and redis.call('EXISTS', KEYS[5]) == 0 then
   snapshot, tokens, bytes, resident = '', '0', '0', ''
 end
-for index = 8, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[index]) end
+for index = 9, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[index]) end
 if old ~= '' and old ~= snapshot then redis.call('SREM', KEYS[7], KEYS[1]) end
 redis.call('HSET', KEYS[1], '${F.version}', version + 1, '${F.tokenCount}', tokens, '${F.snapshotId}', snapshot,
   '${F.snapshotBytes}', bytes, '${F.residentNode}', resident, '${F.lastTurn}', ARGV[7])
@@ -151,7 +151,7 @@ local ttl = redis.call('HGET', KEYS[1], '${F.ttlSeconds}')
 if snapshot ~= '' and not keep then
   redis.call('HDEL', KEYS[5], '${SNAPSHOT_META_FIELD.pinnedUntilMs}') -- owned now: the pin has done its job
   ownSnapshot(KEYS[6], KEYS[1], KEYS[4], snapshot, ttl)
-elseif snapshot ~= '' and KEYS[7] ~= KEYS[1] and string.find(KEYS[7], snapshot, 1, true) then
+elseif snapshot ~= '' and snapshot == ARGV[8] then
   -- The kept snapshot stays owned as long as the session now lives (its sets expire with it).
   ownSnapshot(KEYS[7], KEYS[1], KEYS[4], snapshot, ttl)
 end
@@ -440,7 +440,7 @@ export class SessionStore {
         previousSnapshotId ? this.keys.snapshotOwners(previousSnapshotId) : placeholder,
       ], [
         commit.requestId, commit.expectedVersion, commit.snapshotId, commit.tokenCount, commit.snapshotBytes, commit.residentNode,
-        JSON.stringify(commit.turn), ...commit.messages.map((message) => JSON.stringify(message)),
+        JSON.stringify(commit.turn), previousSnapshotId, ...commit.messages.map((message) => JSON.stringify(message)),
       ])) as [string, number, string, string?];
     } catch (error) {
       const reason = scriptRefusal(error, ['LOST_LOCK', 'VERSION_CONFLICT', 'NO_SESSION'] as const);

@@ -37,8 +37,8 @@ export interface StartedGeneration {
   request: ValidatedGenerationRequest;
   /** The session turn's lock, when the request continues a session. */
   lock: LockedTurn | null;
-  /** The gpu-node's start (resume path, prompt and cached tokens). */
-  start: StartPiece;
+  /** The gpu-node's start (resume path, prompt and cached tokens): the latest attempt's, once `next` gave a retried one. */
+  readonly start: StartPiece;
   /** The next piece after the start (a restart, text, or the end); throws the generation's error. */
   next(): Promise<AnswerPiece>;
   /** Record time to first token (once). */
@@ -127,9 +127,15 @@ export async function beginGeneration(deps: GenerationDeps, validated: Validated
       throw stoppedByGateway ? gatewayStopping() : error;
     }
   };
+  let start!: StartPiece;
+  const noteStart = (piece: StartPiece) => {
+    start = piece;
+    log.set({ resume: piece.resume, promptTokens: piece.promptTokens, cachedTokens: piece.cachedTokens });
+  };
   const next = async (): Promise<AnswerPiece> => {
     const step = await nextStep();
     if (step.done) throw new ServerError('the request ended without an answer');
+    if (step.value.kind === 'start') noteStart(step.value); // a retried attempt's
     return step.value;
   };
 
@@ -143,13 +149,15 @@ export async function beginGeneration(deps: GenerationDeps, validated: Validated
     await finish();
     throw error;
   }
-  log.set({ resume: first.resume, promptTokens: first.promptTokens, cachedTokens: first.cachedTokens });
+  noteStart(first);
 
   let firstTokenSeen = false;
   return {
     request,
     lock,
-    start: first,
+    get start() {
+      return start;
+    },
     next,
     finish,
     cancel: onGone,

@@ -44,9 +44,11 @@ export async function handleGeneration(c: Context<{ Variables: GatewayVariables 
       for (;;) {
         const piece = await generation.next();
         if (piece.kind === 'restart') text = '';
-        else if (piece.kind === 'start') c.header('x-bamba-resume', piece.resume); // the retried attempt's path is the answer's
         else if (piece.kind === 'text') { generation.noteText(); text += piece.text; }
-        else if (piece.kind === 'end') return c.json(completeResponse(request, identity, text, piece.finishReason, usageAtEnd(piece)));
+        else if (piece.kind === 'end') {
+          c.header('x-bamba-resume', generation.start.resume); // the attempt that answered (a retried one's, after a node died)
+          return c.json(completeResponse(request, identity, text, piece.finishReason, usageAtEnd(piece)));
+        }
       }
     } finally {
       await generation.finish();

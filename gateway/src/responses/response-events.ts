@@ -99,8 +99,6 @@ export function outcomeOf(text: string, ending: { end: Extract<AnswerPiece, { ki
 export interface FoldHooks {
   /** Text arrived (time to first token). */
   onText?: () => void;
-  /** A retried attempt started (after a `restart`). */
-  onStart?: (start: Extract<AnswerPiece, { kind: 'start' }>) => void;
   onEnd?: (end: Extract<AnswerPiece, { kind: 'end' }>) => void;
 }
 
@@ -127,8 +125,6 @@ export async function foldResponse(view: ResponseView, openingStatus: ResponseSt
       hooks.onEnd?.(piece);
       outcome = outcomeOf(text, { end: piece }, nowMs());
       break;
-    } else if (piece.kind === 'start') {
-      hooks.onStart?.(piece);
     } else if (piece.kind === 'restart') {
       // A retried attempt starts the answer again. The caller's canRestart allows this only while
       // nothing was emitted past the opening (a stream) or when the events go nowhere (a plain reply).

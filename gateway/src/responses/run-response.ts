@@ -219,12 +219,7 @@ async function runInForeground(c: Context<{ Variables: GatewayVariables }>, deps
     throw error;
   }
   const view = viewOf(stored, store);
-  const hooks: FoldHooks = {
-    onText: () => { relayedText = request.stream; generation.noteText(); },
-    onEnd: generation.noteEnd,
-    // A plain reply's headers go out with it: they name the attempt that answered.
-    onStart: (start) => { if (!request.stream) c.header('x-bamba-resume', start.resume); },
-  };
+  const hooks: FoldHooks = { onText: () => { relayedText = request.stream; generation.noteText(); }, onEnd: generation.noteEnd };
   const settle = async (outcome: Parameters<ResponseRecords['finish']>[1]) => {
     if (store) await deps.responses.finish(record.id, outcome).catch(() => { /* expired or deleted meanwhile */ });
   };
@@ -234,6 +229,7 @@ async function runInForeground(c: Context<{ Variables: GatewayVariables }>, deps
       const { outcome, error } = await foldResponse(view, 'in_progress', generation.next, async () => {}, () => clock.nowMs(), hooks);
       await settle(generation.cancelled ? outcomeOf(outcome.outputText, { cancelled: true }, clock.nowMs()) : outcome);
       if (error) throw error;
+      c.header('x-bamba-resume', generation.start.resume); // the attempt that answered
       return c.json(responseObject({ ...view, status: outcome.status, outcome }));
     } finally {
       await generation.finish();
