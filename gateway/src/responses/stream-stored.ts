@@ -82,10 +82,10 @@ export function streamStored(c: Context<{ Variables: GatewayVariables }>, deps: 
 }
 
 /**
- * How a running response stands now, from what its token stream holds: its outcome if it ended,
- * else `running` with the text so far (the fold ran out of events, or it was never queued).
+ * How a running response stands now, from what its token stream holds: `ended` with its outcome,
+ * or not, when the fold ran out of events or it was never queued (the outcome then holds the text so far).
  */
-async function standingOf(deps: StoredDeps, record: ResponseRecord): Promise<{ ended: ResponseOutcome } | { running: string; outcome: ResponseOutcome }> {
+async function standingOf(deps: StoredDeps, record: ResponseRecord): Promise<{ ended: boolean; outcome: ResponseOutcome }> {
   const abort = new AbortController();
   // The follower ran past what the stream holds (its own DeadlineExceededError: a node's arrives
   // rebuilt from the wire as a plain BambaError), or there is no stream yet.
@@ -95,7 +95,7 @@ async function standingOf(deps: StoredDeps, record: ResponseRecord): Promise<{ e
     : () => Promise.reject(new ConflictError('the response was never queued', { code: 'response_not_started' }));
   try {
     const { outcome, error } = await foldResponse(viewOf(record), openingStatusOf(record), next, async () => {}, () => deps.clock.nowMs());
-    return notYet(error) ? { running: outcome.outputText, outcome } : { ended: outcome };
+    return { ended: !notYet(error), outcome };
   } finally {
     abort.abort();
   }
@@ -107,8 +107,7 @@ async function standingOf(deps: StoredDeps, record: ResponseRecord): Promise<{ e
  */
 export async function settleIfStale(deps: StoredDeps, record: ResponseRecord): Promise<ResponseRecord> {
   if (record.outcome || deps.clock.nowMs() <= record.deadlineAtMs + FOLLOW_MARGIN_MS) return record;
-  const standing = await standingOf(deps, record);
-  const outcome = 'ended' in standing ? standing.ended : standing.outcome;
+  const { outcome } = await standingOf(deps, record);
   await deps.responses.finish(record.id, outcome);
   return (await deps.responses.get(record.tenant, record.id)) ?? { ...record, outcome };
 }
@@ -118,13 +117,17 @@ export async function settleIfStale(deps: StoredDeps, record: ResponseRecord): P
  * `cancelled` with the text it had so far; one that ended meanwhile keeps its own outcome.
  * False when another reader recorded an outcome first.
  */
-export async function stopStored(deps: StoredDeps & { running: Map<string, AbortController> }, record: ResponseRecord): Promise<boolean> {
-  const standing = await standingOf(deps, record);
-  const outcome = 'ended' in standing ? standing.ended : outcomeOf(standing.running, { cancelled: true }, deps.clock.nowMs());
-  const recorded = await deps.responses.finish(record.id, outcome);
-  if ('running' in standing) {
-    deps.running.get(record.id)?.abort(); // run here: stop at once
-    await deps.generation.cancel(record.id); // run anywhere
-  }
+export async function stopStored(deps: RunningDeps, record: ResponseRecord): Promise<boolean> {
+  const { ended, outcome } = await standingOf(deps, record);
+  const recorded = await deps.responses.finish(record.id, ended ? outcome : outcomeOf(outcome.outputText, { cancelled: true }, deps.clock.nowMs()));
+  if (!ended) await stopRun(deps, record.id);
   return recorded;
+}
+
+type RunningDeps = StoredDeps & { running: Map<string, AbortController> };
+
+/** Stop a response's generation: at once when it runs here, else through its job (dropped if queued, stopped if running). */
+export async function stopRun(deps: RunningDeps, responseId: string): Promise<void> {
+  deps.running.get(responseId)?.abort();
+  await deps.generation.cancel(responseId);
 }

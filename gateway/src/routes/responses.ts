@@ -4,7 +4,7 @@ import { Hono } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import { listPage, messageItem, responseObject, viewOf } from '../responses/response-shapes.js';
 import { createResponse, responseNotFound, type ResponseDeps } from '../responses/run-response.js';
-import { settleIfStale, stopStored, streamStored } from '../responses/stream-stored.js';
+import { settleIfStale, stopRun, stopStored, streamStored } from '../responses/stream-stored.js';
 import { readJsonBody } from './request-body.js';
 
 function startingAfterOf(text: string | undefined): number {
@@ -35,10 +35,7 @@ export function responsesRoute(deps: ResponseDeps) {
       const record = await deps.responses.get(c.get('tenant'), c.req.param('id'));
       if (!record || !(await deps.responses.delete(c.get('tenant'), record.id))) throw responseNotFound(c.req.param('id'));
       // A background response runs for nobody once deleted: stop it. (A foreground one still has its client.)
-      if (record.background && !record.outcome) {
-        deps.running.get(record.id)?.abort();
-        await deps.generation.cancel(record.id);
-      }
+      if (record.background && !record.outcome) await stopRun(deps, record.id);
       return c.json({ id: record.id, object: 'response.deleted', deleted: true });
     })
     .post('/:id/cancel', async (c) => {
