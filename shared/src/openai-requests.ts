@@ -59,6 +59,8 @@ export const completionRequestSchema = z.object({
   prompt: z.union([z.string(), z.array(z.string()).length(1, 'prompt arrays must hold exactly one string')], { error: 'prompt must be a string' }),
   echo: z.boolean().nullish(),
   suffix: z.string().nullish(),
+  /** Our extension, for chat only: read here so that it is refused rather than ignored. */
+  session_id: z.unknown().optional(),
 });
 
 /** A generation request after validation: nothing left to default. */
@@ -169,8 +171,8 @@ export function validateCompletionRequest(body: unknown, defaults: ValidationDef
   const request = parseRequestBody(completionRequestSchema, body);
   if (request.echo) throw new InvalidRequestError('echo is not supported', { param: 'echo', code: 'unsupported_parameter' });
   if (request.suffix) throw new InvalidRequestError('suffix is not supported', { param: 'suffix', code: 'unsupported_parameter' });
-  // Our extension, for chat only: taken silently here it would look like a session turn that never was.
-  if ((body as { session_id?: unknown }).session_id !== undefined) throw new InvalidRequestError('session_id works with /v1/chat/completions only (a session is a chat)', { param: 'session_id', code: 'unsupported_parameter' });
+  // Taken silently it would look like a session turn that never was.
+  if (request.session_id !== undefined) throw new InvalidRequestError('session_id works with /v1/chat/completions only (a session is a chat)', { param: 'session_id', code: 'unsupported_parameter' });
   const prompt = typeof request.prompt === 'string' ? request.prompt : request.prompt[0]!;
   if (prompt.length === 0) throw new InvalidRequestError('prompt must not be empty', { param: 'prompt', code: 'invalid_value' });
   return { ...resolveSampling(request, request.max_tokens, defaults), input: { kind: 'completion', prompt }, endpoint: 'completion', sessionId: null };
