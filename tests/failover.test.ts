@@ -34,14 +34,14 @@ const streamUntilTokens = async (url: string, content: string) => readUntilToken
 const lastEvent = (events: string[]) => JSON.parse(events.at(-1)!) as { type: string; response: { status: string; error: { code: string } | null } };
 
 /** Wait until the request's stream shows which node started it, and SIGKILL that node. */
-async function killServingNode(requestId: () => Promise<string | undefined>): Promise<string> {
-  const nodeId = await stack.waitFor('the request to start on a node', async () => {
+async function killServingNode(requestId: () => Promise<string | undefined>, on: TestStack = stack): Promise<string> {
+  const nodeId = await on.waitFor('the request to start on a node', async () => {
     const id = await requestId();
-    const start = id ? (await stack.streamEvents(id)).find((event) => event.type === 'generation-start') : undefined;
+    const start = id ? (await on.streamEvents(id)).find((event) => event.type === 'generation-start') : undefined;
     return start?.type === 'generation-start' ? start.nodeId : undefined;
   });
-  stack.nodes.get(nodeId)!.kill('SIGKILL');
-  stack.nodes.delete(nodeId);
+  on.nodes.get(nodeId)!.kill('SIGKILL');
+  on.nodes.delete(nodeId);
   return nodeId;
 }
 
@@ -150,12 +150,7 @@ describe('a gpu-node dies mid-generation, long before its job lock would expire'
     await slow.startNode('slow-second');
     const response = await post(`${slow.url}/v1/responses`, { model: MODEL_ID, input: 'background then die', max_output_tokens: 3000, temperature: 0, background: true, stream: true });
     const { reader, requestId } = await readUntilTokens(response, 'response.output_text.delta');
-    const nodeId = await slow.waitFor('the response to start on a node', async () => {
-      const start = (await slow.streamEvents(requestId)).find((event) => event.type === 'generation-start');
-      return start?.type === 'generation-start' ? start.nodeId : undefined;
-    });
-    slow.nodes.get(nodeId)!.kill('SIGKILL');
-    slow.nodes.delete(nodeId);
+    await killServingNode(async () => requestId, slow);
     expect(lastEvent(await readSseRest(reader))).toMatchObject({ type: 'response.failed', response: { error: { code: 'node_failed' } } });
     const active = await slow.redis.lrange(`${slow.keys.bullPrefix}:${slow.keys.generationQueue}:active`, 0, -1);
     expect(active).toContain(requestId);
