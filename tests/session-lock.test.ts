@@ -32,13 +32,13 @@ describe('a session turn lock', () => {
   it('keeps the session and its transcript alive while the turn runs, past the idle TTL', async () => {
     const sessionId = await newSession('short');
     const client = new AbortController();
-    const streaming = await turn(sessionId, 'go on', { max_tokens: 1500, stream: true }, client.signal);
-    expect(streaming.status).toBe(200);
-    expect(await readSse(streaming, 2)).toHaveLength(2); // the turn is running: its lock is held
-    expect(await stack.redis.exists(lockOf(sessionId))).toBe(1);
-    for (const key of [stack.keys.session(sessionId), stack.keys.sessionTranscript(sessionId)]) {
-      expect(await stack.redis.pttl(key)).toBeGreaterThan(SESSION_TTL_SECONDS * 1000);
-    }
+    const streaming = turn(sessionId, 'go on', { max_tokens: 1500, stream: true }, client.signal);
+    // The turn holds its lock from before it is queued until it commits (which sets the TTL anew).
+    const requestId = await stack.waitFor('the turn to take the session lock', async () => (await stack.redis.get(lockOf(sessionId))) ?? undefined);
+    const lifetimes = await Promise.all([stack.keys.session(sessionId), stack.keys.sessionTranscript(sessionId)].map((key) => stack.redis.pttl(key)));
+    expect(await stack.redis.get(lockOf(sessionId))).toBe(requestId); // still this turn's: nothing committed in between
+    for (const left of lifetimes) expect(left).toBeGreaterThan(SESSION_TTL_SECONDS * 1000);
+    expect((await streaming).status).toBe(200);
     client.abort();
   });
 
