@@ -37,6 +37,7 @@ import type {
 import { EvaluationGate } from './evaluation-gate.js';
 import { computeModelFingerprint } from './fingerprint.js';
 import { TextAssembler } from './text-assembler.js';
+import { guardOutputReorder } from './reorder-guard.js';
 import { NODE_LLAMA_CPP_VERSION } from './versions.js';
 
 const DEFAULT_SLOTS = 4;
@@ -66,6 +67,7 @@ export async function createLlamaEngine(options: EngineOptions): Promise<LlamaEn
       threads: options.threads ?? Math.max(1, availableParallelism() - 1),
       ignoreMemorySafetyChecks: options.memorySafetyChecks === false,
     });
+    guardOutputReorder(context);
     const engineVersion = `node-llama-cpp@${NODE_LLAMA_CPP_VERSION}/llama.cpp@${llama.llamaCppRelease.release}`;
     const fingerprint = computeModelFingerprint(options.modelPath, engineVersion, {
       slots,

@@ -1,0 +1,62 @@
+/**
+ * Keeps concurrent slots from reading each other's logits.
+ *
+ * When llama.cpp evaluates a hybrid (recurrent) model's batch, it splits it by sequence, so the
+ * output rows can come out in another order than the batch's tokens. It records the row swaps
+ * that put them back and applies them lazily, in place, on the first read of the logits
+ * (`output_reorder()` in llama-context.cpp, run by every `llama_get_logits*` call). node-llama-cpp
+ * (3.21.1) samples each sequence of a decoded batch on its own worker thread, so several threads
+ * can apply the same swaps at once: a swap applied twice is undone, and a slot then samples
+ * another slot's distribution. Measured on the tiny model, 4 concurrent greedy generations of 48
+ * tokens: about one run in three handed one slot another's token.
+ *
+ * The guard lets the first sample after each decode run alone (it applies the swaps and clears
+ * them); the other samples of that batch start once it is done, in parallel as before, and then
+ * only read. It wraps node-llama-cpp's native context object, which is not public API: the
+ * version is pinned, and the guard refuses to start if the shape it relies on has changed.
+ */
+
+type Method = (...args: unknown[]) => Promise<unknown>;
+
+interface NativeContext {
+  decodeBatch: Method;
+  sampleToken: Method;
+}
+
+function nativeContextOf(context: object): NativeContext {
+  const native = (context as { _ctx?: unknown })._ctx;
+  const shaped = typeof native === 'object' && native !== null
+    && typeof (native as Partial<NativeContext>).decodeBatch === 'function'
+    && typeof (native as Partial<NativeContext>).sampleToken === 'function';
+  if (!shaped) throw new Error('node-llama-cpp changed: its context has no _ctx.decodeBatch / _ctx.sampleToken to guard (see reorder-guard.ts)');
+  return native as NativeContext;
+}
+
+/** Make the first logits read after each decode of `context` (a node-llama-cpp LlamaContext) run alone. */
+export function guardOutputReorder(context: object): void {
+  const native = nativeContextOf(context);
+  const decodeBatch = native.decodeBatch.bind(native);
+  const sampleToken = native.sampleToken.bind(native);
+  let firstReadPending = false;
+  /** The first read of the current batch; the batch's other reads wait for it. */
+  let firstRead: Promise<unknown> = Promise.resolve();
+  // Own properties shadow the native methods (the prototype's are read-only to assignment).
+  override(native, 'decodeBatch', async (...args) => {
+    const decoded = await decodeBatch(...args);
+    firstReadPending = true;
+    return decoded;
+  });
+  override(native, 'sampleToken', (...args) => {
+    if (firstReadPending) {
+      firstReadPending = false;
+      firstRead = sampleToken(...args);
+      return firstRead;
+    }
+    const after = () => sampleToken(...args);
+    return firstRead.then(after, after);
+  });
+}
+
+function override(target: NativeContext, name: keyof NativeContext, method: Method): void {
+  Object.defineProperty(target, name, { value: method, writable: false, configurable: true, enumerable: false });
+}
