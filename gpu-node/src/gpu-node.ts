@@ -21,6 +21,7 @@ import { interruptionOf } from './intake/interruption.js';
 import { JobIntake, type IntakeOutcome, type JobContext } from './intake/job-intake.js';
 import { HostTier } from './scheduler/host-tier.js';
 import { StrandedJobSweeper } from './intake/stranded-jobs.js';
+import { ReaderWatch } from './intake/reader-watch.js';
 import { Heartbeat } from './registry/heartbeat.js';
 import { ResidencyTable } from './scheduler/residency-table.js';
 import { SlotScheduler } from './scheduler/slot-scheduler.js';
@@ -123,7 +124,7 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
     stalledIntervalMs: config.stalledIntervalMs,
     log,
     onSlotFreed: () => { heartbeat.beat().catch(() => {}); }, // show the freed slot now, not at the next beat
-    isCancelled: (requestId) => isCancelled(redis, keys, requestId),
+    isCancelled: async (job) => (await isCancelled(redis, keys, job.requestId)) || (await readers.readerGone(job)),
     onRefused: async (data, reason) => {
       try {
         // Tell the waiting client, if the job says enough to find its stream.
@@ -173,11 +174,13 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
   }
 
   const sweeper = new StrandedJobSweeper(redis, keys, registry, config.stalledIntervalMs, log);
+  const readers = new ReaderWatch(redis, keys, intake, log);
   await subscriber.subscribe(keys.cancelChannel);
   subscriber.on('message', (_channel: string, requestId: string) => intake.cancel(requestId));
   await heartbeat.start();
   intake.start();
   sweeper.start();
+  readers.start();
   log(`gpu-node ${config.nodeId}: serving ${config.modelId} on ${engine.info.device} with ${config.slots} slots (context ${engine.info.contextSize})`);
 
   return {
@@ -186,6 +189,7 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
     /** Drain (see JobIntake.stop), leave the registry, close. Redis steps are bounded, so an outage cannot hang it. */
     async stop() {
       accepting = false;
+      readers.stop(); // a stopping node hands its jobs back instead
       // Independent steps run side by side, each bounded.
       await bounded(Promise.all([heartbeat.beat() /* no more affinity turns here */, sweeper.stop()]), STOP_STEP_TIMEOUT_MS);
       await intake.stop(config.drainTimeoutMs, STOP_STEP_TIMEOUT_MS);

@@ -16,4 +16,5 @@ export {
 export { bf16ToF32, decodeRecurrentBf16, encodeRecurrentBf16, f32ToBf16 } from './state/recurrent-bf16.js';
 export { parseGpuNodeConfig, GPU_NODE_ENV_VARIABLES, type GpuNodeConfig } from './config.js';
 export { startGpuNode, type RunningGpuNode } from './gpu-node.js';
+export { READER_CHECK_MS } from './intake/reader-watch.js';
 export { NODE_LLAMA_CPP_VERSION } from './engine/versions.js';

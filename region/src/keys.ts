@@ -37,6 +37,8 @@ export interface RegionKeys {
   requestStream(relayGroup: string, requestId: string): string;
   /** Stream a relay group's reader also blocks on, so a new request wakes it at once. */
   relayWake(relayGroup: string): string;
+  /** Present (with a short TTL its gateway keeps renewing) while a relay group's reader is alive. */
+  relayPresence(relayGroup: string): string;
   /** Marker that a request's client went away; checked before a queued job starts. */
   cancelMarker(requestId: string): string;
   /** Pub/sub channel announcing cancelled request ids to running gpu-nodes. */
@@ -129,6 +131,7 @@ export function regionKeys(prefix: string, region: string): RegionKeys {
     nodeQueue: (nodeId) => `{generate-${region}-node-${checkName('node id', nodeId)}}`,
     requestStream: (group, requestId) => `${relay(group)}:stream:${requestId}`,
     relayWake: (group) => `${relay(group)}:wake`,
+    relayPresence: (group) => `${relay(group)}:alive`,
     cancelMarker: (requestId) => `${base}:cancelled:${requestId}`,
     cancelChannel: `${base}:cancel`,
     nodeSet: `${base}:{nodes}:set`,

@@ -7,6 +7,7 @@ import { encodeStreamEvent, ServiceUnavailableError, SlowClientError, WireFormat
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RegionRedis } from './connection.js';
 import { regionKeys } from './keys.js';
+import { absentRelayGroups } from './relay-presence.js';
 import { StreamRelay, type RelaySubscription } from './stream-relay.js';
 import { startTestRedis, type TestRedis } from './testing/local-redis.js';
 
@@ -152,5 +153,29 @@ describe('StreamRelay', () => {
     const texts = await Promise.all(subscriptions.map(async (subscription) => (await take(subscription, 2))[1]));
     expect(texts.map((event) => (event?.type === 'token-delta' ? event.text : null))).toEqual(subscriptions.map((_, index) => String(index)));
     expect((await relayConnections()) - before).toBe(3);
+  });
+});
+
+describe('the relay readers’ presence (for gpu-nodes to stop jobs whose reader is gone)', () => {
+  it('is there once the relay is ready, stays while it runs, and goes with a clean close', async () => {
+    const relay = new StreamRelay(server.target, keys, control, { connections: 2, presenceTtlMs: 300 });
+    await relay.ready;
+    const group = relay.subscribe('req-presence').group;
+    expect(await absentRelayGroups(control, keys, [group, 'never-a-relay'])).toEqual(new Set(['never-a-relay']));
+    const left = await control.pttl(keys.relayPresence(group));
+    expect(left).toBeGreaterThan(0);
+    expect(left).toBeLessThanOrEqual(300);
+    // Renewed: still there after several lifetimes of the key.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(await absentRelayGroups(control, keys, [group])).toEqual(new Set());
+    await relay.close();
+    expect(await absentRelayGroups(control, keys, [group])).toEqual(new Set([group]));
+  });
+
+  it('lapses when nobody renews it (a killed gateway)', async () => {
+    await control.set(keys.relayPresence('killed-gateway-0'), '1', 'PX', 200);
+    expect(await absentRelayGroups(control, keys, ['killed-gateway-0'])).toEqual(new Set());
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(await absentRelayGroups(control, keys, ['killed-gateway-0'])).toEqual(new Set(['killed-gateway-0']));
   });
 });

@@ -18,6 +18,7 @@ import { decodeStreamEvent, ServiceUnavailableError, SlowClientError, type Strea
 import type { RedisTarget } from './config.js';
 import { connectRedis, type RegionRedis } from './connection.js';
 import type { RegionKeys } from './keys.js';
+import { DEFAULT_RELAY_PRESENCE_TTL_MS, RelayPresence } from './relay-presence.js';
 
 export interface StreamRelayOptions {
   /** Blocking connections, one reader loop each. Default 4. */
@@ -28,6 +29,8 @@ export interface StreamRelayOptions {
   slowConsumerMs?: number;
   /** Entries read per stream and read. Default 512. */
   readCount?: number;
+  /** How long the readers' presence keys live unrenewed (see relay-presence.ts). Default 15000. */
+  presenceTtlMs?: number;
 }
 
 /** Batches a lagging consumer may have queued before its stream is paused (not read). */
@@ -276,6 +279,8 @@ class RelayReader {
 export class StreamRelay {
   private readonly readers: RelayReader[];
   private readonly sweeper: NodeJS.Timeout;
+  /** Tells the gpu-nodes these readers are alive: a job whose reader is gone stops. */
+  private readonly presence: RelayPresence;
 
   constructor(target: RedisTarget, keys: RegionKeys, control: RegionRedis, options: StreamRelayOptions = {}) {
     const resolved: Required<StreamRelayOptions> = {
@@ -283,6 +288,7 @@ export class StreamRelay {
       blockMs: options.blockMs ?? 5000,
       slowConsumerMs: options.slowConsumerMs ?? 30_000,
       readCount: options.readCount ?? 512,
+      presenceTtlMs: options.presenceTtlMs ?? DEFAULT_RELAY_PRESENCE_TTL_MS,
     };
     // Group names are unique per process: two gateways never share a reader's streams.
     const instance = randomBytes(6).toString('hex');
@@ -292,6 +298,12 @@ export class StreamRelay {
       for (const reader of this.readers) reader.sweep(nowMs);
     }, Math.max(50, Math.min(1000, resolved.slowConsumerMs / 4)));
     this.sweeper.unref();
+    this.presence = new RelayPresence(control, keys, this.readers.map((reader) => reader.group), resolved.presenceTtlMs);
+  }
+
+  /** Resolves once the readers' presence is written (queue no job before: its node would stop it). */
+  get ready(): Promise<void> {
+    return this.presence.ready;
   }
 
   /**
@@ -314,5 +326,6 @@ export class StreamRelay {
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     await Promise.all(this.readers.map((reader) => reader.close()));
+    await this.presence.close().catch(() => { /* Redis is away: the keys lapse by themselves */ });
   }
 }

@@ -64,6 +64,11 @@ export const generationJobSchema = z.object({
    * stream's key (its Redis Cluster hash tag), so one blocking read serves the whole group.
    */
   relayGroup: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
+  /**
+   * Nobody but that reader uses the job's events (no stored response, no batch): a gpu-node stops
+   * the job, or drops it before it starts, once the reader's presence is gone (its gateway died).
+   */
+  endsWithReader: z.literal(true).optional(),
   /** Epoch ms after which nobody waits for the result: a node drops the job instead. */
   deadlineAtMs: z.number().int(),
   enqueuedAtMs: z.number().int(),

@@ -22,6 +22,7 @@ const schema = z.object({
   BAMBA_SESSION_TTL_SECONDS: positiveInt.default(86_400),
   BAMBA_RESPONSE_TTL_SECONDS: positiveInt.default(30 * 86_400),
   BAMBA_RELAY_CONNECTIONS: positiveInt.max(64).default(4),
+  BAMBA_RELAY_PRESENCE_MS: positiveInt.min(300).default(15_000),
   ...logLevelEnvShape,
   BAMBA_ALLOW_NO_AUTH: z.enum(['true', 'false', '1', '0']).transform((text) => text === 'true' || text === '1').default(false),
 });
@@ -46,6 +47,8 @@ export interface GatewayConfig extends AppConfig {
   responseTtlSeconds: number;
   /** Blocking Redis connections relaying token streams, whatever the number of streams. */
   relayConnections: number;
+  /** A killed gateway's jobs stop about this long after it died (its readers' presence lapses). */
+  relayPresenceMs: number;
   logLevel: string;
   /** Directory of uploaded files' contents (shared with the workers). */
   filesDir: string;
@@ -76,6 +79,7 @@ export function parseGatewayConfig(env: Record<string, string | undefined>): Gat
     sessionTtlSeconds: values.BAMBA_SESSION_TTL_SECONDS,
     responseTtlSeconds: values.BAMBA_RESPONSE_TTL_SECONDS,
     relayConnections: values.BAMBA_RELAY_CONNECTIONS,
+    relayPresenceMs: values.BAMBA_RELAY_PRESENCE_MS,
     filesDir: values.BAMBA_FILES_DIR,
     logLevel: values.BAMBA_LOG_LEVEL,
     drainTimeoutMs: values.BAMBA_DRAIN_TIMEOUT_MS,

@@ -55,7 +55,9 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
   const keys = regionKeys(config.region.prefix, config.region.region);
   const redis = connectRedis(config.region.redis, { role: 'gateway' });
   const producer = new JobProducer(redis, keys, config.jobAttempts);
-  const relay = new StreamRelay(config.region.redis, keys, redis, { connections: config.relayConnections, slowConsumerMs: config.slowClientMs });
+  const relay = new StreamRelay(config.region.redis, keys, redis, { connections: config.relayConnections, slowConsumerMs: config.slowClientMs, presenceTtlMs: config.relayPresenceMs });
+  // Before any job is queued: a gpu-node drops a job whose reader shows no presence.
+  await relay.ready.catch((error: Error) => logger.error('could not announce the stream relay (renewed shortly)', error));
   const registry = new NodeRegistry(redis, keys, (nodeId, error) => logger.error(`node ${nodeId} published a malformed status`, error));
   // Reads only (a session's state, a move's chunks one at a time): two connections are plenty.
   const snapshotBytes = connectBulkBytes(config.region.redis, { role: 'gateway', connections: 2 });

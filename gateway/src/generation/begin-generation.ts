@@ -64,6 +64,8 @@ export interface BeginOptions {
   canRestart: () => boolean;
   /** Told where the job's token events go, once it is queued. */
   onQueued?: (relayGroup: string) => void;
+  /** The job's events are stored for readers to come (a background response): it runs on if this gateway dies. */
+  outlivesGateway?: boolean;
   /** The edge sent a session turn here because its home region is down (a replica may serve it). */
   failover?: boolean;
 }
@@ -89,6 +91,8 @@ export async function beginGeneration(deps: GenerationDeps, validated: Validated
     enqueuedAtMs: arrivedMs,
     ...(lock ? { session: lock.turn } : {}),
     ...(lock?.affinityNode ? { affinityNode: lock.affinityNode } : {}),
+    // Its client is gone with this gateway, as when it hangs up; a session turn cut so is not committed.
+    ...(options.outlivesGateway ? {} : { endsWithReader: true as const }),
   };
 
   // A client that goes away cancels the job: dropped if still queued, stopped if running.

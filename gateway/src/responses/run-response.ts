@@ -146,6 +146,7 @@ async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps
     // reader of its stream that had the dead attempt's text is told node_failed; the runner records the answer).
     canRestart: () => true,
     onQueued,
+    outlivesGateway: true,
   });
   // A refusal before the job is queued (unknown model, full queue) answers this request.
   const first = await Promise.race([queued.then((relayGroup) => ({ relayGroup })), begun.then(() => null, (error: unknown) => ({ error }))]);

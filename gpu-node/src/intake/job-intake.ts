@@ -49,8 +49,8 @@ export interface JobIntakeOptions {
   lockDurationMs: number;
   stalledIntervalMs: number;
   run: (context: JobContext) => Promise<IntakeOutcome>;
-  /** Whether the client already went away (checked before a queued job starts). */
-  isCancelled: (requestId: string) => Promise<boolean>;
+  /** Whether the client already went away, or its reader did (checked beside a queued job's start). */
+  isCancelled: (job: GenerationJob) => Promise<boolean>;
   /** A job whose data fails its schema, or that stalled too often: it fails for good; tell its client. */
   onRefused: (data: unknown, reason: Error) => Promise<void>;
   /** A job that ended without an answer (refused, failed or cancelled) is marked so in the queue: it never runs again. */
@@ -73,7 +73,7 @@ export class JobIntake {
    * last free one), so the loop holds no slot while the batch queue is empty.
    */
   private readonly batchWorker: Worker;
-  private readonly running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  private readonly running = new Map<string, { job: GenerationJob; controller: AbortController; done: Promise<void> }>();
   private stopping = false;
   private loops: Array<Promise<void>> = [];
   completed = 0;
@@ -112,6 +112,11 @@ export class JobIntake {
   /** Jobs running now. */
   get runningCount(): number {
     return this.running.size;
+  }
+
+  /** The jobs running now. */
+  runningJobs(): GenerationJob[] {
+    return [...this.running.values()].map((run) => run.job);
   }
 
   /** Abort a running request (its client went away). */
@@ -222,12 +227,12 @@ export class JobIntake {
     lock.lost.signal.addEventListener('abort', onLockLost, { once: true });
     const deadline = setTimeout(() => controller.abort(new RunInterrupted('deadline')), Math.max(0, data.deadlineAtMs - Date.now()));
     let finish!: () => void;
-    this.running.set(data.requestId, { controller, done: new Promise<void>((resolve) => { finish = resolve; }) });
+    this.running.set(data.requestId, { job: data, controller, done: new Promise<void>((resolve) => { finish = resolve; }) });
     this.maxRunning = Math.max(this.maxRunning, this.running.size);
     try {
       // A client that left while its job was queued: checked beside the run, not before it, so
       // the common case does not wait for the answer (the run stops once it arrives).
-      void this.options.isCancelled(data.requestId).then(
+      void this.options.isCancelled(data).then(
         (cancelled) => { if (cancelled) controller.abort(new RunInterrupted('client-gone')); },
         () => {},
       );
