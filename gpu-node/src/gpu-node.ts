@@ -124,7 +124,7 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
     stalledIntervalMs: config.stalledIntervalMs,
     log,
     onSlotFreed: () => { heartbeat.beat().catch(() => {}); }, // show the freed slot now, not at the next beat
-    isCancelled: async (job) => (await isCancelled(redis, keys, job.requestId)) || (await readers.readerGone(job)),
+    whyCancelled: async (job) => ((await isCancelled(redis, keys, job.requestId)) ? 'client-gone' : (await readers.readerGone(job)) ? 'reader-gone' : null),
     onRefused: async (data, reason) => {
       try {
         // Tell the waiting client, if the job says enough to find its stream.
@@ -164,6 +164,8 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
     if (outcome.kind !== 'cancelled') return outcome;
     switch (interruptionOf(signal)) {
       case 'deadline': return fail(new DeadlineExceededError('the request did not finish before its deadline'));
+      // Said on the stream: a reader that is still there after all (its presence was lost with Redis's data) hears why, rather than waiting for its deadline.
+      case 'reader-gone': return fail(new ServiceUnavailableError('the gateway relaying this request went away, so the gpu-node stopped it; retry', { code: 'reader_gone' }));
       case 'lock-lost': return { kind: 'abandoned' }; // another node may be running it now
       case 'node-stopping':
         if (isLastAttempt) return fail(new ServiceUnavailableError('the gpu-node stopped before the request finished and it has no attempts left; retry', { code: 'node_stopping' }));

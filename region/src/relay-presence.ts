@@ -32,6 +32,15 @@ export class RelayPresence {
     await Promise.all(this.groups.map((group) => this.redis.set(this.keys.relayPresence(group), '1', 'PX', this.ttlMs)));
   }
 
+  /**
+   * Renew one group's key now, ahead of a job for it. Sent before the job is queued, so even a
+   * Redis that came back without its data (the key gone until the next renewal) has it when the
+   * job starts.
+   */
+  touch(group: string): void {
+    this.redis.set(this.keys.relayPresence(group), '1', 'PX', this.ttlMs).catch(() => { /* renewed on the next tick */ });
+  }
+
   /** Stop renewing and delete the keys: the jobs still running for these readers stop. */
   async close(): Promise<void> {
     clearInterval(this.timer);

@@ -315,6 +315,7 @@ export class StreamRelay {
     const healthy = this.readers.filter((reader) => reader.healthy);
     if (healthy.length === 0) throw new ServiceUnavailableError('the relay has no connection to Redis; try again shortly', { code: 'relay_lost' });
     const reader = healthy.reduce((least, candidate) => (candidate.subscriptions.size < least.subscriptions.size ? candidate : least));
+    this.presence.touch(reader.group);
     return reader.subscribe(requestId, onFailure);
   }
 

@@ -5,6 +5,8 @@
 export type InterruptionReason =
   /** The client went away: nothing more to say to anyone. */
   | 'client-gone'
+  /** The gateway reading the job's events is gone (killed, or cut off from Redis): said on the stream, in case a reader remains. */
+  | 'reader-gone'
   /** The request's deadline passed: the client gets a 504 (it may have given up already). */
   | 'deadline'
   /** This node is stopping and its drain time is up: the job goes back to the queue. */

@@ -44,7 +44,7 @@ function setUp(name: string, run: (context: JobContext) => Promise<IntakeOutcome
   const intake = new JobIntake({
     connection: redis, keys, scheduler: new SlotScheduler(2), ownQueue: keys.nodeQueue('n1'),
     lockDurationMs: 30_000, stalledIntervalMs: 30_000, log: () => {},
-    isCancelled: async () => false,
+    whyCancelled: async () => null,
     onRefused: async (data, reason) => { refused.push({ data, reason }); },
     run, ...overrides,
   });

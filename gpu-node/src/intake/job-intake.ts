@@ -49,8 +49,8 @@ export interface JobIntakeOptions {
   lockDurationMs: number;
   stalledIntervalMs: number;
   run: (context: JobContext) => Promise<IntakeOutcome>;
-  /** Whether the client already went away, or its reader did (checked beside a queued job's start). */
-  isCancelled: (job: GenerationJob) => Promise<boolean>;
+  /** Whether the client already went away, or its reader did (checked beside a queued job's start); null when neither. */
+  whyCancelled: (job: GenerationJob) => Promise<'client-gone' | 'reader-gone' | null>;
   /** A job whose data fails its schema, or that stalled too often: it fails for good; tell its client. */
   onRefused: (data: unknown, reason: Error) => Promise<void>;
   /** A job that ended without an answer (refused, failed or cancelled) is marked so in the queue: it never runs again. */
@@ -119,9 +119,9 @@ export class JobIntake {
     return [...this.running.values()].map((run) => run.job);
   }
 
-  /** Abort a running request (its client went away). */
-  cancel(requestId: string): void {
-    this.running.get(requestId)?.controller.abort(new RunInterrupted('client-gone'));
+  /** Abort a running request (its client went away, or the gateway reading it did). */
+  cancel(requestId: string, reason: 'client-gone' | 'reader-gone' = 'client-gone'): void {
+    this.running.get(requestId)?.controller.abort(new RunInterrupted(reason));
   }
 
   /**
@@ -232,8 +232,8 @@ export class JobIntake {
     try {
       // A client that left while its job was queued: checked beside the run, not before it, so
       // the common case does not wait for the answer (the run stops once it arrives).
-      void this.options.isCancelled(data).then(
-        (cancelled) => { if (cancelled) controller.abort(new RunInterrupted('client-gone')); },
+      void this.options.whyCancelled(data).then(
+        (reason) => { if (reason) controller.abort(new RunInterrupted(reason)); },
         () => {},
       );
       const outcome = await this.options.run({

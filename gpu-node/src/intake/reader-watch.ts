@@ -1,8 +1,8 @@
 /**
  * Stops jobs that generate for nobody: a job marked `endsWithReader` whose gateway reader is gone
- * (the gateway was killed, or lost Redis, so its presence keys lapsed) is stopped as if its
- * client had hung up, which frees the slot and leaves a session turn uncommitted. A read that
- * fails stops nothing: unknown is not gone.
+ * (the gateway was killed, or lost Redis, so its presence keys lapsed) is stopped, which frees
+ * the slot and leaves a session turn uncommitted; the stream ends with a retryable `reader_gone`
+ * error, in case a reader is there after all. A read that fails stops nothing: unknown is not gone.
  */
 import { absentRelayGroups, type RegionKeys, type RegionRedis } from '@bamba/region';
 import type { GenerationJob } from '@bamba/shared';
@@ -12,7 +12,7 @@ export const READER_CHECK_MS = 2_000;
 
 export interface ReaderWatchTarget {
   runningJobs(): GenerationJob[];
-  cancel(requestId: string): void;
+  cancel(requestId: string, reason: 'reader-gone'): void;
 }
 
 export class ReaderWatch {
@@ -51,7 +51,7 @@ export class ReaderWatch {
       for (const job of bound) {
         if (!absent.has(job.relayGroup)) continue;
         this.log(`stopping ${job.requestId}: its gateway's reader is gone`);
-        this.target.cancel(job.requestId);
+        this.target.cancel(job.requestId, 'reader-gone');
       }
     } catch {
       // Redis is away: checked again on the next tick.
