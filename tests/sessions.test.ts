@@ -140,7 +140,9 @@ describe('one turn at a time, forks and tenants', () => {
     const refused = await sessions.turn(sessionId, 'two');
     expect(refused.status).toBe(409);
     expect(refused.json.error).toMatchObject({ type: 'invalid_request_error', code: 'session_busy' });
-    expect((await sessions.fork(sessionId)).status).toBe(409);
+    const forkRefused = await sessions.fork(sessionId);
+    expect(forkRefused.status).toBe(409);
+    expect(forkRefused.headers.get('x-should-retry')).toBe('true'); // it ends with the turn
     expect((await sessions.delete(sessionId)).status).toBe(409);
     while (!(await reader.read()).done) { /* let the first turn finish */ }
     expect((await sessions.get(sessionId)).json.turns).toBe(1);

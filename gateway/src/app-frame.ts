@@ -73,6 +73,8 @@ export function installRequestFrame(app: Hono<{ Variables: GatewayVariables }>, 
     const wire = errorToWire(known ?? error);
     if (known?.retryAfterSeconds) c.header('Retry-After', String(known.retryAfterSeconds));
     if (known instanceof SessionMovedError) c.header(MOVED_TO_HEADER, known.movedTo);
+    // OpenAI's clients retry every 409 unless told; say whether waiting can end this one.
+    if (known?.status === 409) c.header('x-should-retry', String(known.retryable));
     c.get('log')?.set({ errorType: wire.type, errorCode: wire.code });
     return c.json({ error: { message: wire.message, type: wire.type, param: wire.param, code: wire.code } }, wire.status as 400);
   });

@@ -91,10 +91,14 @@ export class NotFoundError extends BambaError {
   }
 }
 
-/** The resource is busy with another request (HTTP 409), e.g. a session mid-turn. */
+/**
+ * The resource is busy with another request (HTTP 409), e.g. a session mid-turn. Retryable
+ * unless told otherwise: a conflict that waiting cannot end (a file a running batch reads, a
+ * session that lives elsewhere) says `retryable: false`, and the client hears it (`x-should-retry`).
+ */
 export class ConflictError extends BambaError {
-  constructor(message: string, options: BambaErrorOptions = {}) {
-    super('invalid_request_error', 409, true, message, options);
+  constructor(message: string, options: BambaErrorOptions & { retryable?: boolean } = {}) {
+    super('invalid_request_error', 409, options.retryable ?? true, message, options);
   }
 }
 

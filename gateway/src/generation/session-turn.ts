@@ -14,7 +14,7 @@ export const sessionBusy = (sessionId: string) => new ConflictError(`session '${
 /** A session that moved to another region: its id there travels in `x-bamba-moved-to` (the edge follows it). */
 export class SessionMovedError extends ConflictError {
   constructor(sessionId: string, readonly movedTo: string) {
-    super(`session '${sessionId}' moved to region '${homeRegionOf(movedTo) ?? '?'}' as '${movedTo}'; use that id (through the edge, the old one keeps working)`, { param: 'session_id', code: 'session_moved' });
+    super(`session '${sessionId}' moved to region '${homeRegionOf(movedTo) ?? '?'}' as '${movedTo}'; use that id (through the edge, the old one keeps working)`, { param: 'session_id', code: 'session_moved', retryable: false });
   }
 }
 
@@ -35,7 +35,7 @@ export async function sessionMissing(sessions: Sessions, tenant: string, session
 export function checkSessionHome(sessionId: string, here: string, replicaAllowed: boolean): void {
   const home = homeRegionOf(sessionId);
   if (home === null || home === here || replicaAllowed) return;
-  throw new ConflictError(`session '${sessionId}' lives in region '${home}', not '${here}'; send its requests there (the edge does this)`, { param: 'session_id', code: 'session_elsewhere' });
+  throw new ConflictError(`session '${sessionId}' lives in region '${home}', not '${here}'; send its requests there (the edge does this)`, { param: 'session_id', code: 'session_elsewhere', retryable: false });
 }
 
 export interface LockedTurn {

@@ -34,7 +34,7 @@ function followPieces(deps: StoredDeps, record: ResponseRecord, untilMs: number,
     if (deps.stop?.ended.aborted) throw gatewayStopping();
     const step = await pieces.next().catch((error: unknown) => { throw deps.stop?.ended.aborted ? gatewayStopping() : error; });
     if (step.done && deps.stop?.ended.aborted) throw gatewayStopping();
-    if (step.done) throw new ConflictError('the response stream ended early', { code: 'stream_ended' });
+    if (step.done) throw new ConflictError('the response stream ended early', { code: 'stream_ended', retryable: false });
     if (step.value.kind === 'text') text += step.value.text;
     return step.value;
   };

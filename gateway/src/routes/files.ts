@@ -61,7 +61,7 @@ export function filesRoute(files: Files, maxFileBytes: number) {
     .delete('/:id', async (c) => {
       const outcome = await files.delete(c.get('tenant'), c.req.param('id'));
       if (outcome === 'not_found') throw fileNotFound(c.req.param('id'));
-      if (outcome === 'in_use') throw new ConflictError('the file is the input of a batch that is still running; delete it when the batch has finished', { param: 'file_id', code: 'file_in_use' });
+      if (outcome === 'in_use') throw new ConflictError('the file is the input of a batch that is still running; delete it when the batch has finished', { param: 'file_id', code: 'file_in_use', retryable: false });
       return c.json({ id: c.req.param('id'), object: 'file', deleted: true });
     });
 }
