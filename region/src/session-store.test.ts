@@ -84,13 +84,20 @@ describe('SessionStore', () => {
     expect(await server.redis.ttl(keys.sessionSnapshots(session.id))).toBeGreaterThan(3000);
   });
 
-  it('taking a turn lock keeps the session alive at least as long as the lock', async () => {
+  it('taking a turn lock keeps the session alive, and counted against its tenant, at least as long as the lock', async () => {
     const { session } = await create();
     await server.redis.expire(keys.session(session.id), 2);
     await server.redis.expire(keys.sessionTranscript(session.id), 2);
+    await server.redis.zadd(keys.tenantSessions('tenant-a'), Date.now() + 2000, session.id);
     expect(await sessions.lockTurn('tenant-a', session.id, 'req-long', 60_000)).toMatchObject({ id: session.id });
     expect(await server.redis.pttl(keys.session(session.id))).toBeGreaterThan(50_000);
     expect(await server.redis.pttl(keys.sessionTranscript(session.id))).toBeGreaterThan(50_000);
+    expect(Number(await server.redis.zscore(keys.tenantSessions('tenant-a'), session.id)) - Date.now()).toBeGreaterThan(50_000);
+    // Never shortened: a session that lives longer than the lock keeps its own expiry.
+    const { session: longLived } = await create();
+    const expiry = Number(await server.redis.zscore(keys.tenantSessions('tenant-a'), longLived.id));
+    await sessions.lockTurn('tenant-a', longLived.id, 'req-short', 1000);
+    expect(Number(await server.redis.zscore(keys.tenantSessions('tenant-a'), longLived.id))).toBe(expiry);
   });
 
   it('commits without the snapshot when it vanished before the commit (the next turn replays)', async () => {

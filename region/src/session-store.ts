@@ -408,6 +408,8 @@ export class SessionStore {
     if (!isSessionId(sessionId)) return 'not_found';
     try {
       const fields = (await runScript(this.redis, LOCK_TURN, [this.keys.session(sessionId), this.keys.sessionLock(sessionId), this.keys.sessionTranscript(sessionId)], [tenant, requestId, ttlMs])) as string[];
+      // Counted against its tenant as long as the lock keeps it (a turn that then fails renews nothing else).
+      await this.tenants.outlastLock(tenant, sessionId, ttlMs).catch(() => { /* caught up at its next change */ });
       const hash: Record<string, string> = {};
       for (let index = 0; index + 1 < fields.length; index += 2) hash[fields[index]!] = fields[index + 1]!;
       return sessionFromHash(sessionId, hash) ?? 'not_found';

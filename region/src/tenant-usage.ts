@@ -132,6 +132,16 @@ export class TenantUsage {
     await this.touchRegionSession(sessionId, expiresAtMs);
   }
 
+  /**
+   * A session whose turn holds its lock lives at least until then (the lock keeps its records
+   * alive), so it is counted at least that long: only ever later (GT), never earlier.
+   */
+  async outlastLock(tenant: string, sessionId: string, lockTtlMs: number): Promise<void> {
+    const expiresAtMs = Date.now() + lockTtlMs;
+    await this.redis.zadd(this.keys.tenantSessions(tenant), 'GT', expiresAtMs, sessionId);
+    await this.redis.zadd(this.keys.regionSessions, 'GT', expiresAtMs, sessionId).catch(() => { /* a figure for status pages */ });
+  }
+
   async forgetSession(tenant: string, sessionId: string): Promise<void> {
     await runScript(this.redis, FORGET_SESSION, this.keysOf(tenant), [sessionId]);
     await this.redis.zrem(this.keys.regionSessions, sessionId).catch(() => { /* pruned when it expires */ });
