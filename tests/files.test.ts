@@ -79,6 +79,7 @@ describe('files', () => {
     await expect(tenantA.files.create({ file: await toFile(Buffer.from('x'), 'a.jsonl'), purpose: 'fine-tune' })).rejects.toMatchObject({ status: 400, param: 'purpose' });
     await expect(upload(tenantA, 'x'.repeat(MAX_FILE_BYTES + 1))).rejects.toMatchObject({ status: 413 });
     await expect(upload(tenantA, '')).rejects.toMatchObject({ status: 400, param: 'file' });
+    await expect(tenantA.files.create({ file: await toFile(Buffer.from('{}'), 'a.jsonl'), purpose: 'batch', expires_after: { anchor: 'created_at', seconds: 3600 } })).rejects.toMatchObject({ status: 400, param: 'expires_after', code: 'unsupported_parameter' });
     const json = await fetch(`${stack.url}/v1/files`, { method: 'POST', headers: { authorization: `Bearer ${KEY_A}`, 'content-type': 'application/json' }, body: '{"purpose":"batch"}' });
     expect(json.status).toBe(400);
     const noFile = new FormData();

@@ -17,6 +17,11 @@ export const FILE_LIST_LIMITS = { defaultLimit: 10_000, maxLimit: 10_000 };
 
 /** An upload's fields (the edge checks them too, before the bytes travel on). */
 export function checkUpload(form: Record<string, unknown>): { purpose: ReturnType<typeof validateFilePurpose>; file: File } {
+  // Sent as `expires_after[anchor]` / `expires_after[seconds]`: refused rather than ignored, so no
+  // client believes its file will be deleted for it.
+  if (Object.keys(form).some((field) => field === 'expires_after' || field.startsWith('expires_after['))) {
+    throw new InvalidRequestError('expires_after is not supported: an uploaded file is kept until it is deleted (DELETE /v1/files/{file_id})', { param: 'expires_after', code: 'unsupported_parameter' });
+  }
   const purpose = validateFilePurpose(form.purpose);
   const file = form.file;
   if (Array.isArray(file)) throw new InvalidRequestError(`the field "file" was sent ${file.length} times; upload one file per request`, { param: 'file', code: 'invalid_value' });
