@@ -91,6 +91,8 @@ describe('bad requests', () => {
       const path = badCase.path ?? chat;
       if ((path === chat || path === completions) && badCase.status !== 401 && badCase.status !== 413) {
         expect(response.headers.get('x-request-id')).toMatch(path === chat ? /^chatcmpl-[0-9a-f]{32}$/ : /^cmpl-[0-9a-f]{32}$/);
+      } else {
+        expect(response.headers.get('x-request-id')).toMatch(/^req_[0-9a-f]{32}$/); // every other answer has one too
       }
       expect(await jobCounts()).toBe(jobsBefore); // refused before anything was queued
     });

@@ -31,6 +31,8 @@ describe('openai client against the stack', () => {
     const models = await client.models.list();
     expect(models.data.map((model) => model.id)).toEqual([MODEL_ID]);
     expect(await client.models.retrieve(MODEL_ID)).toEqual(models.data[0]);
+    // Every answer carries a request id the client exposes.
+    expect((await client.models.retrieve(MODEL_ID).withResponse()).request_id).toMatch(/^req_[0-9a-f]{32}$/);
     await expect(client.models.retrieve('no-such-model')).rejects.toMatchObject({ status: 404, code: 'model_not_found', param: 'model' });
   });
 

@@ -54,6 +54,15 @@ export function installRequestFrame(app: Hono<{ Variables: GatewayVariables }>, 
     const log = new RequestLogEntry(logger, c.req.method, route, clock.nowMs());
     c.set('log', log);
     await next();
+    // Every answer carries an id to quote (OpenAI's clients expose it as `_request_id`): the
+    // generation routes set their own (the completion or response id), the others get one here.
+    if (!c.res.headers.has('x-request-id')) {
+      const requestId = `req_${crypto.randomUUID().replace(/-/g, '')}`;
+      try {
+        c.res.headers.set('x-request-id', requestId);
+        log.set({ requestId });
+      } catch { /* a proxied answer's headers are immutable: it carries its region's id, if any */ }
+    }
     // Refused before its body was read (401, 413, …): the server drops the rest of the body by
     // closing the connection, so say so, or a keep-alive client may send its next request on a
     // connection that is about to close.
