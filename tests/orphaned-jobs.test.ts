@@ -2,7 +2,7 @@
  * Jobs whose gateway died stop instead of generating for nobody: the gateway's stream readers
  * keep presence keys alive in Redis, and a gpu-node stops (or drops before it starts) a job whose
  * reader's presence lapsed. A session turn cut so is not committed and its lock is given back;
- * a background response (stored for readers to come) runs on.
+ * stored responses (background or not: their answers are read later) run on.
  *
  * Timing is controlled, not hoped for: the tiny model generates thousands of tokens a second, so
  * the gpu-node is paused (SIGSTOP) while the gateway is killed and its presence lapses, and
@@ -18,9 +18,9 @@ let stack: TestStack;
 beforeAll(async () => {
   stack = await startTestStack({
     gatewayProcess: true,
-    // Three slots, so one more request waits in the queue; a lock long enough to outlast the pause.
-    nodeEnv: { BAMBA_SLOTS: '3', BAMBA_CONTEXT_SIZE: '4096', BAMBA_LOCK_DURATION_MS: '30000', BAMBA_STALLED_INTERVAL_MS: '15000' },
-    gatewayEnv: { BAMBA_RELAY_PRESENCE_MS: '300' },
+    // Four slots, so one more request waits in the queue; a lock long enough to outlast the pause.
+    nodeEnv: { BAMBA_SLOTS: '4', BAMBA_CONTEXT_SIZE: '4096', BAMBA_LOCK_DURATION_MS: '30000', BAMBA_STALLED_INTERVAL_MS: '15000' },
+    gatewayEnv: { BAMBA_RELAY_PRESENCE_MS: '1000' },
   });
 });
 afterAll(async () => stack?.stop());
@@ -61,7 +61,11 @@ describe('a gateway killed mid-generation', () => {
     const background = await postJson(`${stack.url}/v1/responses`, { model: MODEL_ID, input: 'keep going', background: true, max_output_tokens: MAX_TOKENS, temperature: 0 });
     expect(background.status).toBe(200);
     const backgroundId = background.json.id as string;
-    await stack.waitFor('the background response to generate', async () => (generated(await stack.streamEvents(backgroundId)) > 0 ? true : undefined));
+    // A stored response streamed to its client (store defaults to true).
+    const stored = await fetch(`${stack.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL_ID, input: 'store me', stream: true, max_output_tokens: MAX_TOKENS, temperature: 0 }) });
+    const storedId = /"id":"(resp_[^"]+)"/.exec(new TextDecoder().decode((await stored.body!.getReader().read()).value))![1]!;
+    const outliving = [backgroundId, storedId];
+    for (const id of outliving) await stack.waitFor(`${id} to generate`, async () => (generated(await stack.streamEvents(id)) > 0 ? true : undefined));
     // Every slot is busy: this one waits in the queue.
     void chat({ messages: [{ role: 'user', content: 'me later' }] }).catch(() => { /* its gateway dies */ });
     await stack.waitFor('a third request to be queued', async () => ((await stack.queueDepth()) === 1 ? true : undefined));
@@ -83,7 +87,7 @@ describe('a gateway killed mid-generation', () => {
       const waiting = await stack.redis.lrange(`${stack.keys.bullPrefix}:${stack.keys.generationQueue}:wait`, 0, -1);
       if (waiting.length > 0) return undefined;
       const keys = await stack.streamKeys();
-      const other = keys.map((key) => key.split(':stream:')[1]!).find((id) => !ids.includes(id) && id !== backgroundId);
+      const other = keys.map((key) => key.split(':stream:')[1]!).find((id) => !ids.includes(id) && !outliving.includes(id));
       return other;
     }, 30_000);
     for (const requestId of [...ids, queuedId]) {
@@ -93,9 +97,11 @@ describe('a gateway killed mid-generation', () => {
       // Said on its stream, in case a reader was there after all (it would otherwise wait for its deadline).
       expect(events.at(-1), requestId).toMatchObject({ type: 'generation-error', error: { code: 'reader_gone' } });
     }
-    // Its events are stored for readers to come: not stopped.
-    expect(JSON.parse(await stack.waitFor('the background job to end', () => jobResult(backgroundId), 30_000))).toEqual({ outcome: 'finished' });
-    expect((await stack.streamEvents(backgroundId)).at(-1)).toMatchObject({ type: 'generation-end' });
+    // Their answers are stored for readers to come: not stopped.
+    for (const id of outliving) {
+      expect(JSON.parse(await stack.waitFor(`${id} to end`, () => jobResult(id), 30_000)), id).toEqual({ outcome: 'finished' });
+      expect((await stack.streamEvents(id)).at(-1), id).toMatchObject({ type: 'generation-end' });
+    }
     // The cut turn was not committed, and the session is free for the next one.
     await stack.waitFor('the session lock to be given back', async () => ((await stack.redis.exists(`${stack.keys.session(sessionId)}:lock`)) === 0 ? true : undefined));
     expect(await stack.redis.hget(stack.keys.session(sessionId), 'version')).toBe('0');

@@ -16,7 +16,7 @@ export { SnapshotStore, SNAPSHOT_CHUNK_BYTES, type SnapshotInfo, type PutSnapsho
 export { JobProducer, generationJobOptions, isCancelled, rescueStrandedJobs } from './job-queues.js';
 export { TokenEventWriter, type TokenEvents, type TokenEventWriterOptions } from './token-event-writer.js';
 export { StreamRelay, RelaySubscription, type StreamRelayOptions } from './stream-relay.js';
-export { absentRelayGroups, DEFAULT_RELAY_PRESENCE_TTL_MS } from './relay-presence.js';
+export { absentRelayGroups, DEFAULT_RELAY_PRESENCE_TTL_MS, MIN_RELAY_PRESENCE_TTL_MS } from './relay-presence.js';
 export { NodeRegistry } from './node-registry.js';
 export { redisOutageError } from './outage.js';
 export { TenantUsage, type TenantUsageFigures } from './tenant-usage.js';

@@ -9,9 +9,13 @@ import type { RegionKeys } from './keys.js';
 import type { RegionRedis } from './connection.js';
 
 export const DEFAULT_RELAY_PRESENCE_TTL_MS = 15_000;
+/** Shorter, and a gateway's event loop stalled for a moment (a GC, a large body) would stop its jobs. */
+export const MIN_RELAY_PRESENCE_TTL_MS = 1_000;
 
 export class RelayPresence {
   private readonly timer: NodeJS.Timeout;
+  /** The renewal on its way, so a close deletes after it (a SET landing after the DEL would bring the keys back). */
+  private renewing: Promise<void> = Promise.resolve();
   /** The first write: a gateway queues no job before it has landed. */
   readonly ready: Promise<void>;
 
@@ -28,8 +32,10 @@ export class RelayPresence {
   }
 
   /** One command per group, side by side: the groups' keys hash to different Cluster slots. */
-  private async renew(): Promise<void> {
-    await Promise.all(this.groups.map((group) => this.redis.set(this.keys.relayPresence(group), '1', 'PX', this.ttlMs)));
+  private renew(): Promise<void> {
+    const renewing = Promise.all(this.groups.map((group) => this.redis.set(this.keys.relayPresence(group), '1', 'PX', this.ttlMs))).then(() => {});
+    this.renewing = renewing.catch(() => {});
+    return renewing;
   }
 
   /**
@@ -44,6 +50,7 @@ export class RelayPresence {
   /** Stop renewing and delete the keys: the jobs still running for these readers stop. */
   async close(): Promise<void> {
     clearInterval(this.timer);
+    await this.renewing;
     await Promise.all(this.groups.map((group) => this.redis.del(this.keys.relayPresence(group))));
   }
 }

@@ -29,7 +29,7 @@ export interface StreamRelayOptions {
   slowConsumerMs?: number;
   /** Entries read per stream and read. Default 512. */
   readCount?: number;
-  /** How long the readers' presence keys live unrenewed (see relay-presence.ts). Default 15000. */
+  /** How long the readers' presence keys live unrenewed (see relay-presence.ts; DEFAULT_RELAY_PRESENCE_TTL_MS). */
   presenceTtlMs?: number;
 }
 

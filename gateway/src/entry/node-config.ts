@@ -3,7 +3,7 @@
  * Redis is, the HTTP listener, the relay pool and logging. Read once from the environment.
  */
 import { readFileSync } from 'node:fs';
-import { drainEnvShape, filesEnvShape, jobEnvShape, logLevelEnvShape, parseEnvironment, regionConfigFrom, regionEnvShape, replicationEnvShape, type RegionConfig } from '@bamba/region';
+import { DEFAULT_RELAY_PRESENCE_TTL_MS, drainEnvShape, filesEnvShape, jobEnvShape, logLevelEnvShape, MIN_RELAY_PRESENCE_TTL_MS, parseEnvironment, regionConfigFrom, regionEnvShape, replicationEnvShape, type RegionConfig } from '@bamba/region';
 import { z } from 'zod';
 import { appConfigFrom, appEnvShape, type AppConfig } from '../config.js';
 
@@ -22,7 +22,7 @@ const schema = z.object({
   BAMBA_SESSION_TTL_SECONDS: positiveInt.default(86_400),
   BAMBA_RESPONSE_TTL_SECONDS: positiveInt.default(30 * 86_400),
   BAMBA_RELAY_CONNECTIONS: positiveInt.max(64).default(4),
-  BAMBA_RELAY_PRESENCE_MS: positiveInt.min(300).default(15_000),
+  BAMBA_RELAY_PRESENCE_MS: positiveInt.min(MIN_RELAY_PRESENCE_TTL_MS).default(DEFAULT_RELAY_PRESENCE_TTL_MS),
   ...logLevelEnvShape,
   BAMBA_ALLOW_NO_AUTH: z.enum(['true', 'false', '1', '0']).transform((text) => text === 'true' || text === '1').default(false),
 });

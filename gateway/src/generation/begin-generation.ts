@@ -64,7 +64,7 @@ export interface BeginOptions {
   canRestart: () => boolean;
   /** Told where the job's token events go, once it is queued. */
   onQueued?: (relayGroup: string) => void;
-  /** The job's events are stored for readers to come (a background response): it runs on if this gateway dies. */
+  /** The job's answer is stored for readers to come (a stored or background response): it runs on if this gateway dies. */
   outlivesGateway?: boolean;
   /** The edge sent a session turn here because its home region is down (a replica may serve it). */
   failover?: boolean;

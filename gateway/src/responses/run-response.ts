@@ -209,6 +209,8 @@ async function runInForeground(c: Context<{ Variables: GatewayVariables }>, deps
     signal: c.req.raw.signal,
     canRestart: () => !relayedText,
     onQueued: (group) => { relayGroup = group; },
+    // A stored answer is read later (GET, previous_response_id, its conversation): it runs on.
+    outlivesGateway: store,
   });
   c.header('x-bamba-resume', generation.start.resume);
   // The limit as admitted (a default is capped to fit the model's context).

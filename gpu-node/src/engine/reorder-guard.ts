@@ -48,8 +48,8 @@ export function guardOutputReorder(context: object): void {
   });
   override(native, 'sampleToken', (...args) => {
     if (firstReadPending) {
-      firstReadPending = false;
       firstRead = sampleToken(...args);
+      firstReadPending = false; // after the call: one that threw at once leaves the next as the first
       return firstRead;
     }
     const after = () => sampleToken(...args);

@@ -14,6 +14,9 @@ export type InterruptionReason =
   /** The job's lock could not be renewed: another node may run it now, so this run must stop. */
   | 'lock-lost';
 
+/** Why a job is stopped from outside its run: its client hung up, or its gateway reader is gone. */
+export type CancelReason = Extract<InterruptionReason, 'client-gone' | 'reader-gone'>;
+
 export class RunInterrupted extends Error {
   constructor(readonly reason: InterruptionReason) {
     super(`run interrupted: ${reason}`);

@@ -20,7 +20,7 @@ import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { SlotKind, SlotScheduler } from '../scheduler/slot-scheduler.js';
 import type { RunOutcome } from '../serving/run-generation.js';
 import { bounded } from '../util/bounded.js';
-import { RunInterrupted } from './interruption.js';
+import { RunInterrupted, type CancelReason } from './interruption.js';
 
 export interface JobContext {
   job: GenerationJob;
@@ -50,7 +50,7 @@ export interface JobIntakeOptions {
   stalledIntervalMs: number;
   run: (context: JobContext) => Promise<IntakeOutcome>;
   /** Whether the client already went away, or its reader did (checked beside a queued job's start); null when neither. */
-  whyCancelled: (job: GenerationJob) => Promise<'client-gone' | 'reader-gone' | null>;
+  whyCancelled: (job: GenerationJob) => Promise<CancelReason | null>;
   /** A job whose data fails its schema, or that stalled too often: it fails for good; tell its client. */
   onRefused: (data: unknown, reason: Error) => Promise<void>;
   /** A job that ended without an answer (refused, failed or cancelled) is marked so in the queue: it never runs again. */
@@ -120,7 +120,7 @@ export class JobIntake {
   }
 
   /** Abort a running request (its client went away, or the gateway reading it did). */
-  cancel(requestId: string, reason: 'client-gone' | 'reader-gone' = 'client-gone'): void {
+  cancel(requestId: string, reason: CancelReason = 'client-gone'): void {
     this.running.get(requestId)?.controller.abort(new RunInterrupted(reason));
   }
 

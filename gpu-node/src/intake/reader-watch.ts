@@ -6,13 +6,14 @@
  */
 import { absentRelayGroups, type RegionKeys, type RegionRedis } from '@bamba/region';
 import type { GenerationJob } from '@bamba/shared';
+import type { CancelReason } from './interruption.js';
 
 /** How often running jobs' readers are checked: one pipelined read per check, for all of them. */
 export const READER_CHECK_MS = 2_000;
 
 export interface ReaderWatchTarget {
   runningJobs(): GenerationJob[];
-  cancel(requestId: string, reason: 'reader-gone'): void;
+  cancel(requestId: string, reason: CancelReason): void;
 }
 
 export class ReaderWatch {
