@@ -215,11 +215,7 @@ export function validateCreatedWindow(query: Record<string, string | undefined>)
     if (!/^\d{1,15}$/.test(text)) throw new InvalidRequestError(`${param} must be a unix time in seconds (a non-negative integer)`, { param, code: 'invalid_value' });
     return Number(text);
   };
-  const window = { createdBefore: bound('created_before'), createdAfter: bound('created_after') };
-  if (query.after && (window.createdBefore !== null || window.createdAfter !== null)) {
-    throw new InvalidRequestError('send either after or created_before/created_after, not both', { param: 'after', code: 'invalid_value' });
-  }
-  return window;
+  return { createdBefore: bound('created_before'), createdAfter: bound('created_after') };
 }
 
 /** A response's lifecycle, as OpenAI names it. */

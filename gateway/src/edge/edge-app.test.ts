@@ -182,6 +182,15 @@ describe('edge routing', () => {
       `eu /v1/batches?limit=1&after=${BATCH_EU}`,
       'us /v1/batches?limit=1&created_before=301',
     ]);
+    // The client's own window is kept and narrowed by the cursor's (the tighter bound wins).
+    await call(`/v1/batches?limit=1&created_before=250&after=${BATCH_EU}`);
+    await call(`/v1/batches?limit=1&created_before=400&created_after=100&after=${BATCH_EU}`);
+    expect(seen.filter(({ path }) => path.startsWith('/v1/batches?')).slice(-4).map(({ region, path }) => `${region} ${path}`).sort()).toEqual([
+      `eu /v1/batches?limit=1&created_before=250&after=${BATCH_EU}`,
+      `eu /v1/batches?limit=1&created_before=400&created_after=100&after=${BATCH_EU}`,
+      'us /v1/batches?limit=1&created_before=250',
+      'us /v1/batches?limit=1&created_before=301&created_after=100',
+    ]);
     // A region that cannot answer makes the merged list a 503 (a page without its part would skip
     // its items for good); that region's own list is still there for the asking.
     const down = edge({ us: () => 'unreachable', eu: region([batch(BATCH_EU, 300)]) });

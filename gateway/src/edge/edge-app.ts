@@ -302,9 +302,15 @@ export function createEdgeApp(ports: EdgePorts) {
     }
     const pathOf = (region: string) => {
       const params = new URLSearchParams({ ...filters, limit: String(query.limit), ...(kind === 'files' ? { order: query.order } : {}) });
-      if (window.createdBefore !== null) params.set('created_before', String(window.createdBefore));
-      if (window.createdAfter !== null) params.set('created_after', String(window.createdAfter));
-      for (const [name, value] of Object.entries(windowAfter(region, cursor, query.order, rank))) params.set(name, value);
+      // The client's window, narrowed to where the cursor stands (both bounds exclusive).
+      const fromCursor = windowAfter(region, cursor, query.order, rank);
+      const bound = (name: 'created_before' | 'created_after', client: number | null, tighter: (a: number, b: number) => number) => {
+        const values = [client, fromCursor[name] === undefined ? null : Number(fromCursor[name])].filter((value) => value !== null);
+        if (values.length > 0) params.set(name, String(values.reduce((a, b) => tighter(a, b))));
+      };
+      bound('created_before', window.createdBefore, Math.min);
+      bound('created_after', window.createdAfter, Math.max);
+      if (fromCursor.after !== undefined) params.set('after', fromCursor.after);
       return `/v1/${kind}?${params}`;
     };
     // Every region's part, or a page that would skip a missing region's items for good.
