@@ -80,6 +80,11 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const started = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(started));
     started.once('error', reject);
+  }).catch(async (error: unknown) => {
+    // Not listening (the port is taken, say): its readers were never here, so nothing may see them as alive.
+    for (const closing of [relay, producer, batchQueue, regionWork, snapshotBytes]) await closing.close().catch(() => {});
+    redis.disconnect();
+    throw error;
   });
   // Requests whose answers are still being written (a stream stays here until it ends).
   const open = new Set<ServerResponse>();
