@@ -21,7 +21,7 @@ import { interruptionOf } from './intake/interruption.js';
 import { JobIntake, type IntakeOutcome, type JobContext } from './intake/job-intake.js';
 import { HostTier } from './scheduler/host-tier.js';
 import { StrandedJobSweeper } from './intake/stranded-jobs.js';
-import { ReaderWatch } from './intake/reader-watch.js';
+import { ReaderWatch, readerGone } from './intake/reader-watch.js';
 import { Heartbeat } from './registry/heartbeat.js';
 import { ResidencyTable } from './scheduler/residency-table.js';
 import { SlotScheduler } from './scheduler/slot-scheduler.js';
@@ -86,6 +86,7 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
     prefixLookups: { systemHits: 0, turnHits: 0, misses: 0 },
     prefixCache: config.prefixCache,
     pendingSnapshots: new PendingSnapshots(),
+    readerGone: (job) => readerGone(redis, keys, job),
     log,
     ...(regionWork ? { replicate: (sessionId: string, version: number) => regionWork.replicate(sessionId, version) } : {}),
     // Testing the one window a commit cannot close: the node dies after the commit, before the end event.
@@ -124,7 +125,7 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
     stalledIntervalMs: config.stalledIntervalMs,
     log,
     onSlotFreed: () => { heartbeat.beat().catch(() => {}); }, // show the freed slot now, not at the next beat
-    whyCancelled: async (job) => ((await isCancelled(redis, keys, job.requestId)) ? 'client-gone' : (await readers.readerGone(job)) ? 'reader-gone' : null),
+    whyCancelled: async (job) => ((await isCancelled(redis, keys, job.requestId)) ? 'client-gone' : (await readerGone(redis, keys, job)) ? 'reader-gone' : null),
     onRefused: async (data, reason) => {
       try {
         // Tell the waiting client, if the job says enough to find its stream.

@@ -11,6 +11,11 @@ import type { CancelReason } from './interruption.js';
 /** How often running jobs' readers are checked: one pipelined read per check, for all of them. */
 export const READER_CHECK_MS = 2_000;
 
+/** Whether a job's gateway reader is gone (only a job marked `endsWithReader` has one that matters). */
+export async function readerGone(redis: RegionRedis, keys: RegionKeys, job: GenerationJob): Promise<boolean> {
+  return job.endsWithReader === true && (await absentRelayGroups(redis, keys, [job.relayGroup])).size > 0;
+}
+
 export interface ReaderWatchTarget {
   runningJobs(): GenerationJob[];
   cancel(requestId: string, reason: CancelReason): void;
@@ -35,11 +40,6 @@ export class ReaderWatch {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-  }
-
-  /** Whether a queued job's reader is gone (asked before it starts). */
-  async readerGone(job: GenerationJob): Promise<boolean> {
-    return job.endsWithReader === true && (await absentRelayGroups(this.redis, this.keys, [job.relayGroup])).size > 0;
   }
 
   private async check(): Promise<void> {

@@ -11,7 +11,7 @@
  * Redis write; the session's snapshot pointer moves when the snapshot has landed, and a next
  * turn on this node waits for that).
  */
-import { answerItemId, ConflictError, transcriptItemId, type ChatMessage, type GenerationJob, type SessionRecord } from '@bamba/shared';
+import { answerItemId, ConflictError, ServiceUnavailableError, transcriptItemId, type ChatMessage, type GenerationJob, type SessionRecord } from '@bamba/shared';
 import { KEEP_SNAPSHOT, TurnCommitRefused, type CommittedTurn, type SnapshotInfo } from '@bamba/region';
 import { tokenSequenceHash } from '../state/snapshot-codec.js';
 import type { ConversationState, RestoredState } from './restore-state.js';
@@ -67,7 +67,11 @@ export async function persistStateless(deps: ServingDeps, conversation: Conversa
  * evaluates only this turn's tokens), and at this node, which is about to hold the new state.
  * Returns the committed version, or the conflict to report.
  */
-export async function commitTranscript(deps: ServingDeps, job: GenerationJob, session: SessionRecord, answer: string, turn: CommittedTurn): Promise<number | ConflictError> {
+export async function commitTranscript(deps: ServingDeps, job: GenerationJob, session: SessionRecord, answer: string, turn: CommittedTurn): Promise<number | ConflictError | ServiceUnavailableError> {
+  // Nobody got this answer (its gateway died): not committed, as a turn its client hung up on.
+  if (await deps.readerGone?.(job).catch(() => false)) {
+    return new ServiceUnavailableError('the gateway relaying this turn went away before it was committed; the turn was not committed, send it again', { code: 'reader_gone' });
+  }
   // Every transcript entry has an item id (the Conversations API lists them by it).
   const turnMessages: ChatMessage[] = [
     ...(job.input.kind === 'chat' ? job.input.messages : []).map((message, index) => ({ ...message, id: message.id ?? transcriptItemId(job.requestId, index) })),

@@ -1,5 +1,6 @@
 /** What serving a job needs on a gpu-node, passed as one object. */
 import type { SessionStore, SnapshotStore } from '@bamba/region';
+import type { GenerationJob } from '@bamba/shared';
 import type { Engine, Slot } from '../engine/engine.js';
 import type { HostTier } from '../scheduler/host-tier.js';
 import type { ResidencyTable } from '../scheduler/residency-table.js';
@@ -22,6 +23,8 @@ export interface ServingDeps {
   prefixCache: boolean;
   /** Snapshots being written after their answer ended (prefix-cache entries, session turns). */
   pendingSnapshots: PendingSnapshots;
+  /** Whether the gateway reading a job's events is gone (asked before a session turn commits). */
+  readerGone?: (job: GenerationJob) => Promise<boolean>;
   /** Queue a committed session turn for replication to another region (multi-region only). */
   replicate?: (sessionId: string, version: number) => Promise<void>;
   /** Fault injection for reliability tests: called right after a session turn committed. */
