@@ -61,6 +61,8 @@ const cases: Case[] = [
   { name: 'completions with two prompts', path: completions, body: { model: MODEL_ID, prompt: ['a', 'b'], max_tokens: 4 }, status: 400, type: 'invalid_request_error', param: 'prompt' },
   { name: 'completions with a session', path: completions, body: { model: MODEL_ID, prompt: 'a', session_id: 'sess_any' }, status: 400, type: 'invalid_request_error', param: 'session_id', code: 'unsupported_parameter' },
   { name: 'completions with echo', path: completions, body: { model: MODEL_ID, prompt: 'a', echo: true }, status: 400, type: 'invalid_request_error', param: 'echo' },
+  { name: 'completions with best_of = 2', path: completions, body: { model: MODEL_ID, prompt: 'a', best_of: 2 }, status: 400, type: 'invalid_request_error', param: 'best_of', code: 'unsupported_value' },
+  { name: 'stream_options without stream', body: { ...good, stream_options: { include_usage: true } }, status: 400, type: 'invalid_request_error', param: 'stream_options' },
   { name: 'unknown route', path: '/v1/nothing-here', body: good, status: 404, type: 'invalid_request_error', code: 'unknown_url' },
   { name: 'turn of a session that does not exist', body: { ...good, session_id: 'sess_nope' }, status: 404, type: 'invalid_request_error', code: 'session_not_found' },
   { name: 'session_id with odd characters', body: { ...good, session_id: '../../etc' }, status: 400, type: 'invalid_request_error', param: 'session_id' },

@@ -110,6 +110,12 @@ describe('responses', () => {
     const retrieved = await client.responses.retrieve(created.id);
     expect(retrieved).toMatchObject({ id: created.id, status: created.status, metadata: { run: 'retrieve' } });
     expect(retrieved.output_text).toBe(created.output_text);
+    // A sequence number is digits: not `1e30`, `0x10` or ` 5`.
+    for (const bad of ['1e30', '0x10', ' 5', '5.0', '-1']) {
+      const refused = await fetch(`${stack.url}/v1/responses/${created.id}?stream=true&starting_after=${encodeURIComponent(bad)}`, { headers: { authorization: 'Bearer key-a' } });
+      expect(refused.status, bad).toBe(400);
+      expect(((await refused.json()) as { error: { param: string } }).error.param, bad).toBe('starting_after');
+    }
     const items = await client.responses.inputItems.list(created.id);
     expect(items.data).toHaveLength(1);
     expect(items.data[0]).toMatchObject({ type: 'message', role: 'user', content: [{ type: 'input_text', text: 'First part. Second part.' }] });

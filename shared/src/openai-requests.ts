@@ -59,6 +59,7 @@ export const completionRequestSchema = z.object({
   prompt: z.union([z.string(), z.array(z.string()).length(1, 'prompt arrays must hold exactly one string')], { error: 'prompt must be a string' }),
   echo: z.boolean().nullish(),
   suffix: z.string().nullish(),
+  best_of: z.number().int().nullish(),
   /** Our extension, for chat only: read here so that it is refused rather than ignored. */
   session_id: z.unknown().optional(),
 });
@@ -121,6 +122,7 @@ export type SamplingInput = { [K in keyof typeof samplingFields]?: z.infer<(type
 /** Sampling parameters with every default resolved (shared by every generation endpoint). */
 export function resolveSampling(body: SamplingInput, maxTokens: number | null | undefined, defaults: ValidationDefaults): Omit<ValidatedGenerationRequest, 'input' | 'endpoint' | 'sessionId'> {
   if (body.n !== undefined && body.n !== null && body.n !== 1) throw new InvalidRequestError('only n = 1 is supported', { param: 'n', code: 'unsupported_value' });
+  if (body.stream_options && !body.stream) throw new InvalidRequestError('stream_options is only allowed when stream is true', { param: 'stream_options', code: 'invalid_value' });
   if (body.logprobs === true || (typeof body.logprobs === 'number' && body.logprobs > 0)) {
     throw new InvalidRequestError('logprobs are not supported', { param: 'logprobs', code: 'unsupported_parameter' });
   }
@@ -171,6 +173,7 @@ export function validateCompletionRequest(body: unknown, defaults: ValidationDef
   const request = parseRequestBody(completionRequestSchema, body);
   if (request.echo) throw new InvalidRequestError('echo is not supported', { param: 'echo', code: 'unsupported_parameter' });
   if (request.suffix) throw new InvalidRequestError('suffix is not supported', { param: 'suffix', code: 'unsupported_parameter' });
+  if (request.best_of !== undefined && request.best_of !== null && request.best_of !== 1) throw new InvalidRequestError('only best_of = 1 is supported', { param: 'best_of', code: 'unsupported_value' });
   // Taken silently it would look like a session turn that never was.
   if (request.session_id !== undefined) throw new InvalidRequestError('session_id works with /v1/chat/completions only (a session is a chat)', { param: 'session_id', code: 'unsupported_parameter' });
   const prompt = typeof request.prompt === 'string' ? request.prompt : request.prompt[0]!;

@@ -9,7 +9,8 @@ import { readJsonBody } from './request-body.js';
 
 function startingAfterOf(text: string | undefined): number {
   if (text === undefined || text === '') return -1;
-  const value = Number(text);
+  // Digits only: Number() would also take `1e30`, `0x10` and ` 5`.
+  const value = /^\d{1,15}$/.test(text) ? Number(text) : Number.NaN;
   if (!Number.isInteger(value) || value < 0) throw new InvalidRequestError('starting_after must be a non-negative integer (a sequence number)', { param: 'starting_after', code: 'invalid_value' });
   return value;
 }
