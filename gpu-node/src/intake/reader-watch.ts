@@ -8,7 +8,7 @@ import { absentRelayGroups, type RegionKeys, type RegionRedis } from '@bamba/reg
 import type { GenerationJob } from '@bamba/shared';
 import type { CancelReason } from './interruption.js';
 
-/** How often running jobs' readers are checked: one pipelined read per check, for all of them. */
+/** How often running jobs' readers are checked: one EXISTS per reader group, side by side. */
 export const READER_CHECK_MS = 2_000;
 
 /** Whether a job's gateway reader is gone (only a job marked `endsWithReader` has one that matters). */
