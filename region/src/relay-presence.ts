@@ -29,7 +29,11 @@ export class RelayPresence {
     this.ready.catch(() => { /* renewed on the next tick; jobs queued meanwhile see it then */ });
     this.timer = setInterval(() => { this.renew().catch(() => { /* Redis is away: the keys may lapse, and the jobs stop, as they should */ }); }, Math.max(100, Math.floor(ttlMs / 3)));
     this.timer.unref();
+    // Back from a lost connection (a Redis restarted without its data, say): at once, not a third of a TTL later.
+    redis.on('ready', this.renewNow);
   }
+
+  private readonly renewNow = () => { this.renew().catch(() => { /* renewed on the next tick */ }); };
 
   /** One command per group, side by side: the groups' keys hash to different Cluster slots. */
   private renew(): Promise<void> {
@@ -50,6 +54,7 @@ export class RelayPresence {
   /** Stop renewing and delete the keys: the jobs still running for these readers stop. */
   async close(): Promise<void> {
     clearInterval(this.timer);
+    this.redis.off('ready', this.renewNow);
     await this.renewing;
     await Promise.all(this.groups.map((group) => this.redis.del(this.keys.relayPresence(group))));
   }

@@ -5,7 +5,7 @@
  */
 import { encodeStreamEvent, ServiceUnavailableError, SlowClientError, WireFormatError, type StreamEvent, type StreamEventBody } from '@bamba/shared';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { RegionRedis } from './connection.js';
+import { connectRedis, type RegionRedis } from './connection.js';
 import { regionKeys } from './keys.js';
 import { absentRelayGroups } from './relay-presence.js';
 import { StreamRelay, type RelaySubscription } from './stream-relay.js';
@@ -170,6 +170,25 @@ describe('the relay readers’ presence (for gpu-nodes to stop jobs whose reader
     expect(await absentRelayGroups(control, keys, [group])).toEqual(new Set());
     await relay.close();
     expect(await absentRelayGroups(control, keys, [group])).toEqual(new Set([group]));
+  });
+
+  it('is written again as soon as its connection is back (a Redis that lost its data)', async () => {
+    const connection = connectRedis(server.target, { role: 'presence-test' });
+    const relay = new StreamRelay(server.target, keys, connection, { connections: 1, presenceTtlMs: 60_000 });
+    try {
+      await relay.ready;
+      const group = relay.subscribe('req-reconnect').group;
+      await connection.ping(); // the subscription's own renewal has landed
+      await control.del(keys.relayPresence(group));
+      connection.disconnect(true); // and reconnect
+      for (let tries = 0; (await control.exists(keys.relayPresence(group))) === 0; tries++) {
+        if (tries > 200) throw new Error('presence was not written again after the reconnect');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    } finally {
+      await relay.close();
+      connection.disconnect();
+    }
   });
 
   it('lapses when nobody renews it (a killed gateway)', async () => {
