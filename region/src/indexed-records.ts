@@ -36,7 +36,7 @@ const INDEX_PAGE: LuaScript = {
   keys: 1,
   lua: `
 local key, desc = KEYS[1], ARGV[1] == 'desc'
-local first, last = 0, redis.call('ZCARD', KEYS[1])
+local first, last = 0, redis.call('ZCARD', key)
 if ARGV[3] ~= '' or ARGV[4] ~= '' then
   local max = ARGV[3] == '' and '+inf' or ('(' .. ARGV[3])
   local min = ARGV[4] == '' and '-inf' or ARGV[4]

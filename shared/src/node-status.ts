@@ -56,13 +56,18 @@ export function parseNodeStatus(text: string): NodeStatus {
  * the models they do serve. For the gateway's admission and the workers' batch requests alike.
  */
 export function servedModel(nodes: readonly NodeStatus[], modelId: string): ServedModel {
-  const model = nodes.flatMap((node) => node.models).find((served) => served.id === modelId);
+  return modelById(nodes.flatMap((node) => node.models), modelId);
+}
+
+/** The model `modelId` among `models`, or OpenAI's 404 naming those there are. */
+export function modelById<T extends { id: string }>(models: readonly T[], modelId: string): T {
+  const model = models.find((entry) => entry.id === modelId);
   if (model) return model;
-  throw modelNotFound(modelId, nodes.flatMap((node) => node.models.map((served) => served.id)));
+  throw modelNotFound(modelId, models.map((entry) => entry.id));
 }
 
 /** OpenAI's 404 for a model nobody serves, naming those that are (the id cut short: it is the client's). */
-export function modelNotFound(modelId: string, available: readonly string[]): NotFoundError {
+function modelNotFound(modelId: string, available: readonly string[]): NotFoundError {
   const id = modelId.length > 128 ? `${modelId.slice(0, 128)}…` : modelId;
   return new NotFoundError(`model '${id}' does not exist; available: ${[...new Set(available)].join(', ') || 'none'}`, { param: 'model', code: 'model_not_found' });
 }

@@ -208,12 +208,18 @@ export interface CreatedWindow {
   createdAfter: number | null;
 }
 
+/** A query parameter that must be a non-negative integer: digits only (Number() would also take `1e30`, `0x10`, ` 5`); null otherwise. */
+export function wholeNumberParam(text: string): number | null {
+  return /^\d{1,15}$/.test(text) ? Number(text) : null;
+}
+
 export function validateCreatedWindow(query: Record<string, string | undefined>): CreatedWindow {
   const bound = (param: 'created_before' | 'created_after') => {
     const text = query[param];
     if (text === undefined || text === '') return null;
-    if (!/^\d{1,15}$/.test(text)) throw new InvalidRequestError(`${param} must be a unix time in seconds (a non-negative integer)`, { param, code: 'invalid_value' });
-    return Number(text);
+    const value = wholeNumberParam(text);
+    if (value === null) throw new InvalidRequestError(`${param} must be a unix time in seconds (a non-negative integer)`, { param, code: 'invalid_value' });
+    return value;
   };
   return { createdBefore: bound('created_before'), createdAfter: bound('created_after') };
 }

@@ -18,7 +18,7 @@ import {
   homeRegionOf,
   InvalidRequestError,
   MAX_SESSION_FORWARDS,
-  modelNotFound,
+  modelById,
   MOVED_TO_HEADER,
   NotFoundError,
   PayloadTooLargeError,
@@ -261,12 +261,7 @@ export function createEdgeApp(ports: EdgePorts) {
     return [...models.values()];
   };
   app.get('/v1/models', async (c) => c.json({ object: 'list', data: await everyModel(c) }));
-  app.get('/v1/models/:id', async (c) => {
-    const models = await everyModel(c);
-    const model = models.find((entry) => entry.id === c.req.param('id'));
-    if (!model) throw modelNotFound(c.req.param('id'), models.map((entry) => entry.id));
-    return c.json(model);
-  });
+  app.get('/v1/models/:id', async (c) => c.json(modelById(await everyModel(c), c.req.param('id'))));
 
   const rank = (region: string) => config.regions.regions.findIndex((entry) => entry.name === region);
 

@@ -1,5 +1,5 @@
 /** GET /v1/models and /v1/models/{id}: the models the live gpu-nodes serve. */
-import { modelNotFound } from '@bamba/shared';
+import { modelById } from '@bamba/shared';
 import { Hono } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import type { RegionState } from '../ports.js';
@@ -21,10 +21,5 @@ export function modelsRoute(region: RegionState) {
   };
   return new Hono<{ Variables: GatewayVariables }>()
     .get('/', async (c) => c.json({ object: 'list', data: await served() }))
-    .get('/:id', async (c) => {
-      const models = await served();
-      const model = models.find((entry) => entry.id === c.req.param('id'));
-      if (!model) throw modelNotFound(c.req.param('id'), models.map((entry) => entry.id));
-      return c.json(model);
-    });
+    .get('/:id', async (c) => c.json(modelById(await served(), c.req.param('id'))));
 }

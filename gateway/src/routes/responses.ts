@@ -1,5 +1,5 @@
 /** /v1/responses: create, retrieve (or stream again from a sequence number), delete, cancel, input items. */
-import { InvalidRequestError, transcriptItemId, validateListQuery } from '@bamba/shared';
+import { InvalidRequestError, transcriptItemId, validateListQuery, wholeNumberParam } from '@bamba/shared';
 import { Hono } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import { listPage, messageItem, responseObject, viewOf } from '../responses/response-shapes.js';
@@ -9,9 +9,8 @@ import { readJsonBody } from './request-body.js';
 
 function startingAfterOf(text: string | undefined): number {
   if (text === undefined || text === '') return -1;
-  // Digits only: Number() would also take `1e30`, `0x10` and ` 5`.
-  const value = /^\d{1,15}$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isInteger(value) || value < 0) throw new InvalidRequestError('starting_after must be a non-negative integer (a sequence number)', { param: 'starting_after', code: 'invalid_value' });
+  const value = wholeNumberParam(text);
+  if (value === null) throw new InvalidRequestError('starting_after must be a non-negative integer (a sequence number)', { param: 'starting_after', code: 'invalid_value' });
   return value;
 }
 
