@@ -109,6 +109,19 @@ describe('bad requests', () => {
     }
   });
 
+  it('an explicit max_tokens that the prompt leaves no room for is a 400 naming both counts; without max_tokens the same prompt is answered up to the context', async () => {
+    const long = { ...good, messages: [{ role: 'user', content: 'y'.repeat(900) }] };
+    for (const stream of [false, true]) {
+      const refused = await postJson(`${stack.url}${chat}`, { ...long, max_tokens: 500, stream }, auth);
+      expect(refused.status).toBe(400);
+      expect(refused.json.error).toMatchObject({ type: 'invalid_request_error', code: 'context_length_exceeded', param: 'messages', message: expect.stringMatching(/you requested \d+ tokens \(\d+ in the messages, 500 in the completion\)/) });
+    }
+    const capped = await postJson(`${stack.url}${chat}`, { ...long, max_tokens: undefined }, auth);
+    expect(capped.status).toBe(200);
+    expect(capped.json.choices[0].finish_reason).toBe('length');
+    expect(capped.json.usage.prompt_tokens + capped.json.usage.completion_tokens).toBe(1024);
+  });
+
   it('never leaks the API key in an error', async () => {
     const response = await postJson(`${stack.url}${chat}`, good, { authorization: 'Bearer sk-secret-attempt' });
     expect(response.text).not.toContain('sk-secret-attempt');

@@ -183,15 +183,18 @@ export function validateCompletionRequest(body: unknown, defaults: ValidationDef
 
 /**
  * `max_tokens` against the model's context: an explicit value above what fits is a 400; the
- * default is capped to fit. Shared by the gateway's admission and the workers' batch items, so a
- * batch item asks for exactly what the same request sent interactively would.
+ * default is capped to fit. An explicit value is marked so that the gpu-node, which counts the
+ * prompt's tokens, refuses it when prompt + max_tokens overflow the context. Shared by the
+ * gateway's admission and the workers' batch items, so a batch item asks for exactly what the
+ * same request sent interactively would.
  */
 export function fitMaxTokens(request: ValidatedGenerationRequest, model: { id: string; contextSize: number }): ValidatedGenerationRequest {
   const maxTokensLimit = model.contextSize - 1;
   if (request.maxTokensRequested && request.params.maxTokens > maxTokensLimit) {
     throw new InvalidRequestError(`max_tokens is ${request.params.maxTokens}, model '${model.id}' allows at most ${maxTokensLimit}`, { param: 'max_tokens', code: 'max_tokens_too_large' });
   }
-  return { ...request, params: { ...request.params, maxTokens: Math.min(request.params.maxTokens, maxTokensLimit) } };
+  const maxTokens = Math.min(request.params.maxTokens, maxTokensLimit);
+  return { ...request, params: { ...request.params, maxTokens, ...(request.maxTokensRequested ? { maxTokensExplicit: true as const } : {}) } };
 }
 
 /**

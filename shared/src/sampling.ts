@@ -4,6 +4,11 @@ import { z } from 'zod';
 export const samplingParamsSchema = z.object({
   /** Upper bound on generated tokens; the engine caps it further by free context. */
   maxTokens: z.number().int().min(1),
+  /**
+   * `maxTokens` is the client's own (`max_tokens`, `max_output_tokens`): a prompt that leaves
+   * less room than that is refused, as OpenAI does, instead of capped. Absent: the default.
+   */
+  maxTokensExplicit: z.literal(true).optional(),
   /** 0 = greedy. */
   temperature: z.number().min(0).max(2),
   /** 1 = off. */

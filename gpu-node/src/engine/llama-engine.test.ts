@@ -311,6 +311,20 @@ describe('LlamaEngine', () => {
     }
   });
 
+  it('refuses an explicit max_tokens the context has no room for, and takes one that just fits', async () => {
+    const slot = engine.acquireSlot()!;
+    try {
+      const prompt = engine.tokenize('x'.repeat(1000));
+      expect(() => engine.generate(slot, prompt, { ...GREEDY, maxTokens: 1024 - 1000 + 1, maxTokensExplicit: true })).toThrow(
+        expect.objectContaining({ code: 'context_length_exceeded', message: expect.stringContaining('you requested 1025 tokens (1000 in the messages, 25 in the completion)') }),
+      );
+      const fits = await run(engine, slot, prompt, { maxTokens: 1024 - 1000, maxTokensExplicit: true });
+      expect(fits.summary).toMatchObject({ finishReason: 'length', completionTokens: 1024 - 1000 });
+    } finally {
+      await engine.releaseSlot(slot);
+    }
+  });
+
   it('refuses a prompt longer than the context with a typed error', async () => {
     const slot = engine.acquireSlot()!;
     try {

@@ -216,7 +216,15 @@ export class LlamaEngine implements Engine {
     const own = this.own(slot);
     if (promptTokens.length === 0) throw new InvalidRequestError('nothing to evaluate: the prompt has no tokens', { code: 'empty_prompt' });
     this.assertFits(own, promptTokens.length);
-    const room = this.info.contextSize - own.sequence.nextTokenIndex - promptTokens.length;
+    const held = own.sequence.nextTokenIndex + promptTokens.length;
+    const room = this.info.contextSize - held;
+    if (params.maxTokensExplicit && params.maxTokens > room) {
+      // OpenAI's answer (and vLLM's) to an explicit max_tokens the context cannot hold.
+      throw new InvalidRequestError(
+        `This model's maximum context length is ${this.info.contextSize} tokens. However, you requested ${held + params.maxTokens} tokens (${held} in the messages, ${params.maxTokens} in the completion). Please reduce the length of the messages or completion.`,
+        { code: 'context_length_exceeded', param: 'messages' },
+      );
+    }
     const maxTokens = Math.min(params.maxTokens, room);
     let settle!: (summary: GenerationSummary) => void;
     let fail!: (error: unknown) => void;
