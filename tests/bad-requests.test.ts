@@ -62,6 +62,11 @@ const cases: Case[] = [
   { name: 'completions with a session', path: completions, body: { model: MODEL_ID, prompt: 'a', session_id: 'sess_any' }, status: 400, type: 'invalid_request_error', param: 'session_id', code: 'unsupported_parameter' },
   { name: 'completions with echo', path: completions, body: { model: MODEL_ID, prompt: 'a', echo: true }, status: 400, type: 'invalid_request_error', param: 'echo' },
   { name: 'completions with best_of = 2', path: completions, body: { model: MODEL_ID, prompt: 'a', best_of: 2 }, status: 400, type: 'invalid_request_error', param: 'best_of', code: 'unsupported_value' },
+  { name: 'presence_penalty above 2', body: { ...good, presence_penalty: 2.5 }, status: 400, type: 'invalid_request_error', param: 'presence_penalty' },
+  { name: 'frequency_penalty of the wrong type', body: { ...good, frequency_penalty: 'lots' }, status: 400, type: 'invalid_request_error', param: 'frequency_penalty', message: /must be a number/ },
+  { name: 'logit_bias keyed by text', body: { ...good, logit_bias: { hello: 5 } }, status: 400, type: 'invalid_request_error', param: 'logit_bias.hello', message: /token ids/ },
+  { name: 'logit_bias value beyond 100', body: { ...good, logit_bias: { '70': 101 } }, status: 400, type: 'invalid_request_error', param: 'logit_bias.70' },
+  { name: 'logit_bias naming too many tokens', body: { ...good, logit_bias: Object.fromEntries(Array.from({ length: 1025 }, (_, index) => [String(index), 1])) }, status: 400, type: 'invalid_request_error', param: 'logit_bias', message: /at most 1024/ },
   { name: 'stream_options without stream', body: { ...good, stream_options: { include_usage: true } }, status: 400, type: 'invalid_request_error', param: 'stream_options' },
   { name: 'unknown route', path: '/v1/nothing-here', body: good, status: 404, type: 'invalid_request_error', code: 'unknown_url' },
   { name: 'turn of a session that does not exist', body: { ...good, session_id: 'sess_nope' }, status: 404, type: 'invalid_request_error', code: 'session_not_found' },
@@ -120,6 +125,12 @@ describe('bad requests', () => {
     expect(capped.status).toBe(200);
     expect(capped.json.choices[0].finish_reason).toBe('length');
     expect(capped.json.usage.prompt_tokens + capped.json.usage.completion_tokens).toBe(1024);
+  });
+
+  it('a logit_bias token the model does not have is refused by the node as a 400', async () => {
+    const response = await postJson(`${stack.url}${chat}`, { ...good, logit_bias: { '999999': 5 } }, auth);
+    expect(response.status).toBe(400);
+    expect(response.json.error).toMatchObject({ type: 'invalid_request_error', param: 'logit_bias', code: 'invalid_value', message: expect.stringContaining('999999') });
   });
 
   it('never leaks the API key in an error', async () => {

@@ -86,6 +86,16 @@ describe('openai client against the stack', () => {
     expect(completion.choices[0]!.message.content).toBe(full.slice(0, full.indexOf(stop)));
   });
 
+  it('applies presence_penalty, frequency_penalty and logit_bias like the engine does', async () => {
+    const plain = await directGreedy(engine, messages, 40);
+    const banned = engine.tokenize(plain.slice(0, 1))[0]!;
+    const more = { presencePenalty: 1.5, frequencyPenalty: 0.5, logitBias: { [banned]: -100 } };
+    const expected = await directGreedy(engine, messages, 40, [], more);
+    expect(expected).not.toBe(plain);
+    const completion = await client.chat.completions.create({ model: MODEL_ID, messages, max_tokens: 40, temperature: 0, presence_penalty: 1.5, frequency_penalty: 0.5, logit_bias: { [banned]: -100 } });
+    expect(completion.choices[0]!.message.content).toBe(expected);
+  });
+
   it('samples reproducibly with a seed', async () => {
     const request = { model: MODEL_ID, messages, max_tokens: 24, temperature: 1, seed: 1234 };
     const first = await client.chat.completions.create(request);

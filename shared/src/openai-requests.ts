@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { InvalidRequestError } from './errors.js';
 import type { ChatMessage, GenerationInput } from './jobs.js';
-import type { SamplingParams } from './sampling.js';
+import { logitBiasSchema, type SamplingParams } from './sampling.js';
 
 const MAX_STOP_STRINGS = 4;
 const MAX_SEED = 2 ** 31 - 1;
@@ -41,6 +41,9 @@ const samplingFields = {
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
   user: z.string().nullish(),
   logprobs: z.union([z.boolean(), z.number()]).nullish(),
+  presence_penalty: z.number({ error: 'presence_penalty must be a number' }).min(-2).max(2).nullish(),
+  frequency_penalty: z.number({ error: 'frequency_penalty must be a number' }).min(-2).max(2).nullish(),
+  logit_bias: logitBiasSchema.nullish(),
 };
 
 export const chatCompletionRequestSchema = z.object({
@@ -136,6 +139,10 @@ export function resolveSampling(body: SamplingInput, maxTokens: number | null | 
       topK: body.top_k ?? 0,
       seed: body.seed ?? defaults.randomSeed(),
       stop,
+      // Only what changes sampling travels with the job.
+      ...(body.presence_penalty ? { presencePenalty: body.presence_penalty } : {}),
+      ...(body.frequency_penalty ? { frequencyPenalty: body.frequency_penalty } : {}),
+      ...(body.logit_bias && Object.keys(body.logit_bias).length > 0 ? { logitBias: body.logit_bias } : {}),
     },
     maxTokensRequested: maxTokens !== null && maxTokens !== undefined,
     stream: body.stream ?? false,

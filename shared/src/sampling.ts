@@ -1,6 +1,24 @@
 /** Sampling and stopping settings after validation: every default resolved. */
 import { z } from 'zod';
 
+/** Most tokens one `logit_bias` may name (bounds the work a request asks of the sampler). */
+export const MAX_LOGIT_BIAS_TOKENS = 1024;
+
+const TOKEN_ID = /^(0|[1-9][0-9]{0,8})$/;
+
+export const logitBiasSchema = z
+  .record(z.string(), z.number({ error: 'logit_bias values must be numbers' }).min(-100).max(100))
+  .superRefine((bias, context) => {
+    const keys = Object.keys(bias);
+    if (keys.length > MAX_LOGIT_BIAS_TOKENS) {
+      context.addIssue({ code: 'custom', message: `logit_bias names at most ${MAX_LOGIT_BIAS_TOKENS} tokens, this one ${keys.length}` });
+      return;
+    }
+    // zod's own record-key issue says only "Invalid key in record".
+    const odd = keys.find((key) => !TOKEN_ID.test(key));
+    if (odd !== undefined) context.addIssue({ code: 'custom', path: [odd], message: `logit_bias keys are token ids (whole numbers written as strings), not '${odd.slice(0, 40)}'` });
+  });
+
 export const samplingParamsSchema = z.object({
   /** Upper bound on generated tokens; the engine caps it further by free context. */
   maxTokens: z.number().int().min(1),
@@ -19,6 +37,14 @@ export const samplingParamsSchema = z.object({
   seed: z.number().int().min(0),
   /** Generation ends before the first occurrence of any of these. */
   stop: z.array(z.string().min(1)).max(4).readonly(),
+  /**
+   * OpenAI's penalties: a token's logit drops by `presencePenalty` once it was generated in this
+   * answer, and by `frequencyPenalty` for every time it was. Absent: 0.
+   */
+  presencePenalty: z.number().min(-2).max(2).optional(),
+  frequencyPenalty: z.number().min(-2).max(2).optional(),
+  /** Added to these token ids' logits (OpenAI's `logit_bias`: ids as strings). Absent: none. */
+  logitBias: logitBiasSchema.optional(),
 });
 
 export type SamplingParams = z.infer<typeof samplingParamsSchema>;

@@ -1,5 +1,5 @@
 /** The engine called in-process on the tiny model: the reference the served output must equal. */
-import { createLlamaEngine, GREEDY, type ChatTemplateMessage, type Engine } from '@bamba/gpu-node';
+import { createLlamaEngine, GREEDY, type ChatTemplateMessage, type Engine, type GenerationParams } from '@bamba/gpu-node';
 import { DEFAULT_NODE_ENV, TINY_MODEL_PATH } from './stack.js';
 
 export async function startDirectEngine(options: { slots?: number; contextSize?: number; modelPath?: string } = {}): Promise<Engine> {
@@ -13,12 +13,12 @@ export async function startDirectEngine(options: { slots?: number; contextSize?:
 }
 
 /** Greedy text for a chat (messages) or completion (string) prompt. */
-export async function directGreedy(engine: Engine, input: ChatTemplateMessage[] | string, maxTokens: number, stop: string[] = []): Promise<string> {
+export async function directGreedy(engine: Engine, input: ChatTemplateMessage[] | string, maxTokens: number, stop: string[] = [], more: Partial<GenerationParams> = {}): Promise<string> {
   const slot = engine.acquireSlot()!;
   try {
     const prompt = typeof input === 'string' ? engine.tokenize(input) : engine.tokenizeChat(input);
     let text = '';
-    for await (const generated of engine.generate(slot, prompt, { ...GREEDY, maxTokens, stop })) text += generated.text;
+    for await (const generated of engine.generate(slot, prompt, { ...GREEDY, ...more, maxTokens, stop })) text += generated.text;
     return text;
   } finally {
     await engine.releaseSlot(slot);

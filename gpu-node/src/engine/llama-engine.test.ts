@@ -325,6 +325,43 @@ describe('LlamaEngine', () => {
     }
   });
 
+  /** Greedy answer to one chat prompt in a slot of its own. */
+  const answerIn = async (content: string, params: Partial<GenerationParams> & { maxTokens: number }) => {
+    const slot = engine.acquireSlot()!;
+    try {
+      return await run(engine, slot, chat(content), params);
+    } finally {
+      await engine.releaseSlot(slot);
+    }
+  };
+
+  it('applies logit_bias: +100 makes greedy pick that token every time, -100 keeps a token out', async () => {
+    const a = engine.tokenize('a')[0]!;
+    expect((await answerIn('bias me', { maxTokens: 12, logitBias: { [a]: 100 } })).text).toBe('a'.repeat(12));
+    const banned = (await answerIn('ban one', { maxTokens: 24 })).tokens[0]!;
+    expect((await answerIn('ban one', { maxTokens: 24, logitBias: { [banned]: -100 } })).tokens).not.toContain(banned);
+    const slot = engine.acquireSlot()!;
+    try {
+      expect(() => engine.generate(slot, chat('x'), { ...GREEDY, maxTokens: 1, logitBias: { [engine.info.vocabSize]: 1 } })).toThrow(
+        expect.objectContaining({ code: 'invalid_value', param: 'logit_bias' }),
+      );
+    } finally {
+      await engine.releaseSlot(slot);
+    }
+  });
+
+  it("applies presence and frequency penalties to the answer's own tokens: the first token is unchanged, repeats get rarer", async () => {
+    const answer = async (params: Partial<GenerationParams>) => (await answerIn('repeat yourself', { maxTokens: 64, ...params })).tokens;
+    const repeats = (tokens: number[]) => tokens.length - new Set(tokens).size;
+    const plain = await answer({});
+    const penalized = await answer({ presencePenalty: 2, frequencyPenalty: 2 });
+    const encouraged = await answer({ frequencyPenalty: -2 });
+    expect(penalized[0]).toBe(plain[0]);
+    expect(repeats(penalized)).toBeLessThan(repeats(plain));
+    expect(repeats(encouraged)).toBeGreaterThan(repeats(plain));
+    expect(await answer({ presencePenalty: 2, frequencyPenalty: 2 })).toEqual(penalized); // still deterministic
+  });
+
   it('refuses a prompt longer than the context with a typed error', async () => {
     const slot = engine.acquireSlot()!;
     try {

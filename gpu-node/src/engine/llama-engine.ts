@@ -117,6 +117,8 @@ export class LlamaEngine implements Engine {
   private readonly slots: LlamaSlot[];
   private readonly chat: ChatTokenizer | null;
   /** Control tokens that are not end-of-generation (role markers): never generated. */
+  private readonly neverGenerateIds: Token[] = [];
+  /** `neverGenerateIds` as a bias, for every request without a `logit_bias` of its own. */
   private readonly neverGenerate: TokenBias;
   /** Prompts evaluate alone, decode steps together: output does not depend on load. */
   private readonly gate = new EvaluationGate();
@@ -147,11 +149,11 @@ export class LlamaEngine implements Engine {
         : null;
     const vocabulary = model.fileInfo.metadata.tokenizer?.ggml?.tokens;
     this.maxTokenBytes = Math.max(1, ...(Array.isArray(vocabulary) ? vocabulary.map((token) => Buffer.byteLength(String(token))) : [1]));
-    this.neverGenerate = new TokenBias(model.tokenizer);
     for (let token = 0; token < info.vocabSize; token++) {
       const id = token as Token;
-      if (model.isSpecialToken(id) && !model.isEogToken(id)) this.neverGenerate.set(id, 'never');
+      if (model.isSpecialToken(id) && !model.isEogToken(id)) this.neverGenerateIds.push(id);
     }
+    this.neverGenerate = new TokenBias(model.tokenizer).set(this.neverGenerateIds, 'never');
   }
 
   acquireSlot(): Slot | null {
@@ -226,12 +228,27 @@ export class LlamaEngine implements Engine {
       );
     }
     const maxTokens = Math.min(params.maxTokens, room);
+    const bias = this.biasFor(params);
     let settle!: (summary: GenerationSummary) => void;
     let fail!: (error: unknown) => void;
     const summary = new Promise<GenerationSummary>((resolve, reject) => { settle = resolve; fail = reject; });
     summary.catch(() => {}); // the iterator rethrows; an unobserved summary must not crash the process
-    const tokens = this.runGeneration(own, promptTokens, params, maxTokens, signal, options.urgent ?? false, settle, fail);
+    const tokens = this.runGeneration(own, promptTokens, params, maxTokens, bias, signal, options.urgent ?? false, settle, fail);
     return { summary, [Symbol.asyncIterator]: () => tokens };
+  }
+
+  /** The request's `logit_bias` over the never-generated control tokens (which stay never). */
+  private biasFor(params: GenerationParams): TokenBias {
+    if (!params.logitBias) return this.neverGenerate;
+    const bias = new TokenBias(this.model.tokenizer);
+    for (const [key, logit] of Object.entries(params.logitBias)) {
+      const token = Number(key);
+      if (token >= this.info.vocabSize) {
+        throw new InvalidRequestError(`logit_bias names token ${key}, model ${this.info.modelName} has tokens 0 to ${this.info.vocabSize - 1}`, { param: 'logit_bias', code: 'invalid_value' });
+      }
+      bias.set(token as Token, { logit });
+    }
+    return bias.set(this.neverGenerateIds, 'never');
   }
 
   private async *runGeneration(
@@ -239,6 +256,7 @@ export class LlamaEngine implements Engine {
     promptTokens: readonly number[],
     params: GenerationParams,
     maxTokens: number,
+    tokenBias: TokenBias,
     signal: AbortSignal | undefined,
     urgent: boolean,
     settle: (summary: GenerationSummary) => void,
@@ -249,12 +267,18 @@ export class LlamaEngine implements Engine {
     let completionTokens = 0;
     let finishReason: GenerationSummary['finishReason'] = 'length';
     const assembler = new TextAssembler(params.stop, (tokens, before) => this.model.detokenize(tokens as Token[], false, before as Token[]));
+    // OpenAI's penalties count the answer's own tokens only (llama.cpp's penalty sampler has the
+    // same arithmetic); the multiplicative repeat penalty stays off (1).
+    const generated: Token[] = [];
+    const { presencePenalty = 0, frequencyPenalty = 0 } = params;
+    const penalties = presencePenalty !== 0 || frequencyPenalty !== 0;
     const iterator = slot.sequence.evaluateWithMetadata(promptTokens as Token[], { confidence: true }, {
       temperature: params.temperature,
       topP: params.topP,
       topK: params.topK,
       seed: params.seed,
-      tokenBias: this.neverGenerate,
+      tokenBias,
+      ...(penalties ? { repeatPenalty: { punishTokens: () => generated, maxPunishTokens: maxTokens, penalty: 1, presencePenalty, frequencyPenalty } } : {}),
     });
     try {
       while (completionTokens < maxTokens) {
@@ -271,6 +295,7 @@ export class LlamaEngine implements Engine {
         }
         if (completionTokens === 0) timeToFirstTokenMs = performance.now() - startedMs;
         completionTokens++;
+        if (penalties) generated.push(step.value.token);
         const piece = assembler.push(step.value.token);
         if (piece.stopped) {
           finishReason = 'stop';
