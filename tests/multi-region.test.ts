@@ -16,7 +16,7 @@ import { SessionStore, SessionTransfer, SnapshotStore } from '@bamba/region';
 import { EDGE_HEADER, signEdgeRequest } from '@bamba/shared';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MODEL_ID, readSse, startTestStack, type TestStack } from './support/stack.js';
+import { MODEL_ID, readSse, startGatewayProcess, startTestStack, type TestStack } from './support/stack.js';
 
 const SECRET = randomBytes(32).toString('hex');
 const EDGE_KEY = 'edge-key-0123';
@@ -232,5 +232,27 @@ describe('the edge in front of two regions', () => {
     const generated = events.reduce((sum, event) => sum + (event.type === 'token-delta' ? event.tokens : 0), 0);
     expect(events.some((event) => event.type === 'generation-end')).toBe(false);
     expect(generated).toBeLessThan(3500);
+  });
+
+  it('a stream whose region gateway is SIGKILLed mid-way ends at the edge with a region_lost error event, not as if it had finished', async () => {
+    // us's gateway as a process of its own on the same port, so that it can die outright.
+    await us.gateway.close();
+    const dying = await startGatewayProcess(us.gatewayEnv);
+    us.gateway = dying.gateway;
+    await us.waitFor('the edge to find us answering', async () => {
+      const ready = (await (await fetch(`${edge.url}/readyz`)).json()) as { regions: Record<string, string> };
+      return ready.regions.us === 'usable' ? true : undefined;
+    }, 20_000);
+    const response = await post('/v1/chat/completions', { model: MODEL_ID, messages: [{ role: 'user', content: 'talk until you are cut' }], max_tokens: 3500, temperature: 0, stream: true }, { 'x-bamba-prefer-region': 'us' });
+    expect(response.headers.get('x-bamba-region')).toBe('us');
+    const reader = response.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    while (text.split('\n\n').length < 3) text += decoder.decode((await reader.read()).value, { stream: true });
+    process.kill(dying.pid, 'SIGKILL');
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) text += decoder.decode(chunk.value, { stream: true });
+    const data = text.split('\n\n').filter((block) => block.startsWith('data: ')).map((block) => block.slice('data: '.length));
+    expect(data).not.toContain('[DONE]');
+    expect(JSON.parse(data.at(-1)!)).toEqual({ error: { message: expect.stringContaining("region 'us' stopped answering"), type: 'service_unavailable_error', param: null, code: 'region_lost' } });
   });
 });

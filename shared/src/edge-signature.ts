@@ -25,6 +25,13 @@ export const PREFER_REGION_HEADER = 'x-bamba-prefer-region';
 /** A region's answer for a session that moved: its id now (the edge follows it). */
 export const MOVED_TO_HEADER = 'x-bamba-moved-to';
 
+/**
+ * The last bytes of every event stream a gateway ends on purpose (an SSE comment, which clients
+ * ignore): a stream through the edge that ends without it was cut (its region gateway died),
+ * and the edge ends it with an error event instead of letting it look finished.
+ */
+export const SSE_END_COMMENT = ': end\n\n';
+
 /** A signed request older or newer than this (clock skew included) is refused. */
 export const EDGE_SIGNATURE_WINDOW_MS = 60_000;
 

@@ -241,7 +241,7 @@ export async function startTestStack(options: StackOptions = {}): Promise<TestSt
 }
 
 /** `bamba gateway` as a child process, ready when /healthz answers. */
-async function startGatewayProcess(env: Record<string, string>): Promise<{ gateway: RunningGateway; pid: number }> {
+export async function startGatewayProcess(env: Record<string, string>): Promise<{ gateway: RunningGateway; pid: number }> {
   const child = spawn(process.execPath, [CLI, 'gateway'], { env: { ...process.env, BAMBA_LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = new Promise<void>((done) => child.once('exit', () => done()));
   const url = `http://127.0.0.1:${env.PORT}`;

@@ -1,7 +1,7 @@
 // The edge's routing, on Node with fake regions (the fakes are the point: each records what
 // reached it and checks the signature the way a region does). workerd runs the same app in
 // gateway/edge-test/, and tests/multi-region.test.ts runs it in front of real regions.
-import { EDGE_HEADER, MOVED_TO_HEADER, parseRegionMap, REGION_HEADER, verifyEdgeRequest } from '@bamba/shared';
+import { EDGE_HEADER, MOVED_TO_HEADER, parseRegionMap, REGION_HEADER, SSE_END_COMMENT, verifyEdgeRequest } from '@bamba/shared';
 import { describe, expect, it } from 'vitest';
 import { appConfigFrom, appEnvShape } from '../config.js';
 import { createEdgeApp } from './edge-app.js';
@@ -215,7 +215,37 @@ describe('edge routing', () => {
     push('data: one\n\n');
     expect(new TextDecoder().decode((await reader.read()).value)).toBe('data: one\n\n'); // before the region finished
     push('data: [DONE]\n\n');
+    push(SSE_END_COMMENT); // the region ended it on purpose
     close();
     expect(new TextDecoder().decode((await reader.read()).value)).toBe('data: [DONE]\n\n');
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe(SSE_END_COMMENT);
+    expect((await reader.read()).done).toBe(true); // nothing added
+  });
+
+  it('ends a region stream that stops without its end mark (the region gateway died) with a region_lost error event in the route\'s shape', async () => {
+    const cutAfter = (text: string, how: 'end' | 'error') => () => {
+      let sent = false;
+      return new Response(new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (!sent) {
+            sent = true;
+            controller.enqueue(new TextEncoder().encode(text));
+          } else if (how === 'end') controller.close();
+          else controller.error(new Error('connection reset'));
+        },
+      }), { headers: { 'content-type': 'text/event-stream' } });
+    };
+    const events = async (response: Response) => (await response.text()).split('\n\n').filter(Boolean);
+    for (const how of ['end', 'error'] as const) {
+      const chatCut = await edge({ us: cutAfter('data: {"choices":[]}\n\n', how) }).call('/v1/chat/completions', { json: chat({ stream: true }) });
+      const chatEvents = await events(chatCut);
+      expect(chatEvents).toHaveLength(2);
+      expect(JSON.parse(chatEvents[1]!.slice('data: '.length))).toEqual({ error: { message: expect.stringContaining("region 'us' stopped answering"), type: 'service_unavailable_error', param: null, code: 'region_lost' } });
+      const responseCut = await edge({ us: cutAfter('event: response.created\ndata: {"type":"response.created","sequence_number":0}\n\nevent: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":4}\n\n', how) })
+        .call('/v1/responses', { json: { model: 'tiny', input: 'hi', stream: true } });
+      const last = (await events(responseCut)).at(-1)!.split('\n');
+      expect(last[0]).toBe('event: error');
+      expect(JSON.parse(last[1]!.slice('data: '.length))).toMatchObject({ type: 'error', code: 'region_lost', param: null, sequence_number: 5 });
+    }
   });
 });

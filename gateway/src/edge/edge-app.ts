@@ -153,7 +153,6 @@ export function createEdgeApp(ports: EdgePorts) {
 
   /** One region, its answer; the breaker learns from it. `signal`: the client's unless given. */
   const hopTo = async (c: EdgeContext, region: string, path: string, body: ArrayBuffer | string | null, failover: boolean, signal = c.req.raw.signal): Promise<Response> => {
-    health.beginHop(region);
     try {
       const response = await hops.send(region, hopOf(c, path, body, failover, signal));
       health.recordSuccess(region);

@@ -11,35 +11,42 @@ function health(ready: Record<string, boolean> = {}) {
 }
 
 describe('region health', () => {
-  it('opens after repeated failures, lets one trial through when half-open, closes on success', () => {
-    const { tracker, advance } = health();
+  it('opens after repeated failures; once the open period is over, a /readyz answer closes it, never a client request', async () => {
+    let now = 0;
+    let answers: 'ready' | 'unreachable' = 'unreachable';
+    const probes: number[] = [];
+    const tracker = new RegionHealth(map, async (region) => { if (region === 'us') probes.push(now); return region === 'us' ? answers : 'ready'; }, () => now, { failureThreshold: 2, openMs: 1000, readyCacheMs: 500 });
     tracker.recordFailure('us');
     expect(tracker.view('us')).toBe('closed');
     tracker.recordFailure('us');
     expect(tracker.view('us')).toBe('open');
     expect(tracker.usable('us', false)).toBe(false);
     expect(tracker.order(['us', 'eu'], true)).toEqual(['eu', 'us']); // kept as a last resort
-    advance(1000);
+    answers = 'ready';
+    now = 600;
+    await tracker.refresh(); // answered, but begun within the open period: still open
+    expect(tracker.view('us')).toBe('open');
+    now = 1000;
     expect(tracker.view('us')).toBe('half-open');
-    expect(tracker.usable('us', false)).toBe(true);
-    tracker.beginHop('us');
-    expect(tracker.usable('us', false)).toBe(false); // the trial is out
-    advance(1000);
-    expect(tracker.usable('us', false)).toBe(true); // a trial that never answered is given up
-    tracker.beginHop('us');
-    tracker.recordSuccess('us');
+    expect(tracker.usable('us', false)).toBe(false); // no client request is the trial
+    now = 1100;
+    answers = 'unreachable';
+    await tracker.refresh(); // the trial gets no answer: open again
+    expect(tracker.view('us')).toBe('open');
+    now = 2200;
+    answers = 'ready';
+    await tracker.refresh();
+    expect(probes).toEqual([600, 1100, 2200]);
     expect(tracker.view('us')).toBe('closed');
     expect(tracker.usable('us', true)).toBe(true);
   });
 
-  it('a failed trial opens the breaker again', () => {
-    const { tracker, advance } = health();
+  it('a hop that gets an answer closes the breaker too (a last-resort request that went through)', () => {
+    const { tracker } = health();
     tracker.recordFailure('us');
     tracker.recordFailure('us');
-    advance(1000);
-    tracker.beginHop('us');
-    tracker.recordFailure('us');
-    expect(tracker.view('us')).toBe('open');
+    tracker.recordSuccess('us');
+    expect(tracker.view('us')).toBe('closed');
   });
 
   it('skips a region that is up but not ready for new work only, and reads readiness at most once per cache period', async () => {

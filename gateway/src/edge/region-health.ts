@@ -1,12 +1,13 @@
 /**
  * What the edge believes about each region's health, per isolate: a circuit breaker fed by the
- * hops themselves (a region that cannot be reached is skipped for `openMs`, then one request is
- * let through to try it: half-open), and `/readyz` read in the background at most every
- * `readyCacheMs` (a region that answers but is not ready, e.g. no gpu-node, is skipped for new
- * conversations). A `/readyz` that gets no answer at all (the region accepts connections but
- * hangs, or cannot be reached) counts as a failed hop: the breaker opens, and a session's turns
- * go to its backup instead of waiting on a region that will not answer. Unknown means healthy:
- * the first request finds out.
+ * hops themselves and by `/readyz`, read in the background at most every `readyCacheMs` (a
+ * region that answers but is not ready, e.g. no gpu-node, is skipped for new conversations). A
+ * region that cannot be reached, or whose `/readyz` gets no answer at all (it accepts
+ * connections but hangs), opens the breaker: it is skipped for `openMs`, and after that until a
+ * `/readyz` read answers again (half-open). The trial is always that read, never a client's
+ * request: a hung region would hold such a request for as long as its client waits (the edge
+ * sets no limit on a region's answer, since a long generation answers late). A session's turns
+ * meanwhile go to its backup. Unknown means healthy: the first request finds out.
  */
 import type { RegionMap } from '@bamba/shared';
 
@@ -21,9 +22,8 @@ export const DEFAULT_HEALTH_OPTIONS: HealthOptions = { failureThreshold: 1, open
 
 interface RegionHealthState {
   failures: number;
+  /** 0: closed; else open until then, and half-open (waiting for a `/readyz` answer) after. */
   openUntilMs: number;
-  /** A half-open trial is out: others wait for its verdict. */
-  trialSinceMs: number;
   ready: boolean;
   readyAtMs: number;
   /** The reading under way, which a second `refresh` waits for too. */
@@ -49,7 +49,7 @@ export class RegionHealth {
   private state(region: string): RegionHealthState {
     let state = this.states.get(region);
     if (!state) {
-      state = { failures: 0, openUntilMs: 0, trialSinceMs: 0, ready: true, readyAtMs: Number.NEGATIVE_INFINITY, probing: null };
+      state = { failures: 0, openUntilMs: 0, ready: true, readyAtMs: Number.NEGATIVE_INFINITY, probing: null };
       this.states.set(region, state);
     }
     return state;
@@ -67,29 +67,19 @@ export class RegionHealth {
    */
   usable(region: string, forNew: boolean): boolean {
     const state = this.state(region);
-    const view = this.view(region);
-    if (view === 'open') return false;
-    // Half-open: one trial at a time; a trial that never reported back is given up after `openMs`.
-    if (view === 'half-open') return state.trialSinceMs === 0 || this.nowMs() - state.trialSinceMs >= this.options.openMs;
+    if (state.openUntilMs !== 0) return false; // open or half-open: only a /readyz answer closes it
     return !forNew || state.ready;
-  }
-
-  /** A request is about to go to `region`: when half-open, it is the trial. */
-  beginHop(region: string): void {
-    if (this.view(region) === 'half-open') this.state(region).trialSinceMs = this.nowMs();
   }
 
   recordSuccess(region: string): void {
     const state = this.state(region);
     state.failures = 0;
     state.openUntilMs = 0;
-    state.trialSinceMs = 0;
   }
 
   recordFailure(region: string): void {
     const state = this.state(region);
     state.failures += 1;
-    state.trialSinceMs = 0;
     if (state.failures >= this.options.failureThreshold) state.openUntilMs = this.nowMs() + this.options.openMs;
   }
 
@@ -101,10 +91,13 @@ export class RegionHealth {
       if (this.nowMs() - state.readyAtMs < this.options.readyCacheMs) return;
       state.probing = (async () => {
         try {
+          const startedMs = this.nowMs();
           const readiness = await this.probe(name);
           state.ready = readiness === 'ready';
           state.readyAtMs = this.nowMs();
           if (readiness === 'unreachable') this.recordFailure(name);
+          // The half-open trial: an answer to a read begun once the open period was over.
+          else if (state.openUntilMs !== 0 && startedMs >= state.openUntilMs) this.recordSuccess(name);
         } finally {
           state.probing = null;
         }

@@ -5,7 +5,8 @@
  * passed through as a stream (SSE is never buffered). A region that cannot be reached throws
  * `RegionUnreachable`; any answer, errors included, is the region's to give.
  */
-import { REGION_HEADER, signEdgeRequest, type RegionMap } from '@bamba/shared';
+import { REGION_HEADER, ServiceUnavailableError, signEdgeRequest, SSE_END_COMMENT, type RegionMap } from '@bamba/shared';
+import { sse } from '../generation/sse-body.js';
 import type { Readiness } from './region-health.js';
 
 /** Request headers that travel on to the region (never the client's Authorization). */
@@ -63,7 +64,9 @@ export class RegionHops {
     const answer = new Headers();
     upstream.headers.forEach((value, name) => { if (!HOP_BY_HOP.has(name.toLowerCase())) answer.set(name, value); });
     answer.set(REGION_HEADER, region);
-    return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers: answer });
+    const eventStream = upstream.body && (upstream.headers.get('content-type') ?? '').startsWith('text/event-stream');
+    const body = eventStream ? endedOrCut(upstream.body!, region, hop.pathWithQuery.startsWith('/v1/responses')) : upstream.body;
+    return new Response(body, { status: upstream.status, statusText: upstream.statusText, headers: answer });
   }
 
   /** What the region's `/readyz` says within `timeoutMs` (`unreachable`: no answer in time). */
@@ -80,4 +83,47 @@ export class RegionHops {
       return 'unreachable';
     }
   }
+}
+
+/** Enough of a stream's end to hold `SSE_END_COMMENT` and a split `"sequence_number":N`. */
+const TAIL_CHARS = 64;
+
+/**
+ * A region's event stream, passed through as it comes. One that stops without the region's
+ * `SSE_END_COMMENT` (its gateway died, or the connection broke) gets a last error event here, in
+ * the route's shape (`region_lost`, retryable): the client learns that its answer is incomplete
+ * instead of reading a stream that looks finished.
+ */
+function endedOrCut(body: ReadableStream<Uint8Array>, region: string, responses: boolean): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let tail = '';
+  let lastSequence = -1;
+  const cutEvent = () => {
+    const error = new ServiceUnavailableError(`region '${region}' stopped answering in the middle of this stream (its gateway went away): the answer is incomplete; send it again (a session turn may have been committed: check the session's turns first)`, { code: 'region_lost' });
+    // A Responses stream's error event (OpenAI's `error` type), else the chat chunks' error object.
+    return responses
+      ? sse({ type: 'error', code: error.code, message: error.message, param: null, sequence_number: lastSequence + 1 }, 'error')
+      : sse({ error: { message: error.message, type: error.type, param: null, code: error.code } });
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let chunk: Awaited<ReturnType<typeof reader.read>> | null;
+      try {
+        chunk = await reader.read();
+      } catch {
+        chunk = null; // the connection broke
+      }
+      if (chunk && !chunk.done) {
+        const text = tail + decoder.decode(chunk.value, { stream: true });
+        if (responses) for (const match of text.matchAll(/"sequence_number":(\d+)/g)) lastSequence = Math.max(lastSequence, Number(match[1]));
+        tail = text.slice(-TAIL_CHARS);
+        controller.enqueue(chunk.value);
+        return;
+      }
+      if (!tail.endsWith(SSE_END_COMMENT)) controller.enqueue(new TextEncoder().encode(cutEvent()));
+      controller.close();
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
 }

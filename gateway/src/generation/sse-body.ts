@@ -1,5 +1,5 @@
 /** Server-sent events: one event's bytes, and a response body that cuts a client that stopped reading. */
-import { SlowClientError } from '@bamba/shared';
+import { SlowClientError, SSE_END_COMMENT } from '@bamba/shared';
 
 /** One SSE event's bytes (`event:` line when named). Several go out in one write when they are ready together. */
 export function sse(payload: unknown, event?: string): string {
@@ -9,7 +9,7 @@ export function sse(payload: unknown, event?: string): string {
 export const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' } as const;
 
 /**
- * A response body fed by `produce`. A write the client does not take within `slowClientMs`
+ * A response body fed by `produce`, ending with `SSE_END_COMMENT` when `produce` returns. A write the client does not take within `slowClientMs`
  * (it stopped reading) cuts the stream and calls `onSlowClient` (which cancels the job), so a
  * stalled client holds nothing.
  */
@@ -32,6 +32,7 @@ export function sseBody(slowClientMs: number, onSlowClient: () => void, produce:
       clearTimeout(timer);
     }
   };
-  void produce(write).finally(() => { writer.close().catch(() => {}); });
+  // Ended on purpose (an answer, or an error event): say so, so the edge can tell it from a cut.
+  void produce(write).then(() => write(SSE_END_COMMENT)).catch(() => {}).finally(() => { writer.close().catch(() => {}); });
   return readable;
 }
