@@ -159,6 +159,16 @@ describe('batches', () => {
     await expect(client.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '48h' as '24h' })).rejects.toMatchObject({ status: 400, param: 'completion_window' });
     await expect(client.batches.create({ input_file_id: 'file-nope', endpoint: '/v1/chat/completions', completion_window: '24h' })).rejects.toMatchObject({ status: 400, param: 'input_file_id' });
     await expect(client.batches.retrieve('batch_nope')).rejects.toMatchObject({ status: 404 });
+    // Output files are kept until deleted: an expiry the client counts on is refused, not ignored.
+    await expect(client.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h', output_expires_after: { anchor: 'created_at', seconds: 3600 } })).rejects.toMatchObject({ status: 400, param: 'output_expires_after', code: 'unsupported_parameter' });
+  });
+
+  it('reads an input file that starts with a byte-order mark (as Windows tools write them): its first request runs', async () => {
+    const input = await client.files.create({ file: await toFile(Buffer.from(`\uFEFF${requestLine('first', chatBody(0))}\r\n${requestLine('second', chatBody(1))}\r\n`), 'bom.jsonl'), purpose: 'batch' });
+    const created = await client.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    const batch = await waitForBatch(created.id, finished);
+    expect(batch).toMatchObject({ status: 'completed', request_counts: { total: 2, completed: 2, failed: 0 } });
+    expect((await outputLines(batch.output_file_id)).map((line) => line.custom_id)).toEqual(['first', 'second']);
   });
 
   it('loses and duplicates nothing when the gpu-node and the workers process are killed mid-batch', async () => {

@@ -30,6 +30,8 @@ export const createBatchSchema = z.object({
   endpoint: z.enum(BATCH_ENDPOINTS, { error: `endpoint must be one of: ${BATCH_ENDPOINTS.join(', ')}` }),
   completion_window: z.literal('24h', { error: "completion_window must be '24h'" }),
   metadata: metadataSchema.nullish(),
+  /** Read so that it is refused rather than ignored (see validateCreateBatch). */
+  output_expires_after: z.unknown().optional(),
 });
 
 export interface ValidatedCreateBatch {
@@ -40,6 +42,10 @@ export interface ValidatedCreateBatch {
 
 export function validateCreateBatch(body: unknown): ValidatedCreateBatch {
   const request = parseRequestBody(createBatchSchema, body);
+  // As with a file's expires_after: a client counting on its outputs expiring would be misled.
+  if (request.output_expires_after !== undefined && request.output_expires_after !== null) {
+    throw new InvalidRequestError('output_expires_after is not supported: a batch\'s output and error files are kept until they are deleted (DELETE /v1/files/{file_id})', { param: 'output_expires_after', code: 'unsupported_parameter' });
+  }
   return { inputFileId: request.input_file_id, endpoint: request.endpoint, metadata: request.metadata ?? {} };
 }
 

@@ -51,7 +51,8 @@ interface CheckedInput {
 }
 
 function checkInput(content: Buffer, batch: BatchRecord, defaults: ValidationDefaults): CheckedInput | BatchLineError {
-  const lines = content.toString('utf8').split('\n');
+  // A byte-order mark (Windows tools write one) is not part of the first request.
+  const lines = content.toString('utf8').replace(/^\uFEFF/, '').split('\n');
   const requestLines = lines.filter(isRequestLine).length;
   if (requestLines === 0) return { code: 'empty_file', message: 'the input file holds no requests', param: 'input_file_id', line: null };
   // Cheap count before the heavy checks.

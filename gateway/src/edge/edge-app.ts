@@ -138,7 +138,8 @@ export function createEdgeApp(ports: EdgePorts) {
     for (let forward = 0; ; forward++) {
       const response = await send(c, current, path, body);
       const movedTo = response.headers.get(MOVED_TO_HEADER);
-      if (current.kind !== 'home' || response.status !== 409 || !movedTo || forward >= MAX_SESSION_FORWARDS) return response;
+      // Not for a client that already left (where the platform says so): the turn would run for nobody.
+      if (current.kind !== 'home' || response.status !== 409 || !movedTo || forward >= MAX_SESSION_FORWARDS || c.req.raw.signal.aborted) return response;
       await response.body?.cancel();
       const oldId = current.id;
       path = withSegmentReplaced(path, oldId, movedTo);
