@@ -85,6 +85,17 @@ describe('batches', () => {
     }
     const errors = await outputLines(batch.error_file_id);
     expect(errors.map((line) => [line.custom_id, line.error.line, line.error.code])).toEqual([[null, 2, 'invalid_json'], ['wrong-url', 4, 'invalid_url'], ['q0', 5, 'duplicate_custom_id'], ['bad-body', 7, 'invalid_value']]);
+    // OpenAI's model and usage fields: the sums of the completed requests' usage.
+    const sum = (pick: (usage: Record<string, any>) => number) => output.reduce((total, line) => total + pick(line.response.body.usage), 0);
+    expect(batch.model).toBe(MODEL_ID);
+    expect(batch.usage).toEqual({
+      input_tokens: sum((usage) => usage.prompt_tokens),
+      input_tokens_details: { cached_tokens: sum((usage) => usage.prompt_tokens_details.cached_tokens) },
+      output_tokens: sum((usage) => usage.completion_tokens),
+      output_tokens_details: { reasoning_tokens: 0 },
+      total_tokens: sum((usage) => usage.total_tokens),
+    });
+    expect(batch.usage!.output_tokens).toBe(4 * 12);
   });
 
   it('evaluates a prefix its requests share once: each resumes from it, answering as interactively', async () => {
@@ -188,6 +199,8 @@ describe('batches', () => {
     expect(batch.request_counts).toEqual({ total: count, completed: count, failed: 0 });
     const output = await outputLines(batch.output_file_id);
     expect(output.map((line) => line.custom_id)).toEqual(lines.map((_, index) => `k${index}`)); // each once, in input order
+    // Usage counts each result once too (it is counted with the result, by the script that records it).
+    expect(batch.usage).toMatchObject({ output_tokens: output.reduce((total, line) => total + line.response.body.usage.completion_tokens, 0), input_tokens: output.reduce((total, line) => total + line.response.body.usage.prompt_tokens, 0) });
     for (const index of [0, Math.floor(count / 2), count - 1]) {
       const interactive = await client.chat.completions.create({ ...chatBody(index), max_tokens: 32 } as OpenAI.ChatCompletionCreateParamsNonStreaming);
       expect(output[index]!.response.body.choices[0].message.content).toBe(interactive.choices[0]!.message.content);

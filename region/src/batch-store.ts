@@ -6,7 +6,7 @@
  * (HSETNX) and counted in the same script, so a worker that runs again after a crash can neither
  * lose nor double a result.
  */
-import { BATCH_ENDPOINTS, BATCH_STATUSES, parseWire, WIRE_VERSION, type BatchCounts, type BatchLineError, type BatchRecord, type BatchStatus, type CreatedWindow } from '@bamba/shared';
+import { BATCH_ENDPOINTS, BATCH_STATUSES, parseWire, WIRE_VERSION, type BatchCounts, type BatchLineError, type BatchRecord, type BatchStatus, type BatchUsage, type CreatedWindow } from '@bamba/shared';
 import { z } from 'zod';
 import type { RegionRedis } from './connection.js';
 import { countField, jsonField } from './hash-fields.js';
@@ -46,6 +46,11 @@ const batchHashSchema = z.object({
   failed: countField,
   errors: jsonField(z.array(z.object({ code: z.string(), message: z.string(), param: z.string().nullable(), line: z.number().int().nullable() })), 'errors is not the expected JSON'),
   metadata: jsonField(z.record(z.string(), z.string()), 'metadata is not the expected JSON'),
+  // Absent from batches written before they were kept.
+  model: z.string().default('').transform((model) => model || null),
+  inputTokens: countField.default(0),
+  cachedTokens: countField.default(0),
+  outputTokens: countField.default(0),
 });
 
 type BatchHash = z.input<typeof batchHashSchema>;
@@ -87,8 +92,9 @@ return current
 };
 
 /**
- * Record one request's result, once, while the batch runs. KEYS[1] batch hash, KEYS[2] results
- * hash. ARGV[1] input line, ARGV[2] output line (JSON), ARGV[3] 'completed' or 'failed'.
+ * Record one request's result, once, while the batch runs, with its tokens. KEYS[1] batch hash,
+ * KEYS[2] results hash. ARGV[1] input line, ARGV[2] output line (JSON), ARGV[3] 'completed' or
+ * 'failed', ARGV[4..6] its input, cached and output tokens.
  * Returns 1 (recorded and counted) or 0 (recorded before, or the batch is finished).
  */
 const RECORD_RESULT: LuaScript = {
@@ -99,6 +105,9 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'in_progress' and status ~= 'cancelling' then return 0 end
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
+redis.call('HINCRBY', KEYS[1], 'inputTokens', ARGV[4])
+redis.call('HINCRBY', KEYS[1], 'cachedTokens', ARGV[5])
+redis.call('HINCRBY', KEYS[1], 'outputTokens', ARGV[6])
 return 1
 `,
 };
@@ -154,6 +163,7 @@ export class BatchStore {
       createdAtMs: String(createdAtMs), expiresAtMs: String(batch.expiresAtMs),
       inProgressAtMs: '', finalizingAtMs: '', completedAtMs: '', failedAtMs: '', expiredAtMs: '', cancellingAtMs: '', cancelledAtMs: '',
       outputFileId: '', errorFileId: '', total: '0', completed: '0', failed: '0', errors: '[]', metadata: JSON.stringify(batch.metadata),
+      model: '', inputTokens: '0', cachedTokens: '0', outputTokens: '0',
     };
     await putIndexedRecord(this.redis, this.keys.batch(tenant, id), this.keys.tenantBatches(tenant), id, createdAtMs, hash);
     await this.countStatus(null, 'validating');
@@ -167,8 +177,9 @@ export class BatchStore {
     if (Object.keys(hash).length === 0 || hash.tenant !== tenant) return null;
     const fields = parseWire(batchHashSchema, hash, 'batch record');
     const counts: BatchCounts = { total: fields.total, completed: fields.completed, failed: fields.failed };
-    const { v: _version, total: _total, completed: _completed, failed: _failed, ...rest } = fields;
-    return { ...rest, id: batchId, counts };
+    const usage: BatchUsage = { inputTokens: fields.inputTokens, cachedTokens: fields.cachedTokens, outputTokens: fields.outputTokens };
+    const { v: _version, total: _total, completed: _completed, failed: _failed, inputTokens: _input, cachedTokens: _cached, outputTokens: _output, ...rest } = fields;
+    return { ...rest, id: batchId, counts, usage };
   }
 
   /** A page of the tenant's batches, newest first, after the batch `after` or inside a creation-time window. */
@@ -193,13 +204,13 @@ export class BatchStore {
   }
 
   /** Validation done: the batch runs its valid requests; invalid lines are counted as failed. */
-  markInProgress(tenant: string, batchId: string, total: number, invalid: number, errors: BatchLineError[]): Promise<boolean> {
-    return this.advance(tenant, batchId, 'in_progress', ['validating'], { total: String(total), failed: String(invalid), errors: JSON.stringify(errors) });
+  markInProgress(tenant: string, batchId: string, total: number, invalid: number, errors: BatchLineError[], model: string | null): Promise<boolean> {
+    return this.advance(tenant, batchId, 'in_progress', ['validating'], { total: String(total), failed: String(invalid), errors: JSON.stringify(errors), model: model ?? '' });
   }
 
-  /** Record one request's output line (JSON) once; false when it was recorded before. */
-  async recordResult(tenant: string, batchId: string, line: number, outputLine: string, outcome: 'completed' | 'failed'): Promise<boolean> {
-    return (await runScript(this.redis, RECORD_RESULT, this.keysOf(tenant, batchId), [line, outputLine, outcome])) === 1;
+  /** Record one request's output line (JSON) and its tokens once; false when it was recorded before. */
+  async recordResult(tenant: string, batchId: string, line: number, outputLine: string, outcome: 'completed' | 'failed', usage: BatchUsage): Promise<boolean> {
+    return (await runScript(this.redis, RECORD_RESULT, this.keysOf(tenant, batchId), [line, outputLine, outcome, usage.inputTokens, usage.cachedTokens, usage.outputTokens])) === 1;
   }
 
   /** The input lines that have a recorded result. */

@@ -87,6 +87,17 @@ export interface BatchRecord {
   /** Invalid input lines (the first ones; every one is also in the error file). */
   errors: BatchLineError[];
   metadata: Record<string, string>;
+  /** The model its requests name (the first valid one's), once validated. */
+  model: string | null;
+  /** Tokens of the requests that completed so far. */
+  usage: BatchUsage;
+}
+
+export interface BatchUsage {
+  inputTokens: number;
+  /** Of the input tokens, those resumed from saved state (a shared prefix, say). */
+  cachedTokens: number;
+  outputTokens: number;
 }
 
 const seconds = (ms: number | null) => (ms === null ? null : Math.floor(ms / 1000));
@@ -114,6 +125,14 @@ export function batchToWire(batch: BatchRecord) {
     cancelled_at: seconds(batch.cancelledAtMs),
     request_counts: batch.counts,
     metadata: batch.metadata,
+    ...(batch.model === null ? {} : { model: batch.model }),
+    usage: {
+      input_tokens: batch.usage.inputTokens,
+      input_tokens_details: { cached_tokens: batch.usage.cachedTokens },
+      output_tokens: batch.usage.outputTokens,
+      output_tokens_details: { reasoning_tokens: 0 },
+      total_tokens: batch.usage.inputTokens + batch.usage.outputTokens,
+    },
   };
 }
 

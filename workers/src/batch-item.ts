@@ -20,6 +20,7 @@ import {
   type BatchItem,
   type BatchOutputLine,
   type BatchRecord,
+  type BatchUsage,
   type GenerationJob,
   type ServedModel,
 } from '@bamba/shared';
@@ -34,7 +35,7 @@ export interface BatchItemDeps {
 
 export type ItemOutcome =
   /** Finished (well or not): this output line goes to the output or the error file. */
-  | { kind: 'result'; line: BatchOutputLine; outcome: 'completed' | 'failed'; completionTokens: number }
+  | { kind: 'result'; line: BatchOutputLine; outcome: 'completed' | 'failed'; usage: BatchUsage }
   /** Taken back before it started (the batch was cancelled or expired). */
   | { kind: 'withdrawn' }
   /** This process is stopping: the request is left as it is, for the next run to follow. */
@@ -55,7 +56,7 @@ function failureLine(batch: BatchRecord, item: BatchItem, error: unknown): ItemO
   return {
     kind: 'result',
     outcome: 'failed',
-    completionTokens: 0,
+    usage: { inputTokens: 0, cachedTokens: 0, outputTokens: 0 },
     line: {
       id: outputLineId(batch.id, item.line),
       custom_id: item.customId,
@@ -169,7 +170,7 @@ export async function runBatchItem(deps: BatchItemDeps, batch: BatchRecord, item
         return {
           kind: 'result',
           outcome: 'completed',
-          completionTokens: piece.completionTokens,
+          usage: { inputTokens: piece.promptTokens, cachedTokens: piece.cachedTokens, outputTokens: piece.completionTokens },
           line: { id: outputLineId(batch.id, item.line), custom_id: item.customId, response: { status_code: 200, request_id: requestId, body }, error: null },
         };
       }

@@ -119,7 +119,7 @@ export async function runBatch(deps: BatchRunnerDeps, job: { batchId: string; te
     return;
   }
   if (batch.status === 'validating') {
-    await batches.markInProgress(tenant, batch.id, checked.total, checked.invalid.length, checked.invalid.slice(0, ERRORS_ON_RECORD).map((entry) => entry.error));
+    await batches.markInProgress(tenant, batch.id, checked.total, checked.invalid.length, checked.invalid.slice(0, ERRORS_ON_RECORD).map((entry) => entry.error), checked.items[0]?.request.model ?? null);
     deps.log(`batch ${batch.id}: ${checked.items.length} requests to run, ${checked.invalid.length} invalid lines`);
   }
 
@@ -188,8 +188,8 @@ async function runItems(deps: BatchRunnerDeps, batch: BatchRecord, items: BatchI
   await inParallel(deps, pending, either, async (item) => {
     const outcome = await runBatchItem(deps, batch, item, withdrawn, stopping);
     if (outcome.kind !== 'result') return;
-    if (await deps.batches.recordResult(batch.tenant, batch.id, item.line, JSON.stringify(outcome.line), outcome.outcome)) {
-      deps.onResult?.(outcome.outcome, outcome.completionTokens);
+    if (await deps.batches.recordResult(batch.tenant, batch.id, item.line, JSON.stringify(outcome.line), outcome.outcome, outcome.usage)) {
+      deps.onResult?.(outcome.outcome, outcome.usage.outputTokens);
     }
   });
 }
