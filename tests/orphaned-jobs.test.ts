@@ -10,6 +10,7 @@
  */
 import { READER_CHECK_MS } from '@bamba/gpu-node';
 import type { StreamEvent } from '@bamba/shared';
+import { parseGatewayConfig, silentLogger, startGateway } from '@bamba/gateway';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MODEL_ID, postJson, startTestStack, type TestStack } from './support/stack.js';
 
@@ -101,6 +102,20 @@ describe('a gateway killed mid-generation', () => {
     for (const id of outliving) {
       expect(JSON.parse(await stack.waitFor(`${id} to end`, () => jobResult(id), 30_000)), id).toEqual({ outcome: 'finished' });
       expect((await stack.streamEvents(id)).at(-1), id).toMatchObject({ type: 'generation-end' });
+    }
+    // Their runner is gone, so another gateway settles them from their streams as soon as it reads
+    // them, not only once their deadline passed.
+    const reader = await startGateway(parseGatewayConfig({ ...stack.gatewayEnv, PORT: '0' }), { logger: silentLogger });
+    try {
+      for (const id of outliving) {
+        const retrieved = await fetch(`${reader.url}/v1/responses/${id}`);
+        expect(retrieved.status, id).toBe(200);
+        const response = (await retrieved.json()) as { status: string; output: Array<{ content: Array<{ text: string }> }> };
+        expect(['completed', 'incomplete'], id).toContain(response.status);
+        expect(response.output[0]!.content[0]!.text.length, id).toBeGreaterThan(0);
+      }
+    } finally {
+      await reader.close();
     }
     // The cut turn was not committed, and the session is free for the next one.
     await stack.waitFor('the session lock to be given back', async () => ((await stack.redis.exists(`${stack.keys.session(sessionId)}:lock`)) === 0 ? true : undefined));

@@ -3,7 +3,7 @@
  * (`JobProducer`), token events come back through the multiplexed relay (`StreamRelay`), the
  * node registry answers what is alive.
  */
-import { followRequestStream, isSessionId, MoveRefused, sessionCopySchema, type RegionWorkQueue, type ReplicaOutcome, type SessionTransfer, TenantUsage, type BatchQueue, type BatchStore, type FileStore, type ForkRefusal, type SnapshotStore, newItemId, newResponseId, type JobProducer, type NodeRegistry, type RegionKeys, type RegionRedis, type ResponseStore, type SessionStore, type StreamRelay } from '@bamba/region';
+import { absentRelayGroups, followRequestStream, isSessionId, MoveRefused, sessionCopySchema, type RegionWorkQueue, type ReplicaOutcome, type SessionTransfer, TenantUsage, type BatchQueue, type BatchStore, type FileStore, type ForkRefusal, type SnapshotStore, newItemId, newResponseId, type JobProducer, type NodeRegistry, type RegionKeys, type RegionRedis, type ResponseStore, type SessionStore, type StreamRelay } from '@bamba/region';
 import {
   BambaError,
   ConflictError,
@@ -97,6 +97,10 @@ export class RegionDispatch implements RegionState, GenerationPort {
 
   async cancel(requestId: string): Promise<void> {
     await this.producer.cancel(requestId);
+  }
+
+  async readerGone(relayGroup: string): Promise<boolean> {
+    return (await absentRelayGroups(this.redis, this.keys, [relayGroup]).catch(() => new Set<string>())).has(relayGroup);
   }
 
   async *generate(draft: GenerationJobDraft, signal: AbortSignal, onQueued?: (relayGroup: string) => void): AsyncGenerator<StreamEvent, void, undefined> {

@@ -102,12 +102,17 @@ async function standingOf(deps: StoredDeps, record: ResponseRecord): Promise<{ e
 }
 
 /**
- * A response still active past its deadline lost the gateway that ran it: settle it from its
- * token stream (its end, or `failed` when the stream never ended). Returns the record as it is now.
+ * A response still active whose runner (the gateway that started it) is gone cannot be recorded
+ * by it: settle it from its token stream once that ended (the generation runs on without its
+ * gateway), and past its deadline in any case (`failed` when the stream never ended). Returns
+ * the record as it is now.
  */
 export async function settleIfStale(deps: StoredDeps, record: ResponseRecord): Promise<ResponseRecord> {
-  if (record.outcome || deps.clock.nowMs() <= record.deadlineAtMs + FOLLOW_MARGIN_MS) return record;
-  const { outcome } = await standingOf(deps, record);
+  if (record.outcome) return record;
+  const pastDeadline = deps.clock.nowMs() > record.deadlineAtMs + FOLLOW_MARGIN_MS;
+  if (!pastDeadline && !(record.relayGroup && (await deps.generation.readerGone(record.relayGroup)))) return record;
+  const { ended, outcome } = await standingOf(deps, record);
+  if (!ended && !pastDeadline) return record; // still generating: a later read settles it
   await deps.responses.finish(record.id, outcome);
   return (await deps.responses.get(record.tenant, record.id)) ?? { ...record, outcome };
 }
