@@ -253,6 +253,6 @@ describe('the edge in front of two regions', () => {
     for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) text += decoder.decode(chunk.value, { stream: true });
     const data = text.split('\n\n').filter((block) => block.startsWith('data: ')).map((block) => block.slice('data: '.length));
     expect(data).not.toContain('[DONE]');
-    expect(JSON.parse(data.at(-1)!)).toEqual({ error: { message: expect.stringContaining("region 'us' stopped answering"), type: 'service_unavailable_error', param: null, code: 'region_lost' } });
+    expect(JSON.parse(data.at(-1)!)).toEqual({ error: { message: expect.stringContaining("region 'us' stopped this stream before its end"), type: 'service_unavailable_error', param: null, code: 'region_lost' } });
   });
 });

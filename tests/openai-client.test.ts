@@ -91,7 +91,11 @@ describe('openai client against the stack', () => {
     const banned = engine.tokenize(plain.slice(0, 1))[0]!;
     const more = { presencePenalty: 1.5, frequencyPenalty: 0.5, logitBias: { [banned]: -100 } };
     const expected = await directGreedy(engine, messages, 40, [], more);
+    // Each setting changes this answer, so a setting lost on the way would show.
     expect(expected).not.toBe(plain);
+    expect(expected).not.toBe(await directGreedy(engine, messages, 40, [], { logitBias: more.logitBias }));
+    expect(expected).not.toBe(await directGreedy(engine, messages, 40, [], { ...more, presencePenalty: 0 }));
+    expect(expected).not.toBe(await directGreedy(engine, messages, 40, [], { ...more, frequencyPenalty: 0 }));
     const completion = await client.chat.completions.create({ model: MODEL_ID, messages, max_tokens: 40, temperature: 0, presence_penalty: 1.5, frequency_penalty: 0.5, logit_bias: { [banned]: -100 } });
     expect(completion.choices[0]!.message.content).toBe(expected);
   });

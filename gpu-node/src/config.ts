@@ -24,7 +24,7 @@ const schema = z.object({
   BAMBA_STATE_DIR: z.string().min(1).optional(),
   BAMBA_THREADS: positiveInt.optional(),
   // A dead node's jobs wait for its lock to lapse and then for a stalled check: 10 s + 5 s
-  // (BullMQ's 30 s + 30 s left a non-streaming client waiting ~38 s). Locks are renewed every
+  // (30 s + 15 s before left a non-streaming client waiting ~38 s). Locks are renewed every
   // third of their duration, so only an event loop stalled for 10 s loses a live node's job.
   BAMBA_LOCK_DURATION_MS: positiveInt.default(10_000),
   BAMBA_STALLED_INTERVAL_MS: positiveInt.default(5_000),

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { InvalidRequestError } from './errors.js';
 import type { ChatMessage, GenerationInput } from './jobs.js';
-import { logitBiasSchema, type SamplingParams } from './sampling.js';
+import { logitBiasSchema, penaltySchema, type SamplingParams } from './sampling.js';
 
 const MAX_STOP_STRINGS = 4;
 const MAX_SEED = 2 ** 31 - 1;
@@ -41,8 +41,8 @@ const samplingFields = {
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
   user: z.string().nullish(),
   logprobs: z.union([z.boolean(), z.number()]).nullish(),
-  presence_penalty: z.number({ error: 'presence_penalty must be a number' }).min(-2).max(2).nullish(),
-  frequency_penalty: z.number({ error: 'frequency_penalty must be a number' }).min(-2).max(2).nullish(),
+  presence_penalty: penaltySchema('presence_penalty').nullish(),
+  frequency_penalty: penaltySchema('frequency_penalty').nullish(),
   logit_bias: logitBiasSchema.nullish(),
 };
 

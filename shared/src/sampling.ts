@@ -19,6 +19,9 @@ export const logitBiasSchema = z
     if (odd !== undefined) context.addIssue({ code: 'custom', path: [odd], message: `logit_bias keys are token ids (whole numbers written as strings), not '${odd.slice(0, 40)}'` });
   });
 
+/** OpenAI's presence and frequency penalties: −2 to 2. */
+export const penaltySchema = (name: string) => z.number({ error: `${name} must be a number` }).min(-2).max(2);
+
 export const samplingParamsSchema = z.object({
   /** Upper bound on generated tokens; the engine caps it further by free context. */
   maxTokens: z.number().int().min(1),
@@ -41,8 +44,8 @@ export const samplingParamsSchema = z.object({
    * OpenAI's penalties: a token's logit drops by `presencePenalty` once it was generated in this
    * answer, and by `frequencyPenalty` for every time it was. Absent: 0.
    */
-  presencePenalty: z.number().min(-2).max(2).optional(),
-  frequencyPenalty: z.number().min(-2).max(2).optional(),
+  presencePenalty: penaltySchema('presencePenalty').optional(),
+  frequencyPenalty: penaltySchema('frequencyPenalty').optional(),
   /** Added to these token ids' logits (OpenAI's `logit_bias`: ids as strings). Absent: none. */
   logitBias: logitBiasSchema.optional(),
 });

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { ChatTemplateMessage, Engine } from '@bamba/gpu-node';
+import { SSE_END_COMMENT } from '@bamba/shared';
 import fc from 'fast-check';
 import { directGreedy, startDirectEngine } from '../support/direct-engine.js';
 import { MODEL_ID, postJson, startTestStack, type TestStack } from '../support/stack.js';
@@ -316,7 +317,8 @@ export async function sseClients(count: number): Promise<CampaignResult> {
         body += decoder.decode(value, { stream: true });
         if (behaviour === 'slow') await sleep(between(20, 120));
       }
-      if (body.includes('"error"') || !body.trimEnd().endsWith('data: [DONE]')) {
+      // Complete: [DONE] is the last event, then the gateway's end mark.
+      if (body.includes('"error"') || !body.endsWith(`data: [DONE]\n\n${SSE_END_COMMENT}`)) {
         otherErrors++;
         if (examples.length < 5) examples.push(body.slice(-160));
       } else {

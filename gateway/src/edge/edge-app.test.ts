@@ -140,6 +140,14 @@ describe('edge routing', () => {
     expect(((await listed.json()) as { data: Array<{ id: string }> }).data.map((model) => model.id)).toEqual(['tiny']);
   });
 
+  it('never sends new work to a region whose breaker a hung /readyz opened, even when the usable region refuses it', async () => {
+    const { call, seen } = edge({ eu: () => Response.json({ error: { message: 'busy', type: 'rate_limit_error', param: null, code: 'queue_full' } }, { status: 429 }) }, new Set(['us']));
+    await call('/readyz'); // us gives no answer in time: open
+    const refused = await call('/v1/chat/completions', { json: chat(), headers: { 'x-bamba-prefer-region': 'us' } }); // would hang for ever at us
+    expect(refused.status).toBe(429);
+    expect(seen.map((entry) => entry.region)).toEqual(['eu']);
+  });
+
   it('takes a 502 from in front of a region as the region being down', async () => {
     const { call } = edge({ us: () => new Response('bad gateway', { status: 502 }) });
     const turn = await call('/v1/chat/completions', { json: chat({ session_id: SESSION_US }) });
@@ -240,12 +248,21 @@ describe('edge routing', () => {
       const chatCut = await edge({ us: cutAfter('data: {"choices":[]}\n\n', how) }).call('/v1/chat/completions', { json: chat({ stream: true }) });
       const chatEvents = await events(chatCut);
       expect(chatEvents).toHaveLength(2);
-      expect(JSON.parse(chatEvents[1]!.slice('data: '.length))).toEqual({ error: { message: expect.stringContaining("region 'us' stopped answering"), type: 'service_unavailable_error', param: null, code: 'region_lost' } });
+      expect(JSON.parse(chatEvents[1]!.slice('data: '.length))).toEqual({ error: { message: expect.stringContaining("region 'us' stopped this stream before its end"), type: 'service_unavailable_error', param: null, code: 'region_lost' } });
       const responseCut = await edge({ us: cutAfter('event: response.created\ndata: {"type":"response.created","sequence_number":0}\n\nevent: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":4}\n\n', how) })
         .call('/v1/responses', { json: { model: 'tiny', input: 'hi', stream: true } });
       const last = (await events(responseCut)).at(-1)!.split('\n');
       expect(last[0]).toBe('event: error');
       expect(JSON.parse(last[1]!.slice('data: '.length))).toMatchObject({ type: 'error', code: 'region_lost', param: null, sequence_number: 5 });
+      // A resumed stream cut before its first event: numbered after where it resumed.
+      const resumedCut = await edge({ us: cutAfter(': resumed\n\n', how) }).call(`/v1/responses/resp_us_${'d'.repeat(32)}?stream=true&starting_after=7`);
+      expect((await events(resumedCut)).at(-1)).toContain('"sequence_number":8');
+    }
+    // A stream that reached its final event is complete without the end mark (a region from before
+    // it, or a gateway that died right after): nothing is added.
+    for (const [path, finalEvent] of [['/v1/chat/completions', 'data: [DONE]\n\n'], ['/v1/chat/completions', 'data: {"error":{"message":"x","type":"server_error","param":null,"code":"node_failed"}}\n\n'], ['/v1/responses', 'event: response.completed\ndata: {"type":"response.completed","sequence_number":9}\n\n']] as const) {
+      const complete = await edge({ us: cutAfter(`data: {"choices":[]}\n\n${finalEvent}`, 'end') }).call(path, { json: path === '/v1/responses' ? { model: 'tiny', input: 'hi', stream: true } : chat({ stream: true }) });
+      expect(await complete.text()).toBe(`data: {"choices":[]}\n\n${finalEvent}`);
     }
   });
 });

@@ -195,9 +195,13 @@ export function createEdgeApp(ports: EdgePorts) {
     // New work (or an id without a home): the best usable region, then once the next.
     const repeatable = plan.kind === 'new' && plan.repeatable;
     const ranked = health.order(rankRegions(config.regions, placeOf(c), c.req.header(PREFER_REGION_HEADER) ?? null), true);
+    // The usable regions, two at most; a region the breaker holds open only when none is usable
+    // (a hung one would hold the request for as long as its client waits).
+    const usable = ranked.filter((region) => health.usable(region, true));
+    const tries = usable.length > 0 ? usable.slice(0, 2) : ranked.slice(0, 1);
     let lastError: unknown = null;
-    for (const [attempt, region] of ranked.slice(0, 2).entries()) {
-      const last = attempt === Math.min(ranked.length, 2) - 1;
+    for (const [attempt, region] of tries.entries()) {
+      const last = attempt === tries.length - 1;
       try {
         const response = await hopTo(c, region, path, body, false);
         // A 503/429 is a region refusing before it did anything: safe to send elsewhere.
@@ -212,7 +216,7 @@ export function createEdgeApp(ports: EdgePorts) {
         lastError = error;
       }
     }
-    throw unavailable(lastError, ranked.slice(0, 2).join(', '));
+    throw unavailable(lastError, tries.join(', '));
   };
 
   const readText = async (c: EdgeContext) => {

@@ -5,8 +5,8 @@
  * passed through as a stream (SSE is never buffered). A region that cannot be reached throws
  * `RegionUnreachable`; any answer, errors included, is the region's to give.
  */
-import { REGION_HEADER, ServiceUnavailableError, signEdgeRequest, SSE_END_COMMENT, type RegionMap } from '@bamba/shared';
-import { sse } from '../generation/sse-body.js';
+import { REGION_HEADER, ServiceUnavailableError, signEdgeRequest, SSE_END_COMMENT, wholeNumberParam, type RegionMap } from '@bamba/shared';
+import { sse, sseError } from '../generation/sse-body.js';
 import type { Readiness } from './region-health.js';
 
 /** Request headers that travel on to the region (never the client's Authorization). */
@@ -65,7 +65,7 @@ export class RegionHops {
     upstream.headers.forEach((value, name) => { if (!HOP_BY_HOP.has(name.toLowerCase())) answer.set(name, value); });
     answer.set(REGION_HEADER, region);
     const eventStream = upstream.body && (upstream.headers.get('content-type') ?? '').startsWith('text/event-stream');
-    const body = eventStream ? endedOrCut(upstream.body!, region, hop.pathWithQuery.startsWith('/v1/responses')) : upstream.body;
+    const body = eventStream ? endedOrCut(upstream.body!, region, hop.pathWithQuery.startsWith('/v1/responses'), startingAfterOf(hop.pathWithQuery)) : upstream.body;
     return new Response(body, { status: upstream.status, statusText: upstream.statusText, headers: answer });
   }
 
@@ -85,26 +85,33 @@ export class RegionHops {
   }
 }
 
-/** Enough of a stream's end to hold `SSE_END_COMMENT` and a split `"sequence_number":N`. */
+/** Enough of a stream's end to hold `SSE_END_COMMENT` and a `data:`/`event:` line start split across reads. */
 const TAIL_CHARS = 64;
+
+/** Events after which a stream is complete whatever follows (a region from before `SSE_END_COMMENT`, a gateway that died right after). */
+const TERMINAL_EVENT_NAMES = new Set(['response.completed', 'response.incomplete', 'response.failed', 'error']);
+const isTerminalData = (start: string) => start.startsWith('[DONE]') || start.startsWith('{"error"');
 
 /**
  * A region's event stream, passed through as it comes. One that stops without the region's
- * `SSE_END_COMMENT` (its gateway died, or the connection broke) gets a last error event here, in
- * the route's shape (`region_lost`, retryable): the client learns that its answer is incomplete
- * instead of reading a stream that looks finished.
+ * `SSE_END_COMMENT` and without a final event (its gateway died, the connection broke, or the
+ * gateway cut it) gets a last error event here, in the route's shape (`region_lost`,
+ * retryable): the client learns that its answer is incomplete instead of reading a stream that
+ * looks finished. `startingAfter`: the sequence number a resumed Responses stream starts after.
  */
-function endedOrCut(body: ReadableStream<Uint8Array>, region: string, responses: boolean): ReadableStream<Uint8Array> {
+function endedOrCut(body: ReadableStream<Uint8Array>, region: string, responses: boolean, startingAfter: number): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   const decoder = new TextDecoder();
-  let tail = '';
-  let lastSequence = -1;
+  // Starts as a line end, so that the stream's first line is found like every other.
+  let tail = '\n';
+  let lastSequence = startingAfter;
+  let lastEventName = '';
+  let lastDataStart = '';
+  const complete = () => tail.endsWith(SSE_END_COMMENT) || (responses ? TERMINAL_EVENT_NAMES.has(lastEventName) : isTerminalData(lastDataStart));
   const cutEvent = () => {
-    const error = new ServiceUnavailableError(`region '${region}' stopped answering in the middle of this stream (its gateway went away): the answer is incomplete; send it again (a session turn may have been committed: check the session's turns first)`, { code: 'region_lost' });
+    const error = new ServiceUnavailableError(`region '${region}' stopped this stream before its end (its gateway went away, or cut the stream): the answer is incomplete; send it again (a session turn may have been committed: check the session's turns first)`, { code: 'region_lost' });
     // A Responses stream's error event (OpenAI's `error` type), else the chat chunks' error object.
-    return responses
-      ? sse({ type: 'error', code: error.code, message: error.message, param: null, sequence_number: lastSequence + 1 }, 'error')
-      : sse({ error: { message: error.message, type: error.type, param: null, code: error.code } });
+    return responses ? sse({ type: 'error', code: error.code, message: error.message, param: null, sequence_number: lastSequence + 1 }, 'error') : sseError(error);
   };
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
@@ -115,15 +122,28 @@ function endedOrCut(body: ReadableStream<Uint8Array>, region: string, responses:
         chunk = null; // the connection broke
       }
       if (chunk && !chunk.done) {
+        // The tail is read again with the new text: a line start split across reads is seen whole,
+        // and one seen before is seen again in the same order (the last one wins either way).
         const text = tail + decoder.decode(chunk.value, { stream: true });
+        for (const match of text.matchAll(/\n(event|data): ?([^\n]{0,24})/g)) {
+          if (match[1] === 'event') lastEventName = match[2]!.trim();
+          else lastDataStart = match[2]!;
+        }
         if (responses) for (const match of text.matchAll(/"sequence_number":(\d+)/g)) lastSequence = Math.max(lastSequence, Number(match[1]));
         tail = text.slice(-TAIL_CHARS);
         controller.enqueue(chunk.value);
         return;
       }
-      if (!tail.endsWith(SSE_END_COMMENT)) controller.enqueue(new TextEncoder().encode(cutEvent()));
+      if (!complete()) controller.enqueue(new TextEncoder().encode(cutEvent()));
       controller.close();
     },
     cancel: (reason) => reader.cancel(reason),
   });
+}
+
+/** A resumed Responses stream's `starting_after` (-1: from the start). */
+function startingAfterOf(pathWithQuery: string): number {
+  const queryAt = pathWithQuery.indexOf('?');
+  const value = queryAt === -1 ? null : new URLSearchParams(pathWithQuery.slice(queryAt + 1)).get('starting_after');
+  return (value === null ? null : wholeNumberParam(value)) ?? -1;
 }

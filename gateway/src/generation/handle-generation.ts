@@ -6,7 +6,7 @@ import { completeResponse, errorToWire, SlowClientError, streamChunk, usageChunk
 import type { Context } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import { beginGeneration, newRequestId, type EndPiece, type GenerationDeps } from './begin-generation.js';
-import { sse, SSE_HEADERS, sseBody } from './sse-body.js';
+import { sse, sseError, SSE_HEADERS, sseBody } from './sse-body.js';
 
 export type { GenerationDeps } from './begin-generation.js';
 
@@ -80,7 +80,7 @@ export async function handleGeneration(c: Context<{ Variables: GatewayVariables 
       const wire = errorToWire(error);
       log.set({ errorType: wire.type, errorCode: wire.code });
       // Headers are sent: the error travels as a final event, then the stream closes.
-      if (!(error instanceof SlowClientError) && !generation.cancelled) await write(sse({ error: { message: wire.message, type: wire.type, param: wire.param, code: wire.code } })).catch(() => {});
+      if (!(error instanceof SlowClientError) && !generation.cancelled) await write(sseError(error)).catch(() => {});
     } finally {
       metrics.changeActiveStreams(-1);
       await generation.finish();

@@ -1,9 +1,15 @@
 /** Server-sent events: one event's bytes, and a response body that cuts a client that stopped reading. */
-import { SlowClientError, SSE_END_COMMENT } from '@bamba/shared';
+import { errorToWire, SlowClientError, SSE_END_COMMENT } from '@bamba/shared';
 
 /** One SSE event's bytes (`event:` line when named). Several go out in one write when they are ready together. */
 export function sse(payload: unknown, event?: string): string {
   return `${event ? `event: ${event}\n` : ''}data: ${typeof payload === 'string' ? payload : JSON.stringify(payload)}\n\n`;
+}
+
+/** A chat or completions stream's error event: OpenAI's error object, after which the stream closes. */
+export function sseError(error: unknown): string {
+  const wire = errorToWire(error);
+  return sse({ error: { message: wire.message, type: wire.type, param: wire.param, code: wire.code } });
 }
 
 export const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' } as const;

@@ -20,11 +20,11 @@ const record: ResponseRecord = {
 };
 
 /** Deps around a scripted token stream that holds `events` (and nothing more arrives). */
-function depsOf(events: StreamEvent[]) {
+function depsOf(events: StreamEvent[], options: { nowMs?: number; readerGone?: boolean } = {}) {
   const finished: ResponseOutcome[] = [];
   const cancelled: string[] = [];
   const deps = {
-    clock: { nowMs: () => 1_000_000 },
+    clock: { nowMs: () => options.nowMs ?? 1_000_000 },
     generation: {
       // As the region's follower reads a stream with nothing more to come: its events, then past its deadline.
       follow: async function* () {
@@ -34,6 +34,7 @@ function depsOf(events: StreamEvent[]) {
         }
       },
       cancel: async (id: string) => { cancelled.push(id); },
+      readerGone: async () => options.readerGone ?? false,
     },
     responses: {
       finish: async (_id: string, outcome: ResponseOutcome) => { finished.push(outcome); return true; },
@@ -61,5 +62,18 @@ describe('a stored response read from its token stream', () => {
     await stopStored(ended.deps, record);
     expect(ended.finished).toMatchObject([{ status: 'completed', outputText: 'done' }]);
     expect(ended.cancelled).toEqual([]);
+  });
+
+  it('before its deadline, settles a response only when its runner is gone and its stream ended', async () => {
+    const early = { nowMs: record.deadlineAtMs - 1 };
+    const runnerAlive = depsOf([start(1), text(1, 'done'), end(1)], { ...early, readerGone: false });
+    await settleIfStale(runnerAlive.deps, record);
+    expect(runnerAlive.finished).toEqual([]); // its runner records it
+    const stillGenerating = depsOf([start(1), text(1, 'so far')], { ...early, readerGone: true });
+    await settleIfStale(stillGenerating.deps, record);
+    expect(stillGenerating.finished).toEqual([]); // still running on its node, without its gateway
+    const endedAlone = depsOf([start(1), text(1, 'done'), end(1)], { ...early, readerGone: true });
+    await settleIfStale(endedAlone.deps, record);
+    expect(endedAlone.finished).toMatchObject([{ status: 'completed', outputText: 'done' }]);
   });
 });

@@ -345,6 +345,12 @@ describe('LlamaEngine', () => {
       expect(() => engine.generate(slot, chat('x'), { ...GREEDY, maxTokens: 1, logitBias: { [engine.info.vocabSize]: 1 } })).toThrow(
         expect.objectContaining({ code: 'invalid_value', param: 'logit_bias' }),
       );
+      // End of text (0) and a role marker (1) of the tiny model's vocabulary: refused, not ignored.
+      for (const special of [0, 1]) {
+        expect(() => engine.generate(slot, chat('x'), { ...GREEDY, maxTokens: 1, logitBias: { [special]: -100 } })).toThrow(
+          expect.objectContaining({ code: 'unsupported_value', param: 'logit_bias' }),
+        );
+      }
     } finally {
       await engine.releaseSlot(slot);
     }

@@ -118,6 +118,8 @@ export class LlamaEngine implements Engine {
   private readonly chat: ChatTokenizer | null;
   /** Control tokens that are not end-of-generation (role markers): never generated. */
   private readonly neverGenerateIds: Token[] = [];
+  /** Special tokens (role markers, end of text), which a `logit_bias` may not name. */
+  private readonly specialIds = new Set<number>();
   /** `neverGenerateIds` as a bias, for every request without a `logit_bias` of its own. */
   private readonly neverGenerate: TokenBias;
   /** Prompts evaluate alone, decode steps together: output does not depend on load. */
@@ -151,7 +153,9 @@ export class LlamaEngine implements Engine {
     this.maxTokenBytes = Math.max(1, ...(Array.isArray(vocabulary) ? vocabulary.map((token) => Buffer.byteLength(String(token))) : [1]));
     for (let token = 0; token < info.vocabSize; token++) {
       const id = token as Token;
-      if (model.isSpecialToken(id) && !model.isEogToken(id)) this.neverGenerateIds.push(id);
+      if (!model.isSpecialToken(id) && !model.isEogToken(id)) continue;
+      this.specialIds.add(id);
+      if (!model.isEogToken(id)) this.neverGenerateIds.push(id);
     }
     this.neverGenerate = new TokenBias(model.tokenizer).set(this.neverGenerateIds, 'never');
   }
@@ -245,6 +249,11 @@ export class LlamaEngine implements Engine {
       const token = Number(key);
       if (token >= this.info.vocabSize) {
         throw new InvalidRequestError(`logit_bias names token ${key}, model ${this.info.modelName} has tokens 0 to ${this.info.vocabSize - 1}`, { param: 'logit_bias', code: 'invalid_value' });
+      }
+      // node-llama-cpp's bias skips end-of-generation tokens, and role markers are never generated:
+      // refused, rather than accepted and left without effect.
+      if (this.specialIds.has(token)) {
+        throw new InvalidRequestError(`logit_bias names token ${key}, a special token (end of text or a role marker) whose odds cannot be changed`, { param: 'logit_bias', code: 'unsupported_value' });
       }
       bias.set(token as Token, { logit });
     }

@@ -73,8 +73,9 @@ async function answerCommitted(events: TokenEvents, turn: CommittedTurn, answer:
 }
 
 /** A session turn that does not fit: its history is part of every turn, so say how to go on. */
-function sessionFull(refusal: BambaError): BambaError {
-  return new InvalidRequestError(`${refusal.message}; a session's history is part of every turn: fork it with fewer messages (POST /v1/sessions/{id}/fork with keep_messages) or start a new session`, { code: 'context_length_exceeded', param: refusal.param });
+function sessionFull(refusal: BambaError, maxTokensExplicit: boolean): BambaError {
+  const fewerTokens = maxTokensExplicit ? 'ask for fewer max_tokens, ' : '';
+  return new InvalidRequestError(`${refusal.message}; a session's history is part of every turn: ${fewerTokens}fork it with fewer messages (POST /v1/sessions/{id}/fork with keep_messages) or start a new session`, { code: 'context_length_exceeded', param: refusal.param });
 }
 
 /**
@@ -83,7 +84,7 @@ function sessionFull(refusal: BambaError): BambaError {
  */
 export async function runGeneration(deps: ServingDeps, job: GenerationJob, events: TokenEvents, signal: AbortSignal, nowMs = Date.now): Promise<RunOutcome> {
   const reject = async (refusal: BambaError): Promise<RunOutcome> => {
-    const error = job.session && refusal.code === 'context_length_exceeded' ? sessionFull(refusal) : refusal;
+    const error = job.session && refusal.code === 'context_length_exceeded' ? sessionFull(refusal, job.params.maxTokensExplicit === true) : refusal;
     await events.error(errorToWire(error));
     return { kind: 'rejected', error };
   };
