@@ -7,7 +7,7 @@ export const MAX_LOGIT_BIAS_TOKENS = 1024;
 const TOKEN_ID = /^(0|[1-9][0-9]{0,8})$/;
 
 export const logitBiasSchema = z
-  .record(z.string(), z.number({ error: 'logit_bias values must be numbers' }).min(-100).max(100))
+  .record(z.string(), z.number({ error: (issue) => (issue.code === 'invalid_type' ? 'logit_bias values must be numbers' : undefined) }).min(-100, 'logit_bias values must be at least -100').max(100, 'logit_bias values must be at most 100'))
   .superRefine((bias, context) => {
     const keys = Object.keys(bias);
     if (keys.length > MAX_LOGIT_BIAS_TOKENS) {
@@ -20,7 +20,7 @@ export const logitBiasSchema = z
   });
 
 /** OpenAI's presence and frequency penalties: −2 to 2. */
-export const penaltySchema = (name: string) => z.number({ error: `${name} must be a number` }).min(-2).max(2);
+export const penaltySchema = (name: string) => z.number({ error: (issue) => (issue.code === 'invalid_type' ? `${name} must be a number` : undefined) }).min(-2, `${name} must be at least -2`).max(2, `${name} must be at most 2`);
 
 export const samplingParamsSchema = z.object({
   /** Upper bound on generated tokens; the engine caps it further by free context. */
