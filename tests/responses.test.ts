@@ -224,6 +224,21 @@ describe('responses', () => {
     await expect(client.responses.create({ ...greedy, input: 'y'.repeat(1500) })).rejects.toMatchObject({ status: 400, param: 'input', code: 'context_length_exceeded' });
   });
 
+  it('takes a request without input when instructions or a previous response give it something to answer, as OpenAI does', async () => {
+    const alone = await client.responses.create({ ...greedy, instructions: INSTRUCTIONS });
+    expect(alone).toMatchObject({ status: 'incomplete', incomplete_details: { reason: 'max_output_tokens' }, instructions: INSTRUCTIONS }); // answered up to its limit
+    expect(alone.output_text.length).toBeGreaterThan(0);
+    expect((await client.responses.inputItems.list(alone.id)).data).toEqual([]);
+    const asked = await client.responses.create({ ...greedy, instructions: INSTRUCTIONS, input: 'Go on.' });
+    const further = await client.responses.create({ ...greedy, previous_response_id: asked.id });
+    expect(further.status).toBe('incomplete');
+    // Its context is the earlier exchange (instructions are not carried over, as in OpenAI's API).
+    expect(further.usage!.input_tokens).toBeGreaterThan(asked.usage!.output_tokens);
+    await expect(client.responses.create({ ...greedy })).rejects.toMatchObject({ status: 400, param: 'input', code: 'missing_required_parameter' });
+    const conversation = await client.conversations.create({});
+    await expect(client.responses.create({ ...greedy, conversation: conversation.id })).rejects.toMatchObject({ status: 400, param: 'input', code: 'missing_required_parameter' });
+  });
+
   it('says the limit that applied when none was asked for', async () => {
     const response = await client.responses.create({ model: MODEL_ID, temperature: 0, input: 'x' });
     expect(response.max_output_tokens).toBe(512); // BAMBA_DEFAULT_MAX_TOKENS

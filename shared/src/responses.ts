@@ -29,7 +29,8 @@ const inputItem = z.object({ type: z.string().optional() }).passthrough();
 
 const responseRequestSchema = z.object({
   model: z.string({ error: (issue) => (issue.input === undefined ? 'model is required' : 'model must be a string') }).min(1, 'model must not be empty'),
-  input: z.union([z.string(), z.array(inputItem).min(1, 'input must hold at least one item')], { error: 'input must be a string or an array of message items' }),
+  // Optional, as in OpenAI's API: instructions or a previous response can be all there is.
+  input: z.union([z.string(), z.array(inputItem).min(1, 'input must hold at least one item')], { error: 'input must be a string or an array of message items' }).optional(),
   instructions: z.string().nullish(),
   previous_response_id: z.string().min(1).max(128).nullish(),
   conversation: z.union([z.string().min(1).max(128), z.object({ id: z.string().min(1).max(128) })]).nullish(),
@@ -112,11 +113,16 @@ export function validateCreateResponse(body: unknown, defaults: ValidationDefaul
   if (request.include && request.include.length > 0) throw unsupported('include', 'include');
   if (request.prompt !== undefined && request.prompt !== null) throw unsupported('prompt', 'prompt templates');
   if (request.top_logprobs) throw unsupported('top_logprobs', 'logprobs');
-  const input: ChatMessage[] = typeof request.input === 'string'
-    ? [{ role: 'user', content: request.input }]
-    : request.input.map((item, index) => messageOfItem(item, `input[${index}]`));
+  const input: ChatMessage[] = request.input === undefined ? []
+    : typeof request.input === 'string'
+      ? [{ role: 'user', content: request.input }]
+      : request.input.map((item, index) => messageOfItem(item, `input[${index}]`));
   const conversationId = request.conversation == null ? null : typeof request.conversation === 'string' ? request.conversation : request.conversation.id;
   const previousResponseId = request.previous_response_id ?? null;
+  // Something to answer: a turn of a conversation adds at least one item to it.
+  if (input.length === 0 && (conversationId !== null || (previousResponseId === null && !request.instructions))) {
+    throw new InvalidRequestError(conversationId !== null ? 'input is required with conversation: a turn adds its items to the conversation' : 'input is required unless instructions or previous_response_id give the model something to answer', { param: 'input', code: 'missing_required_parameter' });
+  }
   if (conversationId && previousResponseId) throw new InvalidRequestError('previous_response_id and conversation cannot be used together', { param: 'previous_response_id', code: 'invalid_value' });
   const opensConversation = conversationId === null && previousResponseId === null && !request.instructions;
   const misplaced = misplacedSystemItem(input, opensConversation);
