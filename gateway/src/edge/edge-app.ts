@@ -194,11 +194,7 @@ export function createEdgeApp(ports: EdgePorts) {
     }
     // New work (or an id without a home): the best usable region, then once the next.
     const repeatable = plan.kind === 'new' && plan.repeatable;
-    const ranked = health.order(rankRegions(config.regions, placeOf(c), c.req.header(PREFER_REGION_HEADER) ?? null), true);
-    // The usable regions, two at most; a region the breaker holds open only when none is usable
-    // (a hung one would hold the request for as long as its client waits).
-    const usable = ranked.filter((region) => health.usable(region, true));
-    const tries = usable.length > 0 ? usable.slice(0, 2) : ranked.slice(0, 1);
+    const tries = health.order(rankRegions(config.regions, placeOf(c), c.req.header(PREFER_REGION_HEADER) ?? null), true).slice(0, 2);
     let lastError: unknown = null;
     for (const [attempt, region] of tries.entries()) {
       const last = attempt === tries.length - 1;

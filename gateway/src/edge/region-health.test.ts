@@ -21,7 +21,11 @@ describe('region health', () => {
     tracker.recordFailure('us');
     expect(tracker.view('us')).toBe('open');
     expect(tracker.usable('us', false)).toBe(false);
-    expect(tracker.order(['us', 'eu'], true)).toEqual(['eu', 'us']); // kept as a last resort
+    expect(tracker.order(['us', 'eu'], true)).toEqual(['eu']); // not tried while eu is usable
+    tracker.recordFailure('eu');
+    tracker.recordFailure('eu');
+    expect(tracker.order(['us', 'eu'], true)).toEqual(['us']); // none usable: the first ranked, as a last resort
+    tracker.recordSuccess('eu');
     answers = 'ready';
     now = 600;
     await tracker.refresh(); // answered, but begun within the open period: still open

@@ -106,9 +106,13 @@ export class RegionHealth {
     }));
   }
 
-  /** Regions in `ranked` order, usable ones first (the rest stay as a last resort). */
+  /**
+   * The regions to try, in `ranked` order: the usable ones; when none is usable, the first ranked
+   * alone as a last resort (never an unusable one after a usable one: a hung region would hold
+   * the request for as long as its client waits).
+   */
   order(ranked: readonly string[], forNew: boolean): string[] {
     const usable = ranked.filter((region) => this.usable(region, forNew));
-    return [...usable, ...ranked.filter((region) => !usable.includes(region))];
+    return usable.length > 0 ? usable : ranked.slice(0, 1);
   }
 }

@@ -15,9 +15,9 @@ export function sseError(error: unknown): string {
 export const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' } as const;
 
 /**
- * A response body fed by `produce`, ending with `SSE_END_COMMENT` when `produce` returns. A write the client does not take within `slowClientMs`
- * (it stopped reading) cuts the stream and calls `onSlowClient` (which cancels the job), so a
- * stalled client holds nothing.
+ * A response body fed by `produce`, ending with `SSE_END_COMMENT` when `produce` returns. A
+ * write the client does not take within `slowClientMs` (it stopped reading) cuts the stream and
+ * calls `onSlowClient` (which cancels the job), so a stalled client holds nothing.
  */
 export function sseBody(slowClientMs: number, onSlowClient: () => void, produce: (write: (text: string) => Promise<void>) => Promise<void>): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
