@@ -33,6 +33,14 @@ describe('edge in workerd', () => {
     expect((await call('/v1/nothing', { headers: KEY })).status).toBe(404);
   });
 
+  it('refuses a body over the limit with 413, sent with a length or without (read to its end first)', async () => {
+    const oversized = 'x'.repeat(2 * 1024 * 1024);
+    const headers = { ...KEY, 'content-type': 'application/json' };
+    expect((await error(await call('/v1/chat/completions', { method: 'POST', headers, body: oversized }))).code).toBe('request_too_large');
+    const chunked = await call('/v1/chat/completions', { method: 'POST', headers, body: new Blob([oversized]).stream(), duplex: 'half' } as RequestInit);
+    expect([chunked.status, (await error(chunked)).code, chunked.headers.get('connection')]).toEqual([413, 'request_too_large', null]);
+  });
+
   it('says 404 for an id of a region it does not know, 503 when the home region cannot be reached', async () => {
     expect((await call(`/v1/sessions/sess_ap_${'a'.repeat(32)}`, { headers: KEY })).status).toBe(404);
     const down = await call('/v1/chat/completions', { method: 'POST', headers: { ...KEY, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }] }) });

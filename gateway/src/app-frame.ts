@@ -3,10 +3,10 @@
  * line and one metric per request under its route pattern (never the raw path), and errors of
  * every route turned into OpenAI-shaped JSON here and only here.
  */
-import { BambaError, errorToWire, MOVED_TO_HEADER, PayloadTooLargeError } from '@bamba/shared';
+import { BambaError, errorToWire, MOVED_TO_HEADER } from '@bamba/shared';
 import type { Hono, MiddlewareHandler } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
+import { discardRest, limitBody } from './body-limit.js';
 import type { GatewayVariables } from './gateway-env.js';
 import { SessionMovedError } from './generation/session-turn.js';
 import type { GatewayMetrics } from './metrics.js';
@@ -63,10 +63,11 @@ export function installRequestFrame(app: Hono<{ Variables: GatewayVariables }>, 
         log.set({ requestId });
       } catch { /* a proxied answer's headers are immutable: it carries its region's id, if any */ }
     }
-    // Refused before its body was read (401, 413, …): the server drops the rest of the body by
-    // closing the connection, so say so, or a keep-alive client may send its next request on a
+    // Refused before its body was read (401, 413 on its Content-Length, …): read the body to its
+    // end first, so the client reads this answer rather than a connection reset (body-limit.ts).
+    // One past the bounds is cut: say so, or a keep-alive client may send its next request on a
     // connection that is about to close.
-    if (c.res.status >= 400 && !c.req.raw.bodyUsed && Number(c.req.header('content-length') ?? 0) > 0) c.res.headers.set('Connection', 'close');
+    if (c.res.status >= 400 && !c.req.raw.bodyUsed && c.req.raw.body && !(await discardRest(c.req.raw.body.getReader()))) c.res.headers.set('Connection', 'close');
     metrics.countRequest(route, c.res.status);
     if (!log.deferred) log.write(c.res.status, clock.nowMs());
   });
@@ -91,6 +92,6 @@ export function installRequestFrame(app: Hono<{ Variables: GatewayVariables }>, 
 
 /** Request bodies under `/v1`: uploads (`POST /v1/files`) have their own, larger limit (in the files route); every other body this one. */
 export function limitBodies(config: { maxBodyBytes: number }): MiddlewareHandler {
-  const requestBodyLimit = bodyLimit({ maxSize: config.maxBodyBytes, onError: () => { throw new PayloadTooLargeError(config.maxBodyBytes); } });
+  const requestBodyLimit = limitBody(config.maxBodyBytes);
   return (c, next) => (c.req.method === 'POST' && c.req.path === '/v1/files' ? next() : requestBodyLimit(c, next));
 }

@@ -248,9 +248,8 @@ export async function badRequests(count: number): Promise<CampaignResult> {
           payload = await response.text();
         } catch (error) {
           const cause = String((error as { cause?: unknown }).cause);
-          // A body over the limit is answered 413 and its connection closed while the client may
-          // still be sending: Node's fetch then reports the broken pipe, not the 413 (curl, which
-          // waits for 100-continue, reads the 413). Counted apart: no answer of the server's.
+          // A body over the limit whose client saw a broken connection instead of its 413: the
+          // gateway reads such bodies to their end before answering (body-limit.ts), so none.
           if (Buffer.byteLength(sample.body) > maxBodyBytes && /EPIPE|ECONNRESET/.test(cause)) {
             cutUploads++;
             continue;
@@ -286,7 +285,7 @@ export async function badRequests(count: number): Promise<CampaignResult> {
         zero('errors not in OpenAI’s shape', badShapes),
         zero('crashed processes', (gatewayAlive ? 0 : 1) + (nodeAlive ? 0 : 1)),
         { metric: 'the stack healthy after (readyz 200, a good request 200)', value: healthy ? 'yes' : 'no', target: 'yes', ok: healthy },
-        info('bodies over the limit cut while still being sent (the client saw EPIPE or ECONNRESET before the 413)', cutUploads),
+        zero('bodies over the limit cut while still being sent (the client saw EPIPE or ECONNRESET, not the 413)', cutUploads),
         info('statuses', [...statuses].sort(([left], [right]) => left - right).map(([status, seen]) => `${status} ×${seen}`).join(', ')),
         ...(examples.length > 0 ? [info('first failures', examples.join('; '))] : []),
       ],

@@ -3,9 +3,9 @@
  * OpenAI's shapes; scoped to the API key's tenant. Uploads have their own size limit
  * (`BAMBA_MAX_FILE_BYTES`, 413 above), checked while the body arrives, before it is parsed.
  */
-import { cleanFilename, ConflictError, fileToWire, InvalidRequestError, NotFoundError, PayloadTooLargeError, validateCreatedWindow, validateFilePurpose, validateListQuery, validatePurposeFilter } from '@bamba/shared';
+import { cleanFilename, ConflictError, fileToWire, InvalidRequestError, NotFoundError, validateCreatedWindow, validateFilePurpose, validateListQuery, validatePurposeFilter } from '@bamba/shared';
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
+import { limitBody } from '../body-limit.js';
 import type { GatewayVariables } from '../gateway-env.js';
 import type { Files } from '../ports.js';
 import { listObject } from '../responses/response-shapes.js';
@@ -32,7 +32,7 @@ export function checkUpload(form: Record<string, unknown>): { purpose: ReturnTyp
 
 export function filesRoute(files: Files, maxFileBytes: number) {
   return new Hono<{ Variables: GatewayVariables }>()
-    .post('/', bodyLimit({ maxSize: maxFileBytes, onError: () => { throw new PayloadTooLargeError(maxFileBytes); } }), async (c) => {
+    .post('/', limitBody(maxFileBytes), async (c) => {
       if (!(c.req.header('content-type') ?? '').toLowerCase().startsWith('multipart/form-data')) {
         throw new InvalidRequestError('upload a file as multipart/form-data with the fields file and purpose', { code: 'invalid_body' });
       }
