@@ -2,7 +2,8 @@
  * Two gpu-nodes; the one running a request is SIGKILLed mid-generation (found from the
  * request's own stream, not by timing). A non-streaming request completes on the other node
  * with the same answer an undisturbed run gives; a streaming request that already sent tokens
- * ends with a clear node_failed error; nothing hangs and later requests succeed.
+ * ends with a clear node_failed error; one whose node dies twice is not run a third time; nothing
+ * hangs and later requests succeed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MODEL_ID, postJson, readSseRest, startTestStack, type TestStack } from './support/stack.js';
@@ -116,6 +117,25 @@ describe('a gpu-node dies mid-generation', () => {
     const again = await postJson(`${stack.url}/v1/responses`, { ...body, store: false });
     expect(stored).toMatchObject({ status: 'incomplete', output: [{ content: [{ text: again.json.output[0].content[0].text }] }] });
     await stack.startNode(`${killed}-replacement`);
+  });
+
+  it('a request whose node dies under it twice is not run a third time: it fails for good with repeated_node_failure', async () => {
+    const streamsBefore = new Set(await stack.streamKeys());
+    const pending = postJson(`${stack.url}/v1/chat/completions`, request('bring two nodes down', false));
+    const requestId = await stack.waitFor('the request to be queued', async () => (await stack.streamKeys()).find((key) => !streamsBefore.has(key))?.split(':stream:')[1]);
+    const first = await killServingNode(async () => requestId);
+    await stack.startNode(`${first}-replacement`);
+    // Its retry, on another node: killed too.
+    const second = await stack.waitFor('the retry to start', async () => {
+      const start = (await stack.streamEvents(requestId)).find((event) => event.type === 'generation-start' && event.attempt === 2);
+      return start?.type === 'generation-start' ? start.nodeId : undefined;
+    });
+    stack.nodes.get(second)!.kill('SIGKILL');
+    stack.nodes.delete(second);
+    const response = await pending;
+    expect([response.status, response.json.error.type, response.json.error.code]).toEqual([500, 'server_error', 'repeated_node_failure']);
+    expect(response.json.error.message).toMatch(/stopped twice/);
+    await stack.startNode(`${second}-replacement`);
   });
 
   it('later requests succeed', async () => {

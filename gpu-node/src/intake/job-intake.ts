@@ -15,7 +15,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { RegionKeys, RegionRedis } from '@bamba/region';
-import { parseGenerationJob, type GenerationJob } from '@bamba/shared';
+import { parseGenerationJob, ServerError, type GenerationJob } from '@bamba/shared';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { SlotKind, SlotScheduler } from '../scheduler/slot-scheduler.js';
 import type { RunOutcome } from '../serving/run-generation.js';
@@ -51,8 +51,11 @@ export interface JobIntakeOptions {
   run: (context: JobContext) => Promise<IntakeOutcome>;
   /** Whether the client already went away, or its reader did (checked beside a queued job's start); null when neither. */
   whyCancelled: (job: GenerationJob) => Promise<CancelReason | null>;
-  /** A job whose data fails its schema, or that stalled too often: it fails for good; tell its client. */
-  onRefused: (data: unknown, reason: Error) => Promise<void>;
+  /**
+   * A job whose data fails its schema, or that stalled too often: it fails for good; tell its
+   * client. `attemptsStarted` counts this fetch (BullMQ's), for numbering the error event.
+   */
+  onRefused: (data: unknown, reason: Error, attemptsStarted: number) => Promise<void>;
   /** A job that ended without an answer (refused, failed or cancelled) is marked so in the queue: it never runs again. */
   onEndedForGood?: (job: GenerationJob) => Promise<void>;
   log: (message: string) => void;
@@ -203,7 +206,7 @@ export class JobIntake {
   private async handle(job: Job, token: string, lock: { lost: AbortController; stop(): void }): Promise<void> {
     const { log } = this.options;
     const refuse = async (reason: Error) => {
-      await this.options.onRefused(job.data, reason).catch(() => {});
+      await this.options.onRefused(job.data, reason, job.attemptsStarted).catch(() => {});
       await job.moveToFailed(new UnrecoverableError(reason.message), token, false).catch(() => {});
     };
     let data: GenerationJob;
@@ -217,9 +220,10 @@ export class JobIntake {
     }
     if (job.deferredFailure) {
       // BullMQ found it stalled more often than maxStalledCount: a job that keeps killing or
-      // stalling its node must not be retried forever.
+      // stalling its node must not be retried forever. Said as what happened, not in BullMQ's words.
       lock.stop();
-      await refuse(new Error(job.deferredFailure));
+      log(`intake: job ${job.id} is not run again: ${job.deferredFailure}`);
+      await refuse(new ServerError('the gpu-nodes running this request stopped twice before it finished, so it is not run a third time (in case the request itself brings nodes down); retry it, and report it if it fails the same way again', { code: 'repeated_node_failure' }));
       return;
     }
     const controller = new AbortController();
