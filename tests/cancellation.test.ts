@@ -29,6 +29,23 @@ describe('client disconnects', () => {
     expect(next.json.usage.completion_tokens).toBe(5);
   });
 
+  it('a non-streaming request whose client hangs up is counted as 499 (client closed), not as a server error', async () => {
+    const requestsOf = async (status: string) => {
+      const metrics = await (await fetch(`${stack.url}/metrics`)).text();
+      const line = metrics.split('\n').find((entry) => entry.startsWith('bamba_requests_total{') && entry.includes('route="/v1/chat/completions"') && entry.includes(`status="${status}"`));
+      return line ? Number(line.split(' ').at(-1)) : 0;
+    };
+    const [closedBefore, failedBefore] = [await requestsOf('499'), await requestsOf('500')];
+    const controller = new AbortController();
+    const pending = open(request('hang up on this', false), controller.signal).catch((error: Error) => error);
+    await stack.waitFor('the request to run', async () => ((await busySlots()) === 1 ? true : undefined));
+    controller.abort();
+    expect(await pending).toBeInstanceOf(Error);
+    await stack.waitFor('the slot to be freed', async () => ((await busySlots()) === 0 ? true : undefined));
+    await stack.waitFor('the request to be counted', async () => ((await requestsOf('499')) === closedBefore + 1 ? true : undefined));
+    expect(await requestsOf('500')).toBe(failedBefore);
+  });
+
   it('a queued job whose client left is dropped before it starts', async () => {
     const streamsBefore = (await stack.streamKeys()).length;
     const blockers = await Promise.all([open(request('blocker one', true)), open(request('blocker two', true))]);

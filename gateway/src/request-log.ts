@@ -32,6 +32,9 @@ export interface GatewayLogger {
   error(message: string, error: unknown): void;
 }
 
+/** nginx's status for a request whose client closed the connection before it was answered; only in logs and metrics. */
+export const CLIENT_CLOSED_REQUEST = 499;
+
 /** The log line being built for the request in flight. */
 export class RequestLogEntry {
   readonly fields: Partial<RequestLogRecord> = {};

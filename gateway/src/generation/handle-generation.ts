@@ -5,6 +5,7 @@
 import { completeResponse, errorToWire, SlowClientError, streamChunk, usageChunk, usageOf, type Usage, type ValidatedGenerationRequest } from '@bamba/shared';
 import type { Context } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
+import { CLIENT_CLOSED_REQUEST } from '../request-log.js';
 import { beginGeneration, newRequestId, type EndPiece, type GenerationDeps } from './begin-generation.js';
 import { sse, sseError, SSE_HEADERS, sseBody } from './sse-body.js';
 
@@ -84,7 +85,7 @@ export async function handleGeneration(c: Context<{ Variables: GatewayVariables 
     } finally {
       metrics.changeActiveStreams(-1);
       await generation.finish();
-      log.write(200, clock.nowMs());
+      log.write(generation.cancelled ? CLIENT_CLOSED_REQUEST : 200, clock.nowMs());
     }
   }), 200, SSE_HEADERS);
 }
