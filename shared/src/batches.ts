@@ -200,9 +200,12 @@ export function isRequestLine(text: string): boolean {
   return text.trim() !== '';
 }
 
-/** The error line of a request that never ran (cancelled, expired, or its batch stopped). */
+/**
+ * The error line of a request without a result: one a cancel took back before it ran, or one the
+ * end of the window stopped, queued or running (the window is a deadline: running work stops too).
+ */
 export function unrunLine(id: string, customId: string, code: 'batch_cancelled' | 'batch_expired'): BatchOutputLine {
-  const message = code === 'batch_cancelled' ? 'the batch was cancelled before this request ran' : 'the batch expired before this request ran';
+  const message = code === 'batch_cancelled' ? 'the batch was cancelled before this request ran' : 'the batch expired before this request finished (queued or running, it was stopped at the end of the completion window)';
   return { id, custom_id: customId, response: null, error: { code, message } };
 }
 
