@@ -84,6 +84,31 @@ describe('SessionStore', () => {
     expect(await server.redis.ttl(keys.sessionSnapshots(session.id))).toBeGreaterThan(3000);
   });
 
+  it('an edit between turns (items added or removed, metadata set) renews the session as a turn does, never shortening it', async () => {
+    const { session } = await create();
+    const snapshotId = await snapshotFor(session.id, '6'.repeat(64));
+    await commit(session.id, 'req-edit-1', 0, snapshotId, '');
+    const renewed = [keys.session(session.id), keys.sessionTranscript(session.id), keys.sessionSnapshots(session.id), keys.snapshotOwners(snapshotId)];
+    const runOut = async () => {
+      for (const key of renewed) await server.redis.expire(key, 5); // idle for most of its TTL
+      await server.redis.zadd(keys.tenantSessions('tenant-a'), Date.now() + 5000, session.id);
+    };
+    const lifetimes = async () => [...(await Promise.all(renewed.map((key) => server.redis.ttl(key)))), Math.round((Number(await server.redis.zscore(keys.tenantSessions('tenant-a'), session.id)) - Date.now()) / 1000)];
+    await runOut();
+    expect(await sessions.appendItems('tenant-a', session.id, [{ role: 'user', content: 'added', id: 'msg_edit' }])).toBe('appended');
+    for (const seconds of await lifetimes()) expect(seconds).toBeGreaterThan(3000);
+    await runOut();
+    expect(await sessions.setMetadata('tenant-a', session.id, { topic: 'x' })).toBe('updated');
+    for (const seconds of await lifetimes()) expect(seconds).toBeGreaterThan(3000);
+    await runOut();
+    expect(await sessions.deleteItem('tenant-a', session.id, 'msg_edit')).toBe('deleted');
+    for (const seconds of await lifetimes()) expect(seconds).toBeGreaterThan(3000);
+    // A lock that keeps the session longer than its TTL is not cut short by an edit.
+    await server.redis.expire(keys.session(session.id), 7200);
+    await sessions.setMetadata('tenant-a', session.id, { topic: 'y' });
+    expect(await server.redis.ttl(keys.session(session.id))).toBeGreaterThan(3600);
+  });
+
   it('taking a turn lock keeps the session alive, and counted against its tenant, at least as long as the lock', async () => {
     const { session } = await create();
     await server.redis.expire(keys.session(session.id), 2);

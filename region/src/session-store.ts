@@ -551,13 +551,38 @@ export class SessionStore {
   /** Add items to a conversation (refused while a turn runs: it would not see them consistently). */
   async appendItems(tenant: string, sessionId: string, messages: ChatMessage[]): Promise<'appended' | 'not_found' | 'busy'> {
     if (!isSessionId(sessionId)) return 'not_found';
-    return this.itemScript(APPEND_ITEMS, sessionId, [tenant, ...messages.map((message) => JSON.stringify(message))], () => 'appended' as const);
+    const outcome = await this.itemScript(APPEND_ITEMS, sessionId, [tenant, ...messages.map((message) => JSON.stringify(message))], () => 'appended' as const);
+    if (outcome === 'appended') await this.renewAfterEdit(tenant, sessionId);
+    return outcome;
   }
 
   /** Remove one item of a conversation by its id. */
   async deleteItem(tenant: string, sessionId: string, itemId: string): Promise<'deleted' | 'item_not_found' | 'not_found' | 'busy'> {
     if (!isSessionId(sessionId)) return 'not_found';
-    return this.itemScript(DELETE_ITEM, sessionId, [tenant, itemId], (reply) => (reply === 1 ? 'deleted' as const : 'item_not_found' as const));
+    const outcome = await this.itemScript(DELETE_ITEM, sessionId, [tenant, itemId], (reply) => (reply === 1 ? 'deleted' as const : 'item_not_found' as const));
+    if (outcome === 'deleted') await this.renewAfterEdit(tenant, sessionId);
+    return outcome;
+  }
+
+  /**
+   * A session edited between turns (items added or removed, metadata set) is in use: it lives its
+   * whole TTL again from now, as after a turn: its record, transcript, set of snapshots, current
+   * snapshot's ownership and its tenant's count. Only ever later (`GT`: a running turn's lock may
+   * keep it longer). The keys live in different cluster slots, so each is renewed on its own; a
+   * commit or delete meanwhile only leaves less to renew (a gone key is not recreated).
+   */
+  private async renewAfterEdit(tenant: string, sessionId: string): Promise<void> {
+    const [ttlText, snapshotId, bytesText] = await this.redis.hmget(this.keys.session(sessionId), F.ttlSeconds, F.snapshotId, F.snapshotBytes);
+    const ttlSeconds = Number(ttlText);
+    if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds <= 0) return; // gone meanwhile
+    const keys = [this.keys.session(sessionId), this.keys.sessionTranscript(sessionId), this.keys.sessionSnapshots(sessionId)];
+    if (snapshotId) keys.push(this.keys.snapshotOwners(snapshotId));
+    try {
+      await Promise.all(keys.map((key) => this.redis.expire(key, ttlSeconds, 'GT')));
+      await this.tenants.renewSession(tenant, sessionId, ttlSeconds, Number(bytesText) || 0);
+    } catch {
+      // The edit stands; the session keeps the time it had, and its next change renews it.
+    }
   }
 
   private async itemScript<T>(script: LuaScript, sessionId: string, args: Array<string | number>, outcome: (reply: unknown) => T): Promise<T | 'not_found' | 'busy'> {
@@ -573,6 +598,7 @@ export class SessionStore {
     if (!isSessionId(sessionId)) return 'not_found';
     try {
       await runScript(this.redis, SET_METADATA, [this.keys.session(sessionId)], [tenant, JSON.stringify(metadata)]);
+      await this.renewAfterEdit(tenant, sessionId);
       return 'updated';
     } catch (error) {
       if (scriptRefusal(error, ['NO_SESSION'] as const)) return 'not_found';
