@@ -234,9 +234,23 @@ describe('responses', () => {
     expect(further.status).toBe('incomplete');
     // Its context is the earlier exchange (instructions are not carried over, as in OpenAI's API).
     expect(further.usage!.input_tokens).toBeGreaterThan(asked.usage!.output_tokens);
+    // An empty list is no input: the same answer as none.
+    expect((await client.responses.create({ ...greedy, instructions: INSTRUCTIONS, input: [] })).output_text).toBe(alone.output_text);
     await expect(client.responses.create({ ...greedy })).rejects.toMatchObject({ status: 400, param: 'input', code: 'missing_required_parameter' });
+    await expect(client.responses.create({ ...greedy, input: [] })).rejects.toMatchObject({ status: 400, param: 'input', code: 'missing_required_parameter' });
     const conversation = await client.conversations.create({});
     await expect(client.responses.create({ ...greedy, conversation: conversation.id })).rejects.toMatchObject({ status: 400, param: 'input', code: 'missing_required_parameter' });
+    await expect(client.responses.create({ ...greedy, conversation: conversation.id, input: [] })).rejects.toMatchObject({ status: 400, param: 'input', code: 'missing_required_parameter' });
+  });
+
+  it('creates a conversation from a request without a body, as OpenAI does (its body is all optional)', async () => {
+    const created = await fetch(`${stack.url}/v1/conversations`, { method: 'POST', headers: { authorization: 'Bearer key-a' } });
+    expect(created.status).toBe(200);
+    const conversation = (await created.json()) as { id: string; object: string; metadata: Record<string, string> };
+    expect(conversation).toMatchObject({ object: 'conversation', metadata: {} });
+    expect((await client.conversations.items.list(conversation.id)).data).toEqual([]);
+    const malformed = await fetch(`${stack.url}/v1/conversations`, { method: 'POST', headers: { authorization: 'Bearer key-a' }, body: '{"items":' });
+    expect([malformed.status, ((await malformed.json()) as { error: { code: string } }).error.code]).toEqual([400, 'invalid_json']);
   });
 
   it('says the limit that applied when none was asked for', async () => {

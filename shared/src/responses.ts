@@ -29,8 +29,9 @@ const inputItem = z.object({ type: z.string().optional() }).passthrough();
 
 const responseRequestSchema = z.object({
   model: z.string({ error: (issue) => (issue.input === undefined ? 'model is required' : 'model must be a string') }).min(1, 'model must not be empty'),
-  // Optional, as in OpenAI's API: instructions or a previous response can be all there is.
-  input: z.union([z.string(), z.array(inputItem).min(1, 'input must hold at least one item')], { error: 'input must be a string or an array of message items' }).optional(),
+  // Optional, as in OpenAI's API: instructions or a previous response can be all there is (an
+  // empty list too; whether the request then has anything to answer is checked below).
+  input: z.union([z.string(), z.array(inputItem)], { error: 'input must be a string or an array of message items' }).optional(),
   instructions: z.string().nullish(),
   previous_response_id: z.string().min(1).max(128).nullish(),
   conversation: z.union([z.string().min(1).max(128), z.object({ id: z.string().min(1).max(128) })]).nullish(),

@@ -52,7 +52,7 @@ import type { GatewayVariables } from '../gateway-env.js';
 import type { Clock } from '../ports.js';
 import { silentLogger, type GatewayLogger } from '../request-log.js';
 import { checkUpload, FILE_LIST_LIMITS } from '../routes/files.js';
-import { parseJsonText } from '../routes/request-body.js';
+import { optionalJsonText, parseJsonText } from '../routes/request-body.js';
 import { listObject } from '../responses/response-shapes.js';
 import { mergePages, regionListSchema, windowAfter, type ListCursor } from './merged-list.js';
 import type { RegionHealth } from './region-health.js';
@@ -334,7 +334,7 @@ export function createEdgeApp(ports: EdgePorts) {
   app.delete('/v1/sessions/:id', (c) => relay(c, home(c.req.param('id')), null));
   app.post('/v1/sessions/:id/fork', async (c) => {
     const text = await c.req.text();
-    validateForkSession(text.trim() === '' ? undefined : parseJsonText(text));
+    validateForkSession(optionalJsonText(text));
     return relay(c, home(c.req.param('id')), text);
   });
   // A move runs in the region the session moves to (its workers pull the session).
@@ -359,8 +359,8 @@ export function createEdgeApp(ports: EdgePorts) {
   });
 
   app.post('/v1/conversations', async (c) => {
-    const { text, json } = await readText(c);
-    validateCreateConversation(json);
+    const text = await c.req.text();
+    validateCreateConversation(optionalJsonText(text) ?? {});
     return relay(c, fresh, text);
   });
   app.on(['GET', 'DELETE'], '/v1/conversations/:id', (c) => relay(c, home(c.req.param('id')), null));

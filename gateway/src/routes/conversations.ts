@@ -18,7 +18,7 @@ import type { GatewayVariables } from '../gateway-env.js';
 import { checkSessionHome, sessionBusy, sessionMissing } from '../generation/session-turn.js';
 import type { RegionState, Sessions } from '../ports.js';
 import { conversationObject, listPage, messageItem } from '../responses/response-shapes.js';
-import { readJsonBody } from './request-body.js';
+import { optionalJsonText, readJsonBody } from './request-body.js';
 
 const conversationNotFound = (id: string) => new NotFoundError(`conversation '${id}' does not exist`, { param: 'conversation_id', code: 'conversation_not_found' });
 const itemNotFound = (id: string) => new NotFoundError(`item '${id}' does not exist in this conversation`, { param: 'item_id', code: 'item_not_found' });
@@ -43,7 +43,8 @@ export function conversationsRoute(sessions: Sessions, region: RegionState) {
     .use('/:id/*', atHome)
     .use('/:id', atHome)
     .post('/', async (c) => {
-      const request = validateCreateConversation(await readJsonBody(c));
+      // The body is optional, as in OpenAI's API: none is an empty conversation.
+      const request = validateCreateConversation(optionalJsonText(await c.req.text()) ?? {});
       const view = await sessions.create(c.get('tenant'), { model: ANY_MODEL, system: null, metadata: request.metadata, items: withIds(request.items) });
       return c.json(conversationObject(view.session));
     })

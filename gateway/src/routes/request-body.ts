@@ -16,3 +16,8 @@ export function parseJsonText(text: string): unknown {
     throw new InvalidRequestError('request body is not valid JSON', { code: 'invalid_json' });
   }
 }
+
+/** A body that may be left out (a fork's, a new conversation's): none is `undefined`, anything else must be JSON. */
+export function optionalJsonText(text: string): unknown {
+  return text.trim() === '' ? undefined : parseJsonText(text);
+}

@@ -5,7 +5,7 @@ import type { GatewayVariables } from '../gateway-env.js';
 import { noGpuNode } from '../generation/admission.js';
 import { checkSessionHome, sessionBusy, sessionMissing } from '../generation/session-turn.js';
 import type { RegionState, Sessions, SessionView, Transfers } from '../ports.js';
-import { parseJsonText, readJsonBody } from './request-body.js';
+import { optionalJsonText, readJsonBody } from './request-body.js';
 
 /** How long a move may take (the workers pull the state from the source region). */
 const MOVE_DEADLINE_MS = 120_000;
@@ -40,8 +40,7 @@ export function sessionsRoute(sessions: Sessions, region: RegionState, transfers
     .post('/:id/fork', async (c) => {
       checkSessionHome(c.req.param('id'), region.name, false);
       // The body is optional: none forks the whole session.
-      const text = await c.req.text();
-      const request = validateForkSession(text.trim() === '' ? undefined : parseJsonText(text));
+      const request = validateForkSession(optionalJsonText(await c.req.text()));
       const outcome = await sessions.fork(c.get('tenant'), c.req.param('id'), request.keepMessages);
       if (outcome === 'not_found') throw await sessionMissing(sessions, c.get('tenant'), c.req.param('id'));
       if (outcome === 'busy') throw sessionBusy(c.req.param('id'));
