@@ -107,6 +107,10 @@ describe('SessionStore', () => {
     await server.redis.expire(keys.session(session.id), 7200);
     await sessions.setMetadata('tenant-a', session.id, { topic: 'y' });
     expect(await server.redis.ttl(keys.session(session.id))).toBeGreaterThan(3600);
+    // An edit's renewal that lands after a delete (they take no lock) never counts the deleted session again.
+    await new TenantUsage(server.redis, keys).forgetSession('tenant-a', session.id);
+    await new TenantUsage(server.redis, keys).extendSession('tenant-a', session.id, 3600);
+    expect(await server.redis.zscore(keys.tenantSessions('tenant-a'), session.id)).toBeNull();
   });
 
   it('taking a turn lock keeps the session alive, and counted against its tenant, at least as long as the lock', async () => {

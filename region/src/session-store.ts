@@ -256,17 +256,34 @@ return snapshots
 };
 
 /**
- * Append items to a conversation between turns. KEYS[1] hash, KEYS[2] transcript, KEYS[3] lock.
- * ARGV[1] tenant, ARGV[2..] messages (JSON). Returns 1, or NO_SESSION, SESSION_BUSY.
+ * Lua shared by the edits between turns (items, metadata): a session edited is in use, so its
+ * record, transcript and snapshot set (one slot family) live their whole TTL again from now, as
+ * after a turn; only ever later (a running turn's lock may keep them longer), and a key that is
+ * gone stays gone. Written with TTL, not `EXPIRE … GT`, which needs Redis 7.
+ */
+const RENEW_EDITED_LUA = `
+local function renewEdited(hash, transcript, snapshots)
+  local ttl = tonumber(redis.call('HGET', hash, '${F.ttlSeconds}'))
+  for _, key in ipairs({hash, transcript, snapshots}) do
+    local left = redis.call('TTL', key)
+    if left >= 0 and left < ttl then redis.call('EXPIRE', key, ttl) end
+  end
+end
+`;
+
+/**
+ * Append items to a conversation between turns. KEYS[1] hash, KEYS[2] transcript, KEYS[3] lock,
+ * KEYS[4] snapshot set. ARGV[1] tenant, ARGV[2..] messages (JSON). Returns 1, or NO_SESSION, SESSION_BUSY.
  */
 const APPEND_ITEMS: LuaScript = {
   name: 'bambaAppendItems',
-  keys: 3,
-  lua: `
+  keys: 4,
+  lua: `${RENEW_EDITED_LUA}
 if redis.call('HGET', KEYS[1], '${F.tenant}') ~= ARGV[1] then return redis.error_reply('NO_SESSION') end
 if redis.call('EXISTS', KEYS[3]) == 1 then return redis.error_reply('SESSION_BUSY') end
 for index = 2, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[index]) end
 redis.call('EXPIRE', KEYS[2], redis.call('HGET', KEYS[1], '${F.ttlSeconds}'))
+renewEdited(KEYS[1], KEYS[2], KEYS[4])
 return 1
 `,
 };
@@ -278,14 +295,15 @@ return 1
  */
 const DELETE_ITEM: LuaScript = {
   name: 'bambaDeleteItem',
-  keys: 3,
-  lua: `
+  keys: 4,
+  lua: `${RENEW_EDITED_LUA}
 if redis.call('HGET', KEYS[1], '${F.tenant}') ~= ARGV[1] then return redis.error_reply('NO_SESSION') end
 if redis.call('EXISTS', KEYS[3]) == 1 then return redis.error_reply('SESSION_BUSY') end
 for _, entry in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
   local ok, message = pcall(cjson.decode, entry)
   if ok and type(message) == 'table' and message.id == ARGV[2] then
     redis.call('LREM', KEYS[2], 1, entry)
+    renewEdited(KEYS[1], KEYS[2], KEYS[4])
     return 1
   end
 end
@@ -293,14 +311,29 @@ return 0
 `,
 };
 
-/** KEYS[1] hash. ARGV[1] tenant, ARGV[2] metadata JSON. Returns 1, or NO_SESSION. */
+/** KEYS as APPEND_ITEMS. ARGV[1] tenant, ARGV[2] metadata JSON. Returns 1, or NO_SESSION. */
 const SET_METADATA: LuaScript = {
   name: 'bambaSetSessionMetadata',
-  keys: 1,
-  lua: `
+  keys: 4,
+  lua: `${RENEW_EDITED_LUA}
 if redis.call('HGET', KEYS[1], '${F.tenant}') ~= ARGV[1] then return redis.error_reply('NO_SESSION') end
 redis.call('HSET', KEYS[1], '${F.metadata}', ARGV[2])
+renewEdited(KEYS[1], KEYS[2], KEYS[4])
 return 1
+`,
+};
+
+/**
+ * Extend one key's life to ARGV[1] seconds from now, only ever later, and only if it exists.
+ * KEYS[1] the key. Returns 1 when extended.
+ */
+const EXTEND_TTL: LuaScript = {
+  name: 'bambaExtendTtl',
+  keys: 1,
+  lua: `
+local left = redis.call('TTL', KEYS[1])
+if left >= 0 and left < tonumber(ARGV[1]) then return redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return 0
 `,
 };
 
@@ -565,39 +598,40 @@ export class SessionStore {
   }
 
   /**
-   * A session edited between turns (items added or removed, metadata set) is in use: it lives its
-   * whole TTL again from now, as after a turn: its record, transcript, set of snapshots, current
-   * snapshot's ownership and its tenant's count. Only ever later (`GT`: a running turn's lock may
-   * keep it longer). The keys live in different cluster slots, so each is renewed on its own; a
-   * commit or delete meanwhile only leaves less to renew (a gone key is not recreated).
+   * After an edit between turns (whose script renewed the session's own keys, RENEW_EDITED_LUA):
+   * what lives in other slots lives as long, its current snapshot's ownership and its tenant's
+   * count, each only ever later and only while it exists (a delete meanwhile stays a delete).
    */
   private async renewAfterEdit(tenant: string, sessionId: string): Promise<void> {
-    const [ttlText, snapshotId, bytesText] = await this.redis.hmget(this.keys.session(sessionId), F.ttlSeconds, F.snapshotId, F.snapshotBytes);
-    const ttlSeconds = Number(ttlText);
-    if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds <= 0) return; // gone meanwhile
-    const keys = [this.keys.session(sessionId), this.keys.sessionTranscript(sessionId), this.keys.sessionSnapshots(sessionId)];
-    if (snapshotId) keys.push(this.keys.snapshotOwners(snapshotId));
     try {
-      await Promise.all(keys.map((key) => this.redis.expire(key, ttlSeconds, 'GT')));
-      await this.tenants.renewSession(tenant, sessionId, ttlSeconds, Number(bytesText) || 0);
+      const [ttlText, snapshotId] = await this.redis.hmget(this.keys.session(sessionId), F.ttlSeconds, F.snapshotId);
+      const ttlSeconds = Number(ttlText);
+      if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds <= 0) return; // gone meanwhile
+      if (snapshotId) await runScript(this.redis, EXTEND_TTL, [this.keys.snapshotOwners(snapshotId)], [ttlSeconds]);
+      await this.tenants.extendSession(tenant, sessionId, ttlSeconds);
     } catch {
-      // The edit stands; the session keeps the time it had, and its next change renews it.
+      // The edit stands (its own keys were renewed with it); the rest catches up at the next change.
     }
   }
 
   private async itemScript<T>(script: LuaScript, sessionId: string, args: Array<string | number>, outcome: (reply: unknown) => T): Promise<T | 'not_found' | 'busy'> {
     try {
-      return outcome(await runScript(this.redis, script, [this.keys.session(sessionId), this.keys.sessionTranscript(sessionId), this.keys.sessionLock(sessionId)], args));
+      return outcome(await runScript(this.redis, script, this.editKeys(sessionId), args));
     } catch (error) {
       return sessionRefusal(error);
     }
+  }
+
+  /** KEYS of the edit scripts (APPEND_ITEMS, DELETE_ITEM, SET_METADATA). */
+  private editKeys(sessionId: string): string[] {
+    return [this.keys.session(sessionId), this.keys.sessionTranscript(sessionId), this.keys.sessionLock(sessionId), this.keys.sessionSnapshots(sessionId)];
   }
 
   /** Replace a session's metadata. */
   async setMetadata(tenant: string, sessionId: string, metadata: Record<string, string>): Promise<'updated' | 'not_found'> {
     if (!isSessionId(sessionId)) return 'not_found';
     try {
-      await runScript(this.redis, SET_METADATA, [this.keys.session(sessionId)], [tenant, JSON.stringify(metadata)]);
+      await runScript(this.redis, SET_METADATA, this.editKeys(sessionId), [tenant, JSON.stringify(metadata)]);
       await this.renewAfterEdit(tenant, sessionId);
       return 'updated';
     } catch (error) {

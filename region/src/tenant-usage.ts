@@ -151,6 +151,18 @@ export class TenantUsage {
   }
 
   /** The region count is a figure for status pages: failing to update it never fails a session change. */
+  /**
+   * A session edited between turns lives `ttlSeconds` from now: counted that long, only ever later
+   * (GT) and only while it is counted (XX: an edit racing a delete never counts the deleted one again).
+   */
+  async extendSession(tenant: string, sessionId: string, ttlSeconds: number): Promise<void> {
+    const expiresAtMs = Date.now() + ttlSeconds * 1000;
+    await Promise.all([
+      this.redis.zadd(this.keys.tenantSessions(tenant), 'XX', 'GT', expiresAtMs, sessionId),
+      this.redis.zadd(this.keys.regionSessions, 'XX', 'GT', expiresAtMs, sessionId).catch(() => { /* a figure for status pages */ }),
+    ]);
+  }
+
   private async touchRegionSession(sessionId: string, expiresAtMs: number): Promise<void> {
     await runScript(this.redis, TOUCH_REGION_SESSION, [this.keys.regionSessions], [Date.now(), sessionId, expiresAtMs]).catch(() => { /* caught up at its next change */ });
   }
