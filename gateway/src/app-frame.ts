@@ -40,9 +40,6 @@ export function routeLabel(path: string): string {
   return /^\/(|status|status\.json|healthz|readyz|metrics|v1\/models|v1\/chat\/completions|v1\/completions|v1\/sessions|v1\/responses|v1\/conversations|v1\/files|v1\/batches)$/.test(path) ? path : 'other';
 }
 
-/** Whether the client went away before its answer (the runtime aborts the request's signal then). */
-const clientLeft = (request: Request): boolean => request.signal.aborted;
-
 export interface FrameDeps {
   logger: GatewayLogger;
   metrics: Pick<GatewayMetrics, 'countRequest'>;
@@ -71,9 +68,9 @@ export function installRequestFrame(app: Hono<{ Variables: GatewayVariables }>, 
     // One past the bounds is cut: say so, or a keep-alive client may send its next request on a
     // connection that is about to close.
     if (c.res.status >= 400 && !c.req.raw.bodyUsed && c.req.raw.body && !(await discardRest(c.req.raw.body.getReader()))) c.res.headers.set('Connection', 'close');
-    // A client that hung up before its answer (a cancelled non-streaming request, say) is not a
-    // server error, whatever the route threw once its job was stopped: counted and logged as such.
-    const status = clientLeft(c.req.raw) ? CLIENT_CLOSED_REQUEST : c.res.status;
+    // A request whose generation its client cancelled by hanging up is not a server error,
+    // whatever the route threw once the job stopped: counted and logged as 499 (begin-generation.ts).
+    const status = log.fields.status ?? c.res.status;
     metrics.countRequest(route, status);
     if (!log.deferred) log.write(status, clock.nowMs());
   });
@@ -85,7 +82,8 @@ export function installRequestFrame(app: Hono<{ Variables: GatewayVariables }>, 
     }
     const known = error instanceof BambaError ? error : classifyError(error);
     // Unexpected failures get a stack in the log; known refusals (503, 4xx) only their request line.
-    if ((!known || known.status === 500) && !clientLeft(c.req.raw)) logger.error(`${c.req.method} ${routeLabel(c.req.path)} failed`, known?.cause ?? error);
+    const clientLeft = c.get('log')?.fields.status === CLIENT_CLOSED_REQUEST;
+    if ((!known || known.status === 500) && !clientLeft) logger.error(`${c.req.method} ${routeLabel(c.req.path)} failed`, known?.cause ?? error);
     const wire = errorToWire(known ?? error);
     if (known?.retryAfterSeconds) c.header('Retry-After', String(known.retryAfterSeconds));
     if (known instanceof SessionMovedError) c.header(MOVED_TO_HEADER, known.movedTo);

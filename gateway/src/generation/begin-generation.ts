@@ -7,7 +7,7 @@
 import { answerOf, ServerError, type AnswerPiece, type GenerationJobDraft, type ValidatedGenerationRequest } from '@bamba/shared';
 import type { AppConfig } from '../config.js';
 import type { GatewayMetrics } from '../metrics.js';
-import type { RequestLogEntry } from '../request-log.js';
+import { CLIENT_CLOSED_REQUEST, type RequestLogEntry } from '../request-log.js';
 import type { Clock, GenerationPort, RegionState, Sessions } from '../ports.js';
 import { gatewayStopping, type GatewayStop } from '../gateway-stop.js';
 import { admit } from './admission.js';
@@ -97,8 +97,14 @@ export async function beginGeneration(deps: GenerationDeps, validated: Validated
 
   // A client that goes away cancels the job: dropped if still queued, stopped if running.
   const abort = new AbortController();
-  const onGone = () => abort.abort();
-  if (options.signal.aborted) abort.abort();
+  // Only this (not a slow stream's cut, not the gateway stopping) makes the request a 499 in the
+  // log and metrics: its client left, so whatever ended it is no server error.
+  let clientLeft = false;
+  const onGone = () => {
+    clientLeft = true;
+    abort.abort();
+  };
+  if (options.signal.aborted) onGone();
   else options.signal.addEventListener('abort', onGone, { once: true });
   // The gateway stopping cancels the job too, but the client hears why (`gatewayStopping`).
   let stoppedByGateway = false;
@@ -117,6 +123,7 @@ export async function beginGeneration(deps: GenerationDeps, validated: Validated
     if (finished) return;
     finished = true;
     options.signal.removeEventListener('abort', onGone);
+    if (clientLeft && !stoppedByGateway) log.set({ status: CLIENT_CLOSED_REQUEST });
     deps.stop?.ended.removeEventListener('abort', onStopping);
     await pieces.return(undefined).catch(() => {});
     if (!committed) await lock?.release();
@@ -164,7 +171,7 @@ export async function beginGeneration(deps: GenerationDeps, validated: Validated
     },
     next,
     finish,
-    cancel: onGone,
+    cancel: () => abort.abort(),
     get cancelled() {
       return abort.signal.aborted && !stoppedByGateway;
     },

@@ -5,7 +5,6 @@
 import { completeResponse, errorToWire, SlowClientError, streamChunk, usageChunk, usageOf, type Usage, type ValidatedGenerationRequest } from '@bamba/shared';
 import type { Context } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
-import { CLIENT_CLOSED_REQUEST } from '../request-log.js';
 import { beginGeneration, newRequestId, type EndPiece, type GenerationDeps } from './begin-generation.js';
 import { sse, sseError, SSE_HEADERS, sseBody } from './sse-body.js';
 
@@ -85,7 +84,7 @@ export async function handleGeneration(c: Context<{ Variables: GatewayVariables 
     } finally {
       metrics.changeActiveStreams(-1);
       await generation.finish();
-      log.write(generation.cancelled ? CLIENT_CLOSED_REQUEST : 200, clock.nowMs());
+      log.write(200, clock.nowMs()); // 499 when its client left (set when the generation finished)
     }
   }), 200, SSE_HEADERS);
 }

@@ -29,7 +29,6 @@ import { SSE_HEADERS, sseBody } from '../generation/sse-body.js';
 import { validationDefaults } from '../config.js';
 import { checkSessionHome, sessionMissing } from '../generation/session-turn.js';
 import type { ResponseRecords } from '../ports.js';
-import { CLIENT_CLOSED_REQUEST } from '../request-log.js';
 import { foldResponse, outcomeOf, responseEvent, type FoldHooks } from './response-events.js';
 import { responseObject, viewOf } from './response-shapes.js';
 import { streamStored } from './stream-stored.js';
@@ -257,7 +256,7 @@ async function runInForeground(c: Context<{ Variables: GatewayVariables }>, deps
     } finally {
       metrics.changeActiveStreams(-1);
       await generation.finish();
-      log.write(generation.cancelled ? CLIENT_CLOSED_REQUEST : 200, clock.nowMs());
+      log.write(200, clock.nowMs()); // 499 when its client left (set when the generation finished)
     }
   }), 200, SSE_HEADERS);
 }
