@@ -40,7 +40,7 @@ export interface RunningGpuNode {
 const STOP_STEP_TIMEOUT_MS = 2000;
 
 /** What a malformed job must still carry for its client to hear about the failure. */
-const replyAddress = generationJobSchema.pick({ requestId: true, relayGroup: true, deadlineAtMs: true, attemptOffset: true });
+const replyAddress = generationJobSchema.pick({ requestId: true, relayGroup: true, deadlineAtMs: true });
 /** What a job says of the session turn it holds the lock of. */
 const turnAddress = generationJobSchema.pick({ requestId: true, session: true });
 
@@ -126,14 +126,13 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
     log,
     onSlotFreed: () => { heartbeat.beat().catch(() => {}); }, // show the freed slot now, not at the next beat
     whyCancelled: async (job) => ((await isCancelled(redis, keys, job.requestId)) ? 'client-gone' : (await readerGone(redis, keys, job)) ? 'reader-gone' : null),
-    onRefused: async (data, reason, attemptsStarted) => {
+    onRefused: async (data, reason, attempt) => {
       try {
         // Tell the waiting client, if the job says enough to find its stream.
         const address = replyAddress.safeParse(data);
         if (!address.success) return;
         const failure = reason instanceof BambaError ? reason : new ServerError(`the job failed for good: ${reason.message}`, { code: 'job_failed' });
-        // Numbered as the attempt this fetch began: a reader drops an error older than the newest start it saw (a retried job's).
-        await writer.forRequest(address.data, (address.data.attemptOffset ?? 0) + attemptsStarted).error(errorToWire(failure));
+        await writer.forRequest(address.data, attempt).error(errorToWire(failure));
       } finally {
         await releaseTurn(data);
       }

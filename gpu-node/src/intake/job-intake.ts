@@ -53,9 +53,9 @@ export interface JobIntakeOptions {
   whyCancelled: (job: GenerationJob) => Promise<CancelReason | null>;
   /**
    * A job whose data fails its schema, or that stalled too often: it fails for good; tell its
-   * client. `attemptsStarted` counts this fetch (BullMQ's), for numbering the error event.
+   * client, numbering the error event `attempt` (this fetch's: readers drop an older attempt's).
    */
-  onRefused: (data: unknown, reason: Error, attemptsStarted: number) => Promise<void>;
+  onRefused: (data: unknown, reason: Error, attempt: number) => Promise<void>;
   /** A job that ended without an answer (refused, failed or cancelled) is marked so in the queue: it never runs again. */
   onEndedForGood?: (job: GenerationJob) => Promise<void>;
   log: (message: string) => void;
@@ -66,6 +66,15 @@ export interface JobIntakeOptions {
 const FETCH_RETRY_DELAY_MS = 500;
 /** Seconds a blocking fetch waits on an empty queue: how long a stopping node's loops take to notice. */
 const FETCH_BLOCK_SECONDS = 1;
+
+/**
+ * The attempt a fetch of `job` runs as: BullMQ's count of its starts (this one included) plus
+ * what a rescue from a dead node's queue carried over (`attemptOffset`). Every event of the run,
+ * a refusal's included, carries it: readers drop events older than the newest start they saw.
+ */
+function attemptOf(job: Job, attemptOffset: number | undefined): number {
+  return (attemptOffset ?? 0) + job.attemptsStarted;
+}
 
 export class JobIntake {
   private readonly worker: Worker;
@@ -205,8 +214,8 @@ export class JobIntake {
 
   private async handle(job: Job, token: string, lock: { lost: AbortController; stop(): void }): Promise<void> {
     const { log } = this.options;
-    const refuse = async (reason: Error) => {
-      await this.options.onRefused(job.data, reason, job.attemptsStarted).catch(() => {});
+    const refuse = async (reason: Error, attemptOffset?: number) => {
+      await this.options.onRefused(job.data, reason, attemptOf(job, attemptOffset)).catch(() => {});
       await job.moveToFailed(new UnrecoverableError(reason.message), token, false).catch(() => {});
     };
     let data: GenerationJob;
@@ -223,7 +232,7 @@ export class JobIntake {
       // stalling its node must not be retried forever. Said as what happened, not in BullMQ's words.
       lock.stop();
       log(`intake: job ${job.id} is not run again: ${job.deferredFailure}`);
-      await refuse(new ServerError('the gpu-nodes running this request stopped twice before it finished, so it is not run a third time (in case the request itself brings nodes down); retry it, and report it if it fails the same way again', { code: 'repeated_node_failure' }));
+      await refuse(new ServerError('the gpu-nodes running this request stopped twice before it finished, so it is not run a third time (in case the request itself brings nodes down); retry it, and report it if it fails the same way again', { code: 'repeated_node_failure' }), data.attemptOffset);
       return;
     }
     const controller = new AbortController();
@@ -242,7 +251,7 @@ export class JobIntake {
       );
       const outcome = await this.options.run({
         job: data,
-        attempt: (data.attemptOffset ?? 0) + job.attemptsStarted,
+        attempt: attemptOf(job, data.attemptOffset),
         isLastAttempt: job.attemptsStarted >= (job.opts.attempts ?? 1),
         signal: controller.signal,
       });
