@@ -6,7 +6,7 @@
 import { BambaError, errorToWire, MOVED_TO_HEADER } from '@bamba/shared';
 import type { Hono, MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { discardRest, limitBody } from './body-limit.js';
+import { discardUnread, limitBody } from './body-limit.js';
 import type { GatewayVariables } from './gateway-env.js';
 import { SessionMovedError } from './generation/session-turn.js';
 import type { GatewayMetrics } from './metrics.js';
@@ -67,7 +67,7 @@ export function installRequestFrame(app: Hono<{ Variables: GatewayVariables }>, 
     // end first, so the client reads this answer rather than a connection reset (body-limit.ts).
     // One past the bounds is cut: say so, or a keep-alive client may send its next request on a
     // connection that is about to close.
-    if (c.res.status >= 400 && !c.req.raw.bodyUsed && c.req.raw.body && !(await discardRest(c.req.raw.body.getReader()))) c.res.headers.set('Connection', 'close');
+    if (c.res.status >= 400 && !(await discardUnread(c.req.raw))) c.res.headers.set('Connection', 'close');
     // A request whose generation its client cancelled by hanging up is not a server error,
     // whatever the route threw once the job stopped: counted and logged as 499 (begin-generation.ts).
     const status = log.fields.status ?? c.res.status;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Hono } from 'hono';
-import { discardRest, limitBody } from './body-limit.js';
+import { discardRest, discardUnread, limitBody } from './body-limit.js';
 
 function chunks(count: number, bytes: number, onCancel?: () => void): ReadableStream<Uint8Array> {
   let sent = 0;
@@ -34,6 +34,20 @@ describe('discardRest', () => {
   it('reports a broken body as cut', async () => {
     const broken = new ReadableStream<Uint8Array>({ pull(controller) { controller.error(new Error('connection reset')); } });
     expect(await discardRest(broken.getReader())).toBe(false);
+  });
+});
+
+describe('discardUnread', () => {
+  it('reads an unread body, leaves a read one alone, and does not start on one declared past the bound', async () => {
+    expect(await discardUnread(new Request('http://x/', { method: 'POST', body: 'x'.repeat(100) }), { maxBytes: 1000, maxMs: 5_000 })).toBe(true);
+    const read = new Request('http://x/', { method: 'POST', body: 'x' });
+    await read.text();
+    expect(await discardUnread(read)).toBe(true);
+    let pulled = 0;
+    const body = new ReadableStream<Uint8Array>({ pull(controller) { pulled += 1; controller.enqueue(new Uint8Array(100)); } });
+    const declared = new Request('http://x/', { method: 'POST', body, duplex: 'half', headers: { 'content-length': '2000' } } as RequestInit);
+    expect(await discardUnread(declared, { maxBytes: 1000, maxMs: 5_000 })).toBe(false);
+    expect(pulled).toBeLessThanOrEqual(1);
   });
 });
 

@@ -50,6 +50,17 @@ export async function discardRest(reader: ReadableStreamDefaultReader<Uint8Array
 }
 
 /**
+ * For an answer given without reading the request's body: reads what is left of it and drops it.
+ * True when nothing is left unread (the connection can stay open); false when it was cut, or
+ * when its declared length is past the bound anyway (then it is not read at all).
+ */
+export async function discardUnread(request: Request, limits: DiscardLimits = DISCARD_LIMITS): Promise<boolean> {
+  if (request.bodyUsed || !request.body) return true;
+  if (Number(request.headers.get('content-length') ?? 0) > limits.maxBytes) return false;
+  return discardRest(request.body.getReader(), limits);
+}
+
+/**
  * Refuses a body over `maxBytes` with a 413. One with a Content-Length is refused on it, unread
  * (the request frame then discards it); one sent without (chunked) is read up to the limit and held,
  * and past it the rest is discarded here before the 413. Within the limit the route reads the body
