@@ -251,6 +251,7 @@ describe('responses', () => {
     expect((await client.conversations.items.list(conversation.id)).data).toEqual([]);
     const malformed = await fetch(`${stack.url}/v1/conversations`, { method: 'POST', headers: { authorization: 'Bearer key-a' }, body: '{"items":' });
     expect([malformed.status, ((await malformed.json()) as { error: { code: string } }).error.code]).toEqual([400, 'invalid_json']);
+    expect((await fetch(`${stack.url}/v1/conversations`, { method: 'POST', headers: { authorization: 'Bearer key-a' }, body: 'null' })).status).toBe(400);
   });
 
   it('says the limit that applied when none was asked for', async () => {

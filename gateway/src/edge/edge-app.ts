@@ -360,7 +360,7 @@ export function createEdgeApp(ports: EdgePorts) {
 
   app.post('/v1/conversations', async (c) => {
     const text = await c.req.text();
-    validateCreateConversation(optionalJsonText(text) ?? {});
+    validateCreateConversation(optionalJsonText(text, {}));
     return relay(c, fresh, text);
   });
   app.on(['GET', 'DELETE'], '/v1/conversations/:id', (c) => relay(c, home(c.req.param('id')), null));

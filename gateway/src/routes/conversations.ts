@@ -44,7 +44,7 @@ export function conversationsRoute(sessions: Sessions, region: RegionState) {
     .use('/:id', atHome)
     .post('/', async (c) => {
       // The body is optional, as in OpenAI's API: none is an empty conversation.
-      const request = validateCreateConversation(optionalJsonText(await c.req.text()) ?? {});
+      const request = validateCreateConversation(optionalJsonText(await c.req.text(), {}));
       const view = await sessions.create(c.get('tenant'), { model: ANY_MODEL, system: null, metadata: request.metadata, items: withIds(request.items) });
       return c.json(conversationObject(view.session));
     })

@@ -17,7 +17,7 @@ export function parseJsonText(text: string): unknown {
   }
 }
 
-/** A body that may be left out (a fork's, a new conversation's): none is `undefined`, anything else must be JSON. */
-export function optionalJsonText(text: string): unknown {
-  return text.trim() === '' ? undefined : parseJsonText(text);
+/** A body that may be left out (a fork's, a new conversation's): none is `absent`, anything else must be JSON (`null` included). */
+export function optionalJsonText(text: string, absent: unknown = undefined): unknown {
+  return text.trim() === '' ? absent : parseJsonText(text);
 }
