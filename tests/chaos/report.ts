@@ -7,7 +7,7 @@ export function reliabilityMarkdown(results: readonly CampaignResult[], machine:
     '',
     'Written by `npm run chaos`; do not edit by hand. Every campaign runs against real processes (redis-server, gpu-nodes on the tiny model, the gateway) started for it; a quick version of each runs in `npm test` (`tests/chaos-quick.test.ts`).',
     '',
-    `Machine: ${machine}. Run ${date}. Reproduce: \`npm run chaos\` (about ten minutes), \`npm run chaos -- --quick\`.`,
+    `Machine: ${machine}. Run ${date}. Reproduce: \`npm run chaos\` (15–20 minutes on 2 cores), \`npm run chaos -- --quick\`.`,
     '',
     '| campaign | figure | value | target | met |',
     '|---|---|---|---|---|',
