@@ -255,19 +255,25 @@ return snapshots
 `,
 };
 
+/** Lua: extend `key`'s life to `seconds` from now, only ever later, and only if it exists. Returns 1 when extended. */
+const EXTEND_TTL_LUA = `
+local function extendTtl(key, seconds)
+  local left = redis.call('TTL', key)
+  if left >= 0 and left < seconds then return redis.call('EXPIRE', key, seconds) end
+  return 0
+end
+`;
+
 /**
  * Lua shared by the edits between turns (items, metadata): a session edited is in use, so its
  * record, transcript and snapshot set (one slot family) live their whole TTL again from now, as
  * after a turn; only ever later (a running turn's lock may keep them longer), and a key that is
  * gone stays gone. Written with TTL, not `EXPIRE … GT`, which needs Redis 7.
  */
-const RENEW_EDITED_LUA = `
+const RENEW_EDITED_LUA = `${EXTEND_TTL_LUA}
 local function renewEdited(hash, transcript, snapshots)
   local ttl = tonumber(redis.call('HGET', hash, '${F.ttlSeconds}'))
-  for _, key in ipairs({hash, transcript, snapshots}) do
-    local left = redis.call('TTL', key)
-    if left >= 0 and left < ttl then redis.call('EXPIRE', key, ttl) end
-  end
+  for _, key in ipairs({hash, transcript, snapshots}) do extendTtl(key, ttl) end
 end
 `;
 
@@ -323,17 +329,12 @@ return 1
 `,
 };
 
-/**
- * Extend one key's life to ARGV[1] seconds from now, only ever later, and only if it exists.
- * KEYS[1] the key. Returns 1 when extended.
- */
+/** EXTEND_TTL_LUA for one key in a slot of its own. KEYS[1] the key. ARGV[1] seconds. Returns 1 when extended. */
 const EXTEND_TTL: LuaScript = {
   name: 'bambaExtendTtl',
   keys: 1,
-  lua: `
-local left = redis.call('TTL', KEYS[1])
-if left >= 0 and left < tonumber(ARGV[1]) then return redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return 0
+  lua: `${EXTEND_TTL_LUA}
+return extendTtl(KEYS[1], tonumber(ARGV[1]))
 `,
 };
 
