@@ -29,7 +29,7 @@ describe('client disconnects', () => {
     expect(next.json.usage.completion_tokens).toBe(5);
   });
 
-  it('a non-streaming request whose client hangs up is counted as 499 (client closed), not as a server error', async () => {
+  it('a request whose client hangs up is counted as 499 (client closed), not as a server error nor as the 200 a stream began with', async () => {
     const requestsOf = async (status: string) => {
       const metrics = await (await fetch(`${stack.url}/metrics`)).text();
       const line = metrics.split('\n').find((entry) => entry.startsWith('bamba_requests_total{') && entry.includes('route="/v1/chat/completions"') && entry.includes(`status="${status}"`));
@@ -44,6 +44,16 @@ describe('client disconnects', () => {
     await stack.waitFor('the slot to be freed', async () => ((await busySlots()) === 0 ? true : undefined));
     await stack.waitFor('the request to be counted', async () => ((await requestsOf('499')) === closedBefore + 1 ? true : undefined));
     expect(await requestsOf('500')).toBe(failedBefore);
+
+    // A stream went out with a 200 header; it is counted when it ends, with the 499 its log line says.
+    const [closedNow, okNow] = [await requestsOf('499'), await requestsOf('200')];
+    const stream = await open(request('hang up on this stream', true));
+    const reader = stream.body!.getReader();
+    await reader.read();
+    await reader.cancel();
+    await stack.waitFor('the slot to be freed', async () => ((await busySlots()) === 0 ? true : undefined));
+    await stack.waitFor('the stream to be counted', async () => ((await requestsOf('499')) === closedNow + 1 ? true : undefined));
+    expect(await requestsOf('200')).toBe(okNow);
   });
 
   it('a queued job whose client left is dropped before it starts', async () => {

@@ -51,7 +51,7 @@ export interface FrameDeps {
 export function installRequestFrame(app: Hono<{ Variables: GatewayVariables }>, { logger, metrics, clock, classifyError }: FrameDeps): void {
   app.use('*', async (c, next) => {
     const route = routeLabel(c.req.path);
-    const log = new RequestLogEntry(logger, c.req.method, route, clock.nowMs());
+    const log = new RequestLogEntry(logger, c.req.method, route, clock.nowMs(), (status) => metrics.countRequest(route, status));
     c.set('log', log);
     await next();
     // Every answer carries an id to quote (OpenAI's clients expose it as `_request_id`): the
@@ -68,11 +68,10 @@ export function installRequestFrame(app: Hono<{ Variables: GatewayVariables }>, 
     // One past the bounds is cut: say so, or a keep-alive client may send its next request on a
     // connection that is about to close.
     if (c.res.status >= 400 && !(await discardUnread(c.req.raw))) c.res.headers.set('Connection', 'close');
-    // A request whose generation its client cancelled by hanging up is not a server error,
-    // whatever the route threw once the job stopped: counted and logged as 499 (begin-generation.ts).
-    const status = log.fields.status ?? c.res.status;
-    metrics.countRequest(route, status);
-    if (!log.deferred) log.write(status, clock.nowMs());
+    // Counted as its line is written: a stream's when it ends. A request whose generation its
+    // client cancelled by hanging up is not a server error, whatever the route threw once the job
+    // stopped: counted and logged as 499 (begin-generation.ts).
+    if (!log.deferred) log.write(c.res.status, clock.nowMs());
   });
   app.notFound((c) => c.json({ error: { message: `no route for ${c.req.method} ${c.req.path}`, type: 'invalid_request_error', param: null, code: 'unknown_url' } }, 404));
   app.onError((error, c) => {

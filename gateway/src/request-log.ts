@@ -35,14 +35,24 @@ export interface GatewayLogger {
 /** nginx's status for a request whose client closed the connection before it was answered; only in logs and metrics. */
 export const CLIENT_CLOSED_REQUEST = 499;
 
-/** The log line being built for the request in flight. */
+/**
+ * The log line being built for the request in flight. Writing it also counts the request
+ * (`onWritten`), so a stream is counted with the status its line says once it ended (a 499 when
+ * its client left), not with the 200 its headers went out with.
+ */
 export class RequestLogEntry {
   readonly fields: Partial<RequestLogRecord> = {};
   /** Set by a streaming response: its stream writes the line when it ends. */
   deferred = false;
   private written = false;
 
-  constructor(private readonly logger: GatewayLogger, private readonly method: string, private readonly route: string, private readonly startedMs: number) {}
+  constructor(
+    private readonly logger: GatewayLogger,
+    private readonly method: string,
+    private readonly route: string,
+    private readonly startedMs: number,
+    private readonly onWritten: (status: number) => void = () => {},
+  ) {}
 
   set(fields: Partial<RequestLogRecord>): void {
     Object.assign(this.fields, fields);
@@ -51,7 +61,9 @@ export class RequestLogEntry {
   write(status: number, nowMs: number): void {
     if (this.written) return;
     this.written = true;
-    this.logger.request({ ...this.fields, method: this.method, route: this.route, status: this.fields.status ?? status, durationMs: Math.round(nowMs - this.startedMs) });
+    const final = this.fields.status ?? status;
+    this.onWritten(final);
+    this.logger.request({ ...this.fields, method: this.method, route: this.route, status: final, durationMs: Math.round(nowMs - this.startedMs) });
   }
 }
 
