@@ -148,6 +148,7 @@ describe('responses', () => {
         if (++deltasBeforeDrop === 2) break; // drop the connection mid-stream
       }
     }
+    const receivedBeforeDrop = received;
     expect(responseId).toMatch(/^resp_/);
     const resumed = await client.responses.retrieve(responseId, { stream: true, starting_after: lastSeen });
     const resumedTypes: string[] = [];
@@ -168,6 +169,13 @@ describe('responses', () => {
     let again = '';
     for await (const event of await client.responses.retrieve(responseId, { stream: true })) if (event.type === 'response.output_text.delta') again += event.delta;
     expect(again).toBe(expected);
+    // The SDK's own resume replays everything and drops the events up to `starting_after` itself:
+    // the replay's deltas must be the very events the dropped stream had, or text comes twice.
+    const sdkResumed = client.responses.stream({ response_id: responseId, starting_after: lastSeen });
+    let afterDrop = '';
+    sdkResumed.on('response.output_text.delta', (event) => { afterDrop += event.delta; });
+    expect((await sdkResumed.finalResponse()).output_text).toBe(expected);
+    expect(receivedBeforeDrop + afterDrop).toBe(expected);
   });
 
   it('background: polling shows it finish; cancel stops a running one', async () => {
@@ -196,15 +204,46 @@ describe('responses', () => {
     };
     const written = async (id: string) => (await stack.streamEvents(id)).map((event) => (event.type === 'token-delta' ? event.text : '')).join('');
 
+    /** What a reader of a response's stream got: its text and its last event's response status. */
+    const readToEnd = async (events: AsyncIterable<OpenAI.Responses.ResponseStreamEvent>) => {
+      let text = '';
+      let last: OpenAI.Responses.ResponseStreamEvent | null = null;
+      for await (const event of events) {
+        if (event.type === 'response.output_text.delta') text += event.delta;
+        last = event;
+      }
+      return { text, status: last && 'response' in last ? last.response.status : null };
+    };
+
     const cancelledId = await startWriting('Talk until cancelled.');
+    // A reader following it when it is cancelled ends there, with the text that is recorded
+    // (not at the response's deadline, as when the stream just stopped).
+    const following = readToEnd(await client.responses.retrieve(cancelledId, { stream: true }));
     expect(await client.responses.cancel(cancelledId)).toMatchObject({ status: 'cancelled' });
     const cancelled = await client.responses.retrieve(cancelledId);
     expect(cancelled.status).toBe('cancelled');
     expect(cancelled.output_text).not.toBe('');
     expect((await written(cancelledId)).startsWith(cancelled.output_text)).toBe(true);
-    let replayed = '';
-    for await (const event of await client.responses.retrieve(cancelledId, { stream: true })) if (event.type === 'response.output_text.delta') replayed += event.delta;
-    expect(replayed).toBe(cancelled.output_text);
+    expect(await following).toEqual({ text: cancelled.output_text, status: 'cancelled' });
+    expect(await readToEnd(await client.responses.retrieve(cancelledId, { stream: true }))).toEqual({ text: cancelled.output_text, status: 'cancelled' });
+
+    // A foreground stream whose client hangs up is cancelled the same way, for its other readers too.
+    const controller = new AbortController();
+    const hungUp = await client.responses.create({ model: MODEL_ID, max_output_tokens: 900, temperature: 0, input: 'Talk until I hang up.', stream: true }, { signal: controller.signal });
+    let hungUpId = '';
+    for await (const event of hungUp) {
+      if (event.type === 'response.created') hungUpId = event.response.id;
+      if (event.type === 'response.output_text.delta') break;
+    }
+    const otherReader = readToEnd(await client.responses.retrieve(hungUpId, { stream: true }));
+    controller.abort();
+    const afterHangUp = await otherReader;
+    expect(afterHangUp.status).toBe('cancelled');
+    const recorded = await stack.waitFor('the hung-up response to be recorded', async () => {
+      const response = await client.responses.retrieve(hungUpId);
+      return response.status === 'in_progress' ? undefined : response;
+    });
+    expect([recorded.status, recorded.output_text]).toEqual(['cancelled', afterHangUp.text]);
 
     const deletedId = await startWriting('Talk until deleted.');
     await expect(client.responses.delete(deletedId)).resolves.toMatchObject({ deleted: true });

@@ -37,6 +37,8 @@ export interface GenerationPort {
   follow(relayGroup: string, requestId: string, untilMs: number, signal: AbortSignal): AsyncIterable<StreamEvent>;
   /** Cancel a request queued by someone else: dropped if still queued, stopped if running. */
   cancel(requestId: string): Promise<void>;
+  /** End a request's stream here for every reader (`generation-cancelled`); its job is stopped apart (`cancel`). */
+  markCancelled(relayGroup: string, requestId: string): Promise<void>;
   /** Whether the gateway reading `relayGroup` is gone (its presence lapsed); a failed read says no. */
   readerGone(relayGroup: string): Promise<boolean>;
 }

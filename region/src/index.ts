@@ -9,7 +9,7 @@ export { connectBulkBytes, ioredisBulkBytes, BULK_CONNECTIONS_DEFAULT, type Bulk
 export { regionKeys, type RegionKeys } from './keys.js';
 export { newSessionId, isSessionId, sessionFamily, movedSessionId, newSnapshotId, isSnapshotId, newResponseId, isResponseId, newItemId, newFileId, isFileId, newBatchId, isBatchId, batchFileId } from './ids.js';
 export { ResponseStore } from './response-store.js';
-export { followRequestStream } from './request-stream-reader.js';
+export { followRequestStream, markCancelled } from './request-stream-reader.js';
 export { SessionStore, KEEP_SNAPSHOT, TurnCommitRefused, type ForkRefusal, type SessionView, type TurnCommit, type CommitOutcome } from './session-store.js';
 export type { CommittedTurn } from './session-fields.js';
 export { SnapshotStore, SNAPSHOT_CHUNK_BYTES, type SnapshotInfo, type PutSnapshotOptions, type ForgetOutcome } from './snapshot-store.js';

@@ -2,11 +2,14 @@
  * Reads one request's token stream by position, for a reader that did not queue the request: a
  * client resuming a dropped stream, or a gateway settling a response whose own gateway went away.
  * It polls with XRANGE on a shared connection (such readers are rare; a blocking read would
- * need a connection of its own, or a place in another process's relay group).
+ * need a connection of its own, or a place in another process's relay group). Such a reader
+ * may also end the stream for everyone: `markCancelled`.
  */
-import { decodeStreamEvent, DeadlineExceededError, type StreamEvent } from '@bamba/shared';
+import { decodeStreamEvent, DeadlineExceededError, encodeStreamEvent, isFinalEvent, type StreamEvent } from '@bamba/shared';
 import type { RegionRedis } from './connection.js';
 import type { RegionKeys } from './keys.js';
+import { runScript, type LuaScript } from './scripts.js';
+import { STREAM_TTL_AFTER_END_SECONDS } from './token-event-writer.js';
 
 const READ_COUNT = 512;
 const POLL_MS = 25;
@@ -18,8 +21,8 @@ async function readRequestStream(redis: RegionRedis, keys: RegionKeys, relayGrou
 }
 
 /**
- * Every event of the stream from its start, then new ones as they arrive, until an end or error
- * event (after which it returns). Past `untilMs` it throws `DeadlineExceededError`; an aborted
+ * Every event of the stream from its start, then new ones as they arrive, until a final event
+ * (end, error, cancellation mark: after which it returns). Past `untilMs` it throws `DeadlineExceededError`; an aborted
  * `signal` ends it quietly.
  */
 export async function* followRequestStream(redis: RegionRedis, keys: RegionKeys, relayGroup: string, requestId: string, untilMs: number, signal: AbortSignal): AsyncGenerator<StreamEvent, void, undefined> {
@@ -29,10 +32,32 @@ export async function* followRequestStream(redis: RegionRedis, keys: RegionKeys,
     lastId = read.lastId;
     for (const event of read.events) {
       yield event;
-      if (event.type === 'generation-end' || event.type === 'generation-error') return;
+      if (isFinalEvent(event)) return;
     }
     if (read.events.length === READ_COUNT) continue;
     if (Date.now() > untilMs) throw new DeadlineExceededError('the response did not finish before its deadline');
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
+}
+
+/**
+ * KEYS[1] the request's stream. ARGV: the event's field and value, the TTL (seconds) a stream
+ * without one gets (one never written yet: its job never started). Returns 1.
+ */
+const MARK_CANCELLED: LuaScript = {
+  name: 'bambaMarkCancelled',
+  keys: 1,
+  lua: `
+redis.call('XADD', KEYS[1], '*', ARGV[1], ARGV[2])
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+return 1
+`,
+};
+
+/**
+ * End a request's stream here for every reader (`generation-cancelled`): what its gpu-node
+ * writes after this is nobody's answer. The job itself is stopped apart (the producer's cancel).
+ */
+export async function markCancelled(redis: RegionRedis, keys: RegionKeys, relayGroup: string, requestId: string): Promise<void> {
+  await runScript(redis, MARK_CANCELLED, [keys.requestStream(relayGroup, requestId)], [...encodeStreamEvent({ type: 'generation-cancelled' }), STREAM_TTL_AFTER_END_SECONDS]);
 }

@@ -28,6 +28,7 @@ const json = <T extends z.ZodTypeAny>(schema: T) => jsonField(schema, 'not the e
 const outcomeSchema = z.object({
   status: z.enum(['completed', 'incomplete', 'failed', 'cancelled']),
   outputText: z.string(),
+  deltaLengths: z.array(z.number().int().positive()).optional(),
   usage: z.object({ inputTokens: z.number().int(), cachedTokens: z.number().int(), outputTokens: z.number().int() }).nullable(),
   error: z.object({ code: z.string(), message: z.string() }).nullable(),
   incompleteReason: z.string().nullable(),

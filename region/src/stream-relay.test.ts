@@ -72,12 +72,12 @@ describe('StreamRelay', () => {
     expect(relay.openStreams).toBe(1);
   }, 10_000);
 
-  it('merges consecutive deltas that arrive in one read into one event', async () => {
+  it('merges consecutive deltas that arrive in one read into one event, keeping where each entry ended', async () => {
     const relay = newRelay({ connections: 1 });
     const subscription = relay.subscribe('req-merge');
-    await write(subscription, start, delta('a'), delta('b'), delta('c'), delta('stale', 2));
+    await write(subscription, start, delta('a'), delta(''), delta('bc'), delta('d'), delta('stale', 2));
     const events = await take(subscription, 3);
-    expect(events[1]).toMatchObject({ type: 'token-delta', text: 'abc', tokens: 3 });
+    expect(events[1]).toMatchObject({ type: 'token-delta', text: 'abcd', tokens: 4, entryLengths: [1, 2, 1] });
     expect(events[2]).toMatchObject({ type: 'token-delta', text: 'stale', attempt: 2 }); // another attempt is never merged in
   });
 

@@ -121,13 +121,18 @@ export class RelaySubscription implements AsyncIterable<StreamEvent> {
   }
 }
 
-/** Merge consecutive deltas of one attempt: a read's worth of tokens becomes one event. */
-function coalesce(events: StreamEvent[]): StreamEvent[] {
+/**
+ * Merge consecutive deltas of one attempt: a read's worth of tokens becomes one event, which
+ * keeps where each entry's text ended (`entryLengths`), for readers that send the entries as they are.
+ */
+export function coalesce(events: StreamEvent[]): StreamEvent[] {
   const merged: StreamEvent[] = [];
+  const lengthsOf = (text: string) => (text === '' ? [] : [text.length]);
   for (const event of events) {
     const last = merged.at(-1);
     if (event.type === 'token-delta' && last?.type === 'token-delta' && last.attempt === event.attempt) {
-      merged[merged.length - 1] = { ...last, text: last.text + event.text, tokens: last.tokens + event.tokens };
+      const entryLengths = [...(last.entryLengths ?? lengthsOf(last.text)), ...lengthsOf(event.text)];
+      merged[merged.length - 1] = { ...last, text: last.text + event.text, tokens: last.tokens + event.tokens, entryLengths };
     } else {
       merged.push(event);
     }

@@ -12,7 +12,7 @@ import type { RegionRedis } from './connection.js';
 import type { RegionKeys } from './keys.js';
 
 /** A stream outlives its request by this long, for late readers and debugging. */
-const STREAM_TTL_AFTER_END_SECONDS = 300;
+export const STREAM_TTL_AFTER_END_SECONDS = 300;
 
 /** The events of one request's run, as generation code writes them. */
 export interface TokenEvents {

@@ -6,14 +6,15 @@
  * if nothing was relayed yet (`restart`), else the request fails with `node_failed` (at once,
  * when the node said so with `generation-retry`).
  */
-import { errorFromWire, ServerError } from './errors.js';
+import { errorFromWire, RequestCancelledError, ServerError } from './errors.js';
 import type { FinishReason, ResumePath, StreamEvent } from './stream-events.js';
 
 export type AnswerPiece =
   | { kind: 'start'; resume: ResumePath; promptTokens: number; cachedTokens: number }
   /** Text from an earlier attempt is void: drop what was collected. */
   | { kind: 'restart' }
-  | { kind: 'text'; text: string; tokens: number }
+  /** `entryLengths`: where the text's stream entries begin and end, when it holds several (see TokenDeltaEvent). */
+  | { kind: 'text'; text: string; tokens: number; entryLengths?: number[] }
   | { kind: 'end'; finishReason: FinishReason; promptTokens: number; completionTokens: number; cachedTokens: number };
 
 /**
@@ -30,6 +31,8 @@ export const NODE_FAILED = 'node_failed';
 export async function* answerOf(events: AsyncIterable<StreamEvent>, canRestart: () => boolean): AsyncGenerator<AnswerPiece, void, undefined> {
   let attempt = 0;
   for await (const event of events) {
+    // Cancelled here, whichever attempt runs: everything after this point is nobody's answer.
+    if (event.type === 'generation-cancelled') throw new RequestCancelledError();
     if (event.attempt < attempt) continue; // a stale attempt's leftovers
     if (event.type === 'generation-start' && event.attempt > attempt) {
       if (attempt !== 0) {
@@ -48,7 +51,7 @@ export async function* answerOf(events: AsyncIterable<StreamEvent>, canRestart: 
       continue;
     }
     if (event.type === 'token-delta') {
-      yield { kind: 'text', text: event.text, tokens: event.tokens };
+      yield { kind: 'text', text: event.text, tokens: event.tokens, ...(event.entryLengths ? { entryLengths: event.entryLengths } : {}) };
     } else if (event.type === 'generation-end') {
       yield { kind: 'end', finishReason: event.finishReason, promptTokens: event.promptTokens, completionTokens: event.completionTokens, cachedTokens: event.cachedTokens };
       return;

@@ -130,6 +130,13 @@ export class DeadlineExceededError extends BambaError {
   }
 }
 
+/** The request was cancelled before it finished (its stored response's cancel): HTTP 409, not retryable. */
+export class RequestCancelledError extends BambaError {
+  constructor(message = 'the request was cancelled before it finished') {
+    super('invalid_request_error', 409, false, message, { code: 'request_cancelled' });
+  }
+}
+
 /** Work failed on the server side (a gpu-node died, the engine failed): HTTP 500, retryable. */
 export class ServerError extends BambaError {
   constructor(message: string, options: BambaErrorOptions = {}) {

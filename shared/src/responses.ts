@@ -239,6 +239,11 @@ export const ACTIVE_RESPONSE_STATUSES: readonly ResponseStatus[] = ['queued', 'i
 export interface ResponseOutcome {
   status: Exclude<ResponseStatus, 'queued' | 'in_progress'>;
   outputText: string;
+  /**
+   * The lengths of the deltas `outputText` was streamed in (its token stream's entries), so a
+   * replay sends the very events a live reader got; absent when it was one delta (or unknown).
+   */
+  deltaLengths?: number[];
   usage: { inputTokens: number; cachedTokens: number; outputTokens: number } | null;
   /** For `failed`: the error as OpenAI shows it. */
   error: { code: string; message: string } | null;

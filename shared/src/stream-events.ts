@@ -70,14 +70,36 @@ export const generationRetryEventSchema = z.object({
   reason: z.string(),
 });
 
-export const streamEventSchema = z.discriminatedUnion('type', [generationStartEventSchema, tokenDeltaEventSchema, generationEndEventSchema, generationErrorEventSchema, generationRetryEventSchema]);
+/**
+ * The request was cancelled at this point of its stream (a stored response cancelled, or its
+ * client gone): every reader ends here, whatever attempt runs and whatever the gpu-node still
+ * writes after it, so all of them (and the outcome recorded from the stream) hold the same text.
+ * Written by the gateway that cancelled it, so it carries no attempt.
+ */
+export const generationCancelledEventSchema = z.object({
+  ...wireVersionField,
+  type: z.literal('generation-cancelled'),
+});
+
+export const streamEventSchema = z.discriminatedUnion('type', [generationStartEventSchema, tokenDeltaEventSchema, generationEndEventSchema, generationErrorEventSchema, generationRetryEventSchema, generationCancelledEventSchema]);
 
 export type GenerationStartEvent = z.infer<typeof generationStartEventSchema>;
-export type TokenDeltaEvent = z.infer<typeof tokenDeltaEventSchema>;
+export type TokenDeltaEvent = z.infer<typeof tokenDeltaEventSchema> & {
+  /**
+   * Not on the wire: set by a reader that merged consecutive entries into this one event, the
+   * lengths of their texts in order (empty ones left out). The stream's entries are the deltas
+   * every reader of a response sends alike (see the Responses events).
+   */
+  entryLengths?: number[];
+};
 export type GenerationEndEvent = z.infer<typeof generationEndEventSchema>;
 export type GenerationErrorEvent = z.infer<typeof generationErrorEventSchema>;
 export type GenerationRetryEvent = z.infer<typeof generationRetryEventSchema>;
-export type StreamEvent = z.infer<typeof streamEventSchema>;
+export type GenerationCancelledEvent = z.infer<typeof generationCancelledEventSchema>;
+export type StreamEvent = Exclude<z.infer<typeof streamEventSchema>, { type: 'token-delta' }> | TokenDeltaEvent;
+
+/** An event after which a request's stream holds nothing for its readers: its end, its error, or a cancellation mark. */
+export const isFinalEvent = (event: StreamEvent): boolean => event.type === 'generation-end' || event.type === 'generation-error' || event.type === 'generation-cancelled';
 
 /** An event as its writer builds it: the wire version is added on encoding. */
 export type StreamEventBody = StreamEvent extends infer E ? (E extends StreamEvent ? Omit<E, 'v'> : never) : never;

@@ -74,4 +74,26 @@ describe('node watch', () => {
     setTimeout(() => { alive = false; }, 1);
     expect(await collect(afterEnd, () => alive)).toEqual(['generation-start:1', 'generation-end:1']);
   });
+  it('leaves no unheard failure behind when its reader stops while the source still reads ahead', async () => {
+    // A follower past its deadline throws after the reader is done with the stream: nobody is
+    // there to hear it, and an unhandled rejection would bring the whole gateway down.
+    async function* failingLater(): AsyncGenerator<StreamEvent> {
+      yield start(1, 'a');
+      await sleep(20);
+      throw new Error('past its deadline');
+    }
+    for await (const event of withNodeWatch(failingLater(), async () => true, 5)) {
+      expect(event.type).toBe('generation-start');
+      break;
+    }
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => { unhandled.push(reason); };
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      await sleep(60);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    expect(unhandled).toEqual([]);
+  });
 });

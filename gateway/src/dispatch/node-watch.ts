@@ -8,7 +8,7 @@
  * has no attempts left. A node must be missing from two looks in a row (fresh reads), so a live
  * node whose heartbeat is merely late does not have its streams failed.
  */
-import { WIRE_VERSION, type StreamEvent } from '@bamba/shared';
+import { isFinalEvent, WIRE_VERSION, type StreamEvent } from '@bamba/shared';
 
 /** How often the node of a running attempt is looked up (the registry read is cached and shared). */
 export const NODE_WATCH_MS = 1_000;
@@ -52,13 +52,15 @@ export async function* withNodeWatch(events: AsyncIterable<StreamEvent>, isLive:
       if (step.done) return;
       const event = step.value;
       if (event.type === 'generation-start' && event.attempt > (watched?.attempt ?? 0)) watched = { nodeId: event.nodeId, attempt: event.attempt, misses: 0 };
-      else if (event.type === 'generation-end' || event.type === 'generation-error' || (event.type === 'generation-retry' && event.attempt === watched?.attempt)) watched = null;
+      else if (isFinalEvent(event) || (event.type === 'generation-retry' && event.attempt === watched?.attempt)) watched = null;
       // Read ahead while the reader handles this event, so what arrives meanwhile is there first.
       pending = iterator.next();
       yield event;
     }
   } finally {
     clearInterval(timer);
+    // The read ahead may still fail (a follower past its deadline) with nobody left to hear it.
+    pending.catch(() => {});
     // Not awaited: a source's return may wait for the read still pending when a watch event went out.
     void iterator.return?.()?.catch(() => {});
   }

@@ -3,7 +3,7 @@
  * (`JobProducer`), token events come back through the multiplexed relay (`StreamRelay`), the
  * node registry answers what is alive.
  */
-import { absentRelayGroups, followRequestStream, isSessionId, MoveRefused, sessionCopySchema, type RegionWorkQueue, type ReplicaOutcome, type SessionTransfer, TenantUsage, type BatchQueue, type BatchStore, type FileStore, type ForkRefusal, type SnapshotStore, newItemId, newResponseId, type JobProducer, type NodeRegistry, type RegionKeys, type RegionRedis, type ResponseStore, type SessionStore, type StreamRelay } from '@bamba/region';
+import { absentRelayGroups, followRequestStream, isSessionId, markCancelled, MoveRefused, sessionCopySchema, type RegionWorkQueue, type ReplicaOutcome, type SessionTransfer, TenantUsage, type BatchQueue, type BatchStore, type FileStore, type ForkRefusal, type SnapshotStore, newItemId, newResponseId, type JobProducer, type NodeRegistry, type RegionKeys, type RegionRedis, type ResponseStore, type SessionStore, type StreamRelay } from '@bamba/region';
 import {
   BambaError,
   ConflictError,
@@ -97,6 +97,10 @@ export class RegionDispatch implements RegionState, GenerationPort {
 
   async cancel(requestId: string): Promise<void> {
     await this.producer.cancel(requestId);
+  }
+
+  async markCancelled(relayGroup: string, requestId: string): Promise<void> {
+    await markCancelled(this.redis, this.keys, relayGroup, requestId);
   }
 
   async readerGone(relayGroup: string): Promise<boolean> {

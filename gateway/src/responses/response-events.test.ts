@@ -20,7 +20,7 @@ function eventsOf(chunks: string[]): ResponseStreamEvent[] {
   const text = chunks.join('');
   return [
     ...sequence.opening('queued'),
-    ...chunks.map((chunk) => sequence.delta(chunk)),
+    ...chunks.flatMap((chunk) => sequence.deltas(chunk)),
     ...sequence.closing({ status: 'completed', outputText: text, usage: null, error: null, incompleteReason: null, completedAtMs: 0 }),
   ];
 }
@@ -46,6 +46,38 @@ describe('response event numbers', () => {
         const before = first.filter((event) => event.sequence_number <= seen && event.type === 'response.output_text.delta').map((event) => event.delta as string).join('');
         const after = second.map((event) => eventAfter(event, seen)).filter((event) => event?.type === 'response.output_text.delta').map((event) => event!.delta as string).join('');
         expect(before + after).toBe(text);
+      }
+    }));
+  });
+});
+
+describe('response events of one token stream', () => {
+  /** A reader's events for `entries` (the stream's delta entries) read in groups of the given sizes, merged as the relay merges them. */
+  function readInGroups(entries: string[], groupSizes: number[]): ResponseStreamEvent[] {
+    const sequence = new ResponseEventSequence(viewOf(record));
+    const events = sequence.opening('queued');
+    for (let at = 0, index = 0; at < entries.length; index++) {
+      const group = entries.slice(at, at + Math.max(1, groupSizes[index % Math.max(1, groupSizes.length)] ?? 1));
+      at += group.length;
+      events.push(...sequence.deltas(group.join(''), group.filter((entry) => entry !== '').map((entry) => entry.length)));
+    }
+    return events;
+  }
+
+  it('are the same for every reader however its reads merged the entries, and for a replay of the stored answer: a client that drops what it saw from a full replay gets the rest exactly once', () => {
+    fc.assert(fc.property(fc.array(fc.string({ maxLength: 6 }), { minLength: 1, maxLength: 12 }), fc.array(fc.integer({ min: 1, max: 5 }), { maxLength: 6 }), fc.array(fc.integer({ min: 1, max: 5 }), { maxLength: 6 }), (entries, groupsA, groupsB) => {
+      const live = readInGroups(entries, groupsA);
+      const other = readInGroups(entries, groupsB);
+      expect(other).toEqual(live);
+      // The stored answer keeps the delta lengths the fold sent: its replay is the same events too.
+      const folding = new ResponseEventSequence(viewOf(record));
+      folding.deltas(entries.join(''), entries.filter((entry) => entry !== '').map((entry) => entry.length));
+      const replay = new ResponseEventSequence(viewOf(record));
+      expect([...replay.opening('queued'), ...replay.deltas(entries.join(''), folding.deltaLengths)]).toEqual(live);
+      for (const seen of live.map((event) => event.sequence_number)) {
+        const before = live.filter((event) => event.sequence_number <= seen && event.type === 'response.output_text.delta').map((event) => event.delta as string).join('');
+        const after = other.filter((event) => event.sequence_number > seen && event.type === 'response.output_text.delta').map((event) => event.delta as string).join('');
+        expect(before + after).toBe(entries.join(''));
       }
     }));
   });

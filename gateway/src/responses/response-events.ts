@@ -1,12 +1,15 @@
 /**
  * The Responses streaming events of one response, from the answer pieces of its generation.
- * Sequence numbers come from the text's length, not from how the text arrived: a delta's number
- * is 3 + the length of the text up to its end. Any reader of the same generation (the live
- * stream, a resumed one, one rebuilt from the stored answer) gives every event the same number,
- * however the deltas were merged on the way, so `starting_after` never loses or repeats a
- * character: a delta that straddles it is cut there. Numbers may skip; they never go back.
+ * Every reader of the same generation (the live stream, a resumed one, one rebuilt from the
+ * stored answer) sends the same events: one delta per entry of its token stream (a reader that
+ * read several entries at once splits them again, and the stored answer keeps their lengths),
+ * and sequence numbers that come from the text's length, not from how the text arrived: a
+ * delta's number is 3 + the length of the text up to its end. So `starting_after` never loses
+ * or repeats a character, whether the server applies it (a delta that straddles it is cut
+ * there) or the client does, dropping the events up to it from a full replay (the openai
+ * client's `responses.stream({ response_id, starting_after })`). Numbers may skip; they never go back.
  */
-import { answerItemId, errorToWire, type AnswerPiece, type ResponseOutcome, type ResponseStatus } from '@bamba/shared';
+import { answerItemId, errorToWire, RequestCancelledError, type AnswerPiece, type ResponseOutcome, type ResponseStatus } from '@bamba/shared';
 import { sse } from '../generation/sse-body.js';
 import { outputMessage, outputTextPart, responseObject, type ResponseView } from './response-shapes.js';
 
@@ -23,6 +26,8 @@ export const responseEvent = (event: ResponseStreamEvent) => sse(event, event.ty
 
 export class ResponseEventSequence {
   private text = '';
+  /** The lengths of the deltas sent so far, in order. */
+  readonly deltaLengths: number[] = [];
 
   constructor(private readonly view: ResponseView) {}
 
@@ -41,9 +46,20 @@ export class ResponseEventSequence {
     ];
   }
 
-  delta(text: string): ResponseStreamEvent {
-    this.text += text;
-    return { type: 'response.output_text.delta', sequence_number: OPENING_EVENTS - 1 + this.text.length, item_id: this.itemId, output_index: 0, content_index: 0, delta: text, logprobs: [] };
+  /** The deltas of `text`: one per entry (`entryLengths`, when they add up to it), else one. */
+  deltas(text: string, entryLengths?: readonly number[]): ResponseStreamEvent[] {
+    if (text === '') return [];
+    const lengths = entryLengths && entryLengths.length > 1 && entryLengths.every((length) => length > 0) && entryLengths.reduce((sum, length) => sum + length, 0) === text.length
+      ? entryLengths
+      : [text.length];
+    let at = 0;
+    return lengths.map((length) => {
+      const delta = text.slice(at, at + length);
+      at += length;
+      this.text += delta;
+      this.deltaLengths.push(length);
+      return { type: 'response.output_text.delta', sequence_number: OPENING_EVENTS - 1 + this.text.length, item_id: this.itemId, output_index: 0, content_index: 0, delta, logprobs: [] };
+    });
   }
 
   /** The events that close the response with `outcome`. */
@@ -72,24 +88,37 @@ export function eventAfter(event: ResponseStreamEvent, startingAfter: number): R
   return startsAt >= startingAfter ? event : { ...event, delta: delta.slice(startingAfter - startsAt) };
 }
 
-/** How a response ended, from the generation's last piece or its error. */
-export function outcomeOf(text: string, ending: { end: Extract<AnswerPiece, { kind: 'end' }> } | { error: unknown } | { cancelled: true }, nowMs: number): ResponseOutcome {
+/** The answer a fold collected: its text and the lengths of the deltas it was sent in. */
+export interface FoldedText {
+  text: string;
+  deltaLengths?: number[];
+}
+
+/**
+ * How a response ended, from the generation's last piece or its error (a cancellation point in
+ * its stream, `RequestCancelledError`, is a cancel).
+ */
+export function outcomeOf(answer: FoldedText, ending: { end: Extract<AnswerPiece, { kind: 'end' }> } | { error: unknown } | { cancelled: true }, nowMs: number): ResponseOutcome {
+  const text = { outputText: answer.text, ...(answer.deltaLengths && answer.deltaLengths.length > 1 ? { deltaLengths: answer.deltaLengths } : {}) };
   if ('end' in ending) {
     const { end } = ending;
     const incomplete = end.finishReason === 'length';
     return {
       status: incomplete ? 'incomplete' : 'completed',
-      outputText: text,
+      ...text,
       usage: { inputTokens: end.promptTokens, cachedTokens: end.cachedTokens, outputTokens: end.completionTokens },
       error: null,
       incompleteReason: incomplete ? 'max_output_tokens' : null,
       completedAtMs: nowMs,
     };
   }
-  if ('cancelled' in ending) return { status: 'cancelled', outputText: text, usage: null, error: null, incompleteReason: null, completedAtMs: nowMs };
+  if ('cancelled' in ending || ending.error instanceof RequestCancelledError) return { status: 'cancelled', ...text, usage: null, error: null, incompleteReason: null, completedAtMs: nowMs };
   const wire = errorToWire(ending.error);
-  return { status: 'failed', outputText: text, usage: null, error: { code: wire.code ?? wire.type, message: wire.message }, incompleteReason: null, completedAtMs: nowMs };
+  return { status: 'failed', ...text, usage: null, error: { code: wire.code ?? wire.type, message: wire.message }, incompleteReason: null, completedAtMs: nowMs };
 }
+
+/** The text of a stored outcome, as a fold that collected it. */
+export const foldedTextOf = (outcome: ResponseOutcome): FoldedText => ({ text: outcome.outputText, ...(outcome.deltaLengths ? { deltaLengths: outcome.deltaLengths } : {}) });
 
 /**
  * Follow a generation's pieces to its outcome, handing each event to `emit` (which may be a
@@ -108,22 +137,23 @@ export async function foldResponse(view: ResponseView, openingStatus: ResponseSt
   let text = '';
   let outcome: ResponseOutcome;
   let failure: unknown = null;
+  const folded = () => ({ text, deltaLengths: [...sequence.deltaLengths] });
   for (;;) {
     let piece: AnswerPiece;
     try {
       piece = await next();
     } catch (error) {
       failure = error;
-      outcome = outcomeOf(text, { error }, nowMs());
+      outcome = outcomeOf(folded(), { error }, nowMs());
       break;
     }
     if (piece.kind === 'text' && piece.text !== '') {
       hooks.onText?.();
       text += piece.text;
-      await emit([sequence.delta(piece.text)]); // a client gone throws out of here, not into the outcome
+      await emit(sequence.deltas(piece.text, piece.entryLengths)); // a client gone throws out of here, not into the outcome
     } else if (piece.kind === 'end') {
       hooks.onEnd?.(piece);
-      outcome = outcomeOf(text, { end: piece }, nowMs());
+      outcome = outcomeOf(folded(), { end: piece }, nowMs());
       break;
     } else if (piece.kind === 'restart') {
       // A retried attempt starts the answer again. The caller's canRestart allows this only while

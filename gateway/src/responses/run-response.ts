@@ -29,9 +29,9 @@ import { SSE_HEADERS, sseBody } from '../generation/sse-body.js';
 import { validationDefaults } from '../config.js';
 import { checkSessionHome, sessionMissing } from '../generation/session-turn.js';
 import type { ResponseRecords } from '../ports.js';
-import { foldResponse, outcomeOf, responseEvent, type FoldHooks } from './response-events.js';
+import { foldedTextOf, foldResponse, outcomeOf, responseEvent, type FoldHooks } from './response-events.js';
 import { responseObject, viewOf } from './response-shapes.js';
-import { streamStored } from './stream-stored.js';
+import { stopStored, streamStored } from './stream-stored.js';
 
 export interface ResponseDeps extends GenerationDeps {
   responses: ResponseRecords;
@@ -182,9 +182,10 @@ async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps
         await generation.finish();
       }
     } catch (error) {
-      outcome = outcomeOf('', { error }, clock.nowMs());
+      outcome = outcomeOf({ text: '' }, { error }, clock.nowMs());
     }
-    if (abort.signal.aborted) outcome = outcomeOf(outcome.outputText, { cancelled: true }, clock.nowMs());
+    // Stopped here before it was queued (stopRun); once queued, a cancel ends its stream instead.
+    if (abort.signal.aborted) outcome = outcomeOf(foldedTextOf(outcome), { cancelled: true }, clock.nowMs());
     await deps.responses.finish(record.id, outcome).catch(() => { /* a reader of its stream settles it */ });
     deps.running.delete(record.id);
     release();
@@ -226,11 +227,16 @@ async function runInForeground(c: Context<{ Variables: GatewayVariables }>, deps
   const settle = async (outcome: Parameters<ResponseRecords['finish']>[1]) => {
     if (store) await deps.responses.finish(record.id, outcome).catch(() => { /* expired or deleted meanwhile */ });
   };
+  // Its client left: the stream is marked cancelled where the response stands now, so a reader
+  // of it (GET …?stream=true) ends there too, with the text that is recorded.
+  const settleCancelled = async () => {
+    if (store) await stopStored(deps, stored).catch(() => { /* expired or deleted meanwhile; or Redis is down: it settles once stale */ });
+  };
 
   if (!request.stream) {
     try {
       const { outcome, error } = await foldResponse(view, 'in_progress', generation.next, async () => {}, () => clock.nowMs(), hooks);
-      await settle(generation.cancelled ? outcomeOf(outcome.outputText, { cancelled: true }, clock.nowMs()) : outcome);
+      await (generation.cancelled ? settleCancelled() : settle(outcome));
       if (error) throw error;
       c.header('x-bamba-resume', generation.start.resume); // the attempt that answered
       return c.json(responseObject({ ...view, status: outcome.status, outcome }));
@@ -242,17 +248,13 @@ async function runInForeground(c: Context<{ Variables: GatewayVariables }>, deps
   log.deferred = true;
   metrics.changeActiveStreams(1);
   return c.newResponse(sseBody(config.slowClientMs, generation.cancel, async (write) => {
-    let text = '';
     try {
-      const { outcome } = await foldResponse(view, 'in_progress', generation.next, (events) => {
-        for (const event of events) if (event.type === 'response.output_text.delta') text += event.delta as string;
-        return write(events.map(responseEvent).join(''));
-      }, () => clock.nowMs(), hooks);
+      const { outcome } = await foldResponse(view, 'in_progress', generation.next, (events) => write(events.map(responseEvent).join('')), () => clock.nowMs(), hooks);
       await settle(outcome);
       if (outcome.error) log.set({ errorType: 'response_failed', errorCode: outcome.error.code });
     } catch {
       // The client went away or stopped reading: the job is cancelled, the response with it.
-      await settle(outcomeOf(text, { cancelled: true }, clock.nowMs()));
+      await settleCancelled();
     } finally {
       metrics.changeActiveStreams(-1);
       await generation.finish();

@@ -4,7 +4,7 @@
  * node at the right moment). A reader whose events go nowhere follows the retry: the answer is
  * the retried attempt's alone.
  */
-import { DeadlineExceededError, WIRE_VERSION, type ResponseOutcome, type ResponseRecord, type StreamEvent } from '@bamba/shared';
+import { DeadlineExceededError, isFinalEvent, WIRE_VERSION, type ResponseOutcome, type ResponseRecord, type StreamEvent } from '@bamba/shared';
 import { describe, expect, it } from 'vitest';
 import { settleIfStale, stopStored } from './stream-stored.js';
 
@@ -29,11 +29,13 @@ function depsOf(events: StreamEvent[], options: { nowMs?: number; readerGone?: b
       // As the region's follower reads a stream with nothing more to come: its events, then past its deadline.
       follow: async function* () {
         yield* events;
-        if (!events.some((event) => event.type === 'generation-end' || event.type === 'generation-error')) {
+        if (!events.some(isFinalEvent)) {
           throw new DeadlineExceededError('past its deadline');
         }
       },
       cancel: async (id: string) => { cancelled.push(id); },
+      // As the region marks a stream: the event goes after what it holds.
+      markCancelled: async () => { events.push({ v, type: 'generation-cancelled' }); },
       readerGone: async () => options.readerGone ?? false,
     },
     responses: {
@@ -52,7 +54,7 @@ describe('a stored response read from its token stream', () => {
     expect(finished).toMatchObject([{ status: 'completed', outputText: 'alive' }]);
   });
 
-  it('stops a running response as cancelled with the text written so far, and one that ended keeps its outcome', async () => {
+  it('stops a running response as cancelled with the text written before its mark, and one that ended keeps its outcome', async () => {
     const running = depsOf([start(1), text(1, 'dead '), start(2), text(2, 'so far')]);
     await stopStored(running.deps, record);
     expect(running.finished).toMatchObject([{ status: 'cancelled', outputText: 'so far' }]);
@@ -61,7 +63,12 @@ describe('a stored response read from its token stream', () => {
     const ended = depsOf([start(1), text(1, 'done'), end(1)]);
     await stopStored(ended.deps, record);
     expect(ended.finished).toMatchObject([{ status: 'completed', outputText: 'done' }]);
-    expect(ended.cancelled).toEqual([]);
+  });
+
+  it('ends every reader at a cancellation mark: what the gpu-node wrote after it is nobody\'s answer', async () => {
+    const marked = depsOf([start(1), text(1, 'before '), text(1, 'mark'), { v, type: 'generation-cancelled' }, text(1, ' after'), end(1)], { readerGone: true });
+    await settleIfStale(marked.deps, record);
+    expect(marked.finished).toMatchObject([{ status: 'cancelled', outputText: 'before mark', deltaLengths: [7, 4] }]);
   });
 
   it('before its deadline, settles a response only when its runner is gone and its stream ended', async () => {

@@ -12,7 +12,7 @@ import type { GenerationDeps } from '../generation/begin-generation.js';
 import { gatewayStopping } from '../gateway-stop.js';
 import { SSE_HEADERS, sseBody } from '../generation/sse-body.js';
 import type { ResponseRecords } from '../ports.js';
-import { eventAfter, foldResponse, outcomeOf, ResponseEventSequence, responseEvent, type ResponseStreamEvent } from './response-events.js';
+import { eventAfter, foldedTextOf, foldResponse, outcomeOf, ResponseEventSequence, responseEvent, type ResponseStreamEvent } from './response-events.js';
 import { viewOf } from './response-shapes.js';
 
 /** A follower waits this long past the response's deadline before it gives up on its stream. */
@@ -59,7 +59,7 @@ export function streamStored(c: Context<{ Variables: GatewayVariables }>, deps: 
       if (record.outcome) {
         const sequence = new ResponseEventSequence(view);
         const events = sequence.opening(openingStatusOf(record));
-        if (record.outcome.outputText) events.push(sequence.delta(record.outcome.outputText));
+        events.push(...sequence.deltas(record.outcome.outputText, record.outcome.deltaLengths));
         await emit([...events, ...sequence.closing(record.outcome)]);
         return;
       }
@@ -118,21 +118,26 @@ export async function settleIfStale(deps: StoredDeps, record: ResponseRecord): P
 }
 
 /**
- * Stop a running response wherever it runs (dropped if queued, stopped if running) and record it
- * `cancelled` with the text it had so far; one that ended meanwhile keeps its own outcome.
- * False when another reader recorded an outcome first.
+ * Stop a running response wherever it runs (`stopRun`) and record how its stream stands at the
+ * cancellation point: `cancelled` with the text before it, or its own outcome when it ended
+ * first. Every reader of its stream ends at the same point with the same text. False when
+ * another reader recorded an outcome first.
  */
 export async function stopStored(deps: RunningDeps, record: ResponseRecord): Promise<boolean> {
+  await stopRun(deps, record);
   const { ended, outcome } = await standingOf(deps, record);
-  const recorded = await deps.responses.finish(record.id, ended ? outcome : outcomeOf(outcome.outputText, { cancelled: true }, deps.clock.nowMs()));
-  if (!ended) await stopRun(deps, record.id);
-  return recorded;
+  return deps.responses.finish(record.id, ended ? outcome : outcomeOf(foldedTextOf(outcome), { cancelled: true }, deps.clock.nowMs()));
 }
 
 type RunningDeps = StoredDeps & { running: Map<string, AbortController> };
 
-/** Stop a response's generation: at once when it runs here, else through its job (dropped if queued, stopped if running). */
-export async function stopRun(deps: RunningDeps, responseId: string): Promise<void> {
-  deps.running.get(responseId)?.abort();
-  await deps.generation.cancel(responseId);
+/**
+ * Stop a response's generation: its token stream is marked cancelled (its readers, its runner
+ * among them, end there), then its job is stopped (dropped if queued, stopped if running). One
+ * not queued yet has no stream: its runner is stopped when it runs here.
+ */
+export async function stopRun(deps: RunningDeps, record: Pick<ResponseRecord, 'id' | 'relayGroup'>): Promise<void> {
+  if (record.relayGroup) await deps.generation.markCancelled(record.relayGroup, record.id);
+  else deps.running.get(record.id)?.abort();
+  await deps.generation.cancel(record.id);
 }

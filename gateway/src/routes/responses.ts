@@ -35,7 +35,7 @@ export function responsesRoute(deps: ResponseDeps) {
       const record = await deps.responses.get(c.get('tenant'), c.req.param('id'));
       if (!record || !(await deps.responses.delete(c.get('tenant'), record.id))) throw responseNotFound(c.req.param('id'));
       // A background response runs for nobody once deleted: stop it. (A foreground one still has its client.)
-      if (record.background && !record.outcome) await stopRun(deps, record.id);
+      if (record.background && !record.outcome) await stopRun(deps, record);
       return c.json({ id: record.id, object: 'response.deleted', deleted: true });
     })
     .post('/:id/cancel', async (c) => {
