@@ -55,7 +55,22 @@ export const chatCompletionRequestSchema = z.object({
   tools: z.unknown().optional(),
   functions: z.unknown().optional(),
   response_format: z.object({ type: z.string() }).nullish(),
+  modalities: z.array(z.string(), { error: 'modalities must be an array of strings' }).nullish(),
+  top_logprobs: z.number().int().min(0).max(20).nullish(),
+  // Accepted only when absent or null (checked below): answering without them would be a wrong answer.
+  audio: z.unknown().optional(),
+  prediction: z.unknown().optional(),
+  web_search_options: z.unknown().optional(),
+  reasoning_effort: z.unknown().optional(),
 });
+
+/** Chat features this server cannot provide, by field: refused by name rather than answered without them. */
+const UNSUPPORTED_CHAT_FEATURES = {
+  audio: 'audio output',
+  prediction: 'predicted outputs',
+  web_search_options: 'web search',
+  reasoning_effort: 'reasoning_effort (the models here do not reason)',
+} as const;
 
 export const completionRequestSchema = z.object({
   ...samplingFields,
@@ -160,6 +175,12 @@ export function validateChatCompletionRequest(body: unknown, defaults: Validatio
   if (request.tools !== undefined || request.functions !== undefined) {
     throw new InvalidRequestError('tools and functions are not supported', { param: request.tools !== undefined ? 'tools' : 'functions', code: 'unsupported_parameter' });
   }
+  for (const [field, feature] of Object.entries(UNSUPPORTED_CHAT_FEATURES)) {
+    if (request[field as keyof typeof UNSUPPORTED_CHAT_FEATURES] != null) throw new InvalidRequestError(`${feature} is not supported`, { param: field, code: 'unsupported_parameter' });
+  }
+  const otherModality = request.modalities?.find((modality) => modality !== 'text');
+  if (otherModality !== undefined) throw new InvalidRequestError(`modality '${otherModality.slice(0, 40)}' is not supported: only text`, { param: 'modalities', code: 'unsupported_value' });
+  if (request.top_logprobs) throw new InvalidRequestError('logprobs are not supported', { param: 'top_logprobs', code: 'unsupported_parameter' });
   if (request.response_format && request.response_format.type !== 'text') {
     throw new InvalidRequestError(`response_format '${request.response_format.type}' is not supported`, { param: 'response_format', code: 'unsupported_value' });
   }

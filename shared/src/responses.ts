@@ -51,6 +51,7 @@ const responseRequestSchema = z.object({
   prompt: z.unknown().optional(),
   top_logprobs: z.number().int().nullish(),
   truncation: z.enum(['auto', 'disabled']).nullish(),
+  user: z.string({ error: 'user must be a string' }).nullish(),
 });
 
 /** A `POST /v1/responses` after validation. */
