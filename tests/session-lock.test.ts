@@ -59,7 +59,7 @@ describe('a session turn lock', () => {
       const found = await stack.streamEvents(requestId);
       return found.some((event) => event.type === 'generation-error') ? found : undefined;
     }, 60_000);
-    expect(events.find((event) => event.type === 'generation-error')).toMatchObject({ error: { code: 'context_length_exceeded', message: expect.stringContaining('fork it with fewer messages') } });
+    expect(events.find((event) => event.type === 'generation-error')).toMatchObject({ error: { code: 'context_length_exceeded', message: expect.stringContaining('fork it with fewer') } });
     // Given back with the refusal (before the job is marked failed), not when the lock's TTL (two and a half minutes) runs out.
     const failed = `${stack.keys.bullPrefix}:${stack.keys.generationQueue}:failed`;
     await stack.waitFor('the job to be failed', async () => ((await stack.redis.zscore(failed, requestId)) !== null ? true : undefined));

@@ -129,7 +129,8 @@ export function validateCreateResponse(body: unknown, defaults: ValidationDefaul
   const opensConversation = conversationId === null && previousResponseId === null && !request.instructions;
   const misplaced = misplacedSystemItem(input, opensConversation);
   if (misplaced >= 0) {
-    throw new InvalidRequestError('system and developer items may only open a new conversation; use instructions instead', { param: `input[${misplaced}].role`, code: 'invalid_value' });
+    const instead = conversationId !== null ? "a conversation's system items are the ones it was created with (POST /v1/conversations with items)" : 'use instructions instead';
+    throw new InvalidRequestError(`system and developer items may only open a new conversation; ${instead}`, { param: `input[${misplaced}].role`, code: 'invalid_value' });
   }
   if (conversationId && request.instructions) {
     throw new InvalidRequestError('instructions cannot be combined with conversation here: a conversation keeps its own system items (create it with one)', { param: 'instructions', code: 'unsupported_parameter' });

@@ -72,10 +72,13 @@ async function answerCommitted(events: TokenEvents, turn: CommittedTurn, answer:
   return { kind: 'finished', completionTokens: turn.completionTokens };
 }
 
-/** A session turn that does not fit: its history is part of every turn, so say how to go on. */
+/**
+ * A session turn that does not fit: its history is part of every turn, so say how to go on, in
+ * the terms of both APIs that run turns (a chat session, a Responses conversation).
+ */
 function sessionFull(refusal: BambaError, maxTokensExplicit: boolean): BambaError {
-  const fewerTokens = maxTokensExplicit ? 'ask for fewer max_tokens, ' : '';
-  return new InvalidRequestError(`${refusal.message}; a session's history is part of every turn: ${fewerTokens}fork it with fewer messages (POST /v1/sessions/{id}/fork with keep_messages) or start a new session`, { code: 'context_length_exceeded', param: refusal.param });
+  const fewerTokens = maxTokensExplicit ? 'ask for fewer output tokens, ' : '';
+  return new InvalidRequestError(`${refusal.message}; its history is part of every turn: ${fewerTokens}keep fewer messages (a session: fork it with fewer, POST /v1/sessions/{id}/fork with keep_messages; a conversation: delete earlier items, DELETE /v1/conversations/{id}/items/{item_id}) or start a new one`, { code: 'context_length_exceeded', param: refusal.param });
 }
 
 /**
