@@ -196,6 +196,23 @@ describe('responses', () => {
     await expect(client.responses.cancel(foreground.id)).rejects.toMatchObject({ status: 400 });
   });
 
+  it('background: queued while every slot is busy, in progress once a gpu-node runs it, as OpenAI shows it', async () => {
+    const blockers = await Promise.all([1, 2, 3, 4].map((n) => client.responses.create({ model: MODEL_ID, max_output_tokens: 900, temperature: 0, input: `Blocker ${n}, talk on.`, background: true })));
+    await stack.waitFor('every slot busy', async () => ((await stack.nodeStatuses())[0]?.busySlots === 4 ? true : undefined));
+    const waiting = await client.responses.create({ ...greedy, input: 'Wait your turn.', background: true });
+    await stack.waitFor('it to wait in the queue', async () => ((await stack.queueDepth()) >= 1 ? true : undefined));
+    const whileWaiting = await client.responses.retrieve(waiting.id);
+    // No blocker ended before that look (so no slot had come free for it).
+    expect(await Promise.all(blockers.map(async (blocker) => (await client.responses.retrieve(blocker.id)).status))).toEqual(['in_progress', 'in_progress', 'in_progress', 'in_progress']);
+    expect(whileWaiting.status).toBe('queued');
+    for (const blocker of blockers) await client.responses.cancel(blocker.id);
+    const ended = await stack.waitFor('the waiting response to run and end', async () => {
+      const response = await client.responses.retrieve(waiting.id);
+      return response.status === 'queued' || response.status === 'in_progress' ? undefined : response;
+    });
+    expect(ended.status).toBe('incomplete');
+  });
+
   it('cancel keeps what a running response had written; delete stops one that runs', async () => {
     const startWriting = async (input: string) => {
       const response = await client.responses.create({ model: MODEL_ID, max_output_tokens: 900, temperature: 0, input, background: true });

@@ -49,8 +49,10 @@ export interface ResponseRecords {
   newId(): string;
   create(record: NewResponse): Promise<void>;
   get(tenant: string, responseId: string): Promise<ResponseRecord | null>;
-  /** Queued → in progress, with where its token events go. False when it is no longer active. */
-  started(responseId: string, relayGroup: string): Promise<boolean>;
+  /** Its job is queued, with where its token events go. False when it is no longer active. */
+  queued(responseId: string, relayGroup: string): Promise<boolean>;
+  /** A gpu-node started it: queued → in progress. False when it is no longer active. */
+  running(responseId: string): Promise<boolean>;
   /** Record how it ended, unless it ended already. */
   finish(responseId: string, outcome: ResponseOutcome): Promise<boolean>;
   delete(tenant: string, responseId: string): Promise<boolean>;

@@ -128,9 +128,14 @@ export class ResponseStore {
     return { id: responseId, ...fields, temperature: sampling.temperature, topP: sampling.topP, maxOutputTokens: sampling.maxOutputTokens };
   }
 
-  /** Queued → in progress; `relayGroup` says where its token events go. False when no longer active. */
-  async started(responseId: string, relayGroup: string): Promise<boolean> {
-    return (await runScript(this.redis, ADVANCE, [this.keys.response(responseId)], ['in_progress', '', relayGroup])) === 1;
+  /** Its job is queued: `relayGroup` says where its token events go. False when no longer active. */
+  async queued(responseId: string, relayGroup: string): Promise<boolean> {
+    return (await runScript(this.redis, ADVANCE, [this.keys.response(responseId)], ['queued', '', relayGroup])) === 1;
+  }
+
+  /** A gpu-node started it: queued → in progress. False when no longer active. */
+  async running(responseId: string): Promise<boolean> {
+    return (await runScript(this.redis, ADVANCE, [this.keys.response(responseId)], ['in_progress', '', ''])) === 1;
   }
 
   /** Record how it ended, unless it ended already (first writer wins). */

@@ -222,8 +222,11 @@ export class RegionResponses implements ResponseRecords {
   get(tenant: string, responseId: string): Promise<ResponseRecord | null> {
     return this.store.get(tenant, responseId);
   }
-  started(responseId: string, relayGroup: string): Promise<boolean> {
-    return this.store.started(responseId, relayGroup);
+  queued(responseId: string, relayGroup: string): Promise<boolean> {
+    return this.store.queued(responseId, relayGroup);
+  }
+  running(responseId: string): Promise<boolean> {
+    return this.store.running(responseId);
   }
   finish(responseId: string, outcome: ResponseOutcome): Promise<boolean> {
     return this.store.finish(responseId, outcome);

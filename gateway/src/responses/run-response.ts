@@ -158,7 +158,7 @@ async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps
   }
   const relayGroup = await queued;
   try {
-    await deps.responses.started(record.id, relayGroup);
+    await deps.responses.queued(record.id, relayGroup);
   } catch (error) {
     // Nobody could find its events: stop it rather than run it unseen.
     abort.abort();
@@ -167,12 +167,14 @@ async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps
     void begun.then((generation) => generation.finish(), () => {});
     throw error;
   }
-  const stored: ResponseRecord = { ...record, status: 'in_progress', relayGroup, outcome: null };
+  const stored: ResponseRecord = { ...record, status: 'queued', relayGroup, outcome: null };
 
   void (async () => {
     let outcome;
     try {
       const generation = await begun;
+      // Queued until a gpu-node starts it, as OpenAI shows it (a failed write only delays the word).
+      await deps.responses.running(record.id).catch(() => {});
       try {
         ({ outcome } = await foldResponse(viewOf(stored), 'queued', generation.next, async () => {}, () => clock.nowMs(), {
           onText: () => generation.noteText(),
@@ -192,7 +194,7 @@ async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps
   })();
 
   if (request.stream) return streamStored(c, deps, stored, -1);
-  return c.json(responseObject({ ...viewOf(stored), status: 'queued' }));
+  return c.json(responseObject(viewOf(stored)));
 }
 
 async function runInForeground(c: Context<{ Variables: GatewayVariables }>, deps: ResponseDeps, record: NewResponse, request: ValidatedGenerationRequest, store: boolean): Promise<Response> {
