@@ -60,6 +60,8 @@ describe('batches', () => {
       requestLine('q2', chatBody(2)),
       requestLine('bad-body', { ...chatBody(3), max_tokens: -1 }),
       requestLine('q3', chatBody(3)),
+      // Longer than an interactive body may be (BAMBA_MAX_BODY_BYTES, 1 MiB): refused, never queued.
+      requestLine('huge', { ...chatBody(4), messages: [{ role: 'user', content: 'x'.repeat(1_100_000) }] }),
     ];
     const input = await uploadLines(lines);
     const created = await client.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { purpose: 'test' } });
@@ -68,8 +70,8 @@ describe('batches', () => {
 
     const batch = await waitForBatch(created.id, finished);
     expect(batch.status).toBe('completed');
-    expect(batch.request_counts).toEqual({ total: 8, completed: 4, failed: 4 });
-    expect(batch.errors?.data?.map((error) => [error.line, error.code])).toEqual([[2, 'invalid_json'], [4, 'invalid_url'], [5, 'duplicate_custom_id'], [7, 'invalid_value']]);
+    expect(batch.request_counts).toEqual({ total: 9, completed: 4, failed: 5 });
+    expect(batch.errors?.data?.map((error) => [error.line, error.code])).toEqual([[2, 'invalid_json'], [4, 'invalid_url'], [5, 'duplicate_custom_id'], [7, 'invalid_value'], [9, 'request_too_large']]);
     expect(batch.completed_at).toBeGreaterThanOrEqual(batch.created_at);
 
     const output = await outputLines(batch.output_file_id);
@@ -84,7 +86,7 @@ describe('batches', () => {
       expect(line.error).toBeNull();
     }
     const errors = await outputLines(batch.error_file_id);
-    expect(errors.map((line) => [line.custom_id, line.error.line, line.error.code])).toEqual([[null, 2, 'invalid_json'], ['wrong-url', 4, 'invalid_url'], ['q0', 5, 'duplicate_custom_id'], ['bad-body', 7, 'invalid_value']]);
+    expect(errors.map((line) => [line.custom_id, line.error.line, line.error.code])).toEqual([[null, 2, 'invalid_json'], ['wrong-url', 4, 'invalid_url'], ['q0', 5, 'duplicate_custom_id'], ['bad-body', 7, 'invalid_value'], ['huge', 9, 'request_too_large']]);
     // OpenAI's model and usage fields: the sums of the completed requests' usage.
     const sum = (pick: (usage: Record<string, any>) => number) => output.reduce((total, line) => total + pick(line.response.body.usage), 0);
     expect(batch.model).toBe(MODEL_ID);

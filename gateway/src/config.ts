@@ -11,7 +11,6 @@ const nonNegativeInt = z.coerce.number().int().min(0);
 
 export const appEnvShape = {
   BAMBA_API_KEYS: z.string().optional(),
-  BAMBA_MAX_BODY_BYTES: positiveInt.default(1024 * 1024),
   BAMBA_MAX_FILE_BYTES: positiveInt.default(200 * 1024 * 1024),
   BAMBA_BATCH_WINDOW_SECONDS: positiveInt.default(BATCH_WINDOW_MS / 1000),
   BAMBA_QUEUE_MAX_WAITING: nonNegativeInt.default(256),

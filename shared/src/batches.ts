@@ -159,12 +159,20 @@ const inputLineSchema = z.object({
   body: z.record(z.string(), z.unknown(), { error: 'body must be a JSON object' }),
 });
 
+/** UTF-8 bytes of `text`, counted only when its length leaves the answer open. */
+function exceedsBytes(text: string, maxBytes: number): boolean {
+  if (text.length > maxBytes) return true; // every UTF-16 unit is at least a byte
+  if (text.length * 3 <= maxBytes) return false; // and at most three
+  return new TextEncoder().encode(text).length > maxBytes;
+}
+
 /**
  * Check one input line (1-based `line`) against the batch's endpoint and the custom ids seen so
- * far (a line whose id was seen is refused; a valid id is added to `seen`). Returns the item, or
- * the error (with the line's custom id when it had a readable one).
+ * far (a line whose id was seen is refused; a valid id is added to `seen`). A line longer than
+ * `maxLineBytes` (an interactive body's limit) is refused before its request is checked. Returns
+ * the item, or the error (with the line's custom id when it had a readable one).
  */
-export function checkBatchLine(text: string, line: number, endpoint: BatchEndpoint, seen: Set<string>, defaults: ValidationDefaults): BatchItem | { error: BatchLineError; customId: string | null } {
+export function checkBatchLine(text: string, line: number, endpoint: BatchEndpoint, seen: Set<string>, defaults: ValidationDefaults, maxLineBytes: number): BatchItem | { error: BatchLineError; customId: string | null } {
   const refuse = (code: string, message: string, param: string | null = null, customId: string | null = null) => ({ error: { code, message, param, line }, customId });
   let value: unknown;
   try {
@@ -181,6 +189,9 @@ export function checkBatchLine(text: string, line: number, endpoint: BatchEndpoi
   const { custom_id: customId, method, url, body } = shape.data;
   if (seen.has(customId)) return refuse('duplicate_custom_id', `custom_id '${customId.slice(0, 64)}' appears on an earlier line`, 'custom_id', customId);
   seen.add(customId);
+  // As an interactive body over the limit: never validated further nor queued (the file's own
+  // limit bounds the parsing above).
+  if (exceedsBytes(text, maxLineBytes)) return refuse('request_too_large', `the line holds more than ${maxLineBytes} bytes, the most one request may (BAMBA_MAX_BODY_BYTES)`, null, customId);
   if (method !== 'POST') return refuse('invalid_method', `method must be POST (got '${method.slice(0, 16)}')`, 'method', customId);
   if (url !== endpoint) return refuse('invalid_url', `url must be the batch's endpoint ${endpoint} (got '${url.slice(0, 64)}')`, 'url', customId);
   if (body.stream === true) return refuse('invalid_request', 'stream is not supported in a batch', 'body.stream', customId);

@@ -232,4 +232,6 @@ export function fitMaxTokens(request: ValidatedGenerationRequest, model: { id: s
 export const requestDefaultsEnvShape = {
   BAMBA_DEFAULT_MAX_TOKENS: z.coerce.number().int().positive().default(512),
   BAMBA_MAX_MESSAGES: z.coerce.number().int().positive().default(500),
+  /** An interactive request's body, and a batch file's line, hold at most this many bytes. */
+  BAMBA_MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
 };

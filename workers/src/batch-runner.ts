@@ -31,6 +31,8 @@ export interface BatchRunnerDeps extends BatchItemDeps {
   batches: BatchStore;
   files: FileStore;
   defaults: ValidationDefaults;
+  /** Bytes one input line may hold (`BAMBA_MAX_BODY_BYTES`, an interactive body's limit). */
+  maxLineBytes: number;
   inFlight: InFlightLimit;
   /** Seed the prefixes requests share, so each is evaluated once (`BAMBA_BATCH_SHARED_PREFIXES`). */
   sharePrefixes: boolean;
@@ -50,7 +52,7 @@ interface CheckedInput {
   total: number;
 }
 
-function checkInput(content: Buffer, batch: BatchRecord, defaults: ValidationDefaults): CheckedInput | BatchLineError {
+function checkInput(content: Buffer, batch: BatchRecord, defaults: ValidationDefaults, maxLineBytes: number): CheckedInput | BatchLineError {
   // A byte-order mark (Windows tools write one) is not part of the first request.
   const lines = content.toString('utf8').replace(/^\uFEFF/, '').split('\n');
   const requestLines = lines.filter(isRequestLine).length;
@@ -61,7 +63,7 @@ function checkInput(content: Buffer, batch: BatchRecord, defaults: ValidationDef
   const checked: CheckedInput = { items: [], invalid: [], total: requestLines };
   lines.forEach((text, index) => {
     if (!isRequestLine(text)) return;
-    const verdict = checkBatchLine(text, index + 1, batch.endpoint, seen, defaults);
+    const verdict = checkBatchLine(text, index + 1, batch.endpoint, seen, defaults, maxLineBytes);
     if ('error' in verdict) checked.invalid.push(verdict);
     else checked.items.push(verdict);
   });
@@ -111,7 +113,7 @@ export async function runBatch(deps: BatchRunnerDeps, job: { batchId: string; te
     deps.log(message);
     content = null;
   }
-  const checked = content ? checkInput(content, batch, deps.defaults) : { code: 'input_file_missing', message: `input file ${batch.inputFileId} cannot be read (deleted, or not in any workers process's BAMBA_FILES_DIR before the batch ended)`, param: 'input_file_id', line: null };
+  const checked = content ? checkInput(content, batch, deps.defaults, deps.maxLineBytes) : { code: 'input_file_missing', message: `input file ${batch.inputFileId} cannot be read (deleted, or not in any workers process's BAMBA_FILES_DIR before the batch ended)`, param: 'input_file_id', line: null };
   if (!('items' in checked)) {
     deps.log(`batch ${batch.id} failed: ${checked.message}`);
     await batches.advance(tenant, batch.id, 'failed', ['validating', 'in_progress', 'cancelling'], { errors: JSON.stringify([checked]) });

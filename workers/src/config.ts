@@ -34,6 +34,8 @@ export interface WorkersConfig {
   jobAttempts: number;
   defaultMaxTokens: number;
   maxMessages: number;
+  /** A batch line (one request) holds at most this many bytes, as an interactive body. */
+  maxLineBytes: number;
   /** Batches this process runs at once. */
   batchConcurrency: number;
   /**
@@ -62,6 +64,7 @@ export function parseWorkersConfig(env: Record<string, string | undefined>): Wor
     jobAttempts: values.BAMBA_JOB_ATTEMPTS,
     defaultMaxTokens: values.BAMBA_DEFAULT_MAX_TOKENS,
     maxMessages: values.BAMBA_MAX_MESSAGES,
+    maxLineBytes: values.BAMBA_MAX_BODY_BYTES,
     batchConcurrency: values.BAMBA_BATCH_CONCURRENCY,
     batchMaxInFlight: values.BAMBA_BATCH_MAX_IN_FLIGHT,
     batchSharedPrefixes: values.BAMBA_BATCH_SHARED_PREFIXES,

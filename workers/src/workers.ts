@@ -48,6 +48,7 @@ export async function startWorkers(config: WorkersConfig, log: (line: string) =>
     batches,
     files: new FileStore(redis, keys, resolve(config.filesDir)),
     defaults: { maxTokens: config.defaultMaxTokens, maxMessages: config.maxMessages, randomSeed },
+    maxLineBytes: config.maxLineBytes,
     inFlight,
     sharePrefixes: config.batchSharedPrefixes,
     log,
