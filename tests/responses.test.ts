@@ -241,6 +241,10 @@ describe('responses', () => {
     expect(cancelled.status).toBe('cancelled');
     expect(cancelled.output_text).not.toBe('');
     expect((await written(cancelledId)).startsWith(cancelled.output_text)).toBe(true);
+    // What it cost up to the cancel: its prompt, and the tokens behind the text it kept (and any held back).
+    expect(cancelled.usage!.input_tokens).toBeGreaterThan(0);
+    expect(cancelled.usage!.output_tokens).toBeGreaterThan(0);
+    expect(cancelled.usage!.total_tokens).toBe(cancelled.usage!.input_tokens + cancelled.usage!.output_tokens);
     expect(await following).toEqual({ text: cancelled.output_text, status: 'cancelled' });
     expect(await readToEnd(await client.responses.retrieve(cancelledId, { stream: true }))).toEqual({ text: cancelled.output_text, status: 'cancelled' });
 

@@ -88,10 +88,12 @@ export function eventAfter(event: ResponseStreamEvent, startingAfter: number): R
   return startsAt >= startingAfter ? event : { ...event, delta: delta.slice(startingAfter - startsAt) };
 }
 
-/** The answer a fold collected: its text and the lengths of the deltas it was sent in. */
+/** The answer a fold collected: its text, the lengths of the deltas it was sent in, and the tokens behind it so far. */
 export interface FoldedText {
   text: string;
   deltaLengths?: number[];
+  /** The prompt as its attempt started, and the tokens generated since (a cancelled response's usage). */
+  tokens?: { promptTokens: number; cachedTokens: number; outputTokens: number };
 }
 
 /**
@@ -112,13 +114,21 @@ export function outcomeOf(answer: FoldedText, ending: { end: Extract<AnswerPiece
       completedAtMs: nowMs,
     };
   }
-  if ('cancelled' in ending || ending.error instanceof RequestCancelledError) return { status: 'cancelled', ...text, usage: null, error: null, incompleteReason: null, completedAtMs: nowMs };
+  if ('cancelled' in ending || ending.error instanceof RequestCancelledError) {
+    // What it cost up to the cancel, when the fold saw its start.
+    const usage = answer.tokens ? { inputTokens: answer.tokens.promptTokens, cachedTokens: answer.tokens.cachedTokens, outputTokens: answer.tokens.outputTokens } : null;
+    return { status: 'cancelled', ...text, usage, error: null, incompleteReason: null, completedAtMs: nowMs };
+  }
   const wire = errorToWire(ending.error);
   return { status: 'failed', ...text, usage: null, error: { code: wire.code ?? wire.type, message: wire.message }, incompleteReason: null, completedAtMs: nowMs };
 }
 
 /** The text of a stored outcome, as a fold that collected it. */
-export const foldedTextOf = (outcome: ResponseOutcome): FoldedText => ({ text: outcome.outputText, ...(outcome.deltaLengths ? { deltaLengths: outcome.deltaLengths } : {}) });
+export const foldedTextOf = (outcome: ResponseOutcome): FoldedText => ({
+  text: outcome.outputText,
+  ...(outcome.deltaLengths ? { deltaLengths: outcome.deltaLengths } : {}),
+  ...(outcome.usage ? { tokens: { promptTokens: outcome.usage.inputTokens, cachedTokens: outcome.usage.cachedTokens, outputTokens: outcome.usage.outputTokens } } : {}),
+});
 
 /**
  * Follow a generation's pieces to its outcome, handing each event to `emit` (which may be a
@@ -126,6 +136,8 @@ export const foldedTextOf = (outcome: ResponseOutcome): FoldedText => ({ text: o
  * (the client went away) is thrown.
  */
 export interface FoldHooks {
+  /** The start the caller took before folding (the runner's), when it did: a later one replaces it. */
+  start?: Extract<AnswerPiece, { kind: 'start' }>;
   /** Text arrived (time to first token). */
   onText?: () => void;
   onEnd?: (end: Extract<AnswerPiece, { kind: 'end' }>) => void;
@@ -137,7 +149,13 @@ export async function foldResponse(view: ResponseView, openingStatus: ResponseSt
   let text = '';
   let outcome: ResponseOutcome;
   let failure: unknown = null;
-  const folded = () => ({ text, deltaLengths: [...sequence.deltaLengths] });
+  let start = hooks.start ?? null;
+  let outputTokens = 0;
+  const folded = (): FoldedText => ({
+    text,
+    deltaLengths: [...sequence.deltaLengths],
+    ...(start ? { tokens: { promptTokens: start.promptTokens, cachedTokens: start.cachedTokens, outputTokens } } : {}),
+  });
   for (;;) {
     let piece: AnswerPiece;
     try {
@@ -147,7 +165,12 @@ export async function foldResponse(view: ResponseView, openingStatus: ResponseSt
       outcome = outcomeOf(folded(), { error }, nowMs());
       break;
     }
-    if (piece.kind === 'text' && piece.text !== '') {
+    if (piece.kind === 'start') {
+      start = piece;
+      outputTokens = 0;
+    } else if (piece.kind === 'text') {
+      outputTokens += piece.tokens;
+      if (piece.text === '') continue;
       hooks.onText?.();
       text += piece.text;
       await emit(sequence.deltas(piece.text, piece.entryLengths)); // a client gone throws out of here, not into the outcome
@@ -159,6 +182,7 @@ export async function foldResponse(view: ResponseView, openingStatus: ResponseSt
       // A retried attempt starts the answer again. The caller's canRestart allows this only while
       // nothing was emitted past the opening (a stream) or when the events go nowhere (a plain reply).
       text = '';
+      outputTokens = 0;
       sequence = new ResponseEventSequence(view);
     }
   }

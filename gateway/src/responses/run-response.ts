@@ -177,6 +177,7 @@ async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps
       await deps.responses.running(record.id).catch(() => {});
       try {
         ({ outcome } = await foldResponse(viewOf(stored), 'queued', generation.next, async () => {}, () => clock.nowMs(), {
+          start: generation.start,
           onText: () => generation.noteText(),
           onEnd: (end) => generation.noteEnd(end),
         }));
@@ -225,7 +226,7 @@ async function runInForeground(c: Context<{ Variables: GatewayVariables }>, deps
     throw error;
   }
   const view = viewOf(stored, store);
-  const hooks: FoldHooks = { onText: () => { relayedText = request.stream; generation.noteText(); }, onEnd: generation.noteEnd };
+  const hooks: FoldHooks = { start: generation.start, onText: () => { relayedText = request.stream; generation.noteText(); }, onEnd: generation.noteEnd };
   const settle = async (outcome: Parameters<ResponseRecords['finish']>[1]) => {
     if (store) await deps.responses.finish(record.id, outcome).catch(() => { /* expired or deleted meanwhile */ });
   };

@@ -57,7 +57,8 @@ describe('a stored response read from its token stream', () => {
   it('stops a running response as cancelled with the text written before its mark, and one that ended keeps its outcome', async () => {
     const running = depsOf([start(1), text(1, 'dead '), start(2), text(2, 'so far')]);
     await stopStored(running.deps, record);
-    expect(running.finished).toMatchObject([{ status: 'cancelled', outputText: 'so far' }]);
+    // Its usage: the retried attempt's prompt and the tokens behind its text.
+    expect(running.finished).toMatchObject([{ status: 'cancelled', outputText: 'so far', usage: { inputTokens: 3, cachedTokens: 0, outputTokens: 1 } }]);
     expect(running.cancelled).toEqual([record.id]);
 
     const ended = depsOf([start(1), text(1, 'done'), end(1)]);
