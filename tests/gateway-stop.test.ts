@@ -67,4 +67,24 @@ describe('a gateway that stops', () => {
     const again = await postJson(`${stack.url}/v1/chat/completions`, { model: MODEL_ID, session_id: sessionId, messages: long.messages, max_tokens: 4, temperature: 0 });
     expect(again.status).toBe(200);
   });
+
+  it('fails a background response it still runs with gateway_stopping, and its readers on other gateways end there with the text that is recorded', async () => {
+    const gateway = await twin(0);
+    const created = await postJson(`${gateway.url}/v1/responses`, { model: MODEL_ID, temperature: 0, max_output_tokens: 900, input: 'a long answer', background: true });
+    const responseId = created.json.id as string;
+    await stack.waitFor('it to write text', async () => ((await stack.streamEvents(responseId)).some((event) => event.type === 'token-delta') ? true : undefined));
+    // Followed through the other gateway, which stays up (following before the stop: its first events are out).
+    const reader = (await fetch(`${stack.url}/v1/responses/${responseId}?stream=true`)).body!.getReader();
+    const decoder = new TextDecoder();
+    let body = decoder.decode((await reader.read()).value, { stream: true });
+    await gateway.close();
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) body += decoder.decode(chunk.value, { stream: true });
+    const events = body.split('\n\n').filter((block) => block.startsWith('event: ')).map((block) => JSON.parse(block.split('\n')[1]!.slice('data: '.length)) as Record<string, any>);
+    const text = events.filter((event) => event.type === 'response.output_text.delta').map((event) => event.delta as string).join('');
+    expect(events.at(-1)).toMatchObject({ type: 'response.failed', response: { status: 'failed', error: { code: 'gateway_stopping' } } });
+    const stored = (await (await fetch(`${stack.url}/v1/responses/${responseId}`)).json()) as Record<string, any>;
+    expect(stored).toMatchObject({ status: 'failed', error: { code: 'gateway_stopping' } });
+    expect(stored.output?.[0]?.content?.[0]?.text ?? '').toBe(text);
+    await idle();
+  });
 });

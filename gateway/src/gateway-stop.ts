@@ -53,5 +53,7 @@ export class GatewayStop {
  * way on.
  */
 export function gatewayStopping(): ServiceUnavailableError {
-  return new ServiceUnavailableError('this gateway is stopping; send the request again', { code: 'gateway_stopping', retryAfterSeconds: 1 });
+  return new ServiceUnavailableError('this gateway is stopping; send the request again', { code: GATEWAY_STOPPING, retryAfterSeconds: 1 });
 }
+
+export const GATEWAY_STOPPING = 'gateway_stopping';

@@ -19,6 +19,7 @@ import type {
   StreamEvent,
   ValidatedCreateBatch,
   ValidatedCreateSession,
+  WireError,
 } from '@bamba/shared';
 
 /** The one path generation takes. */
@@ -37,8 +38,10 @@ export interface GenerationPort {
   follow(relayGroup: string, requestId: string, untilMs: number, signal: AbortSignal): AsyncIterable<StreamEvent>;
   /** Cancel a request queued by someone else: dropped if still queued, stopped if running. */
   cancel(requestId: string): Promise<void>;
-  /** End a request's stream here for every reader (`generation-cancelled`); its job is stopped apart (`cancel`). */
-  markCancelled(relayGroup: string, requestId: string): Promise<void>;
+  /** End a request's stream here for every reader (`generation-cancelled`, failed with `error` if given); its job is stopped apart (`cancel`). */
+  markCancelled(relayGroup: string, requestId: string, error?: WireError): Promise<void>;
+  /** Whether someone cancelled the request (`cancel` leaves a marker that outlives its job). */
+  cancelRequested(requestId: string): Promise<boolean>;
   /** Whether the gateway reading `relayGroup` is gone (its presence lapsed); a failed read says no. */
   readerGone(relayGroup: string): Promise<boolean>;
 }

@@ -5,7 +5,7 @@
  * need a connection of its own, or a place in another process's relay group). Such a reader
  * may also end the stream for everyone: `markCancelled`.
  */
-import { decodeStreamEvent, DeadlineExceededError, encodeStreamEvent, isFinalEvent, type StreamEvent } from '@bamba/shared';
+import { decodeStreamEvent, DeadlineExceededError, encodeStreamEvent, isFinalEvent, type StreamEvent, type WireError } from '@bamba/shared';
 import type { RegionRedis } from './connection.js';
 import type { RegionKeys } from './keys.js';
 import { runScript, type LuaScript } from './scripts.js';
@@ -55,9 +55,10 @@ return 1
 };
 
 /**
- * End a request's stream here for every reader (`generation-cancelled`): what its gpu-node
- * writes after this is nobody's answer. The job itself is stopped apart (the producer's cancel).
+ * End a request's stream here for every reader (`generation-cancelled`, with `error` when it
+ * failed rather than was cancelled): what its gpu-node writes after this is nobody's answer. The
+ * job itself is stopped apart (the producer's cancel).
  */
-export async function markCancelled(redis: RegionRedis, keys: RegionKeys, relayGroup: string, requestId: string): Promise<void> {
-  await runScript(redis, MARK_CANCELLED, [keys.requestStream(relayGroup, requestId)], [...encodeStreamEvent({ type: 'generation-cancelled' }), STREAM_TTL_AFTER_END_SECONDS]);
+export async function markCancelled(redis: RegionRedis, keys: RegionKeys, relayGroup: string, requestId: string, error?: WireError): Promise<void> {
+  await runScript(redis, MARK_CANCELLED, [keys.requestStream(relayGroup, requestId)], [...encodeStreamEvent({ type: 'generation-cancelled', ...(error ? { error } : {}) }), STREAM_TTL_AFTER_END_SECONDS]);
 }

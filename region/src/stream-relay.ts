@@ -131,7 +131,9 @@ export function coalesce(events: StreamEvent[]): StreamEvent[] {
   for (const event of events) {
     const last = merged.at(-1);
     if (event.type === 'token-delta' && last?.type === 'token-delta' && last.attempt === event.attempt) {
-      const entryLengths = [...(last.entryLengths ?? lengthsOf(last.text)), ...lengthsOf(event.text)];
+      // `last` is a decoded entry (no lengths yet) or a merge made here, whose array is ours to extend.
+      const entryLengths = last.entryLengths ?? lengthsOf(last.text);
+      entryLengths.push(...lengthsOf(event.text));
       merged[merged.length - 1] = { ...last, text: last.text + event.text, tokens: last.tokens + event.tokens, entryLengths };
     } else {
       merged.push(event);

@@ -25,14 +25,14 @@ export const NODE_FAILED = 'node_failed';
 
 /**
  * `canRestart` says whether a retried attempt may replace what came before (false once text
- * went out to the client). Throws the generation's error, or a server error when the events
- * end without an end.
+ * went out to the client). Throws the generation's error, at a cancellation mark its error (or
+ * `RequestCancelledError`), or a server error when the events end without an end.
  */
 export async function* answerOf(events: AsyncIterable<StreamEvent>, canRestart: () => boolean): AsyncGenerator<AnswerPiece, void, undefined> {
   let attempt = 0;
   for await (const event of events) {
     // Cancelled here, whichever attempt runs: everything after this point is nobody's answer.
-    if (event.type === 'generation-cancelled') throw new RequestCancelledError();
+    if (event.type === 'generation-cancelled') throw event.error ? errorFromWire(event.error) : new RequestCancelledError();
     if (event.attempt < attempt) continue; // a stale attempt's leftovers
     if (event.type === 'generation-start' && event.attempt > attempt) {
       if (attempt !== 0) {

@@ -169,11 +169,17 @@ function exceedsBytes(text: string, maxBytes: number): boolean {
 /**
  * Check one input line (1-based `line`) against the batch's endpoint and the custom ids seen so
  * far (a line whose id was seen is refused; a valid id is added to `seen`). A line longer than
- * `maxLineBytes` (an interactive body's limit) is refused before its request is checked. Returns
- * the item, or the error (with the line's custom id when it had a readable one).
+ * `maxLineBytes` (an interactive body's limit) is refused before it is parsed. Returns the item,
+ * or the error (with the line's custom id when it had a readable one).
  */
 export function checkBatchLine(text: string, line: number, endpoint: BatchEndpoint, seen: Set<string>, defaults: ValidationDefaults, maxLineBytes: number): BatchItem | { error: BatchLineError; customId: string | null } {
   const refuse = (code: string, message: string, param: string | null = null, customId: string | null = null) => ({ error: { code, message, param, line }, customId });
+  // As an interactive body over the limit: refused before it is parsed (its custom id, when it
+  // comes first as usual, is read from the line's start), never validated nor queued.
+  if (exceedsBytes(text, maxLineBytes)) {
+    const customId = /^\s*\{\s*"custom_id"\s*:\s*"([^"\\]{1,512})"/.exec(text.slice(0, 600))?.[1] ?? null;
+    return refuse('request_too_large', `the line holds more than ${maxLineBytes} bytes, the most one request may (BAMBA_MAX_BODY_BYTES)`, null, customId);
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -189,9 +195,6 @@ export function checkBatchLine(text: string, line: number, endpoint: BatchEndpoi
   const { custom_id: customId, method, url, body } = shape.data;
   if (seen.has(customId)) return refuse('duplicate_custom_id', `custom_id '${customId.slice(0, 64)}' appears on an earlier line`, 'custom_id', customId);
   seen.add(customId);
-  // As an interactive body over the limit: never validated further nor queued (the file's own
-  // limit bounds the parsing above).
-  if (exceedsBytes(text, maxLineBytes)) return refuse('request_too_large', `the line holds more than ${maxLineBytes} bytes, the most one request may (BAMBA_MAX_BODY_BYTES)`, null, customId);
   if (method !== 'POST') return refuse('invalid_method', `method must be POST (got '${method.slice(0, 16)}')`, 'method', customId);
   if (url !== endpoint) return refuse('invalid_url', `url must be the batch's endpoint ${endpoint} (got '${url.slice(0, 64)}')`, 'url', customId);
   if (body.stream === true) return refuse('invalid_request', 'stream is not supported in a batch', 'body.stream', customId);

@@ -71,14 +71,16 @@ export const generationRetryEventSchema = z.object({
 });
 
 /**
- * The request was cancelled at this point of its stream (a stored response cancelled, or its
- * client gone): every reader ends here, whatever attempt runs and whatever the gpu-node still
- * writes after it, so all of them (and the outcome recorded from the stream) hold the same text.
- * Written by the gateway that cancelled it, so it carries no attempt.
+ * The request was cancelled at this point of its stream (a stored response cancelled, its client
+ * gone, or its gateway stopping it: `error` then says why it failed): every reader ends here,
+ * whatever attempt runs and whatever the gpu-node still writes after it, so all of them (and the
+ * outcome recorded from the stream) hold the same text. Written by the gateway that cancelled
+ * it, so it carries no attempt.
  */
 export const generationCancelledEventSchema = z.object({
   ...wireVersionField,
   type: z.literal('generation-cancelled'),
+  error: wireErrorSchema.optional(),
 });
 
 export const streamEventSchema = z.discriminatedUnion('type', [generationStartEventSchema, tokenDeltaEventSchema, generationEndEventSchema, generationErrorEventSchema, generationRetryEventSchema, generationCancelledEventSchema]);
@@ -102,7 +104,7 @@ export type StreamEvent = Exclude<z.infer<typeof streamEventSchema>, { type: 'to
 export const isFinalEvent = (event: StreamEvent): boolean => event.type === 'generation-end' || event.type === 'generation-error' || event.type === 'generation-cancelled';
 
 /** An event as its writer builds it: the wire version is added on encoding. */
-export type StreamEventBody = StreamEvent extends infer E ? (E extends StreamEvent ? Omit<E, 'v'> : never) : never;
+export type StreamEventBody = StreamEvent extends infer E ? (E extends StreamEvent ? Omit<E, 'v' | 'entryLengths'> : never) : never;
 
 /** Field/value pairs for XADD: one `data` field holding the event as JSON. */
 export function encodeStreamEvent(event: StreamEventBody): [string, string] {

@@ -3,7 +3,7 @@
  * (`JobProducer`), token events come back through the multiplexed relay (`StreamRelay`), the
  * node registry answers what is alive.
  */
-import { absentRelayGroups, followRequestStream, isSessionId, markCancelled, MoveRefused, sessionCopySchema, type RegionWorkQueue, type ReplicaOutcome, type SessionTransfer, TenantUsage, type BatchQueue, type BatchStore, type FileStore, type ForkRefusal, type SnapshotStore, newItemId, newResponseId, type JobProducer, type NodeRegistry, type RegionKeys, type RegionRedis, type ResponseStore, type SessionStore, type StreamRelay } from '@bamba/region';
+import { absentRelayGroups, followRequestStream, isCancelled, isSessionId, markCancelled, MoveRefused, sessionCopySchema, type RegionWorkQueue, type ReplicaOutcome, type SessionTransfer, TenantUsage, type BatchQueue, type BatchStore, type FileStore, type ForkRefusal, type SnapshotStore, newItemId, newResponseId, type JobProducer, type NodeRegistry, type RegionKeys, type RegionRedis, type ResponseStore, type SessionStore, type StreamRelay } from '@bamba/region';
 import {
   BambaError,
   ConflictError,
@@ -29,6 +29,7 @@ import {
   type SessionStateLocation,
   type StreamEvent,
   type ValidatedCreateSession,
+  type WireError,
 } from '@bamba/shared';
 import { NODE_WATCH_MS, withNodeWatch } from './node-watch.js';
 import type { Batches, GenerationPort, MovedHere, RegionFigures, RegionState, ResponseRecords, Sessions, SessionView, Transfers } from '../ports.js';
@@ -99,8 +100,12 @@ export class RegionDispatch implements RegionState, GenerationPort {
     await this.producer.cancel(requestId);
   }
 
-  async markCancelled(relayGroup: string, requestId: string): Promise<void> {
-    await markCancelled(this.redis, this.keys, relayGroup, requestId);
+  async markCancelled(relayGroup: string, requestId: string, error?: WireError): Promise<void> {
+    await markCancelled(this.redis, this.keys, relayGroup, requestId, error);
+  }
+
+  cancelRequested(requestId: string): Promise<boolean> {
+    return isCancelled(this.redis, this.keys, requestId);
   }
 
   async readerGone(relayGroup: string): Promise<boolean> {
@@ -133,6 +138,7 @@ export class RegionDispatch implements RegionState, GenerationPort {
     let ended = false;
     try {
       for await (const event of withNodeWatch(subscription, this.nodeLive)) {
+        // Not isFinalEvent: a reader that leaves at a cancellation mark must still cancel the job.
         if (event.type === 'generation-end' || event.type === 'generation-error') ended = true;
         yield event;
       }

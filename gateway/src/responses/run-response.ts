@@ -19,6 +19,7 @@ import {
   validateCreateResponse,
   type ChatMessage,
   type NewResponse,
+  type ResponseOutcome,
   type ResponseRecord,
   type ValidatedGenerationRequest,
 } from '@bamba/shared';
@@ -27,6 +28,7 @@ import type { GatewayVariables } from '../gateway-env.js';
 import { beginGeneration, type GenerationDeps } from '../generation/begin-generation.js';
 import { SSE_HEADERS, sseBody } from '../generation/sse-body.js';
 import { validationDefaults } from '../config.js';
+import { GATEWAY_STOPPING, gatewayStopping } from '../gateway-stop.js';
 import { checkSessionHome, sessionMissing } from '../generation/session-turn.js';
 import type { ResponseRecords } from '../ports.js';
 import { foldedTextOf, foldResponse, outcomeOf, responseEvent, type FoldHooks } from './response-events.js';
@@ -157,8 +159,9 @@ async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps
     throw first.error;
   }
   const relayGroup = await queued;
+  let active: boolean;
   try {
-    await deps.responses.queued(record.id, relayGroup);
+    active = await deps.responses.queued(record.id, relayGroup);
   } catch (error) {
     // Nobody could find its events: stop it rather than run it unseen.
     abort.abort();
@@ -167,14 +170,20 @@ async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps
     void begun.then((generation) => generation.finish(), () => {});
     throw error;
   }
+  // Cancelled (or deleted) before its record said where its stream is: the canceller (on another
+  // gateway) may have found no stream to mark, so mark it here (stopRun looks again from its side).
+  if (!active || (await deps.generation.cancelRequested(record.id).catch(() => false))) {
+    await deps.generation.markCancelled(relayGroup, record.id).catch(() => abort.abort());
+  }
   const stored: ResponseRecord = { ...record, status: 'queued', relayGroup, outcome: null };
 
   void (async () => {
     let outcome;
     try {
       const generation = await begun;
-      // Queued until a gpu-node starts it, as OpenAI shows it (a failed write only delays the word).
-      await deps.responses.running(record.id).catch(() => {});
+      // Queued until a gpu-node starts it, as OpenAI shows it (not awaited: reading its events
+      // comes first; a failed write leaves it queued until it ends).
+      void deps.responses.running(record.id).catch(() => {});
       try {
         ({ outcome } = await foldResponse(viewOf(stored), 'queued', generation.next, async () => {}, () => clock.nowMs(), {
           start: generation.start,
@@ -189,7 +198,7 @@ async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps
     }
     // Stopped here before it was queued (stopRun); once queued, a cancel ends its stream instead.
     if (abort.signal.aborted) outcome = outcomeOf(foldedTextOf(outcome), { cancelled: true }, clock.nowMs());
-    await deps.responses.finish(record.id, outcome).catch(() => { /* a reader of its stream settles it */ });
+    await recordOutcome(deps, stored, outcome, false);
     deps.running.delete(record.id);
     release();
   })();
@@ -227,19 +236,10 @@ async function runInForeground(c: Context<{ Variables: GatewayVariables }>, deps
   }
   const view = viewOf(stored, store);
   const hooks: FoldHooks = { start: generation.start, onText: () => { relayedText = request.stream; generation.noteText(); }, onEnd: generation.noteEnd };
-  const settle = async (outcome: Parameters<ResponseRecords['finish']>[1]) => {
-    if (store) await deps.responses.finish(record.id, outcome).catch(() => { /* expired or deleted meanwhile */ });
-  };
-  // Its client left: the stream is marked cancelled where the response stands now, so a reader
-  // of it (GET …?stream=true) ends there too, with the text that is recorded.
-  const settleCancelled = async () => {
-    if (store) await stopStored(deps, stored).catch(() => { /* expired or deleted meanwhile; or Redis is down: it settles once stale */ });
-  };
-
   if (!request.stream) {
     try {
       const { outcome, error } = await foldResponse(view, 'in_progress', generation.next, async () => {}, () => clock.nowMs(), hooks);
-      await (generation.cancelled ? settleCancelled() : settle(outcome));
+      if (store) await recordOutcome(deps, stored, outcome, generation.cancelled);
       if (error) throw error;
       c.header('x-bamba-resume', generation.start.resume); // the attempt that answered
       return c.json(responseObject({ ...view, status: outcome.status, outcome }));
@@ -253,15 +253,31 @@ async function runInForeground(c: Context<{ Variables: GatewayVariables }>, deps
   return c.newResponse(sseBody(config.slowClientMs, generation.cancel, async (write) => {
     try {
       const { outcome } = await foldResponse(view, 'in_progress', generation.next, (events) => write(events.map(responseEvent).join('')), () => clock.nowMs(), hooks);
-      await settle(outcome);
+      if (store) await recordOutcome(deps, stored, outcome, false);
       if (outcome.error) log.set({ errorType: 'response_failed', errorCode: outcome.error.code });
     } catch {
-      // The client went away or stopped reading: the job is cancelled, the response with it.
-      await settleCancelled();
+      // The client went away or stopped reading: the job is cancelled, the response with it,
+      // where its stream stands (one that had ended keeps its outcome).
+      if (store) await stopStored(deps, stored).catch(() => { /* expired or deleted meanwhile; or Redis is down: it settles once stale */ });
     } finally {
       metrics.changeActiveStreams(-1);
       await generation.finish();
       log.write(200, clock.nowMs()); // 499 when its client left (set when the generation finished)
     }
   }), 200, SSE_HEADERS);
+}
+
+/**
+ * Record how a response this gateway ran ended. When something other than its stream ended it
+ * (its client left, this gateway stopped), the stream is marked there first and the outcome read
+ * from it (stopStored), so every reader of the stream ends at the same point with the same text.
+ */
+async function recordOutcome(deps: ResponseDeps, stored: ResponseRecord, outcome: ResponseOutcome, clientLeft: boolean): Promise<void> {
+  const ended = outcome.status === 'completed' || outcome.status === 'incomplete';
+  const recorded = !ended && clientLeft
+    ? stopStored(deps, stored)
+    : outcome.error?.code === GATEWAY_STOPPING
+      ? stopStored(deps, stored, gatewayStopping())
+      : deps.responses.finish(stored.id, outcome);
+  await recorded.catch(() => { /* expired or deleted meanwhile; or Redis is down: a reader settles it once stale */ });
 }

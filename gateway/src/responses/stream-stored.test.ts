@@ -4,7 +4,7 @@
  * node at the right moment). A reader whose events go nowhere follows the retry: the answer is
  * the retried attempt's alone.
  */
-import { DeadlineExceededError, isFinalEvent, WIRE_VERSION, type ResponseOutcome, type ResponseRecord, type StreamEvent } from '@bamba/shared';
+import { DeadlineExceededError, isFinalEvent, ServiceUnavailableError, WIRE_VERSION, type ResponseOutcome, type ResponseRecord, type StreamEvent, type WireError } from '@bamba/shared';
 import { describe, expect, it } from 'vitest';
 import { settleIfStale, stopStored } from './stream-stored.js';
 
@@ -20,7 +20,7 @@ const record: ResponseRecord = {
 };
 
 /** Deps around a scripted token stream that holds `events` (and nothing more arrives). */
-function depsOf(events: StreamEvent[], options: { nowMs?: number; readerGone?: boolean } = {}) {
+function depsOf(events: StreamEvent[], options: { nowMs?: number; readerGone?: boolean; gatewayStopped?: boolean } = {}) {
   const finished: ResponseOutcome[] = [];
   const cancelled: string[] = [];
   const deps = {
@@ -35,7 +35,7 @@ function depsOf(events: StreamEvent[], options: { nowMs?: number; readerGone?: b
       },
       cancel: async (id: string) => { cancelled.push(id); },
       // As the region marks a stream: the event goes after what it holds.
-      markCancelled: async () => { events.push({ v, type: 'generation-cancelled' }); },
+      markCancelled: async (_group: string, _id: string, error?: WireError) => { events.push({ v, type: 'generation-cancelled', ...(error ? { error } : {}) }); },
       readerGone: async () => options.readerGone ?? false,
     },
     responses: {
@@ -43,6 +43,7 @@ function depsOf(events: StreamEvent[], options: { nowMs?: number; readerGone?: b
       get: async () => null,
     },
     running: new Map<string, AbortController>(),
+    stop: options.gatewayStopped ? { ended: AbortSignal.abort() } : undefined,
   };
   return { deps: deps as unknown as Parameters<typeof stopStored>[0], finished, cancelled };
 }
@@ -64,6 +65,16 @@ describe('a stored response read from its token stream', () => {
     const ended = depsOf([start(1), text(1, 'done'), end(1)]);
     await stopStored(ended.deps, record);
     expect(ended.finished).toMatchObject([{ status: 'completed', outputText: 'done' }]);
+  });
+
+  it('records a cancel where the stream stands even while its gateway\'s drain ends, and a stop for a reason as that failure', async () => {
+    const draining = depsOf([start(1), text(1, 'so far')], { gatewayStopped: true });
+    await stopStored(draining.deps, record);
+    expect(draining.finished).toMatchObject([{ status: 'cancelled', outputText: 'so far' }]);
+
+    const stopping = depsOf([start(1), text(1, 'so far')], { gatewayStopped: true });
+    await stopStored(stopping.deps, record, new ServiceUnavailableError('stopping', { code: 'gateway_stopping' }));
+    expect(stopping.finished).toMatchObject([{ status: 'failed', outputText: 'so far', error: { code: 'gateway_stopping' } }]);
   });
 
   it('ends every reader at a cancellation mark: what the gpu-node wrote after it is nobody\'s answer', async () => {

@@ -5,7 +5,7 @@
  * same stream from its start, so numbers agree); once it has ended, from its stored answer.
  * A reader that sees the end first records the outcome (the gateway that ran it may be gone).
  */
-import { answerOf, ConflictError, DeadlineExceededError, NODE_FAILED, type AnswerPiece, type ResponseOutcome, type ResponseRecord } from '@bamba/shared';
+import { answerOf, type BambaError, ConflictError, DeadlineExceededError, errorToWire, NODE_FAILED, type AnswerPiece, type ResponseOutcome, type ResponseRecord } from '@bamba/shared';
 import type { Context } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import type { GenerationDeps } from '../generation/begin-generation.js';
@@ -23,17 +23,19 @@ type StoredDeps = GenerationDeps & { responses: ResponseRecords };
 const openingStatusOf = (record: ResponseRecord) => (record.background ? 'queued' : 'in_progress');
 
 /**
- * The pieces of a running response, read from its token stream; `gatewayStopping` once this
- * gateway's drain is up. A reader that sends events on follows a retried attempt only while it
- * sent no text (`forClient`); one whose events go nowhere always does.
+ * The pieces of a running response, read from its token stream. A reader for a client
+ * (`forClient`) gets `gatewayStopping` once this gateway's drain is up, and follows a retried
+ * attempt only while it sent no text; one whose events go nowhere (a look at how the response
+ * stands: one read, bounded by its `untilMs`) always does, and reads on during the drain.
  */
 function followPieces(deps: StoredDeps, record: ResponseRecord, untilMs: number, signal: AbortSignal, forClient: boolean): () => Promise<AnswerPiece> {
   let text = '';
   const pieces = answerOf(deps.generation.follow(record.relayGroup, record.id, untilMs, signal), () => !forClient || text === '')[Symbol.asyncIterator]();
+  const stopped = () => forClient && deps.stop?.ended.aborted === true;
   return async () => {
-    if (deps.stop?.ended.aborted) throw gatewayStopping();
-    const step = await pieces.next().catch((error: unknown) => { throw deps.stop?.ended.aborted ? gatewayStopping() : error; });
-    if (step.done && deps.stop?.ended.aborted) throw gatewayStopping();
+    if (stopped()) throw gatewayStopping();
+    const step = await pieces.next().catch((error: unknown) => { throw stopped() ? gatewayStopping() : error; });
+    if (step.done && stopped()) throw gatewayStopping();
     if (step.done) throw new ConflictError('the response stream ended early', { code: 'stream_ended', retryable: false });
     if (step.value.kind === 'text') text += step.value.text;
     return step.value;
@@ -119,14 +121,15 @@ export async function settleIfStale(deps: StoredDeps, record: ResponseRecord): P
 
 /**
  * Stop a running response wherever it runs (`stopRun`) and record how its stream stands at the
- * cancellation point: `cancelled` with the text before it, or its own outcome when it ended
- * first. Every reader of its stream ends at the same point with the same text. False when
- * another reader recorded an outcome first.
+ * cancellation point: `cancelled` with the text before it (`failed` with `error`, when that is
+ * why it stops: its gateway stopping), or its own outcome when it ended first. Every reader of
+ * its stream ends at the same point with the same text. False when another reader recorded an
+ * outcome first.
  */
-export async function stopStored(deps: RunningDeps, record: ResponseRecord): Promise<boolean> {
-  await stopRun(deps, record);
-  const { ended, outcome } = await standingOf(deps, record);
-  return deps.responses.finish(record.id, ended ? outcome : outcomeOf(foldedTextOf(outcome), { cancelled: true }, deps.clock.nowMs()));
+export async function stopStored(deps: RunningDeps, record: ResponseRecord, error?: BambaError): Promise<boolean> {
+  const stopped = await stopRun(deps, record, error);
+  const { ended, outcome } = await standingOf(deps, stopped);
+  return deps.responses.finish(record.id, ended ? outcome : outcomeOf(foldedTextOf(outcome), error ? { error } : { cancelled: true }, deps.clock.nowMs()));
 }
 
 type RunningDeps = StoredDeps & { running: Map<string, AbortController> };
@@ -134,10 +137,19 @@ type RunningDeps = StoredDeps & { running: Map<string, AbortController> };
 /**
  * Stop a response's generation: its token stream is marked cancelled (its readers, its runner
  * among them, end there), then its job is stopped (dropped if queued, stopped if running). One
- * not queued yet has no stream: its runner is stopped when it runs here.
+ * not queued yet has no stream: its runner is stopped when it runs here; one that runs elsewhere
+ * and was queued meanwhile gets its mark once its record says where (its runner also looks for
+ * this cancel once it queued the job: between the two, one of them sees the other). Returns the
+ * record as it stands after the cancel.
  */
-export async function stopRun(deps: RunningDeps, record: Pick<ResponseRecord, 'id' | 'relayGroup'>): Promise<void> {
-  if (record.relayGroup) await deps.generation.markCancelled(record.relayGroup, record.id);
+export async function stopRun(deps: RunningDeps, record: ResponseRecord, error?: BambaError): Promise<ResponseRecord> {
+  const wire = error ? errorToWire(error) : undefined;
+  if (record.relayGroup) await deps.generation.markCancelled(record.relayGroup, record.id, wire);
   else deps.running.get(record.id)?.abort();
   await deps.generation.cancel(record.id);
+  if (record.relayGroup) return record;
+  const now = await deps.responses.get(record.tenant, record.id);
+  if (!now?.relayGroup) return record;
+  await deps.generation.markCancelled(now.relayGroup, record.id, wire);
+  return now;
 }
