@@ -60,10 +60,11 @@ describe('a session turn lock', () => {
       return found.some((event) => event.type === 'generation-error') ? found : undefined;
     }, 60_000);
     expect(events.find((event) => event.type === 'generation-error')).toMatchObject({ error: { code: 'context_length_exceeded', message: expect.stringContaining('fork it with fewer') } });
-    // Given back with the refusal (before the job is marked failed), not when the lock's TTL (two and a half minutes) runs out.
+    // Given back with the refusal (just after the queue marked the job failed), not when the lock's
+    // TTL (two and a half minutes) runs out: looked for within 10 s.
     const failed = `${stack.keys.bullPrefix}:${stack.keys.generationQueue}:failed`;
     await stack.waitFor('the job to be failed', async () => ((await stack.redis.zscore(failed, requestId)) !== null ? true : undefined));
-    expect(await stack.redis.exists(lockOf(sessionId))).toBe(0);
+    await stack.waitFor('the gpu-node to give the lock back', async () => ((await stack.redis.exists(lockOf(sessionId))) === 0 ? true : undefined), 10_000);
     expect(await stack.redis.hget(stack.keys.session(sessionId), 'version')).toBe('0');
   });
 });
