@@ -66,10 +66,10 @@ export const chatCompletionRequestSchema = z.object({
 
 /** Chat features this server cannot provide, by field: refused by name rather than answered without them. */
 const UNSUPPORTED_CHAT_FEATURES = {
-  audio: 'audio output',
-  prediction: 'predicted outputs',
-  web_search_options: 'web search',
-  reasoning_effort: 'reasoning_effort (the models here do not reason)',
+  audio: 'audio output is not supported',
+  prediction: 'predicted outputs are not supported',
+  web_search_options: 'web search is not supported',
+  reasoning_effort: 'reasoning_effort is not supported: the models here do not reason',
 } as const;
 
 export const completionRequestSchema = z.object({
@@ -175,8 +175,8 @@ export function validateChatCompletionRequest(body: unknown, defaults: Validatio
   if (request.tools !== undefined || request.functions !== undefined) {
     throw new InvalidRequestError('tools and functions are not supported', { param: request.tools !== undefined ? 'tools' : 'functions', code: 'unsupported_parameter' });
   }
-  for (const [field, feature] of Object.entries(UNSUPPORTED_CHAT_FEATURES)) {
-    if (request[field as keyof typeof UNSUPPORTED_CHAT_FEATURES] != null) throw new InvalidRequestError(`${feature} is not supported`, { param: field, code: 'unsupported_parameter' });
+  for (const [field, refusal] of Object.entries(UNSUPPORTED_CHAT_FEATURES)) {
+    if (request[field as keyof typeof UNSUPPORTED_CHAT_FEATURES] != null) throw new InvalidRequestError(refusal, { param: field, code: 'unsupported_parameter' });
   }
   const otherModality = request.modalities?.find((modality) => modality !== 'text');
   if (otherModality !== undefined) throw new InvalidRequestError(`modality '${otherModality.slice(0, 40)}' is not supported: only text`, { param: 'modalities', code: 'unsupported_value' });
