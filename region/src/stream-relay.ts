@@ -125,7 +125,7 @@ export class RelaySubscription implements AsyncIterable<StreamEvent> {
  * Merge consecutive deltas of one attempt: a read's worth of tokens becomes one event, which
  * keeps where each entry's text ended (`entryLengths`), for readers that send the entries as they are.
  */
-export function coalesce(events: StreamEvent[]): StreamEvent[] {
+function coalesce(events: StreamEvent[]): StreamEvent[] {
   const merged: StreamEvent[] = [];
   const lengthsOf = (text: string) => (text === '' ? [] : [text.length]);
   for (const event of events) {

@@ -25,7 +25,8 @@ const OPENING_EVENTS = 4;
 export const responseEvent = (event: ResponseStreamEvent) => sse(event, event.type);
 
 export class ResponseEventSequence {
-  private text = '';
+  /** Length of the text sent so far: the numbers come from it. */
+  private textLength = 0;
   /** The lengths of the deltas sent so far, in order. */
   readonly deltaLengths: number[] = [];
 
@@ -56,15 +57,15 @@ export class ResponseEventSequence {
     return lengths.map((length) => {
       const delta = text.slice(at, at + length);
       at += length;
-      this.text += delta;
+      this.textLength += length;
       this.deltaLengths.push(length);
-      return { type: 'response.output_text.delta', sequence_number: OPENING_EVENTS - 1 + this.text.length, item_id: this.itemId, output_index: 0, content_index: 0, delta, logprobs: [] };
+      return { type: 'response.output_text.delta', sequence_number: OPENING_EVENTS - 1 + this.textLength, item_id: this.itemId, output_index: 0, content_index: 0, delta, logprobs: [] };
     });
   }
 
   /** The events that close the response with `outcome`. */
   closing(outcome: ResponseOutcome): ResponseStreamEvent[] {
-    let next = OPENING_EVENTS + this.text.length;
+    let next = OPENING_EVENTS + this.textLength;
     const final = responseObject({ ...this.view, status: outcome.status, outcome });
     if (outcome.status === 'failed' || outcome.status === 'cancelled') {
       return [{ type: 'response.failed', sequence_number: next, response: final }];
@@ -88,12 +89,12 @@ export function eventAfter(event: ResponseStreamEvent, startingAfter: number): R
   return startsAt >= startingAfter ? event : { ...event, delta: delta.slice(startingAfter - startsAt) };
 }
 
-/** The answer a fold collected: its text, the lengths of the deltas it was sent in, and the tokens behind it so far. */
+/** The answer a fold collected: its text, the lengths of the deltas it was sent in, and its usage so far. */
 export interface FoldedText {
   text: string;
   deltaLengths?: number[];
   /** The prompt as its attempt started, and the tokens generated since (a cancelled response's usage). */
-  tokens?: { promptTokens: number; cachedTokens: number; outputTokens: number };
+  usage?: NonNullable<ResponseOutcome['usage']>;
 }
 
 /**
@@ -116,8 +117,7 @@ export function outcomeOf(answer: FoldedText, ending: { end: Extract<AnswerPiece
   }
   if ('cancelled' in ending || ending.error instanceof RequestCancelledError) {
     // What it cost up to the cancel, when the fold saw its start.
-    const usage = answer.tokens ? { inputTokens: answer.tokens.promptTokens, cachedTokens: answer.tokens.cachedTokens, outputTokens: answer.tokens.outputTokens } : null;
-    return { status: 'cancelled', ...text, usage, error: null, incompleteReason: null, completedAtMs: nowMs };
+    return { status: 'cancelled', ...text, usage: answer.usage ?? null, error: null, incompleteReason: null, completedAtMs: nowMs };
   }
   const wire = errorToWire(ending.error);
   return { status: 'failed', ...text, usage: null, error: { code: wire.code ?? wire.type, message: wire.message }, incompleteReason: null, completedAtMs: nowMs };
@@ -127,7 +127,7 @@ export function outcomeOf(answer: FoldedText, ending: { end: Extract<AnswerPiece
 export const foldedTextOf = (outcome: ResponseOutcome): FoldedText => ({
   text: outcome.outputText,
   ...(outcome.deltaLengths ? { deltaLengths: outcome.deltaLengths } : {}),
-  ...(outcome.usage ? { tokens: { promptTokens: outcome.usage.inputTokens, cachedTokens: outcome.usage.cachedTokens, outputTokens: outcome.usage.outputTokens } } : {}),
+  ...(outcome.usage ? { usage: outcome.usage } : {}),
 });
 
 /**
@@ -154,7 +154,7 @@ export async function foldResponse(view: ResponseView, openingStatus: ResponseSt
   const folded = (): FoldedText => ({
     text,
     deltaLengths: [...sequence.deltaLengths],
-    ...(start ? { tokens: { promptTokens: start.promptTokens, cachedTokens: start.cachedTokens, outputTokens } } : {}),
+    ...(start ? { usage: { inputTokens: start.promptTokens, cachedTokens: start.cachedTokens, outputTokens } } : {}),
   });
   for (;;) {
     let piece: AnswerPiece;
