@@ -335,6 +335,9 @@ describe('conversations', () => {
     const items = await client.conversations.items.list(conversation.id, { order: 'asc' });
     expect(items.data.map((item) => (item.type === 'message' ? item.role : item.type))).toEqual(['system', 'user', 'assistant', 'user', 'assistant']);
     expect(items.data[2]!.id).toBe(first.output[0]!.id); // the answer's item id is the response's output item id
+    // An answer its token limit cut is an incomplete item, as its response's output item says.
+    expect(first.status).toBe('incomplete');
+    expect(items.data.map((item) => (item.type === 'message' ? item.status : null))).toEqual(['completed', 'completed', 'incomplete', 'completed', second.status]);
     const added = await client.conversations.items.create(conversation.id, { items: [{ type: 'message', role: 'user', content: 'An aside.' }] });
     expect(added.data).toHaveLength(1);
     const addedId = added.data[0]!.id!;

@@ -22,6 +22,11 @@ export const chatMessageSchema = z.object({
    * rendered into the prompt; messages committed without one get `transcriptItemId`'s.
    */
   id: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/).optional(),
+  /**
+   * Set on a committed answer that its token limit cut (its conversation item's `status`, as its
+   * response's output item says); absent on every other message. Never rendered into the prompt.
+   */
+  status: z.literal('incomplete').optional(),
 });
 export type ChatMessage = z.infer<typeof chatMessageSchema>;
 

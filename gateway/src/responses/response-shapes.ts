@@ -77,7 +77,7 @@ export function messageItem(message: ChatMessage, fallbackId: string) {
   return {
     type: 'message' as const,
     id: message.id ?? fallbackId,
-    status: 'completed' as const,
+    status: message.status ?? ('completed' as const),
     role: message.role,
     content: [message.role === 'assistant' ? outputTextPart(message.content) : { type: 'input_text' as const, text: message.content }],
   };

@@ -75,7 +75,7 @@ export async function commitTranscript(deps: ServingDeps, job: GenerationJob, se
   // Every transcript entry has an item id (the Conversations API lists them by it).
   const turnMessages: ChatMessage[] = [
     ...(job.input.kind === 'chat' ? job.input.messages : []).map((message, index) => ({ ...message, id: message.id ?? transcriptItemId(job.requestId, index) })),
-    { role: 'assistant', content: answer, id: answerItemId(job.requestId) },
+    { role: 'assistant', content: answer, id: answerItemId(job.requestId), ...(turn.finishReason === 'length' ? { status: 'incomplete' as const } : {}) },
   ];
   const keepsState = deps.residency.capacity > 0 || deps.hostTier.budgetBytes > 0;
   try {
