@@ -35,6 +35,12 @@ const outcomeSchema = z.object({
   completedAtMs: z.number().int(),
 });
 
+const textFormatSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('text') }),
+  z.object({ type: z.literal('json_object') }),
+  z.object({ type: z.literal('json_schema'), name: z.string(), schema: z.record(z.string(), z.unknown()), description: z.string().optional(), strict: z.boolean().optional() }),
+]);
+
 const responseHashSchema = z.object({
   v: z.literal(String(WIRE_VERSION)),
   tenant: z.string().min(1),
@@ -46,7 +52,8 @@ const responseHashSchema = z.object({
   previousResponseId: z.string().transform((id) => id || null),
   conversationId: z.string().transform((id) => id || null),
   metadata: json(z.record(z.string(), z.string())),
-  sampling: json(z.object({ temperature: z.number(), topP: z.number(), maxOutputTokens: z.number().int().nullable() })),
+  // `textFormat` is absent on records of builds before structured outputs: plain text.
+  sampling: json(z.object({ temperature: z.number(), topP: z.number(), maxOutputTokens: z.number().int().nullable(), textFormat: textFormatSchema.default({ type: 'text' }) })),
   input: json(z.array(chatMessageSchema)),
   history: json(z.array(chatMessageSchema)),
   relayGroup: z.string(),
@@ -105,7 +112,7 @@ export class ResponseStore {
       previousResponseId: record.previousResponseId ?? '',
       conversationId: record.conversationId ?? '',
       metadata: JSON.stringify(record.metadata),
-      sampling: JSON.stringify({ temperature: record.temperature, topP: record.topP, maxOutputTokens: record.maxOutputTokens }),
+      sampling: JSON.stringify({ temperature: record.temperature, topP: record.topP, maxOutputTokens: record.maxOutputTokens, textFormat: record.textFormat }),
       input: JSON.stringify(record.input),
       history: JSON.stringify(record.history),
       relayGroup: record.relayGroup,
@@ -125,7 +132,7 @@ export class ResponseStore {
     if (Object.keys(hash).length === 0 || hash.tenant !== tenant) return null;
     if (hash.v !== String(WIRE_VERSION)) throw new WireFormatError('response record', `wire version ${hash.v ?? 'missing'}, this build reads version ${WIRE_VERSION}`, 'wire_version_unsupported');
     const { v: _version, sampling, ...fields } = parseWire(responseHashSchema, hash, 'response record');
-    return { id: responseId, ...fields, temperature: sampling.temperature, topP: sampling.topP, maxOutputTokens: sampling.maxOutputTokens };
+    return { id: responseId, ...fields, temperature: sampling.temperature, topP: sampling.topP, maxOutputTokens: sampling.maxOutputTokens, textFormat: sampling.textFormat };
   }
 
   /** Its job is queued: `relayGroup` says where its token events go. False when no longer active. */

@@ -5,6 +5,7 @@ export * from './jobs.js';
 export * from './node-status.js';
 export * from './openai-requests.js';
 export * from './sampling.js';
+export * from './output-format.js';
 export * from './snapshot-format.js';
 export * from './stream-events.js';
 export * from './sessions.js';

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { InvalidRequestError } from './errors.js';
 import type { ChatMessage, GenerationInput } from './jobs.js';
+import { jsonSchemaSchema, type OutputFormat } from './output-format.js';
 import { logitBiasSchema, penaltySchema, type SamplingParams } from './sampling.js';
 
 const MAX_STOP_STRINGS = 4;
@@ -54,7 +55,20 @@ export const chatCompletionRequestSchema = z.object({
   session_id: z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/, 'session_id has unexpected characters').nullish(),
   tools: z.unknown().optional(),
   functions: z.unknown().optional(),
-  response_format: z.object({ type: z.string() }).nullish(),
+  response_format: z.discriminatedUnion('type', [
+    z.object({ type: z.literal('text') }),
+    z.object({ type: z.literal('json_object') }),
+    z.object({
+      type: z.literal('json_schema'),
+      json_schema: z.object({
+        name: z.string({ error: 'json_schema.name is required' }).regex(/^[A-Za-z0-9_-]{1,64}$/, 'json_schema.name must be 1 to 64 letters, digits, _ or -'),
+        description: z.string().nullish(),
+        // Without a schema: any JSON object, as json_object.
+        schema: jsonSchemaSchema.nullish(),
+        strict: z.boolean().nullish(),
+      }, { error: 'response_format json_schema needs json_schema: {name, schema}' }),
+    }),
+  ], { error: (issue) => (issue.code === 'invalid_union' ? `response_format type must be text, json_object or json_schema` : undefined) }).nullish(),
   modalities: z.array(z.string(), { error: 'modalities must be an array of strings' }).nullish(),
   top_logprobs: z.number().int().min(0).max(20).nullish(),
   // Accepted only when absent or null (checked below): answering without them would be a wrong answer.
@@ -181,9 +195,6 @@ export function validateChatCompletionRequest(body: unknown, defaults: Validatio
   const otherModality = request.modalities?.find((modality) => modality !== 'text');
   if (otherModality !== undefined) throw new InvalidRequestError(`modality '${otherModality.slice(0, 40)}' is not supported: only text`, { param: 'modalities', code: 'unsupported_value' });
   if (request.top_logprobs) throw new InvalidRequestError('logprobs are not supported', { param: 'top_logprobs', code: 'unsupported_parameter' });
-  if (request.response_format && request.response_format.type !== 'text') {
-    throw new InvalidRequestError(`response_format '${request.response_format.type}' is not supported`, { param: 'response_format', code: 'unsupported_value' });
-  }
   if (request.max_tokens != null && request.max_completion_tokens != null && request.max_tokens !== request.max_completion_tokens) {
     throw new InvalidRequestError('max_tokens and max_completion_tokens disagree; send one', { param: 'max_tokens', code: 'invalid_value' });
   }
@@ -194,7 +205,16 @@ export function validateChatCompletionRequest(body: unknown, defaults: Validatio
   if (request.session_id && messages.some((message) => message.role === 'system')) {
     throw new InvalidRequestError('a session turn cannot add a system message; set it when creating the session', { param: 'messages', code: 'invalid_value' });
   }
-  return { ...resolveSampling(request, request.max_completion_tokens ?? request.max_tokens, defaults), input: { kind: 'chat', messages }, endpoint: 'chat', sessionId: request.session_id ?? null };
+  const sampling = resolveSampling(request, request.max_completion_tokens ?? request.max_tokens, defaults);
+  const format = chatOutputFormat(request.response_format);
+  return { ...sampling, ...(format ? { params: { ...sampling.params, format } } : {}), input: { kind: 'chat', messages }, endpoint: 'chat', sessionId: request.session_id ?? null };
+}
+
+/** What a chat's `response_format` holds the answer to; undefined for plain text. */
+function chatOutputFormat(format: z.infer<typeof chatCompletionRequestSchema>['response_format']): OutputFormat | undefined {
+  if (!format || format.type === 'text') return undefined;
+  if (format.type === 'json_object' || !format.json_schema.schema) return { type: 'json_object' };
+  return { type: 'json_schema', schema: format.json_schema.schema };
 }
 
 export function validateCompletionRequest(body: unknown, defaults: ValidationDefaults): ValidatedGenerationRequest {

@@ -1,13 +1,14 @@
 /**
  * The Responses and Conversations APIs' request bodies: zod schemas and their validation into
  * requests with every default resolved. What we do not support (tools, reasoning, images,
- * files, structured output) is refused naming the field, never silently ignored.
+ * files) is refused naming the field, never silently ignored.
  */
 import { z } from 'zod';
 import { InvalidRequestError } from './errors.js';
 import type { ChatMessage } from './jobs.js';
 import { parseRequestBody, resolveSampling, tokenLimitSchema, toInvalidRequest, type ValidationDefaults } from './openai-requests.js';
 import type { SamplingParams } from './sampling.js';
+import { jsonSchemaSchema, type OutputFormat } from './output-format.js';
 import { metadataSchema } from './sessions.js';
 
 /** Items one `POST /v1/conversations/{id}/items` (or a conversation's creation) may add: OpenAI's limit. */
@@ -46,7 +47,17 @@ const responseRequestSchema = z.object({
   tools: z.array(z.unknown()).nullish(),
   tool_choice: z.unknown().optional(),
   reasoning: z.unknown().optional(),
-  text: z.object({ format: z.object({ type: z.string() }).passthrough().nullish() }).passthrough().nullish(),
+  text: z.object({ format: z.discriminatedUnion('type', [
+    z.object({ type: z.literal('text') }),
+    z.object({ type: z.literal('json_object') }),
+    z.object({
+      type: z.literal('json_schema'),
+      name: z.string({ error: 'name is required' }).regex(/^[A-Za-z0-9_-]{1,64}$/, 'name must be 1 to 64 letters, digits, _ or -'),
+      schema: jsonSchemaSchema,
+      description: z.string().nullish(),
+      strict: z.boolean().nullish(),
+    }),
+  ], { error: (issue) => (issue.code === 'invalid_union' ? 'text.format type must be text, json_object or json_schema' : undefined) }).nullish() }).passthrough().nullish(),
   include: z.array(z.string()).nullish(),
   prompt: z.unknown().optional(),
   top_logprobs: z.number().int().nullish(),
@@ -68,6 +79,20 @@ export interface ValidatedResponseRequest {
   params: SamplingParams;
   maxTokensRequested: boolean;
   metadata: Record<string, string>;
+  /** `text.format` as the response object shows it. */
+  textFormat: ResponseTextFormat;
+}
+
+/** A response's `text.format`: plain text, any JSON object, or a value of a named schema. */
+export type ResponseTextFormat =
+  | { type: 'text' }
+  | { type: 'json_object' }
+  | { type: 'json_schema'; name: string; schema: Record<string, unknown>; description?: string; strict?: boolean };
+
+/** What a `text.format` holds the answer to; undefined for plain text. */
+export function outputFormatOf(format: ResponseTextFormat): OutputFormat | undefined {
+  if (format.type === 'text') return undefined;
+  return format.type === 'json_object' ? { type: 'json_object' } : { type: 'json_schema', schema: format.schema };
 }
 
 const unsupported = (param: string, what: string) => new InvalidRequestError(`${what} ${what.endsWith('s') ? 'are' : 'is'} not supported`, { param, code: 'unsupported_parameter' });
@@ -111,7 +136,6 @@ export function validateCreateResponse(body: unknown, defaults: ValidationDefaul
   if (request.tools && request.tools.length > 0) throw unsupported('tools', 'tools');
   if (request.tool_choice !== undefined && request.tool_choice !== null && request.tool_choice !== 'none' && request.tool_choice !== 'auto') throw unsupported('tool_choice', 'tool_choice');
   if (request.reasoning !== undefined && request.reasoning !== null) throw unsupported('reasoning', 'reasoning');
-  if (request.text?.format && request.text.format.type !== 'text') throw unsupported('text.format', `text format '${request.text.format.type}'`);
   if (request.include && request.include.length > 0) throw unsupported('include', 'include');
   if (request.prompt !== undefined && request.prompt !== null) throw unsupported('prompt', 'prompt templates');
   if (request.top_logprobs) throw unsupported('top_logprobs', 'logprobs');
@@ -139,6 +163,11 @@ export function validateCreateResponse(body: unknown, defaults: ValidationDefaul
   const background = request.background ?? false;
   if (background && !store) throw new InvalidRequestError('background responses must be stored (store: true)', { param: 'background', code: 'invalid_value' });
   const sampling = resolveSampling({ model: request.model, temperature: request.temperature, top_p: request.top_p, stream: request.stream }, request.max_output_tokens, defaults);
+  const asked = request.text?.format;
+  const textFormat: ResponseTextFormat = !asked || asked.type !== 'json_schema'
+    ? { type: asked?.type ?? 'text' }
+    : { type: 'json_schema', name: asked.name, schema: asked.schema, ...(asked.description != null ? { description: asked.description } : {}), ...(asked.strict != null ? { strict: asked.strict } : {}) };
+  const format = outputFormatOf(textFormat);
   return {
     model: request.model,
     input,
@@ -148,9 +177,10 @@ export function validateCreateResponse(body: unknown, defaults: ValidationDefaul
     store,
     stream: sampling.stream,
     background,
-    params: sampling.params,
+    params: format ? { ...sampling.params, format } : sampling.params,
     maxTokensRequested: sampling.maxTokensRequested,
     metadata: request.metadata ?? {},
+    textFormat,
   };
 }
 
@@ -269,6 +299,7 @@ export interface ResponseRecord {
   temperature: number;
   topP: number;
   maxOutputTokens: number | null;
+  textFormat: ResponseTextFormat;
   /** The response's own input items (with item ids). */
   input: ChatMessage[];
   /** The conversation before `input` (instructions excluded): a child's context starts with it. */

@@ -1,5 +1,6 @@
 /** Sampling and stopping settings after validation: every default resolved. */
 import { z } from 'zod';
+import { outputFormatSchema } from './output-format.js';
 
 /** Most tokens one `logit_bias` may name (bounds the work a request asks of the sampler). */
 export const MAX_LOGIT_BIAS_TOKENS = 1024;
@@ -48,6 +49,8 @@ export const samplingParamsSchema = z.object({
   frequencyPenalty: penaltySchema('frequencyPenalty').optional(),
   /** Added to these token ids' logits (OpenAI's `logit_bias`: ids as strings). Absent: none. */
   logitBias: logitBiasSchema.optional(),
+  /** The answer is held to JSON or to a JSON Schema (structured outputs). Absent: free text. */
+  format: outputFormatSchema.optional(),
 });
 
 export type SamplingParams = z.infer<typeof samplingParamsSchema>;

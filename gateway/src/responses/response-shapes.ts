@@ -63,7 +63,7 @@ export function responseObject(view: ResponseView) {
     conversation: record.conversationId ? { id: record.conversationId } : null,
     store: view.store,
     temperature: record.temperature,
-    text: { format: { type: 'text' as const } },
+    text: { format: record.textFormat },
     tool_choice: 'none' as const,
     tools: [],
     top_p: record.topP,

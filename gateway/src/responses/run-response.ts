@@ -103,6 +103,7 @@ export async function createResponse(c: Context<{ Variables: GatewayVariables }>
     // What caps the answer, asked for or the default (what `incomplete_details: max_output_tokens`
     // refers to); a value no model allows is refused at admission, stored meanwhile as a safe integer.
     maxOutputTokens: Math.min(validated.params.maxTokens, Number.MAX_SAFE_INTEGER),
+    textFormat: validated.textFormat,
     input,
     history,
     relayGroup: '',
@@ -118,7 +119,7 @@ export async function createResponse(c: Context<{ Variables: GatewayVariables }>
 }
 
 /** Chat Completions names in refusals found on the way (admission, the gpu-node), as the Responses API calls them. */
-const RESPONSES_PARAMS: Record<string, string> = { max_tokens: 'max_output_tokens', messages: 'input' };
+const RESPONSES_PARAMS: Record<string, string> = { max_tokens: 'max_output_tokens', messages: 'input', response_format: 'text.format' };
 
 function inResponsesTerms(error: unknown): unknown {
   // A refusal from the gpu-node arrives rebuilt from the wire: a BambaError of type invalid_request_error.

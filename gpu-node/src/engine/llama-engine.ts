@@ -37,6 +37,7 @@ import type {
 import { EvaluationGate } from './evaluation-gate.js';
 import { computeModelFingerprint } from './fingerprint.js';
 import { TextAssembler } from './text-assembler.js';
+import { OutputGrammars } from './output-grammars.js';
 import { guardOutputReorder } from './reorder-guard.js';
 import { NODE_LLAMA_CPP_VERSION } from './versions.js';
 
@@ -126,6 +127,8 @@ export class LlamaEngine implements Engine {
   private readonly gate = new EvaluationGate();
   /** Bytes of the vocabulary's longest token: text of n bytes is at least n / this tokens. */
   private readonly maxTokenBytes: number;
+  /** Structured outputs' grammars, kept by format. */
+  private readonly grammars: OutputGrammars;
 
   constructor(
     private readonly model: LlamaModel,
@@ -158,6 +161,7 @@ export class LlamaEngine implements Engine {
       if (!model.isEogToken(id)) this.neverGenerateIds.push(id);
     }
     this.neverGenerate = new TokenBias(model.tokenizer).set(this.neverGenerateIds, 'never');
+    this.grammars = new OutputGrammars(model);
   }
 
   acquireSlot(): Slot | null {
@@ -281,12 +285,20 @@ export class LlamaEngine implements Engine {
     const generated: Token[] = [];
     const { presencePenalty = 0, frequencyPenalty = 0 } = params;
     const penalties = presencePenalty !== 0 || frequencyPenalty !== 0;
+    let grammarEvaluationState;
+    try {
+      grammarEvaluationState = params.format ? await this.grammars.stateFor(params.format) : undefined;
+    } catch (error) {
+      fail(error);
+      throw error;
+    }
     const iterator = slot.sequence.evaluateWithMetadata(promptTokens as Token[], { confidence: true }, {
       temperature: params.temperature,
       topP: params.topP,
       topK: params.topK,
       seed: params.seed,
       tokenBias,
+      ...(grammarEvaluationState ? { grammarEvaluationState } : {}),
       ...(penalties ? { repeatPenalty: { punishTokens: () => generated, maxPunishTokens: maxTokens, penalty: 1, presencePenalty, frequencyPenalty } } : {}),
     });
     try {

@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { grammarSchemaOf, tightenedGrammar } from './output-grammars.js';
+
+describe('grammarSchemaOf', () => {
+  it('reads anyOf as oneOf, a one-type array as its type, and drops annotations, at every depth', () => {
+    expect(grammarSchemaOf({
+      title: 't',
+      type: 'object',
+      properties: { a: { anyOf: [{ type: ['string'], description: 'd' }, { type: 'null' }] }, title: { type: 'string' } },
+      $defs: { x: { type: 'array', items: { type: ['integer'], examples: [1] } } },
+    })).toEqual({
+      type: 'object',
+      properties: { a: { oneOf: [{ type: 'string' }, { type: 'null' }] }, title: { type: 'string' } },
+      $defs: { x: { type: 'array', items: { type: 'integer' } } },
+    });
+  });
+});
+
+describe('tightenedGrammar', () => {
+  it('ends the root at the value and keeps numbers finite, integers without exponents', () => {
+    const generated = [
+      'root ::= "{" ws "\\"a\\"" ":" integer-number-rule "}" "\\n\\n\\n\\n" [\\n]*',
+      'integer-number-rule ::= "-"? ("0" | [1-9] [0-9]{0,15}) ([eE] [-+]? ("0" | [1-9] [0-9]{0,15}))?',
+      'fractional-number-rule ::= "-"? ("0" | [1-9] [0-9]{0,15}) ("." [0-9]{1,16})? ([eE] [-+]? ("0" | [1-9] [0-9]{0,15}))?',
+      'rule0 ::= "\\"x ::= y\\""',
+    ].join('\n');
+    expect(tightenedGrammar(generated).split('\n')).toEqual([
+      'root ::= "{" ws "\\"a\\"" ":" integer-number-rule "}"',
+      'integer-number-rule ::= "-"? ("0" | [1-9] [0-9]{0,14})',
+      'fractional-number-rule ::= "-"? ("0" | [1-9] [0-9]{0,15}) ("." [0-9]{1,16})? ([eE] [-+]? ("0" | [1-9] [0-9]?))?',
+      'rule0 ::= "\\"x ::= y\\""',
+    ]);
+  });
+
+  it('refuses a grammar that does not look as the pinned builder makes it', () => {
+    expect(() => tightenedGrammar('root ::= "{" "}"')).toThrow(/unexpected root rule/);
+    expect(() => tightenedGrammar('value ::= "x"')).toThrow(/no root rule/);
+  });
+});

@@ -1,0 +1,116 @@
+/**
+ * Grammars for structured outputs: what holds an answer to a JSON object (`json_object`) or to a
+ * JSON Schema, built by node-llama-cpp's JSON-schema grammar builder and tightened here. The job's format was
+ * parsed with the shared `outputFormatSchema`, which admits only keywords this grammar enforces.
+ * Building one costs milliseconds, so the grammars of the formats seen last are kept: a client
+ * sends the same schema with every request.
+ */
+import { InvalidRequestError, MAX_INTEGER_DIGITS, SCHEMA_ANNOTATIONS, type OutputFormat } from '@bamba/shared';
+import { LlamaGrammarEvaluationState, type GbnfJsonSchema, type LlamaGrammar, type LlamaModel } from 'node-llama-cpp';
+
+/** Distinct formats whose grammars are kept. */
+const KEPT_GRAMMARS = 32;
+
+/** Keys whose value is one schema, and keys whose value is a list or a map of them. */
+const SCHEMA_KEYS = ['items', 'additionalProperties'];
+const SCHEMA_LIST_KEYS = ['prefixItems', 'anyOf', 'oneOf'];
+const SCHEMA_MAP_KEYS = ['properties', '$defs'];
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * A checked schema as node-llama-cpp reads it: `anyOf` becomes its `oneOf` (both mean "one of
+ * these" to a grammar), a one-type array its type, and annotations are dropped.
+ */
+export function grammarSchemaOf(schema: Record<string, unknown>): GbnfJsonSchema {
+  const convert = (node: Record<string, unknown>): Record<string, unknown> => {
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(node)) {
+      if ((SCHEMA_ANNOTATIONS as readonly string[]).includes(key)) continue;
+      const name = key === 'anyOf' ? 'oneOf' : key;
+      if (SCHEMA_KEYS.includes(key) && isObject(value)) out[name] = convert(value);
+      else if (SCHEMA_LIST_KEYS.includes(key) && Array.isArray(value)) out[name] = value.map((child) => convert(child as Record<string, unknown>));
+      else if (SCHEMA_MAP_KEYS.includes(key) && isObject(value)) out[name] = Object.fromEntries(Object.entries(value).map(([child, sub]) => [child, convert(sub as Record<string, unknown>)]));
+      else if (key === 'type' && Array.isArray(value) && value.length === 1) out[name] = value[0];
+      else out[name] = value;
+    }
+    return out;
+  };
+  return convert(schema) as GbnfJsonSchema;
+}
+
+/** `json_object`: any JSON object, through the same builder (and tightening) as a schema. */
+const ANY_OBJECT: GbnfJsonSchema = { type: 'object', additionalProperties: true };
+
+/**
+ * Rules of node-llama-cpp's generated grammar (3.21) that we replace. Its root ends with four or
+ * more newlines (its chat session's stop trigger): ours ends at the value, so the answer stops
+ * there. Its integers may carry an exponent (`5e-3` is no integer, `1e99999` no finite number),
+ * and its numbers' exponents may have 16 digits: integers get none and at most
+ * `MAX_INTEGER_DIGITS` digits (safe integers, which the schema check relies on), numbers an
+ * exponent of two digits at most (every such number is a finite double).
+ */
+const ROOT_TAIL = ' "\\n\\n\\n\\n" [\\n]*';
+const NUMBER_RULES: Record<string, string> = {
+  'integer-number-rule': `"-"? ("0" | [1-9] [0-9]{0,${MAX_INTEGER_DIGITS - 1}})`,
+  'fractional-number-rule': '"-"? ("0" | [1-9] [0-9]{0,15}) ("." [0-9]{1,16})? ([eE] [-+]? ("0" | [1-9] [0-9]?))?',
+};
+
+/** The generated grammar with the rules above replaced; throws when it does not look as expected. */
+export function tightenedGrammar(gbnf: string): string {
+  let rootFound = false;
+  const lines = gbnf.split('\n').map((line) => {
+    const at = line.indexOf(' ::= ');
+    const name = at === -1 ? undefined : line.slice(0, at);
+    const definition = at === -1 ? undefined : line.slice(at + ' ::= '.length);
+    if (name === 'root' && definition !== undefined) {
+      if (!definition.endsWith(ROOT_TAIL)) throw new Error(`unexpected root rule from the JSON-schema grammar builder: ${line.slice(0, 200)}`);
+      rootFound = true;
+      return `root ::= ${definition.slice(0, -ROOT_TAIL.length)}`;
+    }
+    return name !== undefined && name in NUMBER_RULES && definition !== undefined ? `${name} ::= ${NUMBER_RULES[name]}` : line;
+  });
+  if (!rootFound) throw new Error('the JSON-schema grammar builder made no root rule');
+  return lines.join('\n');
+}
+
+export class OutputGrammars {
+  /** Most recently used last. */
+  private readonly kept = new Map<string, Promise<LlamaGrammar>>();
+
+  constructor(private readonly model: LlamaModel) {}
+
+  /** A fresh evaluation state (one per answer) of the format's grammar. */
+  async stateFor(format: OutputFormat): Promise<LlamaGrammarEvaluationState> {
+    const key = JSON.stringify(format);
+    const grammar = this.kept.get(key) ?? this.build(format);
+    this.kept.delete(key);
+    this.kept.set(key, grammar);
+    for (const oldest of this.kept.keys()) {
+      if (this.kept.size <= KEPT_GRAMMARS) break;
+      this.kept.delete(oldest);
+    }
+    try {
+      return new LlamaGrammarEvaluationState({ model: this.model, grammar: await grammar });
+    } catch (error) {
+      this.kept.delete(key);
+      throw error;
+    }
+  }
+
+  private build(format: OutputFormat): Promise<LlamaGrammar> {
+    const llama = this.model.llama;
+    const built = (async () => {
+      let generated: LlamaGrammar;
+      try {
+        generated = await llama.createGrammarForJsonSchema<GbnfJsonSchema>(format.type === 'json_object' ? ANY_OBJECT : grammarSchemaOf(format.schema));
+      } catch (error) {
+        // The checks upstream admit only what the builder knows; should one still fail, the schema is at fault.
+        throw new InvalidRequestError(`the response format's schema could not be turned into a grammar: ${(error as Error).message}`, { param: 'response_format', code: 'invalid_value' });
+      }
+      return llama.createGrammar({ grammar: tightenedGrammar(generated.grammar) });
+    })();
+    built.catch(() => {}); // awaited by stateFor; a failure is reported there
+    return built;
+  }
+}

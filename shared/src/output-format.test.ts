@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { jsonSchemaProblem, MAX_SCHEMA_DEPTH, outputFormatSchema } from './output-format.js';
+
+const problemAt = (schema: unknown) => {
+  const problem = jsonSchemaProblem(schema);
+  return problem && { at: problem.path.join('.'), message: problem.message };
+};
+
+describe('jsonSchemaProblem', () => {
+  it('accepts the keywords the grammar enforces, annotations, $defs in scope, recursion', () => {
+    expect(problemAt({
+      $schema: 'https://json-schema.org/draft/2020-12/schema',
+      title: 'A tree',
+      type: 'object',
+      properties: {
+        name: { type: 'string', minLength: 1, maxLength: 20 },
+        born: { type: 'string', format: 'date' },
+        size: { type: ['integer', 'null'] },
+        kind: { enum: ['a', 'b', 1, null] },
+        fixed: { const: 'x' },
+        children: { type: 'array', items: { $ref: '#/$defs/node' }, minItems: 0, maxItems: 4 },
+        pair: { type: 'array', prefixItems: [{ type: 'number' }, { type: 'boolean' }], maxItems: 2 },
+        either: { anyOf: [{ type: 'null' }, { $ref: '#/$defs/node' }] },
+        extra: { type: 'object', additionalProperties: { type: 'string' }, maxProperties: 3 },
+      },
+      required: ['name'],
+      additionalProperties: false,
+      $defs: { node: { type: 'object', properties: { child: { $ref: '#/$defs/node' } }, description: 'recursive' } },
+    })).toBeNull();
+  });
+
+  it('names the first keyword it could not enforce, and where', () => {
+    expect(problemAt({ type: 'object', properties: { a: { type: 'string', pattern: 'x' } } })).toMatchObject({ at: 'properties.a.pattern', message: expect.stringContaining("'pattern' is not supported") });
+    expect(problemAt({ type: 'number', minimum: 0 })).toMatchObject({ at: 'minimum' });
+    expect(problemAt({ type: 'integer', minimum: 0 })).toMatchObject({ at: 'minimum', message: expect.stringContaining('cannot enforce bounds') });
+    expect(problemAt({ type: 'integer', exclusiveMaximum: 10 ** 15 - 1 })).toMatchObject({ at: 'exclusiveMaximum' });
+    expect(problemAt({ type: 'integer', maximum: '9' })).toMatchObject({ at: 'maximum' });
+    expect(problemAt({ type: 'array', items: { type: 'string' }, uniqueItems: true })).toMatchObject({ at: 'uniqueItems' });
+    expect(problemAt({ allOf: [{ type: 'string' }] })).toMatchObject({ at: 'allOf', message: expect.stringContaining("'allOf' is not supported") });
+    expect(problemAt({ properties: { a: { type: 'string' } } })).toMatchObject({ at: 'type', message: expect.stringContaining('\'properties\' needs "type": "object"') });
+    expect(problemAt({ description: 'only words' })).toMatchObject({ at: '', message: expect.stringContaining('needs a type') });
+    expect(problemAt({ type: 'string', format: 'email' })).toMatchObject({ at: 'format' });
+    expect(problemAt({ type: 'string', format: 'date', maxLength: 3 })).toMatchObject({ at: 'format' });
+    expect(problemAt({ type: 'string', minLength: 3, maxLength: 2 })).toMatchObject({ at: 'maxLength' });
+    expect(problemAt({ type: 'string', maxLength: -1 })).toMatchObject({ at: 'maxLength' });
+    expect(problemAt({ type: ['object', 'null'] })).toMatchObject({ at: 'type', message: expect.stringContaining('anyOf') });
+    expect(problemAt({ type: [] })).toMatchObject({ at: 'type' });
+    expect(problemAt({ type: 'date' })).toMatchObject({ at: 'type' });
+    expect(problemAt({ type: 'object', properties: { a: { type: 'string' } }, required: ['b'] })).toMatchObject({ at: 'required' });
+    expect(problemAt({ type: 'object', properties: { a: { type: 'string' }, b: { type: 'string' } }, maxProperties: 1 })).toMatchObject({ at: 'maxProperties' });
+    expect(problemAt({ type: 'array', prefixItems: [{ type: 'string' }, { type: 'string' }], maxItems: 1 })).toMatchObject({ at: 'maxItems' });
+    expect(problemAt({ $ref: '#/$defs/missing' })).toMatchObject({ at: '$ref' });
+    expect(problemAt({ $ref: 'https://example.com/schema' })).toMatchObject({ at: '$ref' });
+    expect(problemAt({ type: 'object', properties: { a: { $ref: '#/definitions/a' } }, definitions: { a: { type: 'string' } } })).toMatchObject({ at: 'definitions', message: expect.stringContaining('$defs') });
+    expect(problemAt({ anyOf: [] })).toMatchObject({ at: 'anyOf' });
+    expect(problemAt({ anyOf: [{ type: 'string' }], type: 'string' })).toMatchObject({ at: 'type' });
+    expect(problemAt({ enum: [{ a: 1 }] })).toMatchObject({ at: 'enum' });
+    expect(problemAt({ const: [1] })).toMatchObject({ at: 'const' });
+    expect(problemAt({ type: 'object', properties: { a: 'string' } })).toMatchObject({ at: 'properties.a', message: 'a schema must be a JSON object' });
+    // A definition is in scope only where it is declared or below.
+    expect(problemAt({ type: 'object', properties: { a: { $ref: '#/$defs/d' }, b: { type: 'object', $defs: { d: { type: 'null' } } } } })).toMatchObject({ at: 'properties.a.$ref' });
+  });
+
+  it("accepts the schema openai's zodResponseFormat writes for a typical zod object (bounds of .int() included)", () => {
+    expect(problemAt({
+      $schema: 'http://json-schema.org/draft-07/schema#',
+      type: 'object',
+      properties: {
+        steps: { type: 'array', items: { type: 'object', properties: { explanation: { type: 'string' } }, required: ['explanation'], additionalProperties: false } },
+        note: { type: ['string', 'null'] },
+        kind: { type: 'string', enum: ['a', 'b'] },
+        n: { type: 'integer', minimum: -9007199254740991, maximum: 9007199254740991 },
+      },
+      required: ['steps', 'note', 'kind', 'n'],
+      additionalProperties: false,
+    })).toBeNull();
+  });
+
+  it('bounds depth and size before the grammar is built', () => {
+    let deep: Record<string, unknown> = { type: 'string' };
+    for (let level = 0; level <= MAX_SCHEMA_DEPTH; level++) deep = { type: 'array', items: deep };
+    expect(problemAt(deep)?.message).toContain('deeper than');
+    const wide = { type: 'object', properties: Object.fromEntries(Array.from({ length: 3000 }, (_, index) => [`p${index}`, { type: 'null' }])) };
+    expect(problemAt(wide)?.message).toContain('more than');
+  });
+
+  it('is the check a job is parsed with', () => {
+    expect(outputFormatSchema.safeParse({ type: 'json_schema', schema: { type: 'integer', maximum: 3 } }).success).toBe(false);
+    expect(outputFormatSchema.safeParse({ type: 'json_schema', schema: { type: 'integer' } }).success).toBe(true);
+    expect(outputFormatSchema.safeParse({ type: 'json_object' }).success).toBe(true);
+  });
+});
