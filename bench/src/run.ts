@@ -23,8 +23,9 @@ import { resumeCase } from './cases/resume.js';
 import { snapshotDriftCase } from './cases/snapshot-drift.js';
 import { snapshotStoreCase } from './cases/snapshot-store.js';
 import { stateSizeCase } from './cases/state-size.js';
+import { structuredOutputCase } from './cases/structured-output.js';
 
-const CASES: BenchCase[] = [resumeCase, overheadCase, batchingCase, snapshotStoreCase, gatewayCase, stateSizeCase, compressionCase, snapshotDriftCase, responsesCase, batchCase, regionMoveCase, edgeHopCase, exportStallCase];
+const CASES: BenchCase[] = [resumeCase, overheadCase, batchingCase, snapshotStoreCase, gatewayCase, stateSizeCase, compressionCase, snapshotDriftCase, responsesCase, batchCase, regionMoveCase, edgeHopCase, exportStallCase, structuredOutputCase];
 
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { case: { type: 'string' }, quick: { type: 'boolean' } } });
