@@ -140,6 +140,18 @@ describe('edge routing', () => {
     expect(((await listed.json()) as { data: Array<{ id: string }> }).data.map((model) => model.id)).toEqual(['tiny']);
   });
 
+  it('sends nothing that only home can do (delete, fork, a move to it) to a home a hung /readyz marked: 503 at once', async () => {
+    const { call, seen } = edge({}, new Set(['us']));
+    await call('/readyz'); // us gives no answer in time: open
+    const deleted = await call(`/v1/sessions/${SESSION_US}`, { method: 'DELETE' });
+    expect(deleted.status).toBe(503);
+    expect(((await deleted.json()) as { error: { code: string } }).error.code).toBe('region_unavailable');
+    expect((await call(`/v1/sessions/${SESSION_US}/fork`, { json: {} })).status).toBe(503);
+    expect((await call(`/v1/sessions/${SESSION_EU}/move`, { json: { region: 'us' } })).status).toBe(503);
+    expect((await call('/v1/batches/batch_us_0123456789abcdef0123456789abcdef')).status).toBe(503);
+    expect(seen).toEqual([]);
+  });
+
   it('never sends new work to a region whose breaker a hung /readyz opened, even when the usable region refuses it', async () => {
     const { call, seen } = edge({ eu: () => Response.json({ error: { message: 'busy', type: 'rate_limit_error', param: null, code: 'queue_full' } }, { status: 429 }) }, new Set(['us']));
     await call('/readyz'); // us gives no answer in time: open

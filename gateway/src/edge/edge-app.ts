@@ -166,6 +166,7 @@ export function createEdgeApp(ports: EdgePorts) {
 
   const send = async (c: EdgeContext, plan: Plan, path: string, body: ArrayBuffer | string | null): Promise<Response> => {
     if (plan.kind === 'region') {
+      if (!health.usable(plan.region, false)) throw notAnswering(plan.region);
       try {
         return await hopTo(c, plan.region, path, body, false);
       } catch (error) {
@@ -177,7 +178,10 @@ export function createEdgeApp(ports: EdgePorts) {
       if (home !== null && !config.regions.get(home)) throw new NotFoundError(`'${plan.id}' names region '${home}', which this edge does not know`, { code: notFoundCodeOf(plan.id) });
       if (home !== null) {
         const backup = plan.replicaOk ? backupOf(config.regions, home) : null;
-        if (health.usable(home, false) || backup === null) {
+        // Nothing stands in for home here (a delete, a fork, a batch, a file): while its breaker is
+        // open, a 503 now rather than a request that a hung home would hold for as long as its client waits.
+        if (!health.usable(home, false) && backup === null) throw notAnswering(home);
+        if (health.usable(home, false)) {
           try {
             return await hopTo(c, home, path, body, false);
           } catch (error) {
@@ -453,6 +457,9 @@ function placeOf(c: EdgeContext): ClientPlace {
   const number = (value: unknown) => (value === undefined || value === null || value === '' || !Number.isFinite(Number(value)) ? undefined : Number(value));
   return { continent: typeof cf.continent === 'string' ? cf.continent : undefined, latitude: number(cf.latitude), longitude: number(cf.longitude) };
 }
+
+/** A region whose breaker is open: not asked (see RegionHealth), refused as if it had been. */
+const notAnswering = (region: string) => unavailable(new ServiceUnavailableError(`region '${region}' stopped answering (its /readyz is read again shortly)`), region);
 
 function unavailable(error: unknown, where: string): Error {
   if (!(error instanceof RegionUnreachable) && !(error instanceof ServiceUnavailableError)) return error instanceof Error ? error : new Error(String(error));
