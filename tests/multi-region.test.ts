@@ -185,6 +185,22 @@ describe('the edge in front of two regions', () => {
     const last = await turn(sessionId, 'delta'); // still the first id
     expect(last.headers.get('x-bamba-region')).toBe('eu');
     expect((await sessionsOf(eu).get('tenant-a', away.id))?.session.version).toBe(4);
+
+    // Three more round trips by the first id (six moves in all, more than forwards are followed
+    // for one request): every move points the old ids at the newest, so the first id keeps working.
+    let newest = away.id;
+    for (const region of ['us', 'eu', 'us']) {
+      const hop = await post(`/v1/sessions/${sessionId}/move`, { region });
+      expect(hop.status, await hop.clone().text()).toBe(200);
+      newest = ((await hop.json()) as { id: string }).id;
+    }
+    expect(newest).toMatch(/^sess_us_/);
+    const usTransfer = new SessionTransfer(us.redis, us.keys, new SnapshotStore(us.redis, us.keys, Number.MAX_SAFE_INTEGER));
+    expect(await usTransfer.forwardOf('tenant-a', sessionId)).toBe(newest); // one hop from the first id
+    const after = await turn(sessionId, 'epsilon');
+    expect(after.status).toBe(200);
+    expect(after.headers.get('x-bamba-region')).toBe('us');
+    expect((await sessionsOf(us).get('tenant-a', newest))?.session.version).toBe(5);
   });
 
   it('replication waits out a workers restart: the queued turn reaches the backup once workers run again', async () => {

@@ -32,6 +32,11 @@ const sessionHashSchema = z.object({
   metadata: jsonField(z.record(z.string(), z.string()), 'metadata is not a JSON object of strings'),
   /** The last committed turn ('' before the first), JSON of `CommittedTurn`. */
   lastTurn: z.string(),
+  /**
+   * The ids this session had before moves brought it here, oldest first (JSON array; absent on a
+   * session that never moved). Each move points their forwarding records at the newest id.
+   */
+  formerIds: z.string().optional(),
 });
 
 /** Field names of the session hash, for Lua scripts. */
@@ -41,7 +46,7 @@ export const SESSION_FIELD = sessionHashSchema.keyof().enum;
 export function sessionFromHash(id: string, hash: Record<string, string>): SessionRecord | null {
   if (Object.keys(hash).length === 0) return null;
   if (hash.v !== String(WIRE_VERSION)) throw new WireFormatError('session record', `wire version ${hash.v ?? 'missing'}, this build reads version ${WIRE_VERSION}`, 'wire_version_unsupported');
-  const { v: _version, lastTurn: _lastTurn, ...record } = parseWire(sessionHashSchema, hash, 'session record');
+  const { v: _version, lastTurn: _lastTurn, formerIds: _formerIds, ...record } = parseWire(sessionHashSchema, hash, 'session record');
   return { id, ...record };
 }
 
@@ -57,7 +62,7 @@ export function lastTurnFromHash(hash: Record<string, string>): CommittedTurn | 
 
 /** Fields of a new session's hash. */
 export function newSessionHash(record: Omit<SessionRecord, 'id'>): Record<string, string> {
-  const hash: Record<z.infer<ReturnType<typeof sessionHashSchema.keyof>>, string> = {
+  const hash: Record<Exclude<z.infer<ReturnType<typeof sessionHashSchema.keyof>>, 'formerIds'>, string> = {
     v: String(WIRE_VERSION),
     tenant: record.tenant,
     model: record.model,

@@ -118,6 +118,32 @@ describe('moves', () => {
     expect(await source.transfer.applyReplica(exported.copy)).toBe('moved'); // a late replica does not bring it back
   });
 
+  it('moved back and forth, point every former id at the newest one (one hop, however many moves)', async () => {
+    let id = await sessionWithTurns(1);
+    const first = id;
+    const regions = [stores(us), stores(eu)];
+    const ids = [id];
+    for (let move = 0; move < 5; move++) {
+      const source = regions[move % 2]!;
+      const target = regions[(move + 1) % 2]!;
+      const moveId = `move-${String(move).repeat(32)}`;
+      const exported = await source.transfer.exportForMove(id, 'tenant-a', moveId, 60_000);
+      if (typeof exported === 'string' || 'movedTo' in exported) throw new Error('expected an export');
+      const newId = target.transfer.movedId(id, moveId);
+      await target.transfer.importMoved(newId, exported.copy, null);
+      expect(await source.transfer.commitMove(id, moveId, newId)).toBe('moved');
+      id = newId;
+      ids.push(id);
+      // Every former id, in whichever region holds its record, leads straight to the newest.
+      for (const former of ids.slice(0, -1)) {
+        const home = former.startsWith('sess_us_') ? regions[0]! : regions[1]!;
+        expect(await home.transfer.forwardOf('tenant-a', former)).toBe(id);
+      }
+    }
+    expect((await regions[1]!.transfer.copyOf(id))?.copy.formerIds).toEqual(ids.slice(0, -1));
+    expect(await regions[0]!.transfer.forwardOf('tenant-b', first)).toBeNull(); // another tenant still learns nothing
+  });
+
   it('released, leave the session as it was', async () => {
     const id = await sessionWithTurns(1);
     const source = stores(us);

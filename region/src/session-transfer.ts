@@ -20,6 +20,9 @@ import { SNAPSHOT_CHUNK_BYTES, SNAPSHOT_META_FIELD, type SnapshotStore } from '.
 const MAX_MOVED_SNAPSHOT_BYTES = 16 * 1024 ** 3;
 import { TenantUsage } from './tenant-usage.js';
 
+/** The former ids a session keeps (the newest): older ones keep their forwarding records, unchanged. */
+const MAX_FORMER_IDS = 64;
+
 /** A session as it travels between regions: the record (no snapshot, no residency) and its transcript. */
 export const sessionCopySchema = z.object({
   id: z.string().refine(isSessionId, 'not a session id'),
@@ -30,8 +33,11 @@ export const sessionCopySchema = z.object({
   ttlSeconds: z.number().int().positive(),
   metadata: z.record(z.string(), z.string()),
   messages: z.array(chatMessageSchema),
+  /** Its ids before earlier moves, oldest first (absent from builds before moves kept them). */
+  formerIds: z.array(z.string().refine(isSessionId, 'not a session id')).max(MAX_FORMER_IDS).optional(),
 });
 export type SessionCopy = z.infer<typeof sessionCopySchema>;
+
 
 /**
  * What applying a replica did. `conflict`: this region's transcript is not a prefix of the
@@ -131,6 +137,24 @@ return 1
  * KEYS[6] forwarding record. ARGV[1] move id, ARGV[2] the new id, ARGV[3] current snapshot id as read.
  * Returns {'moved', tenant, snapshot ids…} or {'already'}; or LOST_LOCK, SNAPSHOT_MOVED.
  */
+/**
+ * Point a forwarding record at the session's newest id, if it is one of the tenant's (never a
+ * deleted replica's tombstone), keeping its TTL. KEYS[1] forwarding record. ARGV[1] tenant,
+ * ARGV[2] the newest id. Returns 1 when changed, else 0.
+ */
+const REPOINT_FORWARD: LuaScript = {
+  name: 'bambaRepointForward',
+  keys: 1,
+  lua: `
+local text = redis.call('GET', KEYS[1])
+if not text then return 0 end
+local ok, forward = pcall(cjson.decode, text)
+if not ok or type(forward) ~= 'table' or forward.tenant ~= ARGV[1] or forward.to == '${GONE}' or forward.to == ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], cjson.encode({tenant = ARGV[1], to = ARGV[2]}), 'KEEPTTL')
+return 1
+`,
+};
+
 const COMMIT_MOVE: LuaScript = {
   name: 'bambaCommitMove',
   keys: 6,
@@ -229,7 +253,8 @@ export class SessionTransfer {
     if (!record) return null;
     const messages = transcript.map((message) => parseWireJson(chatMessageSchema, message, 'transcript message'));
     const { tenant, model, createdAtMs, version, ttlSeconds, metadata } = record;
-    return { copy: { id: sessionId, tenant, model, createdAtMs, version, ttlSeconds, metadata, messages }, record };
+    const formerIds = formerIdsOf(hash);
+    return { copy: { id: sessionId, tenant, model, createdAtMs, version, ttlSeconds, metadata, messages, ...(formerIds.length > 0 ? { formerIds } : {}) }, record };
   }
 
   /** Keep `copy` as this region's copy of the session unless this region's is as new or newer. */
@@ -282,10 +307,14 @@ export class SessionTransfer {
    * along (already stored here under the new id's family). Running it again rewrites the same.
    */
   async importMoved(newId: string, copy: SessionCopy, snapshot: { snapshotId: string; tokenCount: number; bytes: number } | null): Promise<void> {
-    const hash = newSessionHash({
-      tenant: copy.tenant, model: copy.model, createdAtMs: copy.createdAtMs, version: copy.version, tokenCount: snapshot?.tokenCount ?? 0,
-      snapshotId: snapshot?.snapshotId ?? '', snapshotBytes: snapshot?.bytes ?? 0, residentNode: '', ttlSeconds: copy.ttlSeconds, metadata: copy.metadata,
-    });
+    const formerIds = [...(copy.formerIds ?? []), copy.id].slice(-MAX_FORMER_IDS);
+    const hash = {
+      ...newSessionHash({
+        tenant: copy.tenant, model: copy.model, createdAtMs: copy.createdAtMs, version: copy.version, tokenCount: snapshot?.tokenCount ?? 0,
+        snapshotId: snapshot?.snapshotId ?? '', snapshotBytes: snapshot?.bytes ?? 0, residentNode: '', ttlSeconds: copy.ttlSeconds, metadata: copy.metadata,
+      }),
+      [F.formerIds]: JSON.stringify(formerIds),
+    };
     const ttl = copy.ttlSeconds;
     await this.tenants.admitSession(copy.tenant, newId, ttl, Number.POSITIVE_INFINITY);
     const transaction = this.redis.multi()
@@ -303,6 +332,18 @@ export class SessionTransfer {
     const failed = results?.find(([error]) => error);
     if (failed) throw failed[0];
     await this.tenants.renewSession(copy.tenant, newId, ttl, snapshot?.bytes ?? 0).catch(() => {});
+    await this.repointForwards(copy.tenant, formerIds, newId);
+  }
+
+  /**
+   * Point the forwarding records this region holds for the session's former ids (those homed
+   * here) at its newest id, so an old id reaches the session in one hop per region it passed
+   * through, however often it moved (not in one hop per move). Both ends of every move do it.
+   * Best effort: a record left as it was still leads to the session, through more hops.
+   */
+  private async repointForwards(tenant: string, formerIds: readonly string[], newId: string): Promise<void> {
+    await Promise.all(formerIds.filter((id) => homeRegionOf(id) === this.keys.region && id !== newId)
+      .map((id) => runScript(this.redis, REPOINT_FORWARD, [this.keys.sessionForward(id)], [tenant, newId]).catch(() => {})));
   }
 
   /**
@@ -311,7 +352,8 @@ export class SessionTransfer {
    */
   async commitMove(sessionId: string, moveId: string, newId: string): Promise<'moved' | 'lost'> {
     for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
-      const snapshotId = (await this.redis.hget(this.keys.session(sessionId), F.snapshotId)) ?? '';
+      const [snapshotField, formerIdsField] = await this.redis.hmget(this.keys.session(sessionId), F.snapshotId, F.formerIds);
+      const snapshotId = snapshotField ?? '';
       let reply: string[];
       try {
         reply = (await runScript(this.redis, COMMIT_MOVE, [
@@ -327,9 +369,22 @@ export class SessionTransfer {
       if (reply[0] === 'moved') {
         await this.tenants.forgetSession(reply[1]!, sessionId).catch(() => {});
         for (const snapshot of new Set([...reply.slice(2), ...(snapshotId ? [snapshotId] : [])])) await this.snapshots.forget(snapshot);
+        await this.repointForwards(reply[1]!, formerIdsOf({ formerIds: formerIdsField ?? '' }), newId);
       }
       return 'moved';
     }
     return 'lost';
+  }
+}
+
+/** A session hash's former ids (see SESSION_FIELD.formerIds); none when absent or unreadable. */
+function formerIdsOf(hash: Record<string, string>): string[] {
+  const text = hash[F.formerIds];
+  if (!text) return [];
+  try {
+    const ids: unknown = JSON.parse(text);
+    return Array.isArray(ids) ? ids.filter((id): id is string => typeof id === 'string' && isSessionId(id)).slice(-MAX_FORMER_IDS) : [];
+  } catch {
+    return [];
   }
 }

@@ -31,8 +31,12 @@ export const crossRegionEnvShape = {
   BAMBA_REGIONS: z.string().min(1).optional(),
 };
 
-/** Forwarding records followed for one request (a session moved more than once). */
-export const MAX_SESSION_FORWARDS = 3;
+/**
+ * Forwarding records followed for one request. Every move points the records of the session's
+ * former ids at its newest id in both regions it joins, so an old id needs at most one hop per
+ * region the session passed through, however many times it moved.
+ */
+export const MAX_SESSION_FORWARDS = 8;
 
 /** A move's id: its job id, the holder of the session's lock at home, and the seed of its new id. */
 export const MOVE_ID_PATTERN = /^move-[0-9a-f]{32}$/;
