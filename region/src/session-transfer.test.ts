@@ -140,7 +140,11 @@ describe('moves', () => {
         expect(await home.transfer.forwardOf('tenant-a', former)).toBe(id);
       }
     }
-    expect((await regions[1]!.transfer.copyOf(id))?.copy.formerIds).toEqual(ids.slice(0, -1));
+    const { copy } = (await regions[1]!.transfer.copyOf(id))!;
+    expect(copy.formerIds).toEqual(ids.slice(0, -1));
+    // A replica keeps them, so the copy that comes home after a failover brings them back.
+    expect(await regions[0]!.transfer.applyReplica(copy)).toBe('applied');
+    expect((await regions[0]!.transfer.copyOf(id))?.copy.formerIds).toEqual(ids.slice(0, -1));
     expect(await regions[0]!.transfer.forwardOf('tenant-b', first)).toBeNull(); // another tenant still learns nothing
   });
 

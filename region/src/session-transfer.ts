@@ -259,7 +259,11 @@ export class SessionTransfer {
 
   /** Keep `copy` as this region's copy of the session unless this region's is as new or newer. */
   async applyReplica(copy: SessionCopy): Promise<ReplicaOutcome> {
-    const fields = newSessionHash({ tenant: copy.tenant, model: copy.model, createdAtMs: copy.createdAtMs, version: copy.version, tokenCount: 0, snapshotId: '', snapshotBytes: 0, residentNode: '', ttlSeconds: copy.ttlSeconds, metadata: copy.metadata });
+    const fields = {
+      ...newSessionHash({ tenant: copy.tenant, model: copy.model, createdAtMs: copy.createdAtMs, version: copy.version, tokenCount: 0, snapshotId: '', snapshotBytes: 0, residentNode: '', ttlSeconds: copy.ttlSeconds, metadata: copy.metadata }),
+      // Kept with the replica, so a copy coming home after a failover brings them back.
+      ...(copy.formerIds ? { [F.formerIds]: JSON.stringify(copy.formerIds) } : {}),
+    };
     for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
       const snapshotId = (await this.redis.hget(this.keys.session(copy.id), F.snapshotId)) ?? '';
       try {
