@@ -77,7 +77,9 @@ function summary(batch: BatchWire): string {
   const { total, completed, failed } = batch.request_counts;
   const lines = [`${batch.id}: ${batch.status}, ${completed} completed, ${failed} failed of ${total}`];
   for (const error of batch.errors?.data.slice(0, 5) ?? []) lines.push(`  line ${error.line ?? '-'}: ${error.code}: ${error.message}`);
-  if (batch.output_file_id || batch.error_file_id) lines.push(`  results: bamba batch results ${batch.id} --out results.jsonl`);
+  const saves = [...(batch.output_file_id ? ['--out results.jsonl'] : []), ...(batch.error_file_id ? ['--errors errors.jsonl'] : [])];
+  if (saves.length > 0) lines.push(`  ${batch.output_file_id ? 'results' : 'errors'}: bamba batch results ${batch.id} ${saves.join(' ')}`);
+  if (completed === 0 && failed > 0) lines.push('  no request succeeded');
   return `${lines.join('\n')}\n`;
 }
 
@@ -117,7 +119,8 @@ export async function runBatchCommand(args: string[]): Promise<number> {
       if (!wait) return 0;
       const done = await waitForBatch(gateway, batch.id);
       process.stderr.write(summary(done));
-      return done.status === 'completed' ? 0 : 1;
+      // A batch whose every request failed completes all the same (OpenAI's rule): not a success here.
+      return done.status === 'completed' && !(done.request_counts.completed === 0 && done.request_counts.failed > 0) ? 0 : 1;
     }
     const batch = await gateway.json<BatchWire>(`/v1/batches/${encodeURIComponent(target)}`);
     if (action === 'status') {
