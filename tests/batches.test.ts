@@ -282,5 +282,13 @@ describe('batches', () => {
     const missing = await cli('status', 'batch_nope');
     expect(missing.status).toBe(1);
     expect(missing.stderr).toContain('404');
+    // Every line invalid: the batch completes (OpenAI's rule) but the command says nothing succeeded.
+    const invalid = join(folder, 'invalid.jsonl');
+    writeFileSync(invalid, ['not json', requestLine('bad', { ...chatBody(0), max_tokens: -1 })].join('\n'));
+    const failed = await cli('submit', invalid, '--wait');
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toContain('completed, 0 completed, 2 failed of 2');
+    expect(failed.stderr).toContain('no request succeeded');
+    expect(failed.stderr).toMatch(/errors: bamba batch results batch_\S+ --errors errors\.jsonl/);
   });
 });

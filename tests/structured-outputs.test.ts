@@ -108,6 +108,15 @@ describe('structured outputs', () => {
     await expect(refusal({ type: 'object', properties: { a: { $ref: '#/definitions/a' } }, definitions: { a: { type: 'string' } } })).rejects.toMatchObject({ status: 400, message: expect.stringContaining('$defs') });
     await expect(refusal({ type: 'date' })).rejects.toMatchObject({ status: 400, param: 'response_format.json_schema.schema.type' });
     await expect(client.chat.completions.create({ model: MODEL_ID, messages: ask, response_format: { type: 'json_schema' } as never })).rejects.toMatchObject({ status: 400, param: 'response_format.json_schema' });
+    await expect(refusal({ oneOf: [{ type: 'number' }, { type: 'integer' }] })).rejects.toMatchObject({ status: 400, param: 'response_format.json_schema.schema.oneOf' });
+    await expect(refusal({ type: 'string', maxLength: 2001 })).rejects.toMatchObject({ status: 400, param: 'response_format.json_schema.schema.maxLength' });
+    await expect(refusal({ const: 'x\bq' })).rejects.toMatchObject({ status: 400, param: 'response_format.json_schema.schema.const' });
+    // Found by the gpu-node, still the request's fault (a 400, never a retry or a crash): a literal
+    // this model has no tokens for (the tiny vocabulary has no é), and a grammar llama.cpp refuses.
+    await expect(refusal({ type: 'object', properties: { café: { type: 'null' } } })).rejects.toMatchObject({ status: 400, param: 'response_format', message: expect.stringContaining("cannot write 'café'") });
+    await expect(refusal({ $defs: { a: { anyOf: [{ $ref: '#/$defs/a' }, { type: 'null' }] } }, $ref: '#/$defs/a' })).rejects.toMatchObject({ status: 400, param: 'response_format' });
+    const after = await client.chat.completions.create({ model: MODEL_ID, messages: ask, max_tokens: 200, temperature: 0, response_format: personFormat });
+    expectPerson(after.choices[0]!.message.content!);
   });
 
   it('holds a Responses answer to text.format, shows the format on the response, and refuses by the same rules', async () => {
@@ -129,6 +138,11 @@ describe('structured outputs', () => {
       .rejects.toMatchObject({ status: 400, param: 'text.format.schema.minimum' });
     await expect(client.responses.create({ model: MODEL_ID, input: 'x', text: { format: { type: 'json_schema', schema: { type: 'integer' } } as never } }))
       .rejects.toMatchObject({ status: 400, param: 'text.format.name' });
+    await expect(client.responses.create({ model: MODEL_ID, input: 'x', text: { format: { type: 'json_schema', name: 'n' } as never } }))
+      .rejects.toMatchObject({ status: 400, param: 'text.format.schema', message: expect.stringContaining('schema is required') });
+    // A refusal the gpu-node makes speaks of text.format here too.
+    await expect(client.responses.create({ model: MODEL_ID, input: 'x', text: { format: { type: 'json_schema', name: 'n', schema: { const: 'café' } } } }))
+      .rejects.toMatchObject({ status: 400, param: 'text.format' });
   });
 
   it('holds a batch line to its response_format, and lists a line whose schema it refuses as invalid', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { jsonSchemaProblem, MAX_SCHEMA_DEPTH, outputFormatSchema } from './output-format.js';
+import { jsonSchemaProblem, MAX_SCHEMA_DEPTH, outputFormatSchema, schemaLiterals } from './output-format.js';
 
 const problemAt = (schema: unknown) => {
   const problem = jsonSchemaProblem(schema);
@@ -14,7 +14,7 @@ describe('jsonSchemaProblem', () => {
       type: 'object',
       properties: {
         name: { type: 'string', minLength: 1, maxLength: 20 },
-        born: { type: 'string', format: 'date' },
+        at: { type: 'string', format: 'time' },
         size: { type: ['integer', 'null'] },
         kind: { enum: ['a', 'b', 1, null] },
         fixed: { const: 'x' },
@@ -40,7 +40,24 @@ describe('jsonSchemaProblem', () => {
     expect(problemAt({ properties: { a: { type: 'string' } } })).toMatchObject({ at: 'type', message: expect.stringContaining('\'properties\' needs "type": "object"') });
     expect(problemAt({ description: 'only words' })).toMatchObject({ at: '', message: expect.stringContaining('needs a type') });
     expect(problemAt({ type: 'string', format: 'email' })).toMatchObject({ at: 'format' });
-    expect(problemAt({ type: 'string', format: 'date', maxLength: 3 })).toMatchObject({ at: 'format' });
+    expect(problemAt({ type: 'string', format: 'date' })).toMatchObject({ at: 'format' }); // the grammar would write 2023-02-31
+    expect(problemAt({ oneOf: [{ type: 'number' }, { type: 'integer' }] })).toMatchObject({ at: 'oneOf', message: expect.stringContaining('use anyOf') });
+    expect(problemAt({ const: 5, type: 'string' })).toMatchObject({ at: 'type', message: '5 is not of type string' });
+    expect(problemAt({ enum: ['a', 1], type: 'string' })).toMatchObject({ at: 'type' });
+    expect(problemAt({ enum: ['a'], type: 'bogus' })).toMatchObject({ at: 'type' });
+    expect(problemAt({ enum: [1, null], type: ['integer', 'null'] })).toBeNull();
+    expect(problemAt({ type: 'object', minProperties: 2 })).toMatchObject({ at: 'minProperties' });
+    expect(problemAt({ type: 'object', properties: { a: { type: 'integer' } }, additionalProperties: { type: 'string' } })).toMatchObject({ at: 'additionalProperties' });
+    expect(problemAt({ type: 'object', additionalProperties: { type: 'null' }, minProperties: 2 })).toMatchObject({ at: 'minProperties' });
+    expect(problemAt({ type: 'object', additionalProperties: { type: 'null' }, minProperties: 1, maxProperties: 4 })).toBeNull();
+    expect(problemAt({ type: 'object', properties: {}, required: ['constructor'] })).toMatchObject({ at: 'required' });
+    expect(problemAt({ type: 'object', properties: { 'a\u0001': { type: 'null' } } })).toMatchObject({ message: expect.stringContaining('control characters') });
+    expect(problemAt({ const: 'x\bq' })).toMatchObject({ at: 'const', message: expect.stringContaining('control characters') });
+    expect(problemAt({ type: 'string', maxLength: 501 })).toMatchObject({ at: 'maxLength', message: expect.stringContaining('at most 500') });
+    expect(problemAt({ type: 'array', minItems: 1500 })).toMatchObject({ at: 'minItems' });
+    expect(problemAt({ enum: Array.from({ length: 1001 }, (_, index) => index) })).toMatchObject({ at: 'enum', message: expect.stringContaining('1000 enum values') });
+    expect(problemAt({ type: 'object', properties: { a: { enum: ['x'.repeat(8000)] }, b: { enum: ['y'.repeat(8000)] } } })).toMatchObject({ message: expect.stringContaining('15000 characters') });
+    expect(problemAt({ type: 'string', format: 'time', maxLength: 3 })).toMatchObject({ at: 'format' });
     expect(problemAt({ type: 'string', minLength: 3, maxLength: 2 })).toMatchObject({ at: 'maxLength' });
     expect(problemAt({ type: 'string', maxLength: -1 })).toMatchObject({ at: 'maxLength' });
     expect(problemAt({ type: ['object', 'null'] })).toMatchObject({ at: 'type', message: expect.stringContaining('anyOf') });
@@ -82,6 +99,11 @@ describe('jsonSchemaProblem', () => {
     expect(problemAt(deep)?.message).toContain('deeper than');
     const wide = { type: 'object', properties: Object.fromEntries(Array.from({ length: 3000 }, (_, index) => [`p${index}`, { type: 'null' }])) };
     expect(problemAt(wide)?.message).toContain('more than');
+  });
+
+  it('lists the strings the grammar writes verbatim', () => {
+    expect(schemaLiterals({ type: 'object', description: 'not this', properties: { name: { const: 'n' }, kind: { enum: ['a', 1, 'b'] } }, $defs: { d: { type: 'object', properties: { deep: { type: 'null' } } } } }).sort())
+      .toEqual(['a', 'b', 'deep', 'kind', 'n', 'name']);
   });
 
   it('is the check a job is parsed with', () => {

@@ -6,9 +6,14 @@
  * not match the schema its client trusts. The gpu-node parses the job with this same schema.
  *
  * What the grammar does with the keywords it knows: every property listed is generated, in the
- * order listed (so any `required` is met), no other property unless `additionalProperties` says
- * so; `anyOf` and `oneOf` are both "one of these"; strings honour `minLength`/`maxLength` or
- * `format` (date-time, date, time); arrays `items`, `prefixItems`, `minItems`, `maxItems`.
+ * order listed (so any `required` is met); `additionalProperties` (extra keys) only on an object
+ * that lists none, since the grammar could write a listed name again as an extra key; `anyOf`
+ * is "one of these" (`oneOf`, which also forbids matching two, is refused); strings honour
+ * `minLength`/`maxLength` (in characters: the grammar writes no `\u` escapes) or `format: time`;
+ * arrays `items`, `prefixItems`, `minItems`, `maxItems`. Counts stay at most `MAX_SCHEMA_COUNT`
+ * (llama.cpp's grammar expands repetitions: larger ones fail or stop being enforced), and the
+ * literals (property names, `enum` and `const` strings) are bounded in number and length, since
+ * the gpu-node builds the grammar on its main thread.
  */
 import { z } from 'zod';
 
@@ -25,12 +30,19 @@ export const MAX_SCHEMA_NODES = 2000;
 export const MAX_INTEGER_DIGITS = 15;
 const LARGEST_INTEGER = 10 ** MAX_INTEGER_DIGITS - 1;
 
+/** Largest count (`maxLength`, `minItems`, …) a schema may set. */
+export const MAX_SCHEMA_COUNT = 500;
+/** Most `enum` values in one schema, and most characters of all its literals together (OpenAI's limits). */
+export const MAX_ENUM_VALUES = 1000;
+export const MAX_LITERAL_CHARACTERS = 15_000;
+
 /** Keywords that describe without constraining: accepted and left out of the grammar. */
 export const SCHEMA_ANNOTATIONS = ['title', 'description', '$schema', '$id', '$comment', 'examples', 'default', 'deprecated', 'readOnly', 'writeOnly'] as const;
 
 const SCALAR_TYPES = ['string', 'number', 'integer', 'boolean', 'null'] as const;
 const TYPES = [...SCALAR_TYPES, 'object', 'array'] as const;
-const STRING_FORMATS = ['date-time', 'date', 'time'] as const;
+// Not date or date-time: the grammar cannot tell how many days a month has (it writes 2023-02-31).
+const STRING_FORMATS = ['time'] as const;
 const DEFS_PREFIX = '#/$defs/';
 
 /** The keywords each kind of subschema may use beside the annotations and `$defs`. */
@@ -49,6 +61,10 @@ interface Problem { path: Path; message: string }
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 const isLiteral = (value: unknown) => value === null || ['string', 'number', 'boolean'].includes(typeof value);
+/** Whether a literal is a value of a JSON Schema type. */
+const literalIs = (value: unknown, type: unknown) => (type === 'null' ? value === null : type === 'integer' ? Number.isInteger(value) : typeof value === type);
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTER = /[\u0000-\u001f]/;
 const isCount = (value: unknown) => typeof value === 'number' && Number.isInteger(value) && value >= 0;
 const list = (values: readonly string[]) => values.join(', ');
 
@@ -58,6 +74,22 @@ const list = (values: readonly string[]) => values.join(', ');
  */
 export function jsonSchemaProblem(schema: unknown): Problem | null {
   let nodes = 0;
+  let enumValues = 0;
+  let literalCharacters = 0;
+  /** A property name or string literal the grammar writes verbatim: counted, and no control characters (JSON escapes them). */
+  const literal = (text: string, at: Path): Problem | null => {
+    literalCharacters += text.length;
+    if (literalCharacters > MAX_LITERAL_CHARACTERS) return { path: at, message: `the schema's property names, enum and const strings hold more than ${MAX_LITERAL_CHARACTERS} characters together` };
+    return CONTROL_CHARACTER.test(text) ? { path: at, message: 'property names, enum and const strings may not hold control characters (U+0000 to U+001F)' } : null;
+  };
+  /** A `type` beside `const`/`enum`: a valid type that every literal has. */
+  const literalsOfType = (values: unknown[], type: unknown, at: Path): Problem | null => {
+    if (type === undefined) return null;
+    const types = Array.isArray(type) ? type : [type];
+    if (types.length === 0 || !types.every((one) => (TYPES as readonly unknown[]).includes(one))) return { path: [...at, 'type'], message: `type must be one of ${list(TYPES)}, or an array of them` };
+    const odd = values.find((value) => !types.some((one) => literalIs(value, one)));
+    return odd === undefined ? null : { path: [...at, 'type'], message: `${JSON.stringify(odd).slice(0, 80)} is not of type ${types.join(' or ')}` };
+  };
   const walk = (node: unknown, path: Path, defs: ReadonlySet<string>, depth: number): Problem | null => {
     if (!isObject(node)) return { path, message: 'a schema must be a JSON object' };
     if (++nodes > MAX_SCHEMA_NODES) return { path, message: `the schema holds more than ${MAX_SCHEMA_NODES} subschemas` };
@@ -94,18 +126,20 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
       if (!scope.has(ref.slice(DEFS_PREFIX.length))) return { path: [...path, '$ref'], message: `$ref '${ref.slice(0, 80)}' names no definition in $defs` };
       return only(['$ref'], '$ref');
     }
-    for (const union of ['anyOf', 'oneOf'] as const) {
-      if (!(union in node)) continue;
-      const problem = only([union], union);
-      return problem ?? children(node[union], [...path, union]);
-    }
-    if ('const' in node) {
-      if (!isLiteral(node.const)) return { path: [...path, 'const'], message: 'const must be a string, number, boolean or null' };
-      return only(['const', 'type'], 'const');
-    }
-    if ('enum' in node) {
-      if (!Array.isArray(node.enum) || node.enum.length === 0 || !node.enum.every(isLiteral)) return { path: [...path, 'enum'], message: 'enum must be a non-empty array of strings, numbers, booleans or nulls' };
-      return only(['enum', 'type'], 'enum');
+    if ('oneOf' in node) return { path: [...path, 'oneOf'], message: "'oneOf' is not supported: it also forbids a value that matches two branches, which the grammar cannot check; use anyOf" };
+    if ('anyOf' in node) return only(['anyOf'], 'anyOf') ?? children(node.anyOf, [...path, 'anyOf']);
+    if ('const' in node || 'enum' in node) {
+      const keyword = 'const' in node ? 'const' : 'enum';
+      const values = keyword === 'const' ? [node.const] : node.enum;
+      if (keyword === 'const' && !isLiteral(node.const)) return { path: [...path, 'const'], message: 'const must be a string, number, boolean or null' };
+      if (!Array.isArray(values) || values.length === 0 || !values.every(isLiteral)) return { path: [...path, 'enum'], message: 'enum must be a non-empty array of strings, numbers, booleans or nulls' };
+      enumValues += values.length;
+      if (enumValues > MAX_ENUM_VALUES) return { path: [...path, keyword], message: `the schema holds more than ${MAX_ENUM_VALUES} enum values` };
+      for (const [index, value] of values.entries()) {
+        const problem = typeof value === 'string' ? literal(value, keyword === 'const' ? [...path, 'const'] : [...path, 'enum', index]) : null;
+        if (problem) return problem;
+      }
+      return only([keyword, 'type'], keyword) ?? literalsOfType(values, node.type, path);
     }
     if (!('type' in node)) {
       const needs = `a schema needs a type (${list(TYPES)}), or enum, const, anyOf or $ref`;
@@ -131,6 +165,8 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
 
     const counts = ['minLength', 'maxLength', 'minProperties', 'maxProperties', 'minItems', 'maxItems'].find((key) => key in node && !isCount(node[key]));
     if (counts !== undefined) return { path: [...path, counts], message: `${counts} must be a whole number ≥ 0` };
+    const tooLarge = ['minLength', 'maxLength', 'minProperties', 'maxProperties', 'minItems', 'maxItems'].find((key) => (node[key] as number) > MAX_SCHEMA_COUNT);
+    if (tooLarge !== undefined) return { path: [...path, tooLarge], message: `${tooLarge} may be at most ${MAX_SCHEMA_COUNT} here (the grammar cannot count further)` };
     const range = (low: string, high: string): Problem | null =>
       isCount(node[low]) && isCount(node[high]) && (node[high] as number) < (node[low] as number) ? { path: [...path, high], message: `${high} is less than ${low}` } : null;
 
@@ -157,21 +193,31 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
       const properties = node.properties ?? {};
       if (!isObject(properties)) return { path: [...path, 'properties'], message: 'properties must be an object of schemas' };
       for (const [name, child] of Object.entries(properties)) {
-        const childProblem = walk(child, [...path, 'properties', name], scope, depth + 1);
+        const childProblem = literal(name, [...path, 'properties', name]) ?? walk(child, [...path, 'properties', name], scope, depth + 1);
         if (childProblem) return childProblem;
       }
       if ('required' in node) {
         if (!Array.isArray(node.required) || !node.required.every((name) => typeof name === 'string')) return { path: [...path, 'required'], message: 'required must be an array of property names' };
-        const missing = node.required.find((name) => !(name in properties));
+        const missing = node.required.find((name) => !Object.hasOwn(properties, name));
         // The grammar generates the listed properties only: one required but not listed could never appear.
         if (missing !== undefined) return { path: [...path, 'required'], message: `required names '${String(missing).slice(0, 80)}', which is not in properties` };
       }
       const additional = node.additionalProperties;
-      if (additional !== undefined && typeof additional !== 'boolean') {
-        const childProblem = walk(additional, [...path, 'additionalProperties'], scope, depth + 1);
-        if (childProblem) return childProblem;
+      const listed = Object.keys(properties).length;
+      const extraKeys = additional !== undefined && additional !== false;
+      if (extraKeys) {
+        // Its extra keys are any strings: one could repeat a listed name (the parsed value would
+        // lose the listed one), and two could repeat each other (fewer properties than written).
+        if (listed > 0) return { path: [...path, 'additionalProperties'], message: 'additionalProperties cannot be combined with properties here (the grammar could write a listed name again as an extra key); list every property, or none' };
+        if ((node.minProperties as number) > 1) return { path: [...path, 'minProperties'], message: 'minProperties above 1 needs listed properties here (extra keys could repeat each other)' };
+        if (typeof additional !== 'boolean') {
+          const childProblem = walk(additional, [...path, 'additionalProperties'], scope, depth + 1);
+          if (childProblem) return childProblem;
+        }
+      } else if ((node.minProperties as number) > listed) {
+        return { path: [...path, 'minProperties'], message: 'minProperties is more than the listed properties, and no others may be written (additionalProperties)' };
       }
-      if (isCount(node.maxProperties) && (node.maxProperties as number) < Object.keys(properties).length) return { path: [...path, 'maxProperties'], message: 'maxProperties is less than the number of properties (every listed property is generated)' };
+      if (isCount(node.maxProperties) && (node.maxProperties as number) < listed) return { path: [...path, 'maxProperties'], message: 'maxProperties is less than the number of properties (every listed property is generated)' };
       return range('minProperties', 'maxProperties');
     }
     if (type === 'array') {
@@ -192,10 +238,33 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
 }
 
 /** A JSON Schema the grammar can enforce (see `jsonSchemaProblem`). */
-export const jsonSchemaSchema = z.record(z.string(), z.unknown()).superRefine((schema, context) => {
+export const jsonSchemaSchema = z.record(z.string(), z.unknown(), { error: (issue) => (issue.input === undefined ? 'schema is required: the JSON Schema the answer must match' : 'schema must be a JSON object') }).superRefine((schema, context) => {
   const problem = jsonSchemaProblem(schema);
   if (problem) context.addIssue({ code: 'custom', path: problem.path, message: problem.message });
 });
+
+/** Every string the grammar writes verbatim: property names, `enum` and `const` strings (for the gpu-node's check that its model can write them). */
+export function schemaLiterals(schema: unknown): string[] {
+  const found: string[] = [];
+  const visit = (node: unknown) => {
+    if (Array.isArray(node)) {
+      node.forEach(visit);
+      return;
+    }
+    if (!isObject(node)) return;
+    for (const [key, value] of Object.entries(node)) {
+      if ((SCHEMA_ANNOTATIONS as readonly string[]).includes(key)) continue;
+      if (key === 'const' && typeof value === 'string') found.push(value);
+      else if (key === 'enum' && Array.isArray(value)) found.push(...value.filter((item): item is string => typeof item === 'string'));
+      else if (key === 'properties' && isObject(value)) {
+        found.push(...Object.keys(value));
+        Object.values(value).forEach(visit);
+      } else visit(value);
+    }
+  };
+  visit(schema);
+  return found;
+}
 
 /** The format an answer is held to, as it travels with its job. */
 export const outputFormatSchema = z.discriminatedUnion('type', [

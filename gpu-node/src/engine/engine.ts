@@ -3,7 +3,7 @@
  * The scheduler and intake talk to this interface only; llama.cpp lives behind it
  * (`llama-engine.ts`), and scheduler tests can use a fake.
  */
-import type { SamplingParams } from '@bamba/shared';
+import type { OutputFormat, SamplingParams } from '@bamba/shared';
 import type { SnapshotEncoding } from '../state/recurrent-bf16.js';
 
 export type { SnapshotEncoding };
@@ -143,6 +143,11 @@ export interface Engine {
    * `urgent` (an interactive request): its prompt is evaluated before waiting batch prompts.
    */
   generate(slot: Slot, promptTokens: readonly number[], params: GenerationParams, signal?: AbortSignal, options?: { urgent?: boolean }): GenerationStream;
+  /**
+   * Build (and keep) the grammar of a structured output's format, before `generate` uses it.
+   * Throws `InvalidRequestError` for a format this model cannot write.
+   */
+  prepareOutputFormat(format: OutputFormat): Promise<void>;
   /**
    * The slot's state as a snapshot (our header + the engine's bytes), stored in the engine's
    * snapshot encoding unless `options.encoding` says otherwise.

@@ -6,7 +6,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
-import { InvalidRequestError, SnapshotRejectedError } from '@bamba/shared';
+import { InvalidRequestError, SnapshotRejectedError, type OutputFormat } from '@bamba/shared';
 import {
   getLlama,
   LlamaLogLevel,
@@ -243,6 +243,10 @@ export class LlamaEngine implements Engine {
     summary.catch(() => {}); // the iterator rethrows; an unobserved summary must not crash the process
     const tokens = this.runGeneration(own, promptTokens, params, maxTokens, bias, signal, options.urgent ?? false, settle, fail);
     return { summary, [Symbol.asyncIterator]: () => tokens };
+  }
+
+  async prepareOutputFormat(format: OutputFormat): Promise<void> {
+    await this.grammars.stateFor(format);
   }
 
   /** The request's `logit_bias` over the never-generated control tokens (which stay never). */

@@ -1,3 +1,4 @@
+import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
 import { describe, expect, it } from 'vitest';
 import { grammarSchemaOf, tightenedGrammar } from './output-grammars.js';
 
@@ -22,12 +23,14 @@ describe('tightenedGrammar', () => {
       'root ::= "{" ws "\\"a\\"" ":" integer-number-rule "}" "\\n\\n\\n\\n" [\\n]*',
       'integer-number-rule ::= "-"? ("0" | [1-9] [0-9]{0,15}) ([eE] [-+]? ("0" | [1-9] [0-9]{0,15}))?',
       'fractional-number-rule ::= "-"? ("0" | [1-9] [0-9]{0,15}) ("." [0-9]{1,16})? ([eE] [-+]? ("0" | [1-9] [0-9]{0,15}))?',
+      'string-char-rule ::= [^"\\\\\\x7F\\x00-\\x1F] | "\\\\" ["\\\\/bfnrt] | "\\\\u" [0-9a-fA-F]{4}',
       'rule0 ::= "\\"x ::= y\\""',
     ].join('\n');
     expect(tightenedGrammar(generated).split('\n')).toEqual([
       'root ::= "{" ws "\\"a\\"" ":" integer-number-rule "}"',
       'integer-number-rule ::= "-"? ("0" | [1-9] [0-9]{0,14})',
       'fractional-number-rule ::= "-"? ("0" | [1-9] [0-9]{0,15}) ("." [0-9]{1,16})? ([eE] [-+]? ("0" | [1-9] [0-9]?))?',
+      'string-char-rule ::= [^"\\\\\\x7F\\x00-\\x1F] | "\\\\" ["\\\\/bfnrt]',
       'rule0 ::= "\\"x ::= y\\""',
     ]);
   });
@@ -35,5 +38,17 @@ describe('tightenedGrammar', () => {
   it('refuses a grammar that does not look as the pinned builder makes it', () => {
     expect(() => tightenedGrammar('root ::= "{" "}"')).toThrow(/unexpected root rule/);
     expect(() => tightenedGrammar('value ::= "x"')).toThrow(/no root rule/);
+  });
+
+  it('finds the rules it replaces in the grammar the pinned node-llama-cpp builds', async () => {
+    const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
+    const built = await llama.createGrammarForJsonSchema({ type: 'object', properties: { s: { type: 'string' }, i: { type: 'integer' }, n: { type: 'number' } } });
+    const before = built.grammar;
+    const after = tightenedGrammar(before);
+    expect(before).toContain('"\\\\u"');
+    expect(after).not.toContain('"\\\\u"'); // no \u escapes
+    expect(after.split('\n').find((line) => line.startsWith('integer-number-rule ::= '))).not.toMatch(/eE/);
+    expect(after.split('\n').find((line) => line.startsWith('fractional-number-rule ::= '))).toMatch(/\[eE\] \[-\+\]\? \("0" \| \[1-9\] \[0-9\]\?\)\)\?$/);
+    expect(after.split('\n').find((line) => line.startsWith('root ::= '))).toMatch(/"}"$/);
   });
 });

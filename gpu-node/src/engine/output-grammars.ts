@@ -5,7 +5,7 @@
  * Building one costs milliseconds, so the grammars of the formats seen last are kept: a client
  * sends the same schema with every request.
  */
-import { InvalidRequestError, MAX_INTEGER_DIGITS, SCHEMA_ANNOTATIONS, type OutputFormat } from '@bamba/shared';
+import { InvalidRequestError, MAX_INTEGER_DIGITS, SCHEMA_ANNOTATIONS, schemaLiterals, type OutputFormat } from '@bamba/shared';
 import { LlamaGrammarEvaluationState, type GbnfJsonSchema, type LlamaGrammar, type LlamaModel } from 'node-llama-cpp';
 
 /** Distinct formats whose grammars are kept. */
@@ -19,8 +19,9 @@ const SCHEMA_MAP_KEYS = ['properties', '$defs'];
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /**
- * A checked schema as node-llama-cpp reads it: `anyOf` becomes its `oneOf` (both mean "one of
- * these" to a grammar), a one-type array its type, and annotations are dropped.
+ * A checked schema as node-llama-cpp reads it: `anyOf` becomes its `oneOf` (the grammar of
+ * either is "one of these"; the check refuses `oneOf` itself), a one-type array its type, and
+ * annotations are dropped.
  */
 export function grammarSchemaOf(schema: Record<string, unknown>): GbnfJsonSchema {
   const convert = (node: Record<string, unknown>): Record<string, unknown> => {
@@ -48,12 +49,16 @@ const ANY_OBJECT: GbnfJsonSchema = { type: 'object', additionalProperties: true 
  * there. Its integers may carry an exponent (`5e-3` is no integer, `1e99999` no finite number),
  * and its numbers' exponents may have 16 digits: integers get none and at most
  * `MAX_INTEGER_DIGITS` digits (safe integers, which the schema check relies on), numbers an
- * exponent of two digits at most (every such number is a finite double).
+ * exponent of two digits at most (every such number is a finite double). Its strings may use
+ * `\u` escapes, which count as one character each: ours write characters only.
  */
 const ROOT_TAIL = ' "\\n\\n\\n\\n" [\\n]*';
-const NUMBER_RULES: Record<string, string> = {
+const REPLACED_RULES: Record<string, string> = {
   'integer-number-rule': `"-"? ("0" | [1-9] [0-9]{0,${MAX_INTEGER_DIGITS - 1}})`,
   'fractional-number-rule': '"-"? ("0" | [1-9] [0-9]{0,15}) ("." [0-9]{1,16})? ([eE] [-+]? ("0" | [1-9] [0-9]?))?',
+  // No `\u` escapes: a string's length in the grammar is then its length in characters (an
+  // escaped surrogate pair counted two), and no lone surrogate can be written.
+  'string-char-rule': '[^"\\\\\\x7F\\x00-\\x1F] | "\\\\" ["\\\\/bfnrt]',
 };
 
 /** The generated grammar with the rules above replaced; throws when it does not look as expected. */
@@ -68,7 +73,7 @@ export function tightenedGrammar(gbnf: string): string {
       rootFound = true;
       return `root ::= ${definition.slice(0, -ROOT_TAIL.length)}`;
     }
-    return name !== undefined && name in NUMBER_RULES && definition !== undefined ? `${name} ::= ${NUMBER_RULES[name]}` : line;
+    return name !== undefined && name in REPLACED_RULES && definition !== undefined ? `${name} ::= ${REPLACED_RULES[name]}` : line;
   });
   if (!rootFound) throw new Error('the JSON-schema grammar builder made no root rule');
   return lines.join('\n');
@@ -101,12 +106,15 @@ export class OutputGrammars {
   private build(format: OutputFormat): Promise<LlamaGrammar> {
     const llama = this.model.llama;
     const built = (async () => {
+      // A literal the model has no tokens for would leave the grammar with nothing to sample.
+      const unwritable = format.type === 'json_schema' ? schemaLiterals(format.schema).find((text) => this.model.detokenize(this.model.tokenize(text)) !== text) : undefined;
+      if (unwritable !== undefined) throw new InvalidRequestError(`model ${this.model.fileInfo.metadata.general?.name ?? ''} cannot write '${unwritable.slice(0, 80)}' (a property name, enum or const string in the response format's schema)`, { param: 'response_format', code: 'invalid_value' });
       let generated: LlamaGrammar;
       try {
         generated = await llama.createGrammarForJsonSchema<GbnfJsonSchema>(format.type === 'json_object' ? ANY_OBJECT : grammarSchemaOf(format.schema));
       } catch (error) {
         // The checks upstream admit only what the builder knows; should one still fail, the schema is at fault.
-        throw new InvalidRequestError(`the response format's schema could not be turned into a grammar: ${(error as Error).message}`, { param: 'response_format', code: 'invalid_value' });
+        throw new InvalidRequestError(`the response format's schema could not be turned into a grammar (a definition that refers to itself before writing anything, say): ${(error as Error).message}`, { param: 'response_format', code: 'invalid_value' });
       }
       return llama.createGrammar({ grammar: tightenedGrammar(generated.grammar) });
     })();

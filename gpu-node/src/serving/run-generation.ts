@@ -92,6 +92,15 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
     return { kind: 'rejected', error };
   };
   if (nowMs() > job.deadlineAtMs) return reject(new DeadlineExceededError('the request waited in the queue past its deadline'));
+  if (job.params.format) {
+    // Its grammar first (then kept for the generation): a format this model cannot write is the request's fault.
+    try {
+      await deps.engine.prepareOutputFormat(job.params.format);
+    } catch (error) {
+      if (error instanceof BambaError && !error.retryable) return reject(error);
+      throw error;
+    }
+  }
   if (job.prefillOnly) {
     try {
       assertMayFit(deps, job.input.kind === 'chat' ? job.input.messages.map((message) => message.content) : [], 'messages');
