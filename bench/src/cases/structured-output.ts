@@ -86,7 +86,7 @@ export const structuredOutputCase: BenchCase = {
       raw,
       tables: [{
         title: 'Structured outputs: what a grammar costs',
-        note: `Greedy answers to one chat prompt, the engine in-process (1 slot, 1 thread). Free: ${FREE_TOKENS} tokens of plain text. Held: the answer held to a schema of twelve strings of up to 8 characters (about as many tokens; it ends itself). Decode tokens/s excludes the first token; TTFT with a grammar built for the request (a schema not seen before), with the kept grammar, and without one. Medians of ${rounds} alternating rounds. These models have a 259-token vocabulary: the grammar checks candidate tokens, so with a 128K vocabulary the per-token cost is larger than here.`,
+        note: `Greedy answers to one chat prompt, the engine in-process (1 slot, 1 thread). Free: ${FREE_TOKENS} tokens of plain text. Held: the answer held to a schema of twelve strings of up to 8 characters (about as many tokens; it ends itself). Decode tokens/s excludes the first token; TTFT with a grammar built for the request (a schema not seen before), with the kept grammar, and without one. Medians of ${rounds} alternating rounds. These models have a 100-token vocabulary (printable ASCII and the chat markers): the grammar checks candidate tokens, so with a 128K vocabulary the per-token cost is larger than here.`,
         columns: ['preset', 'decode tokens/s free', 'decode tokens/s held', 'ratio held/free', 'TTFT free (ms)', 'TTFT kept grammar (ms)', 'TTFT new grammar (ms)'],
         rows,
       }],
