@@ -3,6 +3,7 @@
  * and never stop the stack from serving the next good request.
  */
 import http from 'node:http';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MODEL_ID, postJson, startTestStack, type TestStack } from './support/stack.js';
 
@@ -180,6 +181,23 @@ describe('bad requests', () => {
     agent.destroy();
     // Sent without a length (chunked), it is read past the limit to its end the same way (and one within it is served).
     expect(answers.map(({ status, connection, reusedSocket }) => `${status} ${connection} ${reusedSocket}`)).toEqual(['413 keep-alive false', '200 keep-alive true', '413 keep-alive true', '200 keep-alive true']);
+  });
+
+  it("answers what Node's HTTP parser refuses (a URL longer than it reads, malformed HTTP) in OpenAI's error shape", async () => {
+    const raw = (request: string) => new Promise<string>((resolve, reject) => {
+      const { port } = new URL(stack.url);
+      const socket = net.connect(Number(port), '127.0.0.1', () => socket.end(request));
+      let answer = '';
+      socket.on('data', (chunk) => { answer += chunk.toString(); });
+      socket.on('end', () => resolve(answer));
+      socket.on('error', reject);
+    });
+    const long = await raw(`GET /v1/sessions/sess_local_${'a'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY}\r\n\r\n`);
+    expect(long).toMatch(/^HTTP\/1\.1 431 /);
+    expect(JSON.parse(long.slice(long.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: { type: 'invalid_request_error', code: 'request_too_large' } });
+    const malformed = await raw('NOT HTTP AT ALL\r\n\r\n');
+    expect(malformed).toMatch(/^HTTP\/1\.1 400 /);
+    expect(JSON.parse(malformed.slice(malformed.indexOf('\r\n\r\n') + 4)).error.type).toBe('invalid_request_error');
   });
 
   it('never leaks the API key in an error', async () => {

@@ -2,7 +2,8 @@
  * Node entry: the gateway in a region, serving HTTP with @hono/node-server and dispatching
  * through the region's Redis. Wiring only.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { maxHeaderSize, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { setMaxListeners } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
@@ -86,6 +87,7 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
     redis.disconnect();
     throw error;
   });
+  server.on('clientError', answerUnparsedRequest);
   // Requests whose answers are still being written (a stream stays here until it ends).
   const open = new Set<ServerResponse>();
   server.on('request', (_request: IncomingMessage, response: ServerResponse) => {
@@ -131,4 +133,24 @@ export async function startGateway(config: GatewayConfig, runtime: GatewayRuntim
       redis.disconnect();
     },
   };
+}
+
+/**
+ * A request Node's parser refused before the app saw it (headers or URL larger than Node reads,
+ * malformed HTTP): answered in OpenAI's error shape, as everything else is, instead of Node's
+ * bare status line.
+ */
+function answerUnparsedRequest(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+  const body = JSON.stringify({ error: {
+    message: tooLarge ? `the request's headers, its URL included, hold more than the ${maxHeaderSize} bytes this server reads` : 'malformed HTTP request',
+    type: 'invalid_request_error',
+    param: null,
+    code: tooLarge ? 'request_too_large' : 'invalid_request',
+  } });
+  socket.end(`HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }
