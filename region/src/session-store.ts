@@ -213,6 +213,8 @@ local partial = ARGV[4] ~= '' and tonumber(ARGV[4]) < #messages
 if ARGV[4] ~= '' and tonumber(ARGV[4]) > #messages then return redis.error_reply('TOO_FEW_MESSAGES') end
 redis.call('HSET', KEYS[4], unpack(redis.call('HGETALL', KEYS[1])))
 redis.call('HSET', KEYS[4], '${F.createdAtMs}', ARGV[3], '${F.residentNode}', '', '${F.lastTurn}', '')
+-- A fork is a new session: the source's former ids (moves) stay the source's.
+redis.call('HDEL', KEYS[4], '${F.formerIds}')
 local kept = #messages
 if partial then
   kept = tonumber(ARGV[4])

@@ -146,6 +146,18 @@ describe('moves', () => {
     expect(await regions[0]!.transfer.applyReplica(copy)).toBe('applied');
     expect((await regions[0]!.transfer.copyOf(id))?.copy.formerIds).toEqual(ids.slice(0, -1));
     expect(await regions[0]!.transfer.forwardOf('tenant-b', first)).toBeNull(); // another tenant still learns nothing
+
+    // A fork is another session: moving it leaves the former ids leading to the session they were.
+    const fork = await regions[1]!.sessions.fork('tenant-a', id, null);
+    if (typeof fork === 'string') throw new Error(`fork: ${fork}`);
+    expect((await regions[1]!.transfer.copyOf(fork.session.id))?.copy.formerIds).toBeUndefined();
+    const moveId = `move-${'f'.repeat(32)}`;
+    const exported = await regions[1]!.transfer.exportForMove(fork.session.id, 'tenant-a', moveId, 60_000);
+    if (typeof exported === 'string' || 'movedTo' in exported) throw new Error('expected an export');
+    const forkMoved = regions[0]!.transfer.movedId(fork.session.id, moveId);
+    await regions[0]!.transfer.importMoved(forkMoved, exported.copy, null);
+    expect(await regions[1]!.transfer.commitMove(fork.session.id, moveId, forkMoved)).toBe('moved');
+    expect(await regions[0]!.transfer.forwardOf('tenant-a', first)).toBe(id);
   });
 
   it('released, leave the session as it was', async () => {
