@@ -152,6 +152,15 @@ describe('edge routing', () => {
     expect(seen).toEqual([]);
   });
 
+  it('still asks a home that only refused a connection once, for what only it can serve', async () => {
+    let down = true;
+    const { call, seen } = edge({ us: () => (down ? 'unreachable' : Response.json({ ok: true })) });
+    expect((await call('/v1/batches/batch_us_0123456789abcdef0123456789abcdef')).status).toBe(503); // refused: the breaker opens
+    down = false;
+    expect((await call('/v1/batches/batch_us_0123456789abcdef0123456789abcdef')).status).toBe(200); // asked again, and it answers
+    expect(seen.map((entry) => entry.region)).toEqual(['us', 'us']);
+  });
+
   it('never sends new work to a region whose breaker a hung /readyz opened, even when the usable region refuses it', async () => {
     const { call, seen } = edge({ eu: () => Response.json({ error: { message: 'busy', type: 'rate_limit_error', param: null, code: 'queue_full' } }, { status: 429 }) }, new Set(['us']));
     await call('/readyz'); // us gives no answer in time: open

@@ -166,7 +166,7 @@ export function createEdgeApp(ports: EdgePorts) {
 
   const send = async (c: EdgeContext, plan: Plan, path: string, body: ArrayBuffer | string | null): Promise<Response> => {
     if (plan.kind === 'region') {
-      if (!health.usable(plan.region, false)) throw notAnswering(plan.region);
+      if (health.hung(plan.region)) throw notAnswering(plan.region);
       try {
         return await hopTo(c, plan.region, path, body, false);
       } catch (error) {
@@ -178,10 +178,11 @@ export function createEdgeApp(ports: EdgePorts) {
       if (home !== null && !config.regions.get(home)) throw new NotFoundError(`'${plan.id}' names region '${home}', which this edge does not know`, { code: notFoundCodeOf(plan.id) });
       if (home !== null) {
         const backup = plan.replicaOk ? backupOf(config.regions, home) : null;
-        // Nothing stands in for home here (a delete, a fork, a batch, a file): while its breaker is
-        // open, a 503 now rather than a request that a hung home would hold for as long as its client waits.
-        if (!health.usable(home, false) && backup === null) throw notAnswering(home);
-        if (health.usable(home, false)) {
+        // Nothing stands in for home here (a delete, a fork, a batch, a file): while it hangs, a
+        // 503 now rather than a request it would hold for as long as its client waits. (One that
+        // only refused a connection is asked: that answers at once, and may work again.)
+        if (health.hung(home) && backup === null) throw notAnswering(home);
+        if (health.usable(home, false) || backup === null) {
           try {
             return await hopTo(c, home, path, body, false);
           } catch (error) {
@@ -458,7 +459,7 @@ function placeOf(c: EdgeContext): ClientPlace {
   return { continent: typeof cf.continent === 'string' ? cf.continent : undefined, latitude: number(cf.latitude), longitude: number(cf.longitude) };
 }
 
-/** A region whose breaker is open: not asked (see RegionHealth), refused as if it had been. */
+/** A region seen hanging: not asked (see RegionHealth), refused as if it had been. */
 const notAnswering = (region: string) => unavailable(new ServiceUnavailableError(`region '${region}' stopped answering (its /readyz is read again shortly)`), region);
 
 function unavailable(error: unknown, where: string): Error {

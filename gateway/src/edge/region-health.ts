@@ -28,12 +28,17 @@ interface RegionHealthState {
   readyAtMs: number;
   /** The reading under way, which a second `refresh` waits for too. */
   probing: Promise<void> | null;
+  /** Its last `/readyz` got no answer in time: a request sent there would wait as long as its client does. */
+  hung: boolean;
 }
 
 export type HealthView = 'closed' | 'open' | 'half-open';
 
-/** What a region's `/readyz` said: ready, answered but not ready (e.g. no gpu-node), or no answer in time. */
-export type Readiness = 'ready' | 'not_ready' | 'unreachable';
+/**
+ * What a region's `/readyz` said: ready, answered but not ready (e.g. no gpu-node), took the
+ * connection but gave no answer in time (`hung`), or could not be reached.
+ */
+export type Readiness = 'ready' | 'not_ready' | 'hung' | 'unreachable';
 
 export class RegionHealth {
   private readonly states = new Map<string, RegionHealthState>();
@@ -49,7 +54,7 @@ export class RegionHealth {
   private state(region: string): RegionHealthState {
     let state = this.states.get(region);
     if (!state) {
-      state = { failures: 0, openUntilMs: 0, ready: true, readyAtMs: Number.NEGATIVE_INFINITY, probing: null };
+      state = { failures: 0, openUntilMs: 0, ready: true, readyAtMs: Number.NEGATIVE_INFINITY, probing: null, hung: false };
       this.states.set(region, state);
     }
     return state;
@@ -71,10 +76,20 @@ export class RegionHealth {
     return !forNew || state.ready;
   }
 
+  /**
+   * Whether the region's breaker is open because it hangs (as opposed to refusing connections,
+   * which answers a request at once): what only it can serve is refused rather than sent there.
+   */
+  hung(region: string): boolean {
+    const state = this.state(region);
+    return state.hung && state.openUntilMs !== 0;
+  }
+
   recordSuccess(region: string): void {
     const state = this.state(region);
     state.failures = 0;
     state.openUntilMs = 0;
+    state.hung = false;
   }
 
   recordFailure(region: string): void {
@@ -95,7 +110,8 @@ export class RegionHealth {
           const readiness = await this.probe(name);
           state.ready = readiness === 'ready';
           state.readyAtMs = this.nowMs();
-          if (readiness === 'unreachable') this.recordFailure(name);
+          state.hung = readiness === 'hung';
+          if (readiness === 'unreachable' || readiness === 'hung') this.recordFailure(name);
           // The half-open trial: an answer to a read begun once the open period was over.
           else if (state.openUntilMs !== 0 && startedMs >= state.openUntilMs) this.recordSuccess(name);
         } finally {

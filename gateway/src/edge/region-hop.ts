@@ -69,18 +69,19 @@ export class RegionHops {
     return new Response(body, { status: upstream.status, statusText: upstream.statusText, headers: answer });
   }
 
-  /** What the region's `/readyz` says within `timeoutMs` (`unreachable`: no answer in time). */
+  /** What the region's `/readyz` says within `timeoutMs` (`hung`: no answer in time; `unreachable`: no connection). */
   async ready(region: string, timeoutMs: number): Promise<Readiness> {
     const entry = this.map.get(region);
     if (!entry) return 'unreachable';
+    const signal = AbortSignal.timeout(timeoutMs);
     try {
-      const response = await this.fetchImpl(`${entry.url}/readyz`, { signal: AbortSignal.timeout(timeoutMs) });
+      const response = await this.fetchImpl(`${entry.url}/readyz`, { signal });
       await response.body?.cancel();
       // Something in front of the region answering for it (502) is no answer from the region.
       if (response.status === 502) return 'unreachable';
       return response.ok ? 'ready' : 'not_ready';
     } catch {
-      return 'unreachable';
+      return signal.aborted ? 'hung' : 'unreachable';
     }
   }
 }
