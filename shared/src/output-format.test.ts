@@ -25,7 +25,7 @@ describe('jsonSchemaProblem', () => {
       },
       required: ['name'],
       additionalProperties: false,
-      $defs: { node: { type: 'object', properties: { child: { $ref: '#/$defs/node' } }, description: 'recursive' } },
+      $defs: { node: { type: 'object', properties: { child: { anyOf: [{ type: 'null' }, { $ref: '#/$defs/node' }] } }, description: 'recursive' } },
     })).toBeNull();
   });
 
@@ -74,8 +74,25 @@ describe('jsonSchemaProblem', () => {
     expect(problemAt({ enum: [{ a: 1 }] })).toMatchObject({ at: 'enum' });
     expect(problemAt({ const: [1] })).toMatchObject({ at: 'const' });
     expect(problemAt({ type: 'object', properties: { a: 'string' } })).toMatchObject({ at: 'properties.a', message: 'a schema must be a JSON object' });
-    // A definition is in scope only where it is declared or below.
-    expect(problemAt({ type: 'object', properties: { a: { $ref: '#/$defs/d' }, b: { type: 'object', $defs: { d: { type: 'null' } } } } })).toMatchObject({ at: 'properties.a.$ref' });
+    // '#/$defs/x' points from the root: definitions live there only.
+    expect(problemAt({ type: 'object', properties: { a: { $defs: { x: { type: 'string' } }, $ref: '#/$defs/x' } }, $defs: { x: { type: 'integer' } } })).toMatchObject({ at: 'properties.a.$defs' });
+    // Alternatives that start alike (the grammar would keep both open, doubling with each level).
+    expect(problemAt({ anyOf: [{ type: 'array', maxItems: 1 }, { type: 'array', maxItems: 2 }] })).toMatchObject({ at: 'anyOf', message: expect.stringContaining('can both be an array') });
+    expect(problemAt({ type: ['integer', 'number'] })).toMatchObject({ at: 'type', message: expect.stringContaining('can both be a number') });
+    expect(problemAt({ anyOf: [{ enum: ['a', 1] }, { $ref: '#/$defs/s' }], $defs: { s: { type: 'string' } } })).toMatchObject({ at: 'anyOf', message: expect.stringContaining('a string') });
+    expect(problemAt({ anyOf: [{ type: 'object' }, { type: 'array' }, { type: 'string' }, { type: 'integer' }, { type: 'boolean' }, { type: 'null' }] })).toBeNull();
+    // Objects are told apart by their first property: its name, or its const/enum values.
+    const shape = (first: string, value: unknown) => ({ type: 'object', properties: { [first]: value, rest: { type: 'string' } } });
+    expect(problemAt({ anyOf: [shape('kind', { const: 'circle' }), shape('kind', { enum: ['square', 'rect'] })] })).toBeNull();
+    expect(problemAt({ anyOf: [shape('user', { type: 'string' }), shape('address', { type: 'string' })] })).toBeNull();
+    expect(problemAt({ anyOf: [shape('kind', { const: 'a' }), shape('kind', { enum: ['a', 'b'] })] })).toMatchObject({ at: 'anyOf', message: expect.stringContaining('same property') });
+    expect(problemAt({ anyOf: [shape('kind', { type: 'string' }), shape('kind', { const: 'a' })] })).toMatchObject({ at: 'anyOf' });
+    expect(problemAt({ anyOf: [{ type: 'object' }, { type: 'object', additionalProperties: true }] })).toMatchObject({ at: 'anyOf' });
+    // A definition that always contains itself: no answer could end.
+    expect(problemAt({ $defs: { n: { type: 'object', properties: { v: { type: 'null' }, next: { $ref: '#/$defs/n' } } } }, $ref: '#/$defs/n' })).toMatchObject({ at: '$defs.n', message: expect.stringContaining('always contains itself') });
+    expect(problemAt({ $defs: { a: { type: 'array', items: { $ref: '#/$defs/a' }, minItems: 1 } }, $ref: '#/$defs/a' })).toMatchObject({ at: '$defs.a' });
+    expect(problemAt({ $defs: { a: { type: 'array', items: { $ref: '#/$defs/a' } } }, $ref: '#/$defs/a' })).toBeNull(); // it may be empty
+    expect(problemAt({ const: Number.POSITIVE_INFINITY })).toMatchObject({ at: 'const' });
   });
 
   it("accepts the schema openai's zodResponseFormat writes for a typical zod object (bounds of .int() included)", () => {

@@ -8,7 +8,8 @@
  * What the grammar does with the keywords it knows: every property listed is generated, in the
  * order listed (so any `required` is met); `additionalProperties` (extra keys) only on an object
  * that lists none, since the grammar could write a listed name again as an extra key; `anyOf`
- * is "one of these" (`oneOf`, which also forbids matching two, is refused); strings honour
+ * is "one of these", its alternatives told apart by their first character (`oneOf`, which also
+ * forbids matching two, is refused); `$defs` at the root only; strings honour
  * `minLength`/`maxLength` (in characters: the grammar writes no `\u` escapes) or `format: time`;
  * arrays `items`, `prefixItems`, `minItems`, `maxItems`. Counts stay at most `MAX_SCHEMA_COUNT`
  * (llama.cpp's grammar expands repetitions: larger ones fail or stop being enforced), and the
@@ -20,7 +21,7 @@ import { z } from 'zod';
 /** Deeper schemas are refused (OpenAI allows 10 levels; nobody needs more than this). */
 export const MAX_SCHEMA_DEPTH = 32;
 /** Most subschemas one schema may hold: bounds the grammar a request makes a gpu-node build. */
-export const MAX_SCHEMA_NODES = 2000;
+export const MAX_SCHEMA_NODES = 500;
 
 /**
  * Most digits of an integer the grammar writes (the gpu-node builds its integer rule from this):
@@ -60,7 +61,8 @@ type Path = (string | number)[];
 interface Problem { path: Path; message: string }
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
-const isLiteral = (value: unknown) => value === null || ['string', 'number', 'boolean'].includes(typeof value);
+// A number literal must be finite: 1e400 parses as Infinity, which JSON cannot carry (the job would hold null).
+const isLiteral = (value: unknown) => value === null || typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));
 /** Whether a literal is a value of a JSON Schema type. */
 const literalIs = (value: unknown, type: unknown) => (type === 'null' ? value === null : type === 'integer' ? Number.isInteger(value) : typeof value === type);
 // eslint-disable-next-line no-control-regex
@@ -90,18 +92,43 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
     const odd = values.find((value) => !types.some((one) => literalIs(value, one)));
     return odd === undefined ? null : { path: [...at, 'type'], message: `${JSON.stringify(odd).slice(0, 80)} is not of type ${types.join(' or ')}` };
   };
-  const walk = (node: unknown, path: Path, defs: ReadonlySet<string>, depth: number): Problem | null => {
+  // `#/$defs/x` points from the document's root: definitions live there only.
+  const defs: Record<string, unknown> = isObject(schema) && isObject(schema.$defs) ? schema.$defs : {};
+  const scope = new Set(Object.keys(defs));
+  /**
+   * Alternatives (anyOf branches, a type list) must differ in their first character, one per kind
+   * of JSON value: the grammar then commits to one at once. Two that start alike stay open side by
+   * side, and nested, their number doubles with each level (a 200-byte schema held a gpu-node for
+   * minutes per token).
+   */
+  const overlap = (alternatives: unknown[], at: Path): Problem | null => {
+    const taken = new Map<JsonKind, number>();
+    const heads: Array<{ index: number; head: ObjectHead }> = [];
+    for (const [index, alternative] of alternatives.entries()) {
+      for (const kind of kindsOf(alternative, defs)) {
+        if (kind === 'object') continue; // told apart by their first property, below
+        const first = taken.get(kind);
+        if (first !== undefined) return { path: at, message: `alternatives ${first} and ${index} can both be ${kind === 'number' ? 'a number' : `a${kind === 'array' ? 'n' : ''} ${kind}`}; give each kind of value one alternative (the grammar cannot keep two open)` };
+        taken.set(kind, index);
+      }
+      for (const head of objectHeadsOf(alternative, defs)) {
+        const clash = heads.find((other) => other.index !== index && headsClash(other.head, head));
+        if (clash) return { path: at, message: `alternatives ${clash.index} and ${index} can both be an object starting with the same property; objects in anyOf must differ in their first property's name, or in its const or enum values (a discriminator)` };
+        heads.push({ index, head });
+      }
+    }
+    return null;
+  };
+  const walk = (node: unknown, path: Path, depth: number): Problem | null => {
     if (!isObject(node)) return { path, message: 'a schema must be a JSON object' };
     if (++nodes > MAX_SCHEMA_NODES) return { path, message: `the schema holds more than ${MAX_SCHEMA_NODES} subschemas` };
     if (depth > MAX_SCHEMA_DEPTH) return { path, message: `the schema nests deeper than ${MAX_SCHEMA_DEPTH} levels` };
     const keys = Object.keys(node).filter((key) => !(SCHEMA_ANNOTATIONS as readonly string[]).includes(key));
-    let scope = defs;
     if ('$defs' in node) {
-      const own = node.$defs;
-      if (!isObject(own)) return { path: [...path, '$defs'], message: '$defs must be an object of schemas' };
-      scope = new Set([...defs, ...Object.keys(own)]);
-      for (const [name, def] of Object.entries(own)) {
-        const problem = walk(def, [...path, '$defs', name], scope, depth + 1);
+      if (depth > 0) return { path: [...path, '$defs'], message: "$defs is supported at the schema's root only ('#/$defs/<name>' points from the root)" };
+      if (!isObject(node.$defs)) return { path: [...path, '$defs'], message: '$defs must be an object of schemas' };
+      for (const [name, def] of Object.entries(node.$defs)) {
+        const problem = walk(def, [...path, '$defs', name], depth + 1);
         if (problem) return problem;
       }
     }
@@ -114,7 +141,7 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
     const children = (schemas: unknown, at: Path): Problem | null => {
       if (!Array.isArray(schemas) || schemas.length === 0) return { path: at, message: 'must be a non-empty array of schemas' };
       for (const [index, child] of schemas.entries()) {
-        const problem = walk(child, [...at, index], scope, depth + 1);
+        const problem = walk(child, [...at, index], depth + 1);
         if (problem) return problem;
       }
       return null;
@@ -127,7 +154,7 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
       return only(['$ref'], '$ref');
     }
     if ('oneOf' in node) return { path: [...path, 'oneOf'], message: "'oneOf' is not supported: it also forbids a value that matches two branches, which the grammar cannot check; use anyOf" };
-    if ('anyOf' in node) return only(['anyOf'], 'anyOf') ?? children(node.anyOf, [...path, 'anyOf']);
+    if ('anyOf' in node) return only(['anyOf'], 'anyOf') ?? children(node.anyOf, [...path, 'anyOf']) ?? overlap(node.anyOf as unknown[], [...path, 'anyOf']);
     if ('const' in node || 'enum' in node) {
       const keyword = 'const' in node ? 'const' : 'enum';
       const values = keyword === 'const' ? [node.const] : node.enum;
@@ -157,7 +184,7 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
     if (types.length > 1) {
       // Several types: scalars only (their keywords could not apply to the others); anyOf says the rest.
       if (!types.every((type) => (SCALAR_TYPES as readonly unknown[]).includes(type))) return { path: [...path, 'type'], message: 'a type array may hold string, number, integer, boolean and null only; use anyOf for objects and arrays' };
-      return only(['type'], 'multi-type');
+      return only(['type'], 'multi-type') ?? overlap(types.map((type) => ({ type })), [...path, 'type']);
     }
     const type = types[0] as (typeof TYPES)[number];
     const problem = only(KEYWORDS_BY_TYPE[type], type);
@@ -193,7 +220,7 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
       const properties = node.properties ?? {};
       if (!isObject(properties)) return { path: [...path, 'properties'], message: 'properties must be an object of schemas' };
       for (const [name, child] of Object.entries(properties)) {
-        const childProblem = literal(name, [...path, 'properties', name]) ?? walk(child, [...path, 'properties', name], scope, depth + 1);
+        const childProblem = literal(name, [...path, 'properties', name]) ?? walk(child, [...path, 'properties', name], depth + 1);
         if (childProblem) return childProblem;
       }
       if ('required' in node) {
@@ -211,7 +238,7 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
         if (listed > 0) return { path: [...path, 'additionalProperties'], message: 'additionalProperties cannot be combined with properties here (the grammar could write a listed name again as an extra key); list every property, or none' };
         if ((node.minProperties as number) > 1) return { path: [...path, 'minProperties'], message: 'minProperties above 1 needs listed properties here (extra keys could repeat each other)' };
         if (typeof additional !== 'boolean') {
-          const childProblem = walk(additional, [...path, 'additionalProperties'], scope, depth + 1);
+          const childProblem = walk(additional, [...path, 'additionalProperties'], depth + 1);
           if (childProblem) return childProblem;
         }
       } else if ((node.minProperties as number) > listed) {
@@ -222,7 +249,7 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
     }
     if (type === 'array') {
       if ('items' in node) {
-        const childProblem = walk(node.items, [...path, 'items'], scope, depth + 1);
+        const childProblem = walk(node.items, [...path, 'items'], depth + 1);
         if (childProblem) return childProblem;
       }
       if ('prefixItems' in node) {
@@ -234,7 +261,87 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
     }
     return null;
   };
-  return walk(schema, [], new Set(), 0);
+  const problem = walk(schema, [], 0);
+  if (problem) return problem;
+  // Every definition, and the root, must have a finite value: one that always contains itself
+  // (a listed property, a required item) would nest until max_tokens cuts it.
+  const finite = finiteDefinitions(defs);
+  const endless = Object.keys(defs).find((name) => !finite.has(name));
+  if (endless !== undefined) return { path: ['$defs', endless], message: `definition '${endless.slice(0, 80)}' always contains itself, so no answer could end; give it a way out (an anyOf branch of null, an array that may be empty)` };
+  return null;
+}
+
+/** The first character's kind of a JSON value: what tells alternatives apart. */
+type JsonKind = 'object' | 'array' | 'string' | 'number' | 'boolean' | 'null';
+
+const kindOfLiteral = (value: unknown): JsonKind => (value === null ? 'null' : typeof value === 'string' ? 'string' : typeof value === 'boolean' ? 'boolean' : 'number');
+
+/** The kinds of value a (checked) schema may write, following `$ref`s (a cycle adds none). */
+function kindsOf(node: unknown, defs: Record<string, unknown>, following: ReadonlySet<string> = new Set()): Set<JsonKind> {
+  if (!isObject(node)) return new Set();
+  if (typeof node.$ref === 'string') {
+    const name = node.$ref.slice(DEFS_PREFIX.length);
+    return following.has(name) ? new Set() : kindsOf(defs[name], defs, new Set([...following, name]));
+  }
+  if (Array.isArray(node.anyOf)) return new Set(node.anyOf.flatMap((branch) => [...kindsOf(branch, defs, following)]));
+  if ('const' in node) return new Set([kindOfLiteral(node.const)]);
+  if (Array.isArray(node.enum)) return new Set(node.enum.map(kindOfLiteral));
+  const types = Array.isArray(node.type) ? node.type : [node.type];
+  return new Set(types.map((type) => (type === 'integer' ? 'number' : type) as JsonKind));
+}
+
+/** How an object alternative starts: its first listed property, and that property's literals when it is a const or enum. */
+interface ObjectHead { name: string | null; literals: string[] | null }
+
+/** The heads of the objects a (checked) schema may write, following `$ref`s and `anyOf`s. */
+function objectHeadsOf(node: unknown, defs: Record<string, unknown>, following: ReadonlySet<string> = new Set()): ObjectHead[] {
+  if (!isObject(node)) return [];
+  if (typeof node.$ref === 'string') {
+    const name = node.$ref.slice(DEFS_PREFIX.length);
+    return following.has(name) ? [] : objectHeadsOf(defs[name], defs, new Set([...following, name]));
+  }
+  if (Array.isArray(node.anyOf)) return node.anyOf.flatMap((branch) => objectHeadsOf(branch, defs, following));
+  if (node.type !== 'object') return [];
+  const [first] = Object.entries(isObject(node.properties) ? node.properties : {});
+  if (!first) return [{ name: null, literals: null }];
+  const [name, schema] = first;
+  const literals = isObject(schema) && ('const' in schema || Array.isArray(schema.enum)) ? ('const' in schema ? [schema.const] : (schema.enum as unknown[])).map((value) => JSON.stringify(value)) : null;
+  return [{ name, literals }];
+}
+
+/** Whether two objects could start alike for longer than a literal (the grammar would keep both open). */
+const headsClash = (left: ObjectHead, right: ObjectHead) => left.name === right.name && (left.literals === null || right.literals === null || left.literals.some((literal) => right.literals!.includes(literal)));
+
+/** The definitions that have a finite value (a least fixed point: none is assumed to). */
+function finiteDefinitions(defs: Record<string, unknown>): Set<string> {
+  const finite = new Set<string>();
+  const ends = (node: unknown): boolean => {
+    if (!isObject(node)) return true;
+    if (typeof node.$ref === 'string') return finite.has(node.$ref.slice(DEFS_PREFIX.length));
+    if (Array.isArray(node.anyOf)) return node.anyOf.some(ends);
+    if ('const' in node || 'enum' in node) return true;
+    if (node.type === 'object') {
+      // Every listed property is written; extra keys only as many as minProperties asks.
+      const listed = Object.values(isObject(node.properties) ? node.properties : {});
+      const extra = (node.minProperties as number) > 0 && isObject(node.additionalProperties) ? [node.additionalProperties] : [];
+      return [...listed, ...extra].every(ends);
+    }
+    if (node.type === 'array') {
+      const prefix = Array.isArray(node.prefixItems) ? node.prefixItems : [];
+      const beyond = (node.minItems as number) > prefix.length && isObject(node.items) ? [node.items] : [];
+      return [...prefix, ...beyond].every(ends);
+    }
+    return true;
+  };
+  for (let changed = true; changed;) {
+    changed = false;
+    for (const [name, def] of Object.entries(defs)) {
+      if (finite.has(name) || !ends(def)) continue;
+      finite.add(name);
+      changed = true;
+    }
+  }
+  return finite;
 }
 
 /** A JSON Schema the grammar can enforce (see `jsonSchemaProblem`). */

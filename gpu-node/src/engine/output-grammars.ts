@@ -106,8 +106,10 @@ export class OutputGrammars {
   private build(format: OutputFormat): Promise<LlamaGrammar> {
     const llama = this.model.llama;
     const built = (async () => {
-      // A literal the model has no tokens for would leave the grammar with nothing to sample.
-      const unwritable = format.type === 'json_schema' ? schemaLiterals(format.schema).find((text) => this.model.detokenize(this.model.tokenize(text)) !== text) : undefined;
+      // A literal the model has no tokens for would leave the grammar with nothing to sample: as
+      // the grammar writes it, quoted and escaped.
+      const writable = (text: string) => this.model.detokenize(this.model.tokenize(text)) === text;
+      const unwritable = format.type === 'json_schema' ? schemaLiterals(format.schema).find((text) => !writable(JSON.stringify(text))) : undefined;
       if (unwritable !== undefined) throw new InvalidRequestError(`model ${this.model.fileInfo.metadata.general?.name ?? ''} cannot write '${unwritable.slice(0, 80)}' (a property name, enum or const string in the response format's schema)`, { param: 'response_format', code: 'invalid_value' });
       let generated: LlamaGrammar;
       try {
