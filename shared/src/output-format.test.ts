@@ -110,6 +110,13 @@ describe('jsonSchemaProblem', () => {
     })).toBeNull();
   });
 
+  it('finds how alternatives start in time linear in the schema, however its definitions refer to each other', () => {
+    // Each definition refers to the next twice: following references anew would take 2^40 steps
+    // (this test would then run past vitest's limit instead of answering at once).
+    const defs = Object.fromEntries(Array.from({ length: 40 }, (_, index) => [`d${index}`, index === 39 ? { type: 'null' } : { anyOf: [{ $ref: `#/$defs/d${index + 1}` }, { $ref: `#/$defs/d${index + 1}` }] }]));
+    expect(problemAt({ $defs: defs, $ref: '#/$defs/d0' })).toMatchObject({ at: '$defs.d0.anyOf' });
+  });
+
   it('bounds depth and size before the grammar is built', () => {
     let deep: Record<string, unknown> = { type: 'string' };
     for (let level = 0; level <= MAX_SCHEMA_DEPTH; level++) deep = { type: 'array', items: deep };

@@ -95,6 +95,7 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
   // `#/$defs/x` points from the document's root: definitions live there only.
   const defs: Record<string, unknown> = isObject(schema) && isObject(schema.$defs) ? schema.$defs : {};
   const scope = new Set(Object.keys(defs));
+  const starts = new ValueStarts(defs);
   /**
    * Alternatives (anyOf branches, a type list) must differ in their first character, one per kind
    * of JSON value: the grammar then commits to one at once. Two that start alike stay open side by
@@ -105,13 +106,13 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
     const taken = new Map<JsonKind, number>();
     const heads: Array<{ index: number; head: ObjectHead }> = [];
     for (const [index, alternative] of alternatives.entries()) {
-      for (const kind of kindsOf(alternative, defs)) {
+      for (const kind of starts.kindsOf(alternative)) {
         if (kind === 'object') continue; // told apart by their first property, below
         const first = taken.get(kind);
         if (first !== undefined) return { path: at, message: `alternatives ${first} and ${index} can both be ${kind === 'number' ? 'a number' : `a${kind === 'array' ? 'n' : ''} ${kind}`}; give each kind of value one alternative (the grammar cannot keep two open)` };
         taken.set(kind, index);
       }
-      for (const head of objectHeadsOf(alternative, defs)) {
+      for (const head of starts.objectHeadsOf(alternative)) {
         const clash = heads.find((other) => other.index !== index && headsClash(other.head, head));
         if (clash) return { path: at, message: `alternatives ${clash.index} and ${index} can both be an object starting with the same property; objects in anyOf must differ in their first property's name, or in its const or enum values (a discriminator)` };
         heads.push({ index, head });
@@ -276,37 +277,59 @@ type JsonKind = 'object' | 'array' | 'string' | 'number' | 'boolean' | 'null';
 
 const kindOfLiteral = (value: unknown): JsonKind => (value === null ? 'null' : typeof value === 'string' ? 'string' : typeof value === 'boolean' ? 'boolean' : 'number');
 
-/** The kinds of value a (checked) schema may write, following `$ref`s (a cycle adds none). */
-function kindsOf(node: unknown, defs: Record<string, unknown>, following: ReadonlySet<string> = new Set()): Set<JsonKind> {
-  if (!isObject(node)) return new Set();
-  if (typeof node.$ref === 'string') {
-    const name = node.$ref.slice(DEFS_PREFIX.length);
-    return following.has(name) ? new Set() : kindsOf(defs[name], defs, new Set([...following, name]));
-  }
-  if (Array.isArray(node.anyOf)) return new Set(node.anyOf.flatMap((branch) => [...kindsOf(branch, defs, following)]));
-  if ('const' in node) return new Set([kindOfLiteral(node.const)]);
-  if (Array.isArray(node.enum)) return new Set(node.enum.map(kindOfLiteral));
-  const types = Array.isArray(node.type) ? node.type : [node.type];
-  return new Set(types.map((type) => (type === 'integer' ? 'number' : type) as JsonKind));
-}
-
 /** How an object alternative starts: its first listed property, and that property's literals when it is a const or enum. */
 interface ObjectHead { name: string | null; literals: string[] | null }
 
-/** The heads of the objects a (checked) schema may write, following `$ref`s and `anyOf`s. */
-function objectHeadsOf(node: unknown, defs: Record<string, unknown>, following: ReadonlySet<string> = new Set()): ObjectHead[] {
-  if (!isObject(node)) return [];
-  if (typeof node.$ref === 'string') {
-    const name = node.$ref.slice(DEFS_PREFIX.length);
-    return following.has(name) ? [] : objectHeadsOf(defs[name], defs, new Set([...following, name]));
+/**
+ * How the values a schema may write start: their kinds, and the heads of their objects. Each
+ * definition's are found once, as a fixed point over all of them (a `$ref` cycle adds nothing;
+ * following references anew for every alternative could take exponential time).
+ */
+class ValueStarts {
+  private readonly kinds = new Map<string, Set<JsonKind>>();
+  private readonly heads = new Map<string, Map<string, ObjectHead>>();
+
+  constructor(defs: Record<string, unknown>) {
+    for (const name of Object.keys(defs)) {
+      this.kinds.set(name, new Set());
+      this.heads.set(name, new Map());
+    }
+    for (let changed = true; changed;) {
+      changed = false;
+      for (const [name, def] of Object.entries(defs)) {
+        const kinds = this.kinds.get(name)!;
+        const heads = this.heads.get(name)!;
+        const before = kinds.size + heads.size;
+        for (const kind of this.kindsOf(def)) kinds.add(kind);
+        for (const head of this.objectHeadsOf(def)) heads.set(JSON.stringify(head), head);
+        if (kinds.size + heads.size !== before) changed = true;
+      }
+    }
   }
-  if (Array.isArray(node.anyOf)) return node.anyOf.flatMap((branch) => objectHeadsOf(branch, defs, following));
-  if (node.type !== 'object') return [];
-  const [first] = Object.entries(isObject(node.properties) ? node.properties : {});
-  if (!first) return [{ name: null, literals: null }];
-  const [name, schema] = first;
-  const literals = isObject(schema) && ('const' in schema || Array.isArray(schema.enum)) ? ('const' in schema ? [schema.const] : (schema.enum as unknown[])).map((value) => JSON.stringify(value)) : null;
-  return [{ name, literals }];
+
+  /** The kinds of value a (checked) schema may write. */
+  kindsOf(node: unknown): Set<JsonKind> {
+    if (!isObject(node)) return new Set();
+    if (typeof node.$ref === 'string') return new Set(this.kinds.get(node.$ref.slice(DEFS_PREFIX.length)) ?? []);
+    if (Array.isArray(node.anyOf)) return new Set(node.anyOf.flatMap((branch) => [...this.kindsOf(branch)]));
+    if ('const' in node) return new Set([kindOfLiteral(node.const)]);
+    if (Array.isArray(node.enum)) return new Set(node.enum.map(kindOfLiteral));
+    const types = Array.isArray(node.type) ? node.type : [node.type];
+    return new Set(types.map((type) => (type === 'integer' ? 'number' : type) as JsonKind));
+  }
+
+  /** The heads of the objects a (checked) schema may write. */
+  objectHeadsOf(node: unknown): ObjectHead[] {
+    if (!isObject(node)) return [];
+    if (typeof node.$ref === 'string') return [...(this.heads.get(node.$ref.slice(DEFS_PREFIX.length))?.values() ?? [])];
+    if (Array.isArray(node.anyOf)) return node.anyOf.flatMap((branch) => this.objectHeadsOf(branch));
+    if (node.type !== 'object') return [];
+    const [first] = Object.entries(isObject(node.properties) ? node.properties : {});
+    if (!first) return [{ name: null, literals: null }];
+    const [name, schema] = first;
+    const literals = isObject(schema) && ('const' in schema || Array.isArray(schema.enum)) ? ('const' in schema ? [schema.const] : (schema.enum as unknown[])).map((value) => JSON.stringify(value)) : null;
+    return [{ name, literals }];
+  }
 }
 
 /** Whether two objects could start alike for longer than a literal (the grammar would keep both open). */
