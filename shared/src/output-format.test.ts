@@ -79,13 +79,24 @@ describe('jsonSchemaProblem', () => {
     // Alternatives that start alike (the grammar would keep both open, doubling with each level).
     expect(problemAt({ anyOf: [{ type: 'array', maxItems: 1 }, { type: 'array', maxItems: 2 }] })).toMatchObject({ at: 'anyOf', message: expect.stringContaining('can both be an array') });
     expect(problemAt({ type: ['integer', 'number'] })).toMatchObject({ at: 'type', message: expect.stringContaining('can both be a number') });
-    expect(problemAt({ anyOf: [{ enum: ['a', 1] }, { $ref: '#/$defs/s' }], $defs: { s: { type: 'string' } } })).toMatchObject({ at: 'anyOf', message: expect.stringContaining('a string') });
+    expect(problemAt({ anyOf: [{ type: 'string', maxLength: 3 }, { $ref: '#/$defs/s' }], $defs: { s: { type: 'string' } } })).toMatchObject({ at: 'anyOf', message: expect.stringContaining('a string') });
+    // Literals end within their own length: const and enum alternatives may share a kind (zod's union of literals).
+    expect(problemAt({ anyOf: [{ type: 'string', const: 'a' }, { type: 'string', const: 'b' }, { type: 'string' }] })).toBeNull();
+    // A one-type list is its type, for alternatives as for everything else.
+    const self = { anyOf: [{ type: 'null' }, { type: ['object'], properties: { k: { $ref: '#/$defs/R' } } }, { type: ['object'], properties: { k: { $ref: '#/$defs/R' } } }] };
+    expect(problemAt({ $defs: { R: self }, $ref: '#/$defs/R' })).toMatchObject({ at: '$defs.R.anyOf' });
+    expect(problemAt({ $defs: { A: { type: ['object'], properties: { a: { $ref: '#/$defs/A' } } } }, $ref: '#/$defs/A' })).toMatchObject({ at: '$defs.A' });
+    expect(problemAt({ $defs: { A: { type: ['array'], prefixItems: [{ $ref: '#/$defs/A' }] } }, $ref: '#/$defs/A' })).toMatchObject({ at: '$defs.A' });
+    // An object with extra keys starts like any object: it shares an anyOf with none.
+    expect(problemAt({ $defs: { R: { anyOf: [{ type: 'null' }, { type: 'object', additionalProperties: { $ref: '#/$defs/R' } }, { type: 'object', properties: { k: { $ref: '#/$defs/R' } }, required: ['k'] }] } }, $ref: '#/$defs/R' }))
+      .toMatchObject({ at: '$defs.R.anyOf', message: expect.stringContaining('extra keys') });
+    expect(problemAt({ $ref: '#' })).toMatchObject({ at: '$ref', message: expect.stringContaining('whole schema') });
     expect(problemAt({ anyOf: [{ type: 'object' }, { type: 'array' }, { type: 'string' }, { type: 'integer' }, { type: 'boolean' }, { type: 'null' }] })).toBeNull();
     // Objects are told apart by their first property: its name, or its const/enum values.
     const shape = (first: string, value: unknown) => ({ type: 'object', properties: { [first]: value, rest: { type: 'string' } } });
     expect(problemAt({ anyOf: [shape('kind', { const: 'circle' }), shape('kind', { enum: ['square', 'rect'] })] })).toBeNull();
     expect(problemAt({ anyOf: [shape('user', { type: 'string' }), shape('address', { type: 'string' })] })).toBeNull();
-    expect(problemAt({ anyOf: [shape('kind', { const: 'a' }), shape('kind', { enum: ['a', 'b'] })] })).toMatchObject({ at: 'anyOf', message: expect.stringContaining('same property') });
+    expect(problemAt({ anyOf: [shape('kind', { const: 'a' }), shape('kind', { enum: ['a', 'b'] })] })).toMatchObject({ at: 'anyOf', message: expect.stringContaining("first property 'kind' with a value in common") });
     expect(problemAt({ anyOf: [shape('kind', { type: 'string' }), shape('kind', { const: 'a' })] })).toMatchObject({ at: 'anyOf' });
     expect(problemAt({ anyOf: [{ type: 'object' }, { type: 'object', additionalProperties: true }] })).toMatchObject({ at: 'anyOf' });
     // A definition that always contains itself: no answer could end.

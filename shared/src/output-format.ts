@@ -95,31 +95,8 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
   // `#/$defs/x` points from the document's root: definitions live there only.
   const defs: Record<string, unknown> = isObject(schema) && isObject(schema.$defs) ? schema.$defs : {};
   const scope = new Set(Object.keys(defs));
-  const starts = new ValueStarts(defs);
-  /**
-   * Alternatives (anyOf branches, a type list) must differ in their first character, one per kind
-   * of JSON value: the grammar then commits to one at once. Two that start alike stay open side by
-   * side, and nested, their number doubles with each level (a 200-byte schema held a gpu-node for
-   * minutes per token).
-   */
-  const overlap = (alternatives: unknown[], at: Path): Problem | null => {
-    const taken = new Map<JsonKind, number>();
-    const heads: Array<{ index: number; head: ObjectHead }> = [];
-    for (const [index, alternative] of alternatives.entries()) {
-      for (const kind of starts.kindsOf(alternative)) {
-        if (kind === 'object') continue; // told apart by their first property, below
-        const first = taken.get(kind);
-        if (first !== undefined) return { path: at, message: `alternatives ${first} and ${index} can both be ${kind === 'number' ? 'a number' : `a${kind === 'array' ? 'n' : ''} ${kind}`}; give each kind of value one alternative (the grammar cannot keep two open)` };
-        taken.set(kind, index);
-      }
-      for (const head of starts.objectHeadsOf(alternative)) {
-        const clash = heads.find((other) => other.index !== index && headsClash(other.head, head));
-        if (clash) return { path: at, message: `alternatives ${clash.index} and ${index} can both be an object starting with the same property; objects in anyOf must differ in their first property's name, or in its const or enum values (a discriminator)` };
-        heads.push({ index, head });
-      }
-    }
-    return null;
-  };
+  /** Where alternatives are (anyOf, type lists): checked once the whole schema passed (see `overlapOf`). */
+  const alternativeSites: Array<{ alternatives: unknown[]; at: Path }> = [];
   const walk = (node: unknown, path: Path, depth: number): Problem | null => {
     if (!isObject(node)) return { path, message: 'a schema must be a JSON object' };
     if (++nodes > MAX_SCHEMA_NODES) return { path, message: `the schema holds more than ${MAX_SCHEMA_NODES} subschemas` };
@@ -150,12 +127,19 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
 
     if ('$ref' in node) {
       const ref = node.$ref;
-      if (typeof ref !== 'string' || !ref.startsWith(DEFS_PREFIX)) return { path: [...path, '$ref'], message: `$ref must be '${DEFS_PREFIX}<name>'` };
+      if (typeof ref !== 'string' || !ref.startsWith(DEFS_PREFIX)) {
+        const why = ref === '#' ? ": a reference to the whole schema is not supported; put the recursive part in $defs" : typeof ref === 'string' && ref.startsWith('#/definitions/') ? ": put the definitions in '$defs'" : '';
+        return { path: [...path, '$ref'], message: `$ref must be '${DEFS_PREFIX}<name>'${why}` };
+      }
       if (!scope.has(ref.slice(DEFS_PREFIX.length))) return { path: [...path, '$ref'], message: `$ref '${ref.slice(0, 80)}' names no definition in $defs` };
       return only(['$ref'], '$ref');
     }
     if ('oneOf' in node) return { path: [...path, 'oneOf'], message: "'oneOf' is not supported: it also forbids a value that matches two branches, which the grammar cannot check; use anyOf" };
-    if ('anyOf' in node) return only(['anyOf'], 'anyOf') ?? children(node.anyOf, [...path, 'anyOf']) ?? overlap(node.anyOf as unknown[], [...path, 'anyOf']);
+    if ('anyOf' in node) {
+      const problem = only(['anyOf'], 'anyOf') ?? children(node.anyOf, [...path, 'anyOf']);
+      if (!problem) alternativeSites.push({ alternatives: node.anyOf as unknown[], at: [...path, 'anyOf'] });
+      return problem;
+    }
     if ('const' in node || 'enum' in node) {
       const keyword = 'const' in node ? 'const' : 'enum';
       const values = keyword === 'const' ? [node.const] : node.enum;
@@ -185,7 +169,9 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
     if (types.length > 1) {
       // Several types: scalars only (their keywords could not apply to the others); anyOf says the rest.
       if (!types.every((type) => (SCALAR_TYPES as readonly unknown[]).includes(type))) return { path: [...path, 'type'], message: 'a type array may hold string, number, integer, boolean and null only; use anyOf for objects and arrays' };
-      return only(['type'], 'multi-type') ?? overlap(types.map((type) => ({ type })), [...path, 'type']);
+      const problem = only(['type'], 'multi-type');
+      if (!problem) alternativeSites.push({ alternatives: types.map((type) => ({ type })), at: [...path, 'type'] });
+      return problem;
     }
     const type = types[0] as (typeof TYPES)[number];
     const problem = only(KEYWORDS_BY_TYPE[type], type);
@@ -264,6 +250,12 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
   };
   const problem = walk(schema, [], 0);
   if (problem) return problem;
+  // The schema is now known to be small and well formed: what follows may follow its references.
+  const starts = new ValueStarts(defs);
+  for (const { alternatives, at } of alternativeSites) {
+    const clash = overlapOf(alternatives, starts);
+    if (clash) return { path: at, message: clash };
+  }
   // Every definition, and the root, must have a finite value: one that always contains itself
   // (a listed property, a required item) would nest until max_tokens cuts it.
   const finite = finiteDefinitions(defs);
@@ -275,65 +267,99 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
 /** The first character's kind of a JSON value: what tells alternatives apart. */
 type JsonKind = 'object' | 'array' | 'string' | 'number' | 'boolean' | 'null';
 
-const kindOfLiteral = (value: unknown): JsonKind => (value === null ? 'null' : typeof value === 'string' ? 'string' : typeof value === 'boolean' ? 'boolean' : 'number');
-
-/** How an object alternative starts: its first listed property, and that property's literals when it is a const or enum. */
-interface ObjectHead { name: string | null; literals: string[] | null }
+/** A node's type, a one-type list read as its type (as the grammar reads it). */
+const typeOf = (node: Record<string, unknown>): unknown => (Array.isArray(node.type) && node.type.length === 1 ? node.type[0] : node.type);
 
 /**
- * How the values a schema may write start: their kinds, and the heads of their objects. Each
- * definition's are found once, as a fixed point over all of them (a `$ref` cycle adds nothing;
- * following references anew for every alternative could take exponential time).
+ * Alternatives (anyOf branches, a type list) must differ in how they start: the grammar then
+ * commits to one at once. Two that start alike stay open side by side and, nested, their number
+ * doubles with each level (a 200-byte schema held a gpu-node for minutes per token). So: one
+ * alternative per kind of value, objects told apart by their first property (its name, or
+ * disjoint const/enum values); a const or enum alternative is free (a literal ends within its
+ * own length, never keeping two open across a nesting). Returns why they clash, or null.
+ */
+function overlapOf(alternatives: unknown[], starts: ValueStarts): string | null {
+  const taken = new Map<JsonKind, number>();
+  const objects: Array<{ index: number; object: Record<string, unknown> }> = [];
+  for (const [index, alternative] of alternatives.entries()) {
+    for (const kind of starts.kindsOf(alternative)) {
+      const first = taken.get(kind);
+      if (first !== undefined) return `alternatives ${first} and ${index} can both be ${kind === 'number' ? 'a number' : `a${kind === 'array' ? 'n' : ''} ${kind}`}; give each kind of value one alternative (the grammar cannot keep two open; const and enum alternatives may share a kind)`;
+      taken.set(kind, index);
+    }
+    for (const object of starts.objectsOf(alternative)) {
+      for (const other of objects) {
+        if (other.index === index) continue;
+        const clash = objectsClash(other.object, object);
+        if (clash) return `alternatives ${other.index} and ${index} can both be an object: ${clash}`;
+      }
+      objects.push({ index, object });
+    }
+  }
+  return null;
+}
+
+/** How two object alternatives could start alike for longer than a literal, or null when they cannot. */
+function objectsClash(left: Record<string, unknown>, right: Record<string, unknown>): string | null {
+  const open = (object: Record<string, unknown>) => object.additionalProperties !== undefined && object.additionalProperties !== false;
+  if (open(left) || open(right)) return 'an object with extra keys (additionalProperties) cannot share an anyOf with another object';
+  const firstOf = (object: Record<string, unknown>) => Object.entries(isObject(object.properties) ? object.properties : {})[0];
+  const [leftFirst, rightFirst] = [firstOf(left), firstOf(right)];
+  if (!leftFirst || !rightFirst) return leftFirst === rightFirst ? 'two objects without properties' : null;
+  if (leftFirst[0] !== rightFirst[0]) return null;
+  const literals = (schema: unknown) => (isObject(schema) ? ('const' in schema ? [schema.const] : Array.isArray(schema.enum) ? schema.enum : null) : null);
+  const [leftValues, rightValues] = [literals(leftFirst[1]), literals(rightFirst[1])];
+  const named = `first property '${leftFirst[0].slice(0, 60)}'${/^\d+$/.test(leftFirst[0]) ? ' (a numeric name comes first in JSON objects)' : ''}`;
+  if (!leftValues || !rightValues) return `both start with the ${named}; objects in anyOf must differ in their first property's name, or in its inline const or enum values (a discriminator)`;
+  const rightSet = new Set(rightValues.map((value) => JSON.stringify(value)));
+  return leftValues.some((value) => rightSet.has(JSON.stringify(value))) ? `both start with the ${named} with a value in common` : null;
+}
+
+/**
+ * The kinds of value a schema may write that count against each other (not its literals), and
+ * the objects it may write, following `$ref`s. Each definition's are found once, as a fixed
+ * point over all of them, for a schema the walk already bounded (a `$ref` cycle adds nothing).
  */
 class ValueStarts {
   private readonly kinds = new Map<string, Set<JsonKind>>();
-  private readonly heads = new Map<string, Map<string, ObjectHead>>();
+  private readonly objects = new Map<string, Set<Record<string, unknown>>>();
 
   constructor(defs: Record<string, unknown>) {
     for (const name of Object.keys(defs)) {
       this.kinds.set(name, new Set());
-      this.heads.set(name, new Map());
+      this.objects.set(name, new Set());
     }
     for (let changed = true; changed;) {
       changed = false;
       for (const [name, def] of Object.entries(defs)) {
         const kinds = this.kinds.get(name)!;
-        const heads = this.heads.get(name)!;
-        const before = kinds.size + heads.size;
+        const objects = this.objects.get(name)!;
+        const before = kinds.size + objects.size;
         for (const kind of this.kindsOf(def)) kinds.add(kind);
-        for (const head of this.objectHeadsOf(def)) heads.set(JSON.stringify(head), head);
-        if (kinds.size + heads.size !== before) changed = true;
+        for (const object of this.objectsOf(def)) objects.add(object);
+        if (kinds.size + objects.size !== before) changed = true;
       }
     }
   }
 
-  /** The kinds of value a (checked) schema may write. */
   kindsOf(node: unknown): Set<JsonKind> {
     if (!isObject(node)) return new Set();
     if (typeof node.$ref === 'string') return new Set(this.kinds.get(node.$ref.slice(DEFS_PREFIX.length)) ?? []);
     if (Array.isArray(node.anyOf)) return new Set(node.anyOf.flatMap((branch) => [...this.kindsOf(branch)]));
-    if ('const' in node) return new Set([kindOfLiteral(node.const)]);
-    if (Array.isArray(node.enum)) return new Set(node.enum.map(kindOfLiteral));
-    const types = Array.isArray(node.type) ? node.type : [node.type];
-    return new Set(types.map((type) => (type === 'integer' ? 'number' : type) as JsonKind));
+    if ('const' in node || 'enum' in node) return new Set();
+    const type = typeOf(node);
+    if (type === 'object') return new Set(); // objects: see objectsOf
+    const types = Array.isArray(type) ? type : [type];
+    return new Set(types.map((one) => (one === 'integer' ? 'number' : one) as JsonKind));
   }
 
-  /** The heads of the objects a (checked) schema may write. */
-  objectHeadsOf(node: unknown): ObjectHead[] {
-    if (!isObject(node)) return [];
-    if (typeof node.$ref === 'string') return [...(this.heads.get(node.$ref.slice(DEFS_PREFIX.length))?.values() ?? [])];
-    if (Array.isArray(node.anyOf)) return node.anyOf.flatMap((branch) => this.objectHeadsOf(branch));
-    if (node.type !== 'object') return [];
-    const [first] = Object.entries(isObject(node.properties) ? node.properties : {});
-    if (!first) return [{ name: null, literals: null }];
-    const [name, schema] = first;
-    const literals = isObject(schema) && ('const' in schema || Array.isArray(schema.enum)) ? ('const' in schema ? [schema.const] : (schema.enum as unknown[])).map((value) => JSON.stringify(value)) : null;
-    return [{ name, literals }];
+  objectsOf(node: unknown): Set<Record<string, unknown>> {
+    if (!isObject(node)) return new Set();
+    if (typeof node.$ref === 'string') return new Set(this.objects.get(node.$ref.slice(DEFS_PREFIX.length)) ?? []);
+    if (Array.isArray(node.anyOf)) return new Set(node.anyOf.flatMap((branch) => [...this.objectsOf(branch)]));
+    return typeOf(node) === 'object' ? new Set([node]) : new Set();
   }
 }
-
-/** Whether two objects could start alike for longer than a literal (the grammar would keep both open). */
-const headsClash = (left: ObjectHead, right: ObjectHead) => left.name === right.name && (left.literals === null || right.literals === null || left.literals.some((literal) => right.literals!.includes(literal)));
 
 /** The definitions that have a finite value (a least fixed point: none is assumed to). */
 function finiteDefinitions(defs: Record<string, unknown>): Set<string> {
@@ -343,13 +369,13 @@ function finiteDefinitions(defs: Record<string, unknown>): Set<string> {
     if (typeof node.$ref === 'string') return finite.has(node.$ref.slice(DEFS_PREFIX.length));
     if (Array.isArray(node.anyOf)) return node.anyOf.some(ends);
     if ('const' in node || 'enum' in node) return true;
-    if (node.type === 'object') {
+    if (typeOf(node) === 'object') {
       // Every listed property is written; extra keys only as many as minProperties asks.
       const listed = Object.values(isObject(node.properties) ? node.properties : {});
       const extra = (node.minProperties as number) > 0 && isObject(node.additionalProperties) ? [node.additionalProperties] : [];
       return [...listed, ...extra].every(ends);
     }
-    if (node.type === 'array') {
+    if (typeOf(node) === 'array') {
       const prefix = Array.isArray(node.prefixItems) ? node.prefixItems : [];
       const beyond = (node.minItems as number) > prefix.length && isObject(node.items) ? [node.items] : [];
       return [...prefix, ...beyond].every(ends);
