@@ -91,6 +91,18 @@ describe('structured outputs', () => {
     const parsed = completion.choices[0]!.message.parsed;
     expect(parsed).not.toBeNull();
     expect(Plan.parse(parsed)).toEqual(parsed);
+
+    // A recursive zod schema: the client writes it with draft-07 `definitions` and `#/definitions/…` references.
+    const Category = z.object({ name: z.string().max(6), get children() { return z.array(Category).max(1); } });
+    const Tree = z.object({ root: Category });
+    const format = zodResponseFormat(Tree, 'tree');
+    expect(JSON.stringify(format.json_schema.schema)).toContain('#/definitions/');
+    // How deep random weights nest is chance (greedy, they never stop): these seeds close the tree within the limit.
+    for (const seed of [2, 3, 4]) {
+      const tree = await client.chat.completions.parse({ model: MODEL_ID, messages: ask, max_tokens: 600, temperature: 1, seed, response_format: format });
+      expect(tree.choices[0]!.finish_reason).toBe('stop');
+      expect(Tree.parse(tree.choices[0]!.message.parsed)).toEqual(tree.choices[0]!.message.parsed);
+    }
   });
 
   it('answers json_object with a JSON object', async () => {
@@ -105,7 +117,7 @@ describe('structured outputs', () => {
     await expect(refusal({ type: 'integer', minimum: 3 })).rejects.toMatchObject({ status: 400, param: 'response_format.json_schema.schema.minimum' });
     await expect(refusal({ type: 'object', properties: { a: { $ref: '#/$defs/missing' } } })).rejects.toMatchObject({ status: 400, param: 'response_format.json_schema.schema.properties.a.$ref' });
     await expect(refusal({ type: 'object', properties: { a: { type: 'string' } }, required: ['b'] })).rejects.toMatchObject({ status: 400, param: 'response_format.json_schema.schema.required' });
-    await expect(refusal({ type: 'object', properties: { a: { $ref: '#/definitions/a' } }, definitions: { a: { type: 'string' } } })).rejects.toMatchObject({ status: 400, message: expect.stringContaining('$defs') });
+    await expect(refusal({ type: 'object', properties: { a: { $ref: '#/definitions/a' } }, definitions: { a: { type: 'string' } }, $defs: {} })).rejects.toMatchObject({ status: 400, param: 'response_format.json_schema.schema.definitions', message: expect.stringContaining('not both') });
     await expect(refusal({ type: 'date' })).rejects.toMatchObject({ status: 400, param: 'response_format.json_schema.schema.type' });
     await expect(client.chat.completions.create({ model: MODEL_ID, messages: ask, response_format: { type: 'json_schema' } as never })).rejects.toMatchObject({ status: 400, param: 'response_format.json_schema' });
     await expect(refusal({ oneOf: [{ type: 'number' }, { type: 'integer' }] })).rejects.toMatchObject({ status: 400, param: 'response_format.json_schema.schema.oneOf' });

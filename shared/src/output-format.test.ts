@@ -68,7 +68,12 @@ describe('jsonSchemaProblem', () => {
     expect(problemAt({ type: 'array', prefixItems: [{ type: 'string' }, { type: 'string' }], maxItems: 1 })).toMatchObject({ at: 'maxItems' });
     expect(problemAt({ $ref: '#/$defs/missing' })).toMatchObject({ at: '$ref' });
     expect(problemAt({ $ref: 'https://example.com/schema' })).toMatchObject({ at: '$ref' });
-    expect(problemAt({ type: 'object', properties: { a: { $ref: '#/definitions/a' } }, definitions: { a: { type: 'string' } } })).toMatchObject({ at: 'definitions', message: expect.stringContaining('$defs') });
+    // draft-07's definitions (what zodResponseFormat writes) work as $defs do; one of the two, at the root.
+    expect(problemAt({ type: 'object', properties: { a: { $ref: '#/definitions/a' } }, definitions: { a: { type: 'string' } } })).toBeNull();
+    expect(problemAt({ type: 'object', properties: { a: { $ref: '#/$defs/a' } }, definitions: { a: { type: 'string' } } })).toMatchObject({ at: 'properties.a.$ref', message: expect.stringContaining('#/definitions/') });
+    expect(problemAt({ $defs: { a: { type: 'string' } }, definitions: { b: { type: 'string' } }, $ref: '#/$defs/a' })).toMatchObject({ at: 'definitions', message: expect.stringContaining('not both') });
+    expect(problemAt({ type: 'object', properties: { a: { type: 'object', definitions: {} } } })).toMatchObject({ at: 'properties.a.definitions' });
+    expect(problemAt({ definitions: { n: { type: 'object', properties: { next: { $ref: '#/definitions/n' } } } }, $ref: '#/definitions/n' })).toMatchObject({ at: 'definitions.n' });
     expect(problemAt({ anyOf: [] })).toMatchObject({ at: 'anyOf' });
     expect(problemAt({ anyOf: [{ type: 'string' }], type: 'string' })).toMatchObject({ at: 'type' });
     expect(problemAt({ enum: [{ a: 1 }] })).toMatchObject({ at: 'enum' });

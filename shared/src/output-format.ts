@@ -9,7 +9,7 @@
  * order listed (so any `required` is met); `additionalProperties` (extra keys) only on an object
  * that lists none, since the grammar could write a listed name again as an extra key; `anyOf`
  * is "one of these", its alternatives told apart by their first character (`oneOf`, which also
- * forbids matching two, is refused); `$defs` at the root only; strings honour
+ * forbids matching two, is refused); `$defs` (or draft-07's `definitions`) at the root only; strings honour
  * `minLength`/`maxLength` (in characters: the grammar writes no `\u` escapes) or `format: time`;
  * arrays `items`, `prefixItems`, `minItems`, `maxItems`. Counts stay at most `MAX_SCHEMA_COUNT`
  * (llama.cpp's grammar expands repetitions: larger ones fail or stop being enforced), and the
@@ -44,7 +44,27 @@ const SCALAR_TYPES = ['string', 'number', 'integer', 'boolean', 'null'] as const
 const TYPES = [...SCALAR_TYPES, 'object', 'array'] as const;
 // Not date or date-time: the grammar cannot tell how many days a month has (it writes 2023-02-31).
 const STRING_FORMATS = ['time'] as const;
-const DEFS_PREFIX = '#/$defs/';
+/**
+ * Where a schema's definitions are: `$defs` (JSON Schema 2020-12), or `definitions` (draft-07,
+ * what openai's `zodResponseFormat` writes for named and recursive zod schemas). One of the two,
+ * at the root; a `$ref` points into it from the root.
+ */
+export const DEFINITION_CONTAINERS = ['$defs', 'definitions'] as const;
+type DefinitionContainer = (typeof DEFINITION_CONTAINERS)[number];
+const refPrefix = (container: DefinitionContainer) => `#/${container}/`;
+
+/** The definitions of a schema's root, and the container they are in ('$defs' when none). */
+export function definitionsOf(schema: unknown): { container: DefinitionContainer; defs: Record<string, unknown> } {
+  const container = isObject(schema) && 'definitions' in schema && !('$defs' in schema) ? 'definitions' : '$defs';
+  const defs = isObject(schema) && isObject(schema[container]) ? schema[container] : {};
+  return { container, defs };
+}
+
+/** The definition a `$ref` names (either container's prefix), or null. */
+const definitionName = (ref: string): string | null => {
+  const prefix = DEFINITION_CONTAINERS.map(refPrefix).find((candidate) => ref.startsWith(candidate));
+  return prefix ? ref.slice(prefix.length) : null;
+};
 
 /** The keywords each kind of subschema may use beside the annotations and `$defs`. */
 const KEYWORDS_BY_TYPE: Record<(typeof TYPES)[number], readonly string[]> = {
@@ -93,7 +113,7 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
     return odd === undefined ? null : { path: [...at, 'type'], message: `${JSON.stringify(odd).slice(0, 80)} is not of type ${types.join(' or ')}` };
   };
   // `#/$defs/x` points from the document's root: definitions live there only.
-  const defs: Record<string, unknown> = isObject(schema) && isObject(schema.$defs) ? schema.$defs : {};
+  const { container, defs } = definitionsOf(schema);
   const scope = new Set(Object.keys(defs));
   /** Where alternatives are (anyOf, type lists): checked once the whole schema passed (see `overlapOf`). */
   const alternativeSites: Array<{ alternatives: unknown[]; at: Path }> = [];
@@ -102,18 +122,19 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
     if (++nodes > MAX_SCHEMA_NODES) return { path, message: `the schema holds more than ${MAX_SCHEMA_NODES} subschemas` };
     if (depth > MAX_SCHEMA_DEPTH) return { path, message: `the schema nests deeper than ${MAX_SCHEMA_DEPTH} levels` };
     const keys = Object.keys(node).filter((key) => !(SCHEMA_ANNOTATIONS as readonly string[]).includes(key));
-    if ('$defs' in node) {
-      if (depth > 0) return { path: [...path, '$defs'], message: "$defs is supported at the schema's root only ('#/$defs/<name>' points from the root)" };
-      if (!isObject(node.$defs)) return { path: [...path, '$defs'], message: '$defs must be an object of schemas' };
-      for (const [name, def] of Object.entries(node.$defs)) {
-        const problem = walk(def, [...path, '$defs', name], depth + 1);
+    for (const key of DEFINITION_CONTAINERS) {
+      if (!(key in node)) continue;
+      if (depth > 0) return { path: [...path, key], message: `${key} is supported at the schema's root only ('${refPrefix(key)}<name>' points from the root)` };
+      if (key !== container) return { path: [...path, key], message: 'use $defs or definitions, not both' };
+      if (!isObject(node[key])) return { path: [...path, key], message: `${key} must be an object of schemas` };
+      for (const [name, def] of Object.entries(node[key])) {
+        const problem = walk(def, [...path, key, name], depth + 1);
         if (problem) return problem;
       }
     }
     const only = (allowed: readonly string[], what: string): Problem | null => {
-      const extra = keys.find((key) => key !== '$defs' && !allowed.includes(key));
+      const extra = keys.find((key) => !(DEFINITION_CONTAINERS as readonly string[]).includes(key) && !allowed.includes(key));
       if (extra === undefined) return null;
-      if (extra === 'definitions') return { path: [...path, extra], message: "'definitions' is not supported: put the definitions in '$defs' and refer to them as '#/$defs/<name>'" };
       return { path: [...path, extra], message: `'${extra}' is not supported in a ${what} schema here (the grammar could not enforce it); supported: ${list(allowed)}` };
     };
     const children = (schemas: unknown, at: Path): Problem | null => {
@@ -127,11 +148,11 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
 
     if ('$ref' in node) {
       const ref = node.$ref;
-      if (typeof ref !== 'string' || !ref.startsWith(DEFS_PREFIX)) {
-        const why = ref === '#' ? ": a reference to the whole schema is not supported; put the recursive part in $defs" : typeof ref === 'string' && ref.startsWith('#/definitions/') ? ": put the definitions in '$defs'" : '';
-        return { path: [...path, '$ref'], message: `$ref must be '${DEFS_PREFIX}<name>'${why}` };
+      if (typeof ref !== 'string' || !ref.startsWith(refPrefix(container))) {
+        const why = ref === '#' ? ': a reference to the whole schema is not supported; put the recursive part in the definitions' : '';
+        return { path: [...path, '$ref'], message: `$ref must be '${refPrefix(container)}<name>'${why}` };
       }
-      if (!scope.has(ref.slice(DEFS_PREFIX.length))) return { path: [...path, '$ref'], message: `$ref '${ref.slice(0, 80)}' names no definition in $defs` };
+      if (!scope.has(ref.slice(refPrefix(container).length))) return { path: [...path, '$ref'], message: `$ref '${ref.slice(0, 80)}' names no definition in ${container}` };
       return only(['$ref'], '$ref');
     }
     if ('oneOf' in node) return { path: [...path, 'oneOf'], message: "'oneOf' is not supported: it also forbids a value that matches two branches, which the grammar cannot check; use anyOf" };
@@ -155,7 +176,7 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
     }
     if (!('type' in node)) {
       const needs = `a schema needs a type (${list(TYPES)}), or enum, const, anyOf or $ref`;
-      const keyword = keys.find((key) => key !== '$defs');
+      const keyword = keys.find((key) => !(DEFINITION_CONTAINERS as readonly string[]).includes(key));
       if (keyword === undefined) return { path, message: needs };
       const owner = TYPES.find((type) => type !== 'string' && KEYWORDS_BY_TYPE[type].includes(keyword)) ?? (KEYWORDS_BY_TYPE.string.includes(keyword) ? 'string' : undefined);
       return owner
@@ -260,7 +281,7 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
   // (a listed property, a required item) would nest until max_tokens cuts it.
   const finite = finiteDefinitions(defs);
   const endless = Object.keys(defs).find((name) => !finite.has(name));
-  if (endless !== undefined) return { path: ['$defs', endless], message: `definition '${endless.slice(0, 80)}' always contains itself, so no answer could end; give it a way out (an anyOf branch of null, an array that may be empty)` };
+  if (endless !== undefined) return { path: [container, endless], message: `definition '${endless.slice(0, 80)}' always contains itself, so no answer could end; give it a way out (an anyOf branch of null, an array that may be empty)` };
   return null;
 }
 
@@ -344,7 +365,7 @@ class ValueStarts {
 
   kindsOf(node: unknown): Set<JsonKind> {
     if (!isObject(node)) return new Set();
-    if (typeof node.$ref === 'string') return new Set(this.kinds.get(node.$ref.slice(DEFS_PREFIX.length)) ?? []);
+    if (typeof node.$ref === 'string') return new Set(this.kinds.get(definitionName(node.$ref) ?? '') ?? []);
     if (Array.isArray(node.anyOf)) return new Set(node.anyOf.flatMap((branch) => [...this.kindsOf(branch)]));
     if ('const' in node || 'enum' in node) return new Set();
     const type = typeOf(node);
@@ -355,7 +376,7 @@ class ValueStarts {
 
   objectsOf(node: unknown): Set<Record<string, unknown>> {
     if (!isObject(node)) return new Set();
-    if (typeof node.$ref === 'string') return new Set(this.objects.get(node.$ref.slice(DEFS_PREFIX.length)) ?? []);
+    if (typeof node.$ref === 'string') return new Set(this.objects.get(definitionName(node.$ref) ?? '') ?? []);
     if (Array.isArray(node.anyOf)) return new Set(node.anyOf.flatMap((branch) => [...this.objectsOf(branch)]));
     return typeOf(node) === 'object' ? new Set([node]) : new Set();
   }
@@ -366,7 +387,7 @@ function finiteDefinitions(defs: Record<string, unknown>): Set<string> {
   const finite = new Set<string>();
   const ends = (node: unknown): boolean => {
     if (!isObject(node)) return true;
-    if (typeof node.$ref === 'string') return finite.has(node.$ref.slice(DEFS_PREFIX.length));
+    if (typeof node.$ref === 'string') return finite.has(definitionName(node.$ref) ?? '');
     if (Array.isArray(node.anyOf)) return node.anyOf.some(ends);
     if ('const' in node || 'enum' in node) return true;
     if (typeOf(node) === 'object') {

@@ -17,6 +17,13 @@ describe('grammarSchemaOf', () => {
   });
 });
 
+describe('grammarSchemaOf with draft-07 definitions (what zodResponseFormat writes)', () => {
+  it('reads definitions as $defs, and references into them', () => {
+    expect(grammarSchemaOf({ type: 'object', properties: { n: { $ref: '#/definitions/Named' } }, definitions: { Named: { type: 'array', items: { $ref: '#/definitions/Named' } } } }))
+      .toEqual({ type: 'object', properties: { n: { $ref: '#/$defs/Named' } }, $defs: { Named: { type: 'array', items: { $ref: '#/$defs/Named' } } } });
+  });
+});
+
 describe('tightenedGrammar', () => {
   it('ends the root at the value and keeps numbers finite, integers without exponents', () => {
     const generated = [

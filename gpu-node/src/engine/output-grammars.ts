@@ -14,25 +14,28 @@ const KEPT_GRAMMARS = 32;
 /** Keys whose value is one schema, and keys whose value is a list or a map of them. */
 const SCHEMA_KEYS = ['items', 'additionalProperties'];
 const SCHEMA_LIST_KEYS = ['prefixItems', 'anyOf', 'oneOf'];
-const SCHEMA_MAP_KEYS = ['properties', '$defs'];
+const SCHEMA_MAP_KEYS = ['properties', '$defs', 'definitions'];
+
+const DRAFT7_PREFIX = '#/definitions/';
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /**
  * A checked schema as node-llama-cpp reads it: `anyOf` becomes its `oneOf` (the grammar of
- * either is "one of these"; the check refuses `oneOf` itself), a one-type array its type, and
- * annotations are dropped.
+ * either is "one of these"; the check refuses `oneOf` itself), draft-07's `definitions` its
+ * `$defs` (references with them), a one-type array its type, and annotations are dropped.
  */
 export function grammarSchemaOf(schema: Record<string, unknown>): GbnfJsonSchema {
   const convert = (node: Record<string, unknown>): Record<string, unknown> => {
     const out: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(node)) {
       if ((SCHEMA_ANNOTATIONS as readonly string[]).includes(key)) continue;
-      const name = key === 'anyOf' ? 'oneOf' : key;
+      const name = key === 'anyOf' ? 'oneOf' : key === 'definitions' ? '$defs' : key;
       if (SCHEMA_KEYS.includes(key) && isObject(value)) out[name] = convert(value);
       else if (SCHEMA_LIST_KEYS.includes(key) && Array.isArray(value)) out[name] = value.map((child) => convert(child as Record<string, unknown>));
       else if (SCHEMA_MAP_KEYS.includes(key) && isObject(value)) out[name] = Object.fromEntries(Object.entries(value).map(([child, sub]) => [child, convert(sub as Record<string, unknown>)]));
       else if (key === 'type' && Array.isArray(value) && value.length === 1) out[name] = value[0];
+      else if (key === '$ref' && typeof value === 'string' && value.startsWith(DRAFT7_PREFIX)) out[name] = `#/$defs/${value.slice(DRAFT7_PREFIX.length)}`;
       else out[name] = value;
     }
     return out;
