@@ -10,6 +10,7 @@ import {
   ACTIVE_RESPONSE_STATUSES,
   chatMessageSchema,
   parseWire,
+  responseTextFormatSchema,
   WIRE_VERSION,
   WireFormatError,
   type NewResponse,
@@ -35,12 +36,6 @@ const outcomeSchema = z.object({
   completedAtMs: z.number().int(),
 });
 
-const textFormatSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('text') }),
-  z.object({ type: z.literal('json_object') }),
-  z.object({ type: z.literal('json_schema'), name: z.string(), schema: z.record(z.string(), z.unknown()), description: z.string().optional(), strict: z.boolean().optional() }),
-]);
-
 const responseHashSchema = z.object({
   v: z.literal(String(WIRE_VERSION)),
   tenant: z.string().min(1),
@@ -53,7 +48,7 @@ const responseHashSchema = z.object({
   conversationId: z.string().transform((id) => id || null),
   metadata: json(z.record(z.string(), z.string())),
   // `textFormat` is absent on records of builds before structured outputs: plain text.
-  sampling: json(z.object({ temperature: z.number(), topP: z.number(), maxOutputTokens: z.number().int().nullable(), textFormat: textFormatSchema.default({ type: 'text' }) })),
+  sampling: json(z.object({ temperature: z.number(), topP: z.number(), maxOutputTokens: z.number().int().nullable(), textFormat: responseTextFormatSchema.default({ type: 'text' }) })),
   input: json(z.array(chatMessageSchema)),
   history: json(z.array(chatMessageSchema)),
   relayGroup: z.string(),

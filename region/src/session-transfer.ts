@@ -253,7 +253,7 @@ export class SessionTransfer {
     if (!record) return null;
     const messages = transcript.map((message) => parseWireJson(chatMessageSchema, message, 'transcript message'));
     const { tenant, model, createdAtMs, version, ttlSeconds, metadata } = record;
-    const formerIds = formerIdsOf(hash);
+    const formerIds = formerIdsOf(hash[F.formerIds]);
     return { copy: { id: sessionId, tenant, model, createdAtMs, version, ttlSeconds, metadata, messages, ...(formerIds.length > 0 ? { formerIds } : {}) }, record };
   }
 
@@ -373,7 +373,7 @@ export class SessionTransfer {
       if (reply[0] === 'moved') {
         await this.tenants.forgetSession(reply[1]!, sessionId).catch(() => {});
         for (const snapshot of new Set([...reply.slice(2), ...(snapshotId ? [snapshotId] : [])])) await this.snapshots.forget(snapshot);
-        await this.repointForwards(reply[1]!, formerIdsOf({ formerIds: formerIdsField ?? '' }), newId);
+        await this.repointForwards(reply[1]!, formerIdsOf(formerIdsField), newId);
       }
       return 'moved';
     }
@@ -381,9 +381,8 @@ export class SessionTransfer {
   }
 }
 
-/** A session hash's former ids (see SESSION_FIELD.formerIds); none when absent or unreadable. */
-function formerIdsOf(hash: Record<string, string>): string[] {
-  const text = hash[F.formerIds];
+/** A session hash's former ids, from its field's text (see SESSION_FIELD.formerIds); none when absent or unreadable. */
+function formerIdsOf(text: string | null | undefined): string[] {
   if (!text) return [];
   try {
     const ids: unknown = JSON.parse(text);

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { InvalidRequestError } from './errors.js';
 import type { ChatMessage, GenerationInput } from './jobs.js';
-import { jsonSchemaSchema, type OutputFormat } from './output-format.js';
+import { formatNameSchema, jsonSchemaSchema, type OutputFormat } from './output-format.js';
 import { logitBiasSchema, penaltySchema, type SamplingParams } from './sampling.js';
 
 const MAX_STOP_STRINGS = 4;
@@ -61,7 +61,7 @@ export const chatCompletionRequestSchema = z.object({
     z.object({
       type: z.literal('json_schema'),
       json_schema: z.object({
-        name: z.string({ error: 'json_schema.name is required' }).regex(/^[A-Za-z0-9_-]{1,64}$/, 'json_schema.name must be 1 to 64 letters, digits, _ or -'),
+        name: formatNameSchema('json_schema.name'),
         description: z.string().nullish(),
         // Without a schema: any JSON object, as json_object.
         schema: jsonSchemaSchema.nullish(),

@@ -54,14 +54,14 @@ type DefinitionContainer = (typeof DEFINITION_CONTAINERS)[number];
 const refPrefix = (container: DefinitionContainer) => `#/${container}/`;
 
 /** The definitions of a schema's root, and the container they are in ('$defs' when none). */
-export function definitionsOf(schema: unknown): { container: DefinitionContainer; defs: Record<string, unknown> } {
+function definitionsOf(schema: unknown): { container: DefinitionContainer; defs: Record<string, unknown> } {
   const container = isObject(schema) && 'definitions' in schema && !('$defs' in schema) ? 'definitions' : '$defs';
   const defs = isObject(schema) && isObject(schema[container]) ? schema[container] : {};
   return { container, defs };
 }
 
 /** The definition a `$ref` names (either container's prefix), or null. */
-const definitionName = (ref: string): string | null => {
+export const definitionName = (ref: string): string | null => {
   const prefix = DEFINITION_CONTAINERS.map(refPrefix).find((candidate) => ref.startsWith(candidate));
   return prefix ? ref.slice(prefix.length) : null;
 };
@@ -88,6 +88,14 @@ const literalIs = (value: unknown, type: unknown) => (type === 'null' ? value ==
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARACTER = /[\u0000-\u001f]/;
 const isCount = (value: unknown) => typeof value === 'number' && Number.isInteger(value) && value >= 0;
+/** The keywords that count (characters, properties, items): whole numbers up to `MAX_SCHEMA_COUNT`. */
+const COUNT_KEYWORDS = ['minLength', 'maxLength', 'minProperties', 'maxProperties', 'minItems', 'maxItems'];
+/** A `type` as a list of known types, or null when it names none or another. */
+const typeList = (type: unknown): unknown[] | null => {
+  const types = Array.isArray(type) ? type : [type];
+  return types.length > 0 && types.every((one) => (TYPES as readonly unknown[]).includes(one)) ? types : null;
+};
+const TYPE_LIST_MESSAGE = `type must be one of ${TYPES.join(', ')}, or an array of them`;
 const list = (values: readonly string[]) => values.join(', ');
 
 /**
@@ -107,14 +115,13 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
   /** A `type` beside `const`/`enum`: a valid type that every literal has. */
   const literalsOfType = (values: unknown[], type: unknown, at: Path): Problem | null => {
     if (type === undefined) return null;
-    const types = Array.isArray(type) ? type : [type];
-    if (types.length === 0 || !types.every((one) => (TYPES as readonly unknown[]).includes(one))) return { path: [...at, 'type'], message: `type must be one of ${list(TYPES)}, or an array of them` };
+    const types = typeList(type);
+    if (!types) return { path: [...at, 'type'], message: TYPE_LIST_MESSAGE };
     const odd = values.find((value) => !types.some((one) => literalIs(value, one)));
     return odd === undefined ? null : { path: [...at, 'type'], message: `${JSON.stringify(odd).slice(0, 80)} is not of type ${types.join(' or ')}` };
   };
   // `#/$defs/x` points from the document's root: definitions live there only.
   const { container, defs } = definitionsOf(schema);
-  const scope = new Set(Object.keys(defs));
   /** Where alternatives are (anyOf, type lists): checked once the whole schema passed (see `overlapOf`). */
   const alternativeSites: Array<{ alternatives: unknown[]; at: Path }> = [];
   const walk = (node: unknown, path: Path, depth: number): Problem | null => {
@@ -152,7 +159,7 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
         const why = ref === '#' ? ': a reference to the whole schema is not supported; put the recursive part in the definitions' : '';
         return { path: [...path, '$ref'], message: `$ref must be '${refPrefix(container)}<name>'${why}` };
       }
-      if (!scope.has(ref.slice(refPrefix(container).length))) return { path: [...path, '$ref'], message: `$ref '${ref.slice(0, 80)}' names no definition in ${container}` };
+      if (!Object.hasOwn(defs, ref.slice(refPrefix(container).length))) return { path: [...path, '$ref'], message: `$ref '${ref.slice(0, 80)}' names no definition in ${container}` };
       return only(['$ref'], '$ref');
     }
     if ('oneOf' in node) return { path: [...path, 'oneOf'], message: "'oneOf' is not supported: it also forbids a value that matches two branches, which the grammar cannot check; use anyOf" };
@@ -184,9 +191,8 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
         : { path: [...path, keyword], message: `'${keyword}' is not supported here (the grammar could not enforce it); ${needs}` };
     }
 
-    const types = Array.isArray(node.type) ? node.type : [node.type];
-    const unknown = types.find((type) => !(TYPES as readonly unknown[]).includes(type));
-    if (types.length === 0 || unknown !== undefined) return { path: [...path, 'type'], message: `type must be one of ${list(TYPES)}, or an array of them` };
+    const types = typeList(node.type);
+    if (!types) return { path: [...path, 'type'], message: TYPE_LIST_MESSAGE };
     if (types.length > 1) {
       // Several types: scalars only (their keywords could not apply to the others); anyOf says the rest.
       if (!types.every((type) => (SCALAR_TYPES as readonly unknown[]).includes(type))) return { path: [...path, 'type'], message: 'a type array may hold string, number, integer, boolean and null only; use anyOf for objects and arrays' };
@@ -198,9 +204,9 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
     const problem = only(KEYWORDS_BY_TYPE[type], type);
     if (problem) return problem;
 
-    const counts = ['minLength', 'maxLength', 'minProperties', 'maxProperties', 'minItems', 'maxItems'].find((key) => key in node && !isCount(node[key]));
+    const counts = COUNT_KEYWORDS.find((key) => key in node && !isCount(node[key]));
     if (counts !== undefined) return { path: [...path, counts], message: `${counts} must be a whole number ≥ 0` };
-    const tooLarge = ['minLength', 'maxLength', 'minProperties', 'maxProperties', 'minItems', 'maxItems'].find((key) => (node[key] as number) > MAX_SCHEMA_COUNT);
+    const tooLarge = COUNT_KEYWORDS.find((key) => (node[key] as number) > MAX_SCHEMA_COUNT);
     if (tooLarge !== undefined) return { path: [...path, tooLarge], message: `${tooLarge} may be at most ${MAX_SCHEMA_COUNT} here (the grammar cannot count further)` };
     const range = (low: string, high: string): Problem | null =>
       isCount(node[low]) && isCount(node[high]) && (node[high] as number) < (node[low] as number) ? { path: [...path, high], message: `${high} is less than ${low}` } : null;
@@ -442,6 +448,9 @@ export function schemaLiterals(schema: unknown): string[] {
   visit(schema);
   return found;
 }
+
+/** A format's `name` (OpenAI's rule); `field` is how the request spells it. */
+export const formatNameSchema = (field: string) => z.string({ error: `${field} is required` }).regex(/^[A-Za-z0-9_-]{1,64}$/, `${field} must be 1 to 64 letters, digits, _ or -`);
 
 /** The format an answer is held to, as it travels with its job. */
 export const outputFormatSchema = z.discriminatedUnion('type', [

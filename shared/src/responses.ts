@@ -8,7 +8,7 @@ import { InvalidRequestError } from './errors.js';
 import type { ChatMessage } from './jobs.js';
 import { parseRequestBody, resolveSampling, tokenLimitSchema, toInvalidRequest, type ValidationDefaults } from './openai-requests.js';
 import type { SamplingParams } from './sampling.js';
-import { jsonSchemaSchema, type OutputFormat } from './output-format.js';
+import { formatNameSchema, jsonSchemaSchema, type OutputFormat } from './output-format.js';
 import { metadataSchema } from './sessions.js';
 
 /** Items one `POST /v1/conversations/{id}/items` (or a conversation's creation) may add: OpenAI's limit. */
@@ -52,7 +52,7 @@ const responseRequestSchema = z.object({
     z.object({ type: z.literal('json_object') }),
     z.object({
       type: z.literal('json_schema'),
-      name: z.string({ error: 'name is required' }).regex(/^[A-Za-z0-9_-]{1,64}$/, 'name must be 1 to 64 letters, digits, _ or -'),
+      name: formatNameSchema('name'),
       schema: jsonSchemaSchema,
       description: z.string().nullish(),
       strict: z.boolean().nullish(),
@@ -83,11 +83,16 @@ export interface ValidatedResponseRequest {
   textFormat: ResponseTextFormat;
 }
 
-/** A response's `text.format`: plain text, any JSON object, or a value of a named schema. */
-export type ResponseTextFormat =
-  | { type: 'text' }
-  | { type: 'json_object' }
-  | { type: 'json_schema'; name: string; schema: Record<string, unknown>; description?: string; strict?: boolean };
+/**
+ * A response's `text.format` as its record keeps it and its object shows it: plain text, any JSON
+ * object, or a value of a named schema (checked when the request came; read back as it was stored).
+ */
+export const responseTextFormatSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('text') }),
+  z.object({ type: z.literal('json_object') }),
+  z.object({ type: z.literal('json_schema'), name: z.string(), schema: z.record(z.string(), z.unknown()), description: z.string().optional(), strict: z.boolean().optional() }),
+]);
+export type ResponseTextFormat = z.infer<typeof responseTextFormatSchema>;
 
 /** What a `text.format` holds the answer to; undefined for plain text. */
 export function outputFormatOf(format: ResponseTextFormat): OutputFormat | undefined {

@@ -73,13 +73,16 @@ async function waitForBatch(gateway: Gateway, batchId: string): Promise<BatchWir
   }
 }
 
+/** A batch whose every request failed: it completes all the same (OpenAI's rule), but nothing succeeded. */
+const noneSucceeded = (batch: BatchWire) => batch.request_counts.completed === 0 && batch.request_counts.failed > 0;
+
 function summary(batch: BatchWire): string {
   const { total, completed, failed } = batch.request_counts;
   const lines = [`${batch.id}: ${batch.status}, ${completed} completed, ${failed} failed of ${total}`];
   for (const error of batch.errors?.data.slice(0, 5) ?? []) lines.push(`  line ${error.line ?? '-'}: ${error.code}: ${error.message}`);
   const saves = [...(batch.output_file_id ? ['--out results.jsonl'] : []), ...(batch.error_file_id ? ['--errors errors.jsonl'] : [])];
   if (saves.length > 0) lines.push(`  ${batch.output_file_id ? 'results' : 'errors'}: bamba batch results ${batch.id} ${saves.join(' ')}`);
-  if (completed === 0 && failed > 0) lines.push('  no request succeeded');
+  if (noneSucceeded(batch)) lines.push('  no request succeeded');
   return `${lines.join('\n')}\n`;
 }
 
@@ -119,8 +122,7 @@ export async function runBatchCommand(args: string[]): Promise<number> {
       if (!wait) return 0;
       const done = await waitForBatch(gateway, batch.id);
       process.stderr.write(summary(done));
-      // A batch whose every request failed completes all the same (OpenAI's rule): not a success here.
-      return done.status === 'completed' && !(done.request_counts.completed === 0 && done.request_counts.failed > 0) ? 0 : 1;
+      return done.status === 'completed' && !noneSucceeded(done) ? 0 : 1;
     }
     const batch = await gateway.json<BatchWire>(`/v1/batches/${encodeURIComponent(target)}`);
     if (action === 'status') {

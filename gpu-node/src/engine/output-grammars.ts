@@ -5,7 +5,7 @@
  * Building one costs milliseconds, so the grammars of the formats seen last are kept: a client
  * sends the same schema with every request.
  */
-import { InvalidRequestError, MAX_INTEGER_DIGITS, SCHEMA_ANNOTATIONS, schemaLiterals, type OutputFormat } from '@bamba/shared';
+import { DEFINITION_CONTAINERS, definitionName, InvalidRequestError, MAX_INTEGER_DIGITS, SCHEMA_ANNOTATIONS, schemaLiterals, type OutputFormat } from '@bamba/shared';
 import { LlamaGrammarEvaluationState, type GbnfJsonSchema, type LlamaGrammar, type LlamaModel } from 'node-llama-cpp';
 
 /** Distinct formats whose grammars are kept. */
@@ -14,9 +14,7 @@ const KEPT_GRAMMARS = 32;
 /** Keys whose value is one schema, and keys whose value is a list or a map of them. */
 const SCHEMA_KEYS = ['items', 'additionalProperties'];
 const SCHEMA_LIST_KEYS = ['prefixItems', 'anyOf', 'oneOf'];
-const SCHEMA_MAP_KEYS = ['properties', '$defs', 'definitions'];
-
-const DRAFT7_PREFIX = '#/definitions/';
+const SCHEMA_MAP_KEYS = ['properties', ...DEFINITION_CONTAINERS];
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
@@ -30,12 +28,12 @@ export function grammarSchemaOf(schema: Record<string, unknown>): GbnfJsonSchema
     const out: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(node)) {
       if ((SCHEMA_ANNOTATIONS as readonly string[]).includes(key)) continue;
-      const name = key === 'anyOf' ? 'oneOf' : key === 'definitions' ? '$defs' : key;
+      const name = key === 'anyOf' ? 'oneOf' : (DEFINITION_CONTAINERS as readonly string[]).includes(key) ? '$defs' : key;
       if (SCHEMA_KEYS.includes(key) && isObject(value)) out[name] = convert(value);
       else if (SCHEMA_LIST_KEYS.includes(key) && Array.isArray(value)) out[name] = value.map((child) => convert(child as Record<string, unknown>));
       else if (SCHEMA_MAP_KEYS.includes(key) && isObject(value)) out[name] = Object.fromEntries(Object.entries(value).map(([child, sub]) => [child, convert(sub as Record<string, unknown>)]));
       else if (key === 'type' && Array.isArray(value) && value.length === 1) out[name] = value[0];
-      else if (key === '$ref' && typeof value === 'string' && value.startsWith(DRAFT7_PREFIX)) out[name] = `#/$defs/${value.slice(DRAFT7_PREFIX.length)}`;
+      else if (key === '$ref' && typeof value === 'string' && definitionName(value) !== null) out[name] = `#/$defs/${definitionName(value)}`;
       else out[name] = value;
     }
     return out;
