@@ -18,9 +18,16 @@ export const SPECIAL_TOKENS = {
 /**
  * Granite-style chat template. No whitespace between messages, so rendering the first k
  * messages yields an exact prefix of rendering all of them (what the prefix cache relies on).
+ * Tools, when a request offers them, are listed first as JSON in a turn of their own; an
+ * assistant's tool calls follow its content, each `<tool_call>{"name": …, "arguments": …}</tool_call>`
+ * (Granite 4's tags; the gpu-node's `tool-call-syntax.ts` reads and writes calls in exactly this
+ * layout); a tool's answer is a `tool` turn.
  */
 export const CHAT_TEMPLATE =
-  "{%- for message in messages %}<|start_of_role|>{{ message['role'] }}<|end_of_role|>{{ message['content'] }}<|end_of_text|>{%- endfor %}" +
+  "{%- if tools %}<|start_of_role|>available_tools<|end_of_role|>{{ tools | tojson }}<|end_of_text|>{%- endif %}" +
+  "{%- for message in messages %}<|start_of_role|>{{ message['role'] }}<|end_of_role|>{{ message['content'] }}" +
+  "{%- if message['tool_calls'] %}{%- for call in message['tool_calls'] %}<tool_call>{\"name\": {{ call['function']['name'] | tojson }}, \"arguments\": {{ call['function']['arguments'] }}}</tool_call>{%- endfor %}{%- endif %}" +
+  '<|end_of_text|>{%- endfor %}' +
   '{%- if add_generation_prompt %}<|start_of_role|>assistant<|end_of_role|>{%- endif %}';
 
 /** GPT-2's byte-to-unicode map for one byte (printable bytes map to themselves). */

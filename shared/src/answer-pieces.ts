@@ -8,6 +8,7 @@
  */
 import { errorFromWire, RequestCancelledError, ServerError } from './errors.js';
 import type { FinishReason, ResumePath, StreamEvent } from './stream-events.js';
+import type { ToolCall } from './tools.js';
 
 export type AnswerPiece =
   | { kind: 'start'; resume: ResumePath; promptTokens: number; cachedTokens: number }
@@ -15,7 +16,7 @@ export type AnswerPiece =
   | { kind: 'restart' }
   /** `entryLengths`: where the text's stream entries begin and end, when it holds several (see TokenDeltaEvent). */
   | { kind: 'text'; text: string; tokens: number; entryLengths?: number[] }
-  | { kind: 'end'; finishReason: FinishReason; promptTokens: number; completionTokens: number; cachedTokens: number };
+  | { kind: 'end'; finishReason: FinishReason; promptTokens: number; completionTokens: number; cachedTokens: number; toolCalls?: ToolCall[] };
 
 /**
  * The code of a request that cannot follow its job's retry (text of the dead attempt already
@@ -53,7 +54,7 @@ export async function* answerOf(events: AsyncIterable<StreamEvent>, canRestart: 
     if (event.type === 'token-delta') {
       yield { kind: 'text', text: event.text, tokens: event.tokens, ...(event.entryLengths ? { entryLengths: event.entryLengths } : {}) };
     } else if (event.type === 'generation-end') {
-      yield { kind: 'end', finishReason: event.finishReason, promptTokens: event.promptTokens, completionTokens: event.completionTokens, cachedTokens: event.cachedTokens };
+      yield { kind: 'end', finishReason: event.finishReason, promptTokens: event.promptTokens, completionTokens: event.completionTokens, cachedTokens: event.cachedTokens, ...(event.toolCalls ? { toolCalls: event.toolCalls } : {}) };
       return;
     }
   }

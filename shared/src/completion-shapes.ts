@@ -4,6 +4,7 @@
  */
 import type { ValidatedGenerationRequest } from './openai-requests.js';
 import type { FinishReason } from './stream-events.js';
+import type { ToolCall } from './tools.js';
 
 export interface Usage {
   prompt_tokens: number;
@@ -18,12 +19,26 @@ export function usageOf(promptTokens: number, completionTokens: number, cachedTo
 
 interface Identity { id: string; created: number; model: string }
 
-export function completeResponse(request: ValidatedGenerationRequest, identity: Identity, text: string, finishReason: FinishReason, usage: Usage) {
+/** An answer's finish reason as OpenAI says it: `tool_calls` when it ended with calls (`length` when its limit cut it even so). */
+export function finishReasonOf(finishReason: FinishReason, toolCalls: readonly ToolCall[] | undefined): FinishReason | 'tool_calls' {
+  return toolCalls && finishReason === 'stop' ? 'tool_calls' : finishReason;
+}
+
+/** Tool calls as OpenAI's message and delta show them (a delta's with their `index`). */
+function wireToolCalls(toolCalls: readonly ToolCall[], withIndex: boolean) {
+  return toolCalls.map((call, index) => ({ ...(withIndex ? { index } : {}), id: call.id, type: 'function' as const, function: { name: call.name, arguments: call.arguments } }));
+}
+
+export function completeResponse(request: ValidatedGenerationRequest, identity: Identity, text: string, finishReason: FinishReason, usage: Usage, toolCalls?: readonly ToolCall[]) {
   if (request.endpoint === 'chat') {
+    // With tool calls, a message that wrote nothing before them has null content, as OpenAI's.
+    const message = toolCalls
+      ? { role: 'assistant', content: text === '' ? null : text, refusal: null, tool_calls: wireToolCalls(toolCalls, false) }
+      : { role: 'assistant', content: text, refusal: null };
     return {
       ...identity,
       object: 'chat.completion',
-      choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: finishReason }],
+      choices: [{ index: 0, message, logprobs: null, finish_reason: finishReasonOf(finishReason, toolCalls) }],
       usage,
     };
   }
@@ -34,7 +49,7 @@ export function completeResponse(request: ValidatedGenerationRequest, identity: 
  * One streamed chunk. `text === null` with a finish reason is the closing chunk. With
  * `stream_options.include_usage`, every chunk before the usage chunk says `usage: null`, as OpenAI's do.
  */
-export function streamChunk(request: ValidatedGenerationRequest, identity: Identity, piece: { text: string; first?: boolean } | null, finishReason: FinishReason | null) {
+export function streamChunk(request: ValidatedGenerationRequest, identity: Identity, piece: { text: string; first?: boolean } | null, finishReason: FinishReason | 'tool_calls' | null) {
   const usage = request.includeUsage ? { usage: null } : {};
   if (request.endpoint === 'chat') {
     const delta = piece ? (piece.first ? { role: 'assistant', content: piece.text } : { content: piece.text }) : {};
@@ -46,4 +61,15 @@ export function streamChunk(request: ValidatedGenerationRequest, identity: Ident
 /** The extra final chunk for `stream_options.include_usage`: no choices, only usage. */
 export function usageChunk(request: ValidatedGenerationRequest, identity: Identity, usage: Usage) {
   return { ...identity, object: request.endpoint === 'chat' ? 'chat.completion.chunk' : 'text_completion', choices: [], usage };
+}
+
+/**
+ * A chat chunk with an answer's tool calls, each whole (name and all of its arguments in one
+ * delta: the client's accumulation of argument fragments reads it the same). `first`: no chunk
+ * went out before it, so it names the role.
+ */
+export function toolCallsChunk(request: ValidatedGenerationRequest, identity: Identity, toolCalls: readonly ToolCall[], first: boolean) {
+  const usage = request.includeUsage ? { usage: null } : {};
+  const delta = { ...(first ? { role: 'assistant', content: null } : {}), tool_calls: wireToolCalls(toolCalls, true) };
+  return { ...identity, object: 'chat.completion.chunk', choices: [{ index: 0, delta, logprobs: null, finish_reason: null }], ...usage };
 }

@@ -16,3 +16,4 @@ export * from './completion-shapes.js';
 export * from './batches.js';
 export * from './regions.js';
 export * from './edge-signature.js';
+export * from './tools.js';

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { samplingParamsSchema } from './sampling.js';
+import { MAX_TOOLS, toolCallSchema, toolChoiceSchema, toolSchema } from './tools.js';
 import { parseWire, wireVersionField } from './wire.js';
 
 /** Interactive requests are served before batch work. */
@@ -15,8 +16,12 @@ export type JobPriorityName = (typeof JobPriority)[keyof typeof JobPriority];
 export const requestIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, 'request ids are 1–100 letters, digits, - or _');
 
 export const chatMessageSchema = z.object({
-  role: z.enum(['system', 'user', 'assistant']),
+  role: z.enum(['system', 'user', 'assistant', 'tool']),
   content: z.string(),
+  /** An assistant message's tool calls (its content is then what it wrote before them, often ''). */
+  toolCalls: z.array(toolCallSchema).min(1).optional(),
+  /** A `tool` message: the call it answers. */
+  toolCallId: z.string().min(1).max(256).optional(),
   /**
    * The message's item id in a session's transcript (what the Conversations API lists). Never
    * rendered into the prompt; messages committed without one get `transcriptItemId`'s.
@@ -41,7 +46,16 @@ export function answerItemId(requestId: string): string {
 }
 
 export const generationInputSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('chat'), messages: z.array(chatMessageSchema).min(1) }),
+  z.object({
+    kind: z.literal('chat'),
+    messages: z.array(chatMessageSchema).min(1),
+    /** Function tools offered (rendered into the prompt by the model's chat template); absent: none. */
+    tools: z.array(toolSchema).min(1).max(MAX_TOOLS).optional(),
+    /** With `tools`: how they may be used (default `auto`). */
+    toolChoice: toolChoiceSchema.optional(),
+    /** With `tools`: whether a forced answer may make several calls (default true). */
+    parallelToolCalls: z.boolean().optional(),
+  }),
   z.object({ kind: z.literal('completion'), prompt: z.string().min(1) }),
 ]);
 export type GenerationInput = z.infer<typeof generationInputSchema>;

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { InvalidRequestError } from './errors.js';
 import type { ChatMessage, GenerationInput } from './jobs.js';
 import { formatNameSchema, jsonSchemaSchema, type OutputFormat } from './output-format.js';
+import { forcedToolsProblem, forcesCalls, callableTools, MAX_TOOLS, toolNameSchema, type Tool, type ToolChoice } from './tools.js';
 import { logitBiasSchema, penaltySchema, type SamplingParams } from './sampling.js';
 
 const MAX_STOP_STRINGS = 4;
@@ -14,10 +15,32 @@ const MAX_SEED = 2 ** 31 - 1;
 
 const textPart = z.object({ type: z.literal('text'), text: z.string() });
 const messageSchema = z.object({
-  role: z.enum(['system', 'developer', 'user', 'assistant'], { error: (issue) => (issue.input === undefined ? 'role is required: system, developer, user or assistant' : `unknown role '${String(issue.input).slice(0, 40)}': expected system, developer, user or assistant`) }),
-  content: z.union([z.string(), z.array(textPart).min(1)], { error: 'content must be a string or an array of text parts' }),
+  role: z.enum(['system', 'developer', 'user', 'assistant', 'tool'], { error: (issue) => (issue.input === undefined ? 'role is required: system, developer, user, assistant or tool' : `unknown role '${String(issue.input).slice(0, 40)}': expected system, developer, user, assistant or tool`) }),
+  // Null or absent only on an assistant message with tool_calls (checked in `chatMessagesOf`).
+  content: z.union([z.string(), z.array(textPart).min(1)], { error: 'content must be a string or an array of text parts' }).nullish(),
   name: z.string().optional(),
+  tool_calls: z.array(z.object({
+    id: z.string({ error: 'a tool call needs its id' }).min(1).max(256),
+    type: z.literal('function', { error: "a tool call's type must be 'function'" }),
+    function: z.object({ name: z.string({ error: "a tool call needs its function's name" }).min(1).max(256), arguments: z.string({ error: "a tool call's arguments must be a string (JSON text)" }) }),
+  }), { error: 'tool_calls must be an array of tool calls' }).min(1, 'tool_calls must not be empty').nullish(),
+  tool_call_id: z.string().min(1).max(256).nullish(),
 });
+
+/** OpenAI's function tool; `parameters` is checked only where a grammar will hold the arguments to it. */
+const functionToolSchema = z.object({
+  type: z.literal('function', { error: "only function tools are supported: type must be 'function'" }),
+  function: z.object({
+    name: toolNameSchema('function.name'),
+    description: z.string().nullish(),
+    parameters: z.record(z.string(), z.unknown(), { error: 'parameters must be a JSON Schema object' }).nullish(),
+    strict: z.boolean().nullish(),
+  }, { error: 'a function tool needs function: {name, parameters}' }),
+});
+const toolChoiceRequestSchema = z.union([
+  z.enum(['none', 'auto', 'required']),
+  z.object({ type: z.literal('function'), function: z.object({ name: z.string() }) }),
+], { error: "tool_choice must be 'none', 'auto', 'required' or {type: 'function', function: {name}}" });
 
 /**
  * A token limit: a whole number ≥ 1. Not zod's int(), which refuses integers beyond 2^53 with its
@@ -53,8 +76,12 @@ export const chatCompletionRequestSchema = z.object({
   max_completion_tokens: tokenLimitSchema('max_completion_tokens').nullish(),
   /** Extension: continue a server-side session; `messages` then holds only the new turn. */
   session_id: z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/, 'session_id has unexpected characters').nullish(),
-  tools: z.unknown().optional(),
+  tools: z.array(functionToolSchema, { error: 'tools must be an array of function tools' }).max(MAX_TOOLS, `tools holds at most ${MAX_TOOLS} tools`).nullish(),
+  tool_choice: toolChoiceRequestSchema.nullish(),
+  parallel_tool_calls: z.boolean().nullish(),
+  // The deprecated forms of tools: refused by name (send tools and tool_choice).
   functions: z.unknown().optional(),
+  function_call: z.unknown().optional(),
   response_format: z.discriminatedUnion('type', [
     z.object({ type: z.literal('text') }),
     z.object({ type: z.literal('json_object') }),
@@ -186,8 +213,8 @@ export function validateChatCompletionRequest(body: unknown, defaults: Validatio
     throw new InvalidRequestError(`messages holds ${messageCount} messages; at most ${defaults.maxMessages} are accepted per request (a session keeps longer conversations on the server)`, { param: 'messages', code: 'too_many_messages' });
   }
   const request = parseRequestBody(chatCompletionRequestSchema, body);
-  if (request.tools !== undefined || request.functions !== undefined) {
-    throw new InvalidRequestError('tools and functions are not supported', { param: request.tools !== undefined ? 'tools' : 'functions', code: 'unsupported_parameter' });
+  for (const field of ['functions', 'function_call'] as const) {
+    if (request[field] != null) throw new InvalidRequestError(`${field} is deprecated and not supported; send tools and tool_choice`, { param: field, code: 'unsupported_parameter' });
   }
   for (const [field, refusal] of Object.entries(UNSUPPORTED_CHAT_FEATURES)) {
     if (request[field as keyof typeof UNSUPPORTED_CHAT_FEATURES] != null) throw new InvalidRequestError(refusal, { param: field, code: 'unsupported_parameter' });
@@ -198,16 +225,81 @@ export function validateChatCompletionRequest(body: unknown, defaults: Validatio
   if (request.max_tokens != null && request.max_completion_tokens != null && request.max_tokens !== request.max_completion_tokens) {
     throw new InvalidRequestError('max_tokens and max_completion_tokens disagree; send one', { param: 'max_tokens', code: 'invalid_value' });
   }
-  const messages: ChatMessage[] = request.messages.map((message) => ({
-    role: message.role === 'developer' ? 'system' : message.role,
-    content: typeof message.content === 'string' ? message.content : message.content.map((part) => part.text).join(''),
-  }));
+  const messages = chatMessagesOf(request.messages);
+  const tooling = toolingOf(request);
   if (request.session_id && messages.some((message) => message.role === 'system')) {
     throw new InvalidRequestError('a session turn cannot add a system message; set it when creating the session', { param: 'messages', code: 'invalid_value' });
   }
+  if (request.session_id && (tooling || messages.some((message) => message.role === 'tool' || message.toolCalls))) {
+    // The tools are part of a conversation's start (the template lists them before the first message): a session's is already evaluated.
+    throw new InvalidRequestError('tools and tool messages are not supported on session turns; send the conversation without session_id', { param: tooling ? 'tools' : 'messages', code: 'unsupported_parameter' });
+  }
   const sampling = resolveSampling(request, request.max_completion_tokens ?? request.max_tokens, defaults);
   const format = chatOutputFormat(request.response_format);
-  return { ...sampling, ...(format ? { params: { ...sampling.params, format } } : {}), input: { kind: 'chat', messages }, endpoint: 'chat', sessionId: request.session_id ?? null };
+  if (format && tooling && tooling.toolChoice !== 'none') {
+    throw new InvalidRequestError("response_format cannot be combined with tools the model may call; set tool_choice to 'none', or leave response_format out", { param: 'response_format', code: 'unsupported_value' });
+  }
+  return { ...sampling, ...(format ? { params: { ...sampling.params, format } } : {}), input: { kind: 'chat', messages, ...tooling }, endpoint: 'chat', sessionId: request.session_id ?? null };
+}
+
+type ChatRequest = z.infer<typeof chatCompletionRequestSchema>;
+
+/**
+ * The request's messages as the job carries them. Content is absent only on an assistant message
+ * that calls tools; a `tool` message answers a call an earlier message of the request made.
+ */
+function chatMessagesOf(messages: ChatRequest['messages']): ChatMessage[] {
+  const calls = new Set<string>();
+  return messages.map((message, index): ChatMessage => {
+    const at = `messages[${index}]`;
+    if (message.tool_calls && message.role !== 'assistant') throw new InvalidRequestError(`${at}.tool_calls: only assistant messages make tool calls`, { param: `${at}.tool_calls`, code: 'invalid_value' });
+    if (message.content == null && !message.tool_calls) throw new InvalidRequestError(`${at}.content is required (it may be left out only on an assistant message with tool_calls)`, { param: `${at}.content`, code: 'missing_required_parameter' });
+    const content = message.content == null ? '' : typeof message.content === 'string' ? message.content : message.content.map((part) => part.text).join('');
+    if (message.role === 'tool') {
+      if (!message.tool_call_id) throw new InvalidRequestError(`${at}.tool_call_id is required on a tool message`, { param: `${at}.tool_call_id`, code: 'missing_required_parameter' });
+      if (!calls.has(message.tool_call_id)) {
+        throw new InvalidRequestError(`${at}: a tool message must answer a call of an earlier assistant message's tool_calls; no call has id '${message.tool_call_id.slice(0, 80)}'`, { param: `${at}.tool_call_id`, code: 'invalid_value' });
+      }
+      return { role: 'tool', content, toolCallId: message.tool_call_id };
+    }
+    for (const call of message.tool_calls ?? []) calls.add(call.id);
+    const toolCalls = message.tool_calls?.map((call) => ({ id: call.id, name: call.function.name, arguments: call.function.arguments }));
+    return { role: message.role === 'developer' ? 'system' : message.role, content, ...(toolCalls ? { toolCalls } : {}) };
+  });
+}
+
+/** The tools and how they may be used, or undefined when none are offered. */
+function toolingOf(request: ChatRequest): { tools: Tool[]; toolChoice: ToolChoice; parallelToolCalls: boolean } | undefined {
+  const tools: Tool[] = (request.tools ?? []).map(({ function: fn }) => ({
+    name: fn.name,
+    ...(fn.description != null ? { description: fn.description } : {}),
+    ...(fn.parameters != null ? { parameters: fn.parameters } : {}),
+  }));
+  const asked = request.tool_choice;
+  if (tools.length === 0) {
+    if (asked != null && asked !== 'none') throw new InvalidRequestError('tool_choice needs tools to choose from', { param: 'tool_choice', code: 'invalid_value' });
+    return undefined;
+  }
+  const seen = new Set<string>();
+  for (const [index, tool] of tools.entries()) {
+    if (seen.has(tool.name)) throw new InvalidRequestError(`tools[${index}]: two tools are named '${tool.name}'`, { param: `tools[${index}].function.name`, code: 'invalid_value' });
+    seen.add(tool.name);
+  }
+  const toolChoice: ToolChoice = asked == null ? 'auto' : typeof asked === 'string' ? asked : { name: asked.function.name };
+  if (typeof toolChoice === 'object' && !seen.has(toolChoice.name)) {
+    throw new InvalidRequestError(`tool_choice names '${toolChoice.name.slice(0, 80)}', which is not among the tools`, { param: 'tool_choice', code: 'invalid_value' });
+  }
+  if (forcesCalls(toolChoice)) {
+    // A forced answer is held to the arguments' schemas by a grammar: they must be what it enforces.
+    const held = callableTools(tools, toolChoice);
+    const problem = forcedToolsProblem(held);
+    if (problem) {
+      const index = problem.toolIndex === null ? null : tools.indexOf(held[problem.toolIndex]!);
+      const param = index === null ? 'tools' : problem.path.reduce<string>((path, part) => (typeof part === 'number' ? `${path}[${part}]` : `${path}.${part}`), `tools[${index}].function.parameters`);
+      throw new InvalidRequestError(`${param}: ${problem.message} (a forced tool call's arguments are held to its parameters; with tool_choice 'auto' they are not)`, { param, code: 'invalid_value' });
+    }
+  }
+  return { tools, toolChoice, parallelToolCalls: request.parallel_tool_calls ?? true };
 }
 
 /** What a chat's `response_format` holds the answer to; undefined for plain text. */

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { WireFormatError } from './errors.js';
+import { toolCallSchema } from './tools.js';
 import { parseWireJson, WIRE_VERSION, wireVersionField } from './wire.js';
 
 export type FinishReason = 'stop' | 'length';
@@ -49,6 +50,11 @@ export const generationEndEventSchema = z.object({
   finishReason: z.enum(['stop', 'length']),
   promptTokens: z.number().int().min(0),
   completionTokens: z.number().int().min(0),
+  /**
+   * The tool calls the answer made (the deltas carried only the text before them); absent when
+   * it made none. Their text never went out as deltas: a reader shows them at the end.
+   */
+  toolCalls: z.array(toolCallSchema).min(1).optional(),
   /** Tokens whose state was restored instead of recomputed. */
   cachedTokens: z.number().int().min(0),
   timeToFirstTokenMs: z.number().min(0),

@@ -166,7 +166,7 @@ export async function runBatchItem(deps: BatchItemDeps, batch: BatchRecord, item
       else if (piece.kind === 'text') text += piece.text;
       else if (piece.kind === 'end') {
         const identity = { id: `chatcmpl-${requestId.slice('batch_'.length)}`, created: Math.floor(Date.now() / 1000), model: request.model };
-        const body = completeResponse(request, identity, text, piece.finishReason, usageOf(piece.promptTokens, piece.completionTokens, piece.cachedTokens));
+        const body = completeResponse(request, identity, text, piece.finishReason, usageOf(piece.promptTokens, piece.completionTokens, piece.cachedTokens), piece.toolCalls);
         return {
           kind: 'result',
           outcome: 'completed',

@@ -36,7 +36,9 @@ function prefixHashes(model: string, messages: readonly ChatMessage[]): string[]
 }
 
 export function sharedPrefixes(items: readonly BatchItem[]): SharedPrefix[] {
-  const chats = items.flatMap((item) => (item.request.input.kind === 'chat' && item.request.input.messages.length >= 2 ? [{ model: item.request.model, messages: item.request.input.messages }] : []));
+  // Requests with tools are left out: the tools are part of their prompt, which the hashes do not hold.
+  const seedable = (input: BatchItem['request']['input']) => input.kind === 'chat' && input.messages.length >= 2 && !input.tools && !input.messages.some((message) => message.toolCalls);
+  const chats = items.flatMap((item) => (item.request.input.kind === 'chat' && seedable(item.request.input) ? [{ model: item.request.model, messages: item.request.input.messages }] : []));
   const hashed = chats.map((chat) => ({ ...chat, hashes: prefixHashes(chat.model, chat.messages) }));
   const seen = new Map<string, number>();
   for (const chat of hashed) for (const hash of chat.hashes.slice(0, -1)) seen.set(hash, (seen.get(hash) ?? 0) + 1);

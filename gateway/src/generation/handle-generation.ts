@@ -2,7 +2,7 @@
  * Chat and legacy completions: the shared start (`beginGeneration`), then the answer as SSE
  * chunks or one JSON body, from the same sequence of answer pieces.
  */
-import { completeResponse, errorToWire, SlowClientError, streamChunk, usageChunk, usageOf, type Usage, type ValidatedGenerationRequest } from '@bamba/shared';
+import { completeResponse, errorToWire, finishReasonOf, SlowClientError, streamChunk, toolCallsChunk, usageChunk, usageOf, type Usage, type ValidatedGenerationRequest } from '@bamba/shared';
 import type { Context } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import { beginGeneration, newRequestId, type EndPiece, type GenerationDeps } from './begin-generation.js';
@@ -47,7 +47,7 @@ export async function handleGeneration(c: Context<{ Variables: GatewayVariables 
         else if (piece.kind === 'text') { generation.noteText(); text += piece.text; }
         else if (piece.kind === 'end') {
           c.header('x-bamba-resume', generation.start.resume); // the attempt that answered (a retried one's, after a node died)
-          return c.json(completeResponse(request, identity, text, piece.finishReason, usageAtEnd(piece)));
+          return c.json(completeResponse(request, identity, text, piece.finishReason, usageAtEnd(piece), piece.toolCalls));
         }
       }
     } finally {
@@ -69,8 +69,9 @@ export async function handleGeneration(c: Context<{ Variables: GatewayVariables 
         } else if (piece.kind === 'end') {
           const usage = usageAtEnd(piece);
           let tail = '';
-          if (!relayedText && request.endpoint === 'chat') tail += sse(streamChunk(request, identity, { text: '', first: true }, null));
-          tail += sse(streamChunk(request, identity, null, piece.finishReason));
+          if (piece.toolCalls) tail += sse(toolCallsChunk(request, identity, piece.toolCalls, !relayedText));
+          else if (!relayedText && request.endpoint === 'chat') tail += sse(streamChunk(request, identity, { text: '', first: true }, null));
+          tail += sse(streamChunk(request, identity, null, finishReasonOf(piece.finishReason, piece.toolCalls)));
           if (request.includeUsage) tail += sse(usageChunk(request, identity, usage));
           await write(tail + sse('[DONE]'));
           return;

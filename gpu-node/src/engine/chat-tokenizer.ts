@@ -5,12 +5,15 @@
  * tokenized with special tokens on, and each content as text, so `<|start_of_role|>system` typed
  * by a user is a run of characters, never a forged turn.
  *
+ * Tools and tool calls are the template's to lay out (it writes them as JSON): they are template
+ * text, so one that holds the text of a control token is refused rather than let it forge one.
+ *
  * Every content is tokenized once (an LRU of recent contents serves the prompt, the turn
  * boundaries and the snapshot boundary of the same request), so the work is linear in the
  * conversation's length; turn boundaries are probed for the last few messages only.
  */
 import { randomBytes } from 'node:crypto';
-import { InternalInvariantError } from '@bamba/shared';
+import { InternalInvariantError, InvalidRequestError, type Tool } from '@bamba/shared';
 import type { ChatTemplate } from './chat-template.js';
 import type { ChatTemplateMessage } from './engine.js';
 
@@ -19,6 +22,8 @@ const CONTENT_CACHE_CHARACTERS = 2_000_000;
 const TEMPLATE_CACHE_CHARACTERS = 64_000;
 
 type Tokenize = (text: string, specialTokens: boolean) => number[];
+/** Whether text holds the text of a control token (a role marker, end of text). */
+type HoldsControlText = (text: string) => boolean;
 
 /** A Map used as an LRU bounded by the total length of its keys: the oldest goes first. */
 class Lru<V> {
@@ -51,16 +56,22 @@ export class ChatTokenizer {
   private readonly sentinelFor: (index: number) => string;
   private readonly contentTokens = new Lru<number[]>(CONTENT_CACHE_CHARACTERS);
   private readonly templateTokens = new Lru<number[]>(TEMPLATE_CACHE_CHARACTERS);
+  /** Tool texts found free of control text (a client sends the same tools with every request). */
+  private readonly checkedToolTexts = new Lru<true>(TEMPLATE_CACHE_CHARACTERS);
 
-  constructor(private readonly template: ChatTemplate, private readonly tokenize: Tokenize) {
+  constructor(private readonly template: ChatTemplate, private readonly tokenize: Tokenize, private readonly holdsControlText: HoldsControlText) {
     const nonce = randomBytes(6).toString('hex');
     this.sentinelFor = (index) => `\uE000${nonce}:${index}\uE001`;
     this.sentinel = new RegExp(`\\uE000${nonce}:(\\d+)\\uE001`, 'g');
   }
 
   /** The conversation's tokens, ending with the assistant's cue when `addGenerationPrompt`. */
-  tokenizeChat(messages: readonly ChatTemplateMessage[], addGenerationPrompt: boolean): number[] {
-    const rendered = this.template.render(messages.map((message, index) => ({ role: message.role, content: this.sentinelFor(index) })), addGenerationPrompt);
+  tokenizeChat(messages: readonly ChatTemplateMessage[], addGenerationPrompt: boolean, tools?: readonly Tool[]): number[] {
+    if (tools) this.assertPlain(JSON.stringify(tools), 'tools');
+    for (const [index, message] of messages.entries()) {
+      for (const call of message.toolCalls ?? []) this.assertPlain(call.name + call.arguments, `messages[${index}].tool_calls`);
+    }
+    const rendered = this.template.render(messages.map((message, index) => ({ ...message, content: this.sentinelFor(index) })), addGenerationPrompt, tools);
     const tokens: number[] = [];
     let at = 0;
     let expected = 0;
@@ -81,10 +92,17 @@ export class ChatTokenizer {
    * `limit` values of k below the whole conversation, longest first: where turn snapshots may
    * have been taken.
    */
-  boundaries(messages: readonly ChatTemplateMessage[], limit: number): number[][] {
+  boundaries(messages: readonly ChatTemplateMessage[], limit: number, tools?: readonly Tool[]): number[][] {
     const found: number[][] = [];
-    for (let count = messages.length - 1; count >= 1 && found.length < limit; count--) found.push(this.tokenizeChat(messages.slice(0, count), false));
+    for (let count = messages.length - 1; count >= 1 && found.length < limit; count--) found.push(this.tokenizeChat(messages.slice(0, count), false, tools));
     return found;
+  }
+
+  /** Refuses template text from a request that holds a control token's text. */
+  private assertPlain(text: string, param: string): void {
+    if (this.checkedToolTexts.get(text)) return;
+    if (this.holdsControlText(text)) throw new InvalidRequestError(`${param} holds the text of one of the model's control tokens (a role or end-of-text marker), which tools and tool calls may not`, { param, code: 'invalid_value' });
+    this.checkedToolTexts.set(text, true);
   }
 
   /** The template's own text: role markers and the like become their special tokens. */

@@ -3,7 +3,7 @@
  * The scheduler and intake talk to this interface only; llama.cpp lives behind it
  * (`llama-engine.ts`), and scheduler tests can use a fake.
  */
-import type { OutputFormat, SamplingParams } from '@bamba/shared';
+import type { OutputFormat, SamplingParams, Tool, ToolCall } from '@bamba/shared';
 import type { SnapshotEncoding } from '../state/recurrent-bf16.js';
 
 export type { SnapshotEncoding };
@@ -74,7 +74,18 @@ export interface EngineInfo {
 export interface ChatTemplateMessage {
   role: 'system' | 'user' | 'assistant' | 'tool' | (string & {});
   content: string;
+  /** An assistant message's tool calls (the template writes them after its content). */
+  toolCalls?: readonly ToolCall[];
+  /** A tool message's call. */
+  toolCallId?: string;
 }
+
+/**
+ * A grammar an answer is held to: a structured output's format, or tool calls only: one
+ * (`parallel` false) or more calls, each `{"name": …, "arguments": …}` of `schema` (shared's
+ * `callSchemaOf`) in the model's tool-call tags.
+ */
+export type AnswerGrammar = OutputFormat | { type: 'tool_calls'; schema: Record<string, unknown>; parallel: boolean };
 
 /** Sampling and stopping, every default resolved (the wire type, shared with the gateway). */
 export type GenerationParams = SamplingParams;
@@ -128,12 +139,12 @@ export interface Engine {
    * Render messages with the model's chat template and tokenize: the template's role markers as
    * special tokens, message content always as plain text (typed markers are characters).
    */
-  tokenizeChat(messages: readonly ChatTemplateMessage[], options?: { addGenerationPrompt?: boolean }): number[];
+  tokenizeChat(messages: readonly ChatTemplateMessage[], options?: { addGenerationPrompt?: boolean; tools?: readonly Tool[] }): number[];
   /**
    * The tokens of the first k messages (no assistant cue) for the last `limit` values of k below
    * the whole conversation, longest first: the turn boundaries where snapshots may exist.
    */
-  chatBoundaries(messages: readonly ChatTemplateMessage[], limit: number): number[][];
+  chatBoundaries(messages: readonly ChatTemplateMessage[], limit: number, tools?: readonly Tool[]): number[][];
   /** Append tokens to the slot's state without generating. */
   evaluate(slot: Slot, tokens: readonly number[]): Promise<void>;
   /**
@@ -142,12 +153,12 @@ export interface Engine {
    * Aborting `signal` ends generation within one decode step, with finish reason `cancelled`.
    * `urgent` (an interactive request): its prompt is evaluated before waiting batch prompts.
    */
-  generate(slot: Slot, promptTokens: readonly number[], params: GenerationParams, signal?: AbortSignal, options?: { urgent?: boolean }): GenerationStream;
+  generate(slot: Slot, promptTokens: readonly number[], params: GenerationParams, signal?: AbortSignal, options?: { urgent?: boolean; grammar?: AnswerGrammar }): GenerationStream;
   /**
-   * Build (and keep) the grammar of a structured output's format, before `generate` uses it.
-   * Throws `InvalidRequestError` for a format this model cannot write.
+   * Build (and keep) an answer's grammar (the job's format, or `options.grammar` of `generate`),
+   * before `generate` uses it. Throws `InvalidRequestError` for one this model cannot write.
    */
-  prepareOutputFormat(format: OutputFormat): Promise<void>;
+  prepareGrammar(grammar: AnswerGrammar): Promise<void>;
   /**
    * The slot's state as a snapshot (our header + the engine's bytes), stored in the engine's
    * snapshot encoding unless `options.encoding` says otherwise.

@@ -6,7 +6,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
-import { InvalidRequestError, SnapshotRejectedError, type OutputFormat } from '@bamba/shared';
+import { InvalidRequestError, SnapshotRejectedError, type Tool } from '@bamba/shared';
 import {
   getLlama,
   LlamaLogLevel,
@@ -23,6 +23,7 @@ import { stateMemoryKindOf, type StateMemoryKind } from '../state/state-layout.j
 import { ChatTemplate } from './chat-template.js';
 import { ChatTokenizer } from './chat-tokenizer.js';
 import type {
+  AnswerGrammar,
   ChatTemplateMessage,
   Engine,
   EngineInfo,
@@ -150,7 +151,11 @@ export class LlamaEngine implements Engine {
     const templateSource = model.fileInfo.metadata.tokenizer?.chat_template;
     this.chat =
       typeof templateSource === 'string'
-        ? new ChatTokenizer(new ChatTemplate(templateSource, { bos: model.tokens.bosString ?? '', eos: model.tokens.eosString ?? '' }), (text, special) => model.tokenize(text, special))
+        ? new ChatTokenizer(
+          new ChatTemplate(templateSource, { bos: model.tokens.bosString ?? '', eos: model.tokens.eosString ?? '' }),
+          (text, special) => model.tokenize(text, special),
+          (text) => model.tokenize(text, true).some((token) => this.specialIds.has(token)),
+        )
         : null;
     const vocabulary = model.fileInfo.metadata.tokenizer?.ggml?.tokens;
     this.maxTokenBytes = Math.max(1, ...(Array.isArray(vocabulary) ? vocabulary.map((token) => Buffer.byteLength(String(token))) : [1]));
@@ -201,12 +206,12 @@ export class LlamaEngine implements Engine {
     return this.model.detokenize(tokens as Token[], false);
   }
 
-  tokenizeChat(messages: readonly ChatTemplateMessage[], options: { addGenerationPrompt?: boolean } = {}): number[] {
-    return this.chatTokenizer().tokenizeChat(messages, options.addGenerationPrompt ?? true);
+  tokenizeChat(messages: readonly ChatTemplateMessage[], options: { addGenerationPrompt?: boolean; tools?: readonly Tool[] } = {}): number[] {
+    return this.chatTokenizer().tokenizeChat(messages, options.addGenerationPrompt ?? true, options.tools);
   }
 
-  chatBoundaries(messages: readonly ChatTemplateMessage[], limit: number): number[][] {
-    return this.chatTokenizer().boundaries(messages, limit);
+  chatBoundaries(messages: readonly ChatTemplateMessage[], limit: number, tools?: readonly Tool[]): number[][] {
+    return this.chatTokenizer().boundaries(messages, limit, tools);
   }
 
   private chatTokenizer(): ChatTokenizer {
@@ -222,7 +227,7 @@ export class LlamaEngine implements Engine {
     await (tokens.length > 1 && this.isolatePrompts ? this.gate.exclusive(evaluation) : this.gate.shared(evaluation));
   }
 
-  generate(slot: Slot, promptTokens: readonly number[], params: GenerationParams, signal?: AbortSignal, options: { urgent?: boolean } = {}): GenerationStream {
+  generate(slot: Slot, promptTokens: readonly number[], params: GenerationParams, signal?: AbortSignal, options: { urgent?: boolean; grammar?: AnswerGrammar } = {}): GenerationStream {
     const own = this.own(slot);
     if (promptTokens.length === 0) throw new InvalidRequestError('nothing to evaluate: the prompt has no tokens', { code: 'empty_prompt' });
     this.assertFits(own, promptTokens.length);
@@ -241,12 +246,12 @@ export class LlamaEngine implements Engine {
     let fail!: (error: unknown) => void;
     const summary = new Promise<GenerationSummary>((resolve, reject) => { settle = resolve; fail = reject; });
     summary.catch(() => {}); // the iterator rethrows; an unobserved summary must not crash the process
-    const tokens = this.runGeneration(own, promptTokens, params, maxTokens, bias, signal, options.urgent ?? false, settle, fail);
+    const tokens = this.runGeneration(own, promptTokens, params, options.grammar ?? params.format, maxTokens, bias, signal, options.urgent ?? false, settle, fail);
     return { summary, [Symbol.asyncIterator]: () => tokens };
   }
 
-  async prepareOutputFormat(format: OutputFormat): Promise<void> {
-    await this.grammars.stateFor(format);
+  async prepareGrammar(grammar: AnswerGrammar): Promise<void> {
+    await this.grammars.stateFor(grammar);
   }
 
   /** The request's `logit_bias` over the never-generated control tokens (which stay never). */
@@ -272,6 +277,7 @@ export class LlamaEngine implements Engine {
     slot: LlamaSlot,
     promptTokens: readonly number[],
     params: GenerationParams,
+    grammar: AnswerGrammar | undefined,
     maxTokens: number,
     tokenBias: TokenBias,
     signal: AbortSignal | undefined,
@@ -291,7 +297,7 @@ export class LlamaEngine implements Engine {
     const penalties = presencePenalty !== 0 || frequencyPenalty !== 0;
     let grammarEvaluationState;
     try {
-      grammarEvaluationState = params.format ? await this.grammars.stateFor(params.format) : undefined;
+      grammarEvaluationState = grammar ? await this.grammars.stateFor(grammar) : undefined;
     } catch (error) {
       fail(error);
       throw error;

@@ -5,8 +5,10 @@
  * Building one costs milliseconds, so the grammars of the formats seen last are kept: a client
  * sends the same schema with every request.
  */
-import { DEFINITION_CONTAINERS, definitionName, InvalidRequestError, MAX_INTEGER_DIGITS, SCHEMA_ANNOTATIONS, schemaLiterals, type OutputFormat } from '@bamba/shared';
+import { DEFINITION_CONTAINERS, definitionName, InvalidRequestError, MAX_INTEGER_DIGITS, SCHEMA_ANNOTATIONS, schemaLiterals } from '@bamba/shared';
 import { LlamaGrammarEvaluationState, type GbnfJsonSchema, type LlamaGrammar, type LlamaModel } from 'node-llama-cpp';
+import type { AnswerGrammar } from './engine.js';
+import { TOOL_CALL_CLOSE, TOOL_CALL_OPEN, toolCallsGrammar } from './tool-call-syntax.js';
 
 /** Distinct formats whose grammars are kept. */
 const KEPT_GRAMMARS = 32;
@@ -87,7 +89,7 @@ export class OutputGrammars {
   constructor(private readonly model: LlamaModel) {}
 
   /** A fresh evaluation state (one per answer) of the format's grammar. */
-  async stateFor(format: OutputFormat): Promise<LlamaGrammarEvaluationState> {
+  async stateFor(format: AnswerGrammar): Promise<LlamaGrammarEvaluationState> {
     const key = JSON.stringify(format);
     const grammar = this.kept.get(key) ?? this.build(format);
     this.kept.delete(key);
@@ -104,22 +106,27 @@ export class OutputGrammars {
     }
   }
 
-  private build(format: OutputFormat): Promise<LlamaGrammar> {
+  private build(format: AnswerGrammar): Promise<LlamaGrammar> {
     const llama = this.model.llama;
+    // Where a request put what the grammar is made of.
+    const param = format.type === 'tool_calls' ? 'tools' : 'response_format';
+    const what = format.type === 'tool_calls' ? "the tools' names and parameters" : "the response format's schema";
     const built = (async () => {
       // A literal the model has no tokens for would leave the grammar with nothing to sample: as
       // the grammar writes it, quoted and escaped.
       const writable = (text: string) => this.model.detokenize(this.model.tokenize(text)) === text;
-      const unwritable = format.type === 'json_schema' ? schemaLiterals(format.schema).find((text) => !writable(JSON.stringify(text))) : undefined;
-      if (unwritable !== undefined) throw new InvalidRequestError(`model ${this.model.fileInfo.metadata.general?.name ?? ''} cannot write '${unwritable.slice(0, 80)}' (a property name, enum or const string in the response format's schema)`, { param: 'response_format', code: 'invalid_value' });
+      const literals = format.type === 'json_object' ? [] : [...schemaLiterals(format.schema).map((text) => JSON.stringify(text)), ...(format.type === 'tool_calls' ? [TOOL_CALL_OPEN, TOOL_CALL_CLOSE] : [])];
+      const unwritable = literals.find((text) => !writable(text));
+      if (unwritable !== undefined) throw new InvalidRequestError(`model ${this.model.fileInfo.metadata.general?.name ?? ''} cannot write ${unwritable.slice(0, 80)} (a property name, enum or const string of ${what})`, { param, code: 'invalid_value' });
       let generated: LlamaGrammar;
       try {
         generated = await llama.createGrammarForJsonSchema<GbnfJsonSchema>(format.type === 'json_object' ? ANY_OBJECT : grammarSchemaOf(format.schema));
       } catch (error) {
         // The checks upstream admit only what the builder knows; should one still fail, the schema is at fault.
-        throw new InvalidRequestError(`the response format's schema could not be turned into a grammar (a definition that refers to itself before writing anything, say): ${(error as Error).message}`, { param: 'response_format', code: 'invalid_value' });
+        throw new InvalidRequestError(`${what} could not be turned into a grammar (a definition that refers to itself before writing anything, say): ${(error as Error).message}`, { param, code: 'invalid_value' });
       }
-      return llama.createGrammar({ grammar: tightenedGrammar(generated.grammar) });
+      const tightened = tightenedGrammar(generated.grammar);
+      return llama.createGrammar({ grammar: format.type === 'tool_calls' ? toolCallsGrammar(tightened, format.parallel) : tightened });
     })();
     built.catch(() => {}); // awaited by stateFor; a failure is reported there
     return built;

@@ -11,7 +11,7 @@
  * Redis write; the session's snapshot pointer moves when the snapshot has landed, and a next
  * turn on this node waits for that).
  */
-import { answerItemId, ConflictError, ServiceUnavailableError, transcriptItemId, type ChatMessage, type GenerationJob, type SessionRecord } from '@bamba/shared';
+import { answerItemId, ConflictError, ServiceUnavailableError, transcriptItemId, type ChatMessage, type GenerationJob, type SessionRecord, type Tool } from '@bamba/shared';
 import { KEEP_SNAPSHOT, TurnCommitRefused, type CommittedTurn, type SnapshotInfo } from '@bamba/region';
 import { tokenSequenceHash } from '../state/snapshot-codec.js';
 import type { ConversationState, RestoredState } from './restore-state.js';
@@ -21,8 +21,8 @@ import { isPrefix, type ServingDeps } from './serving-deps.js';
 const SNAPSHOT_PIN_MS = 120_000;
 
 /** The tokens of the conversation with its answer, up to the end of the turn: where a snapshot is taken. */
-export function turnBoundary(deps: ServingDeps, messages: readonly ChatMessage[], answer: string): number[] {
-  return deps.engine.tokenizeChat([...messages, { role: 'assistant', content: answer }], { addGenerationPrompt: false });
+export function turnBoundary(deps: ServingDeps, messages: readonly ChatMessage[], answer: ChatMessage, tools?: readonly Tool[]): number[] {
+  return deps.engine.tokenizeChat([...messages, answer], { addGenerationPrompt: false, ...(tools ? { tools } : {}) });
 }
 
 interface SavedState {

@@ -10,7 +10,7 @@
  * of that prompt on the way (once per distinct prompt, tenant and model): the next conversation
  * with the same system prompt resumes from it.
  */
-import { PROBED_MESSAGE_BOUNDARIES, SnapshotRejectedError, type ChatMessage, type ResumePath, type SessionRecord } from '@bamba/shared';
+import { PROBED_MESSAGE_BOUNDARIES, SnapshotRejectedError, type ChatMessage, type ResumePath, type SessionRecord, type Tool } from '@bamba/shared';
 import type { Slot } from '../engine/engine.js';
 import { tokenSequenceHash } from '../state/snapshot-codec.js';
 import { PendingSnapshots } from './pending-snapshots.js';
@@ -29,19 +29,21 @@ export interface ConversationState {
   tenant: string;
   /** All messages the prompt renders (chat only). */
   messages: ChatMessage[] | null;
+  /** The tools the prompt lists (chat only): part of every boundary's tokens. */
+  tools?: readonly Tool[];
   session: SessionRecord | null;
   promptTokens: number[];
 }
 
 /** Token sequences at recent message boundaries that the prompt extends, longest first. */
-export function boundaryPrefixes(deps: ServingDeps, messages: ChatMessage[], promptTokens: readonly number[]): number[][] {
-  return deps.engine.chatBoundaries(messages, PROBED_MESSAGE_BOUNDARIES).filter((tokens) => tokens.length < promptTokens.length && isPrefix(tokens, promptTokens));
+export function boundaryPrefixes(deps: ServingDeps, messages: ChatMessage[], promptTokens: readonly number[], tools?: readonly Tool[]): number[][] {
+  return deps.engine.chatBoundaries(messages, PROBED_MESSAGE_BOUNDARIES, tools).filter((tokens) => tokens.length < promptTokens.length && isPrefix(tokens, promptTokens));
 }
 
 /** The tokens of the conversation's system prompt alone, when it is long enough to be worth saving. */
-function systemPromptTokens(deps: ServingDeps, messages: ChatMessage[] | null, promptTokens: readonly number[]): number[] | null {
+function systemPromptTokens(deps: ServingDeps, messages: ChatMessage[] | null, promptTokens: readonly number[], tools?: readonly Tool[]): number[] | null {
   if (!messages || messages[0]?.role !== 'system' || deps.systemCheckpointTokens <= 0) return null;
-  const tokens = deps.engine.tokenizeChat([messages[0]], { addGenerationPrompt: false });
+  const tokens = deps.engine.tokenizeChat([messages[0]], { addGenerationPrompt: false, ...(tools ? { tools } : {}) });
   return tokens.length >= deps.systemCheckpointTokens && tokens.length < promptTokens.length && isPrefix(tokens, promptTokens) ? tokens : null;
 }
 
@@ -91,8 +93,8 @@ export async function restoreState(deps: ServingDeps, conversation: Conversation
     // No saved state of its own (a fork of its first turns), or one that could not be used: an
     // earlier boundary of the same tokens may still be in the cache.
     if (!conversation.messages || !(session || deps.prefixCache)) return { slot, resume: 'replay', cachedTokens: 0, heldTokens: 0 };
-    const system = systemPromptTokens(deps, conversation.messages, promptTokens);
-    const prefixes = boundaryPrefixes(deps, conversation.messages, promptTokens);
+    const system = systemPromptTokens(deps, conversation.messages, promptTokens, conversation.tools);
+    const prefixes = boundaryPrefixes(deps, conversation.messages, promptTokens, conversation.tools);
     // A long conversation's probed boundaries do not reach back to its system prompt: look it up too.
     if (system && !prefixes.some((tokens) => tokens.length === system.length)) prefixes.push(system);
     const hashes = prefixes.map((tokens) => tokenSequenceHash(tokens));

@@ -10,10 +10,13 @@ import {
   errorToWire,
   InvalidRequestError,
   NotFoundError,
+  type ChatMessage,
   type GenerationJob,
+  type ToolCall,
 } from '@bamba/shared';
 import type { CommittedTurn, TokenEvents } from '@bamba/region';
 import { tokenSequenceHash } from '../state/snapshot-codec.js';
+import { answerToolsOf, withCallIds, type AnswerTools } from './answer-tools.js';
 import { PendingSnapshots } from './pending-snapshots.js';
 import { commitTranscript, persistStateless, saveTurnState, turnBoundary } from './persist-state.js';
 import { prefillPrefix } from './prefill-prefix.js';
@@ -39,15 +42,22 @@ function assertMayFit(deps: ServingDeps, texts: readonly string[], param: 'messa
   }
 }
 
-async function conversationOf(deps: ServingDeps, job: GenerationJob): Promise<Conversation> {
+/** The texts a chat prompt renders from the request: contents, tool calls and the tools. */
+function chatTexts(messages: readonly ChatMessage[], tools: AnswerTools['tools']): string[] {
+  return [...messages.flatMap((message) => [message.content, ...(message.toolCalls ?? []).map((call) => call.arguments)]), ...(tools ? [JSON.stringify(tools)] : [])];
+}
+
+async function conversationOf(deps: ServingDeps, job: GenerationJob, tools: AnswerTools['tools']): Promise<Conversation> {
   if (job.input.kind === 'completion') assertMayFit(deps, [job.input.prompt], 'prompt');
-  else assertMayFit(deps, job.input.messages.map((message) => message.content), 'messages');
+  else assertMayFit(deps, chatTexts(job.input.messages, tools), 'messages');
   if (job.input.kind === 'completion') {
     return { tenant: job.tenant, messages: null, session: null, promptTokens: deps.engine.tokenize(job.input.prompt) };
   }
   if (!job.session) {
-    return { tenant: job.tenant, messages: job.input.messages, session: null, promptTokens: deps.engine.tokenizeChat(job.input.messages) };
+    return { tenant: job.tenant, messages: job.input.messages, ...(tools ? { tools } : {}), session: null, promptTokens: deps.engine.tokenizeChat(job.input.messages, tools ? { tools } : {}) };
   }
+  // A session's prompt lists no tools (the gateway refuses them on session turns).
+  if (tools) throw new InvalidRequestError('tools are not supported on session turns', { param: 'tools', code: 'unsupported_parameter' });
   // The previous turn's state may still be being saved here: wait for it (a few seconds at most),
   // then read the session, which points at it once it landed.
   await deps.pendingSnapshots.settle([PendingSnapshots.sessionKey(job.session.sessionId)]);
@@ -60,7 +70,7 @@ async function conversationOf(deps: ServingDeps, job: GenerationJob): Promise<Co
   }
   if (session.version !== job.session.expectedVersion) throw new InvalidRequestError('the session moved on since this turn was accepted', { code: 'session_conflict' });
   const messages = [...transcript, ...job.input.messages];
-  assertMayFit(deps, messages.map((message) => message.content), 'messages');
+  assertMayFit(deps, chatTexts(messages, undefined), 'messages');
   return { tenant: job.tenant, messages, session, promptTokens: deps.engine.tokenizeChat(messages) };
 }
 
@@ -92,10 +102,11 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
     return { kind: 'rejected', error };
   };
   if (nowMs() > job.deadlineAtMs) return reject(new DeadlineExceededError('the request waited in the queue past its deadline'));
-  if (job.params.format) {
-    // Its grammar first (then kept for the generation): a format this model cannot write is the request's fault.
+  const answerTools = answerToolsOf(job);
+  if (answerTools.grammar) {
+    // Its grammar first (then kept for the generation): a format or tools this model cannot write is the request's fault.
     try {
-      await deps.engine.prepareOutputFormat(job.params.format);
+      await deps.engine.prepareGrammar(answerTools.grammar);
     } catch (error) {
       if (error instanceof BambaError && !error.retryable) return reject(error);
       throw error;
@@ -103,7 +114,7 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
   }
   if (job.prefillOnly) {
     try {
-      assertMayFit(deps, job.input.kind === 'chat' ? job.input.messages.map((message) => message.content) : [], 'messages');
+      assertMayFit(deps, job.input.kind === 'chat' ? chatTexts(job.input.messages, undefined) : [], 'messages');
       return { kind: 'finished', completionTokens: await prefillPrefix(deps, job, events) };
     } catch (error) {
       if (error instanceof BambaError && !error.retryable) return reject(error);
@@ -112,7 +123,7 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
   }
   let conversation: Conversation;
   try {
-    conversation = await conversationOf(deps, job);
+    conversation = await conversationOf(deps, job, answerTools.tools);
   } catch (error) {
     if (error instanceof BambaError && !error.retryable) return reject(error);
     throw error;
@@ -125,19 +136,28 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
     const newTokens = conversation.promptTokens.slice(restored.heldTokens);
     let stream;
     try {
-      stream = deps.engine.generate(restored.slot, newTokens, job.params, signal, { urgent: job.priority === 'interactive' });
+      stream = deps.engine.generate(restored.slot, newTokens, job.params, signal, { urgent: job.priority === 'interactive', ...(answerTools.grammar ? { grammar: answerTools.grammar } : {}) });
     } catch (error) {
       if (error instanceof BambaError && !error.retryable) return await reject(error);
       throw error;
     }
     events.start(conversation.promptTokens.length, restored.cachedTokens, restored.resume);
     let answer = '';
+    // Text before a tool call goes out as it comes; the calls are read at the end.
+    const reader = answerTools.newReader();
     for await (const token of stream) {
-      answer += token.text;
-      events.delta(token.text, token.token === null ? 0 : 1);
+      const text = reader ? reader.push(token.text) : token.text;
+      answer += text;
+      events.delta(text, token.token === null ? 0 : 1);
     }
     const summary = await stream.summary;
     if (summary.finishReason === 'cancelled') return { kind: 'cancelled' };
+    const read = reader?.finish(summary.finishReason === 'length');
+    if (read?.text) {
+      answer += read.text;
+      events.delta(read.text, 0);
+    }
+    const toolCalls: ToolCall[] | undefined = read?.calls ? withCallIds(read.calls) : undefined;
     const turn: CommittedTurn = {
       requestId: job.requestId,
       finishReason: summary.finishReason,
@@ -153,11 +173,13 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
       cachedTokens: turn.cachedTokens,
       timeToFirstTokenMs: summary.timeToFirstTokenMs,
       totalMs: summary.totalMs,
+      ...(toolCalls ? { toolCalls } : {}),
     });
     // A batch request's end state is not cached: such answers are rarely continued, and saving
     // them would hold the slot (and the context, while exporting) after every one of them; a
     // batch seeds the prefixes its requests share on purpose instead.
-    const boundary = conversation.messages && job.priority !== 'batch' ? turnBoundary(deps, conversation.messages, answer) : null;
+    const answerMessage: ChatMessage = { role: 'assistant', content: answer, ...(toolCalls ? { toolCalls } : {}) };
+    const boundary = conversation.messages && job.priority !== 'batch' ? turnBoundary(deps, conversation.messages, answerMessage, conversation.tools) : null;
     if (!conversation.session) {
       persisted = true;
       // Nothing to commit: the answer ends now, and the prefix-cache snapshot is written after

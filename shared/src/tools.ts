@@ -1,0 +1,106 @@
+/**
+ * Tool calling (OpenAI's function tools) as it travels with a chat job: the tools offered, how
+ * the model may use them (`tool_choice`), the calls an answer made, and the schema that holds a
+ * forced call's arguments. The gateway builds these from a validated request; the gpu-node
+ * renders the tools into the prompt through the model's chat template, holds a forced answer to
+ * `toolCallSchema` with a grammar, and reads the calls out of what the model wrote.
+ */
+import { z } from 'zod';
+import { DEFINITION_CONTAINERS, definitionName, jsonSchemaProblem } from './output-format.js';
+
+/** OpenAI's limit on tools per request. */
+export const MAX_TOOLS = 128;
+
+/** A function's name (OpenAI's rule); also what a forced call's grammar writes verbatim. */
+export const toolNameSchema = (field: string) => z.string({ error: `${field} is required` }).regex(/^[A-Za-z0-9_-]{1,64}$/, `${field} must be 1 to 64 letters, digits, _ or -`);
+
+/** A function tool as the job carries it. `parameters` was checked when the choice forces calls. */
+export const toolSchema = z.object({
+  name: toolNameSchema('name'),
+  description: z.string().optional(),
+  parameters: z.record(z.string(), z.unknown()).optional(),
+});
+export type Tool = z.infer<typeof toolSchema>;
+
+/**
+ * `none`: the tools are shown, no call is made; `auto`: the model decides; `required`: one or more
+ * calls of any tool; `{ name }`: exactly one call of that tool.
+ */
+export const toolChoiceSchema = z.union([z.enum(['none', 'auto', 'required']), z.object({ name: toolNameSchema('name') })]);
+export type ToolChoice = z.infer<typeof toolChoiceSchema>;
+
+/** A call as an answer made it (and as a later request's history holds it). `arguments` is JSON text, as OpenAI sends it. */
+export const toolCallSchema = z.object({
+  id: z.string().min(1).max(256),
+  name: z.string().min(1).max(256),
+  arguments: z.string(),
+});
+export type ToolCall = z.infer<typeof toolCallSchema>;
+
+/** Whether the choice makes the answer calls only (held to `toolCallSchema` by a grammar). */
+export const forcesCalls = (choice: ToolChoice): boolean => choice !== 'none' && choice !== 'auto';
+
+/** The tools a forced answer may call: the named one, or all. */
+export const callableTools = (tools: readonly Tool[], choice: ToolChoice): Tool[] => (typeof choice === 'object' ? tools.filter((tool) => tool.name === choice.name) : [...tools]);
+
+/** Arguments of a tool that declares no parameters: any JSON object. */
+const ANY_ARGUMENTS = { type: 'object', additionalProperties: true } as const;
+
+/** Keys whose value is one subschema, a list of them, or a map of them (what the schema check admits). */
+const SUBSCHEMA_KEYS = ['items', 'additionalProperties'];
+const SUBSCHEMA_LIST_KEYS = ['prefixItems', 'anyOf'];
+const SUBSCHEMA_MAP_KEYS = ['properties'];
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** A checked schema with its `$ref`s renamed (its definitions are moved into another root). */
+function renameReferences(node: unknown, rename: (name: string) => string): unknown {
+  if (!isObject(node)) return node;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(node)) {
+    if (key === '$ref' && typeof value === 'string' && definitionName(value) !== null) out[key] = `#/$defs/${rename(definitionName(value)!)}`;
+    else if (SUBSCHEMA_KEYS.includes(key)) out[key] = renameReferences(value, rename);
+    else if (SUBSCHEMA_LIST_KEYS.includes(key) && Array.isArray(value)) out[key] = value.map((child) => renameReferences(child, rename));
+    else if (SUBSCHEMA_MAP_KEYS.includes(key) && isObject(value)) out[key] = Object.fromEntries(Object.entries(value).map(([name, child]) => [name, renameReferences(child, rename)]));
+    else out[key] = value;
+  }
+  return out;
+}
+
+/**
+ * The JSON Schema of one call of any of `tools`: `{"name": <the tool's name>, "arguments": <its
+ * parameters>}`, alternatives told apart by their first property, the name (a discriminator, as
+ * the schema check wants). Each tool's definitions move to the root under `<tool>.<name>`, since
+ * a `$ref` points from the root. Each tool's parameters passed `jsonSchemaProblem` on their own.
+ */
+export function callSchemaOf(tools: readonly Tool[]): Record<string, unknown> {
+  const defs: Record<string, unknown> = {};
+  const calls = tools.map((tool) => {
+    const rename = (name: string) => `${tool.name}.${name}`;
+    const parameters: Record<string, unknown> = { ...(tool.parameters ?? ANY_ARGUMENTS) };
+    for (const container of DEFINITION_CONTAINERS) {
+      const held = parameters[container];
+      delete parameters[container];
+      if (isObject(held)) for (const [name, def] of Object.entries(held)) defs[rename(name)] = renameReferences(def, rename);
+    }
+    return {
+      type: 'object',
+      properties: { name: { const: tool.name }, arguments: renameReferences(parameters, rename) },
+      required: ['name', 'arguments'],
+      additionalProperties: false,
+    };
+  });
+  const call = calls.length === 1 ? calls[0]! : { anyOf: calls };
+  return Object.keys(defs).length > 0 ? { ...call, $defs: defs } : call;
+}
+
+/** The first reason a forced choice's tools cannot be held by a grammar, with where it is (`parameters…`, or the whole). */
+export function forcedToolsProblem(tools: readonly Tool[]): { toolIndex: number | null; path: (string | number)[]; message: string } | null {
+  for (const [index, tool] of tools.entries()) {
+    if (!tool.parameters) continue;
+    const problem = jsonSchemaProblem(tool.parameters);
+    if (problem) return { toolIndex: index, path: problem.path, message: problem.message };
+  }
+  // Each fits alone; together they must fit one grammar's bounds too.
+  const together = jsonSchemaProblem(callSchemaOf(tools));
+  return together ? { toolIndex: null, path: [], message: `the tools' parameters together: ${together.message}` } : null;
+}

@@ -1,0 +1,223 @@
+/**
+ * Tool calling against a real stack with the official `openai` client. A forced choice
+ * (`required`, or a named tool) holds the answer to calls whose arguments match the tool's
+ * parameters (the tiny model's random weights would otherwise write random characters); the
+ * calls come back as OpenAI's `tool_calls`, streamed and not, and through the client's
+ * `parse()` with zod; the history with the call and the tool's answer resumes from the state
+ * saved after the call; `auto` answers text with the tools in the prompt; a batch line calls
+ * tools too; what cannot be served is refused by name.
+ */
+import OpenAI, { toFile } from 'openai';
+import { LengthFinishReasonError } from 'openai/error';
+import { zodFunction } from 'openai/helpers/zod';
+import { z } from 'zod';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MODEL_ID, postJson, readSse, startTestStack, type TestStack } from './support/stack.js';
+
+let stack: TestStack;
+let client: OpenAI;
+beforeAll(async () => {
+  stack = await startTestStack({ workers: 1 });
+  client = new OpenAI({ baseURL: `${stack.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+});
+afterAll(async () => stack?.stop());
+
+const WEATHER = {
+  type: 'function',
+  function: {
+    name: 'get_weather',
+    description: 'The weather in a city',
+    parameters: {
+      type: 'object',
+      properties: { city: { type: 'string', minLength: 1, maxLength: 10 }, units: { enum: ['celsius', 'fahrenheit'] }, days: { type: 'integer' } },
+      required: ['city', 'units', 'days'],
+      additionalProperties: false,
+    },
+  },
+} as const;
+const TIME = { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: { zone: { type: 'string', maxLength: 6 } }, required: ['zone'], additionalProperties: false } } } as const;
+const ask = [{ role: 'user' as const, content: 'What is the weather in Paris?' }];
+
+/** What WEATHER's parameters require, written out: what the grammar must have enforced. */
+function expectWeatherArguments(text: string) {
+  const args = JSON.parse(text) as Record<string, unknown>;
+  expect(Object.keys(args)).toEqual(['city', 'units', 'days']);
+  expect(typeof args.city === 'string' && args.city.length >= 1 && args.city.length <= 10).toBe(true);
+  expect(['celsius', 'fahrenheit']).toContain(args.units);
+  expect(Number.isInteger(args.days)).toBe(true);
+}
+function expectTimeArguments(text: string) {
+  const args = JSON.parse(text) as Record<string, unknown>;
+  expect(Object.keys(args)).toEqual(['zone']);
+  expect(typeof args.zone === 'string' && args.zone.length <= 6).toBe(true);
+}
+
+describe('forced tool calls', () => {
+  it('answers a named tool_choice with one call of that tool, its arguments held to the parameters', async () => {
+    const answers = await Promise.all([0, 0.9].map((temperature) => client.chat.completions.create({
+      model: MODEL_ID, messages: ask, tools: [WEATHER, TIME], tool_choice: { type: 'function', function: { name: 'get_weather' } }, max_tokens: 200, temperature, seed: 5,
+    })));
+    for (const answer of answers) {
+      const choice = answer.choices[0]!;
+      expect(choice.finish_reason).toBe('tool_calls');
+      expect(choice.message.content).toBeNull();
+      expect(choice.message.tool_calls).toHaveLength(1);
+      const call = choice.message.tool_calls![0]!;
+      expect(call.type).toBe('function');
+      expect(call.id).toMatch(/^call_[A-Za-z0-9_-]{16}$/);
+      if (call.type !== 'function') throw new Error('not a function call');
+      expect(call.function.name).toBe('get_weather');
+      expectWeatherArguments(call.function.arguments);
+    }
+  });
+
+  it('answers required with calls of the offered tools: one without parallel calls, one or more with', async () => {
+    const single = await client.chat.completions.create({ model: MODEL_ID, messages: ask, tools: [WEATHER, TIME], tool_choice: 'required', parallel_tool_calls: false, max_tokens: 300, temperature: 0.8, seed: 11 });
+    expect(single.choices[0]!.finish_reason).toBe('tool_calls');
+    expect(single.choices[0]!.message.tool_calls).toHaveLength(1);
+    for (const seed of [1, 2, 3]) {
+      const several = await client.chat.completions.create({ model: MODEL_ID, messages: ask, tools: [WEATHER, TIME], tool_choice: 'required', max_tokens: 400, temperature: 0.8, seed });
+      const calls = several.choices[0]!.message.tool_calls ?? [];
+      expect(calls.length).toBeGreaterThanOrEqual(1);
+      // A token limit may cut a further call: it is dropped, and the finish reason says so.
+      expect(['tool_calls', 'length']).toContain(several.choices[0]!.finish_reason);
+      for (const call of calls) {
+        if (call.type !== 'function') throw new Error('not a function call');
+        if (call.function.name === 'get_weather') expectWeatherArguments(call.function.arguments);
+        else { expect(call.function.name).toBe('get_time'); expectTimeArguments(call.function.arguments); }
+      }
+      expect(new Set(calls.map((call) => call.id)).size).toBe(calls.length);
+    }
+  });
+
+  it('streams the calls as tool_calls deltas that the client assembles into the same calls', async () => {
+    const request = { model: MODEL_ID, messages: ask, tools: [WEATHER], tool_choice: 'required' as const, max_tokens: 200, temperature: 0, parallel_tool_calls: false };
+    const whole = await client.chat.completions.create(request);
+    const streamed = await client.chat.completions.stream(request).finalChatCompletion();
+    expect(streamed.choices[0]!.finish_reason).toBe('tool_calls');
+    const [a, b] = [whole, streamed].map((answer) => answer.choices[0]!.message.tool_calls!.map((call) => (call.type === 'function' ? [call.function.name, call.function.arguments] : [])));
+    expect(b).toEqual(a);
+    // On the wire: a role and the calls with their index, then the finish reason.
+    const response = await fetch(`${stack.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...request, stream: true }) });
+    const chunks = (await readSse(response)).filter((data) => data !== '[DONE]').map((data) => JSON.parse(data));
+    const withCalls = chunks.filter((chunk) => chunk.choices[0]?.delta?.tool_calls);
+    expect(withCalls).toHaveLength(1);
+    expect(withCalls[0].choices[0].delta).toMatchObject({ role: 'assistant', content: null, tool_calls: [{ index: 0, type: 'function', function: { name: 'get_weather' } }] });
+    expect(chunks.at(-1).choices[0].finish_reason).toBe('tool_calls');
+  });
+
+  it('parses arguments through the client with zodFunction, and goes on from the tool\'s answer resuming from the saved call', async () => {
+    const lookup = zodFunction({ name: 'lookup', parameters: z.object({ query: z.string().max(12), limit: z.number().int() }) });
+    const parsed = await client.chat.completions.parse({ model: MODEL_ID, messages: ask, tools: [lookup], tool_choice: { type: 'function', function: { name: 'lookup' } }, max_tokens: 200, temperature: 0 });
+    const call = parsed.choices[0]!.message.tool_calls![0]!;
+    expect(call.function.name).toBe('lookup');
+    const args = call.function.parsed_arguments as { query: string; limit: number };
+    expect(typeof args.query).toBe('string');
+    expect(Number.isInteger(args.limit)).toBe(true);
+    // The client sends the call back with the tool's answer: the history renders to the tokens
+    // the model generated, so the state saved after the call is resumed, not replayed.
+    const next = await client.chat.completions.create({
+      model: MODEL_ID,
+      messages: [...ask, { role: 'assistant', content: null, tool_calls: [{ id: call.id, type: 'function', function: { name: call.function.name, arguments: call.function.arguments } }] }, { role: 'tool', tool_call_id: call.id, content: '3 results' }],
+      tools: [lookup],
+      tool_choice: 'none',
+      max_tokens: 20,
+      temperature: 0,
+    });
+    expect(next.choices[0]!.message.tool_calls).toBeUndefined();
+    expect(typeof next.choices[0]!.message.content).toBe('string');
+    expect(next.usage!.prompt_tokens_details!.cached_tokens).toBeGreaterThan(0);
+    expect(next.usage!.prompt_tokens_details!.cached_tokens).toBeLessThan(next.usage!.prompt_tokens);
+  });
+});
+
+describe('forced calls of tools whose parameters have definitions', () => {
+  it('holds a recursive zod parameter schema (draft-07 definitions, moved to the grammar\'s root) beside another tool', async () => {
+    type Node = { label: string; children: Node[] };
+    const node: z.ZodType<Node> = z.lazy(() => z.object({ label: z.string().max(5), children: z.array(node).max(2) }));
+    const tree = zodFunction({ name: 'tree', parameters: z.object({ root: node }) });
+    const pair = zodFunction({ name: 'pair', parameters: z.object({ x: z.string().max(4) }) });
+    let answered = 0;
+    for (const seed of [1, 2, 3, 4, 5, 6]) {
+      let parsed;
+      try {
+        parsed = await client.chat.completions.parse({ model: MODEL_ID, messages: ask, tools: [tree, pair], tool_choice: { type: 'function', function: { name: 'tree' } }, max_tokens: 180, temperature: 0.7, seed });
+      } catch (error) {
+        if (error instanceof LengthFinishReasonError) continue; // a deep tree may not end within the limit
+        throw error;
+      }
+      const choice = parsed.choices[0]!;
+      const call = choice.message.tool_calls![0]!;
+      // parse() ran zod over the arguments: they match the schema or it threw.
+      expect(call.function.name).toBe('tree');
+      expect((call.function.parsed_arguments as { root: Node }).root.children).toBeInstanceOf(Array);
+      answered++;
+    }
+    expect(answered).toBeGreaterThan(0);
+  });
+});
+
+describe('tool_choice auto and none', () => {
+  it('lists the tools in the prompt and answers text when the model writes no call', async () => {
+    const plain = await client.chat.completions.create({ model: MODEL_ID, messages: ask, max_tokens: 16, temperature: 0 });
+    for (const tool_choice of ['auto', 'none'] as const) {
+      const answer = await client.chat.completions.create({ model: MODEL_ID, messages: ask, tools: [WEATHER], tool_choice, max_tokens: 16, temperature: 0 });
+      expect(answer.usage!.prompt_tokens).toBeGreaterThan(plain.usage!.prompt_tokens + JSON.stringify(WEATHER.function.parameters).length);
+      expect(answer.choices[0]!.message.tool_calls).toBeUndefined();
+      expect(typeof answer.choices[0]!.message.content).toBe('string');
+      expect(answer.choices[0]!.message.content!.length).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('tool calls in a batch', () => {
+  it('answers a batch line with its forced call', async () => {
+    const line = JSON.stringify({ custom_id: 'call', method: 'POST', url: '/v1/chat/completions', body: { model: MODEL_ID, messages: ask, tools: [WEATHER], tool_choice: 'required', parallel_tool_calls: false, max_tokens: 200 } });
+    const file = await client.files.create({ file: await toFile(Buffer.from(`${line}\n`), 'batch.jsonl'), purpose: 'batch' });
+    const created = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    const batch = await stack.waitFor('the batch to end', async () => {
+      const now = await client.batches.retrieve(created.id);
+      return ['completed', 'failed', 'expired', 'cancelled'].includes(now.status) ? now : undefined;
+    }, 120_000);
+    expect(batch.request_counts).toEqual({ total: 1, completed: 1, failed: 0 });
+    const [output] = (await (await client.files.content(batch.output_file_id!)).text()).trim().split('\n').map((text) => JSON.parse(text));
+    const choice = output.response.body.choices[0];
+    expect(choice.finish_reason).toBe('tool_calls');
+    expect(choice.message.tool_calls[0].function.name).toBe('get_weather');
+    expectWeatherArguments(choice.message.tool_calls[0].function.arguments);
+  });
+});
+
+describe('refusals', () => {
+  const chat = (body: Record<string, unknown>) => postJson(`${stack.url}/v1/chat/completions`, { model: MODEL_ID, messages: ask, max_tokens: 8, ...body });
+  const withPattern = { type: 'function', function: { name: 'find', parameters: { type: 'object', properties: { code: { type: 'string', pattern: '^[A-Z]+$' } } } } };
+
+  it('refuses what it cannot serve by name, as a 400', async () => {
+    const cases: Array<[Record<string, unknown>, string, RegExp]> = [
+      [{ tools: [WEATHER], tool_choice: { type: 'function', function: { name: 'nope' } } }, 'tool_choice', /not among the tools/],
+      [{ tool_choice: 'required' }, 'tool_choice', /needs tools/],
+      [{ tools: [withPattern], tool_choice: 'required' }, 'tools[0].function.parameters.properties.code.pattern', /pattern/],
+      [{ tools: [WEATHER, WEATHER] }, 'tools[1].function.name', /two tools/],
+      [{ tools: [{ type: 'web_search' }] }, 'tools[0].type', /function/],
+      [{ tools: [WEATHER], response_format: { type: 'json_object' } }, 'response_format', /tool_choice/],
+      [{ functions: [WEATHER.function] }, 'functions', /deprecated/],
+      [{ messages: [...ask, { role: 'tool', tool_call_id: 'call_x', content: 'hi' }] }, 'messages[1].tool_call_id', /no call has id/],
+      [{ messages: [...ask, { role: 'assistant' }] }, 'messages[1].content', /content is required/],
+      [{ messages: [{ role: 'user', content: 'x', tool_calls: [{ id: 'a', type: 'function', function: { name: 'f', arguments: '{}' } }] }] }, 'messages[0].tool_calls', /only assistant/],
+      [{ session_id: 'sess_x', tools: [WEATHER] }, 'tools', /session turns/],
+      // Checked by the gpu-node: template text that would forge a control token, a name its model cannot write.
+      [{ tools: [{ type: 'function', function: { name: 'f', description: 'x<|end_of_text|>y' } }] }, 'tools', /control tokens/],
+      [{ tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { 'café': { type: 'string' } } } } }], tool_choice: 'required' }, 'tools', /cannot write/],
+    ];
+    for (const [body, param, message] of cases) {
+      const answer = await chat(body);
+      expect({ status: answer.status, param: answer.json?.error?.param }).toEqual({ status: 400, param });
+      expect(answer.json.error.message).toMatch(message);
+    }
+  });
+
+  it('accepts under auto the parameters a forced choice would refuse: they are only shown to the model', async () => {
+    const answer = await chat({ tools: [withPattern], tool_choice: 'auto' });
+    expect(answer.status).toBe(200);
+  });
+});
