@@ -273,7 +273,7 @@ describe('responses', () => {
   });
 
   it('refuses what it does not support, naming the field, and stores nothing', async () => {
-    await expect(client.responses.create({ ...greedy, input: 'x', tools: [{ type: 'function', name: 'f', parameters: {}, strict: false }] })).rejects.toMatchObject({ status: 400, param: 'tools' });
+    await expect(client.responses.create({ ...greedy, input: 'x', tools: [{ type: 'web_search' }] })).rejects.toMatchObject({ status: 400, param: 'tools[0].type' });
     await expect(client.responses.create({ ...greedy, input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'http://example.invalid/x.png', detail: 'auto' }] }] })).rejects.toMatchObject({ status: 400, param: 'input[0].content[0].type' });
     await expect(client.responses.create({ ...greedy, input: 'x', reasoning: { effort: 'low' } })).rejects.toMatchObject({ status: 400, param: 'reasoning' });
     await expect(client.responses.create({ ...greedy, input: 'x', background: true, store: false })).rejects.toMatchObject({ status: 400, param: 'background' });

@@ -188,6 +188,70 @@ describe('tool calls in a batch', () => {
   });
 });
 
+describe('function tools on the Responses API', () => {
+  const weather = { type: 'function' as const, name: 'get_weather', description: WEATHER.function.description, parameters: WEATHER.function.parameters, strict: true };
+  const forced = { model: MODEL_ID, input: 'What is the weather in Paris?', tools: [weather], tool_choice: { type: 'function' as const, name: 'get_weather' }, max_output_tokens: 200, temperature: 0 };
+
+  it('answers a forced choice with a function_call item alone, streamed as OpenAI\'s events, and stores it', async () => {
+    const response = await client.responses.create(forced);
+    expect(response.status).toBe('completed');
+    expect(response.output).toHaveLength(1);
+    const call = response.output[0]!;
+    if (call.type !== 'function_call') throw new Error(`expected a function_call item, got ${call.type}`);
+    expect(call).toMatchObject({ name: 'get_weather', status: 'completed' });
+    expect(call.call_id).toMatch(/^call_/);
+    expect(call.id).toBe(`fc_${call.call_id.slice('call_'.length)}`);
+    expectWeatherArguments(call.arguments);
+    expect(response.output_text).toBe('');
+    expect(response.tool_choice).toEqual({ type: 'function', name: 'get_weather' });
+    expect(response.tools).toMatchObject([{ type: 'function', name: 'get_weather' }]);
+    expect((await client.responses.retrieve(response.id)).output).toEqual(response.output);
+
+    const events: Array<{ type: string; sequence_number: number }> = [];
+    const stream = client.responses.stream(forced);
+    for await (const event of stream) events.push(event);
+    const final = await stream.finalResponse();
+    expect(events.map((event) => event.type)).toEqual([
+      'response.created', 'response.in_progress',
+      'response.output_item.added', 'response.function_call_arguments.delta', 'response.function_call_arguments.done', 'response.output_item.done',
+      'response.completed',
+    ]);
+    const numbers = events.map((event) => event.sequence_number);
+    expect([...numbers].sort((a, b) => a - b)).toEqual(numbers);
+    const streamedCall = final.output[0]!;
+    if (streamedCall.type !== 'function_call') throw new Error('expected a function_call item');
+    expect([streamedCall.name, streamedCall.arguments]).toEqual([call.name, call.arguments]);
+  });
+
+  it('goes on from a function_call_output, by previous_response_id (resuming from the saved call) or with the whole history', async () => {
+    const first = await client.responses.create(forced);
+    const call = first.output[0]!;
+    if (call.type !== 'function_call') throw new Error('expected a function_call item');
+    const chained = await client.responses.create({ model: MODEL_ID, previous_response_id: first.id, input: [{ type: 'function_call_output', call_id: call.call_id, output: '21 degrees' }], tools: [weather], tool_choice: 'none', max_output_tokens: 12, temperature: 0 });
+    expect(chained.status === 'completed' || chained.status === 'incomplete').toBe(true);
+    expect(chained.output.map((item) => item.type)).toEqual(['message']);
+    expect(chained.usage!.input_tokens_details.cached_tokens).toBeGreaterThan(0);
+    const items = await client.responses.inputItems.list(chained.id);
+    expect(items.data).toMatchObject([{ type: 'function_call_output', call_id: call.call_id, output: '21 degrees' }]);
+    // The same history sent whole: the same answer.
+    const whole = await client.responses.create({
+      model: MODEL_ID,
+      input: [{ role: 'user', content: forced.input }, { type: 'function_call', call_id: call.call_id, name: call.name, arguments: call.arguments }, { type: 'function_call_output', call_id: call.call_id, output: '21 degrees' }],
+      tools: [weather], tool_choice: 'none', max_output_tokens: 12, temperature: 0,
+    });
+    expect(whole.output_text).toBe(chained.output_text);
+  });
+
+  it('refuses what it cannot serve by name', async () => {
+    await expect(client.responses.create({ model: MODEL_ID, input: [{ type: 'function_call_output', call_id: 'call_nope', output: 'x' }] })).rejects.toMatchObject({ status: 400, param: 'input[0].call_id' });
+    await expect(client.responses.create({ model: MODEL_ID, input: [{ type: 'function_call', call_id: 'c', name: 'f' } as never] })).rejects.toMatchObject({ status: 400, param: 'input[0].arguments' });
+    await expect(client.responses.create({ ...forced, tool_choice: { type: 'function', name: 'other' } })).rejects.toMatchObject({ status: 400, param: 'tool_choice' });
+    await expect(client.responses.create({ ...forced, text: { format: { type: 'json_object' } } })).rejects.toMatchObject({ status: 400, param: 'text.format' });
+    const conversation = await client.conversations.create({});
+    await expect(client.responses.create({ ...forced, conversation: conversation.id })).rejects.toMatchObject({ status: 400, param: 'tools' });
+  });
+});
+
 describe('refusals', () => {
   const chat = (body: Record<string, unknown>) => postJson(`${stack.url}/v1/chat/completions`, { model: MODEL_ID, messages: ask, max_tokens: 8, ...body });
   const withPattern = { type: 'function', function: { name: 'find', parameters: { type: 'object', properties: { code: { type: 'string', pattern: '^[A-Z]+$' } } } } };
@@ -201,7 +265,7 @@ describe('refusals', () => {
       [{ tools: [{ type: 'web_search' }] }, 'tools[0].type', /function/],
       [{ tools: [WEATHER], response_format: { type: 'json_object' } }, 'response_format', /tool_choice/],
       [{ functions: [WEATHER.function] }, 'functions', /deprecated/],
-      [{ messages: [...ask, { role: 'tool', tool_call_id: 'call_x', content: 'hi' }] }, 'messages[1].tool_call_id', /no call has id/],
+      [{ messages: [...ask, { role: 'tool', tool_call_id: 'call_x', content: 'hi' }] }, 'messages[1].tool_call_id', /no earlier call has id/],
       [{ messages: [...ask, { role: 'assistant' }] }, 'messages[1].content', /content is required/],
       [{ messages: [{ role: 'user', content: 'x', tool_calls: [{ id: 'a', type: 'function', function: { name: 'f', arguments: '{}' } }] }] }, 'messages[0].tool_calls', /only assistant/],
       [{ session_id: 'sess_x', tools: [WEATHER] }, 'tools', /session turns/],

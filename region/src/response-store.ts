@@ -11,6 +11,9 @@ import {
   chatMessageSchema,
   parseWire,
   responseTextFormatSchema,
+  toolCallSchema,
+  toolChoiceSchema,
+  toolSchema,
   WIRE_VERSION,
   WireFormatError,
   type NewResponse,
@@ -34,6 +37,7 @@ const outcomeSchema = z.object({
   error: z.object({ code: z.string(), message: z.string() }).nullable(),
   incompleteReason: z.string().nullable(),
   completedAtMs: z.number().int(),
+  toolCalls: z.array(toolCallSchema).min(1).optional(),
 });
 
 const responseHashSchema = z.object({
@@ -47,8 +51,16 @@ const responseHashSchema = z.object({
   previousResponseId: z.string().transform((id) => id || null),
   conversationId: z.string().transform((id) => id || null),
   metadata: json(z.record(z.string(), z.string())),
-  // `textFormat` is absent on records of builds before structured outputs: plain text.
-  sampling: json(z.object({ temperature: z.number(), topP: z.number(), maxOutputTokens: z.number().int().nullable(), textFormat: responseTextFormatSchema.default({ type: 'text' }) })),
+  // `textFormat` is absent on records of builds before structured outputs (plain text), the tools on those before tool calls (none).
+  sampling: json(z.object({
+    temperature: z.number(),
+    topP: z.number(),
+    maxOutputTokens: z.number().int().nullable(),
+    textFormat: responseTextFormatSchema.default({ type: 'text' }),
+    tools: z.array(toolSchema).default([]),
+    toolChoice: toolChoiceSchema.default('none'),
+    parallelToolCalls: z.boolean().default(true),
+  })),
   input: json(z.array(chatMessageSchema)),
   history: json(z.array(chatMessageSchema)),
   relayGroup: z.string(),
@@ -107,7 +119,7 @@ export class ResponseStore {
       previousResponseId: record.previousResponseId ?? '',
       conversationId: record.conversationId ?? '',
       metadata: JSON.stringify(record.metadata),
-      sampling: JSON.stringify({ temperature: record.temperature, topP: record.topP, maxOutputTokens: record.maxOutputTokens, textFormat: record.textFormat }),
+      sampling: JSON.stringify({ temperature: record.temperature, topP: record.topP, maxOutputTokens: record.maxOutputTokens, textFormat: record.textFormat, tools: record.tools, toolChoice: record.toolChoice, parallelToolCalls: record.parallelToolCalls }),
       input: JSON.stringify(record.input),
       history: JSON.stringify(record.history),
       relayGroup: record.relayGroup,
@@ -127,7 +139,7 @@ export class ResponseStore {
     if (Object.keys(hash).length === 0 || hash.tenant !== tenant) return null;
     if (hash.v !== String(WIRE_VERSION)) throw new WireFormatError('response record', `wire version ${hash.v ?? 'missing'}, this build reads version ${WIRE_VERSION}`, 'wire_version_unsupported');
     const { v: _version, sampling, ...fields } = parseWire(responseHashSchema, hash, 'response record');
-    return { id: responseId, ...fields, temperature: sampling.temperature, topP: sampling.topP, maxOutputTokens: sampling.maxOutputTokens, textFormat: sampling.textFormat };
+    return { id: responseId, ...fields, ...sampling };
   }
 
   /** Its job is queued: `relayGroup` says where its token events go. False when no longer active. */

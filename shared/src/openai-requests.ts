@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { InvalidRequestError } from './errors.js';
 import type { ChatMessage, GenerationInput } from './jobs.js';
 import { formatNameSchema, jsonSchemaSchema, type OutputFormat } from './output-format.js';
-import { forcedToolsProblem, forcesCalls, callableTools, MAX_TOOLS, toolNameSchema, type Tool, type ToolChoice } from './tools.js';
+import { assertToolAnswers, MAX_TOOLS, resolveTooling, toolNameSchema, type Tool, type Tooling } from './tools.js';
 import { logitBiasSchema, penaltySchema, type SamplingParams } from './sampling.js';
 
 const MAX_STOP_STRINGS = 4;
@@ -249,57 +249,31 @@ type ChatRequest = z.infer<typeof chatCompletionRequestSchema>;
  * that calls tools; a `tool` message answers a call an earlier message of the request made.
  */
 function chatMessagesOf(messages: ChatRequest['messages']): ChatMessage[] {
-  const calls = new Set<string>();
-  return messages.map((message, index): ChatMessage => {
+  const converted = messages.map((message, index): ChatMessage => {
     const at = `messages[${index}]`;
     if (message.tool_calls && message.role !== 'assistant') throw new InvalidRequestError(`${at}.tool_calls: only assistant messages make tool calls`, { param: `${at}.tool_calls`, code: 'invalid_value' });
     if (message.content == null && !message.tool_calls) throw new InvalidRequestError(`${at}.content is required (it may be left out only on an assistant message with tool_calls)`, { param: `${at}.content`, code: 'missing_required_parameter' });
     const content = message.content == null ? '' : typeof message.content === 'string' ? message.content : message.content.map((part) => part.text).join('');
     if (message.role === 'tool') {
       if (!message.tool_call_id) throw new InvalidRequestError(`${at}.tool_call_id is required on a tool message`, { param: `${at}.tool_call_id`, code: 'missing_required_parameter' });
-      if (!calls.has(message.tool_call_id)) {
-        throw new InvalidRequestError(`${at}: a tool message must answer a call of an earlier assistant message's tool_calls; no call has id '${message.tool_call_id.slice(0, 80)}'`, { param: `${at}.tool_call_id`, code: 'invalid_value' });
-      }
       return { role: 'tool', content, toolCallId: message.tool_call_id };
     }
-    for (const call of message.tool_calls ?? []) calls.add(call.id);
     const toolCalls = message.tool_calls?.map((call) => ({ id: call.id, name: call.function.name, arguments: call.function.arguments }));
     return { role: message.role === 'developer' ? 'system' : message.role, content, ...(toolCalls ? { toolCalls } : {}) };
   });
+  assertToolAnswers(converted, [], (index) => `messages[${index}].tool_call_id`);
+  return converted;
 }
 
 /** The tools and how they may be used, or undefined when none are offered. */
-function toolingOf(request: ChatRequest): { tools: Tool[]; toolChoice: ToolChoice; parallelToolCalls: boolean } | undefined {
+function toolingOf(request: ChatRequest): Tooling | undefined {
   const tools: Tool[] = (request.tools ?? []).map(({ function: fn }) => ({
     name: fn.name,
     ...(fn.description != null ? { description: fn.description } : {}),
     ...(fn.parameters != null ? { parameters: fn.parameters } : {}),
   }));
-  const asked = request.tool_choice;
-  if (tools.length === 0) {
-    if (asked != null && asked !== 'none') throw new InvalidRequestError('tool_choice needs tools to choose from', { param: 'tool_choice', code: 'invalid_value' });
-    return undefined;
-  }
-  const seen = new Set<string>();
-  for (const [index, tool] of tools.entries()) {
-    if (seen.has(tool.name)) throw new InvalidRequestError(`tools[${index}]: two tools are named '${tool.name}'`, { param: `tools[${index}].function.name`, code: 'invalid_value' });
-    seen.add(tool.name);
-  }
-  const toolChoice: ToolChoice = asked == null ? 'auto' : typeof asked === 'string' ? asked : { name: asked.function.name };
-  if (typeof toolChoice === 'object' && !seen.has(toolChoice.name)) {
-    throw new InvalidRequestError(`tool_choice names '${toolChoice.name.slice(0, 80)}', which is not among the tools`, { param: 'tool_choice', code: 'invalid_value' });
-  }
-  if (forcesCalls(toolChoice)) {
-    // A forced answer is held to the arguments' schemas by a grammar: they must be what it enforces.
-    const held = callableTools(tools, toolChoice);
-    const problem = forcedToolsProblem(held);
-    if (problem) {
-      const index = problem.toolIndex === null ? null : tools.indexOf(held[problem.toolIndex]!);
-      const param = index === null ? 'tools' : problem.path.reduce<string>((path, part) => (typeof part === 'number' ? `${path}[${part}]` : `${path}.${part}`), `tools[${index}].function.parameters`);
-      throw new InvalidRequestError(`${param}: ${problem.message} (a forced tool call's arguments are held to its parameters; with tool_choice 'auto' they are not)`, { param, code: 'invalid_value' });
-    }
-  }
-  return { tools, toolChoice, parallelToolCalls: request.parallel_tool_calls ?? true };
+  const asked = request.tool_choice == null ? null : typeof request.tool_choice === 'string' ? request.tool_choice : { name: request.tool_choice.function.name };
+  return resolveTooling(tools, asked, request.parallel_tool_calls, (index, field) => `tools[${index}].function.${field}`);
 }
 
 /** What a chat's `response_format` holds the answer to; undefined for plain text. */

@@ -1,7 +1,7 @@
 /**
  * The Responses and Conversations APIs' request bodies: zod schemas and their validation into
- * requests with every default resolved. What we do not support (tools, reasoning, images,
- * files) is refused naming the field, never silently ignored.
+ * requests with every default resolved. What we do not support (tools other than functions,
+ * reasoning, images, files) is refused naming the field, never silently ignored.
  */
 import { z } from 'zod';
 import { InvalidRequestError } from './errors.js';
@@ -10,6 +10,7 @@ import { parseRequestBody, resolveSampling, tokenLimitSchema, toInvalidRequest, 
 import type { SamplingParams } from './sampling.js';
 import { formatNameSchema, jsonSchemaSchema, type OutputFormat } from './output-format.js';
 import { metadataSchema } from './sessions.js';
+import { MAX_TOOLS, resolveTooling, toolNameSchema, type Tool, type ToolCall, type ToolChoice, type Tooling } from './tools.js';
 
 /** Items one `POST /v1/conversations/{id}/items` (or a conversation's creation) may add: OpenAI's limit. */
 export const MAX_ITEMS_PER_CALL = 20;
@@ -43,9 +44,15 @@ const responseRequestSchema = z.object({
   temperature: z.number().min(0).max(2).nullish(),
   top_p: z.number().gt(0).max(1).nullish(),
   metadata: metadataSchema.nullish(),
-  // Accepted only in their "nothing asked" form (checked below).
-  tools: z.array(z.unknown()).nullish(),
-  tool_choice: z.unknown().optional(),
+  tools: z.array(z.object({
+    type: z.literal('function', { error: "only function tools are supported: type must be 'function'" }),
+    name: toolNameSchema('name'),
+    description: z.string().nullish(),
+    parameters: z.record(z.string(), z.unknown(), { error: 'parameters must be a JSON Schema object' }).nullish(),
+    strict: z.boolean().nullish(),
+  }), { error: 'tools must be an array of function tools' }).max(MAX_TOOLS, `tools holds at most ${MAX_TOOLS} tools`).nullish(),
+  tool_choice: z.union([z.enum(['none', 'auto', 'required']), z.object({ type: z.literal('function'), name: z.string() })], { error: "tool_choice must be 'none', 'auto', 'required' or {type: 'function', name}" }).nullish(),
+  parallel_tool_calls: z.boolean().nullish(),
   reasoning: z.unknown().optional(),
   text: z.object({ format: z.discriminatedUnion('type', [
     z.object({ type: z.literal('text') }),
@@ -81,6 +88,10 @@ export interface ValidatedResponseRequest {
   metadata: Record<string, string>;
   /** `text.format` as the response object shows it. */
   textFormat: ResponseTextFormat;
+  /** The function tools offered and how they may be used; undefined when none are. */
+  tooling: Tooling | undefined;
+  /** For each of `input`, the index of the request's input item it starts at (for errors). */
+  inputItemIndex: number[];
 }
 
 /**
@@ -131,6 +142,56 @@ export function messageOfItem(item: unknown, param: string): ChatMessage {
   return { role: role === 'developer' ? 'system' : role, content: text };
 }
 
+/** A `function_call` input item: a call an earlier answer made (sent back with its output). */
+const functionCallItem = z.object({
+  type: z.literal('function_call'),
+  call_id: z.string({ error: 'call_id is required' }).min(1).max(256),
+  name: z.string({ error: 'name is required' }).min(1).max(256),
+  arguments: z.string({ error: 'arguments must be a string (JSON text)' }),
+}).passthrough();
+/** A `function_call_output` input item: a tool's answer to a call. */
+const functionCallOutputItem = z.object({
+  type: z.literal('function_call_output'),
+  call_id: z.string({ error: 'call_id is required' }).min(1).max(256),
+  output: z.string({ error: 'output must be a string' }),
+}).passthrough();
+
+/** An input item of a kind other than `message`, parsed with its schema; `param` names it. */
+function parseItem<T extends z.ZodTypeAny>(schema: T, item: unknown, param: string): z.infer<T> {
+  const parsed = schema.safeParse(item, { reportInput: true });
+  if (parsed.success) return parsed.data;
+  const error = toInvalidRequest(parsed.error);
+  throw new InvalidRequestError(`${param}: ${error.message}`, { param: error.param ? `${param}.${error.param}` : param, code: error.code ?? 'invalid_value' });
+}
+
+/**
+ * A response's input items as chat messages, each with the index of the item it starts at:
+ * messages, `function_call` items (a call joins the assistant message just before it, else
+ * makes one with no text) and `function_call_output` items (a `tool` message).
+ */
+function inputMessagesOf(items: readonly unknown[]): { messages: ChatMessage[]; itemIndex: number[] } {
+  const messages: ChatMessage[] = [];
+  const itemIndex: number[] = [];
+  for (const [index, item] of items.entries()) {
+    const type = inputItem.safeParse(item).data?.type;
+    if (type === 'function_call') {
+      const call = parseItem(functionCallItem, item, `input[${index}]`);
+      const toolCall: ToolCall = { id: call.call_id, name: call.name, arguments: call.arguments };
+      const last = messages.at(-1);
+      if (last?.role === 'assistant') last.toolCalls = [...(last.toolCalls ?? []), toolCall];
+      else { messages.push({ role: 'assistant', content: '', toolCalls: [toolCall] }); itemIndex.push(index); }
+    } else if (type === 'function_call_output') {
+      const output = parseItem(functionCallOutputItem, item, `input[${index}]`);
+      messages.push({ role: 'tool', content: output.output, toolCallId: output.call_id });
+      itemIndex.push(index);
+    } else {
+      messages.push(messageOfItem(item, `input[${index}]`));
+      itemIndex.push(index);
+    }
+  }
+  return { messages, itemIndex };
+}
+
 export function validateCreateResponse(body: unknown, defaults: ValidationDefaults): ValidatedResponseRequest {
   // The count first: thousands of tiny items are refused before any work per item.
   const itemCount = typeof body === 'object' && body !== null && Array.isArray((body as { input?: unknown }).input) ? (body as { input: unknown[] }).input.length : 0;
@@ -138,16 +199,22 @@ export function validateCreateResponse(body: unknown, defaults: ValidationDefaul
     throw new InvalidRequestError(`input holds ${itemCount} items; at most ${defaults.maxMessages} are accepted per request`, { param: 'input', code: 'too_many_messages' });
   }
   const request = parseRequestBody(responseRequestSchema, body);
-  if (request.tools && request.tools.length > 0) throw unsupported('tools', 'tools');
-  if (request.tool_choice !== undefined && request.tool_choice !== null && request.tool_choice !== 'none' && request.tool_choice !== 'auto') throw unsupported('tool_choice', 'tool_choice');
   if (request.reasoning !== undefined && request.reasoning !== null) throw unsupported('reasoning', 'reasoning');
   if (request.include && request.include.length > 0) throw unsupported('include', 'include');
   if (request.prompt !== undefined && request.prompt !== null) throw unsupported('prompt', 'prompt templates');
   if (request.top_logprobs) throw unsupported('top_logprobs', 'logprobs');
-  const input: ChatMessage[] = request.input === undefined ? []
+  const converted = request.input === undefined ? { messages: [], itemIndex: [] }
     : typeof request.input === 'string'
-      ? [{ role: 'user', content: request.input }]
-      : request.input.map((item, index) => messageOfItem(item, `input[${index}]`));
+      ? { messages: [{ role: 'user' as const, content: request.input }], itemIndex: [0] }
+      : inputMessagesOf(request.input);
+  const input: ChatMessage[] = converted.messages;
+  const tools: Tool[] = (request.tools ?? []).map((tool) => ({
+    name: tool.name,
+    ...(tool.description != null ? { description: tool.description } : {}),
+    ...(tool.parameters != null ? { parameters: tool.parameters } : {}),
+  }));
+  const askedChoice = request.tool_choice == null ? null : typeof request.tool_choice === 'string' ? request.tool_choice : { name: request.tool_choice.name };
+  const tooling = resolveTooling(tools, askedChoice, request.parallel_tool_calls, (index, field) => `tools[${index}].${field}`);
   const conversationId = request.conversation == null ? null : typeof request.conversation === 'string' ? request.conversation : request.conversation.id;
   const previousResponseId = request.previous_response_id ?? null;
   // Something to answer: a turn of a conversation adds at least one item to it.
@@ -159,7 +226,11 @@ export function validateCreateResponse(body: unknown, defaults: ValidationDefaul
   const misplaced = misplacedSystemItem(input, opensConversation);
   if (misplaced >= 0) {
     const instead = conversationId !== null ? "a conversation's system items are the ones it was created with (POST /v1/conversations with items)" : 'use instructions instead';
-    throw new InvalidRequestError(`system and developer items may only open a new conversation; ${instead}`, { param: `input[${misplaced}].role`, code: 'invalid_value' });
+    throw new InvalidRequestError(`system and developer items may only open a new conversation; ${instead}`, { param: `input[${converted.itemIndex[misplaced]}].role`, code: 'invalid_value' });
+  }
+  if (conversationId && (tooling || input.some((message) => message.role === 'tool' || message.toolCalls))) {
+    // A conversation is a session: its prompt starts without tools (as a chat session turn's).
+    throw new InvalidRequestError('tools and function call items are not supported in a conversation; continue with previous_response_id instead', { param: tooling ? 'tools' : 'input', code: 'unsupported_parameter' });
   }
   if (conversationId && request.instructions) {
     throw new InvalidRequestError('instructions cannot be combined with conversation here: a conversation keeps its own system items (create it with one)', { param: 'instructions', code: 'unsupported_parameter' });
@@ -173,6 +244,9 @@ export function validateCreateResponse(body: unknown, defaults: ValidationDefaul
     ? { type: asked?.type ?? 'text' }
     : { type: 'json_schema', name: asked.name, schema: asked.schema, ...(asked.description != null ? { description: asked.description } : {}), ...(asked.strict != null ? { strict: asked.strict } : {}) };
   const format = outputFormatOf(textFormat);
+  if (format && tooling && tooling.toolChoice !== 'none') {
+    throw new InvalidRequestError("text.format cannot be combined with tools the model may call; set tool_choice to 'none', or leave text.format out", { param: 'text.format', code: 'unsupported_value' });
+  }
   return {
     model: request.model,
     input,
@@ -186,6 +260,8 @@ export function validateCreateResponse(body: unknown, defaults: ValidationDefaul
     maxTokensRequested: sampling.maxTokensRequested,
     metadata: request.metadata ?? {},
     textFormat,
+    tooling,
+    inputItemIndex: converted.itemIndex,
   };
 }
 
@@ -287,6 +363,8 @@ export interface ResponseOutcome {
   /** For `incomplete`: why (`max_output_tokens`). */
   incompleteReason: string | null;
   completedAtMs: number;
+  /** The function calls the answer made (absent: none). */
+  toolCalls?: ToolCall[];
 }
 
 /** A stored response as the region keeps it (parsed from Redis by `@bamba/region`'s response store). */
@@ -305,6 +383,10 @@ export interface ResponseRecord {
   topP: number;
   maxOutputTokens: number | null;
   textFormat: ResponseTextFormat;
+  /** The function tools it offered (empty: none), how they could be used, and whether several calls could be made. */
+  tools: Tool[];
+  toolChoice: ToolChoice;
+  parallelToolCalls: boolean;
   /** The response's own input items (with item ids). */
   input: ChatMessage[];
   /** The conversation before `input` (instructions excluded): a child's context starts with it. */

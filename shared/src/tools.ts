@@ -6,6 +6,7 @@
  * `toolCallSchema` with a grammar, and reads the calls out of what the model wrote.
  */
 import { z } from 'zod';
+import { InvalidRequestError } from './errors.js';
 import { DEFINITION_CONTAINERS, definitionName, jsonSchemaProblem } from './output-format.js';
 
 /** OpenAI's limit on tools per request. */
@@ -103,4 +104,58 @@ export function forcedToolsProblem(tools: readonly Tool[]): { toolIndex: number 
   // Each fits alone; together they must fit one grammar's bounds too.
   const together = jsonSchemaProblem(callSchemaOf(tools));
   return together ? { toolIndex: null, path: [], message: `the tools' parameters together: ${together.message}` } : null;
+}
+
+/** A request's tools and how they may be used, as a chat job carries them. */
+export interface Tooling {
+  tools: Tool[];
+  toolChoice: ToolChoice;
+  parallelToolCalls: boolean;
+}
+
+/**
+ * The tools a request offers with its `tool_choice` (null: not set) and `parallel_tool_calls`, the
+ * same rules for chat and Responses; `fieldOf` names a tool's field as the request spells it
+ * (`tools[0].function.parameters` on chat, `tools[0].parameters` on Responses). Undefined when
+ * no tools are offered. A forced choice's tools must be what a grammar holds (`forcedToolsProblem`).
+ */
+export function resolveTooling(tools: Tool[], asked: ToolChoice | null, parallel: boolean | null | undefined, fieldOf: (index: number, field: 'name' | 'parameters') => string): Tooling | undefined {
+  if (tools.length === 0) {
+    if (asked !== null && asked !== 'none') throw new InvalidRequestError('tool_choice needs tools to choose from', { param: 'tool_choice', code: 'invalid_value' });
+    return undefined;
+  }
+  const seen = new Set<string>();
+  for (const [index, tool] of tools.entries()) {
+    if (seen.has(tool.name)) throw new InvalidRequestError(`tools[${index}]: two tools are named '${tool.name}'`, { param: fieldOf(index, 'name'), code: 'invalid_value' });
+    seen.add(tool.name);
+  }
+  const toolChoice: ToolChoice = asked ?? 'auto';
+  if (typeof toolChoice === 'object' && !seen.has(toolChoice.name)) {
+    throw new InvalidRequestError(`tool_choice names '${toolChoice.name.slice(0, 80)}', which is not among the tools`, { param: 'tool_choice', code: 'invalid_value' });
+  }
+  if (forcesCalls(toolChoice)) {
+    // A forced answer is held to the arguments' schemas by a grammar: they must be what it enforces.
+    const held = callableTools(tools, toolChoice);
+    const problem = forcedToolsProblem(held);
+    if (problem) {
+      const index = problem.toolIndex === null ? null : tools.indexOf(held[problem.toolIndex]!);
+      const param = index === null ? 'tools' : problem.path.reduce<string>((path, part) => (typeof part === 'number' ? `${path}[${part}]` : `${path}.${part}`), fieldOf(index, 'parameters'));
+      throw new InvalidRequestError(`${param}: ${problem.message} (a forced tool call's arguments are held to its parameters; with tool_choice 'auto' they are not)`, { param, code: 'invalid_value' });
+    }
+  }
+  return { tools, toolChoice, parallelToolCalls: parallel ?? true };
+}
+
+/**
+ * Every tool message answers a call made before it: by an earlier message, or one of `known`
+ * (the calls of a history the request continues). `paramOf` names a message's call id field.
+ */
+export function assertToolAnswers(messages: ReadonlyArray<{ role: string; toolCalls?: readonly ToolCall[]; toolCallId?: string }>, known: Iterable<string>, paramOf: (index: number) => string): void {
+  const calls = new Set(known);
+  for (const [index, message] of messages.entries()) {
+    for (const call of message.toolCalls ?? []) calls.add(call.id);
+    if (message.role === 'tool' && !calls.has(message.toolCallId ?? '')) {
+      throw new InvalidRequestError(`${paramOf(index)}: a tool's answer must follow the call it answers; no earlier call has id '${(message.toolCallId ?? '').slice(0, 80)}'`, { param: paramOf(index), code: 'invalid_value' });
+    }
+  }
 }

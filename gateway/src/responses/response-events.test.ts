@@ -12,6 +12,7 @@ import { responseObject, viewOf } from './response-shapes.js';
 const record: ResponseRecord = {
   id: 'resp_00000000000000000000000000000000', tenant: 't', status: 'in_progress', model: 'm', createdAtMs: 0, background: true,
   instructions: null, previousResponseId: null, conversationId: null, metadata: {}, temperature: 0, topP: 1, maxOutputTokens: null,
+  textFormat: { type: 'text' }, tools: [], toolChoice: 'none', parallelToolCalls: true,
   input: [], history: [], relayGroup: 'g', deadlineAtMs: 0, outcome: null,
 };
 
@@ -90,5 +91,45 @@ describe('the response object of an ended response', () => {
       const object = responseObject({ ...viewOf(record), status, outcome });
       expect(object.output.map((item) => item.status), status).toEqual([itemStatus]);
     }
+  });
+});
+
+describe('response events of an answer that may call tools', () => {
+  const withTools: ResponseRecord = { ...record, tools: [{ name: 'f' }], toolChoice: 'auto' };
+  const call = (index: number) => ({ id: `call_${index}`, name: 'f', arguments: `{"n": ${index}}` });
+
+  function eventsWithCalls(chunks: string[], calls: number): ResponseStreamEvent[] {
+    const sequence = new ResponseEventSequence(viewOf(withTools));
+    const toolCalls = Array.from({ length: calls }, (_, index) => call(index));
+    return [
+      ...sequence.opening('queued'),
+      ...chunks.flatMap((chunk) => sequence.deltas(chunk)),
+      ...sequence.closing({ status: 'completed', outputText: chunks.join(''), usage: null, error: null, incompleteReason: null, completedAtMs: 0, ...(calls > 0 ? { toolCalls } : {}) }),
+    ];
+  }
+
+  it('open the message with the first text only, number every event in order, and add each call as an item after it', () => {
+    fc.assert(fc.property(fc.string({ maxLength: 20 }), fc.array(fc.nat(), { maxLength: 4 }), fc.integer({ min: 0, max: 2 }), (text, cuts, calls) => {
+      const events = eventsWithCalls(text === '' ? [] : chunked(text, cuts), calls);
+      const numbers = events.map((event) => event.sequence_number);
+      expect([...numbers].sort((a, b) => a - b)).toEqual(numbers);
+      expect(new Set(numbers).size).toBe(numbers.length);
+      const types = events.map((event) => event.type);
+      const message = text !== '' || calls === 0;
+      expect(types.filter((type) => type === 'response.content_part.added')).toHaveLength(message ? 1 : 0);
+      expect(events.filter((event) => event.type === 'response.output_item.added').map((event) => (event.item as { type: string }).type))
+        .toEqual([...(message ? ['message'] : []), ...Array.from({ length: calls }, () => 'function_call')]);
+      expect(events.filter((event) => event.type === 'response.function_call_arguments.done').map((event) => [event.output_index, event.arguments]))
+        .toEqual(Array.from({ length: calls }, (_, index) => [(message ? 1 : 0) + index, call(index).arguments]));
+      if (text !== '') expect(types.indexOf('response.content_part.added')).toBeLessThan(types.indexOf('response.output_text.delta'));
+      // The final object lists the same items.
+      const final = events.at(-1)!.response as { output: Array<{ type: string }> };
+      expect(final.output.map((item) => item.type)).toEqual([...(message ? ['message'] : []), ...Array.from({ length: calls }, () => 'function_call')]);
+      for (const seen of numbers) {
+        const before = events.filter((event) => event.sequence_number <= seen && event.type === 'response.output_text.delta').map((event) => event.delta as string).join('');
+        const after = events.map((event) => eventAfter(event, seen)).filter((event) => event?.type === 'response.output_text.delta').map((event) => event!.delta as string).join('');
+        expect(before + after).toBe(text);
+      }
+    }));
   });
 });

@@ -11,7 +11,7 @@
  */
 import { answerItemId, errorToWire, RequestCancelledError, type AnswerPiece, type ResponseOutcome, type ResponseStatus } from '@bamba/shared';
 import { sse } from '../generation/sse-body.js';
-import { outputMessage, outputTextPart, responseObject, type ResponseView } from './response-shapes.js';
+import { functionCallItem, mayCallTools, outputMessage, outputTextPart, responseObject, showsMessage, type ResponseView } from './response-shapes.js';
 
 export interface ResponseStreamEvent {
   type: string;
@@ -29,38 +29,56 @@ export class ResponseEventSequence {
   private textLength = 0;
   /** The lengths of the deltas sent so far, in order. */
   readonly deltaLengths: number[] = [];
+  /**
+   * Whether the message item was opened. A response whose model may call tools opens it with its
+   * first text only: an answer that is calls alone has no message item (OpenAI's output).
+   */
+  private messageOpened: boolean;
 
-  constructor(private readonly view: ResponseView) {}
+  constructor(private readonly view: ResponseView) {
+    this.messageOpened = !mayCallTools(view.record);
+  }
 
   private get itemId(): string {
     return answerItemId(this.view.record.id);
   }
 
-  /** created, in_progress, the output item and its text part. */
+  /** The message item and its text part, numbered from `first`. */
+  private messageOpening(first: number): ResponseStreamEvent[] {
+    return [
+      { type: 'response.output_item.added', sequence_number: first, output_index: 0, item: outputMessage(this.view.record.id, '', 'in_progress', false) },
+      { type: 'response.content_part.added', sequence_number: first + 1, item_id: this.itemId, output_index: 0, content_index: 0, part: outputTextPart('') },
+    ];
+  }
+
+  /** created, in_progress, the output item and its text part (the item later, see `messageOpened`). */
   opening(status: ResponseStatus): ResponseStreamEvent[] {
     const snapshot = responseObject({ ...this.view, status, outcome: null });
     return [
       { type: 'response.created', sequence_number: 0, response: snapshot },
       { type: 'response.in_progress', sequence_number: 1, response: { ...snapshot, status: 'in_progress' } },
-      { type: 'response.output_item.added', sequence_number: 2, output_index: 0, item: outputMessage(this.view.record.id, '', 'in_progress', false) },
-      { type: 'response.content_part.added', sequence_number: 3, item_id: this.itemId, output_index: 0, content_index: 0, part: outputTextPart('') },
+      ...(this.messageOpened ? this.messageOpening(2) : []),
     ];
   }
 
   /** The deltas of `text`: one per entry (`entryLengths`, when they add up to it), else one. */
   deltas(text: string, entryLengths?: readonly number[]): ResponseStreamEvent[] {
     if (text === '') return [];
+    // Numbered 2 and 3 as in an opening that holds them: the numbers stay those of the text.
+    const events = this.messageOpened ? [] : this.messageOpening(2);
+    this.messageOpened = true;
     const lengths = entryLengths && entryLengths.length > 1 && entryLengths.every((length) => length > 0) && entryLengths.reduce((sum, length) => sum + length, 0) === text.length
       ? entryLengths
       : [text.length];
     let at = 0;
-    return lengths.map((length) => {
+    for (const length of lengths) {
       const delta = text.slice(at, at + length);
       at += length;
       this.textLength += length;
       this.deltaLengths.push(length);
-      return { type: 'response.output_text.delta', sequence_number: OPENING_EVENTS - 1 + this.textLength, item_id: this.itemId, output_index: 0, content_index: 0, delta, logprobs: [] };
-    });
+      events.push({ type: 'response.output_text.delta', sequence_number: OPENING_EVENTS - 1 + this.textLength, item_id: this.itemId, output_index: 0, content_index: 0, delta, logprobs: [] });
+    }
+    return events;
   }
 
   /** The events that close the response with `outcome`. */
@@ -71,12 +89,32 @@ export class ResponseEventSequence {
       return [{ type: 'response.failed', sequence_number: next, response: final }];
     }
     const status = outcome.status === 'incomplete' ? 'incomplete' : 'completed';
-    return [
-      { type: 'response.output_text.done', sequence_number: next++, item_id: this.itemId, output_index: 0, content_index: 0, text: outcome.outputText, logprobs: [] },
-      { type: 'response.content_part.done', sequence_number: next++, item_id: this.itemId, output_index: 0, content_index: 0, part: outputTextPart(outcome.outputText) },
-      { type: 'response.output_item.done', sequence_number: next++, output_index: 0, item: outputMessage(this.view.record.id, outcome.outputText, status) },
-      { type: status === 'incomplete' ? 'response.incomplete' : 'response.completed', sequence_number: next, response: final },
-    ];
+    const events: ResponseStreamEvent[] = [];
+    const message = showsMessage(outcome);
+    if (message) {
+      if (!this.messageOpened) {
+        events.push(...this.messageOpening(next));
+        next += 2;
+      }
+      events.push(
+        { type: 'response.output_text.done', sequence_number: next++, item_id: this.itemId, output_index: 0, content_index: 0, text: outcome.outputText, logprobs: [] },
+        { type: 'response.content_part.done', sequence_number: next++, item_id: this.itemId, output_index: 0, content_index: 0, part: outputTextPart(outcome.outputText) },
+        { type: 'response.output_item.done', sequence_number: next++, output_index: 0, item: outputMessage(this.view.record.id, outcome.outputText, status) },
+      );
+    }
+    // Each call whole: its item, its arguments in one delta, and their end.
+    for (const [index, call] of (outcome.toolCalls ?? []).entries()) {
+      const outputIndex = (message ? 1 : 0) + index;
+      const itemId = functionCallItem(call, 'completed').id;
+      events.push(
+        { type: 'response.output_item.added', sequence_number: next++, output_index: outputIndex, item: functionCallItem(call, 'in_progress', '') },
+        { type: 'response.function_call_arguments.delta', sequence_number: next++, item_id: itemId, output_index: outputIndex, delta: call.arguments },
+        { type: 'response.function_call_arguments.done', sequence_number: next++, item_id: itemId, output_index: outputIndex, name: call.name, arguments: call.arguments },
+        { type: 'response.output_item.done', sequence_number: next++, output_index: outputIndex, item: functionCallItem(call, 'completed') },
+      );
+    }
+    events.push({ type: status === 'incomplete' ? 'response.incomplete' : 'response.completed', sequence_number: next, response: final });
+    return events;
   }
 }
 
@@ -113,6 +151,7 @@ export function outcomeOf(answer: FoldedText, ending: { end: Extract<AnswerPiece
       error: null,
       incompleteReason: incomplete ? 'max_output_tokens' : null,
       completedAtMs: nowMs,
+      ...(end.toolCalls ? { toolCalls: end.toolCalls } : {}),
     };
   }
   if ('cancelled' in ending || ending.error instanceof RequestCancelledError) {

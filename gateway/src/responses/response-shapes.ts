@@ -2,7 +2,7 @@
  * OpenAI's Responses and Conversations object shapes, built from our records: the response
  * object, its output message item, input and conversation items, list pages.
  */
-import { answerItemId, type ChatMessage, type ResponseOutcome, type ResponseRecord, type ResponseStatus, type SessionRecord } from '@bamba/shared';
+import { answerItemId, type ChatMessage, type ResponseOutcome, type ResponseRecord, type ResponseStatus, type SessionRecord, type ToolCall } from '@bamba/shared';
 
 /** A response's state at a moment: its record, with the status and outcome known by then. */
 export interface ResponseView {
@@ -26,6 +26,23 @@ export function outputMessage(responseId: string, text: string, status: 'in_prog
   return { type: 'message' as const, id: answerItemId(responseId), status, role: 'assistant' as const, content: withContent ? [outputTextPart(text)] : [] };
 }
 
+/** The item id of a function call: from its call id (`call_x` → `fc_x`), so every view of the call agrees. */
+export const functionCallItemId = (callId: string) => `fc_${callId.startsWith('call_') ? callId.slice('call_'.length) : callId}`;
+
+/** A function call as an output (or input) item. */
+export function functionCallItem(call: ToolCall, status: 'in_progress' | 'completed', args = call.arguments) {
+  return { type: 'function_call' as const, id: functionCallItemId(call.id), call_id: call.id, name: call.name, arguments: args, status };
+}
+
+/**
+ * Whether an ended response's answer shows a message item: always, unless it made function calls
+ * and wrote no text before them (then its output is the calls alone, as OpenAI's).
+ */
+export const showsMessage = (outcome: ResponseOutcome): boolean => outcome.outputText !== '' || !outcome.toolCalls;
+
+/** Whether a response offered tools its model could call (its answer may then be calls only). */
+export const mayCallTools = (record: ResponseRecord): boolean => record.tools.length > 0 && record.toolChoice !== 'none';
+
 function usageOf(outcome: ResponseOutcome | null) {
   const usage = outcome?.usage;
   if (!usage) return null;
@@ -43,6 +60,12 @@ export function responseObject(view: ResponseView) {
   const { record, outcome } = view;
   const ended = outcome !== null;
   const hasAnswer = ended && (outcome.status === 'completed' || outcome.status === 'incomplete' || outcome.outputText !== '');
+  const answerItems = hasAnswer
+    ? [
+      ...(showsMessage(outcome) ? [outputMessage(record.id, outcome.outputText, outcome.status === 'completed' ? 'completed' : 'incomplete')] : []),
+      ...(outcome.toolCalls ?? []).map((call) => functionCallItem(call, 'completed')),
+    ]
+    : [];
   return {
     id: record.id,
     object: 'response' as const,
@@ -57,30 +80,41 @@ export function responseObject(view: ResponseView) {
     metadata: record.metadata,
     model: record.model,
     // A failed or cancelled response's partial answer is an incomplete message.
-    output: hasAnswer ? [outputMessage(record.id, outcome.outputText, outcome.status === 'completed' ? 'completed' : 'incomplete')] : [],
-    parallel_tool_calls: false,
+    output: answerItems,
+    parallel_tool_calls: record.parallelToolCalls,
     previous_response_id: record.previousResponseId,
     conversation: record.conversationId ? { id: record.conversationId } : null,
     store: view.store,
     temperature: record.temperature,
     text: { format: record.textFormat },
-    tool_choice: 'none' as const,
-    tools: [],
+    tool_choice: typeof record.toolChoice === 'string' ? record.toolChoice : { type: 'function' as const, name: record.toolChoice.name },
+    tools: record.tools.map((tool) => ({ type: 'function' as const, name: tool.name, description: tool.description ?? null, parameters: tool.parameters ?? null, strict: null })),
     top_p: record.topP,
     truncation: 'disabled' as const,
     usage: usageOf(outcome),
   };
 }
 
-/** A message as an item (input items, conversation items). Items without an id of their own get their position's. */
-export function messageItem(message: ChatMessage, fallbackId: string) {
-  return {
-    type: 'message' as const,
-    id: message.id ?? fallbackId,
-    status: message.status ?? ('completed' as const),
-    role: message.role,
-    content: [message.role === 'assistant' ? outputTextPart(message.content) : { type: 'input_text' as const, text: message.content }],
-  };
+/**
+ * A message as items (input items, conversation items): a message item, then its function
+ * calls as items of their own; a tool's answer is a `function_call_output` item. Items without
+ * an id of their own get their position's.
+ */
+export function itemsOfMessage(message: ChatMessage, fallbackId: string): Array<{ type: 'message' | 'function_call' | 'function_call_output'; id: string } & Record<string, unknown>> {
+  const id = message.id ?? fallbackId;
+  if (message.role === 'tool') return [{ type: 'function_call_output' as const, id, call_id: message.toolCallId ?? '', output: message.content, status: 'completed' as const }];
+  return [
+    ...(message.content !== '' || !message.toolCalls
+      ? [{
+        type: 'message' as const,
+        id,
+        status: message.status ?? ('completed' as const),
+        role: message.role,
+        content: [message.role === 'assistant' ? outputTextPart(message.content) : { type: 'input_text' as const, text: message.content }],
+      }]
+      : []),
+    ...(message.toolCalls ?? []).map((call) => functionCallItem(call, 'completed')),
+  ];
 }
 
 export function conversationObject(session: SessionRecord) {

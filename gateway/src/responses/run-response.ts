@@ -12,6 +12,7 @@
  * outcome written by whoever sees the end first (this gateway, or a reader of their stream).
  */
 import {
+  assertToolAnswers,
   BambaError,
   InvalidRequestError,
   NotFoundError,
@@ -46,8 +47,8 @@ export const responseNotFound = (responseId: string, param: string | null = null
 
 /** The conversation a child of `parent` continues: the parent's history, input and answer. */
 function contextAfter(parent: ResponseRecord): ChatMessage[] {
-  const answer = parent.outcome && (parent.outcome.status === 'completed' || parent.outcome.status === 'incomplete')
-    ? [{ role: 'assistant' as const, content: parent.outcome.outputText }]
+  const answer: ChatMessage[] = parent.outcome && (parent.outcome.status === 'completed' || parent.outcome.status === 'incomplete')
+    ? [{ role: 'assistant', content: parent.outcome.outputText, ...(parent.outcome.toolCalls ? { toolCalls: parent.outcome.toolCalls } : {}) }]
     : [];
   return [...parent.history, ...parent.input, ...answer];
 }
@@ -74,12 +75,14 @@ export async function createResponse(c: Context<{ Variables: GatewayVariables }>
     if (!conversation) throw await sessionMissing(deps.sessions, tenant, validated.conversationId, (id) => new NotFoundError(`conversation '${id}' does not exist`, { param: 'conversation', code: 'conversation_not_found' }));
     history = conversation.messages;
   }
+  // A function call's output answers a call of this input or of the history it continues.
+  assertToolAnswers(validated.input, history.flatMap((message) => (message.toolCalls ?? []).map((call) => call.id)), (index) => `input[${validated.inputItemIndex[index]}].call_id`);
   const input = validated.input.map((message, index) => ({ ...message, id: transcriptItemId(responseId, index) }));
   const context = [...(validated.instructions ? [{ role: 'system' as const, content: validated.instructions }] : []), ...history, ...input];
   const generationRequest: ValidatedGenerationRequest = {
     model: validated.model,
     // A conversation turn sends only what it adds: the gpu-node reads the transcript itself.
-    input: { kind: 'chat', messages: validated.conversationId ? input : context },
+    input: { kind: 'chat', messages: validated.conversationId ? input : context, ...validated.tooling },
     params: validated.params,
     stream: validated.stream,
     includeUsage: false,
@@ -104,6 +107,9 @@ export async function createResponse(c: Context<{ Variables: GatewayVariables }>
     // refers to); a value no model allows is refused at admission, stored meanwhile as a safe integer.
     maxOutputTokens: Math.min(validated.params.maxTokens, Number.MAX_SAFE_INTEGER),
     textFormat: validated.textFormat,
+    tools: validated.tooling?.tools ?? [],
+    toolChoice: validated.tooling?.toolChoice ?? 'none',
+    parallelToolCalls: validated.tooling?.parallelToolCalls ?? true,
     input,
     history,
     relayGroup: '',

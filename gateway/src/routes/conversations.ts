@@ -17,7 +17,7 @@ import { Hono, type MiddlewareHandler } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import { checkSessionHome, sessionBusy, sessionMissing } from '../generation/session-turn.js';
 import type { RegionState, Sessions } from '../ports.js';
-import { conversationObject, listPage, messageItem } from '../responses/response-shapes.js';
+import { conversationObject, listPage, itemsOfMessage } from '../responses/response-shapes.js';
 import { optionalJsonText, readJsonBody } from './request-body.js';
 
 const conversationNotFound = (id: string) => new NotFoundError(`conversation '${id}' does not exist`, { param: 'conversation_id', code: 'conversation_not_found' });
@@ -36,7 +36,7 @@ export function conversationsRoute(sessions: Sessions, region: RegionState) {
     if (!view) throw await missing(tenant, id);
     return view;
   };
-  const itemsOf = (sessionId: string, messages: ChatMessage[]) => messages.map((message, index) => messageItem(message, transcriptItemId(sessionId, index)));
+  const itemsOf = (sessionId: string, messages: ChatMessage[]) => messages.flatMap((message, index) => itemsOfMessage(message, transcriptItemId(sessionId, index)));
   const withIds = (messages: ChatMessage[]) => messages.map((message) => ({ ...message, id: sessions.newItemId() }));
 
   return new Hono<{ Variables: GatewayVariables }>()

@@ -2,7 +2,7 @@
 import { InvalidRequestError, transcriptItemId, validateListQuery, wholeNumberParam } from '@bamba/shared';
 import { Hono } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
-import { listPage, messageItem, responseObject, viewOf } from '../responses/response-shapes.js';
+import { listPage, itemsOfMessage, responseObject, viewOf } from '../responses/response-shapes.js';
 import { createResponse, responseNotFound, type ResponseDeps } from '../responses/run-response.js';
 import { settleIfStale, stopRun, stopStored, streamStored } from '../responses/stream-stored.js';
 import { readJsonBody } from './request-body.js';
@@ -47,6 +47,6 @@ export function responsesRoute(deps: ResponseDeps) {
     .get('/:id/input_items', async (c) => {
       const query = validateListQuery(c.req.query());
       const record = await load(c.get('tenant'), c.req.param('id'));
-      return c.json(listPage(record.input.map((message, index) => messageItem(message, transcriptItemId(record.id, index))), query));
+      return c.json(listPage(record.input.flatMap((message, index) => itemsOfMessage(message, transcriptItemId(record.id, index))), query));
     });
 }

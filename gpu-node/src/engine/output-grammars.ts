@@ -115,9 +115,12 @@ export class OutputGrammars {
       // A literal the model has no tokens for would leave the grammar with nothing to sample: as
       // the grammar writes it, quoted and escaped.
       const writable = (text: string) => this.model.detokenize(this.model.tokenize(text)) === text;
-      const literals = format.type === 'json_object' ? [] : [...schemaLiterals(format.schema).map((text) => JSON.stringify(text)), ...(format.type === 'tool_calls' ? [TOOL_CALL_OPEN, TOOL_CALL_CLOSE] : [])];
-      const unwritable = literals.find((text) => !writable(text));
-      if (unwritable !== undefined) throw new InvalidRequestError(`model ${this.model.fileInfo.metadata.general?.name ?? ''} cannot write ${unwritable.slice(0, 80)} (a property name, enum or const string of ${what})`, { param, code: 'invalid_value' });
+      const literals = format.type === 'json_object' ? [] : [
+        ...schemaLiterals(format.schema).map((text) => ({ text, written: JSON.stringify(text) })),
+        ...(format.type === 'tool_calls' ? [TOOL_CALL_OPEN, TOOL_CALL_CLOSE].map((tag) => ({ text: tag, written: tag })) : []),
+      ];
+      const unwritable = literals.find((literal) => !writable(literal.written))?.text;
+      if (unwritable !== undefined) throw new InvalidRequestError(`model ${this.model.fileInfo.metadata.general?.name ?? ''} cannot write '${unwritable.slice(0, 80)}' (a property name, enum or const string of ${what})`, { param, code: 'invalid_value' });
       let generated: LlamaGrammar;
       try {
         generated = await llama.createGrammarForJsonSchema<GbnfJsonSchema>(format.type === 'json_object' ? ANY_OBJECT : grammarSchemaOf(format.schema));
