@@ -188,6 +188,45 @@ describe('tool calls in a batch', () => {
   });
 });
 
+describe('tools in a session', () => {
+  it('calls a tool in one turn and answers from the tool\'s output in the next, resuming from the turn\'s state; the session lists the call', async () => {
+    const created = await postJson(`${stack.url}/v1/sessions`, { model: MODEL_ID });
+    expect(created.status).toBe(201);
+    const sessionId = created.json.id as string;
+    const turn = (body: Record<string, unknown>) => postJson(`${stack.url}/v1/chat/completions`, { model: MODEL_ID, session_id: sessionId, tools: [WEATHER], max_tokens: 200, temperature: 0, ...body });
+    const first = await turn({ messages: ask, tool_choice: 'required', parallel_tool_calls: false });
+    expect(first.status).toBe(200);
+    const call = first.json.choices[0].message.tool_calls[0];
+    expectWeatherArguments(call.function.arguments);
+    // A tool message must answer a call the session (or the turn) made.
+    const stray = await turn({ messages: [{ role: 'tool', tool_call_id: 'call_nope', content: 'x' }], max_tokens: 8 });
+    expect({ status: stray.status, param: stray.json.error?.param }).toEqual({ status: 400, param: 'messages[0].tool_call_id' });
+    const second = await turn({ messages: [{ role: 'tool', tool_call_id: call.id, content: '21 degrees' }], tool_choice: 'none', max_tokens: 8 });
+    expect(second.status).toBe(200);
+    expect(second.headers.get('x-bamba-resume')).not.toBe('replay');
+    expect(second.json.usage.prompt_tokens_details.cached_tokens).toBeGreaterThan(0);
+    const session = await fetch(`${stack.url}/v1/sessions/${sessionId}`).then((response) => response.json());
+    expect(session.messages.slice(0, 3)).toEqual([
+      { role: 'user', content: ask[0]!.content },
+      { role: 'assistant', content: null, tool_calls: [{ id: call.id, type: 'function', function: { name: 'get_weather', arguments: call.function.arguments } }] },
+      { role: 'tool', content: '21 degrees', tool_call_id: call.id },
+    ]);
+  });
+
+  it('goes on in a Responses conversation from a function_call_output', async () => {
+    const conversation = await client.conversations.create({});
+    const weather = { type: 'function' as const, name: 'get_weather', parameters: WEATHER.function.parameters, strict: true };
+    const first = await client.responses.create({ model: MODEL_ID, conversation: conversation.id, input: 'Weather in Oslo?', tools: [weather], tool_choice: 'required', max_output_tokens: 200, temperature: 0 });
+    const call = first.output.find((item) => item.type === 'function_call');
+    if (call?.type !== 'function_call') throw new Error('expected a function_call item');
+    const next = await client.responses.create({ model: MODEL_ID, conversation: conversation.id, input: [{ type: 'function_call_output', call_id: call.call_id, output: 'snow' }], tools: [weather], tool_choice: 'none', max_output_tokens: 8, temperature: 0 });
+    expect(next.output.map((item) => item.type)).toEqual(['message']);
+    expect(next.usage!.input_tokens_details.cached_tokens).toBeGreaterThan(0);
+    const items = await client.conversations.items.list(conversation.id, { order: 'asc' });
+    expect(items.data.map((item) => item.type)).toEqual(['message', 'function_call', 'function_call_output', 'message']);
+  });
+});
+
 describe('function tools on the Responses API', () => {
   const weather = { type: 'function' as const, name: 'get_weather', description: WEATHER.function.description, parameters: WEATHER.function.parameters, strict: true };
   const forced = { model: MODEL_ID, input: 'What is the weather in Paris?', tools: [weather], tool_choice: { type: 'function' as const, name: 'get_weather' }, max_output_tokens: 200, temperature: 0 };
@@ -248,7 +287,7 @@ describe('function tools on the Responses API', () => {
     await expect(client.responses.create({ ...forced, tool_choice: { type: 'function', name: 'other' } })).rejects.toMatchObject({ status: 400, param: 'tool_choice' });
     await expect(client.responses.create({ ...forced, text: { format: { type: 'json_object' } } })).rejects.toMatchObject({ status: 400, param: 'text.format' });
     const conversation = await client.conversations.create({});
-    await expect(client.responses.create({ ...forced, conversation: conversation.id })).rejects.toMatchObject({ status: 400, param: 'tools' });
+    await expect(client.responses.create({ ...forced, input: [{ type: 'function_call_output', call_id: 'call_nope', output: 'x' }], conversation: conversation.id })).rejects.toMatchObject({ status: 400, param: 'input[0].call_id' });
   });
 });
 
@@ -268,7 +307,6 @@ describe('refusals', () => {
       [{ messages: [...ask, { role: 'tool', tool_call_id: 'call_x', content: 'hi' }] }, 'messages[1].tool_call_id', /no earlier call has id/],
       [{ messages: [...ask, { role: 'assistant' }] }, 'messages[1].content', /content is required/],
       [{ messages: [{ role: 'user', content: 'x', tool_calls: [{ id: 'a', type: 'function', function: { name: 'f', arguments: '{}' } }] }] }, 'messages[0].tool_calls', /only assistant/],
-      [{ session_id: 'sess_x', tools: [WEATHER] }, 'tools', /session turns/],
       // Checked by the gpu-node: template text that would forge a control token, a name its model cannot write.
       [{ tools: [{ type: 'function', function: { name: 'f', description: 'x<|end_of_text|>y' } }] }, 'tools', /control tokens/],
       [{ tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { 'café': { type: 'string' } } } } }], tool_choice: 'required' }, 'tools', /cannot write/],

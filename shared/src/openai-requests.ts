@@ -225,14 +225,11 @@ export function validateChatCompletionRequest(body: unknown, defaults: Validatio
   if (request.max_tokens != null && request.max_completion_tokens != null && request.max_tokens !== request.max_completion_tokens) {
     throw new InvalidRequestError('max_tokens and max_completion_tokens disagree; send one', { param: 'max_tokens', code: 'invalid_value' });
   }
-  const messages = chatMessagesOf(request.messages);
+  // A session turn's tool messages may answer calls of its transcript: the gpu-node, which reads it, checks those.
+  const messages = chatMessagesOf(request.messages, !request.session_id);
   const tooling = toolingOf(request);
   if (request.session_id && messages.some((message) => message.role === 'system')) {
     throw new InvalidRequestError('a session turn cannot add a system message; set it when creating the session', { param: 'messages', code: 'invalid_value' });
-  }
-  if (request.session_id && (tooling || messages.some((message) => message.role === 'tool' || message.toolCalls))) {
-    // The tools are part of a conversation's start (the template lists them before the first message): a session's is already evaluated.
-    throw new InvalidRequestError('tools and tool messages are not supported on session turns; send the conversation without session_id', { param: tooling ? 'tools' : 'messages', code: 'unsupported_parameter' });
   }
   const sampling = resolveSampling(request, request.max_completion_tokens ?? request.max_tokens, defaults);
   const format = chatOutputFormat(request.response_format);
@@ -248,7 +245,7 @@ type ChatRequest = z.infer<typeof chatCompletionRequestSchema>;
  * The request's messages as the job carries them. Content is absent only on an assistant message
  * that calls tools; a `tool` message answers a call an earlier message of the request made.
  */
-function chatMessagesOf(messages: ChatRequest['messages']): ChatMessage[] {
+function chatMessagesOf(messages: ChatRequest['messages'], checkAnswers: boolean): ChatMessage[] {
   const converted = messages.map((message, index): ChatMessage => {
     const at = `messages[${index}]`;
     if (message.tool_calls && message.role !== 'assistant') throw new InvalidRequestError(`${at}.tool_calls: only assistant messages make tool calls`, { param: `${at}.tool_calls`, code: 'invalid_value' });
@@ -261,9 +258,12 @@ function chatMessagesOf(messages: ChatRequest['messages']): ChatMessage[] {
     const toolCalls = message.tool_calls?.map((call) => ({ id: call.id, name: call.function.name, arguments: call.function.arguments }));
     return { role: message.role === 'developer' ? 'system' : message.role, content, ...(toolCalls ? { toolCalls } : {}) };
   });
-  assertToolAnswers(converted, [], (index) => `messages[${index}].tool_call_id`);
+  if (checkAnswers) assertToolAnswers(converted, [], toolCallIdParam);
   return converted;
 }
+
+/** Where a chat request names a tool message's call. */
+export const toolCallIdParam = (index: number) => `messages[${index}].tool_call_id`;
 
 /** The tools and how they may be used, or undefined when none are offered. */
 function toolingOf(request: ChatRequest): Tooling | undefined {

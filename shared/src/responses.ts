@@ -228,10 +228,6 @@ export function validateCreateResponse(body: unknown, defaults: ValidationDefaul
     const instead = conversationId !== null ? "a conversation's system items are the ones it was created with (POST /v1/conversations with items)" : 'use instructions instead';
     throw new InvalidRequestError(`system and developer items may only open a new conversation; ${instead}`, { param: `input[${converted.itemIndex[misplaced]}].role`, code: 'invalid_value' });
   }
-  if (conversationId && (tooling || input.some((message) => message.role === 'tool' || message.toolCalls))) {
-    // A conversation is a session: its prompt starts without tools (as a chat session turn's).
-    throw new InvalidRequestError('tools and function call items are not supported in a conversation; continue with previous_response_id instead', { param: tooling ? 'tools' : 'input', code: 'unsupported_parameter' });
-  }
   if (conversationId && request.instructions) {
     throw new InvalidRequestError('instructions cannot be combined with conversation here: a conversation keeps its own system items (create it with one)', { param: 'instructions', code: 'unsupported_parameter' });
   }

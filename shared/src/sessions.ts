@@ -97,7 +97,13 @@ export function sessionToWire(session: SessionRecord, messages: ChatMessage[], s
     created_at: Math.floor(session.createdAtMs / 1000),
     metadata: session.metadata,
     turns: session.version,
-    messages: messages.map(({ role, content }) => ({ role, content })),
+    // As a chat request sends them: an assistant's calls, the call a tool message answers.
+    messages: messages.map(({ role, content, toolCalls, toolCallId }) => ({
+      role,
+      content: toolCalls && content === '' ? null : content,
+      ...(toolCalls ? { tool_calls: toolCalls.map((call) => ({ id: call.id, type: 'function', function: { name: call.name, arguments: call.arguments } })) } : {}),
+      ...(toolCallId ? { tool_call_id: toolCallId } : {}),
+    })),
     token_count: session.tokenCount,
     snapshot_bytes: session.snapshotBytes,
     state,

@@ -67,7 +67,7 @@ export async function persistStateless(deps: ServingDeps, conversation: Conversa
  * evaluates only this turn's tokens), and at this node, which is about to hold the new state.
  * Returns the committed version, or the conflict to report.
  */
-export async function commitTranscript(deps: ServingDeps, job: GenerationJob, session: SessionRecord, answer: string, turn: CommittedTurn): Promise<number | ConflictError | ServiceUnavailableError> {
+export async function commitTranscript(deps: ServingDeps, job: GenerationJob, session: SessionRecord, answer: ChatMessage, turn: CommittedTurn): Promise<number | ConflictError | ServiceUnavailableError> {
   // Nobody got this answer (its gateway died): not committed, as a turn its client hung up on.
   if (await deps.readerGone?.(job).catch(() => false)) {
     return new ServiceUnavailableError('the gateway relaying this turn went away before it was committed; the turn was not committed, send it again', { code: 'reader_gone' });
@@ -75,7 +75,7 @@ export async function commitTranscript(deps: ServingDeps, job: GenerationJob, se
   // Every transcript entry has an item id (the Conversations API lists them by it).
   const turnMessages: ChatMessage[] = [
     ...(job.input.kind === 'chat' ? job.input.messages : []).map((message, index) => ({ ...message, id: message.id ?? transcriptItemId(job.requestId, index) })),
-    { role: 'assistant', content: answer, id: answerItemId(job.requestId), ...(turn.finishReason === 'length' ? { status: 'incomplete' as const } : {}) },
+    { ...answer, id: answerItemId(job.requestId), ...(turn.finishReason === 'length' ? { status: 'incomplete' as const } : {}) },
   ];
   const keepsState = deps.residency.capacity > 0 || deps.hostTier.budgetBytes > 0;
   try {

@@ -5,6 +5,7 @@
  * decides what a result or an error means for the job.
  */
 import {
+  assertToolAnswers,
   BambaError,
   DeadlineExceededError,
   errorToWire,
@@ -12,6 +13,7 @@ import {
   NotFoundError,
   type ChatMessage,
   type GenerationJob,
+  toolCallIdParam,
   type ToolCall,
 } from '@bamba/shared';
 import type { CommittedTurn, TokenEvents } from '@bamba/region';
@@ -29,7 +31,7 @@ export type RunOutcome =
   /** The client's fault or otherwise permanent: reported to the client, never retried. */
   | { kind: 'rejected'; error: BambaError };
 
-type Conversation = ConversationState | { kind: 'already-committed'; turn: CommittedTurn; answer: string };
+type Conversation = ConversationState | { kind: 'already-committed'; turn: CommittedTurn; answer: ChatMessage };
 
 /**
  * The length check before any tokenizing: text that cannot fit the context whatever it
@@ -56,8 +58,6 @@ async function conversationOf(deps: ServingDeps, job: GenerationJob, tools: Answ
   if (!job.session) {
     return { tenant: job.tenant, messages: job.input.messages, ...(tools ? { tools } : {}), session: null, promptTokens: deps.engine.tokenizeChat(job.input.messages, tools ? { tools } : {}) };
   }
-  // A session's prompt lists no tools (the gateway refuses them on session turns).
-  if (tools) throw new InvalidRequestError('tools are not supported on session turns', { param: 'tools', code: 'unsupported_parameter' });
   // The previous turn's state may still be being saved here: wait for it (a few seconds at most),
   // then read the session, which points at it once it landed.
   await deps.pendingSnapshots.settle([PendingSnapshots.sessionKey(job.session.sessionId)]);
@@ -66,19 +66,21 @@ async function conversationOf(deps: ServingDeps, job: GenerationJob, tools: Answ
   const { session, transcript, lastTurn } = loaded;
   if (session.version === job.session.expectedVersion + 1 && lastTurn?.requestId === job.requestId) {
     // This request's turn was committed by an earlier attempt whose node died before its end event.
-    return { kind: 'already-committed', turn: lastTurn, answer: transcript.at(-1)?.content ?? '' };
+    return { kind: 'already-committed', turn: lastTurn, answer: transcript.at(-1) ?? { role: 'assistant', content: '' } };
   }
   if (session.version !== job.session.expectedVersion) throw new InvalidRequestError('the session moved on since this turn was accepted', { code: 'session_conflict' });
+  // A tool message of the turn answers a call of the transcript or of the turn itself.
+  assertToolAnswers(job.input.messages, transcript.flatMap((message) => (message.toolCalls ?? []).map((call) => call.id)), toolCallIdParam);
   const messages = [...transcript, ...job.input.messages];
-  assertMayFit(deps, chatTexts(messages, undefined), 'messages');
-  return { tenant: job.tenant, messages, session, promptTokens: deps.engine.tokenizeChat(messages) };
+  assertMayFit(deps, chatTexts(messages, tools), 'messages');
+  return { tenant: job.tenant, messages, ...(tools ? { tools } : {}), session, promptTokens: deps.engine.tokenizeChat(messages, tools ? { tools } : {}) };
 }
 
-/** Answer a retried request from the turn its earlier attempt committed. */
-async function answerCommitted(events: TokenEvents, turn: CommittedTurn, answer: string): Promise<RunOutcome> {
+/** Answer a retried request from the turn its earlier attempt committed (its answer, calls included). */
+async function answerCommitted(events: TokenEvents, turn: CommittedTurn, answer: ChatMessage): Promise<RunOutcome> {
   events.start(turn.promptTokens, turn.cachedTokens, turn.resume);
-  events.delta(answer, turn.completionTokens);
-  await events.end({ finishReason: turn.finishReason, promptTokens: turn.promptTokens, completionTokens: turn.completionTokens, cachedTokens: turn.cachedTokens, timeToFirstTokenMs: 0, totalMs: 0 });
+  events.delta(answer.content, turn.completionTokens);
+  await events.end({ finishReason: turn.finishReason, promptTokens: turn.promptTokens, completionTokens: turn.completionTokens, cachedTokens: turn.cachedTokens, timeToFirstTokenMs: 0, totalMs: 0, ...(answer.toolCalls ? { toolCalls: answer.toolCalls } : {}) });
   return { kind: 'finished', completionTokens: turn.completionTokens };
 }
 
@@ -195,7 +197,7 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
     }
     // A session turn's end event says "committed": the commit comes first; the state is saved
     // after the end event, and a next turn on this node waits for it.
-    const committed = await commitTranscript(deps, job, conversation.session, answer, turn);
+    const committed = await commitTranscript(deps, job, conversation.session, answerMessage, turn);
     if (typeof committed !== 'number') return await reject(committed);
     persisted = true;
     let ended!: () => void;
