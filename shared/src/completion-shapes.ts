@@ -19,9 +19,14 @@ export function usageOf(promptTokens: number, completionTokens: number, cachedTo
 
 interface Identity { id: string; created: number; model: string }
 
-/** An answer's finish reason as OpenAI says it: `tool_calls` when it ended with calls (`length` when its limit cut it even so). */
-export function finishReasonOf(finishReason: FinishReason, toolCalls: readonly ToolCall[] | undefined): FinishReason | 'tool_calls' {
-  return toolCalls && finishReason === 'stop' ? 'tool_calls' : finishReason;
+/**
+ * An answer's finish reason as OpenAI says it: `tool_calls` when it ended with calls (`length`
+ * when its limit cut it even so), except that a call of the tool `tool_choice` named ends with
+ * `stop`, as OpenAI's does.
+ */
+export function finishReasonOf(request: ValidatedGenerationRequest, finishReason: FinishReason, toolCalls: readonly ToolCall[] | undefined): FinishReason | 'tool_calls' {
+  const named = request.input.kind === 'chat' && typeof request.input.toolChoice === 'object';
+  return toolCalls && finishReason === 'stop' && !named ? 'tool_calls' : finishReason;
 }
 
 /** Tool calls as OpenAI's message and delta show them (a delta's with their `index`). */
@@ -38,7 +43,7 @@ export function completeResponse(request: ValidatedGenerationRequest, identity: 
     return {
       ...identity,
       object: 'chat.completion',
-      choices: [{ index: 0, message, logprobs: null, finish_reason: finishReasonOf(finishReason, toolCalls) }],
+      choices: [{ index: 0, message, logprobs: null, finish_reason: finishReasonOf(request, finishReason, toolCalls) }],
       usage,
     };
   }
@@ -64,9 +69,9 @@ export function usageChunk(request: ValidatedGenerationRequest, identity: Identi
 }
 
 /**
- * A chat chunk with an answer's tool calls, each whole (name and all of its arguments in one
- * delta: the client's accumulation of argument fragments reads it the same). `first`: no chunk
- * went out before it, so it names the role.
+ * A chat chunk with all of an answer's tool calls, each whole with its index (name and all of its
+ * arguments in one delta: the client's accumulation of argument fragments reads it the same).
+ * `first`: no chunk went out before it, so it names the role.
  */
 export function toolCallsChunk(request: ValidatedGenerationRequest, identity: Identity, toolCalls: readonly ToolCall[], first: boolean) {
   const usage = request.includeUsage ? { usage: null } : {};

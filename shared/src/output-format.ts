@@ -60,6 +60,18 @@ function definitionsOf(schema: unknown): { container: DefinitionContainer; defs:
   return { container, defs };
 }
 
+/**
+ * Where a checked schema holds subschemas: keys whose value is one (or, for
+ * `additionalProperties`, a boolean), a list of them, or a map of them (definitions at the root
+ * only). What walks a schema after the check (a rename, the grammar's reading) follows these.
+ */
+export const SUBSCHEMA_KEYS = ['items', 'additionalProperties'] as const;
+export const SUBSCHEMA_LIST_KEYS = ['prefixItems', 'anyOf'] as const;
+export const SUBSCHEMA_MAP_KEYS = ['properties', ...DEFINITION_CONTAINERS] as const;
+
+/** Any JSON object: what `json_object` holds an answer to (and a tool without parameters takes). */
+export const ANY_OBJECT_SCHEMA = { type: 'object', additionalProperties: true } as const;
+
 /** The definition a `$ref` names (either container's prefix), or null. */
 export const definitionName = (ref: string): string | null => {
   const prefix = DEFINITION_CONTAINERS.map(refPrefix).find((candidate) => ref.startsWith(candidate));

@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { InvalidRequestError } from './errors.js';
-import { DEFINITION_CONTAINERS, definitionName, jsonSchemaProblem } from './output-format.js';
+import { ANY_OBJECT_SCHEMA, DEFINITION_CONTAINERS, definitionName, jsonSchemaProblem, MAX_SCHEMA_DEPTH, SUBSCHEMA_KEYS, SUBSCHEMA_LIST_KEYS } from './output-format.js';
 
 /** OpenAI's limit on tools per request. */
 export const MAX_TOOLS = 128;
@@ -30,10 +30,13 @@ export type Tool = z.infer<typeof toolSchema>;
 export const toolChoiceSchema = z.union([z.enum(['none', 'auto', 'required']), z.object({ name: toolNameSchema('name') })]);
 export type ToolChoice = z.infer<typeof toolChoiceSchema>;
 
+/** Longest call id, and name of a call in a history, a request may send. */
+export const MAX_CALL_FIELD_LENGTH = 256;
+
 /** A call as an answer made it (and as a later request's history holds it). `arguments` is JSON text, as OpenAI sends it. */
 export const toolCallSchema = z.object({
-  id: z.string().min(1).max(256),
-  name: z.string().min(1).max(256),
+  id: z.string().min(1).max(MAX_CALL_FIELD_LENGTH),
+  name: z.string().min(1).max(MAX_CALL_FIELD_LENGTH),
   arguments: z.string(),
 });
 export type ToolCall = z.infer<typeof toolCallSchema>;
@@ -44,13 +47,6 @@ export const forcesCalls = (choice: ToolChoice): boolean => choice !== 'none' &&
 /** The tools a forced answer may call: the named one, or all. */
 export const callableTools = (tools: readonly Tool[], choice: ToolChoice): Tool[] => (typeof choice === 'object' ? tools.filter((tool) => tool.name === choice.name) : [...tools]);
 
-/** Arguments of a tool that declares no parameters: any JSON object. */
-const ANY_ARGUMENTS = { type: 'object', additionalProperties: true } as const;
-
-/** Keys whose value is one subschema, a list of them, or a map of them (what the schema check admits). */
-const SUBSCHEMA_KEYS = ['items', 'additionalProperties'];
-const SUBSCHEMA_LIST_KEYS = ['prefixItems', 'anyOf'];
-const SUBSCHEMA_MAP_KEYS = ['properties'];
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** A checked schema with its `$ref`s renamed (its definitions are moved into another root). */
@@ -59,9 +55,10 @@ function renameReferences(node: unknown, rename: (name: string) => string): unkn
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(node)) {
     if (key === '$ref' && typeof value === 'string' && definitionName(value) !== null) out[key] = `#/$defs/${rename(definitionName(value)!)}`;
-    else if (SUBSCHEMA_KEYS.includes(key)) out[key] = renameReferences(value, rename);
-    else if (SUBSCHEMA_LIST_KEYS.includes(key) && Array.isArray(value)) out[key] = value.map((child) => renameReferences(child, rename));
-    else if (SUBSCHEMA_MAP_KEYS.includes(key) && isObject(value)) out[key] = Object.fromEntries(Object.entries(value).map(([name, child]) => [name, renameReferences(child, rename)]));
+    else if ((SUBSCHEMA_KEYS as readonly string[]).includes(key)) out[key] = renameReferences(value, rename);
+    else if ((SUBSCHEMA_LIST_KEYS as readonly string[]).includes(key) && Array.isArray(value)) out[key] = value.map((child) => renameReferences(child, rename));
+    // Only `properties`: definitions were taken to the root before.
+    else if (key === 'properties' && isObject(value)) out[key] = Object.fromEntries(Object.entries(value).map(([name, child]) => [name, renameReferences(child, rename)]));
     else out[key] = value;
   }
   return out;
@@ -77,7 +74,7 @@ export function callSchemaOf(tools: readonly Tool[]): Record<string, unknown> {
   const defs: Record<string, unknown> = {};
   const calls = tools.map((tool) => {
     const rename = (name: string) => `${tool.name}.${name}`;
-    const parameters: Record<string, unknown> = { ...(tool.parameters ?? ANY_ARGUMENTS) };
+    const parameters: Record<string, unknown> = { ...(tool.parameters ?? ANY_OBJECT_SCHEMA) };
     for (const container of DEFINITION_CONTAINERS) {
       const held = parameters[container];
       delete parameters[container];
@@ -106,6 +103,35 @@ export function forcedToolsProblem(tools: readonly Tool[]): { toolIndex: number 
   return together ? { toolIndex: null, path: [], message: `the tools' parameters together: ${together.message}` } : null;
 }
 
+/** Deepest nesting of JSON a tool's parameters may have (what renders and parses them recurses). */
+const MAX_PARAMETERS_NESTING = 2 * MAX_SCHEMA_DEPTH + 8;
+
+/** How deep `value` nests (objects and arrays), counted without recursion, or Infinity past `limit`. */
+function nestingOf(value: unknown, limit: number): number {
+  let deepest = 0;
+  const pending: Array<[unknown, number]> = [[value, 0]];
+  while (pending.length > 0) {
+    const [node, depth] = pending.pop()!;
+    if (typeof node !== 'object' || node === null) continue;
+    if (depth + 1 > limit) return Infinity;
+    deepest = Math.max(deepest, depth + 1);
+    for (const child of Object.values(node)) pending.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
+/**
+ * A tool's parameters as the job carries them: absent (or `{}`, OpenAI's "no parameters") means
+ * any object; else a schema whose root is an object (the arguments are a JSON object), nested no
+ * deeper than what renders and parses it safely. Every tool's, whatever the tool choice.
+ */
+function parametersOf(parameters: Record<string, unknown> | undefined, param: string): Record<string, unknown> | undefined {
+  if (!parameters || Object.keys(parameters).length === 0) return undefined;
+  if (nestingOf(parameters, MAX_PARAMETERS_NESTING) > MAX_PARAMETERS_NESTING) throw new InvalidRequestError(`${param} nests deeper than ${MAX_PARAMETERS_NESTING} levels`, { param, code: 'invalid_value' });
+  if (parameters.type !== 'object') throw new InvalidRequestError(`${param} must be a JSON Schema of type "object" (a call's arguments are a JSON object)`, { param: `${param}.type`, code: 'invalid_value' });
+  return parameters;
+}
+
 /** A request's tools and how they may be used, as a chat job carries them. */
 export interface Tooling {
   tools: Tool[];
@@ -119,7 +145,12 @@ export interface Tooling {
  * (`tools[0].function.parameters` on chat, `tools[0].parameters` on Responses). Undefined when
  * no tools are offered. A forced choice's tools must be what a grammar holds (`forcedToolsProblem`).
  */
-export function resolveTooling(tools: Tool[], asked: ToolChoice | null, parallel: boolean | null | undefined, fieldOf: (index: number, field: 'name' | 'parameters') => string): Tooling | undefined {
+export function resolveTooling(offered: Tool[], asked: ToolChoice | null, parallel: boolean | null | undefined, fieldOf: (index: number, field: 'name' | 'parameters') => string): Tooling | undefined {
+  const tools = offered.map((tool, index) => {
+    const { parameters, ...rest } = tool;
+    const checked = parametersOf(parameters, fieldOf(index, 'parameters'));
+    return checked ? { ...rest, parameters: checked } : rest;
+  });
   if (tools.length === 0) {
     if (asked !== null && asked !== 'none') throw new InvalidRequestError('tool_choice needs tools to choose from', { param: 'tool_choice', code: 'invalid_value' });
     return undefined;

@@ -71,7 +71,7 @@ export async function handleGeneration(c: Context<{ Variables: GatewayVariables 
           let tail = '';
           if (piece.toolCalls) tail += sse(toolCallsChunk(request, identity, piece.toolCalls, !relayedText));
           else if (!relayedText && request.endpoint === 'chat') tail += sse(streamChunk(request, identity, { text: '', first: true }, null));
-          tail += sse(streamChunk(request, identity, null, finishReasonOf(piece.finishReason, piece.toolCalls)));
+          tail += sse(streamChunk(request, identity, null, finishReasonOf(request, piece.finishReason, piece.toolCalls)));
           if (request.includeUsage) tail += sse(usageChunk(request, identity, usage));
           await write(tail + sse('[DONE]'));
           return;

@@ -5,8 +5,12 @@
  * tokenized with special tokens on, and each content as text, so `<|start_of_role|>system` typed
  * by a user is a run of characters, never a forged turn.
  *
- * Tools and tool calls are the template's to lay out (it writes them as JSON): they are template
- * text, so one that holds the text of a control token is refused rather than let it forge one.
+ * A tool call's arguments are content too (a sentinel in their place; the model generated them as
+ * text). The tools, and a call's name and id, are the template's to lay out (it writes them as
+ * JSON): template text, so one that holds the text of a control token is refused rather than let
+ * it forge one. Whether the template renders tools and calls at all is found once, at load: a
+ * request with tools or calls to a model whose template drops them is refused, never answered
+ * without them.
  *
  * Every content is tokenized once (an LRU of recent contents serves the prompt, the turn
  * boundaries and the snapshot boundary of the same request), so the work is linear in the
@@ -59,32 +63,65 @@ export class ChatTokenizer {
   /** Tool texts found free of control text (a client sends the same tools with every request). */
   private readonly checkedToolTexts = new Lru<true>(TEMPLATE_CACHE_CHARACTERS);
 
+  /** What the template renders of tool use (found once, by rendering a probe). */
+  private readonly renders: { tools: boolean; calls: boolean };
+
   constructor(private readonly template: ChatTemplate, private readonly tokenize: Tokenize, private readonly holdsControlText: HoldsControlText) {
     const nonce = randomBytes(6).toString('hex');
     this.sentinelFor = (index) => `\uE000${nonce}:${index}\uE001`;
     this.sentinel = new RegExp(`\\uE000${nonce}:(\\d+)\\uE001`, 'g');
+    this.renders = this.probeToolUse(nonce);
   }
 
   /** The conversation's tokens, ending with the assistant's cue when `addGenerationPrompt`. */
   tokenizeChat(messages: readonly ChatTemplateMessage[], addGenerationPrompt: boolean, tools?: readonly Tool[]): number[] {
-    if (tools) this.assertPlain(JSON.stringify(tools), 'tools');
-    for (const [index, message] of messages.entries()) {
-      for (const call of message.toolCalls ?? []) this.assertPlain(call.name + call.arguments, `messages[${index}].tool_calls`);
+    if (tools && tools.length > 0) {
+      if (!this.renders.tools) throw new InvalidRequestError("this model's chat template does not show tools to the model; send the request without tools", { param: 'tools', code: 'unsupported_parameter' });
+      this.assertPlain(JSON.stringify(tools), 'tools');
     }
-    const rendered = this.template.render(messages.map((message, index) => ({ ...message, content: this.sentinelFor(index) })), addGenerationPrompt, tools);
+    // Contents and call arguments, in the order a template writes them: each is tokenized as text.
+    const plain: string[] = [];
+    const placed = messages.map((message, index) => {
+      if (message.toolCalls && !this.renders.calls) throw new InvalidRequestError("this model's chat template does not show a history's tool calls to the model", { param: `messages[${index}].tool_calls`, code: 'unsupported_parameter' });
+      if (message.toolCallId) this.assertPlain(message.toolCallId, `messages[${index}].tool_call_id`);
+      const content = this.sentinelFor(plain.push(message.content) - 1);
+      const toolCalls = message.toolCalls?.map((call) => {
+        this.assertPlain(call.id + call.name, `messages[${index}].tool_calls`);
+        return { ...call, arguments: this.sentinelFor(plain.push(call.arguments) - 1) };
+      });
+      return { ...message, content, ...(toolCalls ? { toolCalls } : {}) };
+    });
+    const rendered = this.template.render(placed, addGenerationPrompt, tools);
     const tokens: number[] = [];
+    const seen = new Set<number>();
     let at = 0;
-    let expected = 0;
     for (const match of rendered.matchAll(this.sentinel)) {
       const index = Number(match[1]);
-      if (index !== expected) throw new InternalInvariantError('the chat template reorders or repeats message contents; cannot tokenize content as text');
-      expected++;
-      tokens.push(...this.templateText(rendered.slice(at, match.index)), ...this.content(messages[index]!.content));
+      if (seen.has(index) || index >= plain.length) throw new InternalInvariantError('the chat template repeats a message content or call; cannot tokenize it as text');
+      seen.add(index);
+      tokens.push(...this.templateText(rendered.slice(at, match.index)), ...this.content(plain[index]!));
       at = match.index + match[0].length;
     }
-    if (expected !== messages.length) throw new InternalInvariantError('the chat template drops message contents; cannot tokenize content as text');
+    if (seen.size !== plain.length) throw new InternalInvariantError('the chat template drops message contents or call arguments; cannot tokenize them as text');
     tokens.push(...this.templateText(rendered.slice(at)));
     return tokens;
+  }
+
+  /** Whether the template renders a request's tools, and a history's calls (their arguments). */
+  private probeToolUse(nonce: string): { tools: boolean; calls: boolean } {
+    const probe = (messages: ChatTemplateMessage[], tools: Tool[] | undefined, mark: string) => {
+      try {
+        return this.template.render(messages, false, tools).includes(mark);
+      } catch {
+        return false; // a template that refuses these (raise_exception) does not render them
+      }
+    };
+    const toolName = `probe_${nonce}`;
+    const argumentsMark = `{"probe": "${nonce}"}`;
+    return {
+      tools: probe([{ role: 'user', content: 'x' }], [{ name: toolName }], toolName),
+      calls: probe([{ role: 'user', content: 'x' }, { role: 'assistant', content: '', toolCalls: [{ id: `call_${nonce}`, name: toolName, arguments: argumentsMark }] }], undefined, argumentsMark),
+    };
   }
 
   /**

@@ -5,7 +5,7 @@
  * Building one costs milliseconds, so the grammars of the formats seen last are kept: a client
  * sends the same schema with every request.
  */
-import { DEFINITION_CONTAINERS, definitionName, InvalidRequestError, MAX_INTEGER_DIGITS, SCHEMA_ANNOTATIONS, schemaLiterals } from '@bamba/shared';
+import { ANY_OBJECT_SCHEMA, DEFINITION_CONTAINERS, definitionName, InvalidRequestError, MAX_INTEGER_DIGITS, SCHEMA_ANNOTATIONS, schemaLiterals, SUBSCHEMA_KEYS, SUBSCHEMA_LIST_KEYS, SUBSCHEMA_MAP_KEYS } from '@bamba/shared';
 import { LlamaGrammarEvaluationState, type GbnfJsonSchema, type LlamaGrammar, type LlamaModel } from 'node-llama-cpp';
 import type { AnswerGrammar } from './engine.js';
 import { TOOL_CALL_CLOSE, TOOL_CALL_OPEN, toolCallsGrammar } from './tool-call-syntax.js';
@@ -13,10 +13,6 @@ import { TOOL_CALL_CLOSE, TOOL_CALL_OPEN, toolCallsGrammar } from './tool-call-s
 /** Distinct formats whose grammars are kept. */
 const KEPT_GRAMMARS = 32;
 
-/** Keys whose value is one schema, and keys whose value is a list or a map of them. */
-const SCHEMA_KEYS = ['items', 'additionalProperties'];
-const SCHEMA_LIST_KEYS = ['prefixItems', 'anyOf', 'oneOf'];
-const SCHEMA_MAP_KEYS = ['properties', ...DEFINITION_CONTAINERS];
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
@@ -31,9 +27,9 @@ export function grammarSchemaOf(schema: Record<string, unknown>): GbnfJsonSchema
     for (const [key, value] of Object.entries(node)) {
       if ((SCHEMA_ANNOTATIONS as readonly string[]).includes(key)) continue;
       const name = key === 'anyOf' ? 'oneOf' : (DEFINITION_CONTAINERS as readonly string[]).includes(key) ? '$defs' : key;
-      if (SCHEMA_KEYS.includes(key) && isObject(value)) out[name] = convert(value);
-      else if (SCHEMA_LIST_KEYS.includes(key) && Array.isArray(value)) out[name] = value.map((child) => convert(child as Record<string, unknown>));
-      else if (SCHEMA_MAP_KEYS.includes(key) && isObject(value)) out[name] = Object.fromEntries(Object.entries(value).map(([child, sub]) => [child, convert(sub as Record<string, unknown>)]));
+      if ((SUBSCHEMA_KEYS as readonly string[]).includes(key) && isObject(value)) out[name] = convert(value);
+      else if ((SUBSCHEMA_LIST_KEYS as readonly string[]).includes(key) && Array.isArray(value)) out[name] = value.map((child) => convert(child as Record<string, unknown>));
+      else if ((SUBSCHEMA_MAP_KEYS as readonly string[]).includes(key) && isObject(value)) out[name] = Object.fromEntries(Object.entries(value).map(([child, sub]) => [child, convert(sub as Record<string, unknown>)]));
       else if (key === 'type' && Array.isArray(value) && value.length === 1) out[name] = value[0];
       else if (key === '$ref' && typeof value === 'string' && definitionName(value) !== null) out[name] = `#/$defs/${definitionName(value)}`;
       else out[name] = value;
@@ -43,8 +39,6 @@ export function grammarSchemaOf(schema: Record<string, unknown>): GbnfJsonSchema
   return convert(schema) as GbnfJsonSchema;
 }
 
-/** `json_object`: any JSON object, through the same builder (and tightening) as a schema. */
-const ANY_OBJECT: GbnfJsonSchema = { type: 'object', additionalProperties: true };
 
 /**
  * Rules of node-llama-cpp's generated grammar (3.21) that we replace. Its root ends with four or
@@ -123,7 +117,7 @@ export class OutputGrammars {
       if (unwritable !== undefined) throw new InvalidRequestError(`model ${this.model.fileInfo.metadata.general?.name ?? ''} cannot write '${unwritable.slice(0, 80)}' (a property name, enum or const string of ${what})`, { param, code: 'invalid_value' });
       let generated: LlamaGrammar;
       try {
-        generated = await llama.createGrammarForJsonSchema<GbnfJsonSchema>(format.type === 'json_object' ? ANY_OBJECT : grammarSchemaOf(format.schema));
+        generated = await llama.createGrammarForJsonSchema<GbnfJsonSchema>(format.type === 'json_object' ? ANY_OBJECT_SCHEMA : grammarSchemaOf(format.schema));
       } catch (error) {
         // The checks upstream admit only what the builder knows; should one still fail, the schema is at fault.
         throw new InvalidRequestError(`${what} could not be turned into a grammar (a definition that refers to itself before writing anything, say): ${(error as Error).message}`, { param, code: 'invalid_value' });

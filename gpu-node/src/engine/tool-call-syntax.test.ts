@@ -61,6 +61,14 @@ describe('ToolCallReader', () => {
     expect(nothing.finish(true)).toEqual({ calls: null, text: '<tool_call>{"name"' });
   });
 
+  it('never shows a forced answer\'s markup as text: a cut call is dropped', () => {
+    for (const written of ['<tool_ca', '<tool_call>{"name": "get_ti', `${callText('get_time', '{}')}<tool_call>{"na`]) {
+      const forced = new ToolCallReader(new Set(['get_time']), true, true);
+      expect(forced.push(written)).toBe('');
+      expect(forced.finish(true)).toEqual({ calls: written.startsWith(callText('get_time', '{}')) ? [{ name: 'get_time', arguments: '{}' }] : null, text: '' });
+    }
+  });
+
   it('keeps the first call only when parallel calls are off', () => {
     const read = reader(false);
     read.push(callText('get_time', '{}') + callText('get_weather', '{"city": "Rome"}'));

@@ -14,11 +14,18 @@ import type { ToolCall } from '@bamba/shared';
 
 export const TOOL_CALL_OPEN = '<tool_call>';
 export const TOOL_CALL_CLOSE = '</tool_call>';
+/** The call object's text around its name (as JSON) and its arguments: `{"name": …, "arguments": …}`. */
+const BEFORE_NAME = '{"name": ';
+const BEFORE_ARGUMENTS = ', "arguments": ';
+const AFTER_ARGUMENTS = '}';
 
 /** A call as the model writes it (and as the template renders a history's). */
 export function callText(name: string, args: string): string {
-  return `${TOOL_CALL_OPEN}{"name": ${JSON.stringify(name)}, "arguments": ${args}}${TOOL_CALL_CLOSE}`;
+  return `${TOOL_CALL_OPEN}${BEFORE_NAME}${JSON.stringify(name)}${BEFORE_ARGUMENTS}${args}${AFTER_ARGUMENTS}${TOOL_CALL_CLOSE}`;
 }
+
+/** A GBNF string literal of `text` (quotes and backslashes escaped). */
+const gbnfLiteral = (text: string) => `"${text.replace(/[\\"]/g, (character) => `\\${character}`)}"`;
 
 /**
  * A call object's rule in node-llama-cpp's grammar (3.21): `"{" ws "\"name\"" ":" [ ]? NAME
@@ -28,7 +35,7 @@ const CALL_OBJECT = /^"\{" \S+ "\\"name\\"" ":" \[ \]\? (\S+) \S+ "\\"arguments\
 /** The same object with `callText`'s spacing only: the answer is written as a history renders. */
 const fixedCallObject = (definition: string): string | null => {
   const match = CALL_OBJECT.exec(definition);
-  return match ? `"{\\"name\\": " ${match[1]} ", \\"arguments\\": " ${match[2]} "}"` : null;
+  return match ? `${gbnfLiteral(BEFORE_NAME)} ${match[1]} ${gbnfLiteral(BEFORE_ARGUMENTS)} ${match[2]} ${gbnfLiteral(AFTER_ARGUMENTS)}` : null;
 };
 
 const CALL_RULE = 'tool-call-object';
@@ -86,7 +93,8 @@ export class ToolCallReader {
   private held = '';
   private calling = false;
 
-  constructor(private readonly toolNames: ReadonlySet<string>, private readonly parallel: boolean) {}
+  /** `forced`: the answer is calls only; an unfinished one is dropped, never shown as text. */
+  constructor(private readonly toolNames: ReadonlySet<string>, private readonly parallel: boolean, private readonly forced = false) {}
 
   push(text: string): string {
     if (this.calling) {
@@ -111,12 +119,14 @@ export class ToolCallReader {
    * The calls the held text makes: tagged calls one after another (whitespace between them), each
    * `{"name", "arguments"}` naming an offered tool, with object arguments. When `cut` (the answer
    * hit its token limit), an unfinished last call is dropped; otherwise anything else makes the
-   * whole held text content. Without `parallel`, only the first call counts.
+   * whole held text content (a forced answer's is dropped: it holds calls or nothing). Without
+   * `parallel`, only the first call counts.
    */
   finish(cut: boolean): ReadEnd {
     const held = this.held;
     this.held = '';
-    if (!this.calling) return { calls: null, text: held };
+    const none: ReadEnd = { calls: null, text: this.forced ? '' : held };
+    if (!this.calling) return none;
     const calls: ReadCall[] = [];
     let rest = held;
     while (rest.startsWith(TOOL_CALL_OPEN)) {
@@ -126,7 +136,7 @@ export class ToolCallReader {
       rest = rest.slice(call.length).trimStart();
     }
     const unfinished = rest !== '' && (TOOL_CALL_OPEN.startsWith(rest) || rest.startsWith(TOOL_CALL_OPEN));
-    if (calls.length === 0 || (rest !== '' && !(cut && unfinished))) return { calls: null, text: held };
+    if (calls.length === 0 || (rest !== '' && !(cut && unfinished))) return none;
     return { calls: this.parallel ? calls : calls.slice(0, 1), text: '' };
   }
 
@@ -153,9 +163,9 @@ export class ToolCallReader {
  * holding the call renders to the same text), else their compact JSON.
  */
 function argumentsText(body: string, name: string, args: Record<string, unknown>): string {
-  const head = `{"name": ${JSON.stringify(name)}, "arguments": `;
-  if (body.startsWith(head) && body.endsWith('}')) {
-    const raw = body.slice(head.length, -1);
+  const head = `${BEFORE_NAME}${JSON.stringify(name)}${BEFORE_ARGUMENTS}`;
+  if (body.startsWith(head) && body.endsWith(AFTER_ARGUMENTS)) {
+    const raw = body.slice(head.length, -AFTER_ARGUMENTS.length);
     try {
       if (JSON.stringify(JSON.parse(raw)) === JSON.stringify(args)) return raw;
     } catch {

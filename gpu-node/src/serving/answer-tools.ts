@@ -13,6 +13,11 @@ export interface AnswerTools {
   tools: readonly Tool[] | undefined;
   /** What the answer is held to, if anything. */
   grammar: AnswerGrammar | undefined;
+  /**
+   * Whether the answer is calls only (`required`, a named tool): held by the grammar to its end,
+   * which no stop string cuts, and an unfinished call is dropped rather than shown as text.
+   */
+  forced: boolean;
   /** A reader for one answer, or null when it can make no call. */
   newReader(): ToolCallReader | null;
 }
@@ -21,14 +26,18 @@ export function answerToolsOf(job: GenerationJob): AnswerTools {
   const tools = job.input.kind === 'chat' ? job.input.tools : undefined;
   const choice = job.input.kind === 'chat' ? job.input.toolChoice ?? 'auto' : 'none';
   const parallel = job.input.kind === 'chat' ? job.input.parallelToolCalls ?? true : true;
-  if (!tools || choice === 'none') return { tools, grammar: job.params.format, newReader: () => null };
+  if (!tools || choice === 'none') return { tools, grammar: job.params.format, forced: false, newReader: () => null };
   const callable = callableTools(tools, choice);
   const names = new Set(callable.map((tool) => tool.name));
+  const forced = forcesCalls(choice);
+  // A named tool is called exactly once (OpenAI's); `required` and `auto` as parallel_tool_calls says.
+  const several = typeof choice === 'object' ? false : parallel;
   return {
     tools,
     // Under `auto` the model writes what it likes (the gateway refuses a response format there).
-    grammar: forcesCalls(choice) ? { type: 'tool_calls', schema: callSchemaOf(callable), parallel } : undefined,
-    newReader: () => new ToolCallReader(names, parallel),
+    grammar: forced ? { type: 'tool_calls', schema: callSchemaOf(callable), parallel: several } : undefined,
+    forced,
+    newReader: () => new ToolCallReader(names, several, forced),
   };
 }
 

@@ -76,6 +76,21 @@ async function conversationOf(deps: ServingDeps, job: GenerationJob, tools: Answ
   return { tenant: job.tenant, messages, ...(tools ? { tools } : {}), session, promptTokens: deps.engine.tokenizeChat(messages, tools ? { tools } : {}) };
 }
 
+/**
+ * Where the turn's snapshot would go, or null when the history with this answer cannot be
+ * rendered (the snapshot is optional: the answer is out either way, and a next request that sends
+ * such a history gets the refusal itself).
+ */
+function boundaryOrNone(deps: ServingDeps, messages: readonly ChatMessage[], answer: ChatMessage, tools: ConversationState['tools']): number[] | null {
+  try {
+    return turnBoundary(deps, messages, answer, tools);
+  } catch (error) {
+    if (!(error instanceof BambaError) || error.retryable) throw error;
+    deps.log(`persist: no snapshot after this answer (${error.message})`);
+    return null;
+  }
+}
+
 /** Answer a retried request from the turn its earlier attempt committed (its answer, calls included). */
 async function answerCommitted(events: TokenEvents, turn: CommittedTurn, answer: ChatMessage): Promise<RunOutcome> {
   events.start(turn.promptTokens, turn.cachedTokens, turn.resume);
@@ -138,7 +153,9 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
     const newTokens = conversation.promptTokens.slice(restored.heldTokens);
     let stream;
     try {
-      stream = deps.engine.generate(restored.slot, newTokens, job.params, signal, { urgent: job.priority === 'interactive', ...(answerTools.grammar ? { grammar: answerTools.grammar } : {}) });
+      // A forced call ends where its grammar does: a stop string inside its arguments does not cut it.
+      const params = answerTools.forced ? { ...job.params, stop: [] } : job.params;
+      stream = deps.engine.generate(restored.slot, newTokens, params, signal, { urgent: job.priority === 'interactive', ...(answerTools.grammar ? { grammar: answerTools.grammar } : {}) });
     } catch (error) {
       if (error instanceof BambaError && !error.retryable) return await reject(error);
       throw error;
@@ -181,7 +198,7 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
     // them would hold the slot (and the context, while exporting) after every one of them; a
     // batch seeds the prefixes its requests share on purpose instead.
     const answerMessage: ChatMessage = { role: 'assistant', content: answer, ...(toolCalls ? { toolCalls } : {}) };
-    const boundary = conversation.messages && job.priority !== 'batch' ? turnBoundary(deps, conversation.messages, answerMessage, conversation.tools) : null;
+    const boundary = conversation.messages && job.priority !== 'batch' ? boundaryOrNone(deps, conversation.messages, answerMessage, conversation.tools) : null;
     if (!conversation.session) {
       persisted = true;
       // Nothing to commit: the answer ends now, and the prefix-cache snapshot is written after
