@@ -5,10 +5,11 @@
  * in a batch; `json_object` answers are JSON objects; a schema keyword the grammar could not
  * enforce is refused by name.
  */
-import OpenAI, { toFile } from 'openai';
+import OpenAI from 'openai';
 import { zodResponseFormat } from 'openai/helpers/zod';
 import { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chatBatchLine, runChatBatch } from './support/chat-batch.js';
 import { MODEL_ID, startTestStack, type TestStack } from './support/stack.js';
 
 let stack: TestStack;
@@ -164,18 +165,11 @@ describe('structured outputs', () => {
   });
 
   it('holds a batch line to its response_format, and lists a line whose schema it refuses as invalid', async () => {
-    const line = (customId: string, responseFormat: unknown) => JSON.stringify({ custom_id: customId, method: 'POST', url: '/v1/chat/completions', body: { model: MODEL_ID, messages: ask, max_tokens: 200, temperature: 0, response_format: responseFormat } });
-    const file = await client.files.create({ file: await toFile(Buffer.from(`${line('held', personFormat)}\n${line('refused', { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', pattern: 'a' } } })}\n`), 'batch.jsonl'), purpose: 'batch' });
-    const created = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
-    const batch = await stack.waitFor('the batch to end', async () => {
-      const now = await client.batches.retrieve(created.id);
-      return ['completed', 'failed', 'expired', 'cancelled'].includes(now.status) ? now : undefined;
-    }, 120_000);
+    const line = (customId: string, responseFormat: unknown) => chatBatchLine(customId, { model: MODEL_ID, messages: ask, max_tokens: 200, temperature: 0, response_format: responseFormat });
+    const { batch, output, errors } = await runChatBatch(client, stack, [line('held', personFormat), line('refused', { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', pattern: 'a' } } })]);
     expect(batch.request_counts).toEqual({ total: 2, completed: 1, failed: 1 });
-    const output = (await (await client.files.content(batch.output_file_id!)).text()).trim().split('\n').map((text) => JSON.parse(text));
     expect(output.map((entry) => entry.custom_id)).toEqual(['held']);
     expectPerson(output[0].response.body.choices[0].message.content);
-    const errors = (await (await client.files.content(batch.error_file_id!)).text()).trim().split('\n').map((text) => JSON.parse(text));
     expect(errors.map((entry) => [entry.custom_id, entry.error.code])).toEqual([['refused', 'invalid_value']]);
   });
 });

@@ -7,11 +7,12 @@
  * saved after the call; `auto` answers text with the tools in the prompt; a batch line calls
  * tools too; what cannot be served is refused by name.
  */
-import OpenAI, { toFile } from 'openai';
+import OpenAI from 'openai';
 import { LengthFinishReasonError } from 'openai/error';
 import { zodFunction } from 'openai/helpers/zod';
 import { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chatBatchLine, runChatBatch } from './support/chat-batch.js';
 import { MODEL_ID, postJson, readSse, startTestStack, type TestStack } from './support/stack.js';
 
 let stack: TestStack;
@@ -185,15 +186,8 @@ describe('tool_choice auto and none', () => {
 
 describe('tool calls in a batch', () => {
   it('answers a batch line with its forced call', async () => {
-    const line = JSON.stringify({ custom_id: 'call', method: 'POST', url: '/v1/chat/completions', body: { model: MODEL_ID, messages: ask, tools: [WEATHER], tool_choice: 'required', parallel_tool_calls: false, max_tokens: 200 } });
-    const file = await client.files.create({ file: await toFile(Buffer.from(`${line}\n`), 'batch.jsonl'), purpose: 'batch' });
-    const created = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
-    const batch = await stack.waitFor('the batch to end', async () => {
-      const now = await client.batches.retrieve(created.id);
-      return ['completed', 'failed', 'expired', 'cancelled'].includes(now.status) ? now : undefined;
-    }, 120_000);
+    const { batch, output: [output] } = await runChatBatch(client, stack, [chatBatchLine('call', { model: MODEL_ID, messages: ask, tools: [WEATHER], tool_choice: 'required', parallel_tool_calls: false, max_tokens: 200 })]);
     expect(batch.request_counts).toEqual({ total: 1, completed: 1, failed: 0 });
-    const [output] = (await (await client.files.content(batch.output_file_id!)).text()).trim().split('\n').map((text) => JSON.parse(text));
     const choice = output.response.body.choices[0];
     expect(choice.finish_reason).toBe('tool_calls');
     expect(choice.message.tool_calls[0].function.name).toBe('get_weather');
