@@ -234,6 +234,24 @@ describe('tools in a session', () => {
   });
 });
 
+describe('a conversation\'s call items', () => {
+  it('takes calls and their outputs as items, and deletes a call with its output', async () => {
+    const conversation = await client.conversations.create({ items: [{ type: 'message', role: 'user', content: 'Weather?' }] });
+    const call = (id: string) => ({ type: 'function_call' as const, call_id: id, name: 'get_weather', arguments: `{"city": "${id}"}` });
+    await expect(client.conversations.items.create(conversation.id, { items: [{ type: 'function_call_output', call_id: 'call_nope', output: 'x' }] })).rejects.toMatchObject({ status: 400, param: 'items[0].call_id' });
+    await client.conversations.items.create(conversation.id, { items: [call('call_a'), call('call_b')] });
+    await client.conversations.items.create(conversation.id, { items: [{ type: 'function_call_output', call_id: 'call_a', output: [{ type: 'input_text', text: 'sun' }] }, { type: 'function_call_output', call_id: 'call_b', output: 'rain' }] });
+    const list = async () => (await client.conversations.items.list(conversation.id, { order: 'asc' })).data.map((item) => (item.type === 'function_call' || item.type === 'function_call_output' ? `${item.type}:${item.call_id}` : item.type));
+    expect(await list()).toEqual(['message', 'function_call:call_a', 'function_call:call_b', 'function_call_output:call_a', 'function_call_output:call_b']);
+    await client.conversations.items.delete('fc_a', { conversation_id: conversation.id });
+    expect(await list()).toEqual(['message', 'function_call:call_b', 'function_call_output:call_b']);
+    await expect(client.conversations.items.delete('fc_a', { conversation_id: conversation.id })).rejects.toMatchObject({ status: 404 });
+    // The next turn renders what is left: the remaining call and its answer.
+    const next = await client.responses.create({ model: MODEL_ID, conversation: conversation.id, input: 'So?', max_output_tokens: 4 });
+    expect(next.status === 'completed' || next.status === 'incomplete').toBe(true);
+  });
+});
+
 describe('function tools on the Responses API', () => {
   const weather = { type: 'function' as const, name: 'get_weather', description: WEATHER.function.description, parameters: WEATHER.function.parameters, strict: true };
   const forced = { model: MODEL_ID, input: 'What is the weather in Paris?', tools: [weather], tool_choice: { type: 'function' as const, name: 'get_weather' }, max_output_tokens: 200, temperature: 0 };
@@ -267,6 +285,12 @@ describe('function tools on the Responses API', () => {
     const streamedCall = final.output[0]!;
     if (streamedCall.type !== 'function_call') throw new Error('expected a function_call item');
     expect([streamedCall.name, streamedCall.arguments]).toEqual([call.name, call.arguments]);
+    expect(response.tools[0]).toMatchObject({ strict: true });
+    // The stored response replays the very events the live stream sent.
+    const replayed: typeof events = [];
+    for await (const event of await client.responses.retrieve(final.id, { stream: true })) replayed.push(event);
+    const comparable = (list: typeof events) => list.map((event) => ({ ...event, response: undefined }));
+    expect(comparable(replayed)).toEqual(comparable(events));
   });
 
   it('goes on from a function_call_output, by previous_response_id (resuming from the saved call) or with the whole history', async () => {
@@ -276,7 +300,8 @@ describe('function tools on the Responses API', () => {
     const chained = await client.responses.create({ model: MODEL_ID, previous_response_id: first.id, input: [{ type: 'function_call_output', call_id: call.call_id, output: '21 degrees' }], tools: [weather], tool_choice: 'none', max_output_tokens: 12, temperature: 0 });
     expect(chained.status === 'completed' || chained.status === 'incomplete').toBe(true);
     expect(chained.output.map((item) => item.type)).toEqual(['message']);
-    expect(chained.usage!.input_tokens_details.cached_tokens).toBeGreaterThan(0);
+    // All of the first response's context: its input, its call, and the end of its turn.
+    expect(chained.usage!.input_tokens_details.cached_tokens).toBe(first.usage!.input_tokens + first.usage!.output_tokens + 1);
     const items = await client.responses.inputItems.list(chained.id);
     expect(items.data).toMatchObject([{ type: 'function_call_output', call_id: call.call_id, output: '21 degrees' }]);
     // The same history sent whole: the same answer.
@@ -288,8 +313,17 @@ describe('function tools on the Responses API', () => {
     expect(whole.output_text).toBe(chained.output_text);
   });
 
+  it('takes tool_choice auto without tools, as OpenAI\'s responses show it by default', async () => {
+    const response = await client.responses.create({ model: MODEL_ID, input: 'hi', tools: [], tool_choice: 'auto', parallel_tool_calls: false, max_output_tokens: 4 });
+    expect([response.tool_choice, response.parallel_tool_calls, response.output.map((item) => item.type)]).toEqual(['auto', false, ['message']]);
+  });
+
   it('refuses what it cannot serve by name', async () => {
     await expect(client.responses.create({ model: MODEL_ID, input: [{ type: 'function_call_output', call_id: 'call_nope', output: 'x' }] })).rejects.toMatchObject({ status: 400, param: 'input[0].call_id' });
+    const call = { type: 'function_call' as const, call_id: 'call_1', name: 'get_weather', arguments: '{}' };
+    await expect(client.responses.create({ model: MODEL_ID, input: [{ role: 'user', content: 'x' }, call, { ...call }] })).rejects.toMatchObject({ status: 400, param: 'input[2].call_id' });
+    // Found by the gpu-node, named by the input item it came from.
+    await expect(client.responses.create({ model: MODEL_ID, instructions: 'be brief', input: [{ role: 'user', content: 'x' }, { ...call, call_id: 'call_<|end_of_text|>' }] })).rejects.toMatchObject({ status: 400, param: 'input[1]' });
     await expect(client.responses.create({ model: MODEL_ID, input: [{ type: 'function_call', call_id: 'c', name: 'f' } as never] })).rejects.toMatchObject({ status: 400, param: 'input[0].arguments' });
     await expect(client.responses.create({ ...forced, tool_choice: { type: 'function', name: 'other' } })).rejects.toMatchObject({ status: 400, param: 'tool_choice' });
     await expect(client.responses.create({ ...forced, text: { format: { type: 'json_object' } } })).rejects.toMatchObject({ status: 400, param: 'text.format' });
@@ -314,6 +348,7 @@ describe('refusals', () => {
       [{ functions: [WEATHER.function] }, 'functions', /deprecated/],
       [{ messages: [...ask, { role: 'tool', tool_call_id: 'call_x', content: 'hi' }] }, 'messages[1].tool_call_id', /no earlier call has id/],
       [{ messages: [...ask, { role: 'assistant' }] }, 'messages[1].content', /content is required/],
+      [{ messages: [...ask, ...[1, 2].map(() => ({ role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{}' } }] }))] }, 'messages[2].tool_calls[0].id', /already made/],
       [{ messages: [{ role: 'user', content: 'x', tool_calls: [{ id: 'a', type: 'function', function: { name: 'f', arguments: '{}' } }] }] }, 'messages[0].tool_calls', /only assistant/],
       // Checked by the gpu-node: template text that would forge a control token, a name its model cannot write.
       [{ tools: [{ type: 'function', function: { name: 'f', description: 'x<|end_of_text|>y' } }] }, 'tools', /control tokens/],

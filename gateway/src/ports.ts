@@ -118,7 +118,8 @@ export interface Sessions {
   /** Add a conversation's items (not while a turn runs). */
   appendItems(tenant: string, sessionId: string, messages: ChatMessage[]): Promise<'appended' | 'not_found' | 'busy'>;
   /** Remove one of a conversation's items by id (not while a turn runs). */
-  deleteItem(tenant: string, sessionId: string, itemId: string): Promise<'deleted' | 'item_not_found' | 'not_found' | 'busy'>;
+  /** A message by its id, or (`callId`) that call of a message; the answers of calls removed go too. */
+  deleteItem(tenant: string, sessionId: string, itemId: string, callId?: string): Promise<'deleted' | 'item_not_found' | 'not_found' | 'busy'>;
   setMetadata(tenant: string, sessionId: string, metadata: Record<string, string>): Promise<'updated' | 'not_found'>;
   /** A new item id for a message added to a conversation. */
   newItemId(): string;

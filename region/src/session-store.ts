@@ -299,7 +299,10 @@ return 1
 /**
  * Remove one item from a conversation between turns (its snapshot no longer matches the
  * transcript: the next turn finds that out and replays). KEYS as APPEND_ITEMS.
- * ARGV[1] tenant, ARGV[2] item id. Returns 1 (removed), 0 (no such item), or NO_SESSION, SESSION_BUSY.
+ * ARGV[1] tenant, ARGV[2] item id, ARGV[3] a call id ('' for none): that call of a message goes
+ * (the message too when nothing else is left), else the message with ARGV[2] as its id; the tool
+ * answers of the calls removed go with them.
+ * Returns 1 (removed), 0 (no such item), or NO_SESSION, SESSION_BUSY.
  */
 const DELETE_ITEM: LuaScript = {
   name: 'bambaDeleteItem',
@@ -307,14 +310,38 @@ const DELETE_ITEM: LuaScript = {
   lua: `${RENEW_EDITED_LUA}
 if redis.call('HGET', KEYS[1], '${F.tenant}') ~= ARGV[1] then return redis.error_reply('NO_SESSION') end
 if redis.call('EXISTS', KEYS[3]) == 1 then return redis.error_reply('SESSION_BUSY') end
-for _, entry in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+local gone = {}
+local found = false
+for index, entry in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
   local ok, message = pcall(cjson.decode, entry)
-  if ok and type(message) == 'table' and message.id == ARGV[2] then
-    redis.call('LREM', KEYS[2], 1, entry)
-    renewEdited(KEYS[1], KEYS[2], KEYS[4])
-    return 1
+  if ok and type(message) == 'table' then
+    if found then
+      if message.role == 'tool' and gone[message.toolCallId] then redis.call('LREM', KEYS[2], 1, entry) end
+    elseif ARGV[3] == '' and message.id == ARGV[2] then
+      found = true
+      redis.call('LREM', KEYS[2], 1, entry)
+      if type(message.toolCalls) == 'table' then for _, call in ipairs(message.toolCalls) do gone[call.id] = true end end
+    elseif ARGV[3] ~= '' and type(message.toolCalls) == 'table' then
+      local kept = {}
+      for _, call in ipairs(message.toolCalls) do
+        if call.id == ARGV[3] then found = true else table.insert(kept, call) end
+      end
+      if found then
+        gone[ARGV[3]] = true
+        if #kept > 0 then
+          message.toolCalls = kept
+          redis.call('LSET', KEYS[2], index - 1, cjson.encode(message))
+        elseif message.content == '' then
+          redis.call('LREM', KEYS[2], 1, entry)
+        else
+          message.toolCalls = nil
+          redis.call('LSET', KEYS[2], index - 1, cjson.encode(message))
+        end
+      end
+    end
   end
 end
+if found then renewEdited(KEYS[1], KEYS[2], KEYS[4]) return 1 end
 return 0
 `,
 };
@@ -592,10 +619,14 @@ export class SessionStore {
     return outcome;
   }
 
-  /** Remove one item of a conversation by its id. */
-  async deleteItem(tenant: string, sessionId: string, itemId: string): Promise<'deleted' | 'item_not_found' | 'not_found' | 'busy'> {
+  /**
+   * Remove one item of a conversation: a message by its id, or (`callId`) one call of a message
+   * (the message goes too when nothing else is left of it). The answers of the calls removed go
+   * with them: a tool's answer never stays without its call.
+   */
+  async deleteItem(tenant: string, sessionId: string, itemId: string, callId = ''): Promise<'deleted' | 'item_not_found' | 'not_found' | 'busy'> {
     if (!isSessionId(sessionId)) return 'not_found';
-    const outcome = await this.itemScript(DELETE_ITEM, sessionId, [tenant, itemId], (reply) => (reply === 1 ? 'deleted' as const : 'item_not_found' as const));
+    const outcome = await this.itemScript(DELETE_ITEM, sessionId, [tenant, itemId, callId], (reply) => (reply === 1 ? 'deleted' as const : 'item_not_found' as const));
     if (outcome === 'deleted') await this.renewAfterEdit(tenant, sessionId);
     return outcome;
   }

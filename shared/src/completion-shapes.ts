@@ -30,7 +30,7 @@ export function finishReasonOf(request: ValidatedGenerationRequest, finishReason
 }
 
 /** Tool calls as OpenAI's message and delta show them (a delta's with their `index`). */
-function wireToolCalls(toolCalls: readonly ToolCall[], withIndex: boolean) {
+export function wireToolCalls(toolCalls: readonly ToolCall[], withIndex: boolean) {
   return toolCalls.map((call, index) => ({ ...(withIndex ? { index } : {}), id: call.id, type: 'function' as const, function: { name: call.name, arguments: call.arguments } }));
 }
 

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { samplingParamsSchema } from './sampling.js';
-import { MAX_TOOLS, toolCallSchema, toolChoiceSchema, toolSchema } from './tools.js';
+import { MAX_CALL_FIELD_LENGTH, MAX_TOOLS, toolCallSchema, toolChoiceSchema, toolSchema } from './tools.js';
 import { parseWire, wireVersionField } from './wire.js';
 
 /** Interactive requests are served before batch work. */
@@ -21,7 +21,7 @@ export const chatMessageSchema = z.object({
   /** An assistant message's tool calls (its content is then what it wrote before them, often ''). */
   toolCalls: z.array(toolCallSchema).min(1).optional(),
   /** A `tool` message: the call it answers. */
-  toolCallId: z.string().min(1).max(256).optional(),
+  toolCallId: z.string().min(1).max(MAX_CALL_FIELD_LENGTH).optional(),
   /**
    * The message's item id in a session's transcript (what the Conversations API lists). Never
    * rendered into the prompt; messages committed without one get `transcriptItemId`'s.

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { InvalidRequestError } from './errors.js';
 import type { ChatMessage, GenerationInput } from './jobs.js';
 import { formatNameSchema, jsonSchemaSchema, type OutputFormat } from './output-format.js';
-import { assertToolAnswers, MAX_TOOLS, resolveTooling, toolNameSchema, type Tool, type Tooling } from './tools.js';
+import { assertToolAnswers, callFieldSchema, MAX_TOOLS, resolveTooling, toolNameSchema, toolOf, type Tooling } from './tools.js';
 import { logitBiasSchema, penaltySchema, type SamplingParams } from './sampling.js';
 
 const MAX_STOP_STRINGS = 4;
@@ -20,11 +20,11 @@ const messageSchema = z.object({
   content: z.union([z.string(), z.array(textPart).min(1)], { error: 'content must be a string or an array of text parts' }).nullish(),
   name: z.string().optional(),
   tool_calls: z.array(z.object({
-    id: z.string({ error: 'a tool call needs its id' }).min(1).max(256),
+    id: callFieldSchema('id'),
     type: z.literal('function', { error: "a tool call's type must be 'function'" }),
-    function: z.object({ name: z.string({ error: "a tool call needs its function's name" }).min(1).max(256), arguments: z.string({ error: "a tool call's arguments must be a string (JSON text)" }) }),
+    function: z.object({ name: callFieldSchema('name'), arguments: z.string({ error: "a tool call's arguments must be a string (JSON text)" }) }),
   }), { error: 'tool_calls must be an array of tool calls' }).min(1, 'tool_calls must not be empty').nullish(),
-  tool_call_id: z.string().min(1).max(256).nullish(),
+  tool_call_id: callFieldSchema('tool_call_id').nullish(),
 });
 
 /** OpenAI's function tool; `parameters` is checked only where a grammar will hold the arguments to it. */
@@ -258,22 +258,17 @@ function chatMessagesOf(messages: ChatRequest['messages'], checkAnswers: boolean
     const toolCalls = message.tool_calls?.map((call) => ({ id: call.id, name: call.function.name, arguments: call.function.arguments }));
     return { role: message.role === 'developer' ? 'system' : message.role, content, ...(toolCalls ? { toolCalls } : {}) };
   });
-  if (checkAnswers) assertToolAnswers(converted, [], toolCallIdParam);
+  if (checkAnswers) assertToolAnswers(converted, [], chatToolParam);
   return converted;
 }
 
-/** Where a chat request names a tool message's call. */
-export const toolCallIdParam = (index: number) => `messages[${index}].tool_call_id`;
+/** Where a chat request names a tool message's call, or the id of a message's call. */
+export const chatToolParam = (index: number, field: 'answer' | 'call', call = 0) => `messages[${index}].${field === 'answer' ? 'tool_call_id' : `tool_calls[${call}].id`}`;
 
 /** The tools and how they may be used, or undefined when none are offered. */
 function toolingOf(request: ChatRequest): Tooling | undefined {
-  const tools: Tool[] = (request.tools ?? []).map(({ function: fn }) => ({
-    name: fn.name,
-    ...(fn.description != null ? { description: fn.description } : {}),
-    ...(fn.parameters != null ? { parameters: fn.parameters } : {}),
-  }));
   const asked = request.tool_choice == null ? null : typeof request.tool_choice === 'string' ? request.tool_choice : { name: request.tool_choice.function.name };
-  return resolveTooling(tools, asked, request.parallel_tool_calls, (index, field) => `tools[${index}].function.${field}`);
+  return resolveTooling((request.tools ?? []).map((tool) => toolOf(tool.function)), asked, request.parallel_tool_calls, (index, field) => `tools[${index}].function.${field}`);
 }
 
 /** What a chat's `response_format` holds the answer to; undefined for plain text. */

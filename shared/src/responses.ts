@@ -10,7 +10,7 @@ import { parseRequestBody, resolveSampling, tokenLimitSchema, toInvalidRequest, 
 import type { SamplingParams } from './sampling.js';
 import { formatNameSchema, jsonSchemaSchema, type OutputFormat } from './output-format.js';
 import { metadataSchema } from './sessions.js';
-import { MAX_TOOLS, resolveTooling, toolNameSchema, type Tool, type ToolCall, type ToolChoice, type Tooling } from './tools.js';
+import { assertToolAnswers, callFieldSchema, MAX_TOOLS, resolveTooling, toolNameSchema, toolOf, type Tool, type ToolCall, type ToolChoice, type Tooling } from './tools.js';
 
 /** Items one `POST /v1/conversations/{id}/items` (or a conversation's creation) may add: OpenAI's limit. */
 export const MAX_ITEMS_PER_CALL = 20;
@@ -90,8 +90,12 @@ export interface ValidatedResponseRequest {
   textFormat: ResponseTextFormat;
   /** The function tools offered and how they may be used; undefined when none are. */
   tooling: Tooling | undefined;
-  /** For each of `input`, the index of the request's input item it starts at (for errors). */
+  /** How the tools could be used and whether several calls could be made, as the response shows them. */
+  toolChoice: ToolChoice;
+  parallelToolCalls: boolean;
+  /** For each of `input`, the index of the request's input item it starts at, and of the items of its calls (for errors). */
   inputItemIndex: number[];
+  inputCallItemIndex: number[][];
 }
 
 /**
@@ -111,7 +115,7 @@ export function outputFormatOf(format: ResponseTextFormat): OutputFormat | undef
   return format.type === 'json_object' ? { type: 'json_object' } : { type: 'json_schema', schema: format.schema };
 }
 
-const unsupported = (param: string, what: string) => new InvalidRequestError(`${what} ${what.endsWith('s') ? 'are' : 'is'} not supported`, { param, code: 'unsupported_parameter' });
+const unsupported = (param: string, what: string, plural = what.endsWith('s')) => new InvalidRequestError(`${what} ${plural ? 'are' : 'is'} not supported`, { param, code: 'unsupported_parameter' });
 
 /**
  * One message item as a chat message. `param` names the item in errors (`input[2]`). Text parts
@@ -121,39 +125,39 @@ export function messageOfItem(item: unknown, param: string): ChatMessage {
   const shape = inputItem.safeParse(item);
   if (!shape.success) throw new InvalidRequestError(`${param} must be an object`, { param, code: 'invalid_value' });
   const type = shape.data.type ?? 'message';
-  if (type !== 'message') throw unsupported(`${param}.type`, `input items of type '${type}'`);
+  if (type !== 'message') throw unsupported(`${param}.type`, `input items of type '${type}'`, true);
   const parsed = messageItem.safeParse(item, { reportInput: true });
   if (!parsed.success) {
     const error = toInvalidRequest(parsed.error);
     throw new InvalidRequestError(error.message, { param: error.param ? `${param}.${error.param}` : param, code: error.code ?? 'invalid_value' });
   }
   const { role, content } = parsed.data;
-  let text: string;
-  if (typeof content === 'string') {
-    text = content;
-  } else {
-    text = '';
-    for (const [index, part] of content.entries()) {
-      if (part.type !== 'input_text' && part.type !== 'output_text' && part.type !== 'text') throw unsupported(`${param}.content[${index}].type`, `content parts of type '${part.type}'`);
-      if (typeof part.text !== 'string') throw new InvalidRequestError(`${param}.content[${index}].text must be a string`, { param: `${param}.content[${index}].text`, code: 'invalid_value' });
-      text += part.text;
-    }
+  return { role: role === 'developer' ? 'system' : role, content: typeof content === 'string' ? content : textOfParts(content, `${param}.content`) };
+}
+
+/** Text parts joined: `input_text` (and `output_text`, `text`); anything else is refused. `param` names the list. */
+function textOfParts(parts: ReadonlyArray<z.infer<typeof textPart>>, param: string): string {
+  let text = '';
+  for (const [index, part] of parts.entries()) {
+    if (part.type !== 'input_text' && part.type !== 'output_text' && part.type !== 'text') throw unsupported(`${param}[${index}].type`, `content parts of type '${part.type}'`, true);
+    if (typeof part.text !== 'string') throw new InvalidRequestError(`${param}[${index}].text must be a string`, { param: `${param}[${index}].text`, code: 'invalid_value' });
+    text += part.text;
   }
-  return { role: role === 'developer' ? 'system' : role, content: text };
+  return text;
 }
 
 /** A `function_call` input item: a call an earlier answer made (sent back with its output). */
 const functionCallItem = z.object({
   type: z.literal('function_call'),
-  call_id: z.string({ error: 'call_id is required' }).min(1).max(256),
-  name: z.string({ error: 'name is required' }).min(1).max(256),
+  call_id: callFieldSchema('call_id'),
+  name: callFieldSchema('name'),
   arguments: z.string({ error: 'arguments must be a string (JSON text)' }),
 }).passthrough();
-/** A `function_call_output` input item: a tool's answer to a call. */
+/** A `function_call_output` input item: a tool's answer to a call, as text or text parts. */
 const functionCallOutputItem = z.object({
   type: z.literal('function_call_output'),
-  call_id: z.string({ error: 'call_id is required' }).min(1).max(256),
-  output: z.string({ error: 'output must be a string' }),
+  call_id: callFieldSchema('call_id'),
+  output: z.union([z.string(), z.array(textPart).min(1, 'output must hold at least one part')], { error: 'output must be a string or an array of input_text parts' }),
 }).passthrough();
 
 /** An input item of a kind other than `message`, parsed with its schema; `param` names it. */
@@ -165,31 +169,48 @@ function parseItem<T extends z.ZodTypeAny>(schema: T, item: unknown, param: stri
 }
 
 /**
- * A response's input items as chat messages, each with the index of the item it starts at:
- * messages, `function_call` items (a call joins the assistant message just before it, else
- * makes one with no text) and `function_call_output` items (a `tool` message).
+ * Input items (a response's `input`, a conversation's `items`, named by `at`) as chat messages,
+ * each with the index of the item it starts at: messages, `function_call` items (a call joins the
+ * assistant message just before it, else makes one with no text) and `function_call_output`
+ * items (a `tool` message).
  */
-function inputMessagesOf(items: readonly unknown[]): { messages: ChatMessage[]; itemIndex: number[] } {
+function inputMessagesOf(items: readonly unknown[], at: 'input' | 'items'): InputMessages {
   const messages: ChatMessage[] = [];
   const itemIndex: number[] = [];
+  const callItemIndex: number[][] = [];
   for (const [index, item] of items.entries()) {
     const type = inputItem.safeParse(item).data?.type;
     if (type === 'function_call') {
-      const call = parseItem(functionCallItem, item, `input[${index}]`);
+      const call = parseItem(functionCallItem, item, `${at}[${index}]`);
       const toolCall: ToolCall = { id: call.call_id, name: call.name, arguments: call.arguments };
       const last = messages.at(-1);
-      if (last?.role === 'assistant') last.toolCalls = [...(last.toolCalls ?? []), toolCall];
-      else { messages.push({ role: 'assistant', content: '', toolCalls: [toolCall] }); itemIndex.push(index); }
+      if (last?.role === 'assistant') {
+        last.toolCalls = [...(last.toolCalls ?? []), toolCall];
+        callItemIndex.at(-1)!.push(index);
+      } else {
+        messages.push({ role: 'assistant', content: '', toolCalls: [toolCall] });
+        itemIndex.push(index);
+        callItemIndex.push([index]);
+      }
     } else if (type === 'function_call_output') {
-      const output = parseItem(functionCallOutputItem, item, `input[${index}]`);
-      messages.push({ role: 'tool', content: output.output, toolCallId: output.call_id });
+      const output = parseItem(functionCallOutputItem, item, `${at}[${index}]`);
+      messages.push({ role: 'tool', content: typeof output.output === 'string' ? output.output : textOfParts(output.output, `${at}[${index}].output`), toolCallId: output.call_id });
       itemIndex.push(index);
+      callItemIndex.push([]);
     } else {
-      messages.push(messageOfItem(item, `input[${index}]`));
+      messages.push(messageOfItem(item, `${at}[${index}]`));
       itemIndex.push(index);
+      callItemIndex.push([]);
     }
   }
-  return { messages, itemIndex };
+  return { messages, itemIndex, callItemIndex };
+}
+
+/** Input items as chat messages, with the item each message starts at and the item of each of its calls. */
+export interface InputMessages {
+  messages: ChatMessage[];
+  itemIndex: number[];
+  callItemIndex: number[][];
 }
 
 export function validateCreateResponse(body: unknown, defaults: ValidationDefaults): ValidatedResponseRequest {
@@ -203,18 +224,13 @@ export function validateCreateResponse(body: unknown, defaults: ValidationDefaul
   if (request.include && request.include.length > 0) throw unsupported('include', 'include');
   if (request.prompt !== undefined && request.prompt !== null) throw unsupported('prompt', 'prompt templates');
   if (request.top_logprobs) throw unsupported('top_logprobs', 'logprobs');
-  const converted = request.input === undefined ? { messages: [], itemIndex: [] }
+  const converted: InputMessages = request.input === undefined ? { messages: [], itemIndex: [], callItemIndex: [] }
     : typeof request.input === 'string'
-      ? { messages: [{ role: 'user' as const, content: request.input }], itemIndex: [0] }
-      : inputMessagesOf(request.input);
+      ? { messages: [{ role: 'user', content: request.input }], itemIndex: [0], callItemIndex: [[]] }
+      : inputMessagesOf(request.input, 'input');
   const input: ChatMessage[] = converted.messages;
-  const tools: Tool[] = (request.tools ?? []).map((tool) => ({
-    name: tool.name,
-    ...(tool.description != null ? { description: tool.description } : {}),
-    ...(tool.parameters != null ? { parameters: tool.parameters } : {}),
-  }));
   const askedChoice = request.tool_choice == null ? null : typeof request.tool_choice === 'string' ? request.tool_choice : { name: request.tool_choice.name };
-  const tooling = resolveTooling(tools, askedChoice, request.parallel_tool_calls, (index, field) => `tools[${index}].${field}`);
+  const tooling = resolveTooling((request.tools ?? []).map(toolOf), askedChoice, request.parallel_tool_calls, (index, field) => `tools[${index}].${field}`);
   const conversationId = request.conversation == null ? null : typeof request.conversation === 'string' ? request.conversation : request.conversation.id;
   const previousResponseId = request.previous_response_id ?? null;
   // Something to answer: a turn of a conversation adds at least one item to it.
@@ -257,7 +273,11 @@ export function validateCreateResponse(body: unknown, defaults: ValidationDefaul
     metadata: request.metadata ?? {},
     textFormat,
     tooling,
+    // What the response shows: as asked (`auto` may come without tools), `none` by default without tools.
+    toolChoice: tooling?.toolChoice ?? askedChoice ?? 'none',
+    parallelToolCalls: request.parallel_tool_calls ?? true,
     inputItemIndex: converted.itemIndex,
+    inputCallItemIndex: converted.callItemIndex,
   };
 }
 
@@ -271,13 +291,22 @@ function misplacedSystemItem(messages: readonly ChatMessage[], opens: boolean): 
   return messages.findIndex((message, index) => message.role === 'system' && !(opens && messages.slice(0, index).every((before) => before.role === 'system')));
 }
 
-/** Items as chat messages; a system item only at the start of a new conversation. */
-function itemsOf(items: unknown[], systemAllowedAtStart: boolean): ChatMessage[] {
-  const messages = items.map((item, index) => messageOfItem(item, `items[${index}]`));
-  const misplaced = misplacedSystemItem(messages, systemAllowedAtStart);
-  if (misplaced >= 0) throw new InvalidRequestError('system and developer items may only open a conversation', { param: `items[${misplaced}].role`, code: 'invalid_value' });
-  return messages;
+/**
+ * Items as chat messages (function calls and their outputs too); a system item only at the start
+ * of a new conversation. Whether an output answers a call of the conversation is checked where
+ * its transcript is known (`known`: the calls it made; null: not known here).
+ */
+function itemsOf(items: unknown[], systemAllowedAtStart: boolean, known: string[] | null): ChatMessage[] {
+  const converted = inputMessagesOf(items, 'items');
+  const misplaced = misplacedSystemItem(converted.messages, systemAllowedAtStart);
+  if (misplaced >= 0) throw new InvalidRequestError('system and developer items may only open a conversation', { param: `items[${converted.itemIndex[misplaced]}].role`, code: 'invalid_value' });
+  if (known) assertToolAnswers(converted.messages, known, itemCallParam(converted, 'items'));
+  return converted.messages;
 }
+
+/** Where input items name a call or its answer: the `call_id` of the item it came from. */
+export const itemCallParam = (converted: Pick<InputMessages, 'itemIndex' | 'callItemIndex'>, at: 'items' | 'input') => (index: number, field: 'answer' | 'call', call = 0) =>
+  `${at}[${field === 'call' ? converted.callItemIndex[index]?.[call] ?? converted.itemIndex[index] : converted.itemIndex[index]}].call_id`;
 
 export interface ValidatedCreateConversation {
   items: ChatMessage[];
@@ -286,12 +315,13 @@ export interface ValidatedCreateConversation {
 
 export function validateCreateConversation(body: unknown): ValidatedCreateConversation {
   const request = parseRequestBody(z.object({ items: itemsField.nullish(), metadata: metadataSchema.nullish() }), body);
-  return { items: itemsOf(request.items ?? [], true), metadata: request.metadata ?? {} };
+  return { items: itemsOf(request.items ?? [], true, []), metadata: request.metadata ?? {} };
 }
 
-export function validateConversationItems(body: unknown): ChatMessage[] {
+/** Items to add to a conversation whose transcript made `known` calls (null: checked elsewhere, as the edge does). */
+export function validateConversationItems(body: unknown, known: string[] | null = null): ChatMessage[] {
   const request = parseRequestBody(z.object({ items: itemsField.min(1, 'items must hold at least one item') }), body);
-  return itemsOf(request.items, false);
+  return itemsOf(request.items, false, known);
 }
 
 /** The new metadata of a conversation; null (as OpenAI's client may send) clears it. */

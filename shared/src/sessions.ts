@@ -1,5 +1,6 @@
 /** Server-side conversations: the session record and its wire shapes. */
 import { z } from 'zod';
+import { wireToolCalls } from './completion-shapes.js';
 import type { ChatMessage } from './jobs.js';
 import { parseRequestBody } from './openai-requests.js';
 import { REGION_NAME_PATTERN } from './regions.js';
@@ -101,7 +102,7 @@ export function sessionToWire(session: SessionRecord, messages: ChatMessage[], s
     messages: messages.map(({ role, content, toolCalls, toolCallId }) => ({
       role,
       content: toolCalls && content === '' ? null : content,
-      ...(toolCalls ? { tool_calls: toolCalls.map((call) => ({ id: call.id, type: 'function', function: { name: call.name, arguments: call.arguments } })) } : {}),
+      ...(toolCalls ? { tool_calls: wireToolCalls(toolCalls, false) } : {}),
       ...(toolCallId ? { tool_call_id: toolCallId } : {}),
     })),
     token_count: session.tokenCount,

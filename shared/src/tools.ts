@@ -15,13 +15,30 @@ export const MAX_TOOLS = 128;
 /** A function's name (OpenAI's rule); also what a forced call's grammar writes verbatim. */
 export const toolNameSchema = (field: string) => z.string({ error: `${field} is required` }).regex(/^[A-Za-z0-9_-]{1,64}$/, `${field} must be 1 to 64 letters, digits, _ or -`);
 
-/** A function tool as the job carries it. `parameters` was checked when the choice forces calls. */
+/** A function tool as the job carries it. `parameters` was checked when the choice forces calls; `strict` is kept to be shown. */
 export const toolSchema = z.object({
   name: toolNameSchema('name'),
   description: z.string().optional(),
   parameters: z.record(z.string(), z.unknown()).optional(),
+  strict: z.boolean().optional(),
 });
 export type Tool = z.infer<typeof toolSchema>;
+
+/** A tool as a request spells its fields (chat's `function`, or a Responses tool), as the job carries it. */
+export function toolOf(spelled: { name: string; description?: string | null; parameters?: Record<string, unknown> | null; strict?: boolean | null }): Tool {
+  return {
+    name: spelled.name,
+    ...(spelled.description != null ? { description: spelled.description } : {}),
+    ...(spelled.parameters != null ? { parameters: spelled.parameters } : {}),
+    ...(spelled.strict != null ? { strict: spelled.strict } : {}),
+  };
+}
+
+/** Whether an answer may make calls: tools offered, and a choice other than `none`. */
+export const mayCall = (tools: readonly Tool[] | undefined, choice: ToolChoice | undefined): boolean => (tools?.length ?? 0) > 0 && (choice ?? 'auto') !== 'none';
+
+/** The ids of the calls some messages made. */
+export const callIdsOf = (messages: ReadonlyArray<{ toolCalls?: readonly ToolCall[] }>): string[] => messages.flatMap((message) => (message.toolCalls ?? []).map((call) => call.id));
 
 /**
  * `none`: the tools are shown, no call is made; `auto`: the model decides; `required`: one or more
@@ -39,6 +56,9 @@ export const toolCallSchema = z.object({
   name: z.string().min(1).max(MAX_CALL_FIELD_LENGTH),
   arguments: z.string(),
 });
+
+/** A call id or a history call's name as a request sends it. */
+export const callFieldSchema = (field: string) => z.string({ error: `${field} is required` }).min(1, `${field} must not be empty`).max(MAX_CALL_FIELD_LENGTH, `${field} holds at most ${MAX_CALL_FIELD_LENGTH} characters`);
 export type ToolCall = z.infer<typeof toolCallSchema>;
 
 /** Whether the choice makes the answer calls only (held to `toolCallSchema` by a grammar). */
@@ -152,7 +172,8 @@ export function resolveTooling(offered: Tool[], asked: ToolChoice | null, parall
     return checked ? { ...rest, parameters: checked } : rest;
   });
   if (tools.length === 0) {
-    if (asked !== null && asked !== 'none') throw new InvalidRequestError('tool_choice needs tools to choose from', { param: 'tool_choice', code: 'invalid_value' });
+    // `auto` without tools is what OpenAI's Responses objects show by default, and clients send it back.
+    if (asked !== null && forcesCalls(asked)) throw new InvalidRequestError('tool_choice needs tools to choose from', { param: 'tool_choice', code: 'invalid_value' });
     return undefined;
   }
   const seen = new Set<string>();
@@ -179,14 +200,18 @@ export function resolveTooling(offered: Tool[], asked: ToolChoice | null, parall
 
 /**
  * Every tool message answers a call made before it: by an earlier message, or one of `known`
- * (the calls of a history the request continues). `paramOf` names a message's call id field.
+ * (the calls of a history the request continues); and no two calls share an id (an answer names
+ * one call). `paramOf` names a message's field: its call id (`answer`), or the id of its `call`th call.
  */
-export function assertToolAnswers(messages: ReadonlyArray<{ role: string; toolCalls?: readonly ToolCall[]; toolCallId?: string }>, known: Iterable<string>, paramOf: (index: number) => string): void {
+export function assertToolAnswers(messages: ReadonlyArray<{ role: string; toolCalls?: readonly ToolCall[]; toolCallId?: string }>, known: Iterable<string>, paramOf: (index: number, field: 'answer' | 'call', call?: number) => string): void {
   const calls = new Set(known);
   for (const [index, message] of messages.entries()) {
-    for (const call of message.toolCalls ?? []) calls.add(call.id);
+    for (const [position, call] of (message.toolCalls ?? []).entries()) {
+      if (calls.has(call.id)) throw new InvalidRequestError(`${paramOf(index, 'call', position)}: a call with id '${call.id.slice(0, 80)}' was already made; each call needs its own id`, { param: paramOf(index, 'call', position), code: 'invalid_value' });
+      calls.add(call.id);
+    }
     if (message.role === 'tool' && !calls.has(message.toolCallId ?? '')) {
-      throw new InvalidRequestError(`${paramOf(index)}: a tool's answer must follow the call it answers; no earlier call has id '${(message.toolCallId ?? '').slice(0, 80)}'`, { param: paramOf(index), code: 'invalid_value' });
+      throw new InvalidRequestError(`${paramOf(index, 'answer')}: a tool's answer must follow the call it answers; no earlier call has id '${(message.toolCallId ?? '').slice(0, 80)}'`, { param: paramOf(index, 'answer'), code: 'invalid_value' });
     }
   }
 }

@@ -204,8 +204,8 @@ export class RegionSessions implements Sessions {
   appendItems(tenant: string, sessionId: string, messages: ChatMessage[]): Promise<'appended' | 'not_found' | 'busy'> {
     return this.store.appendItems(tenant, sessionId, messages);
   }
-  deleteItem(tenant: string, sessionId: string, itemId: string): Promise<'deleted' | 'item_not_found' | 'not_found' | 'busy'> {
-    return this.store.deleteItem(tenant, sessionId, itemId);
+  deleteItem(tenant: string, sessionId: string, itemId: string, callId?: string): Promise<'deleted' | 'item_not_found' | 'not_found' | 'busy'> {
+    return this.store.deleteItem(tenant, sessionId, itemId, callId);
   }
   setMetadata(tenant: string, sessionId: string, metadata: Record<string, string>): Promise<'updated' | 'not_found'> {
     return this.store.setMetadata(tenant, sessionId, metadata);

@@ -2,7 +2,7 @@
  * OpenAI's Responses and Conversations object shapes, built from our records: the response
  * object, its output message item, input and conversation items, list pages.
  */
-import { answerItemId, type ChatMessage, type ResponseOutcome, type ResponseRecord, type ResponseStatus, type SessionRecord, type ToolCall } from '@bamba/shared';
+import { answerItemId, mayCall, type ChatMessage, type ResponseOutcome, type ResponseRecord, type ResponseStatus, type SessionRecord, type ToolCall } from '@bamba/shared';
 
 /** A response's state at a moment: its record, with the status and outcome known by then. */
 export interface ResponseView {
@@ -28,6 +28,7 @@ export function outputMessage(responseId: string, text: string, status: 'in_prog
 
 /** The item id of a function call: from its call id (`call_x` → `fc_x`), so every view of the call agrees. */
 export const functionCallItemId = (callId: string) => `fc_${callId.startsWith('call_') ? callId.slice('call_'.length) : callId}`;
+export const isFunctionCallItemId = (itemId: string) => itemId.startsWith('fc_');
 
 /** A function call as an output (or input) item. */
 export function functionCallItem(call: ToolCall, status: 'in_progress' | 'completed', args = call.arguments) {
@@ -35,13 +36,14 @@ export function functionCallItem(call: ToolCall, status: 'in_progress' | 'comple
 }
 
 /**
- * Whether an ended response's answer shows a message item: always, unless it made function calls
- * and wrote no text before them (then its output is the calls alone, as OpenAI's).
+ * Whether an answer (or a history's message) shows as a message item: always, unless it made
+ * function calls and wrote no text before them (then it is the calls alone, as OpenAI's output).
  */
-export const showsMessage = (outcome: ResponseOutcome): boolean => outcome.outputText !== '' || !outcome.toolCalls;
+const showsText = (content: string, toolCalls: readonly ToolCall[] | undefined): boolean => content !== '' || !toolCalls;
+export const showsMessage = (outcome: ResponseOutcome): boolean => showsText(outcome.outputText, outcome.toolCalls);
 
 /** Whether a response offered tools its model could call (its answer may then be calls only). */
-export const mayCallTools = (record: ResponseRecord): boolean => record.tools.length > 0 && record.toolChoice !== 'none';
+export const mayCallTools = (record: ResponseRecord): boolean => mayCall(record.tools, record.toolChoice);
 
 function usageOf(outcome: ResponseOutcome | null) {
   const usage = outcome?.usage;
@@ -88,7 +90,7 @@ export function responseObject(view: ResponseView) {
     temperature: record.temperature,
     text: { format: record.textFormat },
     tool_choice: typeof record.toolChoice === 'string' ? record.toolChoice : { type: 'function' as const, name: record.toolChoice.name },
-    tools: record.tools.map((tool) => ({ type: 'function' as const, name: tool.name, description: tool.description ?? null, parameters: tool.parameters ?? null, strict: null })),
+    tools: record.tools.map((tool) => ({ type: 'function' as const, name: tool.name, description: tool.description ?? null, parameters: tool.parameters ?? null, strict: tool.strict ?? null })),
     top_p: record.topP,
     truncation: 'disabled' as const,
     usage: usageOf(outcome),
@@ -104,7 +106,7 @@ export function itemsOfMessage(message: ChatMessage, fallbackId: string): Array<
   const id = message.id ?? fallbackId;
   if (message.role === 'tool') return [{ type: 'function_call_output' as const, id, call_id: message.toolCallId ?? '', output: message.content, status: 'completed' as const }];
   return [
-    ...(message.content !== '' || !message.toolCalls
+    ...(showsText(message.content, message.toolCalls)
       ? [{
         type: 'message' as const,
         id,

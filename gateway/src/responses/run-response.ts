@@ -14,6 +14,8 @@
 import {
   assertToolAnswers,
   BambaError,
+  callIdsOf,
+  itemCallParam,
   InvalidRequestError,
   NotFoundError,
   transcriptItemId,
@@ -76,7 +78,7 @@ export async function createResponse(c: Context<{ Variables: GatewayVariables }>
     history = conversation.messages;
   }
   // A function call's output answers a call of this input or of the history it continues.
-  assertToolAnswers(validated.input, history.flatMap((message) => (message.toolCalls ?? []).map((call) => call.id)), (index) => `input[${validated.inputItemIndex[index]}].call_id`);
+  assertToolAnswers(validated.input, callIdsOf(history), itemCallParam({ itemIndex: validated.inputItemIndex, callItemIndex: validated.inputCallItemIndex }, 'input'));
   const input = validated.input.map((message, index) => ({ ...message, id: transcriptItemId(responseId, index) }));
   const context = [...(validated.instructions ? [{ role: 'system' as const, content: validated.instructions }] : []), ...history, ...input];
   const generationRequest: ValidatedGenerationRequest = {
@@ -108,8 +110,8 @@ export async function createResponse(c: Context<{ Variables: GatewayVariables }>
     maxOutputTokens: Math.min(validated.params.maxTokens, Number.MAX_SAFE_INTEGER),
     textFormat: validated.textFormat,
     tools: validated.tooling?.tools ?? [],
-    toolChoice: validated.tooling?.toolChoice ?? 'none',
-    parallelToolCalls: validated.tooling?.parallelToolCalls ?? true,
+    toolChoice: validated.toolChoice,
+    parallelToolCalls: validated.parallelToolCalls,
     input,
     history,
     relayGroup: '',
@@ -120,19 +122,25 @@ export async function createResponse(c: Context<{ Variables: GatewayVariables }>
       ? runInBackground(c, deps, record, generationRequest)
       : runInForeground(c, deps, record, generationRequest, validated.store));
   } catch (error) {
-    throw inResponsesTerms(error);
+    // The gpu-node's messages are the context: instructions, then the history (or the conversation's transcript), then the input.
+    const historyLength = (validated.instructions ? 1 : 0) + history.length;
+    const before = validated.conversationId ? 'conversation' : validated.previousResponseId ? 'previous_response_id' : 'instructions';
+    throw inResponsesTerms(error, (index) => (index >= historyLength ? `input[${validated.inputItemIndex[index - historyLength] ?? 0}]` : before));
   }
 }
 
 /** Chat Completions names in refusals found on the way (admission, the gpu-node), as the Responses API calls them. */
 const RESPONSES_PARAMS: Record<string, string> = { max_tokens: 'max_output_tokens', messages: 'input', response_format: 'text.format' };
 
-function inResponsesTerms(error: unknown): unknown {
+function inResponsesTerms(error: unknown, paramOfMessage: (messageIndex: number) => string): unknown {
   // A refusal from the gpu-node arrives rebuilt from the wire: a BambaError of type invalid_request_error.
-  if (!(error instanceof BambaError) || error.type !== 'invalid_request_error' || !error.param || !(error.param in RESPONSES_PARAMS)) return error;
-  const param = RESPONSES_PARAMS[error.param]!;
-  const message = error.message.startsWith(`${error.param} `) ? `${param}${error.message.slice(error.param.length)}` : error.message;
-  return new BambaError(error.type, error.status, error.retryable, message, { param, code: error.code, cause: error });
+  if (!(error instanceof BambaError) || error.type !== 'invalid_request_error' || !error.param) return error;
+  // `messages[3].tool_calls`: the input item that message came from, or the history before the input.
+  const message = /^messages\[(\d+)\]/.exec(error.param);
+  const param = message ? paramOfMessage(Number(message[1])) : RESPONSES_PARAMS[error.param];
+  if (!param) return error;
+  const text = error.message.startsWith(`${error.param} `) || error.message.startsWith(`${error.param}:`) ? `${param}${error.message.slice(error.param.length)}` : error.message;
+  return new BambaError(error.type, error.status, error.retryable, text, { param, code: error.code, cause: error });
 }
 
 async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps: ResponseDeps, record: NewResponse, request: ValidatedGenerationRequest): Promise<Response> {

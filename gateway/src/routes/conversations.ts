@@ -4,6 +4,7 @@
  * model; its items are the session's transcript.
  */
 import {
+  callIdsOf,
   ANY_MODEL,
   NotFoundError,
   transcriptItemId,
@@ -17,7 +18,7 @@ import { Hono, type MiddlewareHandler } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import { checkSessionHome, sessionBusy, sessionMissing } from '../generation/session-turn.js';
 import type { RegionState, Sessions } from '../ports.js';
-import { conversationObject, listPage, itemsOfMessage } from '../responses/response-shapes.js';
+import { conversationObject, functionCallItemId, isFunctionCallItemId, itemsOfMessage, listPage } from '../responses/response-shapes.js';
 import { optionalJsonText, readJsonBody } from './request-body.js';
 
 const conversationNotFound = (id: string) => new NotFoundError(`conversation '${id}' does not exist`, { param: 'conversation_id', code: 'conversation_not_found' });
@@ -66,7 +67,9 @@ export function conversationsRoute(sessions: Sessions, region: RegionState) {
       return c.json(listPage(itemsOf(view.session.id, view.messages), query));
     })
     .post('/:id/items', async (c) => {
-      const messages = withIds(validateConversationItems(await readJsonBody(c)));
+      // An output item answers a call the conversation (or these items) made.
+      const known = callIdsOf((await load(c.get('tenant'), c.req.param('id'))).messages);
+      const messages = withIds(validateConversationItems(await readJsonBody(c), known));
       const outcome = await sessions.appendItems(c.get('tenant'), c.req.param('id'), messages);
       if (outcome === 'not_found') throw await missing(c.get('tenant'), c.req.param('id'));
       if (outcome === 'busy') throw sessionBusy(c.req.param('id'));
@@ -80,7 +83,11 @@ export function conversationsRoute(sessions: Sessions, region: RegionState) {
       return c.json(item);
     })
     .delete('/:id/items/:item', async (c) => {
-      const outcome = await sessions.deleteItem(c.get('tenant'), c.req.param('id'), c.req.param('item'));
+      // A function_call item is a call of a message: its id is the call's (functionCallItemId).
+      const itemId = c.req.param('item');
+      const callId = isFunctionCallItemId(itemId) ? callIdsOf((await load(c.get('tenant'), c.req.param('id'))).messages).find((id) => functionCallItemId(id) === itemId) : undefined;
+      if (isFunctionCallItemId(itemId) && callId === undefined) throw itemNotFound(itemId);
+      const outcome = await sessions.deleteItem(c.get('tenant'), c.req.param('id'), itemId, callId);
       if (outcome === 'not_found') throw await missing(c.get('tenant'), c.req.param('id'));
       if (outcome === 'busy') throw sessionBusy(c.req.param('id'));
       if (outcome === 'item_not_found') throw itemNotFound(c.req.param('item'));

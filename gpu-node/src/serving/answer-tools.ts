@@ -4,7 +4,7 @@
  * `tool_choice: none`, or without tools).
  */
 import { randomBytes } from 'node:crypto';
-import { callableTools, callSchemaOf, forcesCalls, type GenerationJob, type Tool, type ToolCall } from '@bamba/shared';
+import { callableTools, callSchemaOf, forcesCalls, mayCall, type GenerationJob, type Tool, type ToolCall } from '@bamba/shared';
 import type { AnswerGrammar } from '../engine/engine.js';
 import { ToolCallReader } from '../engine/tool-call-syntax.js';
 
@@ -26,7 +26,7 @@ export function answerToolsOf(job: GenerationJob): AnswerTools {
   const tools = job.input.kind === 'chat' ? job.input.tools : undefined;
   const choice = job.input.kind === 'chat' ? job.input.toolChoice ?? 'auto' : 'none';
   const parallel = job.input.kind === 'chat' ? job.input.parallelToolCalls ?? true : true;
-  if (!tools || choice === 'none') return { tools, grammar: job.params.format, forced: false, newReader: () => null };
+  if (!mayCall(tools, choice) || !tools) return { tools, grammar: job.params.format, forced: false, newReader: () => null };
   const callable = callableTools(tools, choice);
   const names = new Set(callable.map((tool) => tool.name));
   const forced = forcesCalls(choice);

@@ -13,7 +13,9 @@ import {
   NotFoundError,
   type ChatMessage,
   type GenerationJob,
-  toolCallIdParam,
+  chatToolParam,
+  callIdsOf,
+  answerItemId,
   type ToolCall,
 } from '@bamba/shared';
 import type { CommittedTurn, TokenEvents } from '@bamba/region';
@@ -66,11 +68,11 @@ async function conversationOf(deps: ServingDeps, job: GenerationJob, tools: Answ
   const { session, transcript, lastTurn } = loaded;
   if (session.version === job.session.expectedVersion + 1 && lastTurn?.requestId === job.requestId) {
     // This request's turn was committed by an earlier attempt whose node died before its end event.
-    return { kind: 'already-committed', turn: lastTurn, answer: transcript.at(-1) ?? { role: 'assistant', content: '' } };
+    return { kind: 'already-committed', turn: lastTurn, answer: transcript.findLast((message) => message.id === answerItemId(job.requestId)) ?? { role: 'assistant', content: '' } };
   }
   if (session.version !== job.session.expectedVersion) throw new InvalidRequestError('the session moved on since this turn was accepted', { code: 'session_conflict' });
   // A tool message of the turn answers a call of the transcript or of the turn itself.
-  assertToolAnswers(job.input.messages, transcript.flatMap((message) => (message.toolCalls ?? []).map((call) => call.id)), toolCallIdParam);
+  assertToolAnswers(job.input.messages, callIdsOf(transcript), chatToolParam);
   const messages = [...transcript, ...job.input.messages];
   assertMayFit(deps, chatTexts(messages, tools), 'messages');
   return { tenant: job.tenant, messages, ...(tools ? { tools } : {}), session, promptTokens: deps.engine.tokenizeChat(messages, tools ? { tools } : {}) };
