@@ -243,9 +243,9 @@ describe('a conversation\'s call items', () => {
     await client.conversations.items.create(conversation.id, { items: [{ type: 'function_call_output', call_id: 'call_a', output: [{ type: 'input_text', text: 'sun' }] }, { type: 'function_call_output', call_id: 'call_b', output: 'rain' }] });
     const list = async () => (await client.conversations.items.list(conversation.id, { order: 'asc' })).data.map((item) => (item.type === 'function_call' || item.type === 'function_call_output' ? `${item.type}:${item.call_id}` : item.type));
     expect(await list()).toEqual(['message', 'function_call:call_a', 'function_call:call_b', 'function_call_output:call_a', 'function_call_output:call_b']);
-    await client.conversations.items.delete('fc_a', { conversation_id: conversation.id });
+    await client.conversations.items.delete('fc_call_a', { conversation_id: conversation.id });
     expect(await list()).toEqual(['message', 'function_call:call_b', 'function_call_output:call_b']);
-    await expect(client.conversations.items.delete('fc_a', { conversation_id: conversation.id })).rejects.toMatchObject({ status: 404 });
+    await expect(client.conversations.items.delete('fc_call_a', { conversation_id: conversation.id })).rejects.toMatchObject({ status: 404 });
     // The next turn renders what is left: the remaining call and its answer.
     const next = await client.responses.create({ model: MODEL_ID, conversation: conversation.id, input: 'So?', max_output_tokens: 4 });
     expect(next.status === 'completed' || next.status === 'incomplete').toBe(true);
@@ -264,7 +264,7 @@ describe('function tools on the Responses API', () => {
     if (call.type !== 'function_call') throw new Error(`expected a function_call item, got ${call.type}`);
     expect(call).toMatchObject({ name: 'get_weather', status: 'completed' });
     expect(call.call_id).toMatch(/^call_/);
-    expect(call.id).toBe(`fc_${call.call_id.slice('call_'.length)}`);
+    expect(call.id).toBe(`fc_${call.call_id}`);
     expectWeatherArguments(call.arguments);
     expect(response.output_text).toBe('');
     expect(response.tool_choice).toEqual({ type: 'function', name: 'get_weather' });
@@ -374,6 +374,22 @@ describe('refusals', () => {
       const answer = await postJson(`${stack.url}/v1/chat/completions`, body);
       expect({ status: answer.status, param: answer.json?.error?.param }).toEqual({ status: 400, param: 'tools[0].function.parameters' });
     }
+  });
+
+  it('refuses text that is not Unicode (an unpaired surrogate) anywhere in a request, before any grammar is built of it', async () => {
+    const lone = '\\ud83d';
+    const cases: Array<[string, string, string]> = [
+      ['/v1/chat/completions', `{"model": "${MODEL_ID}", "messages": [{"role": "user", "content": "a${lone}"}]}`, 'messages[0].content'],
+      ['/v1/chat/completions', `{"model": "${MODEL_ID}", "messages": [{"role": "user", "content": "a"}], "tool_choice": "required", "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"a": {"const": "${lone}"}}}}}]}`, 'tools[0].function.parameters.properties.a.const'],
+      ['/v1/chat/completions', `{"model": "${MODEL_ID}", "messages": [{"role": "user", "content": "a"}], "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"enum": ["\\udc00"]}}}}`, 'response_format.json_schema.schema.enum[0]'],
+      ['/v1/responses', `{"model": "${MODEL_ID}", "input": [{"type": "function_call_output", "call_id": "c${lone}", "output": "x"}]}`, 'input[0].call_id'],
+    ];
+    for (const [path, body, param] of cases) {
+      const answer = await postJson(`${stack.url}${path}`, body);
+      expect({ status: answer.status, param: answer.json?.error?.param }).toEqual({ status: 400, param });
+    }
+    // Every gpu-node still serves.
+    expect((await chat({})).status).toBe(200);
   });
 
   it('takes empty parameters as any object, even for a forced call', async () => {

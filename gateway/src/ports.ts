@@ -116,7 +116,8 @@ export interface Sessions {
   /** Give the lock back if this request still holds it (the turn did not commit). */
   unlockTurn(sessionId: string, requestId: string): Promise<void>;
   /** Add a conversation's items (not while a turn runs). */
-  appendItems(tenant: string, sessionId: string, messages: ChatMessage[]): Promise<'appended' | 'not_found' | 'busy'>;
+  /** `checkedAgainst`: the transcript the items were checked against; `changed` when it is no longer the session's (nothing appended). */
+  appendItems(tenant: string, sessionId: string, messages: ChatMessage[], checkedAgainst?: readonly ChatMessage[]): Promise<'appended' | 'changed' | 'not_found' | 'busy'>;
   /** Remove one of a conversation's items by id (not while a turn runs). */
   /** A message by its id, or (`callId`) that call of a message; the answers of calls removed go too. */
   deleteItem(tenant: string, sessionId: string, itemId: string, callId?: string): Promise<'deleted' | 'item_not_found' | 'not_found' | 'busy'>;

@@ -84,6 +84,23 @@ describe('SessionStore', () => {
     expect(await server.redis.ttl(keys.sessionSnapshots(session.id))).toBeGreaterThan(3000);
   });
 
+  it('appends items checked against a transcript only while it is still that transcript, and a call\'s delete takes its answer along', async () => {
+    const { session } = await create();
+    const read = async () => (await sessions.get('tenant-a', session.id))!.messages;
+    const call = (id: string) => ({ role: 'assistant' as const, content: '', id: `msg_${id}`, toolCalls: [{ id, name: 'f', arguments: '{"s": "a/b \\u00e9 😀"}' }, { id: `${id}_2`, name: 'g', arguments: '{}' }] });
+    const checked = await read();
+    expect(await sessions.appendItems('tenant-a', session.id, [call('call_a')], checked)).toBe('appended');
+    // Checked against the transcript before that append: refused, nothing added.
+    expect(await sessions.appendItems('tenant-a', session.id, [call('call_a')], checked)).toBe('changed');
+    expect(await sessions.appendItems('tenant-a', session.id, [{ role: 'tool', content: 'out', id: 'msg_out', toolCallId: 'call_a' }], await read())).toBe('appended');
+    expect((await read()).map((message) => message.id)).toEqual([...checked.map((message) => message.id), 'msg_call_a', 'msg_out']);
+    // One call of two goes, with its answer; the message keeps the other, its arguments as they were.
+    expect(await sessions.deleteItem('tenant-a', session.id, 'fc_call_a', 'call_a')).toBe('deleted');
+    const after = await read();
+    expect(after.slice(checked.length)).toEqual([{ ...call('call_a'), toolCalls: [call('call_a').toolCalls[1]] }]);
+    expect(await sessions.deleteItem('tenant-a', session.id, 'fc_call_a', 'call_a')).toBe('item_not_found');
+  });
+
   it('an edit between turns (items added or removed, metadata set) renews the session as a turn does, never shortening it', async () => {
     const { session } = await create();
     const snapshotId = await snapshotFor(session.id, '6'.repeat(64));

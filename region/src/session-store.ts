@@ -281,7 +281,10 @@ end
 
 /**
  * Append items to a conversation between turns. KEYS[1] hash, KEYS[2] transcript, KEYS[3] lock,
- * KEYS[4] snapshot set. ARGV[1] tenant, ARGV[2..] messages (JSON). Returns 1, or NO_SESSION, SESSION_BUSY.
+ * KEYS[4] snapshot set. ARGV[1] tenant, ARGV[2] the transcript's length and ARGV[3] its last
+ * entry's id ('' when none) when the items were checked against it (ARGV[2] '': not checked),
+ * ARGV[4..] messages (JSON). Returns 1, or NO_SESSION, SESSION_BUSY, TRANSCRIPT_CHANGED (an edit
+ * or a turn came between the check and this append: check again).
  */
 const APPEND_ITEMS: LuaScript = {
   name: 'bambaAppendItems',
@@ -289,7 +292,16 @@ const APPEND_ITEMS: LuaScript = {
   lua: `${RENEW_EDITED_LUA}
 if redis.call('HGET', KEYS[1], '${F.tenant}') ~= ARGV[1] then return redis.error_reply('NO_SESSION') end
 if redis.call('EXISTS', KEYS[3]) == 1 then return redis.error_reply('SESSION_BUSY') end
-for index = 2, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[index]) end
+if ARGV[2] ~= '' then
+  local lastId = ''
+  local last = redis.call('LINDEX', KEYS[2], -1)
+  if last then
+    local ok, message = pcall(cjson.decode, last)
+    if ok and type(message) == 'table' and type(message.id) == 'string' then lastId = message.id end
+  end
+  if redis.call('LLEN', KEYS[2]) ~= tonumber(ARGV[2]) or lastId ~= ARGV[3] then return redis.error_reply('TRANSCRIPT_CHANGED') end
+end
+for index = 4, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[index]) end
 redis.call('EXPIRE', KEYS[2], redis.call('HGET', KEYS[1], '${F.ttlSeconds}'))
 renewEdited(KEYS[1], KEYS[2], KEYS[4])
 return 1
@@ -612,9 +624,21 @@ export class SessionStore {
   }
 
   /** Add items to a conversation (refused while a turn runs: it would not see them consistently). */
-  async appendItems(tenant: string, sessionId: string, messages: ChatMessage[]): Promise<'appended' | 'not_found' | 'busy'> {
+  /**
+   * Append items to a conversation. `checkedAgainst`: the transcript the items were checked
+   * against (its messages as `get` gave them); when it changed since, nothing is appended
+   * (`changed`), so a check and its append act as one.
+   */
+  async appendItems(tenant: string, sessionId: string, messages: ChatMessage[], checkedAgainst?: readonly ChatMessage[]): Promise<'appended' | 'changed' | 'not_found' | 'busy'> {
     if (!isSessionId(sessionId)) return 'not_found';
-    const outcome = await this.itemScript(APPEND_ITEMS, sessionId, [tenant, ...messages.map((message) => JSON.stringify(message))], () => 'appended' as const);
+    const expected = checkedAgainst ? [String(checkedAgainst.length), checkedAgainst.at(-1)?.id ?? ''] : ['', ''];
+    let outcome: 'appended' | 'not_found' | 'busy';
+    try {
+      outcome = await this.itemScript(APPEND_ITEMS, sessionId, [tenant, ...expected, ...messages.map((message) => JSON.stringify(message))], () => 'appended' as const);
+    } catch (error) {
+      if (scriptRefusal(error, ['TRANSCRIPT_CHANGED'] as const)) return 'changed';
+      throw error;
+    }
     if (outcome === 'appended') await this.renewAfterEdit(tenant, sessionId);
     return outcome;
   }

@@ -165,11 +165,45 @@ export function toInvalidRequest(error: z.ZodError): InvalidRequestError {
   return new InvalidRequestError(message, { param: param || null, code: missing ? 'missing_required_parameter' : 'invalid_value' });
 }
 
-/** Parse a request body (a JSON object) with `schema`; the first problem becomes a 400 naming the field. */
+/** A UTF-16 surrogate without its pair: JSON's `\\ud83d` escape can write one, no Unicode text holds one. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** Whether a string is Unicode text (no unpaired surrogate). */
+export const isUnicodeText = (text: string): boolean => !LONE_SURROGATE.test(text);
+
+/**
+ * Where a parsed body holds a string (or key) that is not Unicode text, as a param path; null when
+ * none does. Walked without recursion: a body nests as deep as its JSON did.
+ */
+function malformedTextAt(body: unknown): string | null {
+  const pending: Array<[unknown, string]> = [[body, '']];
+  while (pending.length > 0) {
+    const [value, path] = pending.pop()!;
+    if (typeof value === 'string') {
+      if (LONE_SURROGATE.test(value)) return path;
+    } else if (Array.isArray(value)) {
+      value.forEach((child, index) => pending.push([child, `${path}[${index}]`]));
+    } else if (typeof value === 'object' && value !== null) {
+      for (const [key, child] of Object.entries(value)) {
+        const at = path ? `${path}.${key}` : key;
+        if (LONE_SURROGATE.test(key)) return at;
+        pending.push([child, at]);
+      }
+    }
+  }
+  return null;
+}
+
+/**
+ * Parse a request body (a JSON object) with `schema`; the first problem becomes a 400 naming the
+ * field. Text that is not Unicode (an unpaired surrogate) is refused first: a grammar built from
+ * it would leave the model nothing to write, and Redis's Lua cannot read it back.
+ */
 export function parseRequestBody<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new InvalidRequestError('request body must be a JSON object', { code: 'invalid_body' });
   }
+  const malformed = malformedTextAt(body);
+  if (malformed !== null) throw new InvalidRequestError(`${malformed} holds an unpaired UTF-16 surrogate (a \\ud800–\\udfff escape without its pair): text must be valid Unicode`, { param: malformed, code: 'invalid_value' });
   // reportInput: an issue keeps the value it saw, so a wrong type is not called a missing field.
   const result = schema.safeParse(body, { reportInput: true });
   if (!result.success) throw toInvalidRequest(result.error);

@@ -201,8 +201,8 @@ export class RegionSessions implements Sessions {
   stateOf(session: SessionRecord, liveNodeIds: ReadonlySet<string>): Promise<SessionStateLocation> {
     return this.store.stateOf(session, liveNodeIds);
   }
-  appendItems(tenant: string, sessionId: string, messages: ChatMessage[]): Promise<'appended' | 'not_found' | 'busy'> {
-    return this.store.appendItems(tenant, sessionId, messages);
+  appendItems(tenant: string, sessionId: string, messages: ChatMessage[], checkedAgainst?: readonly ChatMessage[]): Promise<'appended' | 'changed' | 'not_found' | 'busy'> {
+    return this.store.appendItems(tenant, sessionId, messages, checkedAgainst);
   }
   deleteItem(tenant: string, sessionId: string, itemId: string, callId?: string): Promise<'deleted' | 'item_not_found' | 'not_found' | 'busy'> {
     return this.store.deleteItem(tenant, sessionId, itemId, callId);

@@ -26,8 +26,8 @@ export function outputMessage(responseId: string, text: string, status: 'in_prog
   return { type: 'message' as const, id: answerItemId(responseId), status, role: 'assistant' as const, content: withContent ? [outputTextPart(text)] : [] };
 }
 
-/** The item id of a function call: from its call id (`call_x` → `fc_x`), so every view of the call agrees. */
-export const functionCallItemId = (callId: string) => `fc_${callId.startsWith('call_') ? callId.slice('call_'.length) : callId}`;
+/** The item id of a function call: from its call id (`call_x` → `fc_call_x`, one to one), so every view of the call agrees. */
+export const functionCallItemId = (callId: string) => `fc_${callId}`;
 export const isFunctionCallItemId = (itemId: string) => itemId.startsWith('fc_');
 
 /** A function call as an output (or input) item. */

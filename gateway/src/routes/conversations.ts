@@ -24,6 +24,9 @@ import { optionalJsonText, readJsonBody } from './request-body.js';
 const conversationNotFound = (id: string) => new NotFoundError(`conversation '${id}' does not exist`, { param: 'conversation_id', code: 'conversation_not_found' });
 const itemNotFound = (id: string) => new NotFoundError(`item '${id}' does not exist in this conversation`, { param: 'item_id', code: 'item_not_found' });
 
+/** Checks and appends of items racing other edits of one conversation: then it answers 409 (retried by clients). */
+const APPEND_ATTEMPTS = 3;
+
 export function conversationsRoute(sessions: Sessions, region: RegionState) {
   /** Not here: it moved to another region (409 with its new id, which the edge follows), or there is none (404). */
   const missing = (tenant: string, id: string) => sessionMissing(sessions, tenant, id, conversationNotFound);
@@ -67,12 +70,18 @@ export function conversationsRoute(sessions: Sessions, region: RegionState) {
       return c.json(listPage(itemsOf(view.session.id, view.messages), query));
     })
     .post('/:id/items', async (c) => {
-      // An output item answers a call the conversation (or these items) made.
-      const known = callIdsOf((await load(c.get('tenant'), c.req.param('id'))).messages);
-      const messages = withIds(validateConversationItems(await readJsonBody(c), known));
-      const outcome = await sessions.appendItems(c.get('tenant'), c.req.param('id'), messages);
+      const body = await readJsonBody(c);
+      // An output item answers a call the conversation (or these items) made: checked against the
+      // transcript, and appended only while it is still that transcript (else checked again).
+      let messages: ChatMessage[] = [];
+      let outcome: Awaited<ReturnType<Sessions['appendItems']>> = 'changed';
+      for (let attempt = 0; attempt < APPEND_ATTEMPTS && outcome === 'changed'; attempt++) {
+        const transcript = (await load(c.get('tenant'), c.req.param('id'))).messages;
+        messages = withIds(validateConversationItems(body, callIdsOf(transcript)));
+        outcome = await sessions.appendItems(c.get('tenant'), c.req.param('id'), messages, transcript);
+      }
       if (outcome === 'not_found') throw await missing(c.get('tenant'), c.req.param('id'));
-      if (outcome === 'busy') throw sessionBusy(c.req.param('id'));
+      if (outcome === 'busy' || outcome === 'changed') throw sessionBusy(c.req.param('id'));
       const data = itemsOf(c.req.param('id'), messages);
       return c.json({ object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: false });
     })

@@ -5,7 +5,7 @@
  * Building one costs milliseconds, so the grammars of the formats seen last are kept: a client
  * sends the same schema with every request.
  */
-import { ANY_OBJECT_SCHEMA, DEFINITION_CONTAINERS, definitionName, InvalidRequestError, MAX_INTEGER_DIGITS, SCHEMA_ANNOTATIONS, schemaLiterals, SUBSCHEMA_KEYS, SUBSCHEMA_LIST_KEYS, SUBSCHEMA_MAP_KEYS } from '@bamba/shared';
+import { ANY_OBJECT_SCHEMA, DEFINITION_CONTAINERS, definitionName, InvalidRequestError, isUnicodeText, MAX_INTEGER_DIGITS, SCHEMA_ANNOTATIONS, schemaLiterals, SUBSCHEMA_KEYS, SUBSCHEMA_LIST_KEYS, SUBSCHEMA_MAP_KEYS } from '@bamba/shared';
 import { LlamaGrammarEvaluationState, type GbnfJsonSchema, type LlamaGrammar, type LlamaModel } from 'node-llama-cpp';
 import type { AnswerGrammar } from './engine.js';
 import { TOOL_CALL_CLOSE, TOOL_CALL_OPEN, toolCallsGrammar } from './tool-call-syntax.js';
@@ -113,7 +113,8 @@ export class OutputGrammars {
         ...schemaLiterals(format.schema).map((text) => ({ text, written: JSON.stringify(text) })),
         ...(format.type === 'tool_calls' ? [TOOL_CALL_OPEN, TOOL_CALL_CLOSE].map((tag) => ({ text: tag, written: tag })) : []),
       ];
-      const unwritable = literals.find((literal) => !writable(literal.written))?.text;
+      // Text only: an unpaired surrogate (refused upstream too) leaves the grammar a character no token writes.
+      const unwritable = literals.find((literal) => !isUnicodeText(literal.text) || !writable(literal.written))?.text;
       if (unwritable !== undefined) throw new InvalidRequestError(`model ${this.model.fileInfo.metadata.general?.name ?? ''} cannot write '${unwritable.slice(0, 80)}' (a property name, enum or const string of ${what})`, { param, code: 'invalid_value' });
       let generated: LlamaGrammar;
       try {
