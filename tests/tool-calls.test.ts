@@ -220,6 +220,16 @@ describe('tools in a session', () => {
     ]);
   });
 
+  it('names a stored call the model cannot be shown as the session\'s, and the turn\'s own messages from 0', async () => {
+    const conversation = await client.conversations.create({ items: [{ type: 'message', role: 'user', content: 'x' }, { type: 'function_call', call_id: 'call_<|end_of_text|>', name: 'f', arguments: '{}' }] });
+    await expect(client.responses.create({ model: MODEL_ID, conversation: conversation.id, input: 'y', max_output_tokens: 4 })).rejects.toMatchObject({ status: 400, param: 'conversation' });
+    const session = (await postJson(`${stack.url}/v1/sessions`, { model: MODEL_ID })).json.id as string;
+    expect((await postJson(`${stack.url}/v1/chat/completions`, { model: MODEL_ID, session_id: session, max_tokens: 4, messages: [{ role: 'user', content: 'first' }] })).status).toBe(200);
+    // The third and fourth messages of the conversation, the turn's first and second.
+    const turn = await postJson(`${stack.url}/v1/chat/completions`, { model: MODEL_ID, session_id: session, max_tokens: 4, messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: null, tool_calls: [{ id: 'call_<|end_of_text|>', type: 'function', function: { name: 'f', arguments: '{}' } }] }] });
+    expect({ status: turn.status, param: turn.json.error?.param }).toEqual({ status: 400, param: 'messages[1].tool_calls' });
+  });
+
   it('goes on in a Responses conversation from a function_call_output', async () => {
     const conversation = await client.conversations.create({});
     const weather = { type: 'function' as const, name: 'get_weather', parameters: WEATHER.function.parameters, strict: true };

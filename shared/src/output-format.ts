@@ -93,8 +93,9 @@ type Path = (string | number)[];
 interface Problem { path: Path; message: string }
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
-// A number literal must be finite: 1e400 parses as Infinity, which JSON cannot carry (the job would hold null).
-const isLiteral = (value: unknown) => value === null || typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));
+// A number literal must be finite (1e400 parses as Infinity, which JSON cannot carry: the job
+// would hold null) and, when whole, a safe integer (12345678901234567890 parsed as another number).
+const isLiteral = (value: unknown) => value === null || typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value) && (!Number.isInteger(value) || Number.isSafeInteger(value)));
 /** Whether a literal is a value of a JSON Schema type. */
 const literalIs = (value: unknown, type: unknown) => (type === 'null' ? value === null : type === 'integer' ? Number.isInteger(value) : typeof value === type);
 // eslint-disable-next-line no-control-regex
@@ -183,8 +184,8 @@ export function jsonSchemaProblem(schema: unknown): Problem | null {
     if ('const' in node || 'enum' in node) {
       const keyword = 'const' in node ? 'const' : 'enum';
       const values = keyword === 'const' ? [node.const] : node.enum;
-      if (keyword === 'const' && !isLiteral(node.const)) return { path: [...path, 'const'], message: 'const must be a string, number, boolean or null' };
-      if (!Array.isArray(values) || values.length === 0 || !values.every(isLiteral)) return { path: [...path, 'enum'], message: 'enum must be a non-empty array of strings, numbers, booleans or nulls' };
+      if (keyword === 'const' && !isLiteral(node.const)) return { path: [...path, 'const'], message: 'const must be a string, number (whole ones within ±2^53), boolean or null' };
+      if (!Array.isArray(values) || values.length === 0 || !values.every(isLiteral)) return { path: [...path, 'enum'], message: 'enum must be a non-empty array of strings, numbers (whole ones within ±2^53), booleans or nulls' };
       enumValues += values.length;
       if (enumValues > MAX_ENUM_VALUES) return { path: [...path, keyword], message: `the schema holds more than ${MAX_ENUM_VALUES} enum values` };
       for (const [index, value] of values.entries()) {

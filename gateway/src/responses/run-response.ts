@@ -122,15 +122,16 @@ export async function createResponse(c: Context<{ Variables: GatewayVariables }>
       ? runInBackground(c, deps, record, generationRequest)
       : runInForeground(c, deps, record, generationRequest, validated.store));
   } catch (error) {
-    // The gpu-node's messages are the context: instructions, then the history (or the conversation's transcript), then the input.
-    const historyLength = (validated.instructions ? 1 : 0) + history.length;
+    // The gpu-node's messages are the context: instructions, then the history, then the input (a
+    // conversation turn's refusals count the turn's input alone, and name the transcript `session_id`).
+    const historyLength = validated.conversationId ? 0 : (validated.instructions ? 1 : 0) + history.length;
     const before = validated.conversationId ? 'conversation' : validated.previousResponseId ? 'previous_response_id' : 'instructions';
     throw inResponsesTerms(error, (index) => (index >= historyLength ? `input[${validated.inputItemIndex[index - historyLength] ?? 0}]` : before));
   }
 }
 
 /** Chat Completions names in refusals found on the way (admission, the gpu-node), as the Responses API calls them. */
-const RESPONSES_PARAMS: Record<string, string> = { max_tokens: 'max_output_tokens', messages: 'input', response_format: 'text.format' };
+const RESPONSES_PARAMS: Record<string, string> = { max_tokens: 'max_output_tokens', messages: 'input', response_format: 'text.format', session_id: 'conversation' };
 
 function inResponsesTerms(error: unknown, paramOfMessage: (messageIndex: number) => string): unknown {
   // A refusal from the gpu-node arrives rebuilt from the wire: a BambaError of type invalid_request_error.

@@ -75,7 +75,26 @@ async function conversationOf(deps: ServingDeps, job: GenerationJob, tools: Answ
   assertToolAnswers(job.input.messages, callIdsOf(transcript), chatToolParam);
   const messages = [...transcript, ...job.input.messages];
   assertMayFit(deps, chatTexts(messages, tools), 'messages');
-  return { tenant: job.tenant, messages, ...(tools ? { tools } : {}), session, promptTokens: deps.engine.tokenizeChat(messages, tools ? { tools } : {}) };
+  let promptTokens: number[];
+  try {
+    promptTokens = deps.engine.tokenizeChat(messages, tools ? { tools } : {});
+  } catch (error) {
+    throw inTurnTerms(error, transcript.length);
+  }
+  return { tenant: job.tenant, messages, ...(tools ? { tools } : {}), session, promptTokens };
+}
+
+/**
+ * A refusal about the message at some index of a session's whole conversation, in the terms of
+ * the turn's request: its own messages count from 0, and one of the transcript is the session's.
+ */
+function inTurnTerms(error: unknown, transcriptLength: number): unknown {
+  const at = error instanceof InvalidRequestError && error.param ? /^messages\[(\d+)\]/.exec(error.param) : null;
+  if (!at || !(error instanceof InvalidRequestError)) return error;
+  const index = Number(at[1]);
+  const param = index < transcriptLength ? 'session_id' : `messages[${index - transcriptLength}]${error.param!.slice(at[0].length)}`;
+  const message = index < transcriptLength ? `the session's message ${index}${error.message.slice(error.param!.length)}` : `${param}${error.message.slice(error.param!.length)}`;
+  return new InvalidRequestError(message, { param, code: error.code });
 }
 
 /**
