@@ -3,7 +3,7 @@
  * the model may use them (`tool_choice`), the calls an answer made, and the schema that holds a
  * forced call's arguments. The gateway builds these from a validated request; the gpu-node
  * renders the tools into the prompt through the model's chat template, holds a forced answer to
- * `toolCallSchema` with a grammar, and reads the calls out of what the model wrote.
+ * calls of `callSchemaOf` with a grammar, and reads the calls out of what the model wrote.
  */
 import { z } from 'zod';
 import { InvalidRequestError } from './errors.js';
@@ -56,12 +56,12 @@ export const toolCallSchema = z.object({
   name: z.string().min(1).max(MAX_CALL_FIELD_LENGTH),
   arguments: z.string(),
 });
+export type ToolCall = z.infer<typeof toolCallSchema>;
 
 /** A call id or a history call's name as a request sends it. */
 export const callFieldSchema = (field: string) => z.string({ error: `${field} is required` }).min(1, `${field} must not be empty`).max(MAX_CALL_FIELD_LENGTH, `${field} holds at most ${MAX_CALL_FIELD_LENGTH} characters`);
-export type ToolCall = z.infer<typeof toolCallSchema>;
 
-/** Whether the choice makes the answer calls only (held to `toolCallSchema` by a grammar). */
+/** Whether the choice makes the answer calls only (held to `callSchemaOf` by a grammar). */
 export const forcesCalls = (choice: ToolChoice): boolean => choice !== 'none' && choice !== 'auto';
 
 /** The tools a forced answer may call: the named one, or all. */
