@@ -296,6 +296,12 @@ function chatMessagesOf(messages: ChatRequest['messages'], checkAnswers: boolean
   return converted;
 }
 
+/** The message a chat `param` names (`messages[3].tool_calls` → 3, `.tool_calls`), or null. */
+export function messageParamOf(param: string | null): { index: number; rest: string } | null {
+  const at = param === null ? null : /^messages\[(\d+)\]/.exec(param);
+  return at ? { index: Number(at[1]), rest: param!.slice(at[0].length) } : null;
+}
+
 /** Where a chat request names a tool message's call, or the id of a message's call. */
 export const chatToolParam = (index: number, field: 'answer' | 'call', call = 0) => `messages[${index}].${field === 'answer' ? 'tool_call_id' : `tool_calls[${call}].id`}`;
 

@@ -28,7 +28,8 @@ export function outputMessage(responseId: string, text: string, status: 'in_prog
 
 /** The item id of a function call: from its call id (`call_x` → `fc_call_x`, one to one), so every view of the call agrees. */
 export const functionCallItemId = (callId: string) => `fc_${callId}`;
-export const isFunctionCallItemId = (itemId: string) => itemId.startsWith('fc_');
+/** The call id a function call's item id names, or null for another item's id. */
+export const callIdOfItem = (itemId: string): string | null => (itemId.startsWith('fc_') ? itemId.slice('fc_'.length) : null);
 
 /** A function call as an output (or input) item. */
 export function functionCallItem(call: ToolCall, status: 'in_progress' | 'completed', args = call.arguments) {

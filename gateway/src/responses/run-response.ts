@@ -17,6 +17,8 @@ import {
   callIdsOf,
   itemCallParam,
   InvalidRequestError,
+  messageParamOf,
+  withParam,
   NotFoundError,
   transcriptItemId,
   validateCreateResponse,
@@ -137,11 +139,9 @@ function inResponsesTerms(error: unknown, paramOfMessage: (messageIndex: number)
   // A refusal from the gpu-node arrives rebuilt from the wire: a BambaError of type invalid_request_error.
   if (!(error instanceof BambaError) || error.type !== 'invalid_request_error' || !error.param) return error;
   // `messages[3].tool_calls`: the input item that message came from, or the history before the input.
-  const message = /^messages\[(\d+)\]/.exec(error.param);
-  const param = message ? paramOfMessage(Number(message[1])) : RESPONSES_PARAMS[error.param];
-  if (!param) return error;
-  const text = error.message.startsWith(`${error.param} `) || error.message.startsWith(`${error.param}:`) ? `${param}${error.message.slice(error.param.length)}` : error.message;
-  return new BambaError(error.type, error.status, error.retryable, text, { param, code: error.code, cause: error });
+  const message = messageParamOf(error.param);
+  const param = message ? paramOfMessage(message.index) : RESPONSES_PARAMS[error.param];
+  return param ? withParam(error, param) : error;
 }
 
 async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps: ResponseDeps, record: NewResponse, request: ValidatedGenerationRequest): Promise<Response> {

@@ -18,7 +18,7 @@ import { Hono, type MiddlewareHandler } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import { checkSessionHome, sessionBusy, sessionMissing } from '../generation/session-turn.js';
 import type { RegionState, Sessions } from '../ports.js';
-import { conversationObject, functionCallItemId, isFunctionCallItemId, itemsOfMessage, listPage } from '../responses/response-shapes.js';
+import { callIdOfItem, conversationObject, itemsOfMessage, listPage } from '../responses/response-shapes.js';
 import { optionalJsonText, readJsonBody } from './request-body.js';
 
 const conversationNotFound = (id: string) => new NotFoundError(`conversation '${id}' does not exist`, { param: 'conversation_id', code: 'conversation_not_found' });
@@ -92,11 +92,9 @@ export function conversationsRoute(sessions: Sessions, region: RegionState) {
       return c.json(item);
     })
     .delete('/:id/items/:item', async (c) => {
-      // A function_call item is a call of a message: its id is the call's (functionCallItemId).
+      // A function_call item is a call of a message: its id names the call (functionCallItemId).
       const itemId = c.req.param('item');
-      const callId = isFunctionCallItemId(itemId) ? callIdsOf((await load(c.get('tenant'), c.req.param('id'))).messages).find((id) => functionCallItemId(id) === itemId) : undefined;
-      if (isFunctionCallItemId(itemId) && callId === undefined) throw itemNotFound(itemId);
-      const outcome = await sessions.deleteItem(c.get('tenant'), c.req.param('id'), itemId, callId);
+      const outcome = await sessions.deleteItem(c.get('tenant'), c.req.param('id'), itemId, callIdOfItem(itemId) ?? undefined);
       if (outcome === 'not_found') throw await missing(c.get('tenant'), c.req.param('id'));
       if (outcome === 'busy') throw sessionBusy(c.req.param('id'));
       if (outcome === 'item_not_found') throw itemNotFound(c.req.param('item'));

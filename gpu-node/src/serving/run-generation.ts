@@ -16,6 +16,8 @@ import {
   chatToolParam,
   callIdsOf,
   answerItemId,
+  messageParamOf,
+  withParam,
   type ToolCall,
 } from '@bamba/shared';
 import type { CommittedTurn, TokenEvents } from '@bamba/region';
@@ -89,12 +91,10 @@ async function conversationOf(deps: ServingDeps, job: GenerationJob, tools: Answ
  * the turn's request: its own messages count from 0, and one of the transcript is the session's.
  */
 function inTurnTerms(error: unknown, transcriptLength: number): unknown {
-  const at = error instanceof InvalidRequestError && error.param ? /^messages\[(\d+)\]/.exec(error.param) : null;
+  const at = error instanceof InvalidRequestError ? messageParamOf(error.param) : null;
   if (!at || !(error instanceof InvalidRequestError)) return error;
-  const index = Number(at[1]);
-  const param = index < transcriptLength ? 'session_id' : `messages[${index - transcriptLength}]${error.param!.slice(at[0].length)}`;
-  const message = index < transcriptLength ? `the session's message ${index}${error.message.slice(error.param!.length)}` : `${param}${error.message.slice(error.param!.length)}`;
-  return new InvalidRequestError(message, { param, code: error.code });
+  if (at.index < transcriptLength) return withParam(error, 'session_id', `the session's message ${at.index}`);
+  return withParam(error, `messages[${at.index - transcriptLength}]${at.rest}`);
 }
 
 /**
