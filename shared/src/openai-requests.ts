@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { InvalidRequestError } from './errors.js';
 import type { ChatMessage, GenerationInput } from './jobs.js';
 import { formatNameSchema, jsonSchemaSchema, type OutputFormat } from './output-format.js';
-import { assertToolAnswers, callFieldSchema, MAX_TOOLS, resolveTooling, toolNameSchema, toolOf, type Tooling } from './tools.js';
+import { assertFormatWithoutCalls, assertToolAnswers, callFieldSchema, MAX_TOOLS, resolveTooling, toolNameSchema, toolOf, type Tooling } from './tools.js';
 import { logitBiasSchema, penaltySchema, type SamplingParams } from './sampling.js';
 
 const MAX_STOP_STRINGS = 4;
@@ -267,9 +267,7 @@ export function validateChatCompletionRequest(body: unknown, defaults: Validatio
   }
   const sampling = resolveSampling(request, request.max_completion_tokens ?? request.max_tokens, defaults);
   const format = chatOutputFormat(request.response_format);
-  if (format && tooling && tooling.toolChoice !== 'none') {
-    throw new InvalidRequestError("response_format cannot be combined with tools the model may call; set tool_choice to 'none', or leave response_format out", { param: 'response_format', code: 'unsupported_value' });
-  }
+  assertFormatWithoutCalls(format, tooling, 'response_format');
   return { ...sampling, ...(format ? { params: { ...sampling.params, format } } : {}), input: { kind: 'chat', messages, ...tooling }, endpoint: 'chat', sessionId: request.session_id ?? null };
 }
 

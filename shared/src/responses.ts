@@ -10,7 +10,7 @@ import { parseRequestBody, resolveSampling, tokenLimitSchema, toInvalidRequest, 
 import type { SamplingParams } from './sampling.js';
 import { formatNameSchema, jsonSchemaSchema, type OutputFormat } from './output-format.js';
 import { metadataSchema } from './sessions.js';
-import { assertToolAnswers, callFieldSchema, MAX_TOOLS, resolveTooling, toolNameSchema, toolOf, type Tool, type ToolCall, type ToolChoice, type Tooling } from './tools.js';
+import { assertFormatWithoutCalls, assertToolAnswers, callFieldSchema, MAX_TOOLS, resolveTooling, toolNameSchema, toolOf, type Tool, type ToolCall, type ToolChoice, type Tooling } from './tools.js';
 
 /** Items one `POST /v1/conversations/{id}/items` (or a conversation's creation) may add: OpenAI's limit. */
 export const MAX_ITEMS_PER_CALL = 20;
@@ -256,9 +256,7 @@ export function validateCreateResponse(body: unknown, defaults: ValidationDefaul
     ? { type: asked?.type ?? 'text' }
     : { type: 'json_schema', name: asked.name, schema: asked.schema, ...(asked.description != null ? { description: asked.description } : {}), ...(asked.strict != null ? { strict: asked.strict } : {}) };
   const format = outputFormatOf(textFormat);
-  if (format && tooling && tooling.toolChoice !== 'none') {
-    throw new InvalidRequestError("text.format cannot be combined with tools the model may call; set tool_choice to 'none', or leave text.format out", { param: 'text.format', code: 'unsupported_value' });
-  }
+  assertFormatWithoutCalls(format, tooling, 'text.format');
   return {
     model: request.model,
     input,

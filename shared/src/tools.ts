@@ -37,6 +37,16 @@ export function toolOf(spelled: { name: string; description?: string | null; par
 /** Whether an answer may make calls: tools offered, and a choice other than `none`. */
 export const mayCall = (tools: readonly Tool[] | undefined, choice: ToolChoice | undefined): boolean => (tools?.length ?? 0) > 0 && (choice ?? 'auto') !== 'none';
 
+/**
+ * A structured output's format and tools the model may call do not go together: the format's
+ * grammar would leave it no way to write a call. `param` is where the request sets the format.
+ */
+export function assertFormatWithoutCalls(format: unknown, tooling: Tooling | undefined, param: 'response_format' | 'text.format'): void {
+  if (format && tooling && mayCall(tooling.tools, tooling.toolChoice)) {
+    throw new InvalidRequestError(`${param} cannot be combined with tools the model may call; set tool_choice to 'none', or leave ${param} out`, { param, code: 'unsupported_value' });
+  }
+}
+
 /** The ids of the calls some messages made. */
 export const callIdsOf = (messages: ReadonlyArray<{ toolCalls?: readonly ToolCall[] }>): string[] => messages.flatMap((message) => (message.toolCalls ?? []).map((call) => call.id));
 
