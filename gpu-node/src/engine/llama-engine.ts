@@ -128,7 +128,7 @@ export class LlamaEngine implements Engine {
   private readonly gate = new EvaluationGate();
   /** Bytes of the vocabulary's longest token: text of n bytes is at least n / this tokens. */
   private readonly maxTokenBytes: number;
-  /** Structured outputs' grammars, kept by format. */
+  /** Answers' grammars (structured outputs' formats, forced tool calls), kept by what they hold. */
   private readonly grammars: OutputGrammars;
 
   constructor(
