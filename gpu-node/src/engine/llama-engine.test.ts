@@ -4,6 +4,7 @@
  */
 import { resolve } from 'node:path';
 import { decodeSnapshot, encodeSnapshotHeader, SnapshotCompression, SnapshotRejectedError, type SnapshotRejection } from '@bamba/shared';
+import { LlamaGrammar, type Llama } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureCachedModel } from '@bamba/model-gen';
 import { GREEDY, type Engine, type GenerationParams, type Slot } from './engine.js';
@@ -378,5 +379,25 @@ describe('LlamaEngine', () => {
     } finally {
       await engine.releaseSlot(slot);
     }
+  });
+
+  it('refuses an answer whose grammar allows nothing the model can write next, and serves on', async () => {
+    // The grammar checks leave no such dead end for a request to reach on these models, so the
+    // test puts one in the engine's grammar cache under a format's key (sampling-failure-guard.ts).
+    const format = { type: 'json_schema', name: 'dead_end', schema: { type: 'object' } } as const;
+    const llama = (engine as unknown as { model: { llama: Llama } }).model.llama;
+    const kept = (engine as unknown as { grammars: { kept: Map<string, Promise<LlamaGrammar>> } }).grammars.kept;
+    kept.set(JSON.stringify(format), Promise.resolve(new LlamaGrammar(llama, { grammar: 'root ::= "{" "é"' })));
+    const slot = engine.acquireSlot()!;
+    try {
+      // Sampled (greedy would pick the end-of-text token from nothing allowed, and stop).
+      const refused = await run(engine, slot, chat('write json'), { maxTokens: 8, format, temperature: 0.8, seed: 7 }).then(() => null, (error: unknown) => error);
+      expect(refused).toMatchObject({ type: 'invalid_request_error', status: 400, code: 'invalid_value', param: 'response_format', retryable: false });
+      expect((refused as Error).message).toMatch(/wrote 1 tokens of its answer and then had no token that the response format's schema allows next \(llama\.cpp: .*grammar/);
+    } finally {
+      kept.delete(JSON.stringify(format));
+      await engine.releaseSlot(slot);
+    }
+    expect((await reference(chat('still fine'), { maxTokens: 3 })).tokens).toHaveLength(3);
   });
 });

@@ -6,7 +6,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
-import { InvalidRequestError, SnapshotRejectedError, type Tool } from '@bamba/shared';
+import { InvalidRequestError, ServerError, SnapshotRejectedError, type Tool } from '@bamba/shared';
 import {
   getLlama,
   LlamaLogLevel,
@@ -38,8 +38,9 @@ import type {
 import { EvaluationGate } from './evaluation-gate.js';
 import { computeModelFingerprint } from './fingerprint.js';
 import { TextAssembler } from './text-assembler.js';
-import { OutputGrammars } from './output-grammars.js';
+import { grammarSourceOf, OutputGrammars } from './output-grammars.js';
 import { guardOutputReorder } from './reorder-guard.js';
+import { guardSamplingFailures, SAMPLE_FAILED_MESSAGE, type SamplingFailures } from './sampling-failure-guard.js';
 import { NODE_LLAMA_CPP_VERSION } from './versions.js';
 
 const DEFAULT_SLOTS = 4;
@@ -70,6 +71,8 @@ export async function createLlamaEngine(options: EngineOptions): Promise<LlamaEn
       ignoreMemorySafetyChecks: options.memorySafetyChecks === false,
     });
     guardOutputReorder(context);
+    // Outermost: a failure of the reorder guard's sample is caught too.
+    const samplingFailures = guardSamplingFailures(context);
     const engineVersion = `node-llama-cpp@${NODE_LLAMA_CPP_VERSION}/llama.cpp@${llama.llamaCppRelease.release}`;
     const fingerprint = computeModelFingerprint(options.modelPath, engineVersion, {
       slots,
@@ -88,7 +91,7 @@ export async function createLlamaEngine(options: EngineOptions): Promise<LlamaEn
       engineVersion,
     };
     const snapshots = { encoding: options.snapshotEncoding ?? 'f32', memory: stateMemoryKindOf(model.fileInfo.metadata.general?.architecture) } as const;
-    return new LlamaEngine(model, context, info, options.isolatePrompts ?? true, options.stateDir ?? DEFAULT_STATE_DIR, snapshots);
+    return new LlamaEngine(model, context, info, options.isolatePrompts ?? true, options.stateDir ?? DEFAULT_STATE_DIR, snapshots, samplingFailures);
   } catch (error) {
     await model.dispose();
     throw error;
@@ -141,6 +144,8 @@ export class LlamaEngine implements Engine {
     private readonly stateDir: string,
     /** Default export encoding, and the model's memory modules (null: unknown layout, always f32). */
     private readonly snapshots: { encoding: SnapshotEncoding; memory: StateMemoryKind | null },
+    /** Samples that failed (their evaluation fails, not the process), with llama.cpp's reason. */
+    private readonly samplingFailures: SamplingFailures,
   ) {
     // Checkpoints let node-llama-cpp rewind recurrent state; we never rewind, so skip their RAM.
     this.slots = Array.from({ length: info.slots }, (_, index) => ({
@@ -338,7 +343,8 @@ export class LlamaEngine implements Engine {
       }
       if (signal?.aborted && finishReason !== 'stop') finishReason = 'cancelled';
       settle({ finishReason, promptTokens: promptTokens.length, completionTokens, timeToFirstTokenMs, totalMs: performance.now() - startedMs });
-    } catch (error) {
+    } catch (caught) {
+      const error = this.samplingFailureOf(caught, grammar, completionTokens);
       fail(error);
       throw error;
     } finally {
@@ -346,6 +352,22 @@ export class LlamaEngine implements Engine {
       await iterator.return(undefined);
       settle({ finishReason: 'cancelled', promptTokens: promptTokens.length, completionTokens, timeToFirstTokenMs, totalMs: performance.now() - startedMs });
     }
+  }
+
+  /**
+   * A sample that failed (sampling-failure-guard.ts) in llama.cpp's words: under a grammar, the
+   * answer reached a point where it allows nothing the model can write, which the same request
+   * would reach again (refused, not retried); without one, an engine fault (retried elsewhere).
+   */
+  private samplingFailureOf(error: unknown, grammar: AnswerGrammar | undefined, completionTokens: number): unknown {
+    if (!(error instanceof Error) || error.message !== SAMPLE_FAILED_MESSAGE) return error;
+    const reason = this.samplingFailures.take() ?? 'no reason given';
+    if (!grammar) return new ServerError(`the engine failed to sample a token: ${reason}`, { code: 'engine_error', cause: error });
+    const { param, what } = grammarSourceOf(grammar);
+    return new InvalidRequestError(
+      `model ${this.info.modelName} wrote ${completionTokens} tokens of its answer and then had no token that ${what} allows next (llama.cpp: ${reason}); the schema asks for text this model cannot write`,
+      { param, code: 'invalid_value', cause: error },
+    );
   }
 
   async exportState(slot: Slot, options: { encoding?: SnapshotEncoding } = {}): Promise<Buffer> {

@@ -76,6 +76,13 @@ export function tightenedGrammar(gbnf: string): string {
   return lines.join('\n');
 }
 
+/** Where a request put what its grammar is made of, as a refusal names it. */
+export function grammarSourceOf(format: AnswerGrammar): { param: 'tools' | 'response_format'; what: string } {
+  return format.type === 'tool_calls'
+    ? { param: 'tools', what: "the tools' names and parameters" }
+    : { param: 'response_format', what: "the response format's schema" };
+}
+
 export class OutputGrammars {
   /** Most recently used last. */
   private readonly kept = new Map<string, Promise<LlamaGrammar>>();
@@ -102,9 +109,7 @@ export class OutputGrammars {
 
   private build(format: AnswerGrammar): Promise<LlamaGrammar> {
     const llama = this.model.llama;
-    // Where a request put what the grammar is made of.
-    const param = format.type === 'tool_calls' ? 'tools' : 'response_format';
-    const what = format.type === 'tool_calls' ? "the tools' names and parameters" : "the response format's schema";
+    const { param, what } = grammarSourceOf(format);
     const built = (async () => {
       // A literal the model has no tokens for would leave the grammar with nothing to sample: as
       // the grammar writes it, quoted and escaped.

@@ -12,41 +12,24 @@
  *
  * The guard lets the first sample after each decode run alone (it applies the swaps and clears
  * them); the other samples of that batch start once it is done, in parallel as before, and then
- * only read. It wraps node-llama-cpp's native context object, which is not public API: the
- * version is pinned, and the guard refuses to start if the shape it relies on has changed.
+ * only read. It wraps node-llama-cpp's native context object (native-context.ts).
  */
-
-type Method = (...args: unknown[]) => Promise<unknown>;
-
-interface NativeContext {
-  decodeBatch: Method;
-  sampleToken: Method;
-}
-
-function nativeContextOf(context: object): NativeContext {
-  const native = (context as { _ctx?: unknown })._ctx;
-  const shaped = typeof native === 'object' && native !== null
-    && typeof (native as Partial<NativeContext>).decodeBatch === 'function'
-    && typeof (native as Partial<NativeContext>).sampleToken === 'function';
-  if (!shaped) throw new Error('node-llama-cpp changed: its context has no _ctx.decodeBatch / _ctx.sampleToken to guard (see reorder-guard.ts)');
-  return native as NativeContext;
-}
+import { nativeContextOf, overrideNative } from './native-context.js';
 
 /** Make the first logits read after each decode of `context` (a node-llama-cpp LlamaContext) run alone. */
 export function guardOutputReorder(context: object): void {
-  const native = nativeContextOf(context);
+  const native = nativeContextOf(context, 'reorder-guard.ts');
   const decodeBatch = native.decodeBatch.bind(native);
   const sampleToken = native.sampleToken.bind(native);
   let firstReadPending = false;
   /** The first read of the current batch; the batch's other reads wait for it. */
   let firstRead: Promise<unknown> = Promise.resolve();
-  // Own properties shadow the native methods (the prototype's are read-only to assignment).
-  override(native, 'decodeBatch', async (...args) => {
+  overrideNative(native, 'decodeBatch', async (...args) => {
     const decoded = await decodeBatch(...args);
     firstReadPending = true;
     return decoded;
   });
-  override(native, 'sampleToken', (...args) => {
+  overrideNative(native, 'sampleToken', (...args) => {
     if (firstReadPending) {
       firstRead = sampleToken(...args);
       firstReadPending = false; // after the call: one that threw at once leaves the next as the first
@@ -55,8 +38,4 @@ export function guardOutputReorder(context: object): void {
     const after = () => sampleToken(...args);
     return firstRead.then(after, after);
   });
-}
-
-function override(target: NativeContext, name: keyof NativeContext, method: Method): void {
-  Object.defineProperty(target, name, { value: method, writable: false, configurable: true, enumerable: false });
 }

@@ -185,12 +185,19 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
     let answer = '';
     // Text before a tool call goes out as it comes; the calls are read at the end.
     const reader = answerTools.newReader();
-    for await (const token of stream) {
-      const text = reader ? reader.push(token.text) : token.text;
-      answer += text;
-      events.delta(text, token.token === null ? 0 : 1);
+    let summary;
+    try {
+      for await (const token of stream) {
+        const text = reader ? reader.push(token.text) : token.text;
+        answer += text;
+        events.delta(text, token.token === null ? 0 : 1);
+      }
+      summary = await stream.summary;
+    } catch (error) {
+      // An answer its grammar could not continue: the same request would fail the same way.
+      if (error instanceof BambaError && !error.retryable) return await reject(error);
+      throw error;
     }
-    const summary = await stream.summary;
     if (summary.finishReason === 'cancelled') return { kind: 'cancelled' };
     const read = reader?.finish(summary.finishReason === 'length');
     if (read?.text) {

@@ -1,0 +1,49 @@
+/**
+ * Keeps a failed sample from ending the process.
+ *
+ * node-llama-cpp (3.21.1) samples inside its batch dispatcher, which it starts without awaiting
+ * it (`void withLock(...)` in LlamaContext.dispatchPendingBatch). A sample that throws
+ * (llama.cpp's grammar sampler does, "Unexpected empty grammar stack after accepting piece",
+ * when an answer reaches a point where its grammar allows no token the model can write) then
+ * rejects a promise nobody handles, which ends the process, and the sequence's evaluation never
+ * settles. Measured on the tiny model with a grammar of one character it has no token for.
+ *
+ * The guard turns such a sample into the token id -1, which node-llama-cpp's evaluator reports
+ * as an error of that evaluation ("Failed to sample next token", SAMPLE_FAILED_MESSAGE): the
+ * request fails, its slot is released, the process and the other slots go on. The native error
+ * is kept for the engine to name in its refusal.
+ */
+import { nativeContextOf, overrideNative } from './native-context.js';
+
+/** What node-llama-cpp's evaluator throws for a sample that came back as -1. */
+export const SAMPLE_FAILED_MESSAGE = 'Failed to sample next token';
+
+export interface SamplingFailures {
+  /** The last native sampler error since the previous call, if any (cleared by reading it). */
+  take(): string | undefined;
+}
+
+/** Make a failed sample of `context` (a node-llama-cpp LlamaContext) fail its evaluation only. */
+export function guardSamplingFailures(context: object): SamplingFailures {
+  const native = nativeContextOf(context, 'sampling-failure-guard.ts');
+  const sampleToken = native.sampleToken.bind(native);
+  let last: string | undefined;
+  const failed = (error: unknown) => {
+    last = error instanceof Error ? error.message : String(error);
+    return -1;
+  };
+  overrideNative(native, 'sampleToken', (...args) => {
+    try {
+      return sampleToken(...args).then(undefined, failed);
+    } catch (error) {
+      return Promise.resolve(failed(error));
+    }
+  });
+  return {
+    take() {
+      const taken = last;
+      last = undefined;
+      return taken;
+    },
+  };
+}
