@@ -134,7 +134,8 @@ function coalesce(events: StreamEvent[]): StreamEvent[] {
       // `last` is a decoded entry (no lengths yet) or a merge made here, whose array is ours to extend.
       const entryLengths = last.entryLengths ?? lengthsOf(last.text);
       entryLengths.push(...lengthsOf(event.text));
-      merged[merged.length - 1] = { ...last, text: last.text + event.text, tokens: last.tokens + event.tokens, entryLengths };
+      const logprobs = last.logprobs || event.logprobs ? [...(last.logprobs ?? []), ...(event.logprobs ?? [])] : undefined;
+      merged[merged.length - 1] = { ...last, text: last.text + event.text, tokens: last.tokens + event.tokens, entryLengths, ...(logprobs ? { logprobs } : {}) };
     } else {
       merged.push(event);
     }

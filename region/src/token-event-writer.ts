@@ -7,7 +7,7 @@
  * stream gets a TTL with its first write. A failed write fails the
  * request's run (retryable): tokens are never silently dropped, so a stream never has a gap.
  */
-import { encodeStreamEvent, ServiceUnavailableError, type GenerationEndEvent, type ResumePath, type StreamEventBody, type WireError } from '@bamba/shared';
+import { encodeStreamEvent, ServiceUnavailableError, type GenerationEndEvent, type ResumePath, type StreamEventBody, type TokenLogprob, type WireError } from '@bamba/shared';
 import type { RegionRedis } from './connection.js';
 import type { RegionKeys } from './keys.js';
 
@@ -17,8 +17,11 @@ export const STREAM_TTL_AFTER_END_SECONDS = 300;
 /** The events of one request's run, as generation code writes them. */
 export interface TokenEvents {
   start(promptTokens: number, cachedTokens: number, resume: ResumePath): void;
-  /** Queue a delta; throws the write error when an earlier flush of this request failed. */
-  delta(text: string, tokens: number): void;
+  /**
+   * Queue a delta (with its tokens' log probabilities, when the job asked for them); throws the
+   * write error when an earlier flush of this request failed.
+   */
+  delta(text: string, tokens: number, logprobs?: readonly TokenLogprob[]): void;
   /** Flush pending deltas, write the end event, and resolve once Redis has it. */
   end(summary: Omit<GenerationEndEvent, 'type' | 'attempt' | 'v'>): Promise<void>;
   /** Flush pending deltas, write the error event, and resolve once Redis has it. */
@@ -40,7 +43,7 @@ interface PendingRequest {
   /** Seconds the stream lives from its first write (until the request's deadline, and then some). */
   ttlSeconds: number;
   events: StreamEventBody[];
-  delta: { text: string; tokens: number };
+  delta: { text: string; tokens: number; logprobs: TokenLogprob[] };
   /** Nothing written yet: the next flush sets the stream's TTL too. */
   firstWrite: boolean;
   /** A delta was written already: later ones may wait for the interval. */
@@ -64,7 +67,7 @@ export class TokenEventWriter {
       attempt,
       ttlSeconds: Math.max(60, Math.ceil((request.deadlineAtMs - Date.now()) / 1000)) + STREAM_TTL_AFTER_END_SECONDS,
       events: [],
-      delta: { text: '', tokens: 0 },
+      delta: { text: '', tokens: 0, logprobs: [] },
       firstWrite: true,
       deltaSent: false,
       failure: null,
@@ -83,10 +86,11 @@ export class TokenEventWriter {
     };
     return {
       start: (promptTokens, cachedTokens, resume) => queue({ type: 'generation-start', attempt, nodeId: this.nodeId, promptTokens, cachedTokens, resume }, true),
-      delta: (text, tokens) => {
+      delta: (text, tokens, logprobs) => {
         if (pending.failure) throw pending.failure;
         pending.delta.text += text;
         pending.delta.tokens += tokens;
+        if (logprobs) pending.delta.logprobs.push(...logprobs);
         this.markDirty(pending, !pending.deltaSent);
       },
       end: (summary) => finish({ type: 'generation-end', attempt, ...summary }),
@@ -97,9 +101,10 @@ export class TokenEventWriter {
 
   /** Move a request's pending delta into its event list (keeps start, deltas, end in order). */
   private takeDelta(pending: PendingRequest): void {
-    if (pending.delta.tokens === 0 && pending.delta.text === '') return;
-    pending.events.push({ type: 'token-delta', attempt: pending.attempt, text: pending.delta.text, tokens: pending.delta.tokens });
-    pending.delta = { text: '', tokens: 0 };
+    const { text, tokens, logprobs } = pending.delta;
+    if (tokens === 0 && text === '') return;
+    pending.events.push({ type: 'token-delta', attempt: pending.attempt, text, tokens, ...(logprobs.length > 0 ? { logprobs } : {}) });
+    pending.delta = { text: '', tokens: 0, logprobs: [] };
     pending.deltaSent = true;
   }
 

@@ -8,14 +8,18 @@
  */
 import { errorFromWire, RequestCancelledError, ServerError } from './errors.js';
 import type { FinishReason, ResumePath, StreamEvent } from './stream-events.js';
+import type { TokenLogprob } from './logprobs.js';
 import type { ToolCall } from './tools.js';
 
 export type AnswerPiece =
   | { kind: 'start'; resume: ResumePath; promptTokens: number; cachedTokens: number }
   /** Text from an earlier attempt is void: drop what was collected. */
   | { kind: 'restart' }
-  /** `entryLengths`: where the text's stream entries begin and end, when it holds several (see TokenDeltaEvent). */
-  | { kind: 'text'; text: string; tokens: number; entryLengths?: number[] }
+  /**
+   * `entryLengths`: where the text's stream entries begin and end, when it holds several (see
+   * TokenDeltaEvent); `logprobs`: its tokens' entries, when the request asked for them.
+   */
+  | { kind: 'text'; text: string; tokens: number; entryLengths?: number[]; logprobs?: TokenLogprob[] }
   | { kind: 'end'; finishReason: FinishReason; promptTokens: number; completionTokens: number; cachedTokens: number; toolCalls?: ToolCall[] };
 
 /**
@@ -52,7 +56,7 @@ export async function* answerOf(events: AsyncIterable<StreamEvent>, canRestart: 
       continue;
     }
     if (event.type === 'token-delta') {
-      yield { kind: 'text', text: event.text, tokens: event.tokens, ...(event.entryLengths ? { entryLengths: event.entryLengths } : {}) };
+      yield { kind: 'text', text: event.text, tokens: event.tokens, ...(event.entryLengths ? { entryLengths: event.entryLengths } : {}), ...(event.logprobs ? { logprobs: event.logprobs } : {}) };
     } else if (event.type === 'generation-end') {
       yield { kind: 'end', finishReason: event.finishReason, promptTokens: event.promptTokens, completionTokens: event.completionTokens, cachedTokens: event.cachedTokens, ...(event.toolCalls ? { toolCalls: event.toolCalls } : {}) };
       return;

@@ -2,6 +2,7 @@
  * Builders for OpenAI's response and chunk shapes (chat and legacy completions), used by the
  * gateway's answers and the workers' batch results alike.
  */
+import { chatLogprobs, completionLogprobs, type TokenLogprob } from './logprobs.js';
 import type { ValidatedGenerationRequest } from './openai-requests.js';
 import type { FinishReason } from './stream-events.js';
 import type { ToolCall } from './tools.js';
@@ -34,7 +35,18 @@ export function wireToolCalls(toolCalls: readonly ToolCall[], withIndex: boolean
   return toolCalls.map((call, index) => ({ ...(withIndex ? { index } : {}), id: call.id, type: 'function' as const, function: { name: call.name, arguments: call.arguments } }));
 }
 
-export function completeResponse(request: ValidatedGenerationRequest, identity: Identity, text: string, finishReason: FinishReason, usage: Usage, toolCalls?: readonly ToolCall[]) {
+/**
+ * A choice's `logprobs`: null unless the request asked for them; `offset` (legacy completions):
+ * where the first entry's text begins in the answer.
+ */
+function logprobsOf(request: ValidatedGenerationRequest, entries: readonly TokenLogprob[] | undefined, offset = 0) {
+  if (request.params.logprobs === undefined) return null;
+  return request.endpoint === 'chat' ? chatLogprobs(entries ?? []) : completionLogprobs(entries ?? [], offset);
+}
+
+/** `logprobs`: the answer's entries, when the request asked for them. */
+export function completeResponse(request: ValidatedGenerationRequest, identity: Identity, text: string, finishReason: FinishReason, usage: Usage, toolCalls?: readonly ToolCall[], logprobs?: readonly TokenLogprob[]) {
+  const choiceLogprobs = logprobsOf(request, logprobs);
   if (request.endpoint === 'chat') {
     // With tool calls, a message that wrote nothing before them has null content, as OpenAI's.
     const message = toolCalls
@@ -43,24 +55,27 @@ export function completeResponse(request: ValidatedGenerationRequest, identity: 
     return {
       ...identity,
       object: 'chat.completion',
-      choices: [{ index: 0, message, logprobs: null, finish_reason: finishReasonOf(request, finishReason, toolCalls) }],
+      choices: [{ index: 0, message, logprobs: choiceLogprobs, finish_reason: finishReasonOf(request, finishReason, toolCalls) }],
       usage,
     };
   }
-  return { ...identity, object: 'text_completion', choices: [{ index: 0, text, logprobs: null, finish_reason: finishReason }], usage };
+  return { ...identity, object: 'text_completion', choices: [{ index: 0, text, logprobs: choiceLogprobs, finish_reason: finishReason }], usage };
 }
 
 /**
  * One streamed chunk. `text === null` with a finish reason is the closing chunk. With
  * `stream_options.include_usage`, every chunk before the usage chunk says `usage: null`, as OpenAI's do.
+ * `logprobs`: the entries of the chunk's tokens, when the request asked for them (`logprobOffset`
+ * on legacy completions: where the first one's text begins in the answer).
  */
-export function streamChunk(request: ValidatedGenerationRequest, identity: Identity, piece: { text: string; first?: boolean } | null, finishReason: FinishReason | 'tool_calls' | null) {
+export function streamChunk(request: ValidatedGenerationRequest, identity: Identity, piece: { text: string; first?: boolean; logprobs?: readonly TokenLogprob[]; logprobOffset?: number } | null, finishReason: FinishReason | 'tool_calls' | null) {
   const usage = request.includeUsage ? { usage: null } : {};
+  const logprobs = piece ? logprobsOf(request, piece.logprobs, piece.logprobOffset) : null;
   if (request.endpoint === 'chat') {
     const delta = piece ? (piece.first ? { role: 'assistant', content: piece.text } : { content: piece.text }) : {};
-    return { ...identity, object: 'chat.completion.chunk', choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }], ...usage };
+    return { ...identity, object: 'chat.completion.chunk', choices: [{ index: 0, delta, logprobs, finish_reason: finishReason }], ...usage };
   }
-  return { ...identity, object: 'text_completion', choices: [{ index: 0, text: piece?.text ?? '', logprobs: null, finish_reason: finishReason }], ...usage };
+  return { ...identity, object: 'text_completion', choices: [{ index: 0, text: piece?.text ?? '', logprobs, finish_reason: finishReason }], ...usage };
 }
 
 /** The extra final chunk for `stream_options.include_usage`: no choices, only usage. */

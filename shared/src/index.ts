@@ -17,3 +17,4 @@ export * from './batches.js';
 export * from './regions.js';
 export * from './edge-signature.js';
 export * from './tools.js';
+export * from './logprobs.js';

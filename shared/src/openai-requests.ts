@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { InvalidRequestError } from './errors.js';
+import { MAX_COMPLETION_LOGPROBS, MAX_TOP_LOGPROBS } from './logprobs.js';
 import type { ChatMessage, GenerationInput } from './jobs.js';
 import { formatNameSchema, jsonSchemaSchema, type OutputFormat } from './output-format.js';
 import { assertFormatWithoutCalls, assertToolAnswers, callFieldSchema, MAX_TOOLS, resolveTooling, toolNameSchema, toolOf, type Tooling } from './tools.js';
@@ -64,7 +65,6 @@ const samplingFields = {
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
   user: z.string().nullish(),
-  logprobs: z.union([z.boolean(), z.number()]).nullish(),
   presence_penalty: penaltySchema('presence_penalty').nullish(),
   frequency_penalty: penaltySchema('frequency_penalty').nullish(),
   logit_bias: logitBiasSchema.nullish(),
@@ -97,7 +97,8 @@ export const chatCompletionRequestSchema = z.object({
     }),
   ], { error: (issue) => (issue.code === 'invalid_union' ? `response_format type must be text, json_object or json_schema` : undefined) }).nullish(),
   modalities: z.array(z.string(), { error: 'modalities must be an array of strings' }).nullish(),
-  top_logprobs: z.number().int().min(0).max(20).nullish(),
+  logprobs: z.boolean({ error: 'logprobs must be true or false' }).nullish(),
+  top_logprobs: z.number({ error: 'top_logprobs must be a number' }).int('top_logprobs must be a whole number').min(0, 'top_logprobs must be at least 0').max(MAX_TOP_LOGPROBS, `top_logprobs must be at most ${MAX_TOP_LOGPROBS}`).nullish(),
   // Accepted only when absent or null (checked below): answering without them would be a wrong answer.
   audio: z.unknown().optional(),
   prediction: z.unknown().optional(),
@@ -117,6 +118,8 @@ export const completionRequestSchema = z.object({
   ...samplingFields,
   prompt: z.union([z.string(), z.array(z.string()).length(1, 'prompt arrays must hold exactly one string')], { error: 'prompt must be a string' }),
   echo: z.boolean().nullish(),
+  /** How many of the most likely tokens to show at each place (0: the chosen token's only). */
+  logprobs: z.number({ error: 'logprobs must be a number (the legacy completions take how many alternatives to show)' }).int('logprobs must be a whole number').min(0, 'logprobs must be at least 0').max(MAX_COMPLETION_LOGPROBS, `logprobs must be at most ${MAX_COMPLETION_LOGPROBS}`).nullish(),
   suffix: z.string().nullish(),
   best_of: z.number().int().nullish(),
   /** Our extension, for chat only: read here so that it is refused rather than ignored. */
@@ -213,12 +216,9 @@ export function parseRequestBody<T extends z.ZodTypeAny>(schema: T, body: unknow
 export type SamplingInput = { [K in keyof typeof samplingFields]?: z.infer<(typeof samplingFields)[K]> };
 
 /** Sampling parameters with every default resolved (shared by every generation endpoint). */
-export function resolveSampling(body: SamplingInput, maxTokens: number | null | undefined, defaults: ValidationDefaults): Omit<ValidatedGenerationRequest, 'input' | 'endpoint' | 'sessionId'> {
+export function resolveSampling(body: SamplingInput, maxTokens: number | null | undefined, defaults: ValidationDefaults, logprobs?: number): Omit<ValidatedGenerationRequest, 'input' | 'endpoint' | 'sessionId'> {
   if (body.n !== undefined && body.n !== null && body.n !== 1) throw new InvalidRequestError('only n = 1 is supported', { param: 'n', code: 'unsupported_value' });
   if (body.stream_options && !body.stream) throw new InvalidRequestError('stream_options is only allowed when stream is true', { param: 'stream_options', code: 'invalid_value' });
-  if (body.logprobs === true || (typeof body.logprobs === 'number' && body.logprobs > 0)) {
-    throw new InvalidRequestError('logprobs are not supported', { param: 'logprobs', code: 'unsupported_parameter' });
-  }
   const stop = body.stop === undefined || body.stop === null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
   return {
     model: body.model!,
@@ -233,6 +233,7 @@ export function resolveSampling(body: SamplingInput, maxTokens: number | null | 
       ...(body.presence_penalty ? { presencePenalty: body.presence_penalty } : {}),
       ...(body.frequency_penalty ? { frequencyPenalty: body.frequency_penalty } : {}),
       ...(body.logit_bias && Object.keys(body.logit_bias).length > 0 ? { logitBias: body.logit_bias } : {}),
+      ...(logprobs !== undefined ? { logprobs } : {}),
     },
     maxTokensRequested: maxTokens !== null && maxTokens !== undefined,
     stream: body.stream ?? false,
@@ -255,7 +256,7 @@ export function validateChatCompletionRequest(body: unknown, defaults: Validatio
   }
   const otherModality = request.modalities?.find((modality) => modality !== 'text');
   if (otherModality !== undefined) throw new InvalidRequestError(`modality '${otherModality.slice(0, 40)}' is not supported: only text`, { param: 'modalities', code: 'unsupported_value' });
-  if (request.top_logprobs) throw new InvalidRequestError('logprobs are not supported', { param: 'top_logprobs', code: 'unsupported_parameter' });
+  if (request.top_logprobs != null && request.logprobs !== true) throw new InvalidRequestError('top_logprobs needs logprobs: true', { param: 'top_logprobs', code: 'invalid_value' });
   if (request.max_tokens != null && request.max_completion_tokens != null && request.max_tokens !== request.max_completion_tokens) {
     throw new InvalidRequestError('max_tokens and max_completion_tokens disagree; send one', { param: 'max_tokens', code: 'invalid_value' });
   }
@@ -265,7 +266,7 @@ export function validateChatCompletionRequest(body: unknown, defaults: Validatio
   if (request.session_id && messages.some((message) => message.role === 'system')) {
     throw new InvalidRequestError('a session turn cannot add a system message; set it when creating the session', { param: 'messages', code: 'invalid_value' });
   }
-  const sampling = resolveSampling(request, request.max_completion_tokens ?? request.max_tokens, defaults);
+  const sampling = resolveSampling(request, request.max_completion_tokens ?? request.max_tokens, defaults, request.logprobs ? request.top_logprobs ?? 0 : undefined);
   const format = chatOutputFormat(request.response_format);
   assertFormatWithoutCalls(format, tooling, 'response_format');
   return { ...sampling, ...(format ? { params: { ...sampling.params, format } } : {}), input: { kind: 'chat', messages, ...tooling }, endpoint: 'chat', sessionId: request.session_id ?? null };
@@ -325,7 +326,7 @@ export function validateCompletionRequest(body: unknown, defaults: ValidationDef
   if (request.session_id !== undefined) throw new InvalidRequestError('session_id works with /v1/chat/completions only (a session is a chat)', { param: 'session_id', code: 'unsupported_parameter' });
   const prompt = typeof request.prompt === 'string' ? request.prompt : request.prompt[0]!;
   if (prompt.length === 0) throw new InvalidRequestError('prompt must not be empty', { param: 'prompt', code: 'invalid_value' });
-  return { ...resolveSampling(request, request.max_tokens, defaults), input: { kind: 'completion', prompt }, endpoint: 'completion', sessionId: null };
+  return { ...resolveSampling(request, request.max_tokens, defaults, request.logprobs ?? undefined), input: { kind: 'completion', prompt }, endpoint: 'completion', sessionId: null };
 }
 
 /**

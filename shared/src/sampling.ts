@@ -1,5 +1,6 @@
 /** Sampling and stopping settings after validation: every default resolved. */
 import { z } from 'zod';
+import { MAX_TOP_LOGPROBS } from './logprobs.js';
 import { outputFormatSchema } from './output-format.js';
 
 /** Most tokens one `logit_bias` may name (bounds the work a request asks of the sampler). */
@@ -49,6 +50,11 @@ export const samplingParamsSchema = z.object({
   frequencyPenalty: penaltySchema('frequencyPenalty').optional(),
   /** Added to these token ids' logits (OpenAI's `logit_bias`: ids as strings). Absent: none. */
   logitBias: logitBiasSchema.optional(),
+  /**
+   * Each generated token's log probability, with this many of the most likely tokens at its
+   * place (OpenAI's `logprobs` and `top_logprobs`). Absent: none.
+   */
+  logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).optional(),
   /** The answer is held to JSON or to a JSON Schema (structured outputs). Absent: free text. */
   format: outputFormatSchema.optional(),
 });

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { WireFormatError } from './errors.js';
+import { tokenLogprobSchema } from './logprobs.js';
 import { toolCallSchema } from './tools.js';
 import { parseWireJson, WIRE_VERSION, wireVersionField } from './wire.js';
 
@@ -43,6 +44,8 @@ export const tokenDeltaEventSchema = z.object({
   text: z.string(),
   /** Tokens generated in this delta. */
   tokens: z.number().int().min(0),
+  /** When the job asked for them (`params.logprobs`): one entry per token of this delta, in order. */
+  logprobs: z.array(tokenLogprobSchema).optional(),
 });
 export const generationEndEventSchema = z.object({
   ...base,

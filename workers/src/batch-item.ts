@@ -23,6 +23,7 @@ import {
   type BatchUsage,
   type GenerationJob,
   type ServedModel,
+  type TokenLogprob,
 } from '@bamba/shared';
 import type { SharedPrefix } from './shared-prefixes.js';
 
@@ -161,12 +162,15 @@ export async function runBatchItem(deps: BatchItemDeps, batch: BatchRecord, item
   if (withdrawn.aborted) onWithdraw();
   try {
     let text = '';
+    let logprobs: TokenLogprob[] = [];
     for await (const piece of answerOf(followRequestStream(deps.redis, deps.keys, batch.id, requestId, batch.expiresAtMs, follow.signal), () => true)) {
-      if (piece.kind === 'restart') text = '';
-      else if (piece.kind === 'text') text += piece.text;
-      else if (piece.kind === 'end') {
+      if (piece.kind === 'restart') { text = ''; logprobs = []; }
+      else if (piece.kind === 'text') {
+        text += piece.text;
+        if (piece.logprobs) logprobs.push(...piece.logprobs);
+      } else if (piece.kind === 'end') {
         const identity = { id: `chatcmpl-${requestId.slice('batch_'.length)}`, created: Math.floor(Date.now() / 1000), model: request.model };
-        const body = completeResponse(request, identity, text, piece.finishReason, usageOf(piece.promptTokens, piece.completionTokens, piece.cachedTokens), piece.toolCalls);
+        const body = completeResponse(request, identity, text, piece.finishReason, usageOf(piece.promptTokens, piece.completionTokens, piece.cachedTokens), piece.toolCalls, logprobs);
         return {
           kind: 'result',
           outcome: 'completed',

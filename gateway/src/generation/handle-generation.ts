@@ -2,7 +2,7 @@
  * Chat and legacy completions: the shared start (`beginGeneration`), then the answer as SSE
  * chunks or one JSON body, from the same sequence of answer pieces.
  */
-import { completeResponse, errorToWire, finishReasonOf, SlowClientError, streamChunk, toolCallsChunk, usageChunk, usageOf, type Usage, type ValidatedGenerationRequest } from '@bamba/shared';
+import { completeResponse, errorToWire, finishReasonOf, SlowClientError, streamChunk, toolCallsChunk, usageChunk, usageOf, type TokenLogprob, type Usage, type ValidatedGenerationRequest } from '@bamba/shared';
 import type { Context } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import { beginGeneration, newRequestId, type EndPiece, type GenerationDeps } from './begin-generation.js';
@@ -41,13 +41,17 @@ export async function handleGeneration(c: Context<{ Variables: GatewayVariables 
   if (!request.stream) {
     try {
       let text = '';
+      let logprobs: TokenLogprob[] = [];
       for (;;) {
         const piece = await generation.next();
-        if (piece.kind === 'restart') text = '';
-        else if (piece.kind === 'text') { generation.noteText(); text += piece.text; }
-        else if (piece.kind === 'end') {
+        if (piece.kind === 'restart') { text = ''; logprobs = []; }
+        else if (piece.kind === 'text') {
+          generation.noteText();
+          text += piece.text;
+          if (piece.logprobs) logprobs.push(...piece.logprobs);
+        } else if (piece.kind === 'end') {
           c.header('x-bamba-resume', generation.start.resume); // the attempt that answered (a retried one's, after a node died)
-          return c.json(completeResponse(request, identity, text, piece.finishReason, usageAtEnd(piece), piece.toolCalls));
+          return c.json(completeResponse(request, identity, text, piece.finishReason, usageAtEnd(piece), piece.toolCalls, logprobs));
         }
       }
     } finally {
@@ -58,13 +62,17 @@ export async function handleGeneration(c: Context<{ Variables: GatewayVariables 
   log.deferred = true;
   metrics.changeActiveStreams(1);
   return c.newResponse(sseBody(config.slowClientMs, generation.cancel, async (write) => {
+    /** Where the next token's text begins in the answer (legacy completions' `text_offset`). */
+    let logprobOffset = 0;
     try {
       for (;;) {
         const piece = await generation.next();
         if (piece.kind === 'text') {
           generation.noteText();
-          if (piece.text === '') continue;
-          await write(sse(streamChunk(request, identity, { text: piece.text, first: !relayedText }, null)));
+          // A delta whose text is held back (a possible stop string) still carries its tokens' entries.
+          if (piece.text === '' && !piece.logprobs?.length) continue;
+          await write(sse(streamChunk(request, identity, { text: piece.text, first: !relayedText, ...(piece.logprobs ? { logprobs: piece.logprobs, logprobOffset } : {}) }, null)));
+          for (const entry of piece.logprobs ?? []) logprobOffset += entry.token.length;
           relayedText = true;
         } else if (piece.kind === 'end') {
           const usage = usageAtEnd(piece);

@@ -3,7 +3,7 @@
  * The scheduler and intake talk to this interface only; llama.cpp lives behind it
  * (`llama-engine.ts`), and scheduler tests can use a fake.
  */
-import type { OutputFormat, SamplingParams, Tool, ToolCall } from '@bamba/shared';
+import type { OutputFormat, SamplingParams, TokenLogprob, Tool, ToolCall } from '@bamba/shared';
 import type { SnapshotEncoding } from '../state/recurrent-bf16.js';
 
 export type { SnapshotEncoding };
@@ -100,6 +100,8 @@ export interface GeneratedToken {
   text: string;
   /** Probability the model gave this token after sampling settings. */
   probability: number;
+  /** Its log probability and the most likely tokens at its place, when `params.logprobs` asked for them. */
+  logprob?: TokenLogprob;
 }
 
 export type FinishReason = 'stop' | 'length' | 'cancelled';

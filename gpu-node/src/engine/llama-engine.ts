@@ -6,7 +6,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
-import { InvalidRequestError, ServerError, SnapshotRejectedError, type Tool } from '@bamba/shared';
+import { InvalidRequestError, logprobOf, ServerError, SnapshotRejectedError, type TokenLogprob, type Tool } from '@bamba/shared';
 import {
   getLlama,
   LlamaLogLevel,
@@ -307,7 +307,11 @@ export class LlamaEngine implements Engine {
       fail(error);
       throw error;
     }
-    const iterator = slot.sequence.evaluateWithMetadata(promptTokens as Token[], { confidence: true }, {
+    // The whole distribution crosses into JS for each token only when the request shows it.
+    const alternatives = params.logprobs;
+    // (Typed as always there; `logprobEntry` reads it only when asked for.)
+    const metadata = { confidence: true, probabilities: alternatives !== undefined } as { readonly confidence: true; readonly probabilities: true };
+    const iterator = slot.sequence.evaluateWithMetadata(promptTokens as Token[], metadata, {
       temperature: params.temperature,
       topP: params.topP,
       topK: params.topK,
@@ -333,13 +337,14 @@ export class LlamaEngine implements Engine {
         completionTokens++;
         if (penalties) generated.push(step.value.token);
         const piece = assembler.push(step.value.token);
+        const logprob = alternatives === undefined ? {} : { logprob: this.logprobEntry(step.value.token, step.value.confidence, step.value.probabilities, alternatives) };
         if (piece.stopped) {
           finishReason = 'stop';
-          yield { token: step.value.token, text: piece.text, probability: step.value.confidence };
+          yield { token: step.value.token, text: piece.text, probability: step.value.confidence, ...logprob };
           break;
         }
         const text = completionTokens === maxTokens ? piece.text + assembler.finish() : piece.text;
-        yield { token: step.value.token, text, probability: step.value.confidence };
+        yield { token: step.value.token, text, probability: step.value.confidence, ...logprob };
       }
       if (signal?.aborted && finishReason !== 'stop') finishReason = 'cancelled';
       settle({ finishReason, promptTokens: promptTokens.length, completionTokens, timeToFirstTokenMs, totalMs: performance.now() - startedMs });
@@ -352,6 +357,31 @@ export class LlamaEngine implements Engine {
       await iterator.return(undefined);
       settle({ finishReason: 'cancelled', promptTokens: promptTokens.length, completionTokens, timeToFirstTokenMs, totalMs: performance.now() - startedMs });
     }
+  }
+
+  /**
+   * A generated token's entry: its text and log probability, and the `count` most likely tokens
+   * at its place, from the distribution it was sampled from (after logit_bias, penalties, top_k,
+   * top_p and temperature; with greedy decoding, the model's own).
+   */
+  private logprobEntry(token: Token, probability: number, distribution: ReadonlyMap<Token, number> | undefined, count: number): TokenLogprob {
+    const top: Array<[Token, number]> = [];
+    if (count > 0 && distribution) {
+      // One pass keeping the best `count` (≤ 20) of a distribution that may cover the whole vocabulary.
+      for (const candidate of distribution) {
+        if (top.length === count && candidate[1] <= top[count - 1]![1]) continue;
+        let at = top.length === count ? count - 1 : top.length;
+        while (at > 0 && top[at - 1]![1] < candidate[1]) at--;
+        top.splice(at, 0, candidate);
+        if (top.length > count) top.pop();
+      }
+    }
+    const textOf = (id: Token) => this.model.detokenize([id], true);
+    return {
+      token: textOf(token),
+      logprob: logprobOf(distribution?.get(token) ?? probability),
+      top_logprobs: top.map(([id, chance]) => ({ token: textOf(id), logprob: logprobOf(chance) })),
+    };
   }
 
   /**

@@ -190,7 +190,7 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
       for await (const token of stream) {
         const text = reader ? reader.push(token.text) : token.text;
         answer += text;
-        events.delta(text, token.token === null ? 0 : 1);
+        events.delta(text, token.token === null ? 0 : 1, token.logprob ? [token.logprob] : undefined);
       }
       summary = await stream.summary;
     } catch (error) {
