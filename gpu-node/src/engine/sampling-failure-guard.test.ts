@@ -31,13 +31,20 @@ afterAll(async () => {
   await model?.dispose();
 });
 
-/** Up to `count` sampled tokens of one sequence, or the error its evaluation threw. */
-async function sample(sequenceIndex: number, count: number, grammar?: LlamaGrammar): Promise<{ tokens: Token[]; error?: Error }> {
+/**
+ * Up to `count` sampled tokens of one sequence, or the error its evaluation threw; `withMetadata`:
+ * as the engine evaluates (the sample's result is then a triple with the token's confidence).
+ */
+async function sample(sequenceIndex: number, count: number, grammar?: LlamaGrammar, withMetadata = false): Promise<{ tokens: Token[]; error?: Error }> {
   const sequence = context.getSequence();
   const tokens: Token[] = [];
   try {
     const grammarEvaluationState = grammar ? new LlamaGrammarEvaluationState({ model, grammar }) : undefined;
-    const iterator = sequence.evaluate(model.tokenize(`prompt ${sequenceIndex}`), { temperature: 0.8, seed: 7, ...(grammarEvaluationState ? { grammarEvaluationState } : {}) });
+    const prompt = model.tokenize(`prompt ${sequenceIndex}`);
+    const options = { temperature: 0.8, seed: 7, ...(grammarEvaluationState ? { grammarEvaluationState } : {}) };
+    const iterator = withMetadata
+      ? (async function* () { for await (const step of sequence.evaluateWithMetadata(prompt, { confidence: true, probabilities: true }, options)) yield step.token; })()
+      : sequence.evaluate(prompt, options);
     for await (const token of iterator) {
       tokens.push(token);
       if (tokens.length === count) break;
@@ -65,5 +72,14 @@ describe('guardSamplingFailures', () => {
     await new Promise((resolve) => setImmediate(resolve));
     expect(unhandled).toEqual([]);
     expect((await sample(0, 8)).tokens).toHaveLength(8);
+  });
+
+  it('does the same where the sample asked for probabilities (the engine’s way)', async () => {
+    const failed = await sample(0, 16, new LlamaGrammar(llama, { grammar: 'root ::= "é"' }), true);
+    expect(failed.error?.message).toBe(SAMPLE_FAILED_MESSAGE);
+    expect(failures.take()).toMatch(/grammar/);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(unhandled).toEqual([]);
+    expect((await sample(1, 8, undefined, true)).tokens).toHaveLength(8);
   });
 });

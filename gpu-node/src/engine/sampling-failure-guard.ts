@@ -28,15 +28,17 @@ export function guardSamplingFailures(context: object): SamplingFailures {
   const native = nativeContextOf(context, 'sampling-failure-guard.ts');
   const sampleToken = native.sampleToken.bind(native);
   let last: string | undefined;
-  const failed = (error: unknown) => {
+  // The shape of a sample's result: with the probability and confidence flags (always passed by
+  // controlledEvaluate, which destructures it), a [token, probabilities, confidence] triple.
+  const failed = (args: unknown[]) => (error: unknown) => {
     last = error instanceof Error ? error.message : String(error);
-    return -1;
+    return args.length > 2 ? [-1, undefined, undefined] : -1;
   };
   overrideNative(native, 'sampleToken', (...args) => {
     try {
-      return sampleToken(...args).then(undefined, failed);
+      return sampleToken(...args).then(undefined, failed(args));
     } catch (error) {
-      return Promise.resolve(failed(error));
+      return Promise.resolve(failed(args)(error));
     }
   });
   return {
