@@ -31,9 +31,10 @@ async function generate(prompt: number[], maxTokens: number) {
   const slot = engine.acquireSlot()!;
   const tokens: number[] = [];
   const probabilities: number[] = [];
-  for await (const generated of engine.generate(slot, prompt, { ...GREEDY, maxTokens })) {
+  for await (const generated of engine.generate(slot, prompt, { ...GREEDY, maxTokens }, undefined, { probabilities: true })) {
     if (generated.token === null) continue; // the text held back at the end, no token
     tokens.push(generated.token);
+    if (generated.probability === undefined) throw new Error('generate was asked for probabilities');
     probabilities.push(generated.probability);
   }
   return { slot, tokens, probabilities };

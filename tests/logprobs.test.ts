@@ -67,6 +67,13 @@ describe('logprobs', () => {
     }
     expectSameEntries(content, await directEntries(engine.tokenizeChat(messages), 24, 3));
     expect(choice.logprobs!.refusal).toBeNull();
+    // As many alternatives as asked for, up to 20, most likely first.
+    const most = await client.chat.completions.create({ model: MODEL_ID, messages, max_tokens: 4, temperature: 0, logprobs: true, top_logprobs: 20 });
+    for (const entry of most.choices[0]!.logprobs!.content!) {
+      const chances = entry.top_logprobs.map((alternative) => alternative.logprob);
+      expect(chances).toHaveLength(20);
+      expect(chances).toEqual([...chances].sort((a, b) => b - a));
+    }
   });
 
   it('chat, streaming: each chunk carries its own tokens’ entries, which add up to the whole answer’s', async () => {

@@ -152,10 +152,11 @@ describe('forced calls of tools whose parameters have definitions', () => {
     const tree = zodFunction({ name: 'tree', parameters: z.object({ root: node }) });
     const pair = zodFunction({ name: 'pair', parameters: z.object({ x: z.string().max(4) }) });
     let answered = 0;
-    for (const seed of [1, 2, 3, 4, 5, 6]) {
+    // Random weights nest at random: some of these seeds close the tree within the limit.
+    for (const seed of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) {
       let parsed;
       try {
-        parsed = await client.chat.completions.parse({ model: MODEL_ID, messages: ask, tools: [tree, pair], tool_choice: { type: 'function', function: { name: 'tree' } }, max_tokens: 180, temperature: 0.7, seed });
+        parsed = await client.chat.completions.parse({ model: MODEL_ID, messages: ask, tools: [tree, pair], tool_choice: { type: 'function', function: { name: 'tree' } }, max_tokens: 185, temperature: 1, seed });
       } catch (error) {
         if (error instanceof LengthFinishReasonError) continue; // a deep tree may not end within the limit
         throw error;

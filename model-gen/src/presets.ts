@@ -45,6 +45,17 @@ export const MODEL_PRESETS = {
     ssm: { convKernel: 4, stateSize: 128, headCount: 4, groupCount: 1 },
     rope: true, ropeFreqBase: 10000, paddedVocabSize: 0, weightType: 'F32',
   },
+  /**
+   * The tiny model with Bamba-9B's vocabulary size (the character vocabulary padded with unused
+   * tokens): what work over the whole vocabulary per token costs (logprobs, grammars), measured
+   * on a CPU.
+   */
+  'tiny-wide-vocab': {
+    preset: 'tiny-wide-vocab', contextLength: 4096, embeddingLength: 128, blockCount: 4, attentionLayers: [2],
+    headCount: 4, headCountKv: 2, feedForwardLength: 256,
+    ssm: { convKernel: 4, stateSize: 128, headCount: 4, groupCount: 1 },
+    rope: true, ropeFreqBase: 10000, paddedVocabSize: 128256, weightType: 'F32',
+  },
   /** Tens of millions of parameters: prefill cost is visible on a CPU. */
   small: {
     preset: 'small', contextLength: 16384, embeddingLength: 512, blockCount: 12, attentionLayers: [4, 9],

@@ -13,20 +13,18 @@ export const MAX_COMPLETION_LOGPROBS = 5;
 /** A probability of 0 as OpenAI writes it (JSON has no -Infinity). */
 export const LOGPROB_FLOOR = -9999;
 
-const alternativeSchema = z.object({ token: z.string(), logprob: z.number() });
-/** One generated token: its text, its log probability, and the most likely tokens at its place (most likely first). */
+/** A token's text (U+FFFD where its bytes are part of a character), its log probability, and its bytes. */
+const alternativeSchema = z.object({ token: z.string(), logprob: z.number(), bytes: z.array(z.number().int().min(0).max(255)) });
+/** One generated token, and the most likely tokens at its place (most likely first). */
 export const tokenLogprobSchema = alternativeSchema.extend({ top_logprobs: z.array(alternativeSchema).max(MAX_TOP_LOGPROBS) });
 export type TokenLogprob = z.infer<typeof tokenLogprobSchema>;
 
 /** A probability's natural log, floored as OpenAI's. */
 export const logprobOf = (probability: number): number => (probability > 0 ? Math.max(LOGPROB_FLOOR, Math.log(probability)) : LOGPROB_FLOOR);
 
-const encoder = new TextEncoder();
-const withBytes = (entry: { token: string; logprob: number }) => ({ token: entry.token, logprob: entry.logprob, bytes: [...encoder.encode(entry.token)] });
-
-/** Chat's `choices[].logprobs` (a chunk's: the entries of its tokens). */
+/** Chat's `choices[].logprobs` (a chunk's: the entries of its tokens), as they travel. */
 export function chatLogprobs(entries: readonly TokenLogprob[]) {
-  return { content: entries.map((entry) => ({ ...withBytes(entry), top_logprobs: entry.top_logprobs.map(withBytes) })), refusal: null };
+  return { content: entries, refusal: null };
 }
 
 /**
@@ -43,7 +41,8 @@ export function completionLogprobs(entries: readonly TokenLogprob[], offset = 0)
   return {
     tokens: entries.map((entry) => entry.token),
     token_logprobs: entries.map((entry) => entry.logprob),
-    top_logprobs: entries.map((entry) => Object.fromEntries(entry.top_logprobs.map((alternative) => [alternative.token, alternative.logprob]))),
+    // The sampled token always among them, as OpenAI's (so up to `logprobs` + 1).
+    top_logprobs: entries.map((entry) => ({ ...Object.fromEntries(entry.top_logprobs.map((alternative) => [alternative.token, alternative.logprob])), [entry.token]: entry.logprob })),
     text_offset: textOffset,
   };
 }

@@ -119,7 +119,8 @@ export const completionRequestSchema = z.object({
   prompt: z.union([z.string(), z.array(z.string()).length(1, 'prompt arrays must hold exactly one string')], { error: 'prompt must be a string' }),
   echo: z.boolean().nullish(),
   /** How many of the most likely tokens to show at each place (0: the chosen token's only). */
-  logprobs: z.number({ error: 'logprobs must be a number (the legacy completions take how many alternatives to show)' }).int('logprobs must be a whole number').min(0, 'logprobs must be at least 0').max(MAX_COMPLETION_LOGPROBS, `logprobs must be at most ${MAX_COMPLETION_LOGPROBS}`).nullish(),
+  // `false` reads as absent (the field was a boolean on chat, and clients send it so).
+  logprobs: z.preprocess((value) => (value === false ? null : value), z.number({ error: 'logprobs must be a number (the legacy completions take how many alternatives to show)' }).int('logprobs must be a whole number').min(0, 'logprobs must be at least 0').max(MAX_COMPLETION_LOGPROBS, `logprobs must be at most ${MAX_COMPLETION_LOGPROBS}`).nullish()),
   suffix: z.string().nullish(),
   best_of: z.number().int().nullish(),
   /** Our extension, for chat only: read here so that it is refused rather than ignored. */

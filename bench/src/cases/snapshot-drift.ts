@@ -41,9 +41,10 @@ interface Continuation { tokens: number[]; probabilities: number[] }
 async function continueFrom(engine: Engine, slot: Slot, lastToken: number, maxTokens: number): Promise<Continuation> {
   const tokens: number[] = [];
   const probabilities: number[] = [];
-  for await (const generated of engine.generate(slot, [lastToken], { ...GREEDY, maxTokens })) {
+  for await (const generated of engine.generate(slot, [lastToken], { ...GREEDY, maxTokens }, undefined, { probabilities: true })) {
     if (generated.token === null) continue;
     tokens.push(generated.token);
+    if (generated.probability === undefined) throw new Error('generate was asked for probabilities');
     probabilities.push(generated.probability);
   }
   return { tokens, probabilities };

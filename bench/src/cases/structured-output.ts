@@ -16,7 +16,7 @@ const FREE_TOKENS = 128;
 const prompt = [{ role: 'user' as const, content: 'List twelve short words as JSON.' }];
 
 /** Twelve strings of up to 8 characters: an answer of about as many tokens as the free one. */
-const listSchema = (extraProperty: string | null) => ({
+export const listSchema = (extraProperty: string | null) => ({
   type: 'object',
   properties: {
     ...(extraProperty ? { [extraProperty]: { type: 'null' } } : {}),

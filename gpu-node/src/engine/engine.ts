@@ -98,8 +98,11 @@ export interface GeneratedToken {
   token: number | null;
   /** Text released with this token; may be '' while a stop string or a UTF-8 sequence is pending. */
   text: string;
-  /** Probability the model gave this token after sampling settings. */
-  probability: number;
+  /**
+   * Probability the model gave this token after sampling settings; only when `generate` was asked
+   * for probabilities (or the request for log probabilities).
+   */
+  probability?: number;
   /** Its log probability and the most likely tokens at its place, when `params.logprobs` asked for them. */
   logprob?: TokenLogprob;
 }
@@ -117,6 +120,12 @@ export interface GenerationSummary {
 }
 
 /** A running generation: iterate for tokens; `summary` settles when iteration ends. */
+export interface GenerateOptions {
+  urgent?: boolean;
+  grammar?: AnswerGrammar;
+  probabilities?: boolean;
+}
+
 export interface GenerationStream extends AsyncIterable<GeneratedToken> {
   readonly summary: Promise<GenerationSummary>;
 }
@@ -154,8 +163,11 @@ export interface Engine {
    * slot as generation goes on (all but the last one, which was sampled but not yet evaluated).
    * Aborting `signal` ends generation within one decode step, with finish reason `cancelled`.
    * `urgent` (an interactive request): its prompt is evaluated before waiting batch prompts.
+   * `probabilities`: report each token's probability, which costs a sort of the whole
+   * vocabulary per token (5× slower decoding on a 128K vocabulary on a CPU: BENCHMARKS.md,
+   * vocabulary-work), so serving does not ask for it.
    */
-  generate(slot: Slot, promptTokens: readonly number[], params: GenerationParams, signal?: AbortSignal, options?: { urgent?: boolean; grammar?: AnswerGrammar }): GenerationStream;
+  generate(slot: Slot, promptTokens: readonly number[], params: GenerationParams, signal?: AbortSignal, options?: GenerateOptions): GenerationStream;
   /**
    * Build (and keep) an answer's grammar (the job's format, or `options.grammar` of `generate`),
    * before `generate` uses it. Throws `InvalidRequestError` for one this model cannot write.

@@ -21,7 +21,7 @@ beforeAll(async () => {
 afterAll(async () => engine?.close());
 
 async function run(target: Engine, slot: Slot, prompt: readonly number[], params: Partial<GenerationParams> & { maxTokens: number }, signal?: AbortSignal) {
-  const stream = target.generate(slot, prompt, { ...GREEDY, ...params }, signal);
+  const stream = target.generate(slot, prompt, { ...GREEDY, ...params }, signal, { probabilities: true });
   const tokens: number[] = [];
   const probabilities: number[] = [];
   let text = '';
@@ -29,6 +29,7 @@ async function run(target: Engine, slot: Slot, prompt: readonly number[], params
     text += generated.text;
     if (generated.token === null) continue; // the text held back at the end, no token
     tokens.push(generated.token);
+    if (generated.probability === undefined) throw new Error('generate was asked for probabilities');
     probabilities.push(generated.probability);
   }
   return { tokens, probabilities, text, summary: await stream.summary };

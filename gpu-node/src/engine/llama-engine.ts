@@ -6,7 +6,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
-import { InvalidRequestError, logprobOf, ServerError, SnapshotRejectedError, type TokenLogprob, type Tool } from '@bamba/shared';
+import { InvalidRequestError, logprobOf, MAX_TOP_LOGPROBS, ServerError, SnapshotRejectedError, type TokenLogprob, type Tool } from '@bamba/shared';
 import {
   getLlama,
   LlamaLogLevel,
@@ -29,6 +29,7 @@ import type {
   EngineInfo,
   EngineOptions,
   GeneratedToken,
+  GenerateOptions,
   GenerationParams,
   GenerationStream,
   GenerationSummary,
@@ -41,6 +42,8 @@ import { TextAssembler } from './text-assembler.js';
 import { grammarSourceOf, OutputGrammars } from './output-grammars.js';
 import { guardOutputReorder } from './reorder-guard.js';
 import { guardSamplingFailures, SAMPLE_FAILED_MESSAGE, type SamplingFailures } from './sampling-failure-guard.js';
+import { TokenBytes } from './token-bytes.js';
+import { keepTopProbabilities } from './top-probabilities.js';
 import { NODE_LLAMA_CPP_VERSION } from './versions.js';
 
 const DEFAULT_SLOTS = 4;
@@ -71,7 +74,8 @@ export async function createLlamaEngine(options: EngineOptions): Promise<LlamaEn
       ignoreMemorySafetyChecks: options.memorySafetyChecks === false,
     });
     guardOutputReorder(context);
-    // Outermost: a failure of the reorder guard's sample is caught too.
+    keepTopProbabilities(context, MAX_TOP_LOGPROBS);
+    // Outermost: a failure of the other wrappers' sample is caught too.
     const samplingFailures = guardSamplingFailures(context);
     const engineVersion = `node-llama-cpp@${NODE_LLAMA_CPP_VERSION}/llama.cpp@${llama.llamaCppRelease.release}`;
     const fingerprint = computeModelFingerprint(options.modelPath, engineVersion, {
@@ -133,6 +137,8 @@ export class LlamaEngine implements Engine {
   private readonly maxTokenBytes: number;
   /** Answers' grammars (structured outputs' formats, forced tool calls), kept by what they hold. */
   private readonly grammars: OutputGrammars;
+  /** What each token stands for, as log probability entries show it. */
+  private readonly tokenBytes: TokenBytes;
 
   constructor(
     private readonly model: LlamaModel,
@@ -163,7 +169,10 @@ export class LlamaEngine implements Engine {
         )
         : null;
     const vocabulary = model.fileInfo.metadata.tokenizer?.ggml?.tokens;
-    this.maxTokenBytes = Math.max(1, ...(Array.isArray(vocabulary) ? vocabulary.map((token) => Buffer.byteLength(String(token))) : [1]));
+    this.tokenBytes = new TokenBytes(model.fileInfo.metadata.tokenizer?.ggml?.model, Array.isArray(vocabulary) ? vocabulary : undefined, (token) => model.detokenize([token as Token], true));
+    // A loop, not Math.max(...list): a 128K-token vocabulary as arguments overflows the stack.
+    this.maxTokenBytes = 1;
+    for (const token of Array.isArray(vocabulary) ? vocabulary : []) this.maxTokenBytes = Math.max(this.maxTokenBytes, Buffer.byteLength(String(token)));
     for (let token = 0; token < info.vocabSize; token++) {
       const id = token as Token;
       if (!model.isSpecialToken(id) && !model.isEogToken(id)) continue;
@@ -232,7 +241,7 @@ export class LlamaEngine implements Engine {
     await (tokens.length > 1 && this.isolatePrompts ? this.gate.exclusive(evaluation) : this.gate.shared(evaluation));
   }
 
-  generate(slot: Slot, promptTokens: readonly number[], params: GenerationParams, signal?: AbortSignal, options: { urgent?: boolean; grammar?: AnswerGrammar } = {}): GenerationStream {
+  generate(slot: Slot, promptTokens: readonly number[], params: GenerationParams, signal?: AbortSignal, options: GenerateOptions = {}): GenerationStream {
     const own = this.own(slot);
     if (promptTokens.length === 0) throw new InvalidRequestError('nothing to evaluate: the prompt has no tokens', { code: 'empty_prompt' });
     this.assertFits(own, promptTokens.length);
@@ -251,7 +260,7 @@ export class LlamaEngine implements Engine {
     let fail!: (error: unknown) => void;
     const summary = new Promise<GenerationSummary>((resolve, reject) => { settle = resolve; fail = reject; });
     summary.catch(() => {}); // the iterator rethrows; an unobserved summary must not crash the process
-    const tokens = this.runGeneration(own, promptTokens, params, options.grammar ?? params.format, maxTokens, bias, signal, options.urgent ?? false, settle, fail);
+    const tokens = this.runGeneration(own, promptTokens, params, options.grammar ?? params.format, maxTokens, bias, signal, options, settle, fail);
     return { summary, [Symbol.asyncIterator]: () => tokens };
   }
 
@@ -286,7 +295,7 @@ export class LlamaEngine implements Engine {
     maxTokens: number,
     tokenBias: TokenBias,
     signal: AbortSignal | undefined,
-    urgent: boolean,
+    { urgent = false, probabilities = false }: GenerateOptions,
     settle: (summary: GenerationSummary) => void,
     fail: (error: unknown) => void,
   ): AsyncGenerator<GeneratedToken, void, undefined> {
@@ -307,10 +316,12 @@ export class LlamaEngine implements Engine {
       fail(error);
       throw error;
     }
-    // The whole distribution crosses into JS for each token only when the request shows it.
+    // Each costs work over the whole vocabulary per token, so only when asked for: the chosen
+    // token's probability (its confidence: a sort of every candidate), and the distribution (cut
+    // to the most likely: top-probabilities.ts) when the request shows alternatives.
     const alternatives = params.logprobs;
-    // (Typed as always there; `logprobEntry` reads it only when asked for.)
-    const metadata = { confidence: true, probabilities: alternatives !== undefined } as { readonly confidence: true; readonly probabilities: true };
+    // (Typed as always there; read only when asked for.)
+    const metadata = { confidence: probabilities || alternatives !== undefined, probabilities: (alternatives ?? 0) > 0 } as { readonly confidence: true; readonly probabilities: true };
     const iterator = slot.sequence.evaluateWithMetadata(promptTokens as Token[], metadata, {
       temperature: params.temperature,
       topP: params.topP,
@@ -330,7 +341,7 @@ export class LlamaEngine implements Engine {
           // character) is the end of the answer.
           finishReason = 'stop';
           const tail = assembler.finish();
-          if (tail !== '') yield { token: null, text: tail, probability: 1 };
+          if (tail !== '') yield { token: null, text: tail };
           break;
         }
         if (completionTokens === 0) timeToFirstTokenMs = performance.now() - startedMs;
@@ -338,13 +349,14 @@ export class LlamaEngine implements Engine {
         if (penalties) generated.push(step.value.token);
         const piece = assembler.push(step.value.token);
         const logprob = alternatives === undefined ? {} : { logprob: this.logprobEntry(step.value.token, step.value.confidence, step.value.probabilities, alternatives) };
+        const probability = step.value.confidence === undefined ? {} : { probability: step.value.confidence };
         if (piece.stopped) {
           finishReason = 'stop';
-          yield { token: step.value.token, text: piece.text, probability: step.value.confidence, ...logprob };
+          yield { token: step.value.token, text: piece.text, ...probability, ...logprob };
           break;
         }
         const text = completionTokens === maxTokens ? piece.text + assembler.finish() : piece.text;
-        yield { token: step.value.token, text, probability: step.value.confidence, ...logprob };
+        yield { token: step.value.token, text, ...probability, ...logprob };
       }
       if (signal?.aborted && finishReason !== 'stop') finishReason = 'cancelled';
       settle({ finishReason, promptTokens: promptTokens.length, completionTokens, timeToFirstTokenMs, totalMs: performance.now() - startedMs });
@@ -360,28 +372,22 @@ export class LlamaEngine implements Engine {
   }
 
   /**
-   * A generated token's entry: its text and log probability, and the `count` most likely tokens
+   * A generated token's entry: its bytes and log probability, and the `count` most likely tokens
    * at its place, from the distribution it was sampled from (after logit_bias, penalties, top_k,
-   * top_p and temperature; with greedy decoding, the model's own).
+   * top_p and temperature; with greedy decoding, the model's own). `distribution` comes most
+   * likely first; tokens it gives no chance (a grammar's, say) are no alternatives.
    */
   private logprobEntry(token: Token, probability: number, distribution: ReadonlyMap<Token, number> | undefined, count: number): TokenLogprob {
     const top: Array<[Token, number]> = [];
-    if (count > 0 && distribution) {
-      // One pass keeping the best `count` (≤ 20) of a distribution that may cover the whole vocabulary.
-      for (const candidate of distribution) {
-        if (top.length === count && candidate[1] <= top[count - 1]![1]) continue;
-        let at = top.length === count ? count - 1 : top.length;
-        while (at > 0 && top[at - 1]![1] < candidate[1]) at--;
-        top.splice(at, 0, candidate);
-        if (top.length > count) top.pop();
-      }
+    for (const candidate of distribution ?? []) {
+      if (top.length === count || candidate[1] <= 0) break;
+      top.push(candidate);
     }
-    const textOf = (id: Token) => this.model.detokenize([id], true);
-    return {
-      token: textOf(token),
-      logprob: logprobOf(distribution?.get(token) ?? probability),
-      top_logprobs: top.map(([id, chance]) => ({ token: textOf(id), logprob: logprobOf(chance) })),
+    const entry = (id: Token, chance: number) => {
+      const { text, bytes } = this.tokenBytes.of(id);
+      return { token: text, logprob: logprobOf(chance), bytes };
     };
+    return { ...entry(token, probability), top_logprobs: top.map(([id, chance]) => entry(id, chance)) };
   }
 
   /**
@@ -392,7 +398,7 @@ export class LlamaEngine implements Engine {
   private samplingFailureOf(error: unknown, grammar: AnswerGrammar | undefined, completionTokens: number): unknown {
     if (!(error instanceof Error) || error.message !== SAMPLE_FAILED_MESSAGE) return error;
     const reason = this.samplingFailures.take() ?? 'no reason given';
-    if (!grammar) return new ServerError(`the engine failed to sample a token: ${reason}`, { code: 'engine_error', cause: error });
+    if (!grammar || !/grammar/i.test(reason)) return new ServerError(`the engine failed to sample a token: ${reason}`, { code: 'engine_error', cause: error });
     const { param, what } = grammarSourceOf(grammar);
     return new InvalidRequestError(
       `model ${this.info.modelName} wrote ${completionTokens} tokens of its answer and then had no token that ${what} allows next (llama.cpp: ${reason}); the schema asks for text this model cannot write`,

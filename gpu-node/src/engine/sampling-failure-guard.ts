@@ -18,8 +18,11 @@ import { nativeContextOf, overrideNative } from './native-context.js';
 /** What node-llama-cpp's evaluator throws for a sample that came back as -1. */
 export const SAMPLE_FAILED_MESSAGE = 'Failed to sample next token';
 
+/** Reasons kept for the engine to read (one per failed sample; more would be a failure nobody read). */
+const KEPT_REASONS = 16;
+
 export interface SamplingFailures {
-  /** The last native sampler error since the previous call, if any (cleared by reading it). */
+  /** The oldest native sampler error not read yet, if any (samples of one batch can fail together). */
   take(): string | undefined;
 }
 
@@ -27,11 +30,12 @@ export interface SamplingFailures {
 export function guardSamplingFailures(context: object): SamplingFailures {
   const native = nativeContextOf(context, 'sampling-failure-guard.ts');
   const sampleToken = native.sampleToken.bind(native);
-  let last: string | undefined;
+  const reasons: string[] = [];
   // The shape of a sample's result: with the probability and confidence flags (always passed by
   // controlledEvaluate, which destructures it), a [token, probabilities, confidence] triple.
   const failed = (args: unknown[]) => (error: unknown) => {
-    last = error instanceof Error ? error.message : String(error);
+    reasons.push(error instanceof Error ? error.message : String(error));
+    if (reasons.length > KEPT_REASONS) reasons.shift();
     return args.length > 2 ? [-1, undefined, undefined] : -1;
   };
   overrideNative(native, 'sampleToken', (...args) => {
@@ -42,10 +46,6 @@ export function guardSamplingFailures(context: object): SamplingFailures {
     }
   });
   return {
-    take() {
-      const taken = last;
-      last = undefined;
-      return taken;
-    },
+    take: () => reasons.shift(),
   };
 }
