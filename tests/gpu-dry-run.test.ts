@@ -29,7 +29,7 @@ function tableRows(text: string): string[][] {
   return lines.filter((line, index) => !/^\|[-| ]+\|$/.test(line) && !/^\|[-| ]+\|$/.test(lines[index + 1] ?? '')).map((line) => line.split('|').slice(1, -1).map((cell) => cell.trim()));
 }
 
-let models: { tiny: string; llamaTiny: string };
+let models: { tiny: string; wideVocab: string; llamaTiny: string };
 
 describe('the GPU run, dry', () => {
   it('writes its small models with our generator', async () => {
@@ -37,6 +37,7 @@ describe('the GPU run, dry', () => {
     expect(run.code, run.output).toBe(0);
     models = JSON.parse(run.output.trim().split('\n').at(-1)!) as typeof models;
     expect(models.tiny).toMatch(/tiny-seed42/);
+    expect(models.wideVocab).toMatch(/tiny-wide-vocab-seed42/);
   });
 
   it('capacity: both models at both contexts, the ratios, and the fill check', async () => {
@@ -60,9 +61,9 @@ describe('the GPU run, dry', () => {
     for (const row of rows) expect(Number(row[2]) * Number(row[3]), row.join(' | ')).toBeGreaterThan(0);
   });
 
-  it('stack: resume paths over HTTP, the Redis round trip and the export stall', async () => {
+  it('stack: resume paths over HTTP, the Redis round trip and the export stall (serving a 128K vocabulary, as host.sh has it)', async () => {
     const out = join(work, 'stack.json');
-    const run = await runScript('stack.js', ['--dry-run', '--hybrid', models.tiny, '--out', out]);
+    const run = await runScript('stack.js', ['--dry-run', '--hybrid', models.wideVocab, '--out', out]);
     expect(run.code, run.output).toBe(0);
     const report = readFileSync(out.replace(/\.json$/, '.md'), 'utf8');
     expect(report.match(/^### /gm)).toHaveLength(3);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes a model from a GGUF preamble + tensor manifest made by bench/gpu/prepare-llama-cpp-run.mjs.
+"""Writes a model from a GGUF preamble + tensor manifest made by bench/gpu/pack.mjs (hostWeightsManifest).
 
 For a GPU host without Node.js: the preamble (header, metadata, tensor table) comes from our
 TypeScript generator; this fills the tensor data with the same kind of values (F16 weights with a
@@ -23,7 +23,9 @@ with open(part_path, 'wb') as out:
     base = out.tell()
     for tensor in manifest['tensors']:
         out.seek(base + tensor['offset'])
-        remaining = tensor['bytes']
+        # Zero from zeroFromByte on (a padded vocabulary's unused tokens' output rows: the generator's silentUnusedRows).
+        filled = tensor.get('zeroFromByte', tensor['bytes'])
+        remaining = filled
         if tensor['type'] == 'F16':
             while remaining > 0:
                 piece = min(remaining, len(block))
@@ -32,6 +34,11 @@ with open(part_path, 'wb') as out:
         else:
             value = -1.0 if tensor['name'].endswith('ssm_a') else (0.0 if 'bias' in tensor['name'] else 1.0)
             out.write(np.full(remaining // 4, value, dtype=np.float32).tobytes())
+        zeros = tensor['bytes'] - filled
+        while zeros > 0:
+            piece = min(zeros, len(block))
+            out.write(bytes(piece))
+            zeros -= piece
     out.truncate(base + manifest['dataBytes'])
 os.replace(part_path, out_path)
 print(out_path, base + manifest['dataBytes'])

@@ -70,7 +70,9 @@ if [ -n "$dry" ]; then
   export NODE_LLAMA_CPP_CMAKE_OPTION_GGML_CCACHE=OFF
   built_already cpu || step build 60 node node_modules/node-llama-cpp/dist/cli/cli.js source build --gpu false --noUsageExample || exit 1
   step models 20 node bench/dist/gpu/models.js "$work" || exit 1
-  hybrid="$work/models/tiny-seed42-g3.gguf"; transformer="$work/models/llama-tiny-shape-seed1.gguf"
+  hybrid="$work/models/tiny-seed42-g4.gguf"; transformer="$work/models/llama-tiny-shape-seed1.gguf"
+  # The stack serves a 128K vocabulary as on the GPU (bench/src/gpu/models.ts says why).
+  served="$work/models/tiny-wide-vocab-seed42-g4.gguf"
 else
   # node-llama-cpp 3.21.1's prebuilt CUDA binary has no sm_90 code: build its llama.cpp for Hopper.
   # Flash attention kernels off: they double the build, and every measurement here runs without them.
@@ -78,13 +80,14 @@ else
   built_already cuda || step build 200 node node_modules/node-llama-cpp/dist/cli/cli.js source build --gpu cuda --noUsageExample || exit 1
   step models 60 bash -c "node bench/dist/gpu/models.js '$work' && for m in bamba-9b-shape llama-3.1-8b-shape; do [ -f '$models'/\$m.gguf ] || python3 bench/gpu/fill-weights.py .gpu/models/\$m.preamble .gpu/models/\$m.json '$models'/\$m.gguf || exit 1; done" || exit 1
   hybrid="$models/bamba-9b-shape.gguf"; transformer="$models/llama-3.1-8b-shape.gguf"
+  served="$hybrid"
 fi
-tiny="$work/models/tiny-seed42-g3.gguf"
+tiny="$work/models/tiny-seed42-g4.gguf"
 # Proof that what serves below is the binding built above (no prebuilt binary travels).
 step binding 10 node bench/dist/gpu/binding.js "$([ -n "$dry" ] && echo cpu || echo cuda)" || exit 1
 
 step reference 60 bash bench/gpu/reference/run.sh "$tiny" "$results" $dry
-step stack 150 node bench/dist/gpu/stack.js $dry --hybrid "$hybrid" --out "$results/stack.json"
+step stack 150 node bench/dist/gpu/stack.js $dry --hybrid "$served" --out "$results/stack.json"
 step capacity 150 node bench/dist/gpu/capacity.js $dry --validate --hybrid "$hybrid" --transformer "$transformer" --out "$results/capacity.json"
 throughput_args=(--batches 32 --outputs 4096)
 [ -n "$dry" ] && throughput_args=(--dry-run)

@@ -13,8 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import { MODEL_PRESETS, planModel, planTransformer, TRANSFORMER_PRESETS } from '@bamba/model-gen';
-import { encodeGgufPreamble, tensorDataBytes } from '../../model-gen/dist/gguf-writer.js';
+import { hostWeightsManifest, MODEL_PRESETS, planModel, planTransformer, TRANSFORMER_PRESETS } from '@bamba/model-gen';
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), '../..');
 const out = resolve(process.argv[2] ?? join(root, '.gpu'));
@@ -86,9 +85,9 @@ for (const [name, document] of [
   ['bamba-9b-shape', planModel(MODEL_PRESETS['bamba-9b-shape'], 1).document],
   ['llama-3.1-8b-shape', planTransformer(TRANSFORMER_PRESETS['llama-3.1-8b-shape'], 1).document],
 ]) {
-  const { preamble, dataOffsets, dataBytes } = encodeGgufPreamble(document);
+  const { preamble, manifest } = hostWeightsManifest(document);
   writeFileSync(join(out, 'models', `${name}.preamble`), preamble);
-  writeFileSync(join(out, 'models', `${name}.json`), JSON.stringify({ dataBytes, tensors: document.tensors.map((tensor, index) => ({ name: tensor.name, type: tensor.type, offset: dataOffsets[index], bytes: tensorDataBytes(tensor) })) }));
+  writeFileSync(join(out, 'models', `${name}.json`), JSON.stringify(manifest));
 }
 rmSync(stage, { recursive: true, force: true });
 

@@ -49,6 +49,12 @@ export interface GgufTensorSpec {
   type: GgmlTypeName;
   /** Makes a fresh filler for this tensor's data stream. */
   createFiller: () => TensorChunkFiller;
+  /**
+   * Bytes of the data from which on it is all zero, whatever the filler wrote (the output rows
+   * of a padded vocabulary's unused tokens); absent: none. The host's fill-weights.py reads it
+   * from the manifest too.
+   */
+  zeroFromByte?: number;
 }
 
 export interface GgufDocument {
@@ -141,6 +147,28 @@ export function encodeGgufPreamble(document: GgufDocument): { preamble: Buffer; 
   return { preamble: sink.bytes(), dataOffsets, dataBytes };
 }
 
+/**
+ * What a GPU host without Node.js needs to write a model itself (bench/gpu/fill-weights.py): the
+ * preamble (header, metadata, tensor table) and a manifest of where each tensor's data goes, its
+ * type, and where its zero tail starts.
+ */
+export function hostWeightsManifest(document: GgufDocument): { preamble: Buffer; manifest: { dataBytes: number; tensors: Array<{ name: string; type: GgmlTypeName; offset: number; bytes: number; zeroFromByte?: number }> } } {
+  const { preamble, dataOffsets, dataBytes } = encodeGgufPreamble(document);
+  return {
+    preamble,
+    manifest: {
+      dataBytes,
+      tensors: document.tensors.map((tensor, index) => ({
+        name: tensor.name,
+        type: tensor.type,
+        offset: dataOffsets[index]!,
+        bytes: tensorDataBytes(tensor),
+        ...(tensor.zeroFromByte !== undefined ? { zeroFromByte: tensor.zeroFromByte } : {}),
+      })),
+    },
+  };
+}
+
 /** Total file size of a document, without generating any tensor data. */
 export function ggufFileBytes(document: GgufDocument): number {
   const { preamble, dataBytes } = encodeGgufPreamble(document);
@@ -163,10 +191,15 @@ export function writeGguf(path: string, document: GgufDocument, onProgress?: (wr
       const start = preamble.length + dataOffsets[index]!;
       if (written < start) written += writeSync(fd, new Uint8Array(start - written)); // alignment padding
       const fill = tensor.createFiller();
-      let remaining = tensorDataBytes(tensor);
+      const bytes = tensorDataBytes(tensor);
+      const zeroFrom = tensor.zeroFromByte ?? bytes;
+      let remaining = bytes;
       while (remaining > 0) {
         const view = chunk.subarray(0, Math.min(remaining, WRITE_CHUNK_BYTES));
+        const at = bytes - remaining;
+        // Filled all the same (the random stream of what follows does not shift), then zeroed.
         fill(view);
+        if (at + view.length > zeroFrom) view.fill(0, Math.max(0, zeroFrom - at));
         written += writeSync(fd, view);
         remaining -= view.length;
         onProgress?.(written, totalBytes);

@@ -8,4 +8,4 @@ export * from './model-plan.js';
 export { SPECIAL_TOKENS, CHAT_TEMPLATE } from './vocabulary.js';
 export { estimateStateBytes, transformerKvBytes, transformerKvShape, LLAMA_3_1_8B_KV_SHAPE } from './state-size.js';
 export { planTransformer, TRANSFORMER_PRESETS, type TransformerPresetName } from './transformer-plan.js';
-export { writeGguf, ggufFileBytes } from './gguf-writer.js';
+export { writeGguf, ggufFileBytes, hostWeightsManifest } from './gguf-writer.js';

@@ -87,6 +87,7 @@ export function planModel(shape: ModelShape, seed: number): ModelPlan {
   ones('output_norm.weight', [embedding]);
   matrix('output.weight', [embedding, vocabSize], embedding, OUTPUT_SCALE_FACTOR);
   quieterFirstRows(tensors.at(-1)!, embedding * (vocabulary.eosTokenId + 1), EOS_LOGIT_GAIN);
+  silentUnusedRows(tensors.at(-1)!, embedding, vocabulary.usedTokenCount);
 
   for (let layer = 0; layer < shape.blockCount; layer++) {
     const block = (name: string) => `blk.${layer}.${name}`;
@@ -126,6 +127,18 @@ export function planModel(shape: ModelShape, seed: number): ModelPlan {
 
   const parameterCount = tensors.reduce((sum, tensor) => sum + tensor.dims.reduce((product, dim) => product * dim, 1), 0);
   return { shape, seed, document: { metadata, tensors }, vocabSize, parameterCount };
+}
+
+/**
+ * Zero the output rows of a padded vocabulary's unused tokens (ids from `usedTokens` on): their
+ * logit is then 0 while some text token's random logit is above it (all of 100 below 0 has odds
+ * of 2^-100), so greedy decoding never writes one; they have no text, and an answer of them
+ * would say nothing and could never be resumed from (its text re-tokenizes to other tokens).
+ * Sampling still reaches them now and then.
+ */
+export function silentUnusedRows(tensor: GgufTensorSpec, rowLength: number, usedTokens: number): void {
+  const rows = tensor.dims[1]!;
+  if (usedTokens < rows) tensor.zeroFromByte = rowLength * usedTokens * (tensor.type === 'F16' ? 2 : 4);
 }
 
 /** Scale the first `elements` values of a tensor's data stream by `gain` (a power of two for F16). */

@@ -5,6 +5,7 @@
  */
 import { gguf, type GgufDocument, type GgufTensorSpec, type GgufValue } from './gguf-writer.js';
 import { generatorMetadata, tokenizerMetadata } from './common-metadata.js';
+import { silentUnusedRows } from './model-plan.js';
 import { buildVocabulary } from './vocabulary.js';
 import { f16RandomFiller, f32Filler } from './weights.js';
 
@@ -55,6 +56,7 @@ export function planTransformer(shape: TransformerShape, seed: number): { docume
   matrix('token_embd.weight', [embedding, vocabSize], 1);
   ones('output_norm.weight');
   matrix('output.weight', [embedding, vocabSize], embedding / 16);
+  silentUnusedRows(tensors.at(-1)!, embedding, vocabulary.usedTokenCount);
   for (let layer = 0; layer < shape.blockCount; layer++) {
     const block = (name: string) => `blk.${layer}.${name}`;
     ones(block('attn_norm.weight'));

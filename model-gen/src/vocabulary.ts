@@ -48,6 +48,8 @@ export interface Vocabulary {
   eosTokenId: number;
   /** Ids of the plain-text tokens (one character each). */
   textTokenCount: number;
+  /** Tokens before the padding (special and text): ids from here on are unused fillers. */
+  usedTokenCount: number;
 }
 
 /**
@@ -64,9 +66,10 @@ export function buildVocabulary(paddedSize = 0): Vocabulary {
     tokenTypes.push(TokenType.normal);
   }
   const textTokenCount = textBytes.length;
+  const usedTokenCount = tokens.length;
   for (let filler = 0; tokens.length < paddedSize; filler++) {
     tokens.push(`<|unused_${filler}|>`);
     tokenTypes.push(TokenType.unused);
   }
-  return { tokens, tokenTypes, eosTokenId: 0, textTokenCount };
+  return { tokens, tokenTypes, eosTokenId: 0, textTokenCount, usedTokenCount };
 }

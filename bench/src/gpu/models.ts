@@ -1,6 +1,8 @@
 /**
  * The models a GPU run uses, written by our own generator: the tiny model (the reference check's,
- * the same file the tests use) and, for a dry run, the tiny transformer. The two big models are
+ * the same file the tests use) and, for a dry run, the tiny transformer and the tiny model padded
+ * to Bamba-9B's vocabulary (the dry run's stack serves it, so that a 128K vocabulary goes through
+ * our process as on the GPU: one once overflowed the engine's stack at load). The two big models are
  * written on the host by bench/gpu/fill-weights.py from preambles bench/gpu/pack.mjs made here.
  * Usage: node bench/dist/gpu/models.js CACHE_DIR   (prints the paths as JSON)
  */
@@ -21,5 +23,9 @@ export function ensureTransformer(cacheDir: string, preset: TransformerPresetNam
 
 if (process.argv[1]?.endsWith('models.js')) {
   const cacheDir = resolve(process.argv[2] ?? '.cache');
-  process.stdout.write(`${JSON.stringify({ tiny: ensureCachedModel(cacheDir, 'tiny', DEFAULT_MODEL_SEED), llamaTiny: ensureTransformer(cacheDir, 'llama-tiny-shape') })}\n`);
+  process.stdout.write(`${JSON.stringify({
+    tiny: ensureCachedModel(cacheDir, 'tiny', DEFAULT_MODEL_SEED),
+    wideVocab: ensureCachedModel(cacheDir, 'tiny-wide-vocab', DEFAULT_MODEL_SEED),
+    llamaTiny: ensureTransformer(cacheDir, 'llama-tiny-shape'),
+  })}\n`);
 }

@@ -4,7 +4,8 @@
  * turn at 8K and 32K tokens of history, resident, from the host tier, from a Redis snapshot and
  * replayed. Then, in-process on the same device: a 9B state's export → Redis → import, and how
  * long an export stalls the other slots' decoding. Run by bench/gpu/host.sh; `--dry-run` runs the
- * same code on the CPU with the tiny model and short histories.
+ * same code on the CPU with a tiny model (host.sh gives it the one with Bamba-9B's vocabulary) and
+ * short histories.
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
