@@ -27,7 +27,8 @@ export const listSchema = (extraProperty: string | null) => ({
 
 interface Generation { ttftMs: number; decodeTokensPerSecond: number; tokens: number }
 
-async function generate(engine: Engine, params: GenerationParams): Promise<Generation> {
+/** One generation of the list prompt on a fresh slot: its TTFT, decode tokens/s (first token left out) and length. */
+export async function generate(engine: Engine, params: GenerationParams): Promise<Generation> {
   const slot = engine.acquireSlot()!;
   try {
     const stream = engine.generate(slot, engine.tokenizeChat(prompt), params);

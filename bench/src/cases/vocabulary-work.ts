@@ -13,24 +13,13 @@ import type { OutputFormat } from '@bamba/shared';
 import { startDirectEngine } from '@bamba/tests/support/direct-engine';
 import type { BenchCase } from '../case.js';
 import { median, progress, round } from '../measure.js';
-import { listSchema } from './structured-output.js';
+import { generate, listSchema } from './structured-output.js';
 
 const TOKENS = 96;
 const TOP_LOGPROBS = 5;
-const prompt = [{ role: 'user' as const, content: 'List twelve short words as JSON.' }];
 
-/** Decode tokens/s of one greedy answer (the first token, which carries the prompt, left out). */
-async function decodeRate(engine: Engine, params: GenerationParams): Promise<number> {
-  const slot = engine.acquireSlot()!;
-  try {
-    const stream = engine.generate(slot, engine.tokenizeChat(prompt), params);
-    for await (const _piece of stream) { /* drained for the summary */ }
-    const summary = await stream.summary;
-    return ((summary.completionTokens - 1) / (summary.totalMs - summary.timeToFirstTokenMs)) * 1000;
-  } finally {
-    await engine.releaseSlot(slot);
-  }
-}
+/** Decode tokens/s of one greedy answer to the structured-output case's prompt. */
+const decodeRate = async (engine: Engine, params: GenerationParams) => (await generate(engine, params)).decodeTokensPerSecond;
 
 export const vocabularyWorkCase: BenchCase = {
   name: 'vocabulary-work',
