@@ -29,11 +29,11 @@ function tableRows(text: string): string[][] {
   return lines.filter((line, index) => !/^\|[-| ]+\|$/.test(line) && !/^\|[-| ]+\|$/.test(lines[index + 1] ?? '')).map((line) => line.split('|').slice(1, -1).map((cell) => cell.trim()));
 }
 
-let models: { tiny: string; wideVocab: string; llamaTiny: string };
+let models: { generator: number; tiny: string; wideVocab: string; llamaTiny: string };
 
 describe('the GPU run, dry', () => {
   it('writes its small models with our generator', async () => {
-    const run = await runScript('models.js', [work]);
+    const run = await runScript('models.js', [work, '--dry-run']);
     expect(run.code, run.output).toBe(0);
     models = JSON.parse(run.output.trim().split('\n').at(-1)!) as typeof models;
     expect(models.tiny).toMatch(/tiny-seed42/);

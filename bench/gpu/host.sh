@@ -58,6 +58,8 @@ if [ "$(df --output=avail -k /dev/shm 2>/dev/null | tail -1 || echo 0)" -lt $((8
 
 models="$work/models"
 mkdir -p "$models"
+# A path (or the generator version) models.js wrote to $work/models/paths.json.
+model_path() { node -p "require('$work/models/paths.json').$1"; }
 # A rerun on a warm machine finds its build from the first run (ignored paths stay): no rebuild.
 built_already() {
   node bench/dist/gpu/binding.js "$1" >/dev/null 2>&1 && log "build: our $1 binding from an earlier run is here; not rebuilt"
@@ -69,20 +71,23 @@ if [ -n "$dry" ]; then
   # default) so that loading goes through the same named-build lookup as on the GPU.
   export NODE_LLAMA_CPP_CMAKE_OPTION_GGML_CCACHE=OFF
   built_already cpu || step build 60 node node_modules/node-llama-cpp/dist/cli/cli.js source build --gpu false --noUsageExample || exit 1
-  step models 20 node bench/dist/gpu/models.js "$work" || exit 1
-  hybrid="$work/models/tiny-seed42-g4.gguf"; transformer="$work/models/llama-tiny-shape-seed1.gguf"
+  step models 20 node bench/dist/gpu/models.js "$work" --dry-run || exit 1
+  hybrid="$(model_path tiny)"; transformer="$(model_path llamaTiny)"
   # The stack serves a 128K vocabulary as on the GPU (bench/src/gpu/models.ts says why).
-  served="$work/models/tiny-wide-vocab-seed42-g4.gguf"
+  served="$(model_path wideVocab)"
 else
   # node-llama-cpp 3.21.1's prebuilt CUDA binary has no sm_90 code: build its llama.cpp for Hopper.
   # Flash attention kernels off: they double the build, and every measurement here runs without them.
   export NODE_LLAMA_CPP_CMAKE_OPTION_CMAKE_CUDA_ARCHITECTURES=90 NODE_LLAMA_CPP_CMAKE_OPTION_GGML_CUDA_FA=OFF
   built_already cuda || step build 200 node node_modules/node-llama-cpp/dist/cli/cli.js source build --gpu cuda --noUsageExample || exit 1
-  step models 60 bash -c "node bench/dist/gpu/models.js '$work' && for m in bamba-9b-shape llama-3.1-8b-shape; do [ -f '$models'/\$m.gguf ] || python3 bench/gpu/fill-weights.py .gpu/models/\$m.preamble .gpu/models/\$m.json '$models'/\$m.gguf || exit 1; done" || exit 1
-  hybrid="$models/bamba-9b-shape.gguf"; transformer="$models/llama-3.1-8b-shape.gguf"
+  step models 20 node bench/dist/gpu/models.js "$work" || exit 1
+  # Named with the generator's version: weights an older generator wrote are not reused.
+  gen="$(model_path generator)"
+  step weights 60 bash -c "for m in bamba-9b-shape llama-3.1-8b-shape; do [ -f '$models'/\$m-g$gen.gguf ] || python3 bench/gpu/fill-weights.py .gpu/models/\$m.preamble .gpu/models/\$m.json '$models'/\$m-g$gen.gguf || exit 1; done" || exit 1
+  hybrid="$models/bamba-9b-shape-g$gen.gguf"; transformer="$models/llama-3.1-8b-shape-g$gen.gguf"
   served="$hybrid"
 fi
-tiny="$work/models/tiny-seed42-g4.gguf"
+tiny="$(model_path tiny)"
 # Proof that what serves below is the binding built above (no prebuilt binary travels).
 step binding 10 node bench/dist/gpu/binding.js "$([ -n "$dry" ] && echo cpu || echo cuda)" || exit 1
 

@@ -3,7 +3,7 @@
  * llama.cpp reads, the tokenizer, and one tensor spec per weight with its deterministic filler.
  * Planning costs nothing; bytes are produced only when the document is written.
  */
-import { gguf, type GgufDocument, type GgufTensorSpec, type GgufValue } from './gguf-writer.js';
+import { gguf, tensorDataBytes, type GgufDocument, type GgufTensorSpec, type GgufValue } from './gguf-writer.js';
 import { ssmInnerSize, type ModelShape } from './presets.js';
 import { generatorMetadata, tokenizerMetadata } from './common-metadata.js';
 import { buildVocabulary } from './vocabulary.js';
@@ -87,7 +87,7 @@ export function planModel(shape: ModelShape, seed: number): ModelPlan {
   ones('output_norm.weight', [embedding]);
   matrix('output.weight', [embedding, vocabSize], embedding, OUTPUT_SCALE_FACTOR);
   quieterFirstRows(tensors.at(-1)!, embedding * (vocabulary.eosTokenId + 1), EOS_LOGIT_GAIN);
-  silentUnusedRows(tensors.at(-1)!, embedding, vocabulary.usedTokenCount);
+  silentUnusedRows(tensors.at(-1)!, vocabulary.usedTokenCount);
 
   for (let layer = 0; layer < shape.blockCount; layer++) {
     const block = (name: string) => `blk.${layer}.${name}`;
@@ -130,15 +130,16 @@ export function planModel(shape: ModelShape, seed: number): ModelPlan {
 }
 
 /**
- * Zero the output rows of a padded vocabulary's unused tokens (ids from `usedTokens` on): their
- * logit is then 0 while some text token's random logit is above it (all of 100 below 0 has odds
- * of 2^-100), so greedy decoding never writes one; they have no text, and an answer of them
- * would say nothing and could never be resumed from (its text re-tokenizes to other tokens).
- * Sampling still reaches them now and then.
+ * Zero the output rows (one per token, `dims[0]` values each) of a padded vocabulary's unused
+ * tokens (ids from `usedTokens` on): their logit is then 0 while some text token's random logit
+ * is above it (all of 100 below 0 has odds of 2^-100), so greedy decoding never writes one; they
+ * have no text, and an answer of them would say nothing and could never be resumed from (its
+ * text re-tokenizes to other tokens). Sampling still does: 128K logits of 0 hold much of the
+ * probability mass (most of it on tiny-wide-vocab at temperature 1), so measurements on padded
+ * random models decode greedily.
  */
-export function silentUnusedRows(tensor: GgufTensorSpec, rowLength: number, usedTokens: number): void {
-  const rows = tensor.dims[1]!;
-  if (usedTokens < rows) tensor.zeroFromByte = rowLength * usedTokens * (tensor.type === 'F16' ? 2 : 4);
+export function silentUnusedRows(tensor: GgufTensorSpec, usedTokens: number): void {
+  if (usedTokens < tensor.dims[1]!) tensor.zeroFromByte = tensorDataBytes({ dims: [tensor.dims[0]!, usedTokens], type: tensor.type });
 }
 
 /** Scale the first `elements` values of a tensor's data stream by `gain` (a power of two for F16). */

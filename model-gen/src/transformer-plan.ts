@@ -56,7 +56,7 @@ export function planTransformer(shape: TransformerShape, seed: number): { docume
   matrix('token_embd.weight', [embedding, vocabSize], 1);
   ones('output_norm.weight');
   matrix('output.weight', [embedding, vocabSize], embedding / 16);
-  silentUnusedRows(tensors.at(-1)!, embedding, vocabulary.usedTokenCount);
+  silentUnusedRows(tensors.at(-1)!, vocabulary.usedTokenCount);
   for (let layer = 0; layer < shape.blockCount; layer++) {
     const block = (name: string) => `blk.${layer}.${name}`;
     ones(block('attn_norm.weight'));

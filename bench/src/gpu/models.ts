@@ -1,18 +1,20 @@
 /**
- * The models a GPU run uses, written by our own generator: the tiny model (the reference check's,
- * the same file the tests use) and, for a dry run, the tiny transformer and the tiny model padded
- * to Bamba-9B's vocabulary (the dry run's stack serves it, so that a 128K vocabulary goes through
- * our process as on the GPU: one once overflowed the engine's stack at load). The two big models are
- * written on the host by bench/gpu/fill-weights.py from preambles bench/gpu/pack.mjs made here.
- * Usage: node bench/dist/gpu/models.js CACHE_DIR   (prints the paths as JSON)
+ * The models a GPU run makes with our own generator: the tiny model (the reference check's, the
+ * same file the tests use) and, for a dry run (`--dry-run`), the tiny transformer and the tiny
+ * model padded to Bamba-9B's vocabulary (the dry run's stack serves it, so that a 128K
+ * vocabulary goes through our process as on the GPU: one once overflowed the engine's stack at
+ * load). The two big models are written on the host by bench/gpu/fill-weights.py from preambles
+ * bench/gpu/pack.mjs made here, under names with this generator's version (a rerun on a warm host
+ * writes them again after a generator change rather than reuse old weights).
+ * Usage: node bench/dist/gpu/models.js CACHE_DIR [--dry-run]   (writes CACHE_DIR/models/paths.json and prints it)
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { DEFAULT_MODEL_SEED, ensureCachedModel, planTransformer, TRANSFORMER_PRESETS, writeGguf, type TransformerPresetName } from '@bamba/model-gen';
+import { DEFAULT_MODEL_SEED, ensureCachedModel, GENERATOR_VERSION, planTransformer, TRANSFORMER_PRESETS, writeGguf, type TransformerPresetName } from '@bamba/model-gen';
 
 /** A random-weight transformer of a preset's shape, written once into `cacheDir/models`. */
 export function ensureTransformer(cacheDir: string, preset: TransformerPresetName): string {
-  const path = join(cacheDir, 'models', `${preset}-seed1.gguf`);
+  const path = join(cacheDir, 'models', `${preset}-seed1-g${GENERATOR_VERSION}.gguf`);
   if (!existsSync(path)) {
     mkdirSync(join(cacheDir, 'models'), { recursive: true });
     process.stderr.write(`writing ${preset} (random weights)…\n`);
@@ -23,9 +25,13 @@ export function ensureTransformer(cacheDir: string, preset: TransformerPresetNam
 
 if (process.argv[1]?.endsWith('models.js')) {
   const cacheDir = resolve(process.argv[2] ?? '.cache');
-  process.stdout.write(`${JSON.stringify({
+  const dryRun = process.argv.includes('--dry-run');
+  const paths = {
+    generator: GENERATOR_VERSION,
     tiny: ensureCachedModel(cacheDir, 'tiny', DEFAULT_MODEL_SEED),
-    wideVocab: ensureCachedModel(cacheDir, 'tiny-wide-vocab', DEFAULT_MODEL_SEED),
-    llamaTiny: ensureTransformer(cacheDir, 'llama-tiny-shape'),
-  })}\n`);
+    ...(dryRun ? { wideVocab: ensureCachedModel(cacheDir, 'tiny-wide-vocab', DEFAULT_MODEL_SEED), llamaTiny: ensureTransformer(cacheDir, 'llama-tiny-shape') } : {}),
+  };
+  const json = JSON.stringify(paths);
+  writeFileSync(join(cacheDir, 'models', 'paths.json'), `${json}\n`);
+  process.stdout.write(`${json}\n`);
 }

@@ -60,3 +60,12 @@ describe('ChatTokenizer with tool calls', () => {
     expect(textOf(plain.tokenizeChat([asking], true))).toBe('<user>echo it');
   });
 });
+
+describe('ChatTokenizer with long messages', () => {
+  it('tokenizes a message of more tokens than a call can take as arguments', () => {
+    const long = 'x'.repeat(400_000);
+    const tokens = tokenizerOf(CHAT_TEMPLATE).tokenizeChat([{ role: 'user', content: long }], true);
+    expect(tokens.length).toBeGreaterThan(400_000);
+    expect(textOf(tokens)).toContain(long);
+  });
+});

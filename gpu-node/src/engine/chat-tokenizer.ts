@@ -54,6 +54,14 @@ class Lru<V> {
   }
 }
 
+/**
+ * Add `source` to the end of `target`. A loop, not push(...source): a long message's hundreds of
+ * thousands of tokens as arguments overflow the stack.
+ */
+function append(target: number[], source: readonly number[]): void {
+  for (const token of source) target.push(token);
+}
+
 export class ChatTokenizer {
   /** Private-use characters with a per-process nonce: no content can contain it by accident. */
   private readonly sentinel: RegExp;
@@ -99,11 +107,12 @@ export class ChatTokenizer {
       const index = Number(match[1]);
       if (seen.has(index) || index >= plain.length) throw new InternalInvariantError('the chat template repeats a message content or call; cannot tokenize it as text');
       seen.add(index);
-      tokens.push(...this.templateText(rendered.slice(at, match.index)), ...this.content(plain[index]!));
+      append(tokens, this.templateText(rendered.slice(at, match.index)));
+      append(tokens, this.content(plain[index]!));
       at = match.index + match[0].length;
     }
     if (seen.size !== plain.length) throw new InternalInvariantError('the chat template drops message contents or call arguments; cannot tokenize them as text');
-    tokens.push(...this.templateText(rendered.slice(at)));
+    append(tokens, this.templateText(rendered.slice(at)));
     return tokens;
   }
 

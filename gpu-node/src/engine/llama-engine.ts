@@ -169,7 +169,13 @@ export class LlamaEngine implements Engine {
         )
         : null;
     const vocabulary = model.fileInfo.metadata.tokenizer?.ggml?.tokens;
-    this.tokenBytes = new TokenBytes(model.fileInfo.metadata.tokenizer?.ggml?.model, Array.isArray(vocabulary) ? vocabulary : undefined, (token) => model.detokenize([token as Token], true));
+    const tokenTypes = model.fileInfo.metadata.tokenizer?.ggml?.token_type;
+    this.tokenBytes = new TokenBytes(
+      model.fileInfo.metadata.tokenizer?.ggml?.model,
+      Array.isArray(vocabulary) ? vocabulary : undefined,
+      Array.isArray(tokenTypes) ? tokenTypes : undefined,
+      (token) => model.detokenize([token as Token], true),
+    );
     // A loop, not Math.max(...list): a 128K-token vocabulary as arguments overflows the stack.
     this.maxTokenBytes = 1;
     for (const token of Array.isArray(vocabulary) ? vocabulary : []) this.maxTokenBytes = Math.max(this.maxTokenBytes, Buffer.byteLength(String(token)));

@@ -4,7 +4,8 @@
  * would lose them: a token holding part of a UTF-8 character decodes to U+FFFD, and SentencePiece
  * vocabularies drop a leading space. Byte-level BPE vocabularies (`gpt2`, Bamba's and Granite's)
  * spell each byte as one character of GPT-2's byte alphabet; SentencePiece ones (`llama`) spell
- * a space as U+2581 and a raw byte as `<0xHH>`. Other tokenizers fall back to the engine's text.
+ * a space as U+2581 and a raw byte as `<0xHH>`. Control and user-defined tokens are spelled as
+ * their text in both. Other tokenizers fall back to the engine's text.
  */
 
 /** GPT-2's byte alphabet read backwards: printable bytes are themselves, the rest 256 + n in order. */
@@ -20,6 +21,8 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: false });
 const SPM_SPACE = /\u2581/g;
 const SPM_BYTE = /^<0x([0-9A-Fa-f]{2})>$/;
+/** llama.cpp's token types (`tokenizer.ggml.token_type`) spelled as plain text. */
+const AS_TEXT_TYPES = new Set([3 /* control */, 4 /* user-defined */]);
 
 export class TokenBytes {
   private readonly known = new Map<number, { bytes: number[]; text: string }>();
@@ -30,6 +33,8 @@ export class TokenBytes {
     private readonly tokenizer: string | undefined,
     /** `tokenizer.ggml.tokens`, when the model has them. */
     private readonly vocabulary: readonly string[] | undefined,
+    /** `tokenizer.ggml.token_type`, when the model has them. */
+    private readonly types: readonly number[] | undefined,
     /** The engine's own text of one token, for tokenizers read no other way. */
     private readonly fallbackText: (token: number) => string,
   ) {
@@ -50,8 +55,8 @@ export class TokenBytes {
   private read(token: number): number[] {
     const spelled = this.vocabulary?.[token];
     if (typeof spelled !== 'string') return [...encoder.encode(this.fallbackText(token))];
+    if (AS_TEXT_TYPES.has(this.types?.[token] ?? 1)) return [...encoder.encode(spelled)];
     if (this.gpt2) {
-      // A special token's text (`<|end_of_text|>`) is printable ASCII: itself either way.
       const bytes: number[] = [];
       for (const character of spelled) {
         const byte = this.gpt2.get(character.codePointAt(0)!);
