@@ -623,11 +623,11 @@ export class SessionStore {
     return 'busy';
   }
 
-  /** Add items to a conversation (refused while a turn runs: it would not see them consistently). */
   /**
-   * Append items to a conversation. `checkedAgainst`: the transcript the items were checked
-   * against (its messages as `get` gave them); when it changed since, nothing is appended
-   * (`changed`), so a check and its append act as one.
+   * Add items to a conversation (refused while a turn runs: it would not see them consistently).
+   * `checkedAgainst`: the transcript the items were checked against (its messages as `get` gave
+   * them); when it changed since, nothing is appended (`changed`), so a check and its append act
+   * as one.
    */
   async appendItems(tenant: string, sessionId: string, messages: ChatMessage[], checkedAgainst?: readonly ChatMessage[]): Promise<'appended' | 'changed' | 'not_found' | 'busy'> {
     if (!isSessionId(sessionId)) return 'not_found';

@@ -41,7 +41,6 @@ export class BambaError extends Error {
   }
 }
 
-/** The client sent something we will never accept as it is (HTTP 400). */
 /**
  * The same error naming another field (a refusal found in one request's terms, told in another's):
  * `param`, and its message's leading field name, when it starts with it, replaced by `lead`.
@@ -52,6 +51,7 @@ export function withParam(error: BambaError, param: string, lead = param): Bamba
   return new BambaError(error.type, error.status, error.retryable, named ? `${lead}${error.message.slice(old.length)}` : error.message, { param, code: error.code, cause: error });
 }
 
+/** The client sent something we will never accept as it is (HTTP 400). */
 export class InvalidRequestError extends BambaError {
   constructor(message: string, options: BambaErrorOptions = {}) {
     super('invalid_request_error', 400, false, message, options);

@@ -14,12 +14,12 @@ import { nativeContextOf, overrideNative } from './native-context.js';
 export function keepTopProbabilities(context: object, count: number): void {
   const native = nativeContextOf(context, 'top-probabilities.ts');
   const sampleToken = native.sampleToken.bind(native);
-  overrideNative(native, 'sampleToken', async (...args) => {
-    const result = await sampleToken(...args);
-    // [token, probabilities (token, probability pairs, flat), confidence] when probabilities were asked for.
-    if (Array.isArray(result) && Array.isArray(result[1]) && result[1].length > 2 * count) {
-      return [result[0], result[1].slice(0, 2 * count), result[2]];
-    }
-    return result;
+  overrideNative(native, 'sampleToken', (...args) => {
+    // (batchLogitIndex, sampler, probabilities?, confidence?): most samples ask for none, and pass untouched.
+    if (args[2] !== true) return sampleToken(...args);
+    // [token, probabilities (token, probability pairs, flat), confidence].
+    return sampleToken(...args).then((result) => (Array.isArray(result) && Array.isArray(result[1]) && result[1].length > 2 * count
+      ? [result[0], result[1].slice(0, 2 * count), result[2]]
+      : result));
   });
 }

@@ -139,6 +139,11 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
     await events.error(errorToWire(error));
     return { kind: 'rejected', error };
   };
+  /** A refusal of the request's own (a non-retryable BambaError) is reported; anything else is thrown, for a retry. */
+  const refuseOrThrow = async (error: unknown): Promise<RunOutcome> => {
+    if (error instanceof BambaError && !error.retryable) return reject(error);
+    throw error;
+  };
   if (nowMs() > job.deadlineAtMs) return reject(new DeadlineExceededError('the request waited in the queue past its deadline'));
   const answerTools = answerToolsOf(job);
   if (answerTools.grammar) {
@@ -146,8 +151,7 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
     try {
       await deps.engine.prepareGrammar(answerTools.grammar);
     } catch (error) {
-      if (error instanceof BambaError && !error.retryable) return reject(error);
-      throw error;
+      return refuseOrThrow(error);
     }
   }
   if (job.prefillOnly) {
@@ -155,16 +159,14 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
       assertMayFit(deps, job.input.kind === 'chat' ? chatTexts(job.input.messages, undefined) : [], 'messages');
       return { kind: 'finished', completionTokens: await prefillPrefix(deps, job, events) };
     } catch (error) {
-      if (error instanceof BambaError && !error.retryable) return reject(error);
-      throw error;
+      return refuseOrThrow(error);
     }
   }
   let conversation: Conversation;
   try {
     conversation = await conversationOf(deps, job, answerTools.tools);
   } catch (error) {
-    if (error instanceof BambaError && !error.retryable) return reject(error);
-    throw error;
+    return refuseOrThrow(error);
   }
   if ('kind' in conversation) return answerCommitted(events, conversation.turn, conversation.answer);
   const restored = await restoreState(deps, conversation);
@@ -178,8 +180,7 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
       const params = answerTools.forced ? { ...job.params, stop: [] } : job.params;
       stream = deps.engine.generate(restored.slot, newTokens, params, signal, { urgent: job.priority === 'interactive', ...(answerTools.grammar ? { grammar: answerTools.grammar } : {}) });
     } catch (error) {
-      if (error instanceof BambaError && !error.retryable) return await reject(error);
-      throw error;
+      return await refuseOrThrow(error);
     }
     events.start(conversation.promptTokens.length, restored.cachedTokens, restored.resume);
     let answer = '';
@@ -195,8 +196,7 @@ export async function runGeneration(deps: ServingDeps, job: GenerationJob, event
       summary = await stream.summary;
     } catch (error) {
       // An answer its grammar could not continue: the same request would fail the same way.
-      if (error instanceof BambaError && !error.retryable) return await reject(error);
-      throw error;
+      return await refuseOrThrow(error);
     }
     if (summary.finishReason === 'cancelled') return { kind: 'cancelled' };
     const read = reader?.finish(summary.finishReason === 'length');
