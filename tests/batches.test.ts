@@ -62,6 +62,8 @@ describe('batches', () => {
       requestLine('q3', chatBody(3)),
       // Longer than an interactive body may be (BAMBA_MAX_BODY_BYTES, 1 MiB): refused, never queued.
       requestLine('huge', { ...chatBody(4), messages: [{ role: 'user', content: 'x'.repeat(1_100_000) }] }),
+      // One line, one answer: more choices are more lines.
+      requestLine('two', { ...chatBody(5), n: 2 }),
     ];
     const input = await uploadLines(lines);
     const created = await client.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { purpose: 'test' } });
@@ -70,8 +72,8 @@ describe('batches', () => {
 
     const batch = await waitForBatch(created.id, finished);
     expect(batch.status).toBe('completed');
-    expect(batch.request_counts).toEqual({ total: 9, completed: 4, failed: 5 });
-    expect(batch.errors?.data?.map((error) => [error.line, error.code])).toEqual([[2, 'invalid_json'], [4, 'invalid_url'], [5, 'duplicate_custom_id'], [7, 'invalid_value'], [9, 'request_too_large']]);
+    expect(batch.request_counts).toEqual({ total: 10, completed: 4, failed: 6 });
+    expect(batch.errors?.data?.map((error) => [error.line, error.code])).toEqual([[2, 'invalid_json'], [4, 'invalid_url'], [5, 'duplicate_custom_id'], [7, 'invalid_value'], [9, 'request_too_large'], [10, 'invalid_request']]);
     expect(batch.completed_at).toBeGreaterThanOrEqual(batch.created_at);
 
     const output = await outputLines(batch.output_file_id);
@@ -86,7 +88,8 @@ describe('batches', () => {
       expect(line.error).toBeNull();
     }
     const errors = await outputLines(batch.error_file_id);
-    expect(errors.map((line) => [line.custom_id, line.error.line, line.error.code])).toEqual([[null, 2, 'invalid_json'], ['wrong-url', 4, 'invalid_url'], ['q0', 5, 'duplicate_custom_id'], ['bad-body', 7, 'invalid_value'], ['huge', 9, 'request_too_large']]);
+    expect(errors.map((line) => [line.custom_id, line.error.line, line.error.code])).toEqual([[null, 2, 'invalid_json'], ['wrong-url', 4, 'invalid_url'], ['q0', 5, 'duplicate_custom_id'], ['bad-body', 7, 'invalid_value'], ['huge', 9, 'request_too_large'], ['two', 10, 'invalid_request']]);
+    expect(errors.at(-1)?.error.message).toMatch(/n > 1 is not supported in a batch/);
     // OpenAI's model and usage fields: the sums of the completed requests' usage.
     const sum = (pick: (usage: Record<string, any>) => number) => output.reduce((total, line) => total + pick(line.response.body.usage), 0);
     expect(batch.model).toBe(MODEL_ID);

@@ -22,6 +22,8 @@ export interface RequestLogRecord {
   errorType?: string;
   errorCode?: string | null;
   streamed?: boolean;
+  /** `n`, when more than one answer was asked for (token counts are then all choices'). */
+  choices?: number;
 }
 
 /** Where the gateway writes logs. The Node entry backs it with pino (JSON lines). */

@@ -28,6 +28,11 @@ export type AnswerPiece =
  */
 export const NODE_FAILED = 'node_failed';
 
+/** A retried attempt cannot replace an answer whose text went out: its node failed (or stopped) mid-answer. */
+export function midAnswerFailure(how: 'failed' | 'stopped'): ServerError {
+  return new ServerError(`the gpu-node serving this request ${how} mid-generation; please retry`, { code: NODE_FAILED });
+}
+
 /**
  * `canRestart` says whether a retried attempt may replace what came before (false once text
  * went out to the client). Throws the generation's error, at a cancellation mark its error (or
@@ -41,7 +46,7 @@ export async function* answerOf(events: AsyncIterable<StreamEvent>, canRestart: 
     if (event.attempt < attempt) continue; // a stale attempt's leftovers
     if (event.type === 'generation-start' && event.attempt > attempt) {
       if (attempt !== 0) {
-        if (!canRestart()) throw new ServerError('the gpu-node serving this request failed mid-generation; please retry', { code: NODE_FAILED });
+        if (!canRestart()) throw midAnswerFailure('failed');
         yield { kind: 'restart' };
       }
       attempt = event.attempt;
@@ -52,7 +57,7 @@ export async function* answerOf(events: AsyncIterable<StreamEvent>, canRestart: 
     if (event.attempt !== attempt) continue; // events of an attempt whose start we did not see
     if (event.type === 'generation-retry') {
       // The node gave the job back (it is stopping): another attempt follows.
-      if (!canRestart()) throw new ServerError('the gpu-node serving this request stopped mid-generation; please retry', { code: NODE_FAILED });
+      if (!canRestart()) throw midAnswerFailure('stopped');
       continue;
     }
     if (event.type === 'token-delta') {

@@ -201,6 +201,8 @@ export function checkBatchLine(text: string, line: number, endpoint: BatchEndpoi
   if (body.session_id !== undefined && body.session_id !== null) return refuse('invalid_request', 'session_id is not supported in a batch', 'body.session_id', customId);
   try {
     const request = endpoint === '/v1/chat/completions' ? validateChatCompletionRequest(body, defaults) : validateCompletionRequest(body, defaults);
+    // A line is one job with one output line: more answers are more lines (each with its seed).
+    if (request.choices > 1) return refuse('invalid_request', 'n > 1 is not supported in a batch: write one line per answer', 'body.n', customId);
     return { line, customId, request };
   } catch (error) {
     if (!(error instanceof BambaError)) throw error;

@@ -44,38 +44,54 @@ function logprobsOf(request: ValidatedGenerationRequest, entries: readonly Token
   return request.endpoint === 'chat' ? chatLogprobs(entries ?? []) : completionLogprobs(entries ?? [], offset);
 }
 
-/** `logprobs`: the answer's entries, when the request asked for them. */
-export function completeResponse(request: ValidatedGenerationRequest, identity: Identity, text: string, finishReason: FinishReason, usage: Usage, toolCalls?: readonly ToolCall[], logprobs?: readonly TokenLogprob[]) {
-  const choiceLogprobs = logprobsOf(request, logprobs);
+/** One choice's whole answer, as a non-streamed response shows it. */
+export interface ChoiceAnswer {
+  text: string;
+  finishReason: FinishReason;
+  toolCalls?: readonly ToolCall[] | undefined;
+  /** The answer's entries, when the request asked for them. */
+  logprobs?: readonly TokenLogprob[] | undefined;
+}
+
+/** A non-streamed response: one choice per answer, in order (`index` is its place). */
+export function completeResponse(request: ValidatedGenerationRequest, identity: Identity, answers: readonly ChoiceAnswer[], usage: Usage) {
   if (request.endpoint === 'chat') {
-    // With tool calls, a message that wrote nothing before them has null content, as OpenAI's.
-    const message = toolCalls
-      ? { role: 'assistant', content: text === '' ? null : text, refusal: null, tool_calls: wireToolCalls(toolCalls, false) }
-      : { role: 'assistant', content: text, refusal: null };
-    return {
-      ...identity,
-      object: 'chat.completion',
-      choices: [{ index: 0, message, logprobs: choiceLogprobs, finish_reason: finishReasonOf(request, finishReason, toolCalls) }],
-      usage,
-    };
+    const choices = answers.map(({ text, finishReason, toolCalls, logprobs }, index) => {
+      // With tool calls, a message that wrote nothing before them has null content, as OpenAI's.
+      const message = toolCalls
+        ? { role: 'assistant', content: text === '' ? null : text, refusal: null, tool_calls: wireToolCalls(toolCalls, false) }
+        : { role: 'assistant', content: text, refusal: null };
+      return { index, message, logprobs: logprobsOf(request, logprobs), finish_reason: finishReasonOf(request, finishReason, toolCalls) };
+    });
+    return { ...identity, object: 'chat.completion', choices, usage };
   }
-  return { ...identity, object: 'text_completion', choices: [{ index: 0, text, logprobs: choiceLogprobs, finish_reason: finishReason }], usage };
+  const choices = answers.map(({ text, finishReason, logprobs }, index) => ({ index, text, logprobs: logprobsOf(request, logprobs), finish_reason: finishReason }));
+  return { ...identity, object: 'text_completion', choices, usage };
+}
+
+/**
+ * The usage of a request's choices (each its own job, each counting the prompt): the prompt once,
+ * as OpenAI counts it; every choice's completion tokens; cached, what every choice found cached.
+ */
+export function choicesUsage(ends: ReadonlyArray<{ promptTokens: number; completionTokens: number; cachedTokens: number }>): Usage {
+  const completionTokens = ends.reduce((sum, end) => sum + end.completionTokens, 0);
+  return usageOf(ends[0]!.promptTokens, completionTokens, Math.min(...ends.map((end) => end.cachedTokens)));
 }
 
 /**
  * One streamed chunk. `text === null` with a finish reason is the closing chunk. With
  * `stream_options.include_usage`, every chunk before the usage chunk says `usage: null`, as OpenAI's do.
  * `logprobs`: the entries of the chunk's tokens, when the request asked for them (`logprobOffset`
- * on legacy completions: where the first one's text begins in the answer).
+ * on legacy completions: where the first one's text begins in the answer). `index`: the choice's.
  */
-export function streamChunk(request: ValidatedGenerationRequest, identity: Identity, piece: { text: string; first?: boolean; logprobs?: readonly TokenLogprob[]; logprobOffset?: number } | null, finishReason: FinishReason | 'tool_calls' | null) {
+export function streamChunk(request: ValidatedGenerationRequest, identity: Identity, piece: { text: string; first?: boolean; logprobs?: readonly TokenLogprob[]; logprobOffset?: number } | null, finishReason: FinishReason | 'tool_calls' | null, index = 0) {
   const usage = request.includeUsage ? { usage: null } : {};
   const logprobs = piece ? logprobsOf(request, piece.logprobs, piece.logprobOffset) : null;
   if (request.endpoint === 'chat') {
     const delta = piece ? (piece.first ? { role: 'assistant', content: piece.text } : { content: piece.text }) : {};
-    return { ...identity, object: 'chat.completion.chunk', choices: [{ index: 0, delta, logprobs, finish_reason: finishReason }], ...usage };
+    return { ...identity, object: 'chat.completion.chunk', choices: [{ index, delta, logprobs, finish_reason: finishReason }], ...usage };
   }
-  return { ...identity, object: 'text_completion', choices: [{ index: 0, text: piece?.text ?? '', logprobs, finish_reason: finishReason }], ...usage };
+  return { ...identity, object: 'text_completion', choices: [{ index, text: piece?.text ?? '', logprobs, finish_reason: finishReason }], ...usage };
 }
 
 /** The extra final chunk for `stream_options.include_usage`: no choices, only usage. */
@@ -86,10 +102,10 @@ export function usageChunk(request: ValidatedGenerationRequest, identity: Identi
 /**
  * A chat chunk with all of an answer's tool calls, each whole with its index (name and all of its
  * arguments in one delta: the client's accumulation of argument fragments reads it the same).
- * `first`: no chunk went out before it, so it names the role.
+ * `first`: no chunk of its choice (`index`) went out before it, so it names the role.
  */
-export function toolCallsChunk(request: ValidatedGenerationRequest, identity: Identity, toolCalls: readonly ToolCall[], first: boolean) {
+export function toolCallsChunk(request: ValidatedGenerationRequest, identity: Identity, toolCalls: readonly ToolCall[], first: boolean, index = 0) {
   const usage = request.includeUsage ? { usage: null } : {};
   const delta = { ...(first ? { role: 'assistant', content: null } : {}), tool_calls: wireToolCalls(toolCalls, true) };
-  return { ...identity, object: 'chat.completion.chunk', choices: [{ index: 0, delta, logprobs: null, finish_reason: null }], ...usage };
+  return { ...identity, object: 'chat.completion.chunk', choices: [{ index, delta, logprobs: null, finish_reason: null }], ...usage };
 }

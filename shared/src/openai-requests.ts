@@ -13,6 +13,8 @@ import { logitBiasSchema, penaltySchema, type SamplingParams } from './sampling.
 
 const MAX_STOP_STRINGS = 4;
 const MAX_SEED = 2 ** 31 - 1;
+/** Most choices (`n`) one request may ask for: each is a job on a slot of its own. */
+export const MAX_CHOICES = 8;
 
 const textPart = z.object({ type: z.literal('text'), text: z.string() });
 const messageSchema = z.object({
@@ -61,7 +63,7 @@ const samplingFields = {
   // One string is a list of one: so a list too long says so, not zod's "Invalid input" of a union.
   stop: z.preprocess((value) => (typeof value === 'string' ? [value] : value), z.array(z.string({ error: 'stop strings must be strings' }).min(1, 'stop strings must not be empty'), { error: 'stop must be a string or an array of strings' })
     .max(MAX_STOP_STRINGS, `stop holds at most ${MAX_STOP_STRINGS} strings`)).nullish(),
-  n: z.number().int().nullish(),
+  n: z.number({ error: 'n must be a number' }).int('n must be a whole number').min(1, 'n must be at least 1').max(MAX_CHOICES, `n must be at most ${MAX_CHOICES} (each choice is generated on a slot of its own)`).nullish(),
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
   user: z.string().nullish(),
@@ -141,6 +143,13 @@ export interface ValidatedGenerationRequest {
   endpoint: 'chat' | 'completion';
   /** Server-side session this turn continues, or null for a stateless request. */
   sessionId: string | null;
+  /** How many answers (`n`): choice i is its own job, sampled with seed + i (`choiceParams`). */
+  choices: number;
+}
+
+/** Choice `index`'s sampling: the request's, with seed + index (so choices differ, and each repeats with the seed). */
+export function choiceParams(params: SamplingParams, index: number): SamplingParams {
+  return index === 0 ? params : { ...params, seed: (params.seed + index) % (MAX_SEED + 1) };
 }
 
 /** A seed for a request that sets none (what `ValidationDefaults.randomSeed` is everywhere but in tests). */
@@ -218,7 +227,6 @@ export type SamplingInput = { [K in keyof typeof samplingFields]?: z.infer<(type
 
 /** Sampling parameters with every default resolved (shared by every generation endpoint). */
 export function resolveSampling(body: SamplingInput, maxTokens: number | null | undefined, defaults: ValidationDefaults, logprobs?: number): Omit<ValidatedGenerationRequest, 'input' | 'endpoint' | 'sessionId'> {
-  if (body.n !== undefined && body.n !== null && body.n !== 1) throw new InvalidRequestError('only n = 1 is supported', { param: 'n', code: 'unsupported_value' });
   if (body.stream_options && !body.stream) throw new InvalidRequestError('stream_options is only allowed when stream is true', { param: 'stream_options', code: 'invalid_value' });
   const stop = body.stop === undefined || body.stop === null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
   return {
@@ -239,6 +247,7 @@ export function resolveSampling(body: SamplingInput, maxTokens: number | null | 
     maxTokensRequested: maxTokens !== null && maxTokens !== undefined,
     stream: body.stream ?? false,
     includeUsage: body.stream_options?.include_usage ?? false,
+    choices: body.n ?? 1,
   };
 }
 
@@ -264,6 +273,8 @@ export function validateChatCompletionRequest(body: unknown, defaults: Validatio
   // A session turn's tool messages may answer calls of its transcript: the gpu-node, which reads it, checks those.
   const messages = chatMessagesOf(request.messages, !request.session_id);
   const tooling = toolingOf(request);
+  // A session turn commits one answer to its conversation: which of n would it be?
+  if (request.session_id && (request.n ?? 1) > 1) throw new InvalidRequestError('a session turn has one answer: n must be 1 with session_id', { param: 'n', code: 'unsupported_value' });
   if (request.session_id && messages.some((message) => message.role === 'system')) {
     throw new InvalidRequestError('a session turn cannot add a system message; set it when creating the session', { param: 'messages', code: 'invalid_value' });
   }

@@ -170,7 +170,7 @@ export async function runBatchItem(deps: BatchItemDeps, batch: BatchRecord, item
         if (piece.logprobs) logprobs.push(...piece.logprobs);
       } else if (piece.kind === 'end') {
         const identity = { id: `chatcmpl-${requestId.slice('batch_'.length)}`, created: Math.floor(Date.now() / 1000), model: request.model };
-        const body = completeResponse(request, identity, text, piece.finishReason, usageOf(piece.promptTokens, piece.completionTokens, piece.cachedTokens), piece.toolCalls, logprobs);
+        const body = completeResponse(request, identity, [{ text, finishReason: piece.finishReason, toolCalls: piece.toolCalls, logprobs }], usageOf(piece.promptTokens, piece.completionTokens, piece.cachedTokens));
         return {
           kind: 'result',
           outcome: 'completed',

@@ -68,6 +68,8 @@ export interface BeginOptions {
   outlivesGateway?: boolean;
   /** The edge sent a session turn here because its home region is down (a replica may serve it). */
   failover?: boolean;
+  /** Cancels the job as `cancel` does (a sibling choice failed): not counted as the client leaving. */
+  cancelWith?: AbortSignal;
 }
 
 export async function beginGeneration(deps: GenerationDeps, validated: ValidatedGenerationRequest, options: BeginOptions): Promise<StartedGeneration> {
@@ -116,6 +118,9 @@ export async function beginGeneration(deps: GenerationDeps, validated: Validated
   // The drain may have ended while this request was admitted or took its session lock.
   if (deps.stop?.ended.aborted) onStopping();
   else deps.stop?.ended.addEventListener('abort', onStopping, { once: true });
+  const onCancelled = () => abort.abort();
+  if (options.cancelWith?.aborted) onCancelled();
+  else options.cancelWith?.addEventListener('abort', onCancelled, { once: true });
   let committed = false;
   const pieces = answerOf(deps.generation.generate(job, abort.signal, options.onQueued), options.canRestart)[Symbol.asyncIterator]();
   let finished = false;
@@ -125,6 +130,7 @@ export async function beginGeneration(deps: GenerationDeps, validated: Validated
     options.signal.removeEventListener('abort', onGone);
     if (clientLeft && !stoppedByGateway) log.set({ status: CLIENT_CLOSED_REQUEST });
     deps.stop?.ended.removeEventListener('abort', onStopping);
+    options.cancelWith?.removeEventListener('abort', onCancelled);
     await pieces.return(undefined).catch(() => {});
     if (!committed) await lock?.release();
   };

@@ -1,11 +1,12 @@
 /**
- * Chat and legacy completions: the shared start (`beginGeneration`), then the answer as SSE
- * chunks or one JSON body, from the same sequence of answer pieces.
+ * Chat and legacy completions: the shared start (`beginChoices`: `n` generations), then the
+ * answer as SSE chunks or one JSON body, from the same sequence of the choices' answer pieces.
  */
-import { completeResponse, errorToWire, finishReasonOf, SlowClientError, streamChunk, toolCallsChunk, usageChunk, usageOf, type TokenLogprob, type Usage, type ValidatedGenerationRequest } from '@bamba/shared';
+import { choicesUsage, completeResponse, errorToWire, finishReasonOf, midAnswerFailure, ServerError, SlowClientError, streamChunk, toolCallsChunk, usageChunk, type ChoiceAnswer, type TokenLogprob, type Usage, type ValidatedGenerationRequest } from '@bamba/shared';
 import type { Context } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
-import { beginGeneration, newRequestId, type EndPiece, type GenerationDeps } from './begin-generation.js';
+import { newRequestId, type EndPiece, type GenerationDeps } from './begin-generation.js';
+import { beginChoices } from './begin-choices.js';
 import { sse, sseError, SSE_HEADERS, sseBody } from './sse-body.js';
 
 export type { GenerationDeps } from './begin-generation.js';
@@ -26,73 +27,105 @@ export async function handleGeneration(c: Context<{ Variables: GatewayVariables 
   const arrivedMs = clock.nowMs();
   const tenant = c.get('tenant');
   const log = c.get('log');
-  log.set({ streamed: validated.stream });
+  const count = validated.choices;
+  log.set({ streamed: validated.stream, ...(count > 1 ? { choices: count } : {}) });
 
-  let relayedText = false;
-  const generation = await beginGeneration(deps, validated, { tenant, requestId, log, arrivedMs, signal: c.req.raw.signal, canRestart: () => !relayedText, failover: c.get('failover') });
-  const { request } = generation;
-  c.header('x-bamba-resume', generation.start.resume);
-  const usageAtEnd = (piece: EndPiece): Usage => {
-    generation.noteEnd(piece);
-    return usageOf(piece.promptTokens, piece.completionTokens, piece.cachedTokens);
+  /** Per choice: whether any of it went out to the client (then a retried attempt cannot replace it). */
+  const relayed: boolean[] = Array.from({ length: count }, () => false);
+  const choices = await beginChoices(deps, validated, { tenant, requestId, log, arrivedMs, signal: c.req.raw.signal, canRestart: (index) => !relayed[index], failover: c.get('failover') });
+  const { request, generations } = choices;
+  /** Each choice's resume path (the attempt that answered, once a retried one did; `queued` while a choice waits for a slot). */
+  const resumeHeader = () => Array.from({ length: count }, (_, index) => generations[index]?.start.resume ?? 'queued').join(', ');
+  c.header('x-bamba-resume', resumeHeader());
+  const ends: EndPiece[] = [];
+  const noteEnd = (index: number, piece: EndPiece) => {
+    generations[index]!.noteEnd(piece);
+    ends[index] = piece;
+  };
+  const usageAtEnd = (): Usage => {
+    if (ends.filter(Boolean).length !== count) throw new ServerError('the request ended without an answer');
+    const usage = choicesUsage(ends);
+    if (count > 1) log.set({ completionTokens: usage.completion_tokens, cachedTokens: usage.prompt_tokens_details.cached_tokens });
+    return usage;
+  };
+  /** Time to first token is the first choice's to write any text. */
+  let textSeen = false;
+  const noteText = (index: number) => {
+    if (textSeen) return;
+    textSeen = true;
+    generations[index]!.noteText();
   };
   const identity = { id: requestId, created: Math.floor(arrivedMs / 1000), model: request.model };
 
   if (!request.stream) {
     try {
-      let text = '';
-      let logprobs: TokenLogprob[] = [];
-      for (;;) {
-        const piece = await generation.next();
-        if (piece.kind === 'restart') { text = ''; logprobs = []; }
-        else if (piece.kind === 'text') {
-          generation.noteText();
-          text += piece.text;
-          if (piece.logprobs) logprobs.push(...piece.logprobs);
+      const answers = Array.from({ length: count }, () => ({ text: '', logprobs: [] as TokenLogprob[] }));
+      const finished: ChoiceAnswer[] = [];
+      for await (const { index, piece } of choices.pieces) {
+        const answer = answers[index]!;
+        if (piece.kind === 'restart') {
+          answer.text = '';
+          answer.logprobs = [];
+        } else if (piece.kind === 'text') {
+          noteText(index);
+          answer.text += piece.text;
+          if (piece.logprobs) answer.logprobs.push(...piece.logprobs);
         } else if (piece.kind === 'end') {
-          c.header('x-bamba-resume', generation.start.resume); // the attempt that answered (a retried one's, after a node died)
-          return c.json(completeResponse(request, identity, text, piece.finishReason, usageAtEnd(piece), piece.toolCalls, logprobs));
+          noteEnd(index, piece);
+          finished[index] = { text: answer.text, finishReason: piece.finishReason, toolCalls: piece.toolCalls, logprobs: answer.logprobs };
         }
       }
+      const usage = usageAtEnd();
+      c.header('x-bamba-resume', resumeHeader());
+      return c.json(completeResponse(request, identity, finished, usage));
     } finally {
-      await generation.finish();
+      await choices.finish();
     }
   }
 
   log.deferred = true;
   metrics.changeActiveStreams(1);
-  return c.newResponse(sseBody(config.slowClientMs, generation.cancel, async (write) => {
-    /** Where the next token's text begins in the answer (legacy completions' `text_offset`). */
-    let logprobOffset = 0;
+  return c.newResponse(sseBody(config.slowClientMs, choices.cancel, async (write) => {
+    /** Per choice: where its next token's text begins in its answer (legacy completions' `text_offset`). */
+    const logprobOffsets: number[] = Array.from({ length: count }, () => 0);
+    let ended = 0;
     try {
-      for (;;) {
-        const piece = await generation.next();
+      for await (const { index, piece } of choices.pieces) {
+        // Read ahead while its siblings waited for a slot, a retried attempt came after this choice's text went out.
+        if (piece.kind === 'restart' && relayed[index]) throw midAnswerFailure('failed');
         if (piece.kind === 'text') {
-          generation.noteText();
+          noteText(index);
           // A delta whose text is held back (a possible stop string) still carries its tokens' entries.
           if (piece.text === '' && !piece.logprobs?.length) continue;
-          await write(sse(streamChunk(request, identity, { text: piece.text, first: !relayedText, ...(piece.logprobs ? { logprobs: piece.logprobs, logprobOffset } : {}) }, null)));
-          for (const entry of piece.logprobs ?? []) logprobOffset += entry.token.length;
-          relayedText = true;
+          await write(sse(streamChunk(request, identity, { text: piece.text, first: !relayed[index], ...(piece.logprobs ? { logprobs: piece.logprobs, logprobOffset: logprobOffsets[index]! } : {}) }, null, index)));
+          for (const entry of piece.logprobs ?? []) logprobOffsets[index]! += entry.token.length;
+          relayed[index] = true;
         } else if (piece.kind === 'end') {
-          const usage = usageAtEnd(piece);
+          noteEnd(index, piece);
           let tail = '';
-          if (piece.toolCalls) tail += sse(toolCallsChunk(request, identity, piece.toolCalls, !relayedText));
-          else if (!relayedText && request.endpoint === 'chat') tail += sse(streamChunk(request, identity, { text: '', first: true }, null));
-          tail += sse(streamChunk(request, identity, null, finishReasonOf(request, piece.finishReason, piece.toolCalls)));
-          if (request.includeUsage) tail += sse(usageChunk(request, identity, usage));
-          await write(tail + sse('[DONE]'));
-          return;
+          if (piece.toolCalls) tail += sse(toolCallsChunk(request, identity, piece.toolCalls, !relayed[index], index));
+          else if (!relayed[index] && request.endpoint === 'chat') tail += sse(streamChunk(request, identity, { text: '', first: true }, null, index));
+          tail += sse(streamChunk(request, identity, null, finishReasonOf(request, piece.finishReason, piece.toolCalls), index));
+          relayed[index] = true;
+          ended += 1;
+          if (ended === count) {
+            const usage = usageAtEnd();
+            if (request.includeUsage) tail += sse(usageChunk(request, identity, usage));
+            tail += sse('[DONE]');
+          }
+          await write(tail);
+          if (ended === count) return;
         }
       }
+      throw new ServerError('the request ended without an answer');
     } catch (error) {
       const wire = errorToWire(error);
       log.set({ errorType: wire.type, errorCode: wire.code });
       // Headers are sent: the error travels as a final event, then the stream closes.
-      if (!(error instanceof SlowClientError) && !generation.cancelled) await write(sseError(error)).catch(() => {});
+      if (!(error instanceof SlowClientError) && !choices.cancelled) await write(sseError(error)).catch(() => {});
     } finally {
       metrics.changeActiveStreams(-1);
-      await generation.finish();
+      await choices.finish();
       log.write(200, clock.nowMs()); // 499 when its client left (set when the generation finished)
     }
   }), 200, SSE_HEADERS);

@@ -93,6 +93,7 @@ export async function createResponse(c: Context<{ Variables: GatewayVariables }>
     maxTokensRequested: validated.maxTokensRequested,
     endpoint: 'chat',
     sessionId: validated.conversationId,
+    choices: 1,
   };
   const record: NewResponse = {
     id: responseId,

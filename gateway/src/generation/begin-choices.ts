@@ -1,0 +1,165 @@
+/**
+ * A request's `n` choices: one job per choice (choice i samples with seed + i, `choiceParams`),
+ * begun together, their answer pieces merged as they come. With n = 1 this is the one
+ * generation, unchanged.
+ *
+ * - The answer begins once every choice is queued and one has started: a refusal of admission
+ *   (a full queue) or of the gpu-node (a prompt too long: the same for every choice) is the
+ *   request's plain HTTP error, and the jobs begun are stopped. Choices that wait for a slot
+ *   start later, without holding back the others' first tokens.
+ * - While the answer has not begun, the pieces of choices that started are read on and kept
+ *   (their streams must not lag, or the relay cuts them).
+ * - After that, each choice has at most one piece in flight, asked for once the caller took the
+ *   previous one: a slow client leaves the rest in Redis, where the relay's lag rules apply.
+ * - A choice that fails fails the request: its siblings are cancelled.
+ */
+import { choiceParams, type AnswerPiece, type ValidatedGenerationRequest } from '@bamba/shared';
+import { beginGeneration, type BeginOptions, type GenerationDeps, type StartedGeneration } from './begin-generation.js';
+
+export interface ChoicePiece {
+  index: number;
+  piece: AnswerPiece;
+}
+
+export interface StartedChoices {
+  /** The request with `max_tokens` resolved against the model (every choice's is the same). */
+  request: ValidatedGenerationRequest;
+  /** Each choice's generation, by index, once it started (every one has, once its first piece came). */
+  generations: readonly (StartedGeneration | undefined)[];
+  /** The choices' pieces after their starts, in arrival order; throws the first failure. */
+  pieces: AsyncGenerator<ChoicePiece, void, undefined>;
+  /** Cancel every choice's job (the client stopped reading). */
+  cancel(): void;
+  /** Whether the client went away or `cancel` ran (not when a choice failed, nor when the gateway stopped them). */
+  readonly cancelled: boolean;
+  /** Stop what still runs; must run on every way out. */
+  finish(): Promise<void>;
+}
+
+/** The job (and stream) id of choice `index`: the request's own for the first. */
+export function choiceRequestId(requestId: string, index: number): string {
+  return index === 0 ? requestId : `${requestId}-${index}`;
+}
+
+type Settled =
+  | { index: number; kind: 'queued' }
+  | { index: number; kind: 'started'; generation: StartedGeneration }
+  | { index: number; kind: 'piece'; piece: AnswerPiece }
+  | { index: number; kind: 'failed'; error: unknown };
+
+/** `canRestart(index)`: whether a retried attempt of that choice may replace what it had (nothing of it went out). */
+export async function beginChoices(deps: GenerationDeps, validated: ValidatedGenerationRequest, options: Omit<BeginOptions, 'canRestart' | 'cancelWith'> & { canRestart: (index: number) => boolean }): Promise<StartedChoices> {
+  const count = validated.choices;
+  /** Cancels every choice's job, those not started yet included (a choice failed, or the caller cancelled). */
+  const stopAll = new AbortController();
+  const generations: (StartedGeneration | undefined)[] = [];
+  // What settled and was not handled yet, and a wake-up for whoever waits on it: one reaction per
+  // promise (a Promise.race per piece would pile reactions on a choice that waits long).
+  const settled: Settled[] = [];
+  let wake: (() => void) | null = null;
+  let inFlight = 0;
+  const settle = (result: Settled) => {
+    settled.push(result);
+    wake?.();
+  };
+  const track = (promise: Promise<Settled>) => {
+    inFlight += 1;
+    void promise.then((result) => {
+      inFlight -= 1;
+      settle(result);
+    });
+  };
+  const nextSettled = async (): Promise<Settled> => {
+    while (settled.length === 0) await new Promise<void>((resolve) => { wake = resolve; });
+    wake = null;
+    return settled.shift()!;
+  };
+  const pull = (index: number) => track(generations[index]!.next().then(
+    (piece): Settled => ({ index, kind: 'piece', piece }),
+    (error: unknown): Settled => ({ index, kind: 'failed', error }),
+  ));
+
+  let finished = false;
+  /** Cancel the siblings, then finish every generation, those whose begin is still on its way included. */
+  const finish = async () => {
+    if (finished) return;
+    finished = true;
+    stopAll.abort();
+    while (inFlight > 0 || settled.length > 0) {
+      const result = await nextSettled();
+      if (result.kind === 'started') generations[result.index] = result.generation;
+    }
+    await Promise.all(generations.map((generation) => generation?.finish()));
+  };
+
+  for (let index = 0; index < count; index += 1) {
+    const choice = index === 0 ? validated : { ...validated, params: choiceParams(validated.params, index) };
+    const onQueued = (relayGroup: string) => {
+      options.onQueued?.(relayGroup);
+      settle({ index, kind: 'queued' });
+    };
+    track(beginGeneration(deps, choice, { ...options, requestId: choiceRequestId(options.requestId, index), canRestart: () => options.canRestart(index), cancelWith: stopAll.signal, onQueued }).then(
+      (generation): Settled => ({ index, kind: 'started', generation }),
+      (error: unknown): Settled => ({ index, kind: 'failed', error }),
+    ));
+  }
+  const started = (result: Extract<Settled, { kind: 'started' }>) => {
+    generations[result.index] = result.generation;
+    pull(result.index);
+  };
+
+  // Until every choice is queued and one started: pieces of those that started are read on and kept.
+  const kept: ChoicePiece[] = [];
+  let queued = 0;
+  let first: StartedGeneration | undefined;
+  try {
+    while (queued < count || !first) {
+      const result = await nextSettled();
+      if (result.kind === 'failed') throw result.error;
+      if (result.kind === 'queued') queued += 1;
+      else if (result.kind === 'started') {
+        started(result);
+        first ??= result.generation;
+      } else {
+        kept.push({ index: result.index, piece: result.piece });
+        if (result.piece.kind !== 'end') pull(result.index);
+      }
+    }
+  } catch (error) {
+    await finish();
+    throw error;
+  }
+
+  async function* merged(): AsyncGenerator<ChoicePiece, void, undefined> {
+    try {
+      // Their next pieces are in flight already.
+      yield* kept.splice(0);
+      while (inFlight > 0 || settled.length > 0) {
+        const result = await nextSettled();
+        if (result.kind === 'failed') throw result.error;
+        if (result.kind === 'started') started(result);
+        if (result.kind !== 'piece') continue;
+        yield { index: result.index, piece: result.piece };
+        // Asked for only now: the caller has dealt with this choice's previous piece.
+        if (result.piece.kind !== 'end') pull(result.index);
+      }
+    } finally {
+      await finish();
+    }
+  }
+
+  let cancelled = false;
+  return {
+    request: first.request,
+    generations,
+    pieces: merged(),
+    cancel: () => {
+      cancelled = true;
+      stopAll.abort();
+    },
+    get cancelled() {
+      return cancelled || options.signal.aborted;
+    },
+    finish,
+  };
+}
