@@ -1,7 +1,8 @@
 /**
  * Log probabilities (`logprobs`, `top_logprobs`; the legacy completions' `logprobs: n`) through
  * the official client against a running stack: one entry per generated token, equal to the
- * engine's own, streamed chunk by chunk as they are generated, and in batch results.
+ * engine's own, streamed chunk by chunk as they are generated, in batch results, and on the
+ * Responses API's output text (`include`).
  */
 import OpenAI from 'openai';
 import { GREEDY, type Engine } from '@bamba/gpu-node';
@@ -150,9 +151,45 @@ describe('logprobs', () => {
     expect(body('without').choices[0].logprobs).toBeNull();
   });
 
+  it('responses: include message.output_text.logprobs shows them on the output text, each delta its own, the same in a replay of the stored response', async () => {
+    const ask = { model: MODEL_ID, input: messages, max_output_tokens: 24, temperature: 0, include: ['message.output_text.logprobs' as const], top_logprobs: 2 };
+    const chat = await client.chat.completions.create({ model: MODEL_ID, messages, max_tokens: 24, temperature: 0, logprobs: true, top_logprobs: 2 });
+    const response = await client.responses.create(ask);
+    expect(response.top_logprobs).toBe(2);
+    const part = (response.output[0] as OpenAI.Responses.ResponseOutputMessage).content[0] as OpenAI.Responses.ResponseOutputText;
+    expect(part.text).toBe(chat.choices[0]!.message.content);
+    expect(part.logprobs).toEqual(chat.choices[0]!.logprobs!.content);
+    expect(part.logprobs).toHaveLength(response.usage!.output_tokens);
+    // Retrieved later, the same.
+    const stored = await client.responses.retrieve(response.id);
+    expect((stored.output[0] as OpenAI.Responses.ResponseOutputMessage).content[0]).toEqual(part);
+
+    const deltasOf = (events: OpenAI.Responses.ResponseStreamEvent[]) => events.filter((event) => event.type === 'response.output_text.delta');
+    const live: OpenAI.Responses.ResponseStreamEvent[] = [];
+    for await (const event of await client.responses.create({ ...ask, stream: true })) live.push(event);
+    for (const delta of deltasOf(live)) expect(delta.logprobs.map((entry) => entry.token).join('')).toBe(delta.delta);
+    expect(deltasOf(live).flatMap((delta) => delta.logprobs)).toEqual(part.logprobs);
+    const done = live.find((event) => event.type === 'response.output_text.done');
+    expect(done?.type === 'response.output_text.done' && done.logprobs).toEqual(part.logprobs);
+    const completed = live.at(-1) as OpenAI.Responses.ResponseCompletedEvent;
+    expect((completed.response.output[0] as OpenAI.Responses.ResponseOutputMessage).content[0]).toEqual(part);
+    // A reader of the stored response (a replay of its answer) gets the very same events.
+    const replayed: OpenAI.Responses.ResponseStreamEvent[] = [];
+    for await (const event of await client.responses.retrieve(completed.response.id, { stream: true })) replayed.push(event);
+    expect(replayed.filter((event) => event.type.startsWith('response.output_text'))).toEqual(live.filter((event) => event.type.startsWith('response.output_text')));
+
+    // Without the include: none, as before.
+    const plain = await client.responses.create({ model: MODEL_ID, input: messages, max_output_tokens: 4, temperature: 0 });
+    expect(((plain.output[0] as OpenAI.Responses.ResponseOutputMessage).content[0] as OpenAI.Responses.ResponseOutputText).logprobs).toEqual([]);
+    expect(plain.top_logprobs).toBeNull();
+  });
+
   it('refuses what it cannot show, naming the field', async () => {
     await expect(client.chat.completions.create({ model: MODEL_ID, messages, top_logprobs: 2 })).rejects.toMatchObject({ status: 400, param: 'top_logprobs' });
     await expect(client.chat.completions.create({ model: MODEL_ID, messages, logprobs: true, top_logprobs: 21 })).rejects.toMatchObject({ status: 400, param: 'top_logprobs' });
     await expect(client.completions.create({ model: MODEL_ID, prompt: 'x', logprobs: 6 })).rejects.toMatchObject({ status: 400, param: 'logprobs' });
+    await expect(client.responses.create({ model: MODEL_ID, input: 'x', top_logprobs: 2 })).rejects.toMatchObject({ status: 400, param: 'top_logprobs', message: expect.stringContaining("include: ['message.output_text.logprobs']") });
+    await expect(client.responses.create({ model: MODEL_ID, input: 'x', include: ['message.output_text.logprobs'], top_logprobs: 21 })).rejects.toMatchObject({ status: 400, param: 'top_logprobs' });
+    await expect(client.responses.create({ model: MODEL_ID, input: 'x', include: ['message.output_text.logprobs', 'reasoning.encrypted_content'] })).rejects.toMatchObject({ status: 400, param: 'include[1]', code: 'unsupported_parameter' });
   });
 });

@@ -14,7 +14,7 @@
  * - Consecutive deltas that arrive in one read are merged into one event (one SSE write).
  */
 import { randomBytes } from 'node:crypto';
-import { decodeStreamEvent, ServiceUnavailableError, SlowClientError, type StreamEvent } from '@bamba/shared';
+import { decodeStreamEvent, mergeDeltaEvents, ServiceUnavailableError, SlowClientError, type StreamEvent } from '@bamba/shared';
 import type { RedisTarget } from './config.js';
 import { connectRedis, type RegionRedis } from './connection.js';
 import type { RegionKeys } from './keys.js';
@@ -121,27 +121,6 @@ export class RelaySubscription implements AsyncIterable<StreamEvent> {
   }
 }
 
-/**
- * Merge consecutive deltas of one attempt: a read's worth of tokens becomes one event, which
- * keeps where each entry's text ended (`entryLengths`), for readers that send the entries as they are.
- */
-function coalesce(events: StreamEvent[]): StreamEvent[] {
-  const merged: StreamEvent[] = [];
-  const lengthsOf = (text: string) => (text === '' ? [] : [text.length]);
-  for (const event of events) {
-    const last = merged.at(-1);
-    if (event.type === 'token-delta' && last?.type === 'token-delta' && last.attempt === event.attempt) {
-      // `last` is a decoded entry (no lengths yet) or a merge made here, whose array is ours to extend.
-      const entryLengths = last.entryLengths ?? lengthsOf(last.text);
-      entryLengths.push(...lengthsOf(event.text));
-      const logprobs = last.logprobs || event.logprobs ? [...(last.logprobs ?? []), ...(event.logprobs ?? [])] : undefined;
-      merged[merged.length - 1] = { ...last, text: last.text + event.text, tokens: last.tokens + event.tokens, entryLengths, ...(logprobs ? { logprobs } : {}) };
-    } else {
-      merged.push(event);
-    }
-  }
-  return merged;
-}
 
 type XreadReply = Array<[string, Array<[string, string[]]>]> | null;
 
@@ -254,7 +233,7 @@ class RelayReader {
         this.remove(subscription);
         continue;
       }
-      subscription.push(coalesce(events), nowMs);
+      subscription.push(mergeDeltaEvents(events), nowMs);
       if (subscription.queuedBatches >= PAUSE_AFTER_BATCHES) this.paused.add(subscription);
     }
   }

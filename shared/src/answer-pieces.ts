@@ -17,9 +17,10 @@ export type AnswerPiece =
   | { kind: 'restart' }
   /**
    * `entryLengths`: where the text's stream entries begin and end, when it holds several (see
-   * TokenDeltaEvent); `logprobs`: its tokens' entries, when the request asked for them.
+   * TokenDeltaEvent); `logprobs`: its tokens' entries, when the request asked for them
+   * (`entryLogprobs`: how many go with each stream entry's text, as TokenDeltaEvent says).
    */
-  | { kind: 'text'; text: string; tokens: number; entryLengths?: number[]; logprobs?: TokenLogprob[] }
+  | { kind: 'text'; text: string; tokens: number; entryLengths?: number[]; logprobs?: TokenLogprob[]; entryLogprobs?: number[] }
   | { kind: 'end'; finishReason: FinishReason; promptTokens: number; completionTokens: number; cachedTokens: number; toolCalls?: ToolCall[] };
 
 /**
@@ -61,7 +62,7 @@ export async function* answerOf(events: AsyncIterable<StreamEvent>, canRestart: 
       continue;
     }
     if (event.type === 'token-delta') {
-      yield { kind: 'text', text: event.text, tokens: event.tokens, ...(event.entryLengths ? { entryLengths: event.entryLengths } : {}), ...(event.logprobs ? { logprobs: event.logprobs } : {}) };
+      yield { kind: 'text', text: event.text, tokens: event.tokens, ...(event.entryLengths ? { entryLengths: event.entryLengths } : {}), ...(event.logprobs ? { logprobs: event.logprobs } : {}), ...(event.entryLogprobs ? { entryLogprobs: event.entryLogprobs } : {}) };
     } else if (event.type === 'generation-end') {
       yield { kind: 'end', finishReason: event.finishReason, promptTokens: event.promptTokens, completionTokens: event.completionTokens, cachedTokens: event.cachedTokens, ...(event.toolCalls ? { toolCalls: event.toolCalls } : {}) };
       return;

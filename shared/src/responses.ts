@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { InvalidRequestError } from './errors.js';
 import type { ChatMessage } from './jobs.js';
+import { MAX_TOP_LOGPROBS, type TokenLogprob } from './logprobs.js';
 import { parseRequestBody, resolveSampling, tokenLimitSchema, toInvalidRequest, type ValidationDefaults } from './openai-requests.js';
 import type { SamplingParams } from './sampling.js';
 import { formatNameSchema, jsonSchemaSchema, type OutputFormat } from './output-format.js';
@@ -65,9 +66,9 @@ const responseRequestSchema = z.object({
       strict: z.boolean().nullish(),
     }),
   ], { error: (issue) => (issue.code === 'invalid_union' ? 'text.format type must be text, json_object or json_schema' : undefined) }).nullish() }).passthrough().nullish(),
-  include: z.array(z.string()).nullish(),
+  include: z.array(z.string({ error: 'include must be an array of strings' }), { error: 'include must be an array of strings' }).nullish(),
   prompt: z.unknown().optional(),
-  top_logprobs: z.number().int().nullish(),
+  top_logprobs: z.number({ error: 'top_logprobs must be a number' }).int('top_logprobs must be a whole number').min(0, 'top_logprobs must be at least 0').max(MAX_TOP_LOGPROBS, `top_logprobs must be at most ${MAX_TOP_LOGPROBS}`).nullish(),
   truncation: z.enum(['auto', 'disabled']).nullish(),
   user: z.string({ error: 'user must be a string' }).nullish(),
 });
@@ -83,8 +84,11 @@ export interface ValidatedResponseRequest {
   store: boolean;
   stream: boolean;
   background: boolean;
+  /** `params.logprobs` is set when `include` asks for the answer's log probabilities. */
   params: SamplingParams;
   maxTokensRequested: boolean;
+  /** `top_logprobs` as asked (the response object shows it). */
+  topLogprobs: number | null;
   metadata: Record<string, string>;
   /** `text.format` as the response object shows it. */
   textFormat: ResponseTextFormat;
@@ -116,6 +120,21 @@ export function outputFormatOf(format: ResponseTextFormat): OutputFormat | undef
 }
 
 const unsupported = (param: string, what: string, plural = what.endsWith('s')) => new InvalidRequestError(`${what} ${plural ? 'are' : 'is'} not supported`, { param, code: 'unsupported_parameter' });
+
+/** The one `include` served: the answer's log probabilities, on its output text. */
+export const INCLUDE_LOGPROBS = 'message.output_text.logprobs';
+
+/**
+ * How many alternatives per token the answer's log probabilities show, or undefined when `include`
+ * does not ask for them. Whatever else `include` asks for is refused by name (we have none of it).
+ */
+function logprobsAsked(include: readonly string[] | null | undefined, topLogprobs: number | null | undefined): number | undefined {
+  const other = include?.findIndex((value) => value !== INCLUDE_LOGPROBS) ?? -1;
+  if (other !== -1) throw unsupported(`include[${other}]`, `include '${include![other]!.slice(0, 60)}' (only '${INCLUDE_LOGPROBS}' is)`);
+  const asked = include?.includes(INCLUDE_LOGPROBS) ?? false;
+  if (topLogprobs != null && !asked) throw new InvalidRequestError(`top_logprobs needs include: ['${INCLUDE_LOGPROBS}'] (it shows the answer's log probabilities)`, { param: 'top_logprobs', code: 'invalid_value' });
+  return asked ? topLogprobs ?? 0 : undefined;
+}
 
 /**
  * One message item as a chat message. `param` names the item in errors (`input[2]`). Text parts
@@ -221,9 +240,8 @@ export function validateCreateResponse(body: unknown, defaults: ValidationDefaul
   }
   const request = parseRequestBody(responseRequestSchema, body);
   if (request.reasoning !== undefined && request.reasoning !== null) throw unsupported('reasoning', 'reasoning');
-  if (request.include && request.include.length > 0) throw unsupported('include', 'include');
+  const logprobs = logprobsAsked(request.include, request.top_logprobs);
   if (request.prompt !== undefined && request.prompt !== null) throw unsupported('prompt', 'prompt templates');
-  if (request.top_logprobs) throw unsupported('top_logprobs', 'logprobs');
   const converted: InputMessages = request.input === undefined ? { messages: [], itemIndex: [], callItemIndex: [] }
     : typeof request.input === 'string'
       ? { messages: [{ role: 'user', content: request.input }], itemIndex: [0], callItemIndex: [[]] }
@@ -250,7 +268,7 @@ export function validateCreateResponse(body: unknown, defaults: ValidationDefaul
   const store = request.store ?? true;
   const background = request.background ?? false;
   if (background && !store) throw new InvalidRequestError('background responses must be stored (store: true)', { param: 'background', code: 'invalid_value' });
-  const sampling = resolveSampling({ model: request.model, temperature: request.temperature, top_p: request.top_p, stream: request.stream }, request.max_output_tokens, defaults);
+  const sampling = resolveSampling({ model: request.model, temperature: request.temperature, top_p: request.top_p, stream: request.stream }, request.max_output_tokens, defaults, logprobs);
   const asked = request.text?.format;
   const textFormat: ResponseTextFormat = !asked || asked.type !== 'json_schema'
     ? { type: asked?.type ?? 'text' }
@@ -268,6 +286,7 @@ export function validateCreateResponse(body: unknown, defaults: ValidationDefaul
     background,
     params: format ? { ...sampling.params, format } : sampling.params,
     maxTokensRequested: sampling.maxTokensRequested,
+    topLogprobs: request.top_logprobs ?? null,
     metadata: request.metadata ?? {},
     textFormat,
     tooling,
@@ -381,6 +400,13 @@ export interface ResponseOutcome {
    * replay sends the very events a live reader got; absent when it was one delta (or unknown).
    */
   deltaLengths?: number[];
+  /** The answer's log probabilities, one entry per token, when the request included them. */
+  logprobs?: TokenLogprob[];
+  /**
+   * How many of `logprobs` each delta carried (a token without text of its own rides on the
+   * next delta; those after the last are only on the whole text), so a replay sends them alike.
+   */
+  deltaLogprobCounts?: number[];
   usage: { inputTokens: number; cachedTokens: number; outputTokens: number } | null;
   /** For `failed`: the error as OpenAI shows it. */
   error: { code: string; message: string } | null;
@@ -406,6 +432,8 @@ export interface ResponseRecord {
   temperature: number;
   topP: number;
   maxOutputTokens: number | null;
+  /** `top_logprobs` as asked. */
+  topLogprobs: number | null;
   textFormat: ResponseTextFormat;
   /** The function tools it offered (empty: none), how they could be used, and whether several calls could be made. */
   tools: Tool[];

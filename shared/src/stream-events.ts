@@ -102,6 +102,13 @@ export type TokenDeltaEvent = z.infer<typeof tokenDeltaEventSchema> & {
    * every reader of a response sends alike (see the Responses events).
    */
   entryLengths?: number[];
+  /**
+   * Not on the wire: with `entryLengths`, when the entries carried log probabilities, how many of
+   * `logprobs` go with each of those texts: an entry's own, and those of entries without text
+   * before it (a text-less entry's tokens ride on the next text). Those after the last text are
+   * the rest of `logprobs`.
+   */
+  entryLogprobs?: number[];
 };
 export type GenerationEndEvent = z.infer<typeof generationEndEventSchema>;
 export type GenerationErrorEvent = z.infer<typeof generationErrorEventSchema>;
@@ -113,7 +120,7 @@ export type StreamEvent = Exclude<z.infer<typeof streamEventSchema>, { type: 'to
 export const isFinalEvent = (event: StreamEvent): boolean => event.type === 'generation-end' || event.type === 'generation-error' || event.type === 'generation-cancelled';
 
 /** An event as its writer builds it: the wire version is added on encoding. */
-export type StreamEventBody = StreamEvent extends infer E ? (E extends StreamEvent ? Omit<E, 'v' | 'entryLengths'> : never) : never;
+export type StreamEventBody = StreamEvent extends infer E ? (E extends StreamEvent ? Omit<E, 'v' | 'entryLengths' | 'entryLogprobs'> : never) : never;
 
 /** Field/value pairs for XADD: one `data` field holding the event as JSON. */
 export function encodeStreamEvent(event: StreamEventBody): [string, string] {
@@ -125,4 +132,34 @@ export function decodeStreamEvent(fields: readonly string[]): StreamEvent {
   const dataIndex = fields.indexOf('data');
   if (dataIndex === -1 || dataIndex % 2 !== 0 || dataIndex + 1 >= fields.length) throw new WireFormatError('stream event', 'no data field');
   return parseWireJson(streamEventSchema, fields[dataIndex + 1]!, 'stream event');
+}
+
+/**
+ * Merge consecutive deltas of one attempt (the relay does, per read): a read's worth of tokens
+ * becomes one event, which keeps where each entry's text ended (`entryLengths`), for readers that
+ * send the entries as they are, and which of its log probabilities go with each (`entryLogprobs`).
+ */
+export function mergeDeltaEvents(events: readonly StreamEvent[]): StreamEvent[] {
+  const merged: StreamEvent[] = [];
+  const lengthsOf = (text: string) => (text === '' ? [] : [text.length]);
+  const countOf = (event: { logprobs?: readonly unknown[] | undefined }) => event.logprobs?.length ?? 0;
+  for (const event of events) {
+    const last = merged.at(-1);
+    if (event.type === 'token-delta' && last?.type === 'token-delta' && last.attempt === event.attempt) {
+      // `last` is a decoded entry (no lengths yet) or a merge made here, whose arrays are ours to extend.
+      const entryLengths = last.entryLengths ?? lengthsOf(last.text);
+      const entryLogprobs = last.entryLogprobs ?? (last.entryLengths ? last.entryLengths.map(() => 0) : lengthsOf(last.text).map(() => countOf(last)));
+      if (event.text !== '') {
+        // This text carries its own entries and those of the text-less entries just before it.
+        const unplaced = countOf(last) - entryLogprobs.reduce((sum, count) => sum + count, 0);
+        entryLengths.push(event.text.length);
+        entryLogprobs.push(unplaced + countOf(event));
+      }
+      const logprobs = last.logprobs || event.logprobs ? [...(last.logprobs ?? []), ...(event.logprobs ?? [])] : undefined;
+      merged[merged.length - 1] = { ...last, text: last.text + event.text, tokens: last.tokens + event.tokens, entryLengths, ...(logprobs ? { logprobs, entryLogprobs } : {}) };
+    } else {
+      merged.push(event);
+    }
+  }
+  return merged;
 }

@@ -4,14 +4,14 @@
  * one of them saw gives the rest of the text exactly once.
  */
 import fc from 'fast-check';
-import type { ResponseRecord } from '@bamba/shared';
+import { answerOf, mergeDeltaEvents, WIRE_VERSION, type ResponseRecord, type StreamEvent, type TokenLogprob } from '@bamba/shared';
 import { describe, expect, it } from 'vitest';
-import { eventAfter, ResponseEventSequence, type ResponseStreamEvent } from './response-events.js';
+import { eventAfter, foldResponse, ResponseEventSequence, type ResponseStreamEvent } from './response-events.js';
 import { responseObject, viewOf } from './response-shapes.js';
 
 const record: ResponseRecord = {
   id: 'resp_00000000000000000000000000000000', tenant: 't', status: 'in_progress', model: 'm', createdAtMs: 0, background: true,
-  instructions: null, previousResponseId: null, conversationId: null, metadata: {}, temperature: 0, topP: 1, maxOutputTokens: null,
+  instructions: null, previousResponseId: null, conversationId: null, metadata: {}, temperature: 0, topP: 1, maxOutputTokens: null, topLogprobs: null,
   textFormat: { type: 'text' }, tools: [], toolChoice: 'none', parallelToolCalls: true,
   input: [], history: [], relayGroup: 'g', deadlineAtMs: 0, outcome: null,
 };
@@ -81,6 +81,63 @@ describe('response events of one token stream', () => {
         expect(before + after).toBe(entries.join(''));
       }
     }));
+  });
+});
+
+describe('log probabilities on response events', () => {
+  const v = WIRE_VERSION;
+  /** Token `id`'s entry (named by its place in the answer). */
+  const entry = (id: number): TokenLogprob => ({ token: `t${id}`, logprob: -id, bytes: [], top_logprobs: [] });
+
+  /** What a reader sends for the stream's `entries` (text, tokens), read in groups of the given sizes and merged as the relay merges them. */
+  async function foldEntries(entries: Array<{ text: string; tokens: number }>, groupSizes: number[]) {
+    let id = 0;
+    const deltas: StreamEvent[] = entries.map(({ text, tokens }) => ({ v, type: 'token-delta', attempt: 1, text, tokens, logprobs: Array.from({ length: tokens }, () => entry(id++)) }));
+    const read: StreamEvent[] = [{ v, type: 'generation-start', attempt: 1, nodeId: 'n', promptTokens: 1, cachedTokens: 0, resume: 'replay' }];
+    for (let at = 0, index = 0; at < deltas.length; index++) {
+      const size = Math.max(1, groupSizes[index % Math.max(1, groupSizes.length)] ?? 1);
+      read.push(...mergeDeltaEvents(deltas.slice(at, at + size)));
+      at += size;
+    }
+    read.push({ v, type: 'generation-end', attempt: 1, finishReason: 'stop', promptTokens: 1, completionTokens: id, cachedTokens: 0, timeToFirstTokenMs: 1, totalMs: 1 });
+    const pieces = answerOf((async function* () { yield* read; })(), () => true)[Symbol.asyncIterator]();
+    const emitted: ResponseStreamEvent[] = [];
+    const { outcome } = await foldResponse(viewOf(record), 'queued', async () => (await pieces.next()).value!, async (events) => { emitted.push(...events); }, () => 0);
+    return { emitted, outcome, all: Array.from({ length: id }, (_, at) => entry(at)) };
+  }
+
+  it('go with the delta of their text (a text-less token\'s with the next text), the same for every reader and for a replay of the stored answer', async () => {
+    await fc.assert(fc.asyncProperty(
+      fc.array(fc.record({ text: fc.string({ maxLength: 3 }), tokens: fc.integer({ min: 0, max: 2 }) }), { minLength: 1, maxLength: 10 }),
+      fc.array(fc.integer({ min: 1, max: 4 }), { maxLength: 5 }),
+      fc.array(fc.integer({ min: 1, max: 4 }), { maxLength: 5 }),
+      async (entries, groupsA, groupsB) => {
+        const live = await foldEntries(entries, groupsA);
+        const other = await foldEntries(entries, groupsB);
+        expect(other.emitted).toEqual(live.emitted);
+        // Expected: each text's delta holds the entries of the text-less entries before it and its own.
+        const expected: TokenLogprob[][] = [];
+        let waiting: TokenLogprob[] = [];
+        let id = 0;
+        for (const { text, tokens } of entries) {
+          waiting.push(...Array.from({ length: tokens }, () => entry(id++)));
+          if (text !== '') {
+            expected.push(waiting);
+            waiting = [];
+          }
+        }
+        const deltas = live.emitted.filter((event) => event.type === 'response.output_text.delta');
+        expect(deltas.map((event) => event.logprobs)).toEqual(expected);
+        // The whole text's are all of them, the tokens after the last text included.
+        const done = live.emitted.find((event) => event.type === 'response.output_text.done');
+        if (done) expect(done.logprobs).toEqual(live.all);
+        expect(live.outcome.logprobs ?? []).toEqual(live.all);
+        // A replay of the stored answer sends the same events.
+        const replay = new ResponseEventSequence(viewOf(record));
+        const { outcome } = live;
+        expect([...replay.opening('queued'), ...replay.deltas(outcome.outputText, outcome.deltaLengths, outcome.logprobs, outcome.deltaLogprobCounts), ...replay.closing(outcome)]).toEqual(live.emitted);
+      },
+    ));
   });
 });
 

@@ -9,7 +9,7 @@
  * there) or the client does, dropping the events up to it from a full replay (the openai
  * client's `responses.stream({ response_id, starting_after })`). Numbers may skip; they never go back.
  */
-import { answerItemId, errorToWire, RequestCancelledError, type AnswerPiece, type ResponseOutcome, type ResponseStatus } from '@bamba/shared';
+import { answerItemId, errorToWire, RequestCancelledError, type AnswerPiece, type ResponseOutcome, type ResponseStatus, type TokenLogprob } from '@bamba/shared';
 import { sse } from '../generation/sse-body.js';
 import { functionCallItem, mayCallTools, outputMessage, outputTextPart, responseObject, showsMessage, type ResponseView } from './response-shapes.js';
 
@@ -29,6 +29,11 @@ export class ResponseEventSequence {
   private textLength = 0;
   /** The lengths of the deltas sent so far, in order. */
   readonly deltaLengths: number[] = [];
+  /** The answer's log-probability entries so far (when the request included them), and how many each delta carried. */
+  readonly logprobs: TokenLogprob[] = [];
+  readonly deltaLogprobCounts: number[] = [];
+  /** Entries of tokens without text yet: they go with the next delta. */
+  private carried: TokenLogprob[] = [];
   /**
    * Whether the message item was opened. A response whose model may call tools opens it with its
    * first text only: an answer that is calls alone has no message item (OpenAI's output).
@@ -61,23 +66,41 @@ export class ResponseEventSequence {
     ];
   }
 
-  /** The deltas of `text`: one per entry (`entryLengths`, when they add up to it), else one. */
-  deltas(text: string, entryLengths?: readonly number[]): ResponseStreamEvent[] {
-    if (text === '') return [];
+  /**
+   * The deltas of `text`: one per entry (`entryLengths`, when they add up to it), else one. Its
+   * tokens' `logprobs` go with the deltas, `entryLogprobs` of them with each (TokenDeltaEvent's
+   * rule, which the stored `deltaLogprobCounts` follow too), else all with the one delta; entries
+   * of a text-less piece wait for the next delta.
+   */
+  deltas(text: string, entryLengths?: readonly number[], logprobs?: readonly TokenLogprob[], entryLogprobs?: readonly number[]): ResponseStreamEvent[] {
+    if (logprobs) this.logprobs.push(...logprobs);
+    const pending = logprobs ? [...this.carried, ...logprobs] : this.carried;
+    if (text === '') {
+      this.carried = pending;
+      return [];
+    }
     // Numbered 2 and 3 as in an opening that holds them: the numbers stay those of the text.
     const events = this.messageOpened ? [] : this.messageOpening(2);
     this.messageOpened = true;
     const lengths = entryLengths && entryLengths.length > 1 && entryLengths.every((length) => length > 0) && entryLengths.reduce((sum, length) => sum + length, 0) === text.length
       ? entryLengths
       : [text.length];
+    const shares = entryLogprobs && entryLogprobs.length === lengths.length
+      ? entryLogprobs.map((count, index) => count + (index === 0 ? this.carried.length : 0))
+      : [pending.length];
     let at = 0;
-    for (const length of lengths) {
+    let placed = 0;
+    for (const [index, length] of lengths.entries()) {
       const delta = text.slice(at, at + length);
       at += length;
       this.textLength += length;
       this.deltaLengths.push(length);
-      events.push({ type: 'response.output_text.delta', sequence_number: OPENING_EVENTS - 1 + this.textLength, item_id: this.itemId, output_index: 0, content_index: 0, delta, logprobs: [] });
+      const share = pending.slice(placed, placed + (shares[index] ?? 0));
+      placed += share.length;
+      this.deltaLogprobCounts.push(share.length);
+      events.push({ type: 'response.output_text.delta', sequence_number: OPENING_EVENTS - 1 + this.textLength, item_id: this.itemId, output_index: 0, content_index: 0, delta, logprobs: share });
     }
+    this.carried = pending.slice(placed);
     return events;
   }
 
@@ -97,9 +120,9 @@ export class ResponseEventSequence {
         next += 2;
       }
       events.push(
-        { type: 'response.output_text.done', sequence_number: next++, item_id: this.itemId, output_index: 0, content_index: 0, text: outcome.outputText, logprobs: [] },
-        { type: 'response.content_part.done', sequence_number: next++, item_id: this.itemId, output_index: 0, content_index: 0, part: outputTextPart(outcome.outputText) },
-        { type: 'response.output_item.done', sequence_number: next++, output_index: 0, item: outputMessage(this.view.record.id, outcome.outputText, status) },
+        { type: 'response.output_text.done', sequence_number: next++, item_id: this.itemId, output_index: 0, content_index: 0, text: outcome.outputText, logprobs: outcome.logprobs ?? [] },
+        { type: 'response.content_part.done', sequence_number: next++, item_id: this.itemId, output_index: 0, content_index: 0, part: outputTextPart(outcome.outputText, outcome.logprobs) },
+        { type: 'response.output_item.done', sequence_number: next++, output_index: 0, item: outputMessage(this.view.record.id, outcome.outputText, status, true, outcome.logprobs) },
       );
     }
     // Each call whole: its item, its arguments in one delta, and their end.
@@ -127,10 +150,12 @@ export function eventAfter(event: ResponseStreamEvent, startingAfter: number): R
   return startsAt >= startingAfter ? event : { ...event, delta: delta.slice(startingAfter - startsAt) };
 }
 
-/** The answer a fold collected: its text, the lengths of the deltas it was sent in, and its usage so far. */
+/** The answer a fold collected: its text, the lengths of the deltas it was sent in, its log probabilities, and its usage so far. */
 export interface FoldedText {
   text: string;
   deltaLengths?: number[];
+  logprobs?: TokenLogprob[];
+  deltaLogprobCounts?: number[];
   /** The prompt as its attempt started, and the tokens generated since (a cancelled response's usage). */
   usage?: NonNullable<ResponseOutcome['usage']>;
 }
@@ -140,7 +165,11 @@ export interface FoldedText {
  * its stream, `RequestCancelledError`, is a cancel).
  */
 export function outcomeOf(answer: FoldedText, ending: { end: Extract<AnswerPiece, { kind: 'end' }> } | { error: unknown } | { cancelled: true }, nowMs: number): ResponseOutcome {
-  const text = { outputText: answer.text, ...(answer.deltaLengths && answer.deltaLengths.length > 1 ? { deltaLengths: answer.deltaLengths } : {}) };
+  const text = {
+    outputText: answer.text,
+    ...(answer.deltaLengths && answer.deltaLengths.length > 1 ? { deltaLengths: answer.deltaLengths } : {}),
+    ...(answer.logprobs && answer.logprobs.length > 0 ? { logprobs: answer.logprobs, deltaLogprobCounts: answer.deltaLogprobCounts ?? [] } : {}),
+  };
   if ('end' in ending) {
     const { end } = ending;
     const incomplete = end.finishReason === 'length';
@@ -166,6 +195,7 @@ export function outcomeOf(answer: FoldedText, ending: { end: Extract<AnswerPiece
 export const foldedTextOf = (outcome: ResponseOutcome): FoldedText => ({
   text: outcome.outputText,
   ...(outcome.deltaLengths ? { deltaLengths: outcome.deltaLengths } : {}),
+  ...(outcome.logprobs ? { logprobs: outcome.logprobs, deltaLogprobCounts: outcome.deltaLogprobCounts ?? [] } : {}),
   ...(outcome.usage ? { usage: outcome.usage } : {}),
 });
 
@@ -193,6 +223,8 @@ export async function foldResponse(view: ResponseView, openingStatus: ResponseSt
   const folded = (): FoldedText => ({
     text,
     deltaLengths: [...sequence.deltaLengths],
+    logprobs: [...sequence.logprobs],
+    deltaLogprobCounts: [...sequence.deltaLogprobCounts],
     ...(start ? { usage: { inputTokens: start.promptTokens, cachedTokens: start.cachedTokens, outputTokens } } : {}),
   });
   for (;;) {
@@ -209,10 +241,13 @@ export async function foldResponse(view: ResponseView, openingStatus: ResponseSt
       outputTokens = 0;
     } else if (piece.kind === 'text') {
       outputTokens += piece.tokens;
-      if (piece.text === '') continue;
+      if (piece.text === '') {
+        sequence.deltas('', undefined, piece.logprobs); // its tokens' entries wait for the next text
+        continue;
+      }
       hooks.onText?.();
       text += piece.text;
-      await emit(sequence.deltas(piece.text, piece.entryLengths)); // a client gone throws out of here, not into the outcome
+      await emit(sequence.deltas(piece.text, piece.entryLengths, piece.logprobs, piece.entryLogprobs)); // a client gone throws out of here, not into the outcome
     } else if (piece.kind === 'end') {
       hooks.onEnd?.(piece);
       outcome = outcomeOf(folded(), { end: piece }, nowMs());

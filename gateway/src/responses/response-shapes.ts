@@ -2,7 +2,7 @@
  * OpenAI's Responses and Conversations object shapes, built from our records: the response
  * object, its output message item, input and conversation items, list pages.
  */
-import { answerItemId, mayCall, type ChatMessage, type ResponseOutcome, type ResponseRecord, type ResponseStatus, type SessionRecord, type ToolCall } from '@bamba/shared';
+import { answerItemId, mayCall, type ChatMessage, type ResponseOutcome, type ResponseRecord, type ResponseStatus, type SessionRecord, type TokenLogprob, type ToolCall } from '@bamba/shared';
 
 /** A response's state at a moment: its record, with the status and outcome known by then. */
 export interface ResponseView {
@@ -17,13 +17,14 @@ export function viewOf(record: ResponseRecord, store = true): ResponseView {
   return { record, status: record.outcome?.status ?? record.status, outcome: record.outcome, store };
 }
 
-export function outputTextPart(text: string) {
-  return { type: 'output_text' as const, text, annotations: [], logprobs: [] };
+/** `logprobs`: the text's tokens' entries, when the request included them. */
+export function outputTextPart(text: string, logprobs: readonly TokenLogprob[] = []) {
+  return { type: 'output_text' as const, text, annotations: [], logprobs };
 }
 
 /** The answer as a message item; `status` follows the response's. */
-export function outputMessage(responseId: string, text: string, status: 'in_progress' | 'completed' | 'incomplete', withContent = true) {
-  return { type: 'message' as const, id: answerItemId(responseId), status, role: 'assistant' as const, content: withContent ? [outputTextPart(text)] : [] };
+export function outputMessage(responseId: string, text: string, status: 'in_progress' | 'completed' | 'incomplete', withContent = true, logprobs?: readonly TokenLogprob[]) {
+  return { type: 'message' as const, id: answerItemId(responseId), status, role: 'assistant' as const, content: withContent ? [outputTextPart(text, logprobs)] : [] };
 }
 
 /** The item id of a function call: from its call id (`call_x` → `fc_call_x`, one to one), so every view of the call agrees. */
@@ -65,7 +66,7 @@ export function responseObject(view: ResponseView) {
   const hasAnswer = ended && (outcome.status === 'completed' || outcome.status === 'incomplete' || outcome.outputText !== '');
   const answerItems = hasAnswer
     ? [
-      ...(showsMessage(outcome) ? [outputMessage(record.id, outcome.outputText, outcome.status === 'completed' ? 'completed' : 'incomplete')] : []),
+      ...(showsMessage(outcome) ? [outputMessage(record.id, outcome.outputText, outcome.status === 'completed' ? 'completed' : 'incomplete', true, outcome.logprobs)] : []),
       ...(outcome.toolCalls ?? []).map((call) => functionCallItem(call, 'completed')),
     ]
     : [];
@@ -92,6 +93,7 @@ export function responseObject(view: ResponseView) {
     text: { format: record.textFormat },
     tool_choice: typeof record.toolChoice === 'string' ? record.toolChoice : { type: 'function' as const, name: record.toolChoice.name },
     tools: record.tools.map((tool) => ({ type: 'function' as const, name: tool.name, description: tool.description ?? null, parameters: tool.parameters ?? null, strict: tool.strict ?? null })),
+    top_logprobs: record.topLogprobs,
     top_p: record.topP,
     truncation: 'disabled' as const,
     usage: usageOf(outcome),

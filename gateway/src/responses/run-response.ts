@@ -108,6 +108,7 @@ export async function createResponse(c: Context<{ Variables: GatewayVariables }>
     metadata: validated.metadata,
     temperature: validated.params.temperature,
     topP: validated.params.topP,
+    topLogprobs: validated.topLogprobs,
     // What caps the answer, asked for or the default (what `incomplete_details: max_output_tokens`
     // refers to); a value no model allows is refused at admission, stored meanwhile as a safe integer.
     maxOutputTokens: Math.min(validated.params.maxTokens, Number.MAX_SAFE_INTEGER),

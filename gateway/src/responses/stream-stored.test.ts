@@ -15,7 +15,7 @@ const end = (attempt: number): StreamEvent => ({ v, type: 'generation-end', atte
 
 const record: ResponseRecord = {
   id: 'resp_00000000000000000000000000000000', tenant: 't', status: 'in_progress', model: 'm', createdAtMs: 0, background: true,
-  instructions: null, previousResponseId: null, conversationId: null, metadata: {}, temperature: 0, topP: 1, maxOutputTokens: null,
+  instructions: null, previousResponseId: null, conversationId: null, metadata: {}, temperature: 0, topP: 1, maxOutputTokens: null, topLogprobs: null,
   textFormat: { type: 'text' }, tools: [], toolChoice: 'none', parallelToolCalls: true,
   input: [], history: [], relayGroup: 'g', deadlineAtMs: 0, outcome: null,
 };

@@ -61,7 +61,7 @@ export function streamStored(c: Context<{ Variables: GatewayVariables }>, deps: 
       if (record.outcome) {
         const sequence = new ResponseEventSequence(view);
         const events = sequence.opening(openingStatusOf(record));
-        events.push(...sequence.deltas(record.outcome.outputText, record.outcome.deltaLengths));
+        events.push(...sequence.deltas(record.outcome.outputText, record.outcome.deltaLengths, record.outcome.logprobs, record.outcome.deltaLogprobCounts));
         await emit([...events, ...sequence.closing(record.outcome)]);
         return;
       }
