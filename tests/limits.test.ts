@@ -45,6 +45,11 @@ describe('a full queue and a passed deadline', () => {
     const running = await fetch(`${stack.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...long('running', true), max_tokens: 4000 }) });
     const reader = running.body!.getReader();
     await reader.read();
+    // A request's n choices are n jobs: three do not fit in a queue of two, and none is queued.
+    const tooMany = await postJson(`${stack.url}/v1/chat/completions`, { ...long('three answers'), max_tokens: 3, n: 3 });
+    expect(tooMany.status).toBe(429);
+    expect(tooMany.json.error.message).toMatch(/3 choices asked for/);
+    expect(await stack.queueDepth()).toBe(0);
     const waiting = [postJson(`${stack.url}/v1/chat/completions`, { ...long('waiting one'), max_tokens: 3 }), postJson(`${stack.url}/v1/chat/completions`, { ...long('waiting two'), max_tokens: 3 })];
     await stack.waitFor('two queued requests', async () => ((await stack.queueDepth()) === 2 ? true : undefined));
     const refused = await postJson(`${stack.url}/v1/chat/completions`, long('one too many'));

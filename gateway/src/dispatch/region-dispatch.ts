@@ -133,7 +133,9 @@ export class RegionDispatch implements RegionState, GenerationPort {
     }
     onQueued?.(subscription.group);
     const onAbort = () => subscription.close();
-    signal.addEventListener('abort', onAbort, { once: true });
+    // Aborted while it was being queued (a listener added now would never fire): cancelled at once.
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
     const deadline = setTimeout(() => subscription.fail(new DeadlineExceededError('the request did not finish before its deadline')), Math.max(0, job.deadlineAtMs - Date.now()));
     let ended = false;
     try {

@@ -26,6 +26,7 @@ export async function admit(region: RegionState, config: AppConfig, request: Val
   const nodes = serves(recent) ? recent : await region.liveNodes();
   if (nodes.length === 0) throw noGpuNode();
   const fitted = fitMaxTokens(request, servedModel(nodes, request.model));
-  if (waiting >= config.queueMaxWaiting) throw new RateLimitError(`the queue is full (${waiting} requests waiting); retry shortly`, 1);
+  // Room for every job the request adds (its `n` choices, counted by its first choice).
+  if (waiting + request.choices > config.queueMaxWaiting) throw new RateLimitError(`the queue is full (${waiting} requests waiting${request.choices > 1 ? `, ${request.choices} choices asked for` : ''}); retry shortly`, 1);
   return { request: fitted, nodes };
 }

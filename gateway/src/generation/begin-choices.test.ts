@@ -103,8 +103,8 @@ describe('a request\'s choices', () => {
     });
     const choices = await begin();
     await expect(drain(choices.pieces)).rejects.toMatchObject({ code: 'engine_error' });
+    await choices.finish();
     expect(jobs.map((job) => [job.done, job.cancelled])).toEqual([[true, true], [true, false], [true, true]]);
-    await choices.finish(); // again: nothing left to do
   });
 
   it('refused by one choice before it was queued: the refusal is the request\'s, and the jobs begun are stopped', async () => {
@@ -128,6 +128,7 @@ describe('a request\'s choices', () => {
     await expect((async () => {
       for await (const { index, piece } of choices.pieces) seen.push(`${index}:${piece.kind}`);
     })()).rejects.toMatchObject({ status: 400, message: 'refused' });
+    await choices.finish();
     expect(seen).toEqual(['0:text']);
     expect(jobs.map((job) => [job.done, job.cancelled])).toEqual([[true, true], [true, false]]);
   });

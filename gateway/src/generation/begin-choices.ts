@@ -3,9 +3,10 @@
  * begun together, their answer pieces merged as they come. With n = 1 this is the one
  * generation, unchanged.
  *
- * - The answer begins once every choice is queued and one has started: a refusal of admission
- *   (a full queue) or of the gpu-node (a prompt too long: the same for every choice) is the
- *   request's plain HTTP error, and the jobs begun are stopped. Choices that wait for a slot
+ * - The first choice is admitted for all (the queue has room for every job) and queued before
+ *   the others begin. The answer begins once every choice is queued and one has started: a
+ *   refusal of admission (a full queue) or of the gpu-node (a prompt too long: the same for every
+ *   choice) is the request's plain HTTP error, and the jobs begun are stopped. Choices that wait for a slot
  *   start later, without holding back the others' first tokens.
  * - While the answer has not begun, the pieces of choices that started are read on and kept
  *   (their streams must not lag, or the relay cuts them).
@@ -79,21 +80,23 @@ export async function beginChoices(deps: GenerationDeps, validated: ValidatedGen
     (error: unknown): Settled => ({ index, kind: 'failed', error }),
   ));
 
-  let finished = false;
-  /** Cancel the siblings, then finish every generation, those whose begin is still on its way included. */
-  const finish = async () => {
-    if (finished) return;
-    finished = true;
-    stopAll.abort();
-    while (inFlight > 0 || settled.length > 0) {
-      const result = await nextSettled();
-      if (result.kind === 'started') generations[result.index] = result.generation;
-    }
-    await Promise.all(generations.map((generation) => generation?.finish()));
+  let finishing: Promise<void> | null = null;
+  /** Cancel what still runs, then finish every generation, those whose begin is still on its way included. */
+  const finish = () => {
+    finishing ??= (async () => {
+      stopAll.abort();
+      while (inFlight > 0 || settled.length > 0) {
+        const result = await nextSettled();
+        if (result.kind === 'started') generations[result.index] = result.generation;
+      }
+      await Promise.all(generations.map((generation) => generation?.finish()));
+    })();
+    return finishing;
   };
 
-  for (let index = 0; index < count; index += 1) {
-    const choice = index === 0 ? validated : { ...validated, params: choiceParams(validated.params, index) };
+  const beginChoice = (index: number) => {
+    // The first choice's admission counts every job of the request; each sibling counts its own.
+    const choice = index === 0 ? validated : { ...validated, params: choiceParams(validated.params, index), choices: 1 };
     const onQueued = (relayGroup: string) => {
       options.onQueued?.(relayGroup);
       settle({ index, kind: 'queued' });
@@ -102,7 +105,9 @@ export async function beginChoices(deps: GenerationDeps, validated: ValidatedGen
       (generation): Settled => ({ index, kind: 'started', generation }),
       (error: unknown): Settled => ({ index, kind: 'failed', error }),
     ));
-  }
+  };
+  // The siblings begin once the first is queued: a request the queue has no room for queues nothing.
+  beginChoice(0);
   const started = (result: Extract<Settled, { kind: 'started' }>) => {
     generations[result.index] = result.generation;
     pull(result.index);
@@ -116,11 +121,16 @@ export async function beginChoices(deps: GenerationDeps, validated: ValidatedGen
     while (queued < count || !first) {
       const result = await nextSettled();
       if (result.kind === 'failed') throw result.error;
-      if (result.kind === 'queued') queued += 1;
+      if (result.kind === 'queued') {
+        queued += 1;
+        if (result.index === 0) for (let index = 1; index < count; index += 1) beginChoice(index);
+      }
       else if (result.kind === 'started') {
         started(result);
         first ??= result.generation;
       } else {
+        // A retried attempt starts its choice over: what it had is void (none of it went out yet).
+        if (result.piece.kind === 'restart') kept.splice(0, kept.length, ...kept.filter((piece) => piece.index !== result.index));
         kept.push({ index: result.index, piece: result.piece });
         if (result.piece.kind !== 'end') pull(result.index);
       }
@@ -131,26 +141,26 @@ export async function beginChoices(deps: GenerationDeps, validated: ValidatedGen
   }
 
   async function* merged(): AsyncGenerator<ChoicePiece, void, undefined> {
-    try {
-      // Their next pieces are in flight already.
-      yield* kept.splice(0);
-      while (inFlight > 0 || settled.length > 0) {
-        const result = await nextSettled();
-        if (result.kind === 'failed') throw result.error;
-        if (result.kind === 'started') started(result);
-        if (result.kind !== 'piece') continue;
-        yield { index: result.index, piece: result.piece };
-        // Asked for only now: the caller has dealt with this choice's previous piece.
-        if (result.piece.kind !== 'end') pull(result.index);
+    // Their next pieces are in flight already.
+    yield* kept.splice(0);
+    while (inFlight > 0 || settled.length > 0) {
+      const result = await nextSettled();
+      if (result.kind === 'failed') {
+        stopAll.abort(); // its siblings stop now; the caller tells the client, then finishes
+        throw result.error;
       }
-    } finally {
-      await finish();
+      if (result.kind === 'started') started(result);
+      if (result.kind !== 'piece') continue;
+      yield { index: result.index, piece: result.piece };
+      // Asked for only now: the caller has dealt with this choice's previous piece.
+      if (result.piece.kind !== 'end') pull(result.index);
     }
   }
 
   let cancelled = false;
   return {
-    request: first.request,
+    // (Its params are the first started choice's; what differs between choices is only the seed.)
+    request: { ...first.request, choices: count },
     generations,
     pieces: merged(),
     cancel: () => {
