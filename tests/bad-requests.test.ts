@@ -78,7 +78,7 @@ const cases: Case[] = [
   { name: 'completions without prompt', path: completions, body: { model: MODEL_ID, max_tokens: 4 }, status: 400, type: 'invalid_request_error', param: 'prompt' },
   { name: 'completions with two prompts', path: completions, body: { model: MODEL_ID, prompt: ['a', 'b'], max_tokens: 4 }, status: 400, type: 'invalid_request_error', param: 'prompt' },
   { name: 'completions with a session', path: completions, body: { model: MODEL_ID, prompt: 'a', session_id: 'sess_any' }, status: 400, type: 'invalid_request_error', param: 'session_id', code: 'unsupported_parameter' },
-  { name: 'completions with echo', path: completions, body: { model: MODEL_ID, prompt: 'a', echo: true }, status: 400, type: 'invalid_request_error', param: 'echo' },
+  { name: 'completions with echo and logprobs', path: completions, body: { model: MODEL_ID, prompt: 'a', echo: true, logprobs: 0 }, status: 400, type: 'invalid_request_error', param: 'echo', code: 'unsupported_parameter', message: /prompt's log probabilities/ },
   { name: 'completions with best_of = 2', path: completions, body: { model: MODEL_ID, prompt: 'a', best_of: 2 }, status: 400, type: 'invalid_request_error', param: 'best_of', code: 'unsupported_value' },
   { name: 'presence_penalty above 2', body: { ...good, presence_penalty: 2.5 }, status: 400, type: 'invalid_request_error', param: 'presence_penalty', message: /at most 2/ },
   { name: 'frequency_penalty of the wrong type', body: { ...good, frequency_penalty: 'lots' }, status: 400, type: 'invalid_request_error', param: 'frequency_penalty', message: /must be a number/ },

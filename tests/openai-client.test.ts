@@ -76,6 +76,20 @@ describe('openai client against the stack', () => {
     let streamed = '';
     for await (const chunk of stream) streamed += chunk.choices[0]?.text ?? '';
     expect(streamed).toBe(expected);
+    // echo: each choice's text starts with the prompt (streamed: in its first chunk).
+    const echoed = await client.completions.create({ model: MODEL_ID, prompt, max_tokens: 30, temperature: 0, echo: true, n: 2 });
+    expect(echoed.choices.map((choice) => choice.text)).toEqual([prompt + expected, prompt + expected]);
+    expect(echoed.usage!.prompt_tokens).toBe(completion.usage!.prompt_tokens);
+    const texts = ['', ''];
+    let firstChunk: string | undefined;
+    for await (const chunk of await client.completions.create({ model: MODEL_ID, prompt, max_tokens: 30, temperature: 0, echo: true, n: 2, stream: true })) {
+      for (const choice of chunk.choices) {
+        if (choice.index === 0 && firstChunk === undefined) firstChunk = choice.text;
+        texts[choice.index] += choice.text;
+      }
+    }
+    expect(texts).toEqual([prompt + expected, prompt + expected]);
+    expect(firstChunk!.startsWith(prompt)).toBe(true);
   });
 
   it('applies stop strings like the engine does', async () => {

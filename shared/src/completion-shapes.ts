@@ -44,6 +44,9 @@ function logprobsOf(request: ValidatedGenerationRequest, entries: readonly Token
   return request.endpoint === 'chat' ? chatLogprobs(entries ?? []) : completionLogprobs(entries ?? [], offset);
 }
 
+/** The text a legacy completion's choice begins with: its prompt, when the request asked for `echo`. */
+const echoedPrompt = (request: ValidatedGenerationRequest): string => (request.echo && request.input.kind === 'completion' ? request.input.prompt : '');
+
 /** One choice's whole answer, as a non-streamed response shows it. */
 export interface ChoiceAnswer {
   text: string;
@@ -65,7 +68,7 @@ export function completeResponse(request: ValidatedGenerationRequest, identity: 
     });
     return { ...identity, object: 'chat.completion', choices, usage };
   }
-  const choices = answers.map(({ text, finishReason, logprobs }, index) => ({ index, text, logprobs: logprobsOf(request, logprobs), finish_reason: finishReason }));
+  const choices = answers.map(({ text, finishReason, logprobs }, index) => ({ index, text: echoedPrompt(request) + text, logprobs: logprobsOf(request, logprobs), finish_reason: finishReason }));
   return { ...identity, object: 'text_completion', choices, usage };
 }
 
@@ -83,6 +86,7 @@ export function choicesUsage(ends: ReadonlyArray<{ promptTokens: number; complet
  * `stream_options.include_usage`, every chunk before the usage chunk says `usage: null`, as OpenAI's do.
  * `logprobs`: the entries of the chunk's tokens, when the request asked for them (`logprobOffset`
  * on legacy completions: where the first one's text begins in the answer). `index`: the choice's.
+ * `first`: the choice's first chunk (chat's names the role; a legacy one with `echo` holds the prompt).
  */
 export function streamChunk(request: ValidatedGenerationRequest, identity: Identity, piece: { text: string; first?: boolean; logprobs?: readonly TokenLogprob[]; logprobOffset?: number } | null, finishReason: FinishReason | 'tool_calls' | null, index = 0) {
   const usage = request.includeUsage ? { usage: null } : {};
@@ -91,7 +95,8 @@ export function streamChunk(request: ValidatedGenerationRequest, identity: Ident
     const delta = piece ? (piece.first ? { role: 'assistant', content: piece.text } : { content: piece.text }) : {};
     return { ...identity, object: 'chat.completion.chunk', choices: [{ index, delta, logprobs, finish_reason: finishReason }], ...usage };
   }
-  return { ...identity, object: 'text_completion', choices: [{ index, text: piece?.text ?? '', logprobs, finish_reason: finishReason }], ...usage };
+  const text = piece ? (piece.first ? echoedPrompt(request) : '') + piece.text : '';
+  return { ...identity, object: 'text_completion', choices: [{ index, text, logprobs, finish_reason: finishReason }], ...usage };
 }
 
 /** The extra final chunk for `stream_options.include_usage`: no choices, only usage. */

@@ -145,6 +145,8 @@ export interface ValidatedGenerationRequest {
   sessionId: string | null;
   /** How many answers (`n`): choice i is its own job, sampled with seed + i (`choiceParams`). */
   choices: number;
+  /** Legacy completions' `echo`: each choice's text starts with the prompt. */
+  echo?: true;
 }
 
 /** Choice `index`'s sampling: the request's, with seed + index (so choices differ, and each repeats with the seed). */
@@ -331,14 +333,15 @@ function chatOutputFormat(format: z.infer<typeof chatCompletionRequestSchema>['r
 
 export function validateCompletionRequest(body: unknown, defaults: ValidationDefaults): ValidatedGenerationRequest {
   const request = parseRequestBody(completionRequestSchema, body);
-  if (request.echo) throw new InvalidRequestError('echo is not supported', { param: 'echo', code: 'unsupported_parameter' });
+  // The prompt's own log probabilities (what echo with logprobs shows first) are not computed.
+  if (request.echo && request.logprobs != null) throw new InvalidRequestError('echo with logprobs is not supported: the prompt\'s log probabilities are not computed (echo alone is)', { param: 'echo', code: 'unsupported_parameter' });
   if (request.suffix) throw new InvalidRequestError('suffix is not supported', { param: 'suffix', code: 'unsupported_parameter' });
   if (request.best_of !== undefined && request.best_of !== null && request.best_of !== 1) throw new InvalidRequestError('only best_of = 1 is supported', { param: 'best_of', code: 'unsupported_value' });
   // Taken silently it would look like a session turn that never was.
   if (request.session_id !== undefined) throw new InvalidRequestError('session_id works with /v1/chat/completions only (a session is a chat)', { param: 'session_id', code: 'unsupported_parameter' });
   const prompt = typeof request.prompt === 'string' ? request.prompt : request.prompt[0]!;
   if (prompt.length === 0) throw new InvalidRequestError('prompt must not be empty', { param: 'prompt', code: 'invalid_value' });
-  return { ...resolveSampling(request, request.max_tokens, defaults, request.logprobs ?? undefined), input: { kind: 'completion', prompt }, endpoint: 'completion', sessionId: null };
+  return { ...resolveSampling(request, request.max_tokens, defaults, request.logprobs ?? undefined), input: { kind: 'completion', prompt }, endpoint: 'completion', sessionId: null, ...(request.echo ? { echo: true as const } : {}) };
 }
 
 /**

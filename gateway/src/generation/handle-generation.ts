@@ -104,7 +104,8 @@ export async function handleGeneration(c: Context<{ Variables: GatewayVariables 
           noteEnd(index, piece);
           let tail = '';
           if (piece.toolCalls) tail += sse(toolCallsChunk(request, identity, piece.toolCalls, !relayed[index], index));
-          else if (!relayed[index] && request.endpoint === 'chat') tail += sse(streamChunk(request, identity, { text: '', first: true }, null, index));
+          // A choice that wrote no text still names its role (chat) or echoes its prompt.
+          else if (!relayed[index] && (request.endpoint === 'chat' || request.echo)) tail += sse(streamChunk(request, identity, { text: '', first: true }, null, index));
           tail += sse(streamChunk(request, identity, null, finishReasonOf(request, piece.finishReason, piece.toolCalls), index));
           relayed[index] = true;
           ended += 1;
