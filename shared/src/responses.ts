@@ -131,9 +131,8 @@ export const INCLUDE_LOGPROBS = 'message.output_text.logprobs';
 function logprobsAsked(include: readonly string[] | null | undefined, topLogprobs: number | null | undefined): number | undefined {
   const other = include?.findIndex((value) => value !== INCLUDE_LOGPROBS) ?? -1;
   if (other !== -1) throw unsupported(`include[${other}]`, `include '${include![other]!.slice(0, 60)}' (only '${INCLUDE_LOGPROBS}' is)`);
-  const asked = include?.includes(INCLUDE_LOGPROBS) ?? false;
-  if (topLogprobs != null && !asked) throw new InvalidRequestError(`top_logprobs needs include: ['${INCLUDE_LOGPROBS}'] (it shows the answer's log probabilities)`, { param: 'top_logprobs', code: 'invalid_value' });
-  return asked ? topLogprobs ?? 0 : undefined;
+  // `top_logprobs` alone shows nothing (as OpenAI's: the entries come with the include); clients send it so.
+  return include?.includes(INCLUDE_LOGPROBS) ? topLogprobs ?? 0 : undefined;
 }
 
 /**
