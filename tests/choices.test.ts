@@ -11,11 +11,13 @@ let stack: TestStack;
 let client: OpenAI;
 // Two slots: a request of three choices runs its third when a slot frees.
 beforeAll(async () => {
-  stack = await startTestStack({ nodeEnv: { BAMBA_SLOTS: '2', BAMBA_CONTEXT_SIZE: '4096' } });
+  stack = await startTestStack({ nodeEnv: { BAMBA_SLOTS: '2', BAMBA_CONTEXT_SIZE: '4096' }, gatewayEnv: { BAMBA_SHARED_PREFILL_CHARS: String(SHARED_PREFILL_CHARS) } });
   client = new OpenAI({ baseURL: `${stack.url}/v1`, apiKey: 'unused', maxRetries: 0 });
 });
 afterAll(async () => stack?.stop());
 
+/** Messages this long are evaluated once for all choices (the default is 4096 characters). */
+const SHARED_PREFILL_CHARS = 300;
 const sampled = { model: MODEL_ID, messages: [{ role: 'user' as const, content: 'tell me something' }], max_tokens: 12, temperature: 1, seed: 11 };
 const busySlots = async () => (await stack.nodeStatuses())[0]?.busySlots;
 const settled = async () => stack.waitFor('every slot free and the queue empty', async () => ((await busySlots()) === 0 && (await stack.queueDepth()) === 0 ? true : undefined));
@@ -95,6 +97,28 @@ describe('n choices', () => {
       }
     }
     expect(calls).toEqual(whole.choices.map((choice) => choice.message.tool_calls!.map((call) => (call.type === 'function' ? `${call.function.name}(${call.function.arguments})` : '')).join('')));
+    await settled();
+  });
+
+  it('evaluates long messages once for all choices: each resumes from that state, answering as it does without', async () => {
+    const long = { ...sampled, messages: [{ role: 'user' as const, content: `${'Be brief. '.repeat(40)}Now tell me something.` }], seed: 21 };
+    // Each alone first: nothing saved for these messages yet, so each evaluates them (a replay).
+    const singles = [];
+    for (const index of [0, 1, 2]) {
+      const { data, response } = await client.chat.completions.create({ ...long, seed: long.seed + index }).withResponse();
+      expect(response.headers.get('x-bamba-resume')).toBe('replay');
+      singles.push(data);
+    }
+    const { data: answer, response } = await client.chat.completions.create({ ...long, n: 3 }).withResponse();
+    expect(answer.choices.map((choice) => choice.message)).toEqual(singles.map((single) => single.choices[0]!.message));
+    // No choice replayed: the messages were evaluated by one prefill, every choice found its state.
+    expect(response.headers.get('x-bamba-resume')!.split(', ').filter((path) => path === 'replay')).toEqual([]);
+    expect(answer.usage!.prompt_tokens).toBe(singles[0]!.usage!.prompt_tokens);
+    expect(answer.usage!.prompt_tokens_details!.cached_tokens).toBeGreaterThan(SHARED_PREFILL_CHARS / 2);
+    expect((await stack.streamKeys()).filter((key) => key.endsWith(`${answer.id}-prefill`))).toHaveLength(1);
+    // Below the threshold, no prefill: the choices evaluate the messages themselves.
+    const short = await client.chat.completions.create({ ...sampled, n: 2, seed: 99 }).withResponse();
+    expect(short.response.headers.get('x-bamba-resume')).toBe('replay, replay');
     await settled();
   });
 

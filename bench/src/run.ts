@@ -22,11 +22,12 @@ import { responsesCase } from './cases/responses.js';
 import { resumeCase } from './cases/resume.js';
 import { snapshotDriftCase } from './cases/snapshot-drift.js';
 import { snapshotStoreCase } from './cases/snapshot-store.js';
+import { sharedPrefillCase } from './cases/shared-prefill.js';
 import { stateSizeCase } from './cases/state-size.js';
 import { structuredOutputCase } from './cases/structured-output.js';
 import { vocabularyWorkCase } from './cases/vocabulary-work.js';
 
-const CASES: BenchCase[] = [resumeCase, overheadCase, batchingCase, snapshotStoreCase, gatewayCase, stateSizeCase, compressionCase, snapshotDriftCase, responsesCase, batchCase, regionMoveCase, edgeHopCase, exportStallCase, structuredOutputCase, vocabularyWorkCase];
+const CASES: BenchCase[] = [resumeCase, overheadCase, batchingCase, snapshotStoreCase, gatewayCase, stateSizeCase, compressionCase, snapshotDriftCase, responsesCase, batchCase, regionMoveCase, edgeHopCase, exportStallCase, structuredOutputCase, vocabularyWorkCase, sharedPrefillCase];
 
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { case: { type: 'string' }, quick: { type: 'boolean' } } });

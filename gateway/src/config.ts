@@ -14,6 +14,7 @@ export const appEnvShape = {
   BAMBA_MAX_FILE_BYTES: positiveInt.default(200 * 1024 * 1024),
   BAMBA_BATCH_WINDOW_SECONDS: positiveInt.default(BATCH_WINDOW_MS / 1000),
   BAMBA_QUEUE_MAX_WAITING: nonNegativeInt.default(256),
+  BAMBA_SHARED_PREFILL_CHARS: nonNegativeInt.default(4096),
   BAMBA_REQUEST_DEADLINE_MS: positiveInt.default(120_000),
   ...requestDefaultsEnvShape,
   BAMBA_SLOW_CLIENT_MS: positiveInt.default(30_000),
@@ -33,6 +34,8 @@ export interface AppConfig {
   batchWindowMs: number;
   /** Waiting jobs at which new requests get 429. */
   queueMaxWaiting: number;
+  /** A chat request for n > 1 answers whose messages hold at least this many characters evaluates them once for all its choices (0: never). */
+  sharedPrefillChars: number;
   /** How long a request may take, queue wait included. */
   requestDeadlineMs: number;
   /** max_tokens when the request sets none (capped by the model's context). */
@@ -82,6 +85,7 @@ export function appConfigFrom(values: AppEnv, apiKeysFileText = ''): AppConfig {
     maxFileBytes: values.BAMBA_MAX_FILE_BYTES,
     batchWindowMs: values.BAMBA_BATCH_WINDOW_SECONDS * 1000,
     queueMaxWaiting: values.BAMBA_QUEUE_MAX_WAITING,
+    sharedPrefillChars: values.BAMBA_SHARED_PREFILL_CHARS,
     requestDeadlineMs: values.BAMBA_REQUEST_DEADLINE_MS,
     defaultMaxTokens: values.BAMBA_DEFAULT_MAX_TOKENS,
     maxMessages: values.BAMBA_MAX_MESSAGES,

@@ -125,6 +125,7 @@ export type GenerationJobDraft = Omit<GenerationJob, 'v' | 'relayGroup'>;
  * Message boundaries a chat request probes for a cached state, counted back from its last
  * message: a client that re-sends its history resumes from the end of its previous turn (one
  * message back) or a few more; probing every boundary of a long conversation would cost work for
- * each of its messages. A batch seeds shared prefixes only within this reach.
+ * each of its messages. A batch seeds shared prefixes only within this reach. (The end of all of
+ * a request's messages is probed too: a request's choices share a prefill that ends there.)
  */
 export const PROBED_MESSAGE_BOUNDARIES = 8;

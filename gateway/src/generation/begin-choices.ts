@@ -13,6 +13,10 @@
  * - After that, each choice has at most one piece in flight, asked for once the caller took the
  *   previous one: a slow client leaves the rest in Redis, where the relay's lag rules apply.
  * - A choice that fails fails the request: its siblings are cancelled.
+ * - Long chat messages are evaluated once for all choices (`sharedPrefillChars`): a prefill-only
+ *   job saves the state at their end as a prefix-cache entry, and every choice resumes from it
+ *   instead of evaluating them again (a hybrid's state is small to copy; the prompt is not small
+ *   to evaluate n times).
  */
 import { choiceParams, type AnswerPiece, type ValidatedGenerationRequest } from '@bamba/shared';
 import { beginGeneration, type BeginOptions, type GenerationDeps, type StartedGeneration } from './begin-generation.js';
@@ -106,6 +110,7 @@ export async function beginChoices(deps: GenerationDeps, validated: ValidatedGen
       (error: unknown): Settled => ({ index, kind: 'failed', error }),
     ));
   };
+  if (sharesPrefill(validated, deps.config.sharedPrefillChars)) await prefillShared(deps, validated, options, stopAll.signal);
   // The siblings begin once the first is queued: a request the queue has no room for queues nothing.
   beginChoice(0);
   const started = (result: Extract<Settled, { kind: 'started' }>) => {
@@ -172,4 +177,35 @@ export async function beginChoices(deps: GenerationDeps, validated: ValidatedGen
     },
     finish,
   };
+}
+
+/**
+ * Whether the choices' messages are evaluated once for all: several choices of a stateless chat
+ * whose messages hold `minChars` characters or more, without tools (the prefill renders the
+ * messages alone, which a prompt with tools would not extend).
+ */
+function sharesPrefill(request: ValidatedGenerationRequest, minChars: number): boolean {
+  if (minChars === 0 || request.choices < 2 || request.input.kind !== 'chat' || request.sessionId || request.input.tools?.length) return false;
+  let chars = 0;
+  for (const message of request.input.messages) chars += message.content.length;
+  return chars >= minChars;
+}
+
+/**
+ * Evaluate the request's messages once and save the state at their end in the prefix cache (a
+ * prefill-only job, as a batch seeds what its requests share). Best effort: when it fails, each
+ * choice evaluates them itself (and meets the same refusal, if it was one); only the client's
+ * leaving ends the request here.
+ */
+async function prefillShared(deps: GenerationDeps, validated: ValidatedGenerationRequest, options: Omit<BeginOptions, 'canRestart' | 'cancelWith'>, stop: AbortSignal): Promise<void> {
+  const { onQueued: _choicesOnly, ...seedOptions } = options;
+  let seed: StartedGeneration | undefined;
+  try {
+    seed = await beginGeneration(deps, validated, { ...seedOptions, requestId: `${options.requestId}-prefill`, canRestart: () => true, cancelWith: stop, prefillOnly: true });
+    while ((await seed.next()).kind !== 'end');
+  } catch (error) {
+    if (options.signal.aborted || stop.aborted) throw error;
+  } finally {
+    await seed?.finish();
+  }
 }

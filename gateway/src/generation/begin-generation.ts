@@ -70,6 +70,8 @@ export interface BeginOptions {
   failover?: boolean;
   /** Cancels the job as `cancel` does (a sibling choice failed): not counted as the client leaving. */
   cancelWith?: AbortSignal;
+  /** Only evaluate the request's chat messages and save the state there as a prefix-cache entry (no answer). */
+  prefillOnly?: boolean;
 }
 
 export async function beginGeneration(deps: GenerationDeps, validated: ValidatedGenerationRequest, options: BeginOptions): Promise<StartedGeneration> {
@@ -95,6 +97,7 @@ export async function beginGeneration(deps: GenerationDeps, validated: Validated
     ...(lock?.affinityNode ? { affinityNode: lock.affinityNode } : {}),
     // Its client is gone with this gateway, as when it hangs up; a session turn cut so is not committed.
     ...(options.outlivesGateway ? {} : { endsWithReader: true as const }),
+    ...(options.prefillOnly ? { prefillOnly: true as const } : {}),
   };
 
   // A client that goes away cancels the job: dropped if still queued, stopped if running.

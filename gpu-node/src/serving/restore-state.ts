@@ -35,9 +35,14 @@ export interface ConversationState {
   promptTokens: number[];
 }
 
-/** Token sequences at recent message boundaries that the prompt extends, longest first. */
+/**
+ * Token sequences at recent message boundaries that the prompt extends, longest first: the end of
+ * all its messages (where a prefill-only job leaves them: the choices of one request share that),
+ * then the ends of the messages before its last ones.
+ */
 export function boundaryPrefixes(deps: ServingDeps, messages: ChatMessage[], promptTokens: readonly number[], tools?: readonly Tool[]): number[][] {
-  return deps.engine.chatBoundaries(messages, PROBED_MESSAGE_BOUNDARIES, tools).filter((tokens) => tokens.length < promptTokens.length && isPrefix(tokens, promptTokens));
+  const whole = deps.engine.tokenizeChat(messages, { addGenerationPrompt: false, ...(tools ? { tools } : {}) });
+  return [whole, ...deps.engine.chatBoundaries(messages, PROBED_MESSAGE_BOUNDARIES, tools)].filter((tokens) => tokens.length < promptTokens.length && isPrefix(tokens, promptTokens));
 }
 
 /** The tokens of the conversation's system prompt alone, when it is long enough to be worth saving. */
