@@ -16,7 +16,7 @@ beforeAll(async () => {
 });
 afterAll(async () => stack?.stop());
 
-/** Messages this long are evaluated once for all choices (the default is 4096 characters). */
+/** Messages this long are evaluated once for all choices (off by default). */
 const SHARED_PREFILL_CHARS = 300;
 const sampled = { model: MODEL_ID, messages: [{ role: 'user' as const, content: 'tell me something' }], max_tokens: 12, temperature: 1, seed: 11 };
 const busySlots = async () => (await stack.nodeStatuses())[0]?.busySlots;
@@ -116,6 +116,12 @@ describe('n choices', () => {
     expect(answer.usage!.prompt_tokens).toBe(singles[0]!.usage!.prompt_tokens);
     expect(answer.usage!.prompt_tokens_details!.cached_tokens).toBeGreaterThan(SHARED_PREFILL_CHARS / 2);
     expect((await stack.streamKeys()).filter((key) => key.endsWith(`${answer.id}-prefill`))).toHaveLength(1);
+    // A request its answers could never fit is refused before anything is evaluated, the prefill included.
+    const refused = await postJson(`${stack.url}/v1/chat/completions`, { ...long, n: 2, max_tokens: 4000 });
+    expect(refused.status).toBe(400);
+    expect(refused.json.error).toMatchObject({ code: 'context_length_exceeded', message: expect.stringContaining('4000 in the completion') });
+    const prefill = await stack.streamEvents(`${refused.headers.get('x-request-id')}-prefill`);
+    expect(prefill.map((event) => event.type)).toEqual(['generation-error']);
     // Below the threshold, no prefill: the choices evaluate the messages themselves.
     const short = await client.chat.completions.create({ ...sampled, n: 2, seed: 99 }).withResponse();
     expect(short.response.headers.get('x-bamba-resume')).toBe('replay, replay');

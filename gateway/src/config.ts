@@ -14,7 +14,9 @@ export const appEnvShape = {
   BAMBA_MAX_FILE_BYTES: positiveInt.default(200 * 1024 * 1024),
   BAMBA_BATCH_WINDOW_SECONDS: positiveInt.default(BATCH_WINDOW_MS / 1000),
   BAMBA_QUEUE_MAX_WAITING: nonNegativeInt.default(256),
-  BAMBA_SHARED_PREFILL_CHARS: nonNegativeInt.default(4096),
+  // Off by default: measured a win on CPU nodes only (BENCHMARKS.md, shared-prefill); on a GPU, a
+  // 9B state through Redis may cost more than the prefill it saves (not measured yet).
+  BAMBA_SHARED_PREFILL_CHARS: nonNegativeInt.default(0),
   BAMBA_REQUEST_DEADLINE_MS: positiveInt.default(120_000),
   ...requestDefaultsEnvShape,
   BAMBA_SLOW_CLIENT_MS: positiveInt.default(30_000),

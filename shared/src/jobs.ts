@@ -106,6 +106,11 @@ export const generationJobSchema = z.object({
    * its requests share this way, so each of them resumes from it instead of evaluating it again.
    */
   prefillOnly: z.literal(true).optional(),
+  /**
+   * A prefill-only job saved the state at the end of these messages (a request's choices share
+   * it): look for it there first. Other requests do not probe that far (it is rarely saved).
+   */
+  sharedPrefill: z.literal(true).optional(),
 });
 
 export type GenerationJob = z.infer<typeof generationJobSchema>;
@@ -126,6 +131,6 @@ export type GenerationJobDraft = Omit<GenerationJob, 'v' | 'relayGroup'>;
  * message: a client that re-sends its history resumes from the end of its previous turn (one
  * message back) or a few more; probing every boundary of a long conversation would cost work for
  * each of its messages. A batch seeds shared prefixes only within this reach. (The end of all of
- * a request's messages is probed too: a request's choices share a prefill that ends there.)
+ * a request's messages is probed only by a job whose choices share a prefill: `sharedPrefill`.)
  */
 export const PROBED_MESSAGE_BOUNDARIES = 8;

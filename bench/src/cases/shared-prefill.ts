@@ -79,6 +79,8 @@ export const sharedPrefillCase: BenchCase = {
           const prompt = (mode: string) => `${mode}${repetition} ${'The quick brown fox jumps over the lazy dog. '.repeat(Math.ceil(length / 45))}`.slice(0, length);
           const order = repetition % 2 === 0 ? (['shared', 'separate'] as const) : (['separate', 'shared'] as const);
           for (const mode of order) {
+            // The previous run's snapshot writes end first: each run starts on an idle node.
+            await stack.waitFor('an idle gpu-node', async () => ((await stack.nodeStatuses())[0]?.busySlots === 0 ? true : undefined));
             const timing = await timedChoices(mode === 'shared' ? stack.url : separate.url, prompt(mode));
             // Every choice resumed from the prefill's state (shared), or none found anything (separate).
             if (mode === 'shared' && timing.cachedTokens < length / 2) throw new Error(`expected every choice to resume from the shared prefill, cached tokens ${timing.cachedTokens}`);
@@ -104,7 +106,7 @@ export const sharedPrefillCase: BenchCase = {
       raw: { results, repetitions },
       tables: [{
         title: `n = ${CHOICES} choices: messages evaluated once for all vs by each choice (small preset, through the HTTP API)`,
-        note: `One chat request for ${CHOICES} streamed answers of ${ANSWER_TOKENS} tokens whose message is P tokens, on a gpu-node with ${CHOICES} slots and 1 thread, median of ${repetitions} (alternating, a fresh prompt each time). Shared: a prefill-only job evaluates the message once and saves the state there, every choice resumes from it (BAMBA_SHARED_PREFILL_CHARS). Separate: each choice evaluates it (BAMBA_SHARED_PREFILL_CHARS=0). "All answering": until the last choice wrote its first text.`,
+        note: `One chat request for ${CHOICES} streamed answers of ${ANSWER_TOKENS} tokens whose message is P tokens, on a CPU gpu-node with ${CHOICES} slots and 1 thread, median of ${repetitions} (alternating, a fresh prompt each time). Shared: a prefill-only job evaluates the message once and saves the state there, every choice resumes from it (BAMBA_SHARED_PREFILL_CHARS). Separate: each choice evaluates it (BAMBA_SHARED_PREFILL_CHARS=0). "All answering": until the last choice wrote its first text.`,
         columns: ['P (tokens)', 'all answering, shared (ms)', 'all answering, separate (ms)', 'separate / shared', 'total, shared (ms)', 'total, separate (ms)', 'separate / shared'],
         rows,
       }],

@@ -23,21 +23,26 @@ type Script = Array<[number, StreamEvent]> | 'queue-full';
 
 interface Job { draft: GenerationJobDraft; cancelled: boolean; done: boolean }
 
-function depsOf(scripts: Record<number, Script>) {
+/**
+ * `shared`: a chat request whose messages a prefill job evaluates first (`prefill` its script,
+ * `waiting` what the queue holds); `stop`: the gateway's stop, as the test drives it.
+ */
+function depsOf(scripts: Record<number, Script>, shared?: { prefill: Script; waiting?: number; stop?: { draining: boolean; ended: AbortSignal } }) {
   const jobs: Job[] = [];
   const request: ValidatedGenerationRequest = {
-    model: 'm', input: { kind: 'completion', prompt: 'p' }, params: { maxTokens: 8, temperature: 1, topP: 1, topK: 0, seed: 7, stop: [] },
-    stream: true, includeUsage: false, maxTokensRequested: true, endpoint: 'completion', sessionId: null, choices: Object.keys(scripts).length,
+    model: 'm', input: shared ? { kind: 'chat', messages: [{ role: 'user', content: 'a long question' }] } : { kind: 'completion', prompt: 'p' }, params: { maxTokens: 8, temperature: 1, topP: 1, topK: 0, seed: 7, stop: [] },
+    stream: true, includeUsage: false, maxTokensRequested: true, endpoint: shared ? 'chat' : 'completion', sessionId: null, choices: Object.keys(scripts).length,
   };
   const node = { nodeId: 'node-1', models: [{ id: 'm', contextSize: 64 }] };
   const deps = {
-    region: { name: 'local', liveNodes: async () => [node], waitingJobs: async () => 0 },
-    config: { requestDeadlineMs: 60_000, queueMaxWaiting: 100 },
+    region: { name: 'local', liveNodes: async () => [node], waitingJobs: async () => shared?.waiting ?? 0 },
+    config: { requestDeadlineMs: 60_000, queueMaxWaiting: 100, sharedPrefillChars: shared ? 1 : 0 },
+    stop: shared?.stop,
     metrics: { observeTimeToFirstToken: () => {}, countTokens: () => {} },
     clock: { nowMs: () => Date.now() },
     generation: {
       async *generate(draft: GenerationJobDraft, signal: AbortSignal, onQueued?: (relayGroup: string) => void): AsyncGenerator<StreamEvent> {
-        const script = scripts[Number(/-(\d+)$/.exec(draft.requestId)?.[1] ?? 0)]!;
+        const script = draft.requestId.endsWith('-prefill') ? shared!.prefill : scripts[Number(/-(\d+)$/.exec(draft.requestId)?.[1] ?? 0)]!;
         if (script === 'queue-full') throw new RateLimitError('the queue is full', 1);
         const job: Job = { draft, cancelled: false, done: false };
         jobs.push(job);
@@ -131,5 +136,42 @@ describe('a request\'s choices', () => {
     await choices.finish();
     expect(seen).toEqual(['0:text']);
     expect(jobs.map((job) => [job.done, job.cancelled])).toEqual([[true, true], [true, false]]);
+  });
+
+  describe('with long messages evaluated once for all', () => {
+    const prefilled: Script = [[0, start], [20, { ...end, completionTokens: 0 }]];
+    const answers = { 0: [[0, start], [0, text('a')], [0, end]], 1: [[0, start], [0, text('b')], [0, end]] } satisfies Record<number, Script>;
+    const marks = (jobs: Job[]) => jobs.map((job) => [job.draft.requestId, job.draft.prefillOnly ?? false, job.draft.sharedPrefill ?? false]);
+
+    it('run a prefill job first, then the choices, marked to look for its state', async () => {
+      const { jobs, begin } = depsOf(answers, { prefill: prefilled });
+      const choices = await begin();
+      expect(await drain(choices.pieces)).toHaveLength(4);
+      await choices.finish();
+      expect(marks(jobs)).toEqual([['cmpl-x-prefill', true, false], ['cmpl-x', false, true], ['cmpl-x-1', false, true]]);
+    });
+
+    it('go on without it when it fails, and do not run it when the queue holds jobs (the choices would wait twice)', async () => {
+      const failed = depsOf(answers, { prefill: [[0, failure({ ...refusal, type: 'server_error', status: 500, retryable: true, code: 'engine_error' })]] });
+      const afterFailure = await failed.begin();
+      await drain(afterFailure.pieces);
+      await afterFailure.finish();
+      expect(marks(failed.jobs)).toEqual([['cmpl-x-prefill', true, false], ['cmpl-x', false, false], ['cmpl-x-1', false, false]]);
+      const busy = depsOf(answers, { prefill: prefilled, waiting: 1 });
+      const whileBusy = await busy.begin();
+      await drain(whileBusy.pieces);
+      await whileBusy.finish();
+      expect(marks(busy.jobs)).toEqual([['cmpl-x', false, false], ['cmpl-x-1', false, false]]);
+    });
+
+    it('are not refused by a drain that began while the prefill ran: the request was accepted', async () => {
+      const stop = { draining: false, ended: new AbortController().signal };
+      const { jobs, begin } = depsOf(answers, { prefill: prefilled, stop });
+      setTimeout(() => { stop.draining = true; }, 5);
+      const choices = await begin();
+      expect(await drain(choices.pieces)).toHaveLength(4);
+      await choices.finish();
+      expect(jobs).toHaveLength(3);
+    });
   });
 });

@@ -53,7 +53,7 @@ type Settled =
   | { index: number; kind: 'failed'; error: unknown };
 
 /** `canRestart(index)`: whether a retried attempt of that choice may replace what it had (nothing of it went out). */
-export async function beginChoices(deps: GenerationDeps, validated: ValidatedGenerationRequest, options: Omit<BeginOptions, 'canRestart' | 'cancelWith'> & { canRestart: (index: number) => boolean }): Promise<StartedChoices> {
+export async function beginChoices(deps: GenerationDeps, validated: ValidatedGenerationRequest, options: Omit<BeginOptions, 'canRestart' | 'cancelWith' | 'sharedPrefill' | 'accepted'> & { canRestart: (index: number) => boolean }): Promise<StartedChoices> {
   const count = validated.choices;
   /** Cancels every choice's job, those not started yet included (a choice failed, or the caller cancelled). */
   const stopAll = new AbortController();
@@ -105,12 +105,13 @@ export async function beginChoices(deps: GenerationDeps, validated: ValidatedGen
       options.onQueued?.(relayGroup);
       settle({ index, kind: 'queued' });
     };
-    track(beginGeneration(deps, choice, { ...options, requestId: choiceRequestId(options.requestId, index), canRestart: () => options.canRestart(index), cancelWith: stopAll.signal, onQueued }).then(
+    const shared = prefilled ? { sharedPrefill: true, accepted: true } : {};
+    track(beginGeneration(deps, choice, { ...options, ...shared, requestId: choiceRequestId(options.requestId, index), canRestart: () => options.canRestart(index), cancelWith: stopAll.signal, onQueued }).then(
       (generation): Settled => ({ index, kind: 'started', generation }),
       (error: unknown): Settled => ({ index, kind: 'failed', error }),
     ));
   };
-  if (sharesPrefill(validated, deps.config.sharedPrefillChars)) await prefillShared(deps, validated, options, stopAll.signal);
+  const prefilled = sharesPrefill(validated, deps.config.sharedPrefillChars) && (await prefillShared(deps, validated, options));
   // The siblings begin once the first is queued: a request the queue has no room for queues nothing.
   beginChoice(0);
   const started = (result: Extract<Settled, { kind: 'started' }>) => {
@@ -193,18 +194,22 @@ function sharesPrefill(request: ValidatedGenerationRequest, minChars: number): b
 
 /**
  * Evaluate the request's messages once and save the state at their end in the prefix cache (a
- * prefill-only job, as a batch seeds what its requests share). Best effort: when it fails, each
- * choice evaluates them itself (and meets the same refusal, if it was one); only the client's
- * leaving ends the request here.
+ * prefill-only job, as a batch seeds what its requests share). Only when nothing waits in the
+ * queue: the choices are queued after it, and would wait twice behind what arrived meanwhile.
+ * Best effort: false when it did not run or failed (each choice then evaluates the messages
+ * itself, and meets the same refusal, if it was one); only the client's leaving ends the request here.
  */
-async function prefillShared(deps: GenerationDeps, validated: ValidatedGenerationRequest, options: Omit<BeginOptions, 'canRestart' | 'cancelWith'>, stop: AbortSignal): Promise<void> {
+async function prefillShared(deps: GenerationDeps, validated: ValidatedGenerationRequest, options: Omit<BeginOptions, 'canRestart' | 'cancelWith'>): Promise<boolean> {
+  if ((await deps.region.waitingJobs()) > 0) return false;
   const { onQueued: _choicesOnly, ...seedOptions } = options;
   let seed: StartedGeneration | undefined;
   try {
-    seed = await beginGeneration(deps, validated, { ...seedOptions, requestId: `${options.requestId}-prefill`, canRestart: () => true, cancelWith: stop, prefillOnly: true });
+    seed = await beginGeneration(deps, validated, { ...seedOptions, requestId: `${options.requestId}-prefill`, canRestart: () => true, prefillOnly: true });
     while ((await seed.next()).kind !== 'end');
+    return true;
   } catch (error) {
-    if (options.signal.aborted || stop.aborted) throw error;
+    if (options.signal.aborted) throw error;
+    return false;
   } finally {
     await seed?.finish();
   }

@@ -72,12 +72,16 @@ export interface BeginOptions {
   cancelWith?: AbortSignal;
   /** Only evaluate the request's chat messages and save the state there as a prefix-cache entry (no answer). */
   prefillOnly?: boolean;
+  /** A prefill-only job of this request saved the state at the end of its messages: the job looks there first. */
+  sharedPrefill?: boolean;
+  /** The request was accepted before (its shared prefill ran): a drain begun since lets it finish. */
+  accepted?: boolean;
 }
 
 export async function beginGeneration(deps: GenerationDeps, validated: ValidatedGenerationRequest, options: BeginOptions): Promise<StartedGeneration> {
   const { config, metrics, clock } = deps;
   const { tenant, requestId, log, arrivedMs } = options;
-  if (deps.stop?.draining) throw gatewayStopping(); // new work goes to a gateway that stays
+  if (deps.stop?.draining && !options.accepted) throw gatewayStopping(); // new work goes to a gateway that stays
   if (validated.sessionId) checkSessionHome(validated.sessionId, deps.region.name, options.failover ?? false);
   const { request, nodes } = await admit(deps.region, config, validated);
   const lock: LockedTurn | null = request.sessionId
@@ -98,6 +102,7 @@ export async function beginGeneration(deps: GenerationDeps, validated: Validated
     // Its client is gone with this gateway, as when it hangs up; a session turn cut so is not committed.
     ...(options.outlivesGateway ? {} : { endsWithReader: true as const }),
     ...(options.prefillOnly ? { prefillOnly: true as const } : {}),
+    ...(options.sharedPrefill ? { sharedPrefill: true as const } : {}),
   };
 
   // A client that goes away cancels the job: dropped if still queued, stopped if running.

@@ -3,10 +3,22 @@
  * The scheduler and intake talk to this interface only; llama.cpp lives behind it
  * (`llama-engine.ts`), and scheduler tests can use a fake.
  */
-import type { OutputFormat, SamplingParams, TokenLogprob, Tool, ToolCall } from '@bamba/shared';
+import { InvalidRequestError, type OutputFormat, type SamplingParams, type TokenLogprob, type Tool, type ToolCall } from '@bamba/shared';
 import type { SnapshotEncoding } from '../state/recurrent-bf16.js';
 
 export type { SnapshotEncoding };
+
+/**
+ * OpenAI's answer (and vLLM's) to an explicit max_tokens the context cannot hold after `held`
+ * tokens of prompt: a refusal naming both counts.
+ */
+export function assertAnswerFits(contextSize: number, held: number, params: Pick<SamplingParams, 'maxTokens' | 'maxTokensExplicit'>): void {
+  if (!params.maxTokensExplicit || params.maxTokens <= contextSize - held) return;
+  throw new InvalidRequestError(
+    `This model's maximum context length is ${contextSize} tokens. However, you requested ${held + params.maxTokens} tokens (${held} in the messages, ${params.maxTokens} in the completion). Please reduce the length of the messages or completion.`,
+    { code: 'context_length_exceeded', param: 'messages' },
+  );
+}
 
 /** One slot = one sequence of the engine's single context. Opaque outside the engine. */
 export interface Slot {

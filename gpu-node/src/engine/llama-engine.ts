@@ -22,6 +22,7 @@ import { DEFAULT_STATE_DIR, withStateFile } from '../state/state-file.js';
 import { stateMemoryKindOf, type StateMemoryKind } from '../state/state-layout.js';
 import { ChatTemplate } from './chat-template.js';
 import { ChatTokenizer } from './chat-tokenizer.js';
+import { assertAnswerFits } from './engine.js';
 import type {
   AnswerGrammar,
   ChatTemplateMessage,
@@ -253,13 +254,7 @@ export class LlamaEngine implements Engine {
     this.assertFits(own, promptTokens.length);
     const held = own.sequence.nextTokenIndex + promptTokens.length;
     const room = this.info.contextSize - held;
-    if (params.maxTokensExplicit && params.maxTokens > room) {
-      // OpenAI's answer (and vLLM's) to an explicit max_tokens the context cannot hold.
-      throw new InvalidRequestError(
-        `This model's maximum context length is ${this.info.contextSize} tokens. However, you requested ${held + params.maxTokens} tokens (${held} in the messages, ${params.maxTokens} in the completion). Please reduce the length of the messages or completion.`,
-        { code: 'context_length_exceeded', param: 'messages' },
-      );
-    }
+    assertAnswerFits(this.info.contextSize, held, params);
     const maxTokens = Math.min(params.maxTokens, room);
     const bias = this.biasFor(params);
     let settle!: (summary: GenerationSummary) => void;

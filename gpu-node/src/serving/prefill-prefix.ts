@@ -7,12 +7,15 @@
 import { InvalidRequestError, type GenerationJob } from '@bamba/shared';
 import type { TokenEvents } from '@bamba/region';
 import { tokenSequenceHash } from '../state/snapshot-codec.js';
+import { assertAnswerFits } from '../engine/engine.js';
 import { restoreState } from './restore-state.js';
 import type { ServingDeps } from './serving-deps.js';
 
 export async function prefillPrefix(deps: ServingDeps, job: GenerationJob, events: TokenEvents): Promise<number> {
   if (job.input.kind !== 'chat' || job.session) throw new InvalidRequestError('a prefill-only job takes chat messages and no session', { code: 'invalid_job' });
   const messages = job.input.messages;
+  // The answers it prepares (a request's choices) would be refused: so is it, before any work.
+  assertAnswerFits(deps.engine.info.contextSize, deps.engine.tokenizeChat(messages).length, job.params);
   const boundary = deps.engine.tokenizeChat(messages, { addGenerationPrompt: false });
   const hash = tokenSequenceHash(boundary);
   const end = (cachedTokens: number) => events.end({ finishReason: 'stop', promptTokens: boundary.length, completionTokens: 0, cachedTokens, timeToFirstTokenMs: 0, totalMs: 0 });

@@ -33,16 +33,18 @@ export interface ConversationState {
   tools?: readonly Tool[];
   session: SessionRecord | null;
   promptTokens: number[];
+  /** Look first at the end of all the messages, where a prefill-only job saved them (the job's `sharedPrefill`). */
+  sharedPrefill?: boolean;
 }
 
 /**
- * Token sequences at recent message boundaries that the prompt extends, longest first: the end of
- * all its messages (where a prefill-only job leaves them: the choices of one request share that),
- * then the ends of the messages before its last ones.
+ * Token sequences at recent message boundaries that the prompt extends, longest first. `whole`:
+ * the end of all its messages first (where a prefill-only job left them for a request's choices).
  */
-export function boundaryPrefixes(deps: ServingDeps, messages: ChatMessage[], promptTokens: readonly number[], tools?: readonly Tool[]): number[][] {
-  const whole = deps.engine.tokenizeChat(messages, { addGenerationPrompt: false, ...(tools ? { tools } : {}) });
-  return [whole, ...deps.engine.chatBoundaries(messages, PROBED_MESSAGE_BOUNDARIES, tools)].filter((tokens) => tokens.length < promptTokens.length && isPrefix(tokens, promptTokens));
+export function boundaryPrefixes(deps: ServingDeps, messages: ChatMessage[], promptTokens: readonly number[], tools?: readonly Tool[], whole = false): number[][] {
+  const boundaries = deps.engine.chatBoundaries(messages, PROBED_MESSAGE_BOUNDARIES, tools);
+  if (whole) boundaries.unshift(deps.engine.tokenizeChat(messages, { addGenerationPrompt: false, ...(tools ? { tools } : {}) }));
+  return boundaries.filter((tokens) => tokens.length < promptTokens.length && isPrefix(tokens, promptTokens));
 }
 
 /** The tokens of the conversation's system prompt alone, when it is long enough to be worth saving. */
@@ -99,7 +101,7 @@ export async function restoreState(deps: ServingDeps, conversation: Conversation
     // earlier boundary of the same tokens may still be in the cache.
     if (!conversation.messages || !(session || deps.prefixCache)) return { slot, resume: 'replay', cachedTokens: 0, heldTokens: 0 };
     const system = systemPromptTokens(deps, conversation.messages, promptTokens, conversation.tools);
-    const prefixes = boundaryPrefixes(deps, conversation.messages, promptTokens, conversation.tools);
+    const prefixes = boundaryPrefixes(deps, conversation.messages, promptTokens, conversation.tools, conversation.sharedPrefill);
     // A long conversation's probed boundaries do not reach back to its system prompt: look it up too.
     if (system && !prefixes.some((tokens) => tokens.length === system.length)) prefixes.push(system);
     const hashes = prefixes.map((tokens) => tokenSequenceHash(tokens));

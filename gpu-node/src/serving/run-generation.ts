@@ -60,7 +60,7 @@ async function conversationOf(deps: ServingDeps, job: GenerationJob, tools: Answ
     return { tenant: job.tenant, messages: null, session: null, promptTokens: deps.engine.tokenize(job.input.prompt) };
   }
   if (!job.session) {
-    return { tenant: job.tenant, messages: job.input.messages, ...(tools ? { tools } : {}), session: null, promptTokens: deps.engine.tokenizeChat(job.input.messages, tools ? { tools } : {}) };
+    return { tenant: job.tenant, messages: job.input.messages, ...(tools ? { tools } : {}), session: null, promptTokens: deps.engine.tokenizeChat(job.input.messages, tools ? { tools } : {}), ...(job.sharedPrefill ? { sharedPrefill: true } : {}) };
   }
   // The previous turn's state may still be being saved here: wait for it (a few seconds at most),
   // then read the session, which points at it once it landed.
