@@ -6,17 +6,17 @@
  * - The first choice is admitted for all (the queue has room for every job) and queued before
  *   the others begin. The answer begins once every choice is queued and one has started: a
  *   refusal of admission (a full queue) or of the gpu-node (a prompt too long: the same for every
- *   choice) is the request's plain HTTP error, and the jobs begun are stopped. Choices that wait for a slot
- *   start later, without holding back the others' first tokens.
+ *   choice) is the request's plain HTTP error, and the jobs begun are stopped. Choices that wait
+ *   for a slot start later, without holding back the others' first tokens.
  * - While the answer has not begun, the pieces of choices that started are read on and kept
  *   (their streams must not lag, or the relay cuts them).
  * - After that, each choice has at most one piece in flight, asked for once the caller took the
  *   previous one: a slow client leaves the rest in Redis, where the relay's lag rules apply.
  * - A choice that fails fails the request: its siblings are cancelled.
- * - Long chat messages are evaluated once for all choices (`sharedPrefillChars`): a prefill-only
- *   job saves the state at their end as a prefix-cache entry, and every choice resumes from it
- *   instead of evaluating them again (a hybrid's state is small to copy; the prompt is not small
- *   to evaluate n times).
+ * - Long chat messages can be evaluated once for all choices (`sharedPrefillChars`, opt-in): a
+ *   prefill-only job saves the state at their end as a prefix-cache entry, and every choice
+ *   resumes from it: one evaluation and n state reads from Redis instead of n evaluations (a win
+ *   on CPU nodes, measured; on a GPU a big state's reads may cost more than they save).
  */
 import { choiceParams, type AnswerPiece, type ValidatedGenerationRequest } from '@bamba/shared';
 import { beginGeneration, type BeginOptions, type GenerationDeps, type StartedGeneration } from './begin-generation.js';
