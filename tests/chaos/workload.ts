@@ -12,8 +12,10 @@ export interface Outcome {
   streaming: boolean;
   /** HTTP status, or 0 when the client gave up waiting (it hung). */
   status: number;
-  /** The answer's text when it completed. */
+  /** The answer's text when it completed (its first choice's, when it asked for several). */
   text: string | null;
+  /** Every choice's text, when the request asked for `n` > 1 and it completed. */
+  choiceTexts?: string[];
   /** The error code the client got (HTTP error or a final SSE error event). */
   errorCode: string | null;
   requestId: string | null;
@@ -43,19 +45,26 @@ export async function chat(stack: TestStack, body: Record<string, unknown>, stre
       body: JSON.stringify({ model: MODEL_ID, max_tokens: options.maxTokens, temperature: 0, ...body, stream: streaming }),
     });
     const requestId = response.headers.get('x-request-id');
+    /** Every choice's text, when there are several (the first is also `text`). */
+    const choiceTextsOf = (texts: string[]) => (texts.length > 1 ? { choiceTexts: texts } : {});
     if (!streaming) {
-      const json = (await response.json()) as { choices?: Array<{ message: { content: string } }>; error?: { code: string | null } };
-      return { streaming, status: response.status, text: response.ok ? json.choices![0]!.message.content : null, errorCode: json.error?.code ?? null, requestId, hung: false };
+      const json = (await response.json()) as { choices?: Array<{ index: number; message: { content: string } }>; error?: { code: string | null } };
+      if (!response.ok) return { streaming, status: response.status, text: null, errorCode: json.error?.code ?? null, requestId, hung: false };
+      const texts = json.choices!.map((choice) => choice.message.content);
+      return { streaming, status: response.status, text: texts[0]!, ...choiceTextsOf(texts), errorCode: null, requestId, hung: false };
     }
     if (!response.ok) {
       const json = (await response.json()) as { error?: { code: string | null } };
       return { streaming, status: response.status, text: null, errorCode: json.error?.code ?? null, requestId, hung: false };
     }
     const events = await readSse(response);
-    const chunks = events.filter((event) => event !== '[DONE]').map((event) => JSON.parse(event) as { id?: string; error?: { code: string | null }; choices?: Array<{ delta?: { content?: string } }> });
+    const chunks = events.filter((event) => event !== '[DONE]').map((event) => JSON.parse(event) as { id?: string; error?: { code: string | null }; choices?: Array<{ index: number; delta?: { content?: string } }> });
     const failure = chunks.find((chunk) => chunk.error);
-    const text = chunks.map((chunk) => chunk.choices?.[0]?.delta?.content ?? '').join('');
-    return { streaming, status: 200, text: failure || events.at(-1) !== '[DONE]' ? null : text, errorCode: failure?.error?.code ?? (events.at(-1) === '[DONE]' ? null : 'stream_cut'), requestId, hung: false };
+    // The choices' chunks interleave: each text is its own index's deltas.
+    const texts: string[] = [];
+    for (const choice of chunks.flatMap((chunk) => chunk.choices ?? [])) texts[choice.index] = (texts[choice.index] ?? '') + (choice.delta?.content ?? '');
+    const complete = !failure && events.at(-1) === '[DONE]';
+    return { streaming, status: 200, text: complete ? texts[0] ?? '' : null, ...(complete ? choiceTextsOf(texts) : {}), errorCode: failure?.error?.code ?? (events.at(-1) === '[DONE]' ? null : 'stream_cut'), requestId, hung: false };
   } catch (error) {
     const hung = controller.signal.aborted;
     return { streaming, status: 0, text: null, errorCode: hung ? 'client_timeout' : `fetch_failed: ${(error as Error).message}`, requestId: null, hung };
@@ -105,7 +114,8 @@ export async function sessionClient(stack: TestStack, index: number, until: () =
 export async function statelessClient(stack: TestStack, index: number, until: () => boolean, outcomes: Outcome[], options: WorkloadOptions): Promise<void> {
   for (let request = 0; !until(); request++) {
     const messages: ChatTemplateMessage[] = [{ role: 'user', content: `stateless client ${index}, request ${request}` }];
-    const result = await chat(stack, { messages }, request % 2 === 1, options);
+    // Every third asks for two answers (greedy: both are the replay's).
+    const result = await chat(stack, { messages, ...(request % 3 === 2 ? { n: 2 } : {}) }, request % 2 === 1, options);
     if (result.status === 503 && result.errorCode === 'no_gpu_node') {
       await new Promise((resolve) => setTimeout(resolve, 200));
       continue;
