@@ -149,17 +149,23 @@ describe('n choices', () => {
       method: 'POST', headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ ...sampled, messages: [{ role: 'user', content: 'talk for a long time' }], max_tokens: 4000, n: 3, stream: true }),
     });
-    expect(response.headers.get('x-bamba-resume')).toMatch(/^[a-z-]+, [a-z-]+, queued$/);
+    // Two slots: one choice at least is still queued when the answer begins (which, depends on the queue's order).
+    const paths = response.headers.get('x-bamba-resume')!.split(', ');
+    expect(paths).toHaveLength(3);
+    expect(paths.filter((path) => path === 'queued').length).toBeGreaterThanOrEqual(1);
+    expect(paths.filter((path) => path !== 'queued').length).toBeGreaterThanOrEqual(1);
     const firstEvents = await readSse(response, 3); // then hang up
     const requestId = JSON.parse(firstEvents[0]!).id as string;
     await settled();
+    let started = 0;
     for (const id of [requestId, `${requestId}-1`, `${requestId}-2`]) {
       const events = await stack.streamEvents(id);
       expect(events.some((event) => event.type === 'generation-end')).toBe(false);
-      if (id !== `${requestId}-2`) expect(events.some((event) => event.type === 'generation-start')).toBe(true);
+      if (events.some((event) => event.type === 'generation-start')) started += 1;
     }
-    // The third waited for a slot the first two held for 4000 tokens: it was taken back from the
+    // Two ran; the third waited for a slot they held for 4000 tokens: it was taken back from the
     // queue (or, when a slot its siblings' cancel freed took it first, stopped at once).
+    expect(started).toBeGreaterThanOrEqual(2);
     const next = await client.chat.completions.create({ ...sampled, n: 2, max_tokens: 3 });
     expect(next.usage!.completion_tokens).toBe(6);
   });
