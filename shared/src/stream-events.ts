@@ -143,22 +143,26 @@ export function mergeDeltaEvents(events: readonly StreamEvent[]): StreamEvent[] 
   const merged: StreamEvent[] = [];
   const lengthsOf = (text: string) => (text === '' ? [] : [text.length]);
   const countOf = (event: { logprobs?: readonly unknown[] | undefined }) => event.logprobs?.length ?? 0;
+  /** How many of the last merged event's logprobs go with its texts (the rest wait for a text to come). */
+  let placed = 0;
   for (const event of events) {
     const last = merged.at(-1);
     if (event.type === 'token-delta' && last?.type === 'token-delta' && last.attempt === event.attempt) {
       // `last` is a decoded entry (no lengths yet) or a merge made here, whose arrays are ours to extend.
       const entryLengths = last.entryLengths ?? lengthsOf(last.text);
-      const entryLogprobs = last.entryLogprobs ?? (last.entryLengths ? last.entryLengths.map(() => 0) : lengthsOf(last.text).map(() => countOf(last)));
-      if (event.text !== '') {
-        // This text carries its own entries and those of the text-less entries just before it.
-        const unplaced = countOf(last) - entryLogprobs.reduce((sum, count) => sum + count, 0);
-        entryLengths.push(event.text.length);
-        entryLogprobs.push(unplaced + countOf(event));
-      }
       const logprobs = last.logprobs || event.logprobs ? [...(last.logprobs ?? []), ...(event.logprobs ?? [])] : undefined;
+      // Counted only when there are log probabilities: a plain stream pays nothing for them.
+      const entryLogprobs = logprobs ? last.entryLogprobs ?? (last.entryLengths ? last.entryLengths.map(() => 0) : lengthsOf(last.text).map(() => countOf(last))) : undefined;
+      if (event.text !== '') {
+        entryLengths.push(event.text.length);
+        // This text carries its own entries and those of the text-less entries just before it.
+        entryLogprobs?.push(countOf(last) - placed + countOf(event));
+        placed = countOf(last) + countOf(event);
+      }
       merged[merged.length - 1] = { ...last, text: last.text + event.text, tokens: last.tokens + event.tokens, entryLengths, ...(logprobs ? { logprobs, entryLogprobs } : {}) };
     } else {
       merged.push(event);
+      placed = event.type === 'token-delta' && event.text !== '' ? countOf(event) : 0;
     }
   }
   return merged;
