@@ -13,7 +13,9 @@ let engine: Engine;
 let client: OpenAI;
 
 beforeAll(async () => {
-  [stack, engine] = await Promise.all([startTestStack(), startDirectEngine()]);
+  // A keep-alive comment after every millisecond of silence: every stream below carries them
+  // between its events, and the official client must read past them.
+  [stack, engine] = await Promise.all([startTestStack({ gatewayEnv: { BAMBA_SSE_KEEPALIVE_MS: '1' } }), startDirectEngine()]);
   client = new OpenAI({ baseURL: `${stack.url}/v1`, apiKey: 'unused-without-keys', maxRetries: 0 });
 });
 afterAll(async () => {
@@ -64,6 +66,22 @@ describe('openai client against the stack', () => {
     expect(chunks).toBeGreaterThan(3);
     expect(finishReason).toBe('length');
     expect(usage?.completion_tokens).toBe(40);
+  });
+
+  it('a stream\'s keep-alive comments are skipped by the client: the same text as read raw', async () => {
+    // A long prompt: a silence of some milliseconds while it is evaluated.
+    const long = [{ role: 'user' as const, content: 'word '.repeat(140) }];
+    const raw = await fetch(`${stack.url}/v1/chat/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODEL_ID, messages: long, max_tokens: 20, temperature: 0, stream: true }),
+    });
+    const rawText = await raw.text();
+    expect(rawText).toContain(': keep-alive\n\n');
+    const rawContent = rawText.split('\n\n').filter((block) => block.startsWith('data: {')).map((block) => JSON.parse(block.slice(6)).choices[0]?.delta?.content ?? '').join('');
+    let text = '';
+    for await (const chunk of await client.chat.completions.create({ model: MODEL_ID, messages: long, max_tokens: 20, temperature: 0, stream: true })) text += chunk.choices[0]?.delta.content ?? '';
+    expect(text).toBe(rawContent);
+    expect(text).toBe(await directGreedy(engine, long, 20));
   });
 
   it('completions, non-streaming and streaming, equal the engine on the raw prompt', async () => {

@@ -20,6 +20,7 @@ export const appEnvShape = {
   BAMBA_REQUEST_DEADLINE_MS: positiveInt.default(120_000),
   ...requestDefaultsEnvShape,
   BAMBA_SLOW_CLIENT_MS: positiveInt.default(30_000),
+  BAMBA_SSE_KEEPALIVE_MS: nonNegativeInt.default(15_000),
   BAMBA_METRICS_TOKEN: z.string().min(1).optional(),
   BAMBA_MAX_SESSIONS_PER_TENANT: positiveInt.default(10_000),
   BAMBA_MAX_SESSION_BYTES_PER_TENANT: positiveInt.default(4 * 1024 ** 3),
@@ -46,6 +47,8 @@ export interface AppConfig {
   maxMessages: number;
   /** A streaming client that reads nothing for this long is cut and its job cancelled. */
   slowClientMs: number;
+  /** A stream silent this long gets an SSE comment line, so proxies do not cut it (0: never). */
+  sseKeepAliveMs: number;
   /** When set, GET /metrics wants `Authorization: Bearer <token>`. */
   metricsToken: string | null;
   /** Live sessions one tenant may hold (creating or forking more: 429 `quota_exceeded`). */
@@ -92,6 +95,7 @@ export function appConfigFrom(values: AppEnv, apiKeysFileText = ''): AppConfig {
     defaultMaxTokens: values.BAMBA_DEFAULT_MAX_TOKENS,
     maxMessages: values.BAMBA_MAX_MESSAGES,
     slowClientMs: values.BAMBA_SLOW_CLIENT_MS,
+    sseKeepAliveMs: values.BAMBA_SSE_KEEPALIVE_MS,
     metricsToken: values.BAMBA_METRICS_TOKEN ?? null,
     maxSessionsPerTenant: values.BAMBA_MAX_SESSIONS_PER_TENANT,
     maxSessionBytesPerTenant: values.BAMBA_MAX_SESSION_BYTES_PER_TENANT,

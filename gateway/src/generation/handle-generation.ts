@@ -85,7 +85,7 @@ export async function handleGeneration(c: Context<{ Variables: GatewayVariables 
 
   log.deferred = true;
   metrics.changeActiveStreams(1);
-  return c.newResponse(sseBody(config.slowClientMs, choices.cancel, async (write) => {
+  return c.newResponse(sseBody(config, choices.cancel, async (write) => {
     /** Per choice: where its next token's text begins in its answer (legacy completions' `text_offset`). */
     const logprobOffsets: number[] = Array.from({ length: count }, () => 0);
     let ended = 0;

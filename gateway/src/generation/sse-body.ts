@@ -14,21 +14,48 @@ export function sseError(error: unknown): string {
 
 export const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' } as const;
 
+/** What a stream's body watches: a client that stopped reading, and a silence proxies may cut. */
+export interface SseTimings {
+  /** A write the client does not take this long cuts the stream. */
+  slowClientMs: number;
+  /** After this long without a write, a comment line goes out (0: never). */
+  sseKeepAliveMs: number;
+}
+
+/**
+ * An SSE comment: clients skip it (the spec's `:` lines), while proxies that cut a response
+ * silent for a while (nginx's 60 s read timeout, Cloudflare's 100 s) see bytes flowing while a
+ * long prompt is evaluated or a choice waits for a slot.
+ */
+export const SSE_KEEP_ALIVE_COMMENT = ': keep-alive\n\n';
+
 /**
  * A response body fed by `produce`, ending with `SSE_END_COMMENT` when `produce` returns. A
  * write the client does not take within `slowClientMs` (it stopped reading) cuts the stream and
- * calls `onSlowClient` (which cancels the job), so a stalled client holds nothing.
+ * calls `onSlowClient` (which cancels the job), so a stalled client holds nothing. Silences of
+ * `sseKeepAliveMs` get a keep-alive comment, which counts as a write (a client that stopped
+ * reading is found during a silence too).
  */
-export function sseBody(slowClientMs: number, onSlowClient: () => void, produce: (write: (text: string) => Promise<void>) => Promise<void>): ReadableStream<Uint8Array> {
+export function sseBody(timings: SseTimings, onSlowClient: () => void, produce: (write: (text: string) => Promise<void>) => Promise<void>): ReadableStream<Uint8Array> {
+  const { slowClientMs, sseKeepAliveMs } = timings;
   const encoder = new TextEncoder();
   const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
   const writer = writable.getWriter();
+  let lastWriteAt = Date.now();
+  let writesInFlight = 0;
+  let done = false;
+  let cut: unknown = null;
   const write = async (text: string) => {
+    if (cut) throw cut; // cut once (a stalled client, or one gone): nothing more goes out
+    lastWriteAt = Date.now();
+    writesInFlight += 1;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const stalled = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new SlowClientError(slowClientMs)), slowClientMs); });
     try {
       await Promise.race([writer.write(encoder.encode(text)), stalled]);
     } catch (error) {
+      if (cut) throw cut;
+      cut = error;
       if (error instanceof SlowClientError) {
         onSlowClient();
         await writer.abort(error).catch(() => {});
@@ -36,9 +63,28 @@ export function sseBody(slowClientMs: number, onSlowClient: () => void, produce:
       throw error; // or the client went away: the body was cancelled
     } finally {
       clearTimeout(timer);
+      writesInFlight -= 1;
+      lastWriteAt = Date.now();
     }
   };
+  // Checked at a fraction of the interval, so a silence gets its comment within ~1.25 intervals.
+  const keepAlive = sseKeepAliveMs > 0
+    ? setInterval(() => {
+      if (done || cut || writesInFlight > 0 || Date.now() - lastWriteAt < sseKeepAliveMs) return;
+      write(SSE_KEEP_ALIVE_COMMENT).catch(() => { /* the cut is produce's to see at its next write */ });
+    }, Math.max(1, Math.floor(sseKeepAliveMs / 4)))
+    : undefined;
+  const stopKeepAlive = () => {
+    done = true;
+    clearInterval(keepAlive);
+  };
   // Ended on purpose (an answer, or an error event): say so, so the edge can tell it from a cut.
-  void produce(write).then(() => write(SSE_END_COMMENT)).catch(() => {}).finally(() => { writer.close().catch(() => {}); });
+  void produce(write)
+    .then(() => { stopKeepAlive(); return write(SSE_END_COMMENT); })
+    .catch(() => {})
+    .finally(() => {
+      stopKeepAlive();
+      writer.close().catch(() => {});
+    });
   return readable;
 }

@@ -268,7 +268,7 @@ async function runInForeground(c: Context<{ Variables: GatewayVariables }>, deps
 
   log.deferred = true;
   metrics.changeActiveStreams(1);
-  return c.newResponse(sseBody(config.slowClientMs, generation.cancel, async (write) => {
+  return c.newResponse(sseBody(config, generation.cancel, async (write) => {
     try {
       const { outcome } = await foldResponse(view, 'in_progress', generation.next, (events) => write(events.map(responseEvent).join('')), () => clock.nowMs(), hooks);
       if (store) await recordOutcome(deps, stored, outcome, false);

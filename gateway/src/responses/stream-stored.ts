@@ -52,7 +52,7 @@ export function streamStored(c: Context<{ Variables: GatewayVariables }>, deps: 
   deps.stop?.ended.addEventListener('abort', onStopped, { once: true });
   c.get('log').deferred = true;
   const after = (events: ResponseStreamEvent[]) => events.map((event) => eventAfter(event, startingAfter)).filter((event) => event !== null).map(responseEvent).join('');
-  return c.newResponse(sseBody(deps.config.slowClientMs, () => abort.abort(), async (write) => {
+  return c.newResponse(sseBody(deps.config, () => abort.abort(), async (write) => {
     const emit = async (events: ResponseStreamEvent[]) => {
       const text = after(events);
       if (text) await write(text);
