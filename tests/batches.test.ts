@@ -83,6 +83,8 @@ describe('batches', () => {
       const interactive = await client.chat.completions.create(chatBody(index) as OpenAI.ChatCompletionCreateParamsNonStreaming);
       expect(line.response.status_code).toBe(200);
       expect(line.response.body.object).toBe('chat.completion');
+      expect(line.response.body.system_fingerprint).toMatch(/^fp_/);
+      expect(line.response.body.system_fingerprint).toBe(interactive.system_fingerprint);
       expect(line.response.body.choices).toEqual(JSON.parse(JSON.stringify(interactive.choices)));
       expect(line.response.body.usage.completion_tokens).toBe(interactive.usage!.completion_tokens);
       expect(line.error).toBeNull();

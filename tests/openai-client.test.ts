@@ -45,6 +45,9 @@ describe('openai client against the stack', () => {
     expect(completion.choices[0]!.message).toMatchObject({ role: 'assistant', content: expected });
     expect(completion.choices[0]!.finish_reason).toBe('length');
     expect(completion.usage).toMatchObject({ prompt_tokens: engine.tokenizeChat(messages).length, completion_tokens: 40, total_tokens: engine.tokenizeChat(messages).length + 40 });
+    // The answering node's model fingerprint, shortened as OpenAI's look.
+    const [node] = await stack.nodeStatuses();
+    expect(completion.system_fingerprint).toBe(`fp_${node!.models[0]!.fingerprint.slice(0, 10)}`);
   });
 
   it('chat, streaming: the deltas add up to the same text, then usage', async () => {
@@ -59,6 +62,7 @@ describe('openai client against the stack', () => {
       const choice = chunk.choices[0];
       if (!choice) continue;
       expect(chunk.usage).toBeNull(); // OpenAI's chunks before the usage chunk say usage: null
+      expect(chunk.system_fingerprint).toMatch(/^fp_[0-9a-f]{10}$/);
       text += choice.delta.content ?? '';
       if (choice.finish_reason) finishReason = choice.finish_reason;
     }
@@ -89,6 +93,7 @@ describe('openai client against the stack', () => {
     const expected = await directGreedy(engine, prompt, 30);
     const completion = await client.completions.create({ model: MODEL_ID, prompt, max_tokens: 30, temperature: 0 });
     expect(completion.object).toBe('text_completion');
+    expect(completion.system_fingerprint).toMatch(/^fp_[0-9a-f]{10}$/);
     expect(completion.choices[0]!.text).toBe(expected);
     const stream = await client.completions.create({ model: MODEL_ID, prompt, max_tokens: 30, temperature: 0, stream: true });
     let streamed = '';

@@ -59,7 +59,7 @@ export async function startGpuNode(config: GpuNodeConfig, log: (message: string)
   const keys = regionKeys(config.region.prefix, config.region.region);
   const redis = connectRedis(config.region.redis, { role: `gpu-node:${config.nodeId}`, mode: 'queue' });
   const subscriber = connectRedis(config.region.redis, { role: `gpu-node-cancel:${config.nodeId}`, mode: 'queue' });
-  const writer = new TokenEventWriter(redis, keys, config.nodeId, { flushIntervalMs: config.eventFlushMs });
+  const writer = new TokenEventWriter(redis, keys, config.nodeId, { flushIntervalMs: config.eventFlushMs, fingerprint: engine.info.fingerprint });
   const registry = new NodeRegistry(redis, keys);
   const scheduler = new SlotScheduler(config.slots);
   const snapshotBytes = connectBulkBytes(config.region.redis, { role: `gpu-node:${config.nodeId}`, mode: 'queue' });

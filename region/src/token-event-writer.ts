@@ -33,6 +33,8 @@ export interface TokenEvents {
 export interface TokenEventWriterOptions {
   /** Later deltas of a request are written at most this often (ms). */
   flushIntervalMs: number;
+  /** The node's model fingerprint, sent with each start. */
+  fingerprint?: string;
 }
 
 interface PendingRequest {
@@ -85,7 +87,7 @@ export class TokenEventWriter {
       await this.redis.expire(pending.stream, STREAM_TTL_AFTER_END_SECONDS);
     };
     return {
-      start: (promptTokens, cachedTokens, resume) => queue({ type: 'generation-start', attempt, nodeId: this.nodeId, promptTokens, cachedTokens, resume }, true),
+      start: (promptTokens, cachedTokens, resume) => queue({ type: 'generation-start', attempt, nodeId: this.nodeId, promptTokens, cachedTokens, resume, ...(this.options.fingerprint ? { fingerprint: this.options.fingerprint } : {}) }, true),
       delta: (text, tokens, logprobs) => {
         if (pending.failure) throw pending.failure;
         pending.delta.text += text;

@@ -12,7 +12,7 @@ import type { TokenLogprob } from './logprobs.js';
 import type { ToolCall } from './tools.js';
 
 export type AnswerPiece =
-  | { kind: 'start'; resume: ResumePath; promptTokens: number; cachedTokens: number }
+  | { kind: 'start'; resume: ResumePath; promptTokens: number; cachedTokens: number; fingerprint?: string }
   /** Text from an earlier attempt is void: drop what was collected. */
   | { kind: 'restart' }
   /**
@@ -51,7 +51,7 @@ export async function* answerOf(events: AsyncIterable<StreamEvent>, canRestart: 
         yield { kind: 'restart' };
       }
       attempt = event.attempt;
-      yield { kind: 'start', resume: event.resume, promptTokens: event.promptTokens, cachedTokens: event.cachedTokens };
+      yield { kind: 'start', resume: event.resume, promptTokens: event.promptTokens, cachedTokens: event.cachedTokens, ...(event.fingerprint ? { fingerprint: event.fingerprint } : {}) };
       continue;
     }
     if (event.type === 'generation-error') throw errorFromWire(event.error);

@@ -18,7 +18,16 @@ export function usageOf(promptTokens: number, completionTokens: number, cachedTo
   return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens, prompt_tokens_details: { cached_tokens: cachedTokens } };
 }
 
-interface Identity { id: string; created: number; model: string }
+interface Identity { id: string; created: number; model: string; system_fingerprint?: string }
+
+/**
+ * OpenAI's `system_fingerprint` ("the backend configuration the model runs with", to read with
+ * `seed`): the answering node's model fingerprint, which changes with the weights, the engine's
+ * version and the settings that change its state layout. Nothing when the node did not say.
+ */
+export function systemFingerprintOf(modelFingerprint: string | undefined): Pick<Identity, 'system_fingerprint'> {
+  return modelFingerprint ? { system_fingerprint: `fp_${modelFingerprint.slice(0, 10)}` } : {};
+}
 
 /**
  * An answer's finish reason as OpenAI says it: `tool_calls` when it ended with calls (`length`

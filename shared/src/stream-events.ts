@@ -36,6 +36,8 @@ export const generationStartEventSchema = z.object({
   /** Prompt tokens whose state was restored instead of recomputed. */
   cachedTokens: z.number().int().min(0),
   resume: z.enum(RESUME_PATHS),
+  /** The node's model fingerprint (absent from nodes older than it): what `system_fingerprint` shows. */
+  fingerprint: z.string().regex(/^[0-9a-f]{64}$/).optional(),
 });
 export const tokenDeltaEventSchema = z.object({
   ...base,

@@ -15,6 +15,7 @@ import {
   fitMaxTokens,
   NotFoundError,
   servedModel,
+  systemFingerprintOf,
   usageOf,
   WIRE_VERSION,
   type BatchItem,
@@ -163,13 +164,15 @@ export async function runBatchItem(deps: BatchItemDeps, batch: BatchRecord, item
   try {
     let text = '';
     let logprobs: TokenLogprob[] = [];
+    let fingerprint: string | undefined;
     for await (const piece of answerOf(followRequestStream(deps.redis, deps.keys, batch.id, requestId, batch.expiresAtMs, follow.signal), () => true)) {
       if (piece.kind === 'restart') { text = ''; logprobs = []; }
+      else if (piece.kind === 'start') fingerprint = piece.fingerprint; // the attempt that answers
       else if (piece.kind === 'text') {
         text += piece.text;
         if (piece.logprobs) logprobs.push(...piece.logprobs);
       } else if (piece.kind === 'end') {
-        const identity = { id: `chatcmpl-${requestId.slice('batch_'.length)}`, created: Math.floor(Date.now() / 1000), model: request.model };
+        const identity = { id: `chatcmpl-${requestId.slice('batch_'.length)}`, created: Math.floor(Date.now() / 1000), model: request.model, ...systemFingerprintOf(fingerprint) };
         const body = completeResponse(request, identity, [{ text, finishReason: piece.finishReason, toolCalls: piece.toolCalls, logprobs }], usageOf(piece.promptTokens, piece.completionTokens, piece.cachedTokens));
         return {
           kind: 'result',

@@ -2,7 +2,7 @@
  * Chat and legacy completions: the shared start (`beginChoices`: `n` generations), then the
  * answer as SSE chunks or one JSON body, from the same sequence of the choices' answer pieces.
  */
-import { choicesUsage, completeResponse, errorToWire, finishReasonOf, midAnswerFailure, ServerError, SlowClientError, streamChunk, toolCallsChunk, usageChunk, type ChoiceAnswer, type TokenLogprob, type Usage, type ValidatedGenerationRequest } from '@bamba/shared';
+import { choicesUsage, completeResponse, errorToWire, finishReasonOf, midAnswerFailure, ServerError, SlowClientError, streamChunk, systemFingerprintOf, toolCallsChunk, usageChunk, type ChoiceAnswer, type TokenLogprob, type Usage, type ValidatedGenerationRequest } from '@bamba/shared';
 import type { Context } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import { newRequestId, type EndPiece, type GenerationDeps } from './begin-generation.js';
@@ -55,7 +55,8 @@ export async function handleGeneration(c: Context<{ Variables: GatewayVariables 
     textSeen = true;
     generations[index]!.noteText();
   };
-  const identity = { id: requestId, created: Math.floor(arrivedMs / 1000), model: request.model };
+  // One started at least: the answer begins once one has (they share the region's model).
+  const identity = { id: requestId, created: Math.floor(arrivedMs / 1000), model: request.model, ...systemFingerprintOf(generations.find(Boolean)?.start.fingerprint) };
 
   if (!request.stream) {
     try {
