@@ -21,7 +21,7 @@ interface Seen { region: string; method: string; path: string; tenant: string; f
 type RegionBehaviour = (seen: Seen) => Response | 'unreachable';
 
 /** `hung`: regions that take connections but never answer (until the caller gives up). */
-function edge(behaviour: Partial<Record<string, RegionBehaviour>>, hung: ReadonlySet<string> = new Set()) {
+function edge(behaviour: Partial<Record<string, RegionBehaviour>>, hung: ReadonlySet<string> = new Set(), nowMs = () => Date.now()) {
   const seen: Seen[] = [];
   const fetchImpl = (async (input: RequestInfo | URL, init?: RequestInit) => {
     const url = new URL(String(input));
@@ -42,7 +42,7 @@ function edge(behaviour: Partial<Record<string, RegionBehaviour>>, hung: Readonl
   }) as typeof fetch;
   const config = { ...appConfigFrom(z.object(appEnvShape).parse({ BAMBA_API_KEYS: 'key-a:tenant-a' })), edgeSecret: SECRET, regions: map };
   const hops = new RegionHops(map, SECRET, () => Date.now(), fetchImpl);
-  const health = new RegionHealth(map, (region) => hops.ready(region, 500), () => Date.now());
+  const health = new RegionHealth(map, (region) => hops.ready(region, 500), nowMs);
   const app = createEdgeApp({ config, health, hops });
   const call = (path: string, init: RequestInit & { json?: unknown } = {}) => app.request(path, {
     ...init,
@@ -167,6 +167,20 @@ describe('edge routing', () => {
     const refused = await call('/v1/chat/completions', { json: chat(), headers: { 'x-bamba-prefer-region': 'us' } }); // would hang for ever at us
     expect(refused.status).toBe(429);
     expect(seen.map((entry) => entry.region)).toEqual(['eu']);
+  });
+
+  it('waits for new readings after a quiet spell, so a region that hung meanwhile gets nothing', async () => {
+    let now = Date.now();
+    const hung = new Set<string>();
+    const { call, seen } = edge({}, hung, () => now);
+    const preferUs = { 'x-bamba-prefer-region': 'us' };
+    // A new isolate's first request: it waits for the first readings (us is ready), then goes there.
+    expect((await call('/v1/chat/completions', { json: chat(), headers: preferUs })).headers.get(REGION_HEADER)).toBe('us');
+    hung.add('us');
+    now += 60_000; // quiet: nobody read us while it hung
+    const answer = await call('/v1/chat/completions', { json: chat(), headers: preferUs }); // would wait for ever at us
+    expect(answer.headers.get(REGION_HEADER)).toBe('eu');
+    expect(seen.map((entry) => entry.region)).toEqual(['us', 'eu']);
   });
 
   it('takes a 502 from in front of a region as the region being down', async () => {

@@ -108,7 +108,8 @@ export function createEdgeApp(ports: EdgePorts) {
   const app = new Hono<{ Variables: GatewayVariables }>();
   installRequestFrame(app, { logger, metrics: { countRequest: () => {} }, clock, classifyError: () => null });
 
-  // Region health is read in the background, never on a request's path.
+  // Region health is read in the background, off the request's path, while the readings are
+  // recent (an API request that finds them stale waits: below).
   app.use('*', async (c, next) => {
     const refreshing = health.refresh().catch(() => {});
     try {
@@ -128,6 +129,12 @@ export function createEdgeApp(ports: EdgePorts) {
 
   app.use('/v1/*', apiKeyAuth(config.apiKeys));
   app.use('/v1/*', limitBodies(config));
+  // Readings stale (a quiet spell, a new isolate): wait for the new ones begun above (at most the
+  // `/readyz` timeout) before routing, so that a region that hung meanwhile gets nothing.
+  app.use('/v1/*', async (_c, next) => {
+    if (health.stale()) await health.refresh().catch(() => {});
+    return next();
+  });
 
   /** Send the request per `plan`, following a moved session to its new id. */
   const relay = async (c: EdgeContext, plan: Plan, body: ArrayBuffer | string | null): Promise<Response> => {

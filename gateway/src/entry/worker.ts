@@ -50,7 +50,7 @@ async function appFor(bindings: Record<string, unknown>): Promise<EdgeApp> {
   const { config, health: healthOptions } = parseEdgeConfig(bindings, keysText);
   const hops = new RegionHops(config.regions, config.edgeSecret!, () => Date.now());
   const health = new RegionHealth(config.regions, (region) => hops.ready(region, READY_TIMEOUT_MS), () => Date.now(), healthOptions);
-  // A rebuild for new keys keeps nothing but the keys new: health starts over (unknown = healthy).
+  // A rebuild for new keys keeps nothing but the keys new: health starts over (no readings: the next API request waits for them).
   built = { app: createEdgeApp({ config, health, hops, logger: consoleLogger }), keysText, readAtMs: now };
   return built.app;
 }
