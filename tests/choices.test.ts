@@ -85,6 +85,40 @@ describe('n choices', () => {
     await settled();
   });
 
+  it('answers several prompts, n each: choice p·n + j is the answer of prompt p with seed + j; usage counts each prompt once; streamed alike', async () => {
+    const prompts = ['Once upon a time', 'The weather today is', 'A short list:'];
+    const body = { model: MODEL_ID, prompt: prompts, max_tokens: 6, temperature: 1, seed: 21, n: 2, echo: true };
+    const whole = await client.completions.create(body);
+    const singles = await Promise.all(prompts.flatMap((prompt) => [0, 1].map((offset) => client.completions.create({ ...body, prompt, n: 1, seed: body.seed + offset }))));
+    expect(whole.choices.map((choice) => choice.index)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(whole.choices.map((choice) => choice.text)).toEqual(singles.map((single) => single.choices[0]!.text));
+    // Each choice echoes its own prompt.
+    whole.choices.forEach((choice, index) => expect(choice.text.startsWith(prompts[Math.floor(index / 2)]!)).toBe(true));
+    const promptTokens = [0, 2, 4].reduce((sum, index) => sum + singles[index]!.usage!.prompt_tokens, 0);
+    const completionTokens = singles.reduce((sum, single) => sum + single.usage!.completion_tokens, 0);
+    expect(whole.usage).toMatchObject({ prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens });
+    const texts = Array.from({ length: 6 }, () => '');
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of await client.completions.create({ ...body, stream: true, stream_options: { include_usage: true } })) {
+      if (chunk.usage) usage = chunk.usage;
+      for (const choice of chunk.choices) texts[choice.index] += choice.text;
+    }
+    expect(texts).toEqual(whole.choices.map((choice) => choice.text));
+    expect(usage).toEqual(whole.usage);
+    await settled();
+  });
+
+  it('refuses a too-long prompt among several as a plain 400 naming it, streamed or not, with no choice left running', async () => {
+    const body = { model: MODEL_ID, prompt: ['short', 'y'.repeat(5000), 'also short'], max_tokens: 4, n: 2 };
+    for (const stream of [false, true]) {
+      const response = await postJson(`${stack.url}/v1/completions`, { ...body, stream });
+      expect(response.status).toBe(400);
+      expect(response.json.error).toMatchObject({ type: 'invalid_request_error', code: 'context_length_exceeded', param: 'prompt[1]' });
+      expect(response.json.error.message).toMatch(/^prompt\[1\]: /);
+      await settled();
+    }
+  });
+
   it('calls tools in every choice, streamed by index as in one body', async () => {
     const time = { type: 'function' as const, function: { name: 'get_time', parameters: { type: 'object', properties: { zone: { type: 'string', maxLength: 6 } }, required: ['zone'], additionalProperties: false } } };
     const body = { ...sampled, messages: [{ role: 'user' as const, content: 'What time is it in Paris?' }], tools: [time], tool_choice: 'required' as const, parallel_tool_calls: false, max_tokens: 200, temperature: 0, n: 2 };

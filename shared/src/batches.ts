@@ -202,6 +202,7 @@ export function checkBatchLine(text: string, line: number, endpoint: BatchEndpoi
   try {
     const request = endpoint === '/v1/chat/completions' ? validateChatCompletionRequest(body, defaults) : validateCompletionRequest(body, defaults);
     // A line is one job with one output line: more answers are more lines (each with its seed).
+    if (request.prompts) return refuse('invalid_request', 'several prompts are not supported in a batch: write one line per prompt', 'body.prompt', customId);
     if (request.choices > 1) return refuse('invalid_request', 'n > 1 is not supported in a batch: write one line per answer', 'body.n', customId);
     return { line, customId, request };
   } catch (error) {

@@ -3,7 +3,7 @@
  * gateway's answers and the workers' batch results alike.
  */
 import { chatLogprobs, completionLogprobs, type TokenLogprob } from './logprobs.js';
-import type { ValidatedGenerationRequest } from './openai-requests.js';
+import { promptOfChoice, type ValidatedGenerationRequest } from './openai-requests.js';
 import type { FinishReason } from './stream-events.js';
 import type { ToolCall } from './tools.js';
 
@@ -54,7 +54,7 @@ function logprobsOf(request: ValidatedGenerationRequest, entries: readonly Token
 }
 
 /** The text a legacy completion's choice begins with: its prompt, when the request asked for `echo`. */
-const echoedPrompt = (request: ValidatedGenerationRequest): string => (request.echo && request.input.kind === 'completion' ? request.input.prompt : '');
+const echoedPrompt = (request: ValidatedGenerationRequest, index: number): string => (request.echo ? promptOfChoice(request, index) ?? '' : '');
 
 /** One choice's whole answer, as a non-streamed response shows it. */
 export interface ChoiceAnswer {
@@ -77,17 +77,26 @@ export function completeResponse(request: ValidatedGenerationRequest, identity: 
     });
     return { ...identity, object: 'chat.completion', choices, usage };
   }
-  const choices = answers.map(({ text, finishReason, logprobs }, index) => ({ index, text: echoedPrompt(request) + text, logprobs: logprobsOf(request, logprobs), finish_reason: finishReason }));
+  const choices = answers.map(({ text, finishReason, logprobs }, index) => ({ index, text: echoedPrompt(request, index) + text, logprobs: logprobsOf(request, logprobs), finish_reason: finishReason }));
   return { ...identity, object: 'text_completion', choices, usage };
 }
 
 /**
- * The usage of a request's choices (each its own job, each counting the prompt): the prompt once,
- * as OpenAI counts it; every choice's completion tokens; cached, what every choice found cached.
+ * The usage of a request's choices (each its own job, each counting its prompt), `perPrompt`
+ * choices per prompt, in order: each prompt once, as OpenAI counts it; every choice's completion
+ * tokens; cached, per prompt what every one of its choices found cached.
  */
-export function choicesUsage(ends: ReadonlyArray<{ promptTokens: number; completionTokens: number; cachedTokens: number }>): Usage {
-  const completionTokens = ends.reduce((sum, end) => sum + end.completionTokens, 0);
-  return usageOf(ends[0]!.promptTokens, completionTokens, Math.min(...ends.map((end) => end.cachedTokens)));
+export function choicesUsage(ends: ReadonlyArray<{ promptTokens: number; completionTokens: number; cachedTokens: number }>, perPrompt = ends.length): Usage {
+  let promptTokens = 0;
+  let cachedTokens = 0;
+  let completionTokens = 0;
+  for (let first = 0; first < ends.length; first += perPrompt) {
+    const group = ends.slice(first, first + perPrompt);
+    promptTokens += group[0]!.promptTokens;
+    cachedTokens += Math.min(...group.map((end) => end.cachedTokens));
+    for (const end of group) completionTokens += end.completionTokens;
+  }
+  return usageOf(promptTokens, completionTokens, cachedTokens);
 }
 
 /**
@@ -104,7 +113,7 @@ export function streamChunk(request: ValidatedGenerationRequest, identity: Ident
     const delta = piece ? (piece.first ? { role: 'assistant', content: piece.text } : { content: piece.text }) : {};
     return { ...identity, object: 'chat.completion.chunk', choices: [{ index, delta, logprobs, finish_reason: finishReason }], ...usage };
   }
-  const text = piece ? (piece.first ? echoedPrompt(request) : '') + piece.text : '';
+  const text = piece ? (piece.first ? echoedPrompt(request, index) : '') + piece.text : '';
   return { ...identity, object: 'text_completion', choices: [{ index, text, logprobs, finish_reason: finishReason }], ...usage };
 }
 

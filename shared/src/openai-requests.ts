@@ -15,6 +15,9 @@ const MAX_STOP_STRINGS = 4;
 const MAX_SEED = 2 ** 31 - 1;
 /** Most choices (`n`) one request may ask for: each is a job on a slot of its own. */
 export const MAX_CHOICES = 8;
+/** Most prompts one legacy completions request may carry, and most answers (prompts × n) it may ask for: each is a job. */
+export const MAX_PROMPTS = 64;
+export const MAX_ANSWERS_PER_REQUEST = 64;
 
 const textPart = z.object({ type: z.literal('text'), text: z.string() });
 const messageSchema = z.object({
@@ -118,7 +121,8 @@ const UNSUPPORTED_CHAT_FEATURES = {
 
 export const completionRequestSchema = z.object({
   ...samplingFields,
-  prompt: z.union([z.string(), z.array(z.string()).length(1, 'prompt arrays must hold exactly one string')], { error: 'prompt must be a string' }),
+  // (How many strings an array holds is checked after: the union's one message would hide why.)
+  prompt: z.union([z.string(), z.array(z.string())], { error: 'prompt must be a string or an array of strings (token ids are not accepted)' }),
   echo: z.boolean().nullish(),
   /** How many of the most likely tokens to show at each place (0: the chosen token's only). */
   // `false` reads as absent (the field was a boolean on chat, and clients send it so).
@@ -143,10 +147,39 @@ export interface ValidatedGenerationRequest {
   endpoint: 'chat' | 'completion';
   /** Server-side session this turn continues, or null for a stateless request. */
   sessionId: string | null;
-  /** How many answers (`n`): choice i is its own job, sampled with seed + i (`choiceParams`). */
+  /**
+   * How many answers: `n`, times the prompts of a legacy completions request. Each choice is its
+   * own job (`choiceRequest`).
+   */
   choices: number;
-  /** Legacy completions' `echo`: each choice's text starts with the prompt. */
+  /**
+   * Legacy completions with several prompts: `n` choices for each, in order (choice i answers
+   * prompt ⌊i / n⌋); `input` is the first. Absent for one prompt.
+   */
+  prompts?: readonly string[];
+  /** Legacy completions' `echo`: each choice's text starts with its prompt. */
   echo?: true;
+}
+
+/** How many choices answer each prompt (`n`). */
+export const choicesPerPrompt = (request: ValidatedGenerationRequest): number => (request.prompts ? request.choices / request.prompts.length : request.choices);
+
+/** The prompt choice `index` answers (legacy completions), or null for a chat. */
+export function promptOfChoice(request: ValidatedGenerationRequest, index: number): string | null {
+  if (request.input.kind !== 'completion') return null;
+  return request.prompts ? request.prompts[Math.floor(index / choicesPerPrompt(request))]! : request.input.prompt;
+}
+
+/**
+ * Choice `index` of a request as a generation of its own: its prompt, and its sampling (seed + its
+ * place among its prompt's choices, so that it is exactly the answer of that prompt and seed with
+ * `n: 1`). The first choice is the request itself: its admission counts every job of the request.
+ */
+export function choiceRequest(request: ValidatedGenerationRequest, index: number): ValidatedGenerationRequest {
+  if (index === 0) return request;
+  const { prompts: _all, ...one } = request;
+  const input = request.prompts ? { kind: 'completion' as const, prompt: promptOfChoice(request, index)! } : request.input;
+  return { ...one, input, params: choiceParams(request.params, index % choicesPerPrompt(request)), choices: 1 };
 }
 
 /** Choice `index`'s sampling: the request's, with seed + index (so choices differ, and each repeats with the seed). */
@@ -339,9 +372,23 @@ export function validateCompletionRequest(body: unknown, defaults: ValidationDef
   if (request.best_of !== undefined && request.best_of !== null && request.best_of !== 1) throw new InvalidRequestError('only best_of = 1 is supported', { param: 'best_of', code: 'unsupported_value' });
   // Taken silently it would look like a session turn that never was.
   if (request.session_id !== undefined) throw new InvalidRequestError('session_id works with /v1/chat/completions only (a session is a chat)', { param: 'session_id', code: 'unsupported_parameter' });
-  const prompt = typeof request.prompt === 'string' ? request.prompt : request.prompt[0]!;
-  if (prompt.length === 0) throw new InvalidRequestError('prompt must not be empty', { param: 'prompt', code: 'invalid_value' });
-  return { ...resolveSampling(request, request.max_tokens, defaults, request.logprobs ?? undefined), input: { kind: 'completion', prompt }, endpoint: 'completion', sessionId: null, ...(request.echo ? { echo: true as const } : {}) };
+  const prompts = typeof request.prompt === 'string' ? [request.prompt] : request.prompt;
+  if (prompts.length === 0) throw new InvalidRequestError('prompt arrays must hold at least one string', { param: 'prompt', code: 'invalid_value' });
+  if (prompts.length > MAX_PROMPTS) throw new InvalidRequestError(`prompt arrays may hold at most ${MAX_PROMPTS} strings (each is answered by a job of its own), got ${prompts.length}`, { param: 'prompt', code: 'invalid_value' });
+  const empty = prompts.findIndex((prompt) => prompt.length === 0);
+  if (empty !== -1) throw new InvalidRequestError(`${typeof request.prompt === 'string' ? 'prompt' : `prompt[${empty}]`} must not be empty`, { param: typeof request.prompt === 'string' ? 'prompt' : `prompt[${empty}]`, code: 'invalid_value' });
+  const sampling = resolveSampling(request, request.max_tokens, defaults, request.logprobs ?? undefined);
+  const answers = prompts.length * sampling.choices;
+  if (answers > MAX_ANSWERS_PER_REQUEST) throw new InvalidRequestError(`${prompts.length} prompts × n = ${sampling.choices} asks for ${answers} answers; one request may ask for at most ${MAX_ANSWERS_PER_REQUEST} (each is a job of its own)`, { param: 'n', code: 'invalid_value' });
+  return {
+    ...sampling,
+    choices: answers,
+    ...(prompts.length > 1 ? { prompts } : {}),
+    input: { kind: 'completion', prompt: prompts[0]! },
+    endpoint: 'completion',
+    sessionId: null,
+    ...(request.echo ? { echo: true as const } : {}),
+  };
 }
 
 /**

@@ -18,7 +18,7 @@
  *   resumes from it: one evaluation and n state reads from Redis instead of n evaluations (a win
  *   on CPU nodes, measured; on a GPU a big state's reads may cost more than they save).
  */
-import { choiceParams, type AnswerPiece, type ValidatedGenerationRequest } from '@bamba/shared';
+import { BambaError, choiceRequest, choicesPerPrompt, type AnswerPiece, type ValidatedGenerationRequest } from '@bamba/shared';
 import { beginGeneration, type BeginOptions, type GenerationDeps, type StartedGeneration } from './begin-generation.js';
 
 export interface ChoicePiece {
@@ -100,7 +100,7 @@ export async function beginChoices(deps: GenerationDeps, validated: ValidatedGen
 
   const beginChoice = (index: number) => {
     // The first choice's admission counts every job of the request; each sibling counts its own.
-    const choice = index === 0 ? validated : { ...validated, params: choiceParams(validated.params, index), choices: 1 };
+    const choice = choiceRequest(validated, index);
     const onQueued = (relayGroup: string) => {
       options.onQueued?.(relayGroup);
       settle({ index, kind: 'queued' });
@@ -108,7 +108,7 @@ export async function beginChoices(deps: GenerationDeps, validated: ValidatedGen
     const shared = prefilled ? { sharedPrefill: true, accepted: true } : {};
     track(beginGeneration(deps, choice, { ...options, ...shared, requestId: choiceRequestId(options.requestId, index), canRestart: () => options.canRestart(index), cancelWith: stopAll.signal, onQueued }).then(
       (generation): Settled => ({ index, kind: 'started', generation }),
-      (error: unknown): Settled => ({ index, kind: 'failed', error }),
+      (error: unknown): Settled => ({ index, kind: 'failed', error: ofPrompt(validated, index, error) }),
     ));
   };
   const prefilled = sharesPrefill(validated, deps.config.sharedPrefillChars) && (await prefillShared(deps, validated, options));
@@ -119,12 +119,17 @@ export async function beginChoices(deps: GenerationDeps, validated: ValidatedGen
     pull(result.index);
   };
 
-  // Until every choice is queued and one started: pieces of those that started are read on and kept.
+  // Until every choice is queued and one started (with several prompts, one of every prompt:
+  // prompts differ, and a refusal of one, too long, stays the request's plain HTTP error): pieces
+  // of those that started are read on and kept.
   const kept: ChoicePiece[] = [];
+  const perPrompt = choicesPerPrompt(validated);
+  const promptsStarted = new Set<number>();
+  const promptCount = count / perPrompt;
   let queued = 0;
   let first: StartedGeneration | undefined;
   try {
-    while (queued < count || !first) {
+    while (queued < count || !first || promptsStarted.size < promptCount) {
       const result = await nextSettled();
       if (result.kind === 'failed') throw result.error;
       if (result.kind === 'queued') {
@@ -134,6 +139,7 @@ export async function beginChoices(deps: GenerationDeps, validated: ValidatedGen
       else if (result.kind === 'started') {
         started(result);
         first ??= result.generation;
+        promptsStarted.add(Math.floor(result.index / perPrompt));
       } else {
         // A retried attempt starts its choice over: what it had is void (none of it went out yet).
         if (result.piece.kind === 'restart') kept.splice(0, kept.length, ...kept.filter((piece) => piece.index !== result.index));
@@ -165,8 +171,9 @@ export async function beginChoices(deps: GenerationDeps, validated: ValidatedGen
 
   let cancelled = false;
   return {
-    // (Its params are the first started choice's; what differs between choices is only the seed.)
-    request: { ...first.request, choices: count },
+    // (Its params are the first started choice's, with max_tokens resolved; what differs between
+    // choices is only the seed, and the prompt, which `prompts` keeps.)
+    request: { ...first.request, choices: count, ...(validated.prompts ? { prompts: validated.prompts } : {}) },
     generations,
     pieces: merged(),
     cancel: () => {
@@ -213,4 +220,11 @@ async function prefillShared(deps: GenerationDeps, validated: ValidatedGeneratio
   } finally {
     await seed?.finish();
   }
+}
+
+/** A refusal of one of several prompts' choices (a 400) names that prompt: the gpu-node's message does not say which. */
+function ofPrompt(request: ValidatedGenerationRequest, index: number, error: unknown): unknown {
+  if (!request.prompts || !(error instanceof BambaError) || error.type !== 'invalid_request_error') return error;
+  const at = `prompt[${Math.floor(index / choicesPerPrompt(request))}]`;
+  return new BambaError(error.type, error.status, error.retryable, `${at}: ${error.message}`, { param: error.param === 'prompt' || error.param === null ? at : error.param, code: error.code, cause: error });
 }

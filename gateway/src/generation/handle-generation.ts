@@ -2,7 +2,7 @@
  * Chat and legacy completions: the shared start (`beginChoices`: `n` generations), then the
  * answer as SSE chunks or one JSON body, from the same sequence of the choices' answer pieces.
  */
-import { choicesUsage, completeResponse, errorToWire, finishReasonOf, midAnswerFailure, ServerError, SlowClientError, streamChunk, systemFingerprintOf, toolCallsChunk, usageChunk, type ChoiceAnswer, type TokenLogprob, type Usage, type ValidatedGenerationRequest } from '@bamba/shared';
+import { choicesPerPrompt, choicesUsage, completeResponse, errorToWire, finishReasonOf, midAnswerFailure, ServerError, SlowClientError, streamChunk, systemFingerprintOf, toolCallsChunk, usageChunk, type ChoiceAnswer, type TokenLogprob, type Usage, type ValidatedGenerationRequest } from '@bamba/shared';
 import type { Context } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import { newRequestId, type EndPiece, type GenerationDeps } from './begin-generation.js';
@@ -44,7 +44,7 @@ export async function handleGeneration(c: Context<{ Variables: GatewayVariables 
   };
   const usageAtEnd = (): Usage => {
     if (ends.filter(Boolean).length !== count) throw new ServerError('the request ended without an answer');
-    const usage = choicesUsage(ends);
+    const usage = choicesUsage(ends, choicesPerPrompt(request));
     if (count > 1) log.set({ completionTokens: usage.completion_tokens, cachedTokens: usage.prompt_tokens_details.cached_tokens });
     return usage;
   };

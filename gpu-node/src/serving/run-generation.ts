@@ -129,13 +129,19 @@ function sessionFull(refusal: BambaError, maxTokensExplicit: boolean): BambaErro
   return new InvalidRequestError(`${refusal.message}; its history is part of every turn: ${fewerTokens}keep fewer messages (a session: fork it with fewer, POST /v1/sessions/{id}/fork with keep_messages; a conversation: delete earlier items, DELETE /v1/conversations/{id}/items/{item_id}) or start a new one`, { code: 'context_length_exceeded', param: refusal.param });
 }
 
+/** The engine's context refusal names `messages`, which a legacy completion calls `prompt`. */
+function ofRequestField(job: GenerationJob, refusal: BambaError): BambaError {
+  if (job.input.kind !== 'completion' || refusal.param !== 'messages') return refusal;
+  return new BambaError(refusal.type, refusal.status, refusal.retryable, refusal.message, { code: refusal.code, param: 'prompt', cause: refusal });
+}
+
 /**
  * Throws only for failures worth retrying on another attempt (engine or Redis faults);
  * anything the client caused is returned as `rejected` after its error event is written.
  */
 export async function runGeneration(deps: ServingDeps, job: GenerationJob, events: TokenEvents, signal: AbortSignal, nowMs = Date.now): Promise<RunOutcome> {
   const reject = async (refusal: BambaError): Promise<RunOutcome> => {
-    const error = job.session && refusal.code === 'context_length_exceeded' ? sessionFull(refusal, job.params.maxTokensExplicit === true) : refusal;
+    const error = job.session && refusal.code === 'context_length_exceeded' ? sessionFull(refusal, job.params.maxTokensExplicit === true) : ofRequestField(job, refusal);
     await events.error(errorToWire(error));
     return { kind: 'rejected', error };
   };
