@@ -117,6 +117,12 @@ describe('n choices', () => {
       expect(response.json.error.message).toMatch(/^prompt\[1\]: /);
       await settled();
     }
+    // An explicit max_tokens the prompt leaves no room for: the refusal speaks of the prompt, as a
+    // legacy completion calls it (the engine's own words are a chat's).
+    const noRoom = await postJson(`${stack.url}/v1/completions`, { model: MODEL_ID, prompt: 'y'.repeat(3800), max_tokens: 500 });
+    expect(noRoom.status).toBe(400);
+    expect(noRoom.json.error).toMatchObject({ code: 'context_length_exceeded', param: 'prompt', message: expect.stringMatching(/in the prompt, 500 in the completion\)\. Please reduce the length of the prompt/) });
+    await settled();
   });
 
   it('calls tools in every choice, streamed by index as in one body', async () => {

@@ -45,12 +45,20 @@ describe('a full queue and a passed deadline', () => {
     const running = await fetch(`${stack.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...long('running', true), max_tokens: 4000 }) });
     const reader = running.body!.getReader();
     await reader.read();
-    // A request's n choices are n jobs: three do not fit in a queue of two, and none is queued.
-    const tooMany = await postJson(`${stack.url}/v1/chat/completions`, { ...long('three answers'), max_tokens: 3, n: 3 });
-    expect(tooMany.status).toBe(429);
-    expect(tooMany.json.error.message).toMatch(/3 choices asked for/);
+    // A request's n choices are n jobs: three never fit in a queue of two (no use retrying: 400),
+    // and none is queued.
+    const never = await postJson(`${stack.url}/v1/chat/completions`, { ...long('three answers'), max_tokens: 3, n: 3 });
+    expect(never.status).toBe(400);
+    expect(never.json.error).toMatchObject({ type: 'invalid_request_error', param: 'n', message: expect.stringMatching(/BAMBA_QUEUE_MAX_WAITING/) });
     expect(await stack.queueDepth()).toBe(0);
-    const waiting = [postJson(`${stack.url}/v1/chat/completions`, { ...long('waiting one'), max_tokens: 3 }), postJson(`${stack.url}/v1/chat/completions`, { ...long('waiting two'), max_tokens: 3 })];
+    const waiting = [postJson(`${stack.url}/v1/chat/completions`, { ...long('waiting one'), max_tokens: 3 })];
+    await stack.waitFor('one queued request', async () => ((await stack.queueDepth()) === 1 ? true : undefined));
+    // Two more jobs do not fit beside it (one would): 429, and nothing is queued.
+    const tooMany = await postJson(`${stack.url}/v1/chat/completions`, { ...long('two answers'), max_tokens: 3, n: 2 });
+    expect(tooMany.status).toBe(429);
+    expect(tooMany.json.error.message).toMatch(/2 choices asked for/);
+    expect(await stack.queueDepth()).toBe(1);
+    waiting.push(postJson(`${stack.url}/v1/chat/completions`, { ...long('waiting two'), max_tokens: 3 }));
     await stack.waitFor('two queued requests', async () => ((await stack.queueDepth()) === 2 ? true : undefined));
     const refused = await postJson(`${stack.url}/v1/chat/completions`, long('one too many'));
     expect(refused.status).toBe(429);

@@ -3,12 +3,15 @@ import { z } from 'zod';
 import { NotFoundError } from './errors.js';
 import { parseWireJson, wireVersionField } from './wire.js';
 
+/** A model fingerprint (hex sha-256 of what decides a state's meaning; gpu-node's fingerprint.ts). */
+export const modelFingerprintSchema = z.string().regex(/^[0-9a-f]{64}$/);
+
 export const servedModelSchema = z.object({
   /** Model id clients use (`model` in requests). */
   id: z.string().min(1),
   /** Tokens one slot holds: prompt + completion must fit. */
   contextSize: z.number().int().positive(),
-  fingerprint: z.string().regex(/^[0-9a-f]{64}$/),
+  fingerprint: modelFingerprintSchema,
 });
 export type ServedModel = z.infer<typeof servedModelSchema>;
 

@@ -15,8 +15,7 @@ const MAX_STOP_STRINGS = 4;
 const MAX_SEED = 2 ** 31 - 1;
 /** Most choices (`n`) one request may ask for: each is a job on a slot of its own. */
 export const MAX_CHOICES = 8;
-/** Most prompts one legacy completions request may carry, and most answers (prompts × n) it may ask for: each is a job. */
-export const MAX_PROMPTS = 64;
+/** Most answers (prompts × n) one request may ask for, so most prompts too: each answer is a job. */
 export const MAX_ANSWERS_PER_REQUEST = 64;
 
 const textPart = z.object({ type: z.literal('text'), text: z.string() });
@@ -374,7 +373,7 @@ export function validateCompletionRequest(body: unknown, defaults: ValidationDef
   if (request.session_id !== undefined) throw new InvalidRequestError('session_id works with /v1/chat/completions only (a session is a chat)', { param: 'session_id', code: 'unsupported_parameter' });
   const prompts = typeof request.prompt === 'string' ? [request.prompt] : request.prompt;
   if (prompts.length === 0) throw new InvalidRequestError('prompt arrays must hold at least one string', { param: 'prompt', code: 'invalid_value' });
-  if (prompts.length > MAX_PROMPTS) throw new InvalidRequestError(`prompt arrays may hold at most ${MAX_PROMPTS} strings (each is answered by a job of its own), got ${prompts.length}`, { param: 'prompt', code: 'invalid_value' });
+  if (prompts.length > MAX_ANSWERS_PER_REQUEST) throw new InvalidRequestError(`prompt arrays may hold at most ${MAX_ANSWERS_PER_REQUEST} strings (each is answered by a job of its own), got ${prompts.length}`, { param: 'prompt', code: 'invalid_value' });
   const empty = prompts.findIndex((prompt) => prompt.length === 0);
   if (empty !== -1) throw new InvalidRequestError(`${typeof request.prompt === 'string' ? 'prompt' : `prompt[${empty}]`} must not be empty`, { param: typeof request.prompt === 'string' ? 'prompt' : `prompt[${empty}]`, code: 'invalid_value' });
   const sampling = resolveSampling(request, request.max_tokens, defaults, request.logprobs ?? undefined);

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { WireFormatError } from './errors.js';
 import { tokenLogprobSchema } from './logprobs.js';
+import { modelFingerprintSchema } from './node-status.js';
 import { toolCallSchema } from './tools.js';
 import { parseWireJson, WIRE_VERSION, wireVersionField } from './wire.js';
 
@@ -37,7 +38,7 @@ export const generationStartEventSchema = z.object({
   cachedTokens: z.number().int().min(0),
   resume: z.enum(RESUME_PATHS),
   /** The node's model fingerprint (absent from nodes older than it): what `system_fingerprint` shows. */
-  fingerprint: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  fingerprint: modelFingerprintSchema.optional(),
 });
 export const tokenDeltaEventSchema = z.object({
   ...base,

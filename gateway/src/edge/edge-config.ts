@@ -7,7 +7,7 @@ import { crossRegionEnvShape, parseRegionMap } from '@bamba/shared';
 import { z } from 'zod';
 import { appConfigFrom, appEnvShape } from '../config.js';
 import type { EdgeConfig } from './edge-app.js';
-import { DEFAULT_HEALTH_OPTIONS, STALE_READING_PERIODS, type HealthOptions } from './region-health.js';
+import { DEFAULT_HEALTH_OPTIONS, type HealthOptions } from './region-health.js';
 
 const positiveInt = z.coerce.number().int().positive();
 
@@ -40,6 +40,6 @@ export function parseEdgeConfig(bindings: Record<string, unknown>, apiKeysText =
   if (app.apiKeys.size === 0) throw new Error('BAMBA_API_KEYS: the edge is public, so it needs API keys (a secret, or the KV binding BAMBA_API_KEYS_KV)');
   return {
     config: { ...app, edgeSecret: values.BAMBA_EDGE_SECRET, regions: parseRegionMap(values.BAMBA_REGIONS) },
-    health: { ...DEFAULT_HEALTH_OPTIONS, openMs: values.BAMBA_EDGE_BREAKER_OPEN_MS, readyCacheMs: values.BAMBA_EDGE_READY_CACHE_MS, staleMs: values.BAMBA_EDGE_READY_CACHE_MS * STALE_READING_PERIODS },
+    health: { ...DEFAULT_HEALTH_OPTIONS, openMs: values.BAMBA_EDGE_BREAKER_OPEN_MS, readyCacheMs: values.BAMBA_EDGE_READY_CACHE_MS },
   };
 }

@@ -7,7 +7,7 @@
  * `/readyz` read answers again (half-open). The trial is always that read, never a client's
  * request: a hung region would hold such a request for as long as its client waits (the edge
  * sets no limit on a region's answer, since a long generation answers late). A session's turns
- * meanwhile go to its backup. A reading older than `staleMs`, or none (a new isolate), is no
+ * meanwhile go to its backup. A reading older than 5 cache periods, or none (a new isolate), is no
  * reading: the request that finds it waits for a new one (at most the `/readyz` timeout), so a
  * region that hung during a quiet spell gets nothing.
  */
@@ -18,14 +18,12 @@ export interface HealthOptions {
   failureThreshold: number;
   openMs: number;
   readyCacheMs: number;
-  /** Readings older than this are not trusted: a request waits for new ones. */
-  staleMs: number;
 }
 
-/** How many cache periods a reading is trusted for (a busy edge reads in the background long before). */
-export const STALE_READING_PERIODS = 5;
+/** Readings older than this many cache periods are not trusted (a busy edge reads in the background long before). */
+const STALE_READING_PERIODS = 5;
 
-export const DEFAULT_HEALTH_OPTIONS: HealthOptions = { failureThreshold: 1, openMs: 5_000, readyCacheMs: 2_000, staleMs: 2_000 * STALE_READING_PERIODS };
+export const DEFAULT_HEALTH_OPTIONS: HealthOptions = { failureThreshold: 1, openMs: 5_000, readyCacheMs: 2_000 };
 
 interface RegionHealthState {
   failures: number;
@@ -105,10 +103,10 @@ export class RegionHealth {
     if (state.failures >= this.options.failureThreshold) state.openUntilMs = this.nowMs() + this.options.openMs;
   }
 
-  /** Whether some region has no reading younger than `staleMs`: a request should wait for `refresh` before it is routed. */
+  /** Whether some region has no recent reading (5 cache periods): a request should wait for `refresh` before it is routed. */
   stale(): boolean {
     const now = this.nowMs();
-    return this.map.regions.some(({ name }) => now - this.state(name).readyAtMs >= this.options.staleMs);
+    return this.map.regions.some(({ name }) => now - this.state(name).readyAtMs >= this.options.readyCacheMs * STALE_READING_PERIODS);
   }
 
   /** Read every region's `/readyz` whose last reading is older than the cache (returns when done, readings already under way included). */

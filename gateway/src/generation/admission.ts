@@ -2,7 +2,7 @@
  * The cheap checks before a request costs anything: a gpu-node is alive, the model exists, the
  * token budget fits its context, the queue has room. Throws the matching HTTP error.
  */
-import { fitMaxTokens, servedModel, RateLimitError, ServiceUnavailableError, type NodeStatus, type ValidatedGenerationRequest } from '@bamba/shared';
+import { fitMaxTokens, InvalidRequestError, servedModel, RateLimitError, ServiceUnavailableError, type NodeStatus, type ValidatedGenerationRequest } from '@bamba/shared';
 import type { AppConfig } from '../config.js';
 import type { RegionState } from '../ports.js';
 
@@ -26,7 +26,9 @@ export async function admit(region: RegionState, config: AppConfig, request: Val
   const nodes = serves(recent) ? recent : await region.liveNodes();
   if (nodes.length === 0) throw noGpuNode();
   const fitted = fitMaxTokens(request, servedModel(nodes, request.model));
-  // Room for every job the request adds (its `n` choices, counted by its first choice).
+  // Room for every job the request adds (its choices, counted by its first choice). More than the
+  // queue ever holds is no reason to retry.
+  if (request.choices > config.queueMaxWaiting) throw new InvalidRequestError(`this request asks for ${request.choices} answers, each a job; this region's queue holds at most ${config.queueMaxWaiting} (BAMBA_QUEUE_MAX_WAITING): ask for fewer per request`, { param: 'n', code: 'invalid_value' });
   if (waiting + request.choices > config.queueMaxWaiting) throw new RateLimitError(`the queue is full (${waiting} requests waiting${request.choices > 1 ? `, ${request.choices} choices asked for` : ''}); retry shortly`, 1);
   return { request: fitted, nodes };
 }

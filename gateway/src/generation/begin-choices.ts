@@ -98,17 +98,20 @@ export async function beginChoices(deps: GenerationDeps, validated: ValidatedGen
     return finishing;
   };
 
+  const queuedChoices = new Set<number>();
   const beginChoice = (index: number) => {
     // The first choice's admission counts every job of the request; each sibling counts its own.
     const choice = choiceRequest(validated, index);
     const onQueued = (relayGroup: string) => {
+      queuedChoices.add(index);
       options.onQueued?.(relayGroup);
       settle({ index, kind: 'queued' });
     };
     const shared = prefilled ? { sharedPrefill: true, accepted: true } : {};
     track(beginGeneration(deps, choice, { ...options, ...shared, requestId: choiceRequestId(options.requestId, index), canRestart: () => options.canRestart(index), cancelWith: stopAll.signal, onQueued }).then(
       (generation): Settled => ({ index, kind: 'started', generation }),
-      (error: unknown): Settled => ({ index, kind: 'failed', error: ofPrompt(validated, index, error) }),
+      // Only a gpu-node's refusal (the choice was queued) is about its prompt; admission's are the request's.
+      (error: unknown): Settled => ({ index, kind: 'failed', error: queuedChoices.has(index) ? ofPrompt(validated, index, error) : error }),
     ));
   };
   const prefilled = sharesPrefill(validated, deps.config.sharedPrefillChars) && (await prefillShared(deps, validated, options));
@@ -226,5 +229,7 @@ async function prefillShared(deps: GenerationDeps, validated: ValidatedGeneratio
 function ofPrompt(request: ValidatedGenerationRequest, index: number, error: unknown): unknown {
   if (!request.prompts || !(error instanceof BambaError) || error.type !== 'invalid_request_error') return error;
   const at = `prompt[${Math.floor(index / choicesPerPrompt(request))}]`;
-  return new BambaError(error.type, error.status, error.retryable, `${at}: ${error.message}`, { param: error.param === 'prompt' || error.param === null ? at : error.param, code: error.code, cause: error });
+  // (`messages`: a gpu-node from before it named a completion's prompt so.)
+  const aboutPrompt = error.param === null || error.param === 'prompt' || error.param === 'messages';
+  return new BambaError(error.type, error.status, error.retryable, `${at}: ${error.message}`, { param: aboutPrompt ? at : error.param, code: error.code, cause: error });
 }

@@ -45,7 +45,7 @@ export async function handleGeneration(c: Context<{ Variables: GatewayVariables 
   const usageAtEnd = (): Usage => {
     if (ends.filter(Boolean).length !== count) throw new ServerError('the request ended without an answer');
     const usage = choicesUsage(ends, choicesPerPrompt(request));
-    if (count > 1) log.set({ completionTokens: usage.completion_tokens, cachedTokens: usage.prompt_tokens_details.cached_tokens });
+    if (count > 1) log.set({ promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, cachedTokens: usage.prompt_tokens_details.cached_tokens });
     return usage;
   };
   /** Time to first token is the first choice's to write any text. */

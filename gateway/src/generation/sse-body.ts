@@ -33,8 +33,7 @@ export const SSE_KEEP_ALIVE_COMMENT = ': keep-alive\n\n';
  * A response body fed by `produce`, ending with `SSE_END_COMMENT` when `produce` returns. A
  * write the client does not take within `slowClientMs` (it stopped reading) cuts the stream and
  * calls `onSlowClient` (which cancels the job), so a stalled client holds nothing. Silences of
- * `sseKeepAliveMs` get a keep-alive comment, which counts as a write (a client that stopped
- * reading is found during a silence too).
+ * `sseKeepAliveMs` get a keep-alive comment, written (and watched) like any event.
  */
 export function sseBody(timings: SseTimings, onSlowClient: () => void, produce: (write: (text: string) => Promise<void>) => Promise<void>): ReadableStream<Uint8Array> {
   const { slowClientMs, sseKeepAliveMs } = timings;
@@ -44,9 +43,12 @@ export function sseBody(timings: SseTimings, onSlowClient: () => void, produce: 
   let lastWriteAt = Date.now();
   let writesInFlight = 0;
   let done = false;
-  let cut: unknown = null;
+  // Set once (a stalled client, or one gone: its cancel may give no reason), then every write throws it.
+  let cut: { error: unknown } | null = null;
+  /** Read through a call: a write's await may have seen another write set it. */
+  const cutSoFar = (): { error: unknown } | null => cut;
   const write = async (text: string) => {
-    if (cut) throw cut; // cut once (a stalled client, or one gone): nothing more goes out
+    if (cut) throw cut.error;
     lastWriteAt = Date.now();
     writesInFlight += 1;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -54,8 +56,9 @@ export function sseBody(timings: SseTimings, onSlowClient: () => void, produce: 
     try {
       await Promise.race([writer.write(encoder.encode(text)), stalled]);
     } catch (error) {
-      if (cut) throw cut;
-      cut = error;
+      const earlier = cutSoFar();
+      if (earlier) throw earlier.error;
+      cut = { error };
       if (error instanceof SlowClientError) {
         onSlowClient();
         await writer.abort(error).catch(() => {});

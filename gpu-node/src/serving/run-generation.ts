@@ -129,10 +129,10 @@ function sessionFull(refusal: BambaError, maxTokensExplicit: boolean): BambaErro
   return new InvalidRequestError(`${refusal.message}; its history is part of every turn: ${fewerTokens}keep fewer messages (a session: fork it with fewer, POST /v1/sessions/{id}/fork with keep_messages; a conversation: delete earlier items, DELETE /v1/conversations/{id}/items/{item_id}) or start a new one`, { code: 'context_length_exceeded', param: refusal.param });
 }
 
-/** The engine's context refusal names `messages`, which a legacy completion calls `prompt`. */
+/** The engine's context refusals speak of `messages` (the engine sees tokens only), which a legacy completion calls its `prompt`. */
 function ofRequestField(job: GenerationJob, refusal: BambaError): BambaError {
   if (job.input.kind !== 'completion' || refusal.param !== 'messages') return refusal;
-  return new BambaError(refusal.type, refusal.status, refusal.retryable, refusal.message, { code: refusal.code, param: 'prompt', cause: refusal });
+  return new BambaError(refusal.type, refusal.status, refusal.retryable, refusal.message.replaceAll('the messages', 'the prompt'), { code: refusal.code, param: 'prompt', cause: refusal });
 }
 
 /**
