@@ -44,6 +44,8 @@ const cases: Case[] = [
   { name: 'temperature above 2', body: { ...good, temperature: 3 }, status: 400, type: 'invalid_request_error', param: 'temperature', code: 'invalid_value', message: /^temperature: / },
   { name: 'max_tokens and max_completion_tokens that disagree', body: { ...good, max_completion_tokens: 5 }, status: 400, type: 'invalid_request_error', param: 'max_tokens', code: 'invalid_value' },
   { name: 'completions with an empty prompt', path: completions, body: { model: MODEL_ID, prompt: '', max_tokens: 4 }, status: 400, type: 'invalid_request_error', param: 'prompt', code: 'invalid_value' },
+  { name: 'min_p above 1', path: chat, body: { model: MODEL_ID, messages: [{ role: 'user', content: 'hi' }], min_p: 1.5 }, status: 400, type: 'invalid_request_error', param: 'min_p', message: /at most 1/ },
+  { name: 'min_p of the wrong type', path: completions, body: { model: MODEL_ID, prompt: 'hi', min_p: 'high' }, status: 400, type: 'invalid_request_error', param: 'min_p', message: /min_p must be a number/ },
   { name: 'top_p of 0', body: { ...good, top_p: 0 }, status: 400, type: 'invalid_request_error', param: 'top_p' },
   { name: 'negative seed', body: { ...good, seed: -1 }, status: 400, type: 'invalid_request_error', param: 'seed' },
   { name: 'n = 0', body: { ...good, n: 0 }, status: 400, type: 'invalid_request_error', param: 'n', message: /at least 1/ },

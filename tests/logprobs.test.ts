@@ -109,6 +109,19 @@ describe('logprobs', () => {
     }
   });
 
+  it('sampled with min_p: every alternative left is at least min_p times as likely as the most likely one', async () => {
+    const body = { model: MODEL_ID, messages, max_tokens: 16, temperature: 1, seed: 3, logprobs: true, top_logprobs: 20 };
+    const free = await client.chat.completions.create(body);
+    const held = await client.chat.completions.create({ ...body, min_p: 0.5 } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    const alternatives = (completion: OpenAI.ChatCompletion) => completion.choices[0]!.logprobs!.content!.map((entry) => entry.top_logprobs.map((alternative) => alternative.logprob));
+    for (const place of alternatives(held)) {
+      expect(place.length).toBeGreaterThanOrEqual(1);
+      for (const logprob of place) expect(logprob).toBeGreaterThanOrEqual(place[0]! + Math.log(0.5) - 1e-6);
+    }
+    // Without it the tiny model's flat distributions leave more (so the check above could fail).
+    expect(alternatives(free).some((place) => place.some((logprob) => logprob < place[0]! + Math.log(0.5)))).toBe(true);
+  });
+
   it('legacy completions: tokens, token_logprobs, top_logprobs and text_offset, streamed or not', async () => {
     const prompt = 'Hybrid models keep';
     const completion = await client.completions.create({ model: MODEL_ID, prompt, max_tokens: 20, temperature: 0, logprobs: 2 });

@@ -61,6 +61,8 @@ const samplingFields = {
   temperature: z.number().min(0).max(2).nullish(),
   top_p: z.number().gt(0).max(1).nullish(),
   top_k: z.number().int().min(0).nullish(),
+  // vLLM's and llama.cpp's extension: tokens less likely than min_p × the most likely one are dropped.
+  min_p: z.number({ error: 'min_p must be a number' }).min(0, 'min_p must be at least 0').max(1, 'min_p must be at most 1').nullish(),
   seed: z.number().int().min(0).max(MAX_SEED).nullish(),
   // One string is a list of one: so a list too long says so, not zod's "Invalid input" of a union.
   stop: z.preprocess((value) => (typeof value === 'string' ? [value] : value), z.array(z.string({ error: 'stop strings must be strings' }).min(1, 'stop strings must not be empty'), { error: 'stop must be a string or an array of strings' })
@@ -273,6 +275,7 @@ export function resolveSampling(body: SamplingInput, maxTokens: number | null | 
       seed: body.seed ?? defaults.randomSeed(),
       stop,
       // Only what changes sampling travels with the job.
+      ...(body.min_p ? { minP: body.min_p } : {}),
       ...(body.presence_penalty ? { presencePenalty: body.presence_penalty } : {}),
       ...(body.frequency_penalty ? { frequencyPenalty: body.frequency_penalty } : {}),
       ...(body.logit_bias && Object.keys(body.logit_bias).length > 0 ? { logitBias: body.logit_bias } : {}),

@@ -38,6 +38,8 @@ export const samplingParamsSchema = z.object({
   topP: z.number().gt(0).max(1),
   /** 0 = off. */
   topK: z.number().int().min(0),
+  /** Tokens less likely than `minP` × the most likely one are dropped. Absent: off. */
+  minP: z.number().gt(0).max(1).optional(),
   /** Sampling seed; only matters when temperature > 0. */
   seed: z.number().int().min(0),
   /** Generation ends before the first occurrence of any of these. */

@@ -327,6 +327,7 @@ export class LlamaEngine implements Engine {
       temperature: params.temperature,
       topP: params.topP,
       topK: params.topK,
+      ...(params.minP !== undefined ? { minP: params.minP } : {}),
       seed: params.seed,
       tokenBias,
       ...(grammarEvaluationState ? { grammarEvaluationState } : {}),
