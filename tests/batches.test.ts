@@ -105,6 +105,49 @@ describe('batches', () => {
     expect(batch.usage!.output_tokens).toBe(4 * 12);
   });
 
+  it('answers /v1/responses lines with the response object the interactive API gives (not stored); refuses lines that need stored state', async () => {
+    const bodies = [
+      { model: MODEL_ID, instructions: 'You answer briefly.', input: 'First question?', max_output_tokens: 10, temperature: 0 },
+      { model: MODEL_ID, input: [{ role: 'user', content: 'Second question?' }], max_output_tokens: 200, temperature: 0, include: ['message.output_text.logprobs'], top_logprobs: 2, metadata: { k: 'v' } },
+    ];
+    const lines = [
+      requestLine('r0', bodies[0], '/v1/responses'),
+      requestLine('r1', bodies[1], '/v1/responses'),
+      requestLine('parent', { ...bodies[0], previous_response_id: 'resp_eu_0123456789abcdef0123456789abcdef' }, '/v1/responses'),
+      requestLine('later', { ...bodies[0], background: true }, '/v1/responses'),
+      requestLine('chat', chatBody(1), '/v1/chat/completions'),
+    ];
+    const created = await client.batches.create({ input_file_id: (await uploadLines(lines)).id, endpoint: '/v1/responses', completion_window: '24h' });
+    const batch = await waitForBatch(created.id, finished);
+    expect(batch.request_counts).toEqual({ total: 5, completed: 2, failed: 3 });
+    expect(batch.errors?.data?.map((error) => [error.line, error.param])).toEqual([[3, 'body.previous_response_id'], [4, 'body.background'], [5, 'url']]);
+    const output = await outputLines(batch.output_file_id);
+    expect(output.map((line) => line.custom_id)).toEqual(['r0', 'r1']);
+    for (const [index, line] of output.entries()) {
+      const interactive = await client.responses.create({ ...bodies[index], store: false } as OpenAI.Responses.ResponseCreateParamsNonStreaming);
+      const body = line.response.body;
+      expect(line.response.status_code).toBe(200);
+      expect(body).toMatchObject({ object: 'response', status: interactive.status, store: false, model: MODEL_ID, instructions: interactive.instructions, max_output_tokens: interactive.max_output_tokens, metadata: interactive.metadata, top_logprobs: interactive.top_logprobs });
+      expect(body.id).toMatch(/^resp_/);
+      // The same answer and the same tokens' log probabilities (to float noise: a batch's requests
+      // are evaluated beside others); the ids are the line's own.
+      const logprobsOf = (items: Array<Record<string, any>>) => items.flatMap((item) => item.content?.flatMap((part: Record<string, any>) => part.logprobs ?? []) ?? []);
+      const plain = (items: Array<Record<string, any>>) => items.map(({ id: _id, content, ...rest }) => ({ ...rest, content: content?.map(({ logprobs: _logprobs, ...part }: Record<string, any>) => part) }));
+      const expected = JSON.parse(JSON.stringify(interactive.output)) as Array<Record<string, any>>;
+      expect(plain(body.output)).toEqual(plain(expected));
+      const [got, want] = [logprobsOf(body.output), logprobsOf(expected)];
+      expect(got.map((entry) => entry.token)).toEqual(want.map((entry) => entry.token));
+      got.forEach((entry, place) => expect(entry.logprob).toBeCloseTo(want[place].logprob, 3));
+      expect(got.length).toBe(index === 1 ? body.usage.output_tokens : 0);
+      expect(body.output[0].content[0].text).toBe(interactive.output_text);
+      expect(interactive.output_text.length).toBeGreaterThan(0);
+      expect(body.usage).toEqual(JSON.parse(JSON.stringify(interactive.usage)));
+      expect(body.incomplete_details).toEqual(interactive.incomplete_details);
+    }
+    // Not stored: retrieving one by its id finds nothing.
+    await expect(client.responses.retrieve(output[0]!.response.body.id)).rejects.toMatchObject({ status: 404 });
+  });
+
   it('evaluates a prefix its requests share once: each resumes from it, answering as interactively', async () => {
     const shared = [
       { role: 'system', content: 'You are a careful assistant. Answer in one short line.' },

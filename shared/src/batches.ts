@@ -6,10 +6,11 @@
 import { z } from 'zod';
 import { BambaError, InvalidRequestError, errorToWire } from './errors.js';
 import { parseRequestBody, validateChatCompletionRequest, validateCompletionRequest, type ValidatedGenerationRequest, type ValidationDefaults } from './openai-requests.js';
+import { responseContext, responseGeneration, validateCreateResponse, type ValidatedResponseRequest } from './responses.js';
 import { metadataSchema } from './sessions.js';
 
 /** Endpoints a batch may run, as OpenAI names them. */
-export const BATCH_ENDPOINTS = ['/v1/chat/completions', '/v1/completions'] as const;
+export const BATCH_ENDPOINTS = ['/v1/chat/completions', '/v1/completions', '/v1/responses'] as const;
 export type BatchEndpoint = (typeof BATCH_ENDPOINTS)[number];
 /** Requests one batch may hold (OpenAI's limit). */
 export const MAX_BATCH_REQUESTS = 50_000;
@@ -149,7 +150,10 @@ export type BatchOutputLine = z.infer<typeof batchOutputLineSchema>;
 export interface BatchItem {
   line: number;
   customId: string;
+  /** The generation it runs. */
   request: ValidatedGenerationRequest;
+  /** A `/v1/responses` line: the response it asks for (its output is a response object). */
+  response?: ValidatedResponseRequest;
 }
 
 const inputLineSchema = z.object({
@@ -200,6 +204,13 @@ export function checkBatchLine(text: string, line: number, endpoint: BatchEndpoi
   if (body.stream === true) return refuse('invalid_request', 'stream is not supported in a batch', 'body.stream', customId);
   if (body.session_id !== undefined && body.session_id !== null) return refuse('invalid_request', 'session_id is not supported in a batch', 'body.session_id', customId);
   try {
+    if (endpoint === '/v1/responses') {
+      const response = validateCreateResponse(body, defaults);
+      // A line stands alone: it is answered once, never stored, and has its whole context.
+      const standsAlone = ([['background', response.background], ['previous_response_id', response.previousResponseId !== null], ['conversation', response.conversationId !== null]] as const).find(([, set]) => set);
+      if (standsAlone) return refuse('invalid_request', `${standsAlone[0]} is not supported in a batch: a batch's response is not stored, and its input holds its whole context`, `body.${standsAlone[0]}`, customId);
+      return { line, customId, request: responseGeneration(response, responseContext(response, [])), response };
+    }
     const request = endpoint === '/v1/chat/completions' ? validateChatCompletionRequest(body, defaults) : validateCompletionRequest(body, defaults);
     // A line is one job with one output line: more answers are more lines (each with its seed).
     if (request.prompts) return refuse('invalid_request', 'several prompts are not supported in a batch: write one line per prompt', 'body.prompt', customId);

@@ -10,6 +10,7 @@ export * from './snapshot-format.js';
 export * from './stream-events.js';
 export * from './sessions.js';
 export * from './responses.js';
+export * from './response-shapes.js';
 export * from './files.js';
 export * from './answer-pieces.js';
 export * from './completion-shapes.js';

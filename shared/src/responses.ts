@@ -4,10 +4,11 @@
  * reasoning, images, files) is refused naming the field, never silently ignored.
  */
 import { z } from 'zod';
+import type { AnswerPiece } from './answer-pieces.js';
 import { InvalidRequestError } from './errors.js';
 import type { ChatMessage } from './jobs.js';
 import { MAX_TOP_LOGPROBS, type TokenLogprob } from './logprobs.js';
-import { parseRequestBody, resolveSampling, tokenLimitSchema, toInvalidRequest, type ValidationDefaults } from './openai-requests.js';
+import { parseRequestBody, resolveSampling, tokenLimitSchema, toInvalidRequest, type ValidatedGenerationRequest, type ValidationDefaults } from './openai-requests.js';
 import type { SamplingParams } from './sampling.js';
 import { formatNameSchema, jsonSchemaSchema, type OutputFormat } from './output-format.js';
 import { metadataSchema } from './sessions.js';
@@ -450,3 +451,68 @@ export interface ResponseRecord {
 
 /** A response as first stored (queued or in progress: no outcome yet). */
 export type NewResponse = Omit<ResponseRecord, 'outcome'>;
+
+/** A response's context: its instructions (as a system message), the history it continues, its input. */
+export function responseContext(validated: ValidatedResponseRequest, history: ChatMessage[], input: ChatMessage[] = validated.input): ChatMessage[] {
+  return [...(validated.instructions ? [{ role: 'system' as const, content: validated.instructions }] : []), ...history, ...input];
+}
+
+/**
+ * The generation a response asks for: a chat of `messages` (the context: instructions, history,
+ * input; a conversation turn sends only its input, the gpu-node reads the transcript itself).
+ */
+export function responseGeneration(validated: ValidatedResponseRequest, messages: ChatMessage[]): ValidatedGenerationRequest {
+  return {
+    model: validated.model,
+    input: { kind: 'chat', messages, ...validated.tooling },
+    params: validated.params,
+    stream: validated.stream,
+    includeUsage: false,
+    maxTokensRequested: validated.maxTokensRequested,
+    endpoint: 'chat',
+    sessionId: validated.conversationId,
+    choices: 1,
+  };
+}
+
+/** A new response's record (queued when background, else in progress), before it is queued. */
+export function newResponseRecord(validated: ValidatedResponseRequest, fields: Pick<ResponseRecord, 'id' | 'tenant' | 'createdAtMs' | 'input' | 'history' | 'deadlineAtMs'>): NewResponse {
+  return {
+    ...fields,
+    status: validated.background ? 'queued' : 'in_progress',
+    model: validated.model,
+    background: validated.background,
+    instructions: validated.instructions,
+    previousResponseId: validated.previousResponseId,
+    conversationId: validated.conversationId,
+    metadata: validated.metadata,
+    temperature: validated.params.temperature,
+    topP: validated.params.topP,
+    topLogprobs: validated.topLogprobs,
+    // What caps the answer, asked for or the default (what `incomplete_details: max_output_tokens`
+    // refers to); a value no model allows is refused at admission, stored meanwhile as a safe integer.
+    maxOutputTokens: Math.min(validated.params.maxTokens, Number.MAX_SAFE_INTEGER),
+    textFormat: validated.textFormat,
+    tools: validated.tooling?.tools ?? [],
+    toolChoice: validated.toolChoice,
+    parallelToolCalls: validated.parallelToolCalls,
+    relayGroup: '',
+  };
+}
+
+/** The answer's text as an outcome keeps it (`deltaLengths` and the per-delta counts for a replay). */
+export type OutcomeText = Pick<ResponseOutcome, 'outputText' | 'deltaLengths' | 'logprobs' | 'deltaLogprobCounts'>;
+
+/** How a response that got its whole answer ended: completed, or incomplete when its token limit cut it. */
+export function endedOutcome(text: OutcomeText, end: Extract<AnswerPiece, { kind: 'end' }>, nowMs: number): ResponseOutcome {
+  const incomplete = end.finishReason === 'length';
+  return {
+    status: incomplete ? 'incomplete' : 'completed',
+    ...text,
+    usage: { inputTokens: end.promptTokens, cachedTokens: end.cachedTokens, outputTokens: end.completionTokens },
+    error: null,
+    incompleteReason: incomplete ? 'max_output_tokens' : null,
+    completedAtMs: nowMs,
+    ...(end.toolCalls ? { toolCalls: end.toolCalls } : {}),
+  };
+}

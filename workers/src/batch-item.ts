@@ -11,13 +11,18 @@ import {
   BambaError,
   completeResponse,
   DeadlineExceededError,
+  endedOutcome,
   errorToWire,
   fitMaxTokens,
+  newResponseRecord,
   NotFoundError,
+  responseObject,
   servedModel,
   systemFingerprintOf,
   usageOf,
+  viewOf,
   WIRE_VERSION,
+  type AnswerPiece,
   type BatchItem,
   type BatchOutputLine,
   type BatchRecord,
@@ -25,6 +30,8 @@ import {
   type GenerationJob,
   type ServedModel,
   type TokenLogprob,
+  type ValidatedGenerationRequest,
+  type ValidatedResponseRequest,
 } from '@bamba/shared';
 import type { SharedPrefix } from './shared-prefixes.js';
 
@@ -172,8 +179,9 @@ export async function runBatchItem(deps: BatchItemDeps, batch: BatchRecord, item
         text += piece.text;
         if (piece.logprobs) logprobs.push(...piece.logprobs);
       } else if (piece.kind === 'end') {
-        const identity = { id: `chatcmpl-${requestId.slice('batch_'.length)}`, created: Math.floor(Date.now() / 1000), model: request.model, ...systemFingerprintOf(fingerprint) };
-        const body = completeResponse(request, identity, [{ text, finishReason: piece.finishReason, toolCalls: piece.toolCalls, logprobs }], usageOf(piece.promptTokens, piece.completionTokens, piece.cachedTokens));
+        const body = item.response
+          ? responseBody(item.response, request, batch, requestId, text, logprobs, piece)
+          : completeResponse(request, completionIdentity(request, requestId, fingerprint), [{ text, finishReason: piece.finishReason, toolCalls: piece.toolCalls, logprobs }], usageOf(piece.promptTokens, piece.completionTokens, piece.cachedTokens));
         return {
           kind: 'result',
           outcome: 'completed',
@@ -195,4 +203,21 @@ export async function runBatchItem(deps: BatchItemDeps, batch: BatchRecord, item
     stopping.removeEventListener('abort', stop);
     withdrawn.removeEventListener('abort', onWithdraw);
   }
+}
+
+/** A chat or legacy completion's id, created time, model and fingerprint, as the interactive answer's. */
+function completionIdentity(request: ValidatedGenerationRequest, requestId: string, fingerprint: string | undefined) {
+  const prefix = request.endpoint === 'chat' ? 'chatcmpl' : 'cmpl';
+  return { id: `${prefix}-${requestId.slice('batch_'.length)}`, created: Math.floor(Date.now() / 1000), model: request.model, ...systemFingerprintOf(fingerprint) };
+}
+
+/** A `/v1/responses` line's answer: the response object, as the interactive one shows it, never stored. */
+function responseBody(response: ValidatedResponseRequest, request: ValidatedGenerationRequest, batch: BatchRecord, requestId: string, text: string, logprobs: TokenLogprob[], end: Extract<AnswerPiece, { kind: 'end' }>) {
+  const nowMs = Date.now();
+  // (`params`: with max_tokens fitted to the model, as the record of an interactive one.)
+  const record = newResponseRecord({ ...response, params: request.params }, {
+    id: `resp_${requestId.slice('batch_'.length)}`, tenant: batch.tenant, createdAtMs: nowMs, input: response.input, history: [], deadlineAtMs: batch.expiresAtMs,
+  });
+  const outcome = endedOutcome({ outputText: text, ...(logprobs.length > 0 ? { logprobs } : {}) }, end, nowMs);
+  return responseObject({ ...viewOf({ ...record, outcome }, false), status: outcome.status });
 }

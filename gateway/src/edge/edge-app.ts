@@ -42,6 +42,7 @@ import {
   type CreatedWindow,
   type ListQuery,
   type RegionMap,
+  listObject,
 } from '@bamba/shared';
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
@@ -53,7 +54,6 @@ import type { Clock } from '../ports.js';
 import { silentLogger, type GatewayLogger } from '../request-log.js';
 import { checkUpload, FILE_LIST_LIMITS } from '../routes/files.js';
 import { optionalJsonText, parseJsonText } from '../routes/request-body.js';
-import { listObject } from '../responses/response-shapes.js';
 import { mergePages, regionListSchema, windowAfter, type ListCursor } from './merged-list.js';
 import type { RegionHealth } from './region-health.js';
 import { RegionUnreachable, type RegionHops } from './region-hop.js';

@@ -4,10 +4,9 @@
  * one of them saw gives the rest of the text exactly once.
  */
 import fc from 'fast-check';
-import { answerOf, mergeDeltaEvents, WIRE_VERSION, type ResponseRecord, type StreamEvent, type TokenLogprob } from '@bamba/shared';
+import { answerOf, mergeDeltaEvents, WIRE_VERSION, type ResponseRecord, type StreamEvent, type TokenLogprob, responseObject, viewOf } from '@bamba/shared';
 import { describe, expect, it } from 'vitest';
 import { eventAfter, foldResponse, ResponseEventSequence, type ResponseStreamEvent } from './response-events.js';
-import { responseObject, viewOf } from './response-shapes.js';
 
 const record: ResponseRecord = {
   id: 'resp_00000000000000000000000000000000', tenant: 't', status: 'in_progress', model: 'm', createdAtMs: 0, background: true,

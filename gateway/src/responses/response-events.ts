@@ -9,9 +9,8 @@
  * there) or the client does, dropping the events up to it from a full replay (the openai
  * client's `responses.stream({ response_id, starting_after })`). Numbers may skip; they never go back.
  */
-import { answerItemId, errorToWire, RequestCancelledError, type AnswerPiece, type ResponseOutcome, type ResponseStatus, type TokenLogprob } from '@bamba/shared';
+import { answerItemId, errorToWire, RequestCancelledError, type AnswerPiece, type ResponseOutcome, type ResponseStatus, type TokenLogprob, functionCallItem, mayCallTools, outputMessage, outputTextPart, responseObject, showsMessage, type ResponseView, endedOutcome } from '@bamba/shared';
 import { sse } from '../generation/sse-body.js';
-import { functionCallItem, mayCallTools, outputMessage, outputTextPart, responseObject, showsMessage, type ResponseView } from './response-shapes.js';
 
 export interface ResponseStreamEvent {
   type: string;
@@ -170,19 +169,7 @@ export function outcomeOf(answer: FoldedText, ending: { end: Extract<AnswerPiece
     ...(answer.deltaLengths && answer.deltaLengths.length > 1 ? { deltaLengths: answer.deltaLengths } : {}),
     ...(answer.logprobs && answer.logprobs.length > 0 ? { logprobs: answer.logprobs, deltaLogprobCounts: answer.deltaLogprobCounts ?? [] } : {}),
   };
-  if ('end' in ending) {
-    const { end } = ending;
-    const incomplete = end.finishReason === 'length';
-    return {
-      status: incomplete ? 'incomplete' : 'completed',
-      ...text,
-      usage: { inputTokens: end.promptTokens, cachedTokens: end.cachedTokens, outputTokens: end.completionTokens },
-      error: null,
-      incompleteReason: incomplete ? 'max_output_tokens' : null,
-      completedAtMs: nowMs,
-      ...(end.toolCalls ? { toolCalls: end.toolCalls } : {}),
-    };
-  }
+  if ('end' in ending) return endedOutcome(text, ending.end, nowMs);
   if ('cancelled' in ending || ending.error instanceof RequestCancelledError) {
     // What it cost up to the cancel, when the fold saw its start.
     return { status: 'cancelled', ...text, usage: answer.usage ?? null, error: null, incompleteReason: null, completedAtMs: nowMs };

@@ -27,6 +27,11 @@ import {
   type ResponseOutcome,
   type ResponseRecord,
   type ValidatedGenerationRequest,
+  responseObject,
+  viewOf,
+  newResponseRecord,
+  responseGeneration,
+  responseContext,
 } from '@bamba/shared';
 import type { Context } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
@@ -37,7 +42,6 @@ import { GATEWAY_STOPPING, gatewayStopping } from '../gateway-stop.js';
 import { checkSessionHome, sessionMissing } from '../generation/session-turn.js';
 import type { ResponseRecords } from '../ports.js';
 import { foldedTextOf, foldResponse, outcomeOf, responseEvent, type FoldHooks } from './response-events.js';
-import { responseObject, viewOf } from './response-shapes.js';
 import { stopStored, streamStored } from './stream-stored.js';
 
 export interface ResponseDeps extends GenerationDeps {
@@ -82,45 +86,10 @@ export async function createResponse(c: Context<{ Variables: GatewayVariables }>
   // A function call's output answers a call of this input or of the history it continues.
   assertToolAnswers(validated.input, callIdsOf(history), itemCallParam({ itemIndex: validated.inputItemIndex, callItemIndex: validated.inputCallItemIndex }, 'input'));
   const input = validated.input.map((message, index) => ({ ...message, id: transcriptItemId(responseId, index) }));
-  const context = [...(validated.instructions ? [{ role: 'system' as const, content: validated.instructions }] : []), ...history, ...input];
-  const generationRequest: ValidatedGenerationRequest = {
-    model: validated.model,
-    // A conversation turn sends only what it adds: the gpu-node reads the transcript itself.
-    input: { kind: 'chat', messages: validated.conversationId ? input : context, ...validated.tooling },
-    params: validated.params,
-    stream: validated.stream,
-    includeUsage: false,
-    maxTokensRequested: validated.maxTokensRequested,
-    endpoint: 'chat',
-    sessionId: validated.conversationId,
-    choices: 1,
-  };
-  const record: NewResponse = {
-    id: responseId,
-    tenant,
-    status: validated.background ? 'queued' : 'in_progress',
-    model: validated.model,
-    createdAtMs: arrivedMs,
-    background: validated.background,
-    instructions: validated.instructions,
-    previousResponseId: validated.previousResponseId,
-    conversationId: validated.conversationId,
-    metadata: validated.metadata,
-    temperature: validated.params.temperature,
-    topP: validated.params.topP,
-    topLogprobs: validated.topLogprobs,
-    // What caps the answer, asked for or the default (what `incomplete_details: max_output_tokens`
-    // refers to); a value no model allows is refused at admission, stored meanwhile as a safe integer.
-    maxOutputTokens: Math.min(validated.params.maxTokens, Number.MAX_SAFE_INTEGER),
-    textFormat: validated.textFormat,
-    tools: validated.tooling?.tools ?? [],
-    toolChoice: validated.toolChoice,
-    parallelToolCalls: validated.parallelToolCalls,
-    input,
-    history,
-    relayGroup: '',
-    deadlineAtMs: arrivedMs + config.requestDeadlineMs,
-  };
+  const context = responseContext(validated, history, input);
+  // A conversation turn sends only what it adds: the gpu-node reads the transcript itself.
+  const generationRequest = responseGeneration(validated, validated.conversationId ? input : context);
+  const record = newResponseRecord(validated, { id: responseId, tenant, createdAtMs: arrivedMs, input, history, deadlineAtMs: arrivedMs + config.requestDeadlineMs });
   try {
     return await (validated.background
       ? runInBackground(c, deps, record, generationRequest)

@@ -5,7 +5,7 @@
  * same stream from its start, so numbers agree); once it has ended, from its stored answer.
  * A reader that sees the end first records the outcome (the gateway that ran it may be gone).
  */
-import { answerOf, type BambaError, ConflictError, DeadlineExceededError, errorToWire, NODE_FAILED, type AnswerPiece, type ResponseOutcome, type ResponseRecord } from '@bamba/shared';
+import { answerOf, type BambaError, ConflictError, DeadlineExceededError, errorToWire, NODE_FAILED, type AnswerPiece, type ResponseOutcome, type ResponseRecord, viewOf } from '@bamba/shared';
 import type { Context } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import type { GenerationDeps } from '../generation/begin-generation.js';
@@ -13,7 +13,6 @@ import { gatewayStopping } from '../gateway-stop.js';
 import { SSE_HEADERS, sseBody } from '../generation/sse-body.js';
 import type { ResponseRecords } from '../ports.js';
 import { eventAfter, foldedTextOf, foldResponse, outcomeOf, ResponseEventSequence, responseEvent, type ResponseStreamEvent } from './response-events.js';
-import { viewOf } from './response-shapes.js';
 
 /** A follower waits this long past the response's deadline before it gives up on its stream. */
 const FOLLOW_MARGIN_MS = 10_000;

@@ -2,11 +2,10 @@
  * /v1/batches: create (from an uploaded input file), retrieve, list and cancel, in OpenAI's
  * shapes; scoped to the API key's tenant. The region's workers run them.
  */
-import { batchToWire, InvalidRequestError, NotFoundError, validateCreateBatch, validateCreatedWindow, validateListQuery } from '@bamba/shared';
+import { batchToWire, InvalidRequestError, NotFoundError, validateCreateBatch, validateCreatedWindow, validateListQuery, listObject } from '@bamba/shared';
 import { Hono } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import type { Batches } from '../ports.js';
-import { listObject } from '../responses/response-shapes.js';
 import { readJsonBody } from './request-body.js';
 
 const batchNotFound = (id: string) => new NotFoundError(`batch '${id.slice(0, 64)}' does not exist`, { param: 'batch_id', code: 'batch_not_found' });

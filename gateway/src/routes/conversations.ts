@@ -13,12 +13,15 @@ import {
   validateCreateConversation,
   validateListQuery,
   type ChatMessage,
+  callIdOfItem,
+  conversationObject,
+  itemsOfMessage,
+  listPage,
 } from '@bamba/shared';
 import { Hono, type MiddlewareHandler } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import { checkSessionHome, sessionBusy, sessionMissing } from '../generation/session-turn.js';
 import type { RegionState, Sessions } from '../ports.js';
-import { callIdOfItem, conversationObject, itemsOfMessage, listPage } from '../responses/response-shapes.js';
 import { optionalJsonText, readJsonBody } from './request-body.js';
 
 const conversationNotFound = (id: string) => new NotFoundError(`conversation '${id}' does not exist`, { param: 'conversation_id', code: 'conversation_not_found' });

@@ -1,8 +1,7 @@
 /** /v1/responses: create, retrieve (or stream again from a sequence number), delete, cancel, input items. */
-import { InvalidRequestError, transcriptItemId, validateListQuery, wholeNumberParam } from '@bamba/shared';
+import { InvalidRequestError, transcriptItemId, validateListQuery, wholeNumberParam, listPage, itemsOfMessage, responseObject, viewOf } from '@bamba/shared';
 import { Hono } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
-import { listPage, itemsOfMessage, responseObject, viewOf } from '../responses/response-shapes.js';
 import { createResponse, responseNotFound, type ResponseDeps } from '../responses/run-response.js';
 import { settleIfStale, stopRun, stopStored, streamStored } from '../responses/stream-stored.js';
 import { readJsonBody } from './request-body.js';

@@ -2,7 +2,11 @@
  * OpenAI's Responses and Conversations object shapes, built from our records: the response
  * object, its output message item, input and conversation items, list pages.
  */
-import { answerItemId, mayCall, type ChatMessage, type ResponseOutcome, type ResponseRecord, type ResponseStatus, type SessionRecord, type TokenLogprob, type ToolCall } from '@bamba/shared';
+import { answerItemId, type ChatMessage } from './jobs.js';
+import type { TokenLogprob } from './logprobs.js';
+import type { ResponseOutcome, ResponseRecord, ResponseStatus } from './responses.js';
+import type { SessionRecord } from './sessions.js';
+import { mayCall, type ToolCall } from './tools.js';
 
 /** A response's state at a moment: its record, with the status and outcome known by then. */
 export interface ResponseView {
