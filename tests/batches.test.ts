@@ -116,11 +116,16 @@ describe('batches', () => {
       requestLine('parent', { ...bodies[0], previous_response_id: 'resp_eu_0123456789abcdef0123456789abcdef' }, '/v1/responses'),
       requestLine('later', { ...bodies[0], background: true }, '/v1/responses'),
       requestLine('chat', chatBody(1), '/v1/chat/completions'),
+      // Valid, but too long for the gpu-node's context: a failed request, named in the API's terms.
+      requestLine('long', { ...bodies[0], input: [{ role: 'user', content: 'y'.repeat(5000) }] }, '/v1/responses'),
     ];
     const created = await client.batches.create({ input_file_id: (await uploadLines(lines)).id, endpoint: '/v1/responses', completion_window: '24h' });
     const batch = await waitForBatch(created.id, finished);
-    expect(batch.request_counts).toEqual({ total: 5, completed: 2, failed: 3 });
+    expect(batch.request_counts).toEqual({ total: 6, completed: 2, failed: 4 });
     expect(batch.errors?.data?.map((error) => [error.line, error.param])).toEqual([[3, 'body.previous_response_id'], [4, 'body.background'], [5, 'url']]);
+    const failed = (await outputLines(batch.error_file_id)).find((line) => line.custom_id === 'long')!;
+    expect(failed.response.status_code).toBe(400);
+    expect(failed.response.body.error).toMatchObject({ code: 'context_length_exceeded', param: 'input' });
     const output = await outputLines(batch.output_file_id);
     expect(output.map((line) => line.custom_id)).toEqual(['r0', 'r1']);
     for (const [index, line] of output.entries()) {

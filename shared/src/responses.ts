@@ -5,10 +5,10 @@
  */
 import { z } from 'zod';
 import type { AnswerPiece } from './answer-pieces.js';
-import { InvalidRequestError } from './errors.js';
+import { BambaError, InvalidRequestError, withParam } from './errors.js';
 import type { ChatMessage } from './jobs.js';
 import { MAX_TOP_LOGPROBS, type TokenLogprob } from './logprobs.js';
-import { parseRequestBody, resolveSampling, tokenLimitSchema, toInvalidRequest, type ValidatedGenerationRequest, type ValidationDefaults } from './openai-requests.js';
+import { messageParamOf, parseRequestBody, resolveSampling, tokenLimitSchema, toInvalidRequest, type ValidatedGenerationRequest, type ValidationDefaults } from './openai-requests.js';
 import type { SamplingParams } from './sampling.js';
 import { formatNameSchema, jsonSchemaSchema, type OutputFormat } from './output-format.js';
 import { metadataSchema } from './sessions.js';
@@ -515,4 +515,16 @@ export function endedOutcome(text: OutcomeText, end: Extract<AnswerPiece, { kind
     completedAtMs: nowMs,
     ...(end.toolCalls ? { toolCalls: end.toolCalls } : {}),
   };
+}
+
+/** Chat Completions names in refusals found on the way (admission, the gpu-node), as the Responses API calls them. */
+const RESPONSES_PARAMS: Record<string, string> = { max_tokens: 'max_output_tokens', messages: 'input', response_format: 'text.format', session_id: 'conversation' };
+
+export function inResponsesTerms(error: unknown, paramOfMessage: (messageIndex: number) => string): unknown {
+  // A refusal from the gpu-node arrives rebuilt from the wire: a BambaError of type invalid_request_error.
+  if (!(error instanceof BambaError) || error.type !== 'invalid_request_error' || !error.param) return error;
+  // `messages[3].tool_calls`: the input item that message came from, or the history before the input.
+  const message = messageParamOf(error.param);
+  const param = message ? paramOfMessage(message.index) : RESPONSES_PARAMS[error.param];
+  return param ? withParam(error, param) : error;
 }

@@ -14,6 +14,7 @@ import {
   endedOutcome,
   errorToWire,
   fitMaxTokens,
+  inResponsesTerms,
   newResponseRecord,
   NotFoundError,
   responseObject,
@@ -61,7 +62,7 @@ export function outputLineId(batchId: string, line: number): string {
 }
 
 function failureLine(batch: BatchRecord, item: BatchItem, error: unknown): ItemOutcome {
-  const wire = errorToWire(error);
+  const wire = errorToWire(item.response ? responseTerms(item.response, error) : error);
   return {
     kind: 'result',
     outcome: 'failed',
@@ -220,4 +221,10 @@ function responseBody(response: ValidatedResponseRequest, request: ValidatedGene
   });
   const outcome = endedOutcome({ outputText: text, ...(logprobs.length > 0 ? { logprobs } : {}) }, end, nowMs);
   return responseObject({ ...viewOf({ ...record, outcome }, false), status: outcome.status });
+}
+
+/** A refusal of a `/v1/responses` line in its own terms (`input[1]`, `max_output_tokens`): its messages are its instructions, then its input. */
+function responseTerms(response: ValidatedResponseRequest, error: unknown): unknown {
+  const before = response.instructions ? 1 : 0;
+  return inResponsesTerms(error, (index) => (index >= before ? `input[${response.inputItemIndex[index - before] ?? 0}]` : 'instructions'));
 }

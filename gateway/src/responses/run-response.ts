@@ -12,6 +12,7 @@
  * outcome written by whoever sees the end first (this gateway, or a reader of their stream).
  */
 import {
+  inResponsesTerms,
   assertToolAnswers,
   BambaError,
   callIdsOf,
@@ -103,17 +104,6 @@ export async function createResponse(c: Context<{ Variables: GatewayVariables }>
   }
 }
 
-/** Chat Completions names in refusals found on the way (admission, the gpu-node), as the Responses API calls them. */
-const RESPONSES_PARAMS: Record<string, string> = { max_tokens: 'max_output_tokens', messages: 'input', response_format: 'text.format', session_id: 'conversation' };
-
-function inResponsesTerms(error: unknown, paramOfMessage: (messageIndex: number) => string): unknown {
-  // A refusal from the gpu-node arrives rebuilt from the wire: a BambaError of type invalid_request_error.
-  if (!(error instanceof BambaError) || error.type !== 'invalid_request_error' || !error.param) return error;
-  // `messages[3].tool_calls`: the input item that message came from, or the history before the input.
-  const message = messageParamOf(error.param);
-  const param = message ? paramOfMessage(message.index) : RESPONSES_PARAMS[error.param];
-  return param ? withParam(error, param) : error;
-}
 
 async function runInBackground(c: Context<{ Variables: GatewayVariables }>, deps: ResponseDeps, record: NewResponse, request: ValidatedGenerationRequest): Promise<Response> {
   const { clock } = deps;
