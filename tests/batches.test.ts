@@ -116,13 +116,16 @@ describe('batches', () => {
       requestLine('parent', { ...bodies[0], previous_response_id: 'resp_eu_0123456789abcdef0123456789abcdef' }, '/v1/responses'),
       requestLine('later', { ...bodies[0], background: true }, '/v1/responses'),
       requestLine('chat', chatBody(1), '/v1/chat/completions'),
+      requestLine('stored', { ...bodies[0], store: true }, '/v1/responses'),
+      // A function call's output must answer a call of the line's own input (as interactively).
+      requestLine('orphan', { ...bodies[0], input: [{ type: 'function_call_output', call_id: 'call_nowhere', output: '42' }] }, '/v1/responses'),
       // Valid, but too long for the gpu-node's context: a failed request, named in the API's terms.
       requestLine('long', { ...bodies[0], input: [{ role: 'user', content: 'y'.repeat(5000) }] }, '/v1/responses'),
     ];
     const created = await client.batches.create({ input_file_id: (await uploadLines(lines)).id, endpoint: '/v1/responses', completion_window: '24h' });
     const batch = await waitForBatch(created.id, finished);
-    expect(batch.request_counts).toEqual({ total: 6, completed: 2, failed: 4 });
-    expect(batch.errors?.data?.map((error) => [error.line, error.param])).toEqual([[3, 'body.previous_response_id'], [4, 'body.background'], [5, 'url']]);
+    expect(batch.request_counts).toEqual({ total: 8, completed: 2, failed: 6 });
+    expect(batch.errors?.data?.map((error) => [error.line, error.param])).toEqual([[3, 'body.previous_response_id'], [4, 'body.background'], [5, 'url'], [6, 'body.store'], [7, 'body.input[0].call_id']]);
     const failed = (await outputLines(batch.error_file_id)).find((line) => line.custom_id === 'long')!;
     expect(failed.response.status_code).toBe(400);
     expect(failed.response.body.error).toMatchObject({ code: 'context_length_exceeded', param: 'input' });

@@ -6,7 +6,8 @@
 import { z } from 'zod';
 import { BambaError, InvalidRequestError, errorToWire } from './errors.js';
 import { parseRequestBody, validateChatCompletionRequest, validateCompletionRequest, type ValidatedGenerationRequest, type ValidationDefaults } from './openai-requests.js';
-import { responseContext, responseGeneration, validateCreateResponse, type ValidatedResponseRequest } from './responses.js';
+import { itemCallParam, responseContext, responseGeneration, validateCreateResponse, type ValidatedResponseRequest } from './responses.js';
+import { assertToolAnswers } from './tools.js';
 import { metadataSchema } from './sessions.js';
 
 /** Endpoints a batch may run, as OpenAI names them. */
@@ -207,8 +208,10 @@ export function checkBatchLine(text: string, line: number, endpoint: BatchEndpoi
     if (endpoint === '/v1/responses') {
       const response = validateCreateResponse(body, defaults);
       // A line stands alone: it is answered once, never stored, and has its whole context.
-      const standsAlone = ([['background', response.background], ['previous_response_id', response.previousResponseId !== null], ['conversation', response.conversationId !== null]] as const).find(([, set]) => set);
+      const standsAlone = ([['background', response.background], ['previous_response_id', response.previousResponseId !== null], ['conversation', response.conversationId !== null], ['store', body.store === true]] as const).find(([, set]) => set);
       if (standsAlone) return refuse('invalid_request', `${standsAlone[0]} is not supported in a batch: a batch's response is not stored, and its input holds its whole context`, `body.${standsAlone[0]}`, customId);
+      // A function call's output answers a call of this input (there is no history).
+      assertToolAnswers(response.input, [], itemCallParam({ itemIndex: response.inputItemIndex, callItemIndex: response.inputCallItemIndex }, 'input'));
       return { line, customId, request: responseGeneration(response, responseContext(response, [])), response };
     }
     const request = endpoint === '/v1/chat/completions' ? validateChatCompletionRequest(body, defaults) : validateCompletionRequest(body, defaults);

@@ -458,13 +458,13 @@ export function responseContext(validated: ValidatedResponseRequest, history: Ch
 }
 
 /**
- * The generation a response asks for: a chat of `messages` (the context: instructions, history,
- * input; a conversation turn sends only its input, the gpu-node reads the transcript itself).
+ * The generation a response asks for: a chat of its context (`responseContext`); a conversation
+ * turn sends only its `input`, the gpu-node reads the transcript itself.
  */
-export function responseGeneration(validated: ValidatedResponseRequest, messages: ChatMessage[]): ValidatedGenerationRequest {
+export function responseGeneration(validated: ValidatedResponseRequest, context: ChatMessage[], input: ChatMessage[] = validated.input): ValidatedGenerationRequest {
   return {
     model: validated.model,
-    input: { kind: 'chat', messages, ...validated.tooling },
+    input: { kind: 'chat', messages: validated.conversationId ? input : context, ...validated.tooling },
     params: validated.params,
     stream: validated.stream,
     includeUsage: false,
@@ -527,4 +527,15 @@ export function inResponsesTerms(error: unknown, paramOfMessage: (messageIndex: 
   const message = messageParamOf(error.param);
   const param = message ? paramOfMessage(message.index) : RESPONSES_PARAMS[error.param];
   return param ? withParam(error, param) : error;
+}
+
+/**
+ * A refusal of a response's generation in its own terms. The gpu-node's messages are its context:
+ * instructions, then the history (`historyLength` messages), then the input; a conversation
+ * turn's are its input alone (the transcript is `conversation`).
+ */
+export function responseRefusal(validated: ValidatedResponseRequest, historyLength: number, error: unknown): unknown {
+  const before = validated.conversationId ? 'conversation' : validated.previousResponseId ? 'previous_response_id' : 'instructions';
+  const ahead = validated.conversationId ? 0 : (validated.instructions ? 1 : 0) + historyLength;
+  return inResponsesTerms(error, (index) => (index >= ahead ? `input[${validated.inputItemIndex[index - ahead] ?? 0}]` : before));
 }

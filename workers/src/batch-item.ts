@@ -14,8 +14,8 @@ import {
   endedOutcome,
   errorToWire,
   fitMaxTokens,
-  inResponsesTerms,
   newResponseRecord,
+  responseRefusal,
   NotFoundError,
   responseObject,
   servedModel,
@@ -62,7 +62,7 @@ export function outputLineId(batchId: string, line: number): string {
 }
 
 function failureLine(batch: BatchRecord, item: BatchItem, error: unknown): ItemOutcome {
-  const wire = errorToWire(item.response ? responseTerms(item.response, error) : error);
+  const wire = errorToWire(item.response ? responseRefusal(item.response, 0, error) : error);
   return {
     kind: 'result',
     outcome: 'failed',
@@ -181,8 +181,8 @@ export async function runBatchItem(deps: BatchItemDeps, batch: BatchRecord, item
         if (piece.logprobs) logprobs.push(...piece.logprobs);
       } else if (piece.kind === 'end') {
         const body = item.response
-          ? responseBody(item.response, request, batch, requestId, text, logprobs, piece)
-          : completeResponse(request, completionIdentity(request, requestId, fingerprint), [{ text, finishReason: piece.finishReason, toolCalls: piece.toolCalls, logprobs }], usageOf(piece.promptTokens, piece.completionTokens, piece.cachedTokens));
+          ? responseBody(item.response, request, batch, job, text, logprobs, piece)
+          : completeResponse(request, completionIdentity(request, job, fingerprint), [{ text, finishReason: piece.finishReason, toolCalls: piece.toolCalls, logprobs }], usageOf(piece.promptTokens, piece.completionTokens, piece.cachedTokens));
         return {
           kind: 'result',
           outcome: 'completed',
@@ -206,25 +206,19 @@ export async function runBatchItem(deps: BatchItemDeps, batch: BatchRecord, item
   }
 }
 
-/** A chat or legacy completion's id, created time, model and fingerprint, as the interactive answer's. */
-function completionIdentity(request: ValidatedGenerationRequest, requestId: string, fingerprint: string | undefined) {
+/** A chat or legacy completion's id, created time (when it was queued), model and fingerprint, as the interactive answer's. */
+function completionIdentity(request: ValidatedGenerationRequest, job: GenerationJob, fingerprint: string | undefined) {
   const prefix = request.endpoint === 'chat' ? 'chatcmpl' : 'cmpl';
-  return { id: `${prefix}-${requestId.slice('batch_'.length)}`, created: Math.floor(Date.now() / 1000), model: request.model, ...systemFingerprintOf(fingerprint) };
+  return { id: `${prefix}-${job.requestId.slice('batch_'.length)}`, created: Math.floor(job.enqueuedAtMs / 1000), model: request.model, ...systemFingerprintOf(fingerprint) };
 }
 
 /** A `/v1/responses` line's answer: the response object, as the interactive one shows it, never stored. */
-function responseBody(response: ValidatedResponseRequest, request: ValidatedGenerationRequest, batch: BatchRecord, requestId: string, text: string, logprobs: TokenLogprob[], end: Extract<AnswerPiece, { kind: 'end' }>) {
+function responseBody(response: ValidatedResponseRequest, request: ValidatedGenerationRequest, batch: BatchRecord, job: GenerationJob, text: string, logprobs: TokenLogprob[], end: Extract<AnswerPiece, { kind: 'end' }>) {
   const nowMs = Date.now();
   // (`params`: with max_tokens fitted to the model, as the record of an interactive one.)
   const record = newResponseRecord({ ...response, params: request.params }, {
-    id: `resp_${requestId.slice('batch_'.length)}`, tenant: batch.tenant, createdAtMs: nowMs, input: response.input, history: [], deadlineAtMs: batch.expiresAtMs,
+    id: `resp_${job.requestId.slice('batch_'.length)}`, tenant: batch.tenant, createdAtMs: job.enqueuedAtMs, input: response.input, history: [], deadlineAtMs: batch.expiresAtMs,
   });
   const outcome = endedOutcome({ outputText: text, ...(logprobs.length > 0 ? { logprobs } : {}) }, end, nowMs);
   return responseObject({ ...viewOf({ ...record, outcome }, false), status: outcome.status });
-}
-
-/** A refusal of a `/v1/responses` line in its own terms (`input[1]`, `max_output_tokens`): its messages are its instructions, then its input. */
-function responseTerms(response: ValidatedResponseRequest, error: unknown): unknown {
-  const before = response.instructions ? 1 : 0;
-  return inResponsesTerms(error, (index) => (index >= before ? `input[${response.inputItemIndex[index - before] ?? 0}]` : 'instructions'));
 }

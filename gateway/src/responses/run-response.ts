@@ -12,14 +12,11 @@
  * outcome written by whoever sees the end first (this gateway, or a reader of their stream).
  */
 import {
-  inResponsesTerms,
+  responseRefusal,
   assertToolAnswers,
-  BambaError,
   callIdsOf,
   itemCallParam,
   InvalidRequestError,
-  messageParamOf,
-  withParam,
   NotFoundError,
   transcriptItemId,
   validateCreateResponse,
@@ -88,19 +85,14 @@ export async function createResponse(c: Context<{ Variables: GatewayVariables }>
   assertToolAnswers(validated.input, callIdsOf(history), itemCallParam({ itemIndex: validated.inputItemIndex, callItemIndex: validated.inputCallItemIndex }, 'input'));
   const input = validated.input.map((message, index) => ({ ...message, id: transcriptItemId(responseId, index) }));
   const context = responseContext(validated, history, input);
-  // A conversation turn sends only what it adds: the gpu-node reads the transcript itself.
-  const generationRequest = responseGeneration(validated, validated.conversationId ? input : context);
+  const generationRequest = responseGeneration(validated, context, input);
   const record = newResponseRecord(validated, { id: responseId, tenant, createdAtMs: arrivedMs, input, history, deadlineAtMs: arrivedMs + config.requestDeadlineMs });
   try {
     return await (validated.background
       ? runInBackground(c, deps, record, generationRequest)
       : runInForeground(c, deps, record, generationRequest, validated.store));
   } catch (error) {
-    // The gpu-node's messages are the context: instructions, then the history, then the input (a
-    // conversation turn's refusals count the turn's input alone, and name the transcript `session_id`).
-    const historyLength = validated.conversationId ? 0 : (validated.instructions ? 1 : 0) + history.length;
-    const before = validated.conversationId ? 'conversation' : validated.previousResponseId ? 'previous_response_id' : 'instructions';
-    throw inResponsesTerms(error, (index) => (index >= historyLength ? `input[${validated.inputItemIndex[index - historyLength] ?? 0}]` : before));
+    throw responseRefusal(validated, history.length, error);
   }
 }
 
