@@ -18,3 +18,19 @@ describe('checkBatchLine on legacy completions', () => {
     expect(check({ model: 'm', prompt: 'a', n: 2 })).toMatchObject({ error: { code: 'invalid_request', param: 'body.n' } });
   });
 });
+
+describe('checkBatchLine on /v1/responses', () => {
+  const line = (body: object) => checkBatchLine(JSON.stringify({ custom_id: 'r', method: 'POST', url: '/v1/responses', body }), 2, '/v1/responses', new Set(), defaults, 1 << 20);
+
+  it('runs the response as a chat of its instructions and input, keeping the response request for its output', () => {
+    const item = line({ model: 'm', instructions: 'Be brief.', input: 'Hi' });
+    expect('request' in item && item.request.input).toEqual({ kind: 'chat', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }] });
+    expect('response' in item && item.response?.instructions).toBe('Be brief.');
+  });
+
+  it('refuses what needs stored state, naming it', () => {
+    expect(line({ model: 'm', input: 'Hi', store: true })).toMatchObject({ error: { param: 'body.store', message: expect.stringMatching(/^store: true is not supported in a batch/) } });
+    expect(line({ model: 'm', input: 'Hi', conversation: 'conv_x' })).toMatchObject({ error: { param: 'body.conversation' } });
+    expect(line({ model: 'm', input: 'Hi', store: false })).toHaveProperty('request');
+  });
+});

@@ -209,7 +209,7 @@ export function checkBatchLine(text: string, line: number, endpoint: BatchEndpoi
       const response = validateCreateResponse(body, defaults);
       // A line stands alone: it is answered once, never stored, and has its whole context.
       const standsAlone = ([['background', response.background], ['previous_response_id', response.previousResponseId !== null], ['conversation', response.conversationId !== null], ['store', body.store === true]] as const).find(([, set]) => set);
-      if (standsAlone) return refuse('invalid_request', `${standsAlone[0]} is not supported in a batch: a batch's response is not stored, and its input holds its whole context`, `body.${standsAlone[0]}`, customId);
+      if (standsAlone) return refuse('invalid_request', `${standsAlone[0] === 'store' ? 'store: true' : standsAlone[0]} is not supported in a batch: a batch's response is not stored, and its input holds its whole context`, `body.${standsAlone[0]}`, customId);
       // A function call's output answers a call of this input (there is no history).
       assertToolAnswers(response.input, [], itemCallParam({ itemIndex: response.inputItemIndex, callItemIndex: response.inputCallItemIndex }, 'input'));
       return { line, customId, request: responseGeneration(response, responseContext(response, [])), response };
