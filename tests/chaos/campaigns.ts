@@ -55,16 +55,22 @@ async function checkConversations(stack: TestStack, engine: Engine, outcomes: Ou
     }
   }
   for (const outcome of acknowledged.filter((candidate) => candidate.kind === 'stateless')) {
+    const texts = outcome.choiceTexts ?? [outcome.text];
+    if (outcome.prompts) {
+      // Several prompts: choice i is prompt i's replay (the raw prompt, as legacy completions take it).
+      for (const [index, prompt] of outcome.prompts.entries()) if ((await directGreedy(engine, prompt, maxTokens)) !== texts[index]) differentFromReplay++;
+      continue;
+    }
     const replay = await directGreedy(engine, outcome.messages!, maxTokens);
     // Each answer of a request for several (choices of greedy decoding are all the replay's).
-    for (const text of outcome.choiceTexts ?? [outcome.text]) if (replay !== text) differentFromReplay++;
+    for (const text of texts) if (replay !== text) differentFromReplay++;
   }
   let byRetry = 0;
   for (const outcome of acknowledged) {
     const attempts = outcome.requestId ? (await stack.streamEvents(outcome.requestId)).filter((event) => event.type === 'generation-start').length : 1;
     if (attempts > 1) byRetry++;
   }
-  return { acknowledged: acknowledged.length, lost, differentFromReplay, committedTurns, byRetry };
+  return { acknowledged: acknowledged.length, lost, differentFromReplay, committedTurns, byRetry, severalPrompts: acknowledged.filter((outcome) => outcome.prompts).length };
 }
 
 function tally(outcomes: Outcome[]): string {
@@ -117,13 +123,14 @@ export async function nodeFaults(signal: 'SIGKILL' | 'SIGTERM', faults: number):
     const hung = outcomes.filter((outcome) => outcome.hung).length;
     return {
       name: signal === 'SIGKILL' ? 'gpu-node SIGKILL' : 'gpu-node SIGTERM',
-      setup: `${faults} ${signal}s of a gpu-node (the busy one when there is one) at random points 0.2–1.2 s apart, a new node started after each; two nodes with one slot each; 3 clients running session turns (12 per session, every other one streaming) and 1 client sending stateless requests (every third for n = 2 answers, each checked against the replay); ${maxTokens} greedy tokens each.`,
+      setup: `${faults} ${signal}s of a gpu-node (the busy one when there is one) at random points 0.2–1.2 s apart, a new node started after each; two nodes with one slot each; 3 clients running session turns (12 per session, every other one streaming) and 1 client sending stateless requests (every third for n = 2 answers, every fifth a legacy completion of 2 prompts, each answer checked against the replay); ${maxTokens} greedy tokens each.`,
       figures: [
         info('requests sent', outcomes.length),
         info('answered', checked.acknowledged),
         zero('committed turns lost (answered turns missing from their transcript)', checked.lost),
         zero('answers different from a stateless replay of their history', checked.differentFromReplay),
         info('committed session turns checked against a replay', checked.committedTurns),
+        info('answered legacy completions of 2 prompts (each choice checked against its prompt\'s replay)', checked.severalPrompts),
         zero('clients left hanging', hung),
         zero('requests failed inside a gpu-node (engine_error, job_failed)', outcomes.filter((outcome) => ['engine_error', 'job_failed'].includes(outcome.errorCode ?? '')).length),
         info('answered requests completed by a retry', percent(checked.byRetry, checked.acknowledged)),

@@ -22,8 +22,10 @@ export interface Outcome {
   /** For session turns: the session and the user message sent. */
   sessionId?: string;
   content?: string;
-  /** For stateless requests: the messages sent. */
+  /** For stateless chat requests: the messages sent. */
   messages?: ChatTemplateMessage[];
+  /** For stateless legacy completions: the prompts sent (choice i answers prompt i). */
+  prompts?: string[];
   hung: boolean;
 }
 
@@ -33,12 +35,12 @@ export interface WorkloadOptions {
   clientTimeoutMs: number;
 }
 
-/** Send one chat request; never throws: every way it can end is an outcome. */
-export async function chat(stack: TestStack, body: Record<string, unknown>, streaming: boolean, options: WorkloadOptions): Promise<Omit<Outcome, 'kind'>> {
+/** Send one chat request (or, with `path`, a legacy completion); never throws: every way it can end is an outcome. */
+export async function chat(stack: TestStack, body: Record<string, unknown>, streaming: boolean, options: WorkloadOptions, path = '/v1/chat/completions'): Promise<Omit<Outcome, 'kind'>> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), options.clientTimeoutMs);
   try {
-    const response = await fetch(`${stack.url}/v1/chat/completions`, {
+    const response = await fetch(`${stack.url}${path}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       signal: controller.signal,
@@ -48,9 +50,9 @@ export async function chat(stack: TestStack, body: Record<string, unknown>, stre
     /** Every choice's text, when there are several (the first is also `text`). */
     const choiceTextsOf = (texts: string[]) => (texts.length > 1 ? { choiceTexts: texts } : {});
     if (!streaming) {
-      const json = (await response.json()) as { choices?: Array<{ index: number; message: { content: string } }>; error?: { code: string | null } };
+      const json = (await response.json()) as { choices?: Array<{ index: number; message?: { content: string }; text?: string }>; error?: { code: string | null } };
       if (!response.ok) return { streaming, status: response.status, text: null, errorCode: json.error?.code ?? null, requestId, hung: false };
-      const texts = json.choices!.map((choice) => choice.message.content);
+      const texts = json.choices!.map((choice) => choice.message?.content ?? choice.text ?? '');
       return { streaming, status: response.status, text: texts[0]!, ...choiceTextsOf(texts), errorCode: null, requestId, hung: false };
     }
     if (!response.ok) {
@@ -58,11 +60,11 @@ export async function chat(stack: TestStack, body: Record<string, unknown>, stre
       return { streaming, status: response.status, text: null, errorCode: json.error?.code ?? null, requestId, hung: false };
     }
     const events = await readSse(response);
-    const chunks = events.filter((event) => event !== '[DONE]').map((event) => JSON.parse(event) as { id?: string; error?: { code: string | null }; choices?: Array<{ index: number; delta?: { content?: string } }> });
+    const chunks = events.filter((event) => event !== '[DONE]').map((event) => JSON.parse(event) as { id?: string; error?: { code: string | null }; choices?: Array<{ index: number; delta?: { content?: string }; text?: string }> });
     const failure = chunks.find((chunk) => chunk.error);
     // The choices' chunks interleave: each text is its own index's deltas.
     const texts: string[] = [];
-    for (const choice of chunks.flatMap((chunk) => chunk.choices ?? [])) texts[choice.index] = (texts[choice.index] ?? '') + (choice.delta?.content ?? '');
+    for (const choice of chunks.flatMap((chunk) => chunk.choices ?? [])) texts[choice.index] = (texts[choice.index] ?? '') + (choice.delta?.content ?? choice.text ?? '');
     const complete = !failure && events.at(-1) === '[DONE]';
     return { streaming, status: 200, text: complete ? texts[0] ?? '' : null, ...(complete ? choiceTextsOf(texts) : {}), errorCode: failure?.error?.code ?? (events.at(-1) === '[DONE]' ? null : 'stream_cut'), requestId, hung: false };
   } catch (error) {
@@ -110,16 +112,25 @@ export async function sessionClient(stack: TestStack, index: number, until: () =
   }
 }
 
-/** A client that sends stateless chat requests (streaming every other) until `until()`. */
+/**
+ * A client that sends stateless requests (streaming every other) until `until()`: chats, every
+ * third for two answers; every fifth a legacy completion of two prompts.
+ */
 export async function statelessClient(stack: TestStack, index: number, until: () => boolean, outcomes: Outcome[], options: WorkloadOptions): Promise<void> {
   for (let request = 0; !until(); request++) {
-    const messages: ChatTemplateMessage[] = [{ role: 'user', content: `stateless client ${index}, request ${request}` }];
-    // Every third asks for two answers (greedy: both are the replay's).
-    const result = await chat(stack, { messages, ...(request % 3 === 2 ? { n: 2 } : {}) }, request % 2 === 1, options);
+    const streaming = request % 2 === 1;
+    const ask = request % 5 === 4
+      // Greedy: each choice is its prompt's replay.
+      ? { prompts: [0, 1].map((prompt) => `stateless client ${index}, request ${request}, prompt ${prompt}:`) }
+      : { messages: [{ role: 'user' as const, content: `stateless client ${index}, request ${request}` }] };
+    const result = 'prompts' in ask
+      ? await chat(stack, { prompt: ask.prompts }, streaming, options, '/v1/completions')
+      // Every third asks for two answers (greedy: both are the replay's).
+      : await chat(stack, { messages: ask.messages, ...(request % 3 === 2 ? { n: 2 } : {}) }, streaming, options);
     if (result.status === 503 && result.errorCode === 'no_gpu_node') {
       await new Promise((resolve) => setTimeout(resolve, 200));
       continue;
     }
-    outcomes.push({ kind: 'stateless', messages, ...result });
+    outcomes.push({ kind: 'stateless', ...ask, ...result });
   }
 }
