@@ -120,6 +120,11 @@ describe('logprobs', () => {
     }
     // Without it the tiny model's flat distributions leave more (so the check above could fail).
     expect(alternatives(free).some((place) => place.some((logprob) => logprob < place[0]! + Math.log(0.5)))).toBe(true);
+    // The Responses API takes the extension too.
+    const response = await client.responses.create({ model: MODEL_ID, input: 'Hybrid models', max_output_tokens: 16, temperature: 1, include: ['message.output_text.logprobs'], top_logprobs: 20, min_p: 0.5 } as OpenAI.Responses.ResponseCreateParamsNonStreaming);
+    const places = (response.output[0] as OpenAI.Responses.ResponseOutputMessage).content.flatMap((part) => (part.type === 'output_text' ? part.logprobs ?? [] : [])).map((entry) => entry.top_logprobs.map((alternative) => alternative.logprob));
+    expect(places.length).toBe(response.usage!.output_tokens);
+    for (const place of places) for (const logprob of place) expect(logprob).toBeGreaterThanOrEqual(place[0]! + Math.log(0.5) - 1e-6);
   });
 
   it('legacy completions: tokens, token_logprobs, top_logprobs and text_offset, streamed or not', async () => {

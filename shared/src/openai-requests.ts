@@ -55,14 +55,19 @@ export function tokenLimitSchema(name: string) {
   return z.number({ error: `${name} must be a number` }).refine(Number.isInteger, `${name} must be a whole number`).refine((value) => value >= 1, `${name} must be at least 1`);
 }
 
+/** Our sampling extensions (vLLM's and llama.cpp's), on every generation endpoint. */
+export const extensionSamplingFields = {
+  top_k: z.number().int().min(0).nullish(),
+  // Tokens less likely than min_p × the most likely one are dropped.
+  min_p: z.number({ error: 'min_p must be a number' }).min(0, 'min_p must be at least 0').max(1, 'min_p must be at most 1').nullish(),
+};
+
 const samplingFields = {
   model: z.string({ error: (issue) => (issue.input === undefined ? 'model is required' : 'model must be a string') }).min(1, 'model must not be empty'),
   max_tokens: tokenLimitSchema('max_tokens').nullish(),
   temperature: z.number().min(0).max(2).nullish(),
   top_p: z.number().gt(0).max(1).nullish(),
-  top_k: z.number().int().min(0).nullish(),
-  // vLLM's and llama.cpp's extension: tokens less likely than min_p × the most likely one are dropped.
-  min_p: z.number({ error: 'min_p must be a number' }).min(0, 'min_p must be at least 0').max(1, 'min_p must be at most 1').nullish(),
+  ...extensionSamplingFields,
   seed: z.number().int().min(0).max(MAX_SEED).nullish(),
   // One string is a list of one: so a list too long says so, not zod's "Invalid input" of a union.
   stop: z.preprocess((value) => (typeof value === 'string' ? [value] : value), z.array(z.string({ error: 'stop strings must be strings' }).min(1, 'stop strings must not be empty'), { error: 'stop must be a string or an array of strings' })

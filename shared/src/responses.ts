@@ -8,7 +8,7 @@ import type { AnswerPiece } from './answer-pieces.js';
 import { BambaError, InvalidRequestError, withParam } from './errors.js';
 import type { ChatMessage } from './jobs.js';
 import { MAX_TOP_LOGPROBS, type TokenLogprob } from './logprobs.js';
-import { messageParamOf, parseRequestBody, resolveSampling, tokenLimitSchema, toInvalidRequest, type ValidatedGenerationRequest, type ValidationDefaults } from './openai-requests.js';
+import { extensionSamplingFields, messageParamOf, parseRequestBody, resolveSampling, tokenLimitSchema, toInvalidRequest, type ValidatedGenerationRequest, type ValidationDefaults } from './openai-requests.js';
 import type { SamplingParams } from './sampling.js';
 import { formatNameSchema, jsonSchemaSchema, type OutputFormat } from './output-format.js';
 import { metadataSchema } from './sessions.js';
@@ -45,6 +45,7 @@ const responseRequestSchema = z.object({
   max_output_tokens: tokenLimitSchema('max_output_tokens').nullish(),
   temperature: z.number().min(0).max(2).nullish(),
   top_p: z.number().gt(0).max(1).nullish(),
+  ...extensionSamplingFields,
   metadata: metadataSchema.nullish(),
   tools: z.array(z.object({
     type: z.literal('function', { error: "only function tools are supported: type must be 'function'" }),
@@ -268,7 +269,7 @@ export function validateCreateResponse(body: unknown, defaults: ValidationDefaul
   const store = request.store ?? true;
   const background = request.background ?? false;
   if (background && !store) throw new InvalidRequestError('background responses must be stored (store: true)', { param: 'background', code: 'invalid_value' });
-  const sampling = resolveSampling({ model: request.model, temperature: request.temperature, top_p: request.top_p, stream: request.stream }, request.max_output_tokens, defaults, logprobs);
+  const sampling = resolveSampling({ model: request.model, temperature: request.temperature, top_p: request.top_p, top_k: request.top_k, min_p: request.min_p, stream: request.stream }, request.max_output_tokens, defaults, logprobs);
   const asked = request.text?.format;
   const textFormat: ResponseTextFormat = !asked || asked.type !== 'json_schema'
     ? { type: asked?.type ?? 'text' }
