@@ -17,6 +17,7 @@ import {
   backupOf,
   homeRegionOf,
   InvalidRequestError,
+  listObject,
   MAX_SESSION_FORWARDS,
   modelById,
   MOVED_TO_HEADER,
@@ -42,7 +43,6 @@ import {
   type CreatedWindow,
   type ListQuery,
   type RegionMap,
-  listObject,
 } from '@bamba/shared';
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';

@@ -4,7 +4,7 @@
  * one of them saw gives the rest of the text exactly once.
  */
 import fc from 'fast-check';
-import { answerOf, mergeDeltaEvents, WIRE_VERSION, type ResponseRecord, type StreamEvent, type TokenLogprob, responseObject, viewOf } from '@bamba/shared';
+import { answerOf, mergeDeltaEvents, responseObject, viewOf, WIRE_VERSION, type ResponseRecord, type StreamEvent, type TokenLogprob } from '@bamba/shared';
 import { describe, expect, it } from 'vitest';
 import { eventAfter, foldResponse, ResponseEventSequence, type ResponseStreamEvent } from './response-events.js';
 

@@ -9,7 +9,7 @@
  * there) or the client does, dropping the events up to it from a full replay (the openai
  * client's `responses.stream({ response_id, starting_after })`). Numbers may skip; they never go back.
  */
-import { answerItemId, errorToWire, RequestCancelledError, type AnswerPiece, type ResponseOutcome, type ResponseStatus, type TokenLogprob, functionCallItem, mayCallTools, outputMessage, outputTextPart, responseObject, showsMessage, type ResponseView, endedOutcome } from '@bamba/shared';
+import { answerItemId, endedOutcome, errorToWire, functionCallItem, mayCallTools, outputMessage, outputTextPart, RequestCancelledError, responseObject, showsMessage, type AnswerPiece, type ResponseOutcome, type ResponseStatus, type ResponseView, type TokenLogprob } from '@bamba/shared';
 import { sse } from '../generation/sse-body.js';
 
 export interface ResponseStreamEvent {

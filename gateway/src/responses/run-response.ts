@@ -12,24 +12,24 @@
  * outcome written by whoever sees the end first (this gateway, or a reader of their stream).
  */
 import {
-  responseRefusal,
   assertToolAnswers,
   callIdsOf,
-  itemCallParam,
   InvalidRequestError,
+  itemCallParam,
+  newResponseRecord,
   NotFoundError,
+  responseContext,
+  responseGeneration,
+  responseObject,
+  responseRefusal,
   transcriptItemId,
   validateCreateResponse,
+  viewOf,
   type ChatMessage,
   type NewResponse,
   type ResponseOutcome,
   type ResponseRecord,
   type ValidatedGenerationRequest,
-  responseObject,
-  viewOf,
-  newResponseRecord,
-  responseGeneration,
-  responseContext,
 } from '@bamba/shared';
 import type { Context } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';

@@ -5,7 +5,7 @@
  * same stream from its start, so numbers agree); once it has ended, from its stored answer.
  * A reader that sees the end first records the outcome (the gateway that ran it may be gone).
  */
-import { answerOf, type BambaError, ConflictError, DeadlineExceededError, errorToWire, NODE_FAILED, type AnswerPiece, type ResponseOutcome, type ResponseRecord, viewOf } from '@bamba/shared';
+import { answerOf, ConflictError, DeadlineExceededError, errorToWire, NODE_FAILED, viewOf, type AnswerPiece, type BambaError, type ResponseOutcome, type ResponseRecord } from '@bamba/shared';
 import type { Context } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import type { GenerationDeps } from '../generation/begin-generation.js';

@@ -2,7 +2,7 @@
  * /v1/batches: create (from an uploaded input file), retrieve, list and cancel, in OpenAI's
  * shapes; scoped to the API key's tenant. The region's workers run them.
  */
-import { batchToWire, InvalidRequestError, NotFoundError, validateCreateBatch, validateCreatedWindow, validateListQuery, listObject } from '@bamba/shared';
+import { batchToWire, InvalidRequestError, listObject, NotFoundError, validateCreateBatch, validateCreatedWindow, validateListQuery } from '@bamba/shared';
 import { Hono } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import type { Batches } from '../ports.js';

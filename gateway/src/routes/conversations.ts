@@ -4,8 +4,12 @@
  * model; its items are the session's transcript.
  */
 import {
-  callIdsOf,
   ANY_MODEL,
+  callIdOfItem,
+  callIdsOf,
+  conversationObject,
+  itemsOfMessage,
+  listPage,
   NotFoundError,
   transcriptItemId,
   validateConversationItems,
@@ -13,10 +17,6 @@ import {
   validateCreateConversation,
   validateListQuery,
   type ChatMessage,
-  callIdOfItem,
-  conversationObject,
-  itemsOfMessage,
-  listPage,
 } from '@bamba/shared';
 import { Hono, type MiddlewareHandler } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';

@@ -3,7 +3,7 @@
  * OpenAI's shapes; scoped to the API key's tenant. Uploads have their own size limit
  * (`BAMBA_MAX_FILE_BYTES`, 413 above), checked while the body arrives, before it is parsed.
  */
-import { cleanFilename, ConflictError, fileToWire, InvalidRequestError, NotFoundError, validateCreatedWindow, validateFilePurpose, validateListQuery, validatePurposeFilter, listObject } from '@bamba/shared';
+import { cleanFilename, ConflictError, fileToWire, InvalidRequestError, listObject, NotFoundError, validateCreatedWindow, validateFilePurpose, validateListQuery, validatePurposeFilter } from '@bamba/shared';
 import { Hono } from 'hono';
 import { limitBody } from '../body-limit.js';
 import type { GatewayVariables } from '../gateway-env.js';

@@ -1,5 +1,5 @@
 /** /v1/responses: create, retrieve (or stream again from a sequence number), delete, cancel, input items. */
-import { InvalidRequestError, transcriptItemId, validateListQuery, wholeNumberParam, listPage, itemsOfMessage, responseObject, viewOf } from '@bamba/shared';
+import { InvalidRequestError, itemsOfMessage, listPage, responseObject, transcriptItemId, validateListQuery, viewOf, wholeNumberParam } from '@bamba/shared';
 import { Hono } from 'hono';
 import type { GatewayVariables } from '../gateway-env.js';
 import { createResponse, responseNotFound, type ResponseDeps } from '../responses/run-response.js';
