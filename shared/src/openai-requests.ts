@@ -170,10 +170,13 @@ export interface ValidatedGenerationRequest {
 /** How many choices answer each prompt (`n`). */
 export const choicesPerPrompt = (request: ValidatedGenerationRequest): number => (request.prompts ? request.choices / request.prompts.length : request.choices);
 
+/** Which of the request's prompts choice `index` answers (0 with one prompt, and for a chat). */
+export const promptIndexOf = (request: ValidatedGenerationRequest, index: number): number => Math.floor(index / choicesPerPrompt(request));
+
 /** The prompt choice `index` answers (legacy completions), or null for a chat. */
 export function promptOfChoice(request: ValidatedGenerationRequest, index: number): string | null {
   if (request.input.kind !== 'completion') return null;
-  return request.prompts ? request.prompts[Math.floor(index / choicesPerPrompt(request))]! : request.input.prompt;
+  return request.prompts ? request.prompts[promptIndexOf(request, index)]! : request.input.prompt;
 }
 
 /**
@@ -383,7 +386,10 @@ export function validateCompletionRequest(body: unknown, defaults: ValidationDef
   if (prompts.length === 0) throw new InvalidRequestError('prompt arrays must hold at least one string', { param: 'prompt', code: 'invalid_value' });
   if (prompts.length > MAX_ANSWERS_PER_REQUEST) throw new InvalidRequestError(`prompt arrays may hold at most ${MAX_ANSWERS_PER_REQUEST} strings (each is answered by a job of its own), got ${prompts.length}`, { param: 'prompt', code: 'invalid_value' });
   const empty = prompts.findIndex((prompt) => prompt.length === 0);
-  if (empty !== -1) throw new InvalidRequestError(`${typeof request.prompt === 'string' ? 'prompt' : `prompt[${empty}]`} must not be empty`, { param: typeof request.prompt === 'string' ? 'prompt' : `prompt[${empty}]`, code: 'invalid_value' });
+  if (empty !== -1) {
+    const param = typeof request.prompt === 'string' ? 'prompt' : `prompt[${empty}]`;
+    throw new InvalidRequestError(`${param} must not be empty`, { param, code: 'invalid_value' });
+  }
   const sampling = resolveSampling(request, request.max_tokens, defaults, request.logprobs ?? undefined);
   const answers = prompts.length * sampling.choices;
   if (answers > MAX_ANSWERS_PER_REQUEST) throw new InvalidRequestError(`${prompts.length} prompts × n = ${sampling.choices} asks for ${answers} answers; one request may ask for at most ${MAX_ANSWERS_PER_REQUEST} (each is a job of its own)`, { param: 'n', code: 'invalid_value' });

@@ -220,5 +220,5 @@ function responseBody(response: ValidatedResponseRequest, request: ValidatedGene
     id: `resp_${job.requestId.slice('batch_'.length)}`, tenant: batch.tenant, createdAtMs: job.enqueuedAtMs, input: response.input, history: [], deadlineAtMs: batch.expiresAtMs,
   });
   const outcome = endedOutcome({ outputText: text, ...(logprobs.length > 0 ? { logprobs } : {}) }, end, nowMs);
-  return responseObject({ ...viewOf({ ...record, outcome }, false), status: outcome.status });
+  return responseObject(viewOf({ ...record, outcome }, false));
 }

@@ -18,7 +18,7 @@
  *   resumes from it: one evaluation and n state reads from Redis instead of n evaluations (a win
  *   on CPU nodes, measured; on a GPU a big state's reads may cost more than they save).
  */
-import { BambaError, choiceRequest, choicesPerPrompt, type AnswerPiece, type ValidatedGenerationRequest } from '@bamba/shared';
+import { BambaError, choiceRequest, promptIndexOf, type AnswerPiece, type ValidatedGenerationRequest } from '@bamba/shared';
 import { beginGeneration, type BeginOptions, type GenerationDeps, type StartedGeneration } from './begin-generation.js';
 
 export interface ChoicePiece {
@@ -126,9 +126,8 @@ export async function beginChoices(deps: GenerationDeps, validated: ValidatedGen
   // prompts differ, and a refusal of one, too long, stays the request's plain HTTP error): pieces
   // of those that started are read on and kept.
   const kept: ChoicePiece[] = [];
-  const perPrompt = choicesPerPrompt(validated);
   const promptsStarted = new Set<number>();
-  const promptCount = count / perPrompt;
+  const promptCount = validated.prompts?.length ?? 1;
   let queued = 0;
   let first: StartedGeneration | undefined;
   try {
@@ -142,7 +141,7 @@ export async function beginChoices(deps: GenerationDeps, validated: ValidatedGen
       else if (result.kind === 'started') {
         started(result);
         first ??= result.generation;
-        promptsStarted.add(Math.floor(result.index / perPrompt));
+        promptsStarted.add(promptIndexOf(validated, result.index));
       } else {
         // A retried attempt starts its choice over: what it had is void (none of it went out yet).
         if (result.piece.kind === 'restart') kept.splice(0, kept.length, ...kept.filter((piece) => piece.index !== result.index));
@@ -228,7 +227,7 @@ async function prefillShared(deps: GenerationDeps, validated: ValidatedGeneratio
 /** A refusal of one of several prompts' choices (a 400) names that prompt: the gpu-node's message does not say which. */
 function ofPrompt(request: ValidatedGenerationRequest, index: number, error: unknown): unknown {
   if (!request.prompts || !(error instanceof BambaError) || error.type !== 'invalid_request_error') return error;
-  const at = `prompt[${Math.floor(index / choicesPerPrompt(request))}]`;
+  const at = `prompt[${promptIndexOf(request, index)}]`;
   // (`messages`: a gpu-node from before it named a completion's prompt so.)
   const aboutPrompt = error.param === null || error.param === 'prompt' || error.param === 'messages';
   return new BambaError(error.type, error.status, error.retryable, `${at}: ${error.message}`, { param: aboutPrompt ? at : error.param, code: error.code, cause: error });

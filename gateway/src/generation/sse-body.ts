@@ -42,15 +42,13 @@ export function sseBody(timings: SseTimings, onSlowClient: () => void, produce: 
   const writer = writable.getWriter();
   let lastWriteAt = Date.now();
   let writesInFlight = 0;
-  let done = false;
   // Set once (a stalled client, or one gone: its cancel may give no reason), then every write throws it.
   let cut: { error: unknown } | null = null;
   /** Read through a call: a write's await may have seen another write set it. */
   const cutSoFar = (): { error: unknown } | null => cut;
   const write = async (text: string) => {
     if (cut) throw cut.error;
-    lastWriteAt = Date.now();
-    writesInFlight += 1;
+    writesInFlight += 1; // no keep-alive while a write is under way
     let timer: ReturnType<typeof setTimeout> | undefined;
     const stalled = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new SlowClientError(slowClientMs)), slowClientMs); });
     try {
@@ -67,20 +65,17 @@ export function sseBody(timings: SseTimings, onSlowClient: () => void, produce: 
     } finally {
       clearTimeout(timer);
       writesInFlight -= 1;
-      lastWriteAt = Date.now();
+      lastWriteAt = Date.now(); // a silence counts from the end of the last write
     }
   };
   // Checked at a fraction of the interval, so a silence gets its comment within ~1.25 intervals.
   const keepAlive = sseKeepAliveMs > 0
     ? setInterval(() => {
-      if (done || cut || writesInFlight > 0 || Date.now() - lastWriteAt < sseKeepAliveMs) return;
+      if (cut || writesInFlight > 0 || Date.now() - lastWriteAt < sseKeepAliveMs) return;
       write(SSE_KEEP_ALIVE_COMMENT).catch(() => { /* the cut is produce's to see at its next write */ });
     }, Math.max(1, Math.floor(sseKeepAliveMs / 4)))
     : undefined;
-  const stopKeepAlive = () => {
-    done = true;
-    clearInterval(keepAlive);
-  };
+  const stopKeepAlive = () => clearInterval(keepAlive);
   // Ended on purpose (an answer, or an error event): say so, so the edge can tell it from a cut.
   void produce(write)
     .then(() => { stopKeepAlive(); return write(SSE_END_COMMENT); })
